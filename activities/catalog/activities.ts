@@ -1,0 +1,78 @@
+import { DatasetError } from '../common/errors';
+import type { ActivityDeps } from '../common/deps';
+import { runStep, type StepResult } from '../storage/runs';
+import { searchCatalog, type SearchHit } from './search';
+
+/** Input of {@link createCatalogActivities}' `searchVideos`. */
+export interface SearchVideosInput {
+  workflowId: string;
+  label: string;
+  maxPositiveVideos: number;
+  maxNegativeVideos: number;
+  seed: number;
+}
+
+/** Summary of the search step (the whole hit list is in the manifest). */
+export interface SearchSummary {
+  label: string;
+  positives: number;
+  negatives: number;
+  /** Video ids to extract, positives first; small (ids only). */
+  videoIds: string[];
+}
+
+/** The search step's manifest payload. */
+export interface SearchManifest {
+  summary: SearchSummary;
+  terms: string[];
+  hits: SearchHit[];
+}
+
+/** Catalog activities: run rows and the search step. */
+export function createCatalogActivities(deps: ActivityDeps) {
+  return {
+    /**
+     * Record the start of a run in Postgres (idempotent on the workflow id).
+     */
+    async startRun(input: { workflowId: string; kind: string; label: string; input: unknown }): Promise<void> {
+      await deps.pool.query(
+        `INSERT INTO runs (workflow_id, kind, label, input) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (workflow_id) DO UPDATE SET status = 'running', finished_at = NULL WHERE runs.status <> 'completed'`,
+        [input.workflowId, input.kind, input.label, JSON.stringify(input.input)],
+      );
+    },
+
+    /** Record the end of a run: its status and small result (idempotent). */
+    async finishRun(input: { workflowId: string; status: 'completed' | 'failed'; result: unknown }): Promise<void> {
+      await deps.pool.query(`UPDATE runs SET status = $2, result = $3, finished_at = now() WHERE workflow_id = $1`, [
+        input.workflowId,
+        input.status,
+        JSON.stringify(input.result),
+      ]);
+    },
+
+    /**
+     * Step 1, search: catalog videos matching the label, plus sampled negatives.
+     *
+     * @throws DatasetError (not retried) when no video matches the label.
+     */
+    async searchVideos(input: SearchVideosInput): Promise<StepResult<SearchSummary>> {
+      return runStep(deps, input.workflowId, 'search', async () => {
+        const { resolved, hits } = await searchCatalog(deps.pool, input);
+        const positives = hits.filter((h) => h.role === 'positive').length;
+        if (positives === 0) {
+          throw new DatasetError(
+            `no catalog video matches label "${input.label}" (searched labels, synonyms and titles for: ${resolved.terms.join(', ')})`,
+          );
+        }
+        const summary: SearchSummary = {
+          label: resolved.label,
+          positives,
+          negatives: hits.length - positives,
+          videoIds: hits.map((h) => h.videoId),
+        };
+        return { summary, extra: { terms: resolved.terms, hits } };
+      });
+    },
+  };
+}

@@ -1,0 +1,159 @@
+import { createReadStream, promises as fs } from 'node:fs';
+import { createHash } from 'node:crypto';
+import * as path from 'node:path';
+import type { Pool } from 'pg';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import type { Logger } from '../common/logger';
+import { CatalogError, ReelsetError } from '../common/errors';
+import { withTransaction } from '../storage/db';
+import type { ObjectStore } from '../storage/s3';
+import { probeVideo } from '../frames/probe';
+import type { ResolvedEntry, TaxonomyEntry } from './catalog-file';
+
+/** Outcome of one ingest call. */
+export interface IngestReport {
+  /** Entries whose row was created. */
+  inserted: string[];
+  /** Entries whose row changed (labels, title, metadata). */
+  updated: string[];
+  /** Entries already present and identical: the no-op of a re-ingest. */
+  unchanged: string[];
+  /** Files uploaded to S3 (absent before). */
+  uploaded: number;
+  /** Entries that could not be ingested, with why; the others still are. */
+  failed: Array<{ id: string; file: string; reason: string }>;
+}
+
+/** sha256 of a file, streamed (constant memory). */
+export async function sha256File(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** S3 key of a video: content-addressed, `videos/<sha256><ext>`. */
+export function videoKey(sha256: string, fileName: string): string {
+  const ext = path.extname(fileName).toLowerCase().replace(/[^.a-z0-9]/g, '');
+  return `videos/${sha256}${ext}`;
+}
+
+/**
+ * Upsert a label taxonomy (parents first). Labels referenced only by videos are
+ * created without a parent by {@link ingestCatalog}.
+ */
+export async function upsertTaxonomy(pool: Pool, taxonomy: TaxonomyEntry[]): Promise<number> {
+  const byName = new Map(taxonomy.map((t) => [t.name, t]));
+  const done = new Set<string>();
+  const ordered: TaxonomyEntry[] = [];
+  const visit = (t: TaxonomyEntry, depth = 0) => {
+    if (done.has(t.name) || depth > 32) return;
+    const parent = t.parent ? byName.get(t.parent) : undefined;
+    if (parent) visit(parent, depth + 1);
+    done.add(t.name);
+    ordered.push(t);
+  };
+  taxonomy.forEach((t) => visit(t));
+  await withTransaction(pool, async (c) => {
+    for (const t of ordered) {
+      if (t.parent) await c.query('INSERT INTO labels (name) VALUES ($1) ON CONFLICT DO NOTHING', [t.parent]);
+      await c.query(
+        `INSERT INTO labels (name, parent, synonyms) VALUES ($1, $2, $3)
+         ON CONFLICT (name) DO UPDATE SET parent = EXCLUDED.parent, synonyms = EXCLUDED.synonyms
+         WHERE labels.parent IS DISTINCT FROM EXCLUDED.parent OR labels.synonyms IS DISTINCT FROM EXCLUDED.synonyms`,
+        [t.name, t.parent, t.synonyms],
+      );
+    }
+  });
+  return ordered.length;
+}
+
+/**
+ * Ingest catalog entries: hash each file, upload it to S3 under its content-addressed
+ * key (skipped when already there), and upsert the video, its labels and metadata.
+ *
+ * Idempotent: a second ingest of the same entries uploads nothing and changes no row
+ * (reported as `unchanged`). One bad entry (missing file, sha256 mismatch) is reported
+ * in `failed` and does not stop the others. Metadata comes from the entry's `video`
+ * block when given, else from ffprobe; a file ffprobe cannot read is still ingested
+ * (its extraction fails later, visibly, in its own child workflow).
+ */
+export async function ingestCatalog(
+  deps: { pool: Pool; store: ObjectStore; logger: Logger; ffprobePath?: string },
+  entries: ResolvedEntry[],
+): Promise<IngestReport> {
+  const report: IngestReport = { inserted: [], updated: [], unchanged: [], uploaded: 0, failed: [] };
+  for (const entry of entries) {
+    try {
+      const stat = await fs.stat(entry.absPath).catch(() => {
+        throw new CatalogError(`file not found: ${entry.absPath}`);
+      });
+      const sha = await sha256File(entry.absPath);
+      if (entry.sha256 && entry.sha256 !== sha) {
+        throw new CatalogError(`sha256 mismatch for ${entry.absPath}: catalog says ${entry.sha256}, file is ${sha}`);
+      }
+      const key = videoKey(sha, entry.file);
+      const size = await deps.store.head(key);
+      if (size !== stat.size) {
+        await deps.store.client.send(
+          new PutObjectCommand({
+            Bucket: deps.store.bucket,
+            Key: key,
+            Body: createReadStream(entry.absPath),
+            ContentLength: stat.size,
+            ContentType: 'video/octet-stream',
+          }),
+        );
+        report.uploaded++;
+      }
+      let meta = entry.video;
+      if (!meta?.duration_s || !meta.width) {
+        meta = await probeVideo(entry.absPath, deps.ffprobePath)
+          .then((p) => ({ codec: p.codec, width: p.width, height: p.height, avg_frame_rate: p.frameRate ? String(p.frameRate) : undefined, duration_s: p.durationS, has_audio: p.hasAudio }))
+          .catch((err: unknown) => {
+            deps.logger.warn({ id: entry.id, err: (err as Error).message }, 'ingest: ffprobe failed; stored without metadata');
+            return meta;
+          });
+      }
+      const outcome = await withTransaction(deps.pool, async (c) => {
+        const existing = await c.query<{ sha256: string }>('SELECT sha256 FROM videos WHERE id = $1', [entry.id]);
+        const dup = await c.query<{ id: string }>('SELECT id FROM videos WHERE sha256 = $1 AND id <> $2', [sha, entry.id]);
+        if (dup.rowCount) throw new CatalogError(`same content already ingested as video ${JSON.stringify(dup.rows[0]!.id)}`);
+        const row = [
+          entry.id, sha, key, path.basename(entry.file), entry.description, stat.size,
+          meta?.duration_s ?? null, meta?.width ?? null, meta?.height ?? null, meta?.codec ?? null,
+          meta?.avg_frame_rate ?? null, meta?.has_audio ?? null, JSON.stringify(entry.source ?? {}),
+        ];
+        const res = await c.query(
+          `INSERT INTO videos (id, sha256, s3_key, file_name, title, bytes, duration_s, width, height, codec, frame_rate, has_audio, source)
+           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)
+           ON CONFLICT (id) DO UPDATE SET sha256 = EXCLUDED.sha256, s3_key = EXCLUDED.s3_key, file_name = EXCLUDED.file_name,
+             title = EXCLUDED.title, bytes = EXCLUDED.bytes, duration_s = EXCLUDED.duration_s, width = EXCLUDED.width,
+             height = EXCLUDED.height, codec = EXCLUDED.codec, frame_rate = EXCLUDED.frame_rate, has_audio = EXCLUDED.has_audio,
+             source = EXCLUDED.source, updated_at = now()
+           WHERE (videos.sha256, videos.s3_key, videos.file_name, videos.title, videos.bytes, videos.duration_s, videos.width,
+                  videos.height, videos.codec, videos.frame_rate, videos.has_audio, videos.source)
+             IS DISTINCT FROM (EXCLUDED.sha256, EXCLUDED.s3_key, EXCLUDED.file_name, EXCLUDED.title, EXCLUDED.bytes,
+                  EXCLUDED.duration_s, EXCLUDED.width, EXCLUDED.height, EXCLUDED.codec, EXCLUDED.frame_rate,
+                  EXCLUDED.has_audio, EXCLUDED.source)`,
+          row,
+        );
+        let changed = (res.rowCount ?? 0) > 0;
+        const labels = [...new Set(entry.labels)];
+        for (const l of labels) await c.query('INSERT INTO labels (name) VALUES ($1) ON CONFLICT DO NOTHING', [l]);
+        const del = await c.query(`DELETE FROM video_labels WHERE video_id = $1 AND source = 'catalog' AND NOT (label = ANY($2))`, [entry.id, labels]);
+        const ins = await c.query(
+          `INSERT INTO video_labels (video_id, label) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING`,
+          [entry.id, labels],
+        );
+        changed = changed || (del.rowCount ?? 0) > 0 || (ins.rowCount ?? 0) > 0;
+        return existing.rowCount === 0 ? 'inserted' : changed ? 'updated' : 'unchanged';
+      });
+      report[outcome].push(entry.id);
+    } catch (err) {
+      const reason = err instanceof ReelsetError ? err.message : `unexpected: ${(err as Error).message}`;
+      if (!(err instanceof ReelsetError)) deps.logger.error({ err, id: entry.id }, 'ingest failed');
+      report.failed.push({ id: entry.id, file: entry.absPath, reason });
+    }
+  }
+  return report;
+}

@@ -1,0 +1,123 @@
+import { promises as fs } from 'node:fs';
+import ffmpeg from 'fluent-ffmpeg';
+import { VideoDecodeError } from '../common/errors';
+
+/** What ffprobe says of a video's first video stream, normalised. */
+export interface VideoProbe {
+  /** Duration in seconds (container, then stream, then frames / rate). */
+  durationS: number;
+  /** Coded width and height in pixels. */
+  width: number;
+  height: number;
+  /** Width and height as displayed: after rotation and sample aspect ratio. */
+  displayWidth: number;
+  displayHeight: number;
+  /** Rotation in degrees clockwise to display upright (-270..270; 0 when none). */
+  rotation: number;
+  /** Frames per second from the first sane of avg_frame_rate, r_frame_rate, nb_frames / duration; undefined when none is sane. */
+  frameRate: number | undefined;
+  codec: string;
+  hasAudio: boolean;
+}
+
+/** Parse an ffprobe rational like `30000/1001`; undefined for `0/0`, non-finite, or outside (0, 1000]. */
+export function parseFrameRate(value: string | number | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  let n: number;
+  if (typeof value === 'number') n = value;
+  else {
+    const [a, b] = value.split('/');
+    n = b === undefined ? Number(a) : Number(a) / Number(b);
+  }
+  return Number.isFinite(n) && n > 0 && n <= 1000 ? n : undefined;
+}
+
+type ProbeData = ffmpeg.FfprobeData;
+
+/**
+ * Probe a video file with ffprobe.
+ *
+ * Fails before anything is written, with a {@link VideoDecodeError} (never retried)
+ * naming the file and the reason, when the file is missing, empty, not a media file,
+ * has no video stream (audio only), or reports no duration.
+ *
+ * @param file local path.
+ * @param ffprobePath the ffprobe binary.
+ */
+export async function probeVideo(file: string, ffprobePath = 'ffprobe'): Promise<VideoProbe> {
+  let stat;
+  try {
+    stat = await fs.stat(file);
+  } catch {
+    throw new VideoDecodeError(file, 'file not found');
+  }
+  if (stat.size === 0) throw new VideoDecodeError(file, 'file is empty (0 bytes)');
+  const data = await new Promise<ProbeData>((resolve, reject) => {
+    const cmd = ffmpeg(file).setFfprobePath(ffprobePath);
+    cmd.ffprobe((err: Error | null, d: ProbeData) => (err ? reject(err) : resolve(d)));
+  }).catch((err: Error) => {
+    const lines = err.message.split('\n').map((l) => l.trim()).filter(Boolean);
+    const reason = lines.find((l) => /invalid data|error|moov atom|no such file/i.test(l)) ?? lines.at(-1) ?? 'ffprobe failed';
+    throw new VideoDecodeError(file, `not a readable media file (ffprobe: ${reason.replace(/^.*?: /, '')})`);
+  });
+  return describeProbe(file, data);
+}
+
+/** Normalise ffprobe's JSON for one file (exported for unit tests). */
+export function describeProbe(file: string, data: ProbeData): VideoProbe {
+  const video = data.streams.find((s) => s.codec_type === 'video' && s.disposition?.attached_pic !== 1);
+  const hasAudio = data.streams.some((s) => s.codec_type === 'audio');
+  if (!video) throw new VideoDecodeError(file, hasAudio ? 'audio only: no video stream' : 'no video stream');
+  const width = Number(video.width);
+  const height = Number(video.height);
+  if (!(width > 0 && height > 0)) throw new VideoDecodeError(file, `video stream has no frame size (${video.width}x${video.height})`);
+
+  const rotation = readRotation(video);
+  const sar = parseSar(video.sample_aspect_ratio);
+  let dw = Math.round(width * sar);
+  let dh = height;
+  if (Math.abs(rotation) % 180 === 90) [dw, dh] = [dh, dw];
+
+  const nbFrames = Number(video.nb_frames);
+  const duration =
+    firstPositive(Number(data.format.duration), Number(video.duration)) ??
+    (nbFrames > 0 ? nbFrames / (parseFrameRate(video.avg_frame_rate) ?? 25) : undefined);
+  if (duration === undefined) throw new VideoDecodeError(file, 'no duration: the stream is truncated or holds no frame');
+
+  const frameRate =
+    parseFrameRate(video.avg_frame_rate) ??
+    parseFrameRate(video.r_frame_rate) ??
+    (nbFrames > 0 ? parseFrameRate(nbFrames / duration) : undefined);
+
+  return {
+    durationS: duration,
+    width,
+    height,
+    displayWidth: dw,
+    displayHeight: dh,
+    rotation,
+    frameRate,
+    codec: video.codec_name ?? 'unknown',
+    hasAudio,
+  };
+}
+
+function firstPositive(...xs: number[]): number | undefined {
+  return xs.find((x) => Number.isFinite(x) && x > 0);
+}
+
+function parseSar(sar: string | undefined): number {
+  if (!sar) return 1;
+  const [a, b] = sar.split(':').map(Number);
+  const r = (a ?? 0) / (b ?? 0);
+  return Number.isFinite(r) && r > 0 ? r : 1;
+}
+
+/** Rotation from display-matrix side data (ffprobe >= 5) or the legacy `rotate` tag; degrees, sign as ffprobe gives. */
+function readRotation(stream: ffmpeg.FfprobeStream): number {
+  const side = (stream as { side_data_list?: Array<{ rotation?: number | string }> }).side_data_list;
+  const fromSide = side?.find((s) => s.rotation !== undefined)?.rotation;
+  const raw = fromSide ?? (stream.tags as Record<string, string> | undefined)?.rotate;
+  const n = Number(raw ?? 0);
+  return Number.isFinite(n) ? n : 0;
+}

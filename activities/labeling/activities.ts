@@ -1,0 +1,82 @@
+import type { ActivityDeps } from '../common/deps';
+import { withTransaction } from '../storage/db';
+import { readStepManifest, runStep, type StepResult } from '../storage/runs';
+import type { SearchManifest } from '../catalog/activities';
+import type { DedupeStepManifest } from '../dedupe/activities';
+
+/** Name of the negative class: frames of videos sampled from other labels. */
+export const NEGATIVE_LABEL = 'other';
+
+/** Where labels come from. `weak`: the catalog search. `human` comes with Label Studio. */
+export type LabelSource = 'weak' | 'human';
+
+/** One labelled frame. */
+export interface LabelledFrame {
+  key: string;
+  videoId: string;
+  label: string;
+  source: LabelSource;
+  /** 0..1: 1 for a catalog label, 0.7 for a title match, 1 for negatives sampled from labelled videos. */
+  confidence: number;
+}
+
+/** Summary of the label step. */
+export interface LabelSummary {
+  source: LabelSource;
+  frames: number;
+  perLabel: Record<string, number>;
+}
+
+/** The label step's manifest payload. */
+export interface LabelStepManifest {
+  summary: LabelSummary;
+  labels: string[];
+  frames: LabelledFrame[];
+}
+
+/** Labelling activities (CPU video task queue). */
+export function createLabelingActivities(deps: ActivityDeps) {
+  return {
+    /**
+     * Step 5, label: give every representative frame a label.
+     *
+     * `weak` (this version): a frame of a positive video gets the run's label, a frame of
+     * a sampled negative video gets {@link NEGATIVE_LABEL}; recorded in `frame_labels`
+     * with source `weak`. The input and manifest shapes are those a human-review
+     * source (Label Studio) will fill.
+     */
+    async labelFrames(input: { workflowId: string; source: LabelSource }): Promise<StepResult<LabelSummary>> {
+      if (input.source !== 'weak') throw new Error(`label source ${input.source} is not available yet`);
+      return runStep(deps, input.workflowId, 'label', async () => {
+        const search = await readStepManifest<SearchManifest>(deps.store, input.workflowId, 'search');
+        const dedupe = await readStepManifest<DedupeStepManifest>(deps.store, input.workflowId, 'dedupe');
+        const hitOf = new Map(search.hits.map((h) => [h.videoId, h]));
+        const label = search.summary.label;
+        const frames: LabelledFrame[] = dedupe.clusters.map((c) => {
+          const hit = hitOf.get(c.videoId);
+          const positive = hit?.role === 'positive';
+          return {
+            key: c.representative,
+            videoId: c.videoId,
+            label: positive ? label : NEGATIVE_LABEL,
+            source: 'weak',
+            confidence: positive && hit?.matchedBy === 'title' ? 0.7 : 1,
+          };
+        });
+        await withTransaction(deps.pool, async (c) => {
+          for (const f of frames) {
+            await c.query(
+              `INSERT INTO frame_labels (frame_key, workflow_id, label, source, confidence) VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT (frame_key, workflow_id, source) DO UPDATE SET label = EXCLUDED.label, confidence = EXCLUDED.confidence`,
+              [f.key, input.workflowId, f.label, f.source, f.confidence],
+            );
+          }
+        });
+        const perLabel: Record<string, number> = {};
+        for (const f of frames) perLabel[f.label] = (perLabel[f.label] ?? 0) + 1;
+        const summary: LabelSummary = { source: 'weak', frames: frames.length, perLabel };
+        return { summary, extra: { labels: [label, NEGATIVE_LABEL], frames } };
+      });
+    },
+  };
+}

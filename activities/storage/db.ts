@@ -1,0 +1,35 @@
+import * as path from 'node:path';
+import { Pool, type PoolClient } from 'pg';
+import type { Config } from '../common/config';
+
+/**
+ * Create the PostgreSQL connection pool.
+ *
+ * @param config `DATABASE_URL` is used; at most `max` connections (default 4).
+ */
+export function createPool(config: Pick<Config, 'DATABASE_URL'>, max = 4): Pool {
+  return new Pool({ connectionString: config.DATABASE_URL, max, idleTimeoutMillis: 10_000 });
+}
+
+/**
+ * Run `fn` in a transaction: COMMIT when it resolves, ROLLBACK when it throws.
+ *
+ * @returns what `fn` returns.
+ */
+export async function withTransaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const out = await fn(client);
+    await client.query('COMMIT');
+    return out;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+/** Directory of the SQL migrations (node-pg-migrate, `-- Up Migration` / `-- Down Migration`). */
+export const MIGRATIONS_DIR = path.resolve(__dirname, '../../infra/migrations');

@@ -1,0 +1,149 @@
+/**
+ * Model (de)serialisation to two plain values (a JSON string and a byte buffer) that can
+ * be stored in S3 or passed between activities, and training checkpoints (the same format
+ * plus the optimiser state).
+ */
+import type * as TfModule from '@tensorflow/tfjs';
+import { InvalidInputError } from '../common/errors';
+import { initTensorflow } from '../common/tf';
+
+/**
+ * A serialised tfjs layers model.
+ *
+ * - `modelJson`: JSON of `{ format: 'layers-model', generatedBy, modelTopology, weightSpecs,
+ *   userDefinedMetadata? }`, i.e. a tfjs `model.json` with the weight specs inline instead of a
+ *   `weightsManifest` of shard paths.
+ * - `weights`: the weight bytes, concatenated in `weightSpecs` order (little-endian float32
+ *   unless a spec says otherwise). Specs with `group: 'optimizer'` (checkpoints only) come
+ *   after the model's own weights and are ignored when loading the model for inference.
+ */
+export interface SerializedModel {
+  modelJson: string;
+  weights: Buffer;
+}
+
+interface StoredModelJson {
+  format: string;
+  generatedBy?: string;
+  convertedBy?: string | null;
+  modelTopology: object;
+  weightSpecs: TfModule.io.WeightsManifestEntry[];
+  userDefinedMetadata?: Record<string, unknown>;
+}
+
+/** Options of {@link serializeModel}. */
+export interface SerializeOptions {
+  /** Extra tensors stored with `group: 'optimizer'` (e.g. Adam moments), readable with {@link readOptimizerState}. */
+  optimizerState?: { name: string; tensor: TfModule.Tensor }[];
+  /** JSON-serialisable metadata stored as `userDefinedMetadata` (read with {@link readModelMetadata}). */
+  metadata?: Record<string, unknown>;
+}
+
+/**
+ * Serialise a layers model (topology + weights) with `model.save(tf.io.withSaveHandler(...))`.
+ *
+ * @param model any tfjs LayersModel; not modified or disposed.
+ * @param options optional optimiser tensors and metadata to store alongside.
+ * @returns the model as a JSON string and a weight buffer; see {@link SerializedModel}.
+ */
+export async function serializeModel(model: TfModule.LayersModel, options: SerializeOptions = {}): Promise<SerializedModel> {
+  const { tf } = await initTensorflow();
+  let artifacts: TfModule.io.ModelArtifacts | undefined;
+  await model.save(
+    tf.io.withSaveHandler(async (a) => {
+      artifacts = a;
+      return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(a) };
+    }),
+  );
+  if (!artifacts?.modelTopology || !artifacts.weightSpecs || artifacts.weightData === undefined) {
+    throw new Error('tfjs save handler received incomplete model artifacts');
+  }
+  const parts: ArrayBuffer[] = [tf.io.CompositeArrayBuffer.join(artifacts.weightData)];
+  const specs = [...artifacts.weightSpecs];
+  if (options.optimizerState && options.optimizerState.length > 0) {
+    const enc = await tf.io.encodeWeights(options.optimizerState, 'optimizer');
+    parts.push(enc.data);
+    specs.push(...enc.specs);
+  }
+  const json: StoredModelJson = {
+    format: 'layers-model',
+    generatedBy: artifacts.generatedBy,
+    convertedBy: artifacts.convertedBy ?? null,
+    modelTopology: artifacts.modelTopology as object,
+    weightSpecs: specs,
+  };
+  if (options.metadata) json.userDefinedMetadata = options.metadata;
+  return {
+    modelJson: JSON.stringify(json),
+    weights: Buffer.concat(parts.map((p) => new Uint8Array(p))),
+  };
+}
+
+function parse(s: SerializedModel): StoredModelJson {
+  let json: StoredModelJson;
+  try {
+    json = JSON.parse(s.modelJson) as StoredModelJson;
+  } catch (err) {
+    throw new InvalidInputError('serialized model: modelJson is not JSON', { cause: err });
+  }
+  if (!json || typeof json !== 'object' || !json.modelTopology || !Array.isArray(json.weightSpecs)) {
+    throw new InvalidInputError('serialized model: modelJson lacks modelTopology or weightSpecs');
+  }
+  return json;
+}
+
+/** Copy the bytes into an ArrayBuffer of this realm (tfjs checks `instanceof ArrayBuffer`). */
+function ownArrayBuffer(b: Uint8Array): ArrayBuffer {
+  return new Uint8Array(b).buffer as ArrayBuffer;
+}
+
+/**
+ * Load a model serialised by {@link serializeModel} with `tf.loadLayersModel(tf.io.fromMemory(...))`.
+ * Optimiser tensors, if any, are ignored. The caller owns (and must `dispose()`) the model.
+ *
+ * @throws InvalidInputError when the JSON is malformed or the weights do not match the topology.
+ */
+export async function deserializeModel(s: SerializedModel): Promise<TfModule.LayersModel> {
+  const { tf } = await initTensorflow();
+  const json = parse(s);
+  try {
+    return await tf.loadLayersModel(
+      tf.io.fromMemory({
+        modelTopology: json.modelTopology,
+        weightSpecs: json.weightSpecs,
+        weightData: ownArrayBuffer(s.weights),
+        format: json.format,
+        generatedBy: json.generatedBy,
+        userDefinedMetadata: json.userDefinedMetadata,
+      }),
+    );
+  } catch (err) {
+    throw new InvalidInputError(`serialized model cannot be loaded: ${err instanceof Error ? err.message : String(err)}`, {
+      cause: err,
+    });
+  }
+}
+
+/** The `userDefinedMetadata` stored with a serialised model, or undefined when there is none. */
+export function readModelMetadata(s: SerializedModel): Record<string, unknown> | undefined {
+  return parse(s).userDefinedMetadata;
+}
+
+/**
+ * The optimiser tensors stored in a checkpoint (specs with `group: 'optimizer'`), by name.
+ * Empty when there are none. The caller owns (and must dispose) the tensors.
+ */
+export async function readOptimizerState(s: SerializedModel): Promise<TfModule.NamedTensorMap> {
+  const { tf } = await initTensorflow();
+  const json = parse(s);
+  if (!json.weightSpecs.some((w) => w.group === 'optimizer')) return {};
+  const all = tf.io.decodeWeights(ownArrayBuffer(s.weights), json.weightSpecs);
+  const out: TfModule.NamedTensorMap = {};
+  for (const spec of json.weightSpecs) {
+    const t = all[spec.name];
+    if (!t) continue;
+    if (spec.group === 'optimizer') out[spec.name] = t;
+    else t.dispose();
+  }
+  return out;
+}

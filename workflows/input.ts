@@ -1,0 +1,83 @@
+/**
+ * Input schemas of the workflows, shared by the workflow code (which validates its
+ * input first thing), the CLI and the activities (type-only imports).
+ *
+ * Pure: imports nothing but zod, so it is safe in the workflow sandbox.
+ */
+import { z } from 'zod';
+
+/** Frame sampling, resizing, encoding and quality filters for one video. */
+export const ExtractOptions = z.object({
+  /** Frames sampled per second of video. */
+  fps: z.number().positive().max(60).default(1),
+  /** At most this many frames per video; the rate is lowered to spread them over the whole video. */
+  maxFramesPerVideo: z.number().int().positive().max(100_000).default(60),
+  /** At least this many frames for short clips (rate raised, never above the video's own rate). */
+  minFramesPerVideo: z.number().int().nonnegative().max(1000).default(4),
+  /** Short side of the stored frame in pixels (aspect kept, even dimensions). */
+  shortSide: z.number().int().min(32).max(4096).default(256),
+  /** Image encoding of stored frames. */
+  format: z.enum(['jpeg', 'webp']).default('jpeg'),
+  /** Encoder quality, 1..100. */
+  quality: z.number().int().min(1).max(100).default(85),
+  /** Frames whose 99th-percentile luma (0..255) is below this are dropped as near-black (0 keeps all). */
+  blackLevel: z.number().min(0).max(256).default(32),
+  /** Frames whose 1st-percentile luma (0..255) is above this are dropped as near-white (255 keeps all). */
+  whiteLevel: z.number().min(0).max(255).default(232),
+  /** Frames whose variance of the Laplacian is below this are dropped as blurred (0 keeps all). */
+  minSharpness: z.number().min(0).default(0),
+});
+export type ExtractOptions = z.infer<typeof ExtractOptions>;
+
+/** Input of the new-category workflow: `{"label": "bicycle"}` is enough. */
+export const NewCategoryInput = z.object({
+  /** The label to build a dataset and a classifier for (lower case; synonyms resolve through the taxonomy). */
+  label: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .min(1)
+    .max(64)
+    .regex(/^[a-z0-9][a-z0-9 _-]*$/, 'letters, digits, space, "_" and "-" only'),
+  /** Most videos of the label to use (closest matches first). */
+  maxPositiveVideos: z.number().int().positive().max(10_000).default(50),
+  /** Most videos of other labels to sample as negatives (deterministic sample). */
+  maxNegativeVideos: z.number().int().nonnegative().max(10_000).default(8),
+  /** Child workflows (videos) extracting at once. */
+  extractConcurrency: z.number().int().positive().max(64).default(4),
+  extract: ExtractOptions.prefault({}),
+  /** Cosine similarity at or above which two frames are near-duplicates. */
+  dedupeThreshold: z.number().min(0).max(1).default(0.92),
+  /** Fraction of each label's videos held out for validation (split by video, never by frame). */
+  validationFraction: z.number().min(0).max(0.9).default(0.25),
+  /** Seed of the split, the sampling and the training. */
+  seed: z.number().int().nonnegative().default(1),
+  teacher: z
+    .object({
+      hidden: z.number().int().positive().default(256),
+      epochs: z.number().int().positive().max(10_000).default(40),
+      learningRate: z.number().positive().default(1e-3),
+      labelSmoothing: z.number().min(0).max(0.5).default(0.1),
+      batchSize: z.number().int().positive().default(32),
+      /** CutMix samples per training frame (0 disables CutMix). */
+      cutmixPerFrame: z.number().min(0).max(4).default(0.5),
+    })
+    .prefault({}),
+  student: z
+    .object({
+      hidden: z.number().int().nonnegative().default(32),
+      /** Epochs as a multiple of the teacher's. */
+      epochsFactor: z.number().positive().default(2),
+      /** Learning rate as a fraction of the teacher's. */
+      learningRateFactor: z.number().positive().default(0.1),
+      temperature: z.number().positive().default(2),
+    })
+    .prefault({}),
+  /** Task queue of the training worker (teacher, student, evaluation). */
+  gpuTaskQueue: z.string().min(1).default('reelset-gpu'),
+  /** Heartbeat timeout of long activities, seconds: how soon a lost worker's work is retried elsewhere. */
+  heartbeatTimeoutS: z.number().int().min(2).max(3600).default(30),
+});
+export type NewCategoryInput = z.infer<typeof NewCategoryInput>;
+/** What a caller may pass: every field but `label` is optional. */
+export type NewCategoryRequest = z.input<typeof NewCategoryInput>;
