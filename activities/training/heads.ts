@@ -512,15 +512,38 @@ function buildLayersModel(tf: Tf, arch: HeadArch, params: Params): TfModule.Laye
   return model;
 }
 
+/**
+ * `a @ b` with a gradient that transposes explicitly: the wasm backend's matMul with
+ * `transposeA`/`transposeB` (what tfjs's built-in gradient uses) is ~7x slower than a
+ * transpose followed by a plain matMul (measured: 13 ms vs 1.8 ms for 1280x32 @ 32x256).
+ * When `needGradA` is false (the input features) the gradient of `a` is not computed.
+ */
+function matMulTrain(tf: Tf, a: TfModule.Tensor2D, b: TfModule.Tensor2D, needGradA: boolean): TfModule.Tensor2D {
+  const f = tf.customGrad(((ta: TfModule.Tensor2D, tb: TfModule.Tensor2D, save: TfModule.GradSaveFunc) => {
+    save([ta, tb]);
+    return {
+      value: tf.matMul(ta, tb),
+      gradFunc: (dy: TfModule.Tensor2D, saved: TfModule.Tensor[]) => {
+        const [sa, sb] = saved as [TfModule.Tensor2D, TfModule.Tensor2D];
+        return [
+          needGradA ? tf.matMul(dy, tf.transpose(sb)) : tf.zerosLike(sa),
+          tf.matMul(tf.transpose(sa), dy),
+        ];
+      },
+    };
+  }) as unknown as Parameters<Tf['customGrad']>[0]);
+  return f(a, b) as TfModule.Tensor2D;
+}
+
 /** Forward pass to logits; `mask` is the inverted-dropout mask of the hidden layer. */
 function forward(tf: Tf, arch: HeadArch, params: Params, x: TfModule.Tensor2D, mask?: TfModule.Tensor2D): TfModule.Tensor2D {
-  const v = params.vars;
+  const v = params.vars as TfModule.Tensor[] as TfModule.Tensor2D[];
   if (arch.hidden > 0) {
-    let h = tf.relu(tf.add(tf.matMul(x, v[0]!), v[1]!)) as TfModule.Tensor2D;
+    let h = tf.relu(tf.add(matMulTrain(tf, x, v[0]!, false), v[1]!)) as TfModule.Tensor2D;
     if (mask) h = tf.mul(h, mask);
-    return tf.add(tf.matMul(h, v[2]!), v[3]!);
+    return tf.add(matMulTrain(tf, h, v[2]!, true), v[3]!);
   }
-  return tf.add(tf.matMul(x, v[0]!), v[1]!);
+  return tf.add(matMulTrain(tf, x, v[0]!, false), v[1]!);
 }
 
 async function checkpoint(

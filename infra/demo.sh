@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The README's first command: install what is missing, start every service and both
+# workers, load the sample catalog, and run the new-category workflow for one label on
+# real video, printing its summary. Idempotent: a second run reuses everything and
+# attaches to (or re-reads) the finished run.
+# Usage: bash infra/demo.sh [label] [input-json]     (default label: animation)
+set -euo pipefail
+# shellcheck source=infra/env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$REELSET_ROOT"
+label=${1:-animation}
+input=${2:-'{}'}
+export NODE_NO_WARNINGS=1
+
+bash infra/install.sh
+bash infra/services.sh start
+node node_modules/tsx/dist/cli.mjs infra/migrate.ts
+bash infra/workers.sh start
+
+# The sample catalog: ../shared/data when present, else the small videos carried in samples/.
+catalog="$REELSET_ROOT/../shared/data/catalog.json"
+[ -f "$catalog" ] || catalog="$REELSET_ROOT/samples/catalog.json"
+node node_modules/tsx/dist/cli.mjs cli/reelset.ts ingest "$catalog"
+
+node node_modules/tsx/dist/cli.mjs cli/reelset.ts new-category "$label" --input "$input"
+echo
+echo "services: bash infra/services.sh status | workers: bash infra/workers.sh status | logs: $REELSET_LOG_DIR"

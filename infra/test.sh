@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The README's second command (`npm test` runs it): install what is missing, start
+# every service the tests need, apply migrations, then run the whole jest suite
+# (unit, workflow, integration, e2e). Extra arguments go to jest.
+set -euo pipefail
+# shellcheck source=infra/env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$REELSET_ROOT"
+export NODE_NO_WARNINGS=1
+
+bash infra/install.sh
+bash infra/services.sh start
+node node_modules/tsx/dist/cli.mjs infra/migrate.ts
+node node_modules/typescript/bin/tsc --noEmit -p .
+# Projects run one after another (--runInBand): the e2e test starts its own workers
+# and the machine has two cores.
+node node_modules/jest/bin/jest.js --runInBand "$@"

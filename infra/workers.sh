@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Start, stop or show the reelset workers of this checkout (one per task queue):
+#   video: workflows + CPU activities on $REELSET_VIDEO_TASK_QUEUE (default reelset-video)
+#   gpu:   training activities on $REELSET_GPU_TASK_QUEUE (default reelset-gpu)
+# Usage: infra/workers.sh start|stop|status|restart [video|gpu ...]
+# Logs: $REELSET_LOG_DIR/worker-<name>.log; pids: $REELSET_RUN_DIR/worker-<name>.pid
+set -euo pipefail
+# shellcheck source=infra/env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+mkdir -p "$REELSET_LOG_DIR" "$REELSET_RUN_DIR"
+
+entry() { case "$1" in video) echo workers/video-worker.ts ;; gpu) echo workers/gpu-worker.ts ;; *) echo "unknown worker $1" >&2; exit 2 ;; esac; }
+pid_of() { local f="$REELSET_RUN_DIR/worker-$1.pid"; [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && cat "$f"; }
+
+start_one() {
+  local name=$1 pid
+  if pid=$(pid_of "$name"); then echo "[workers] $name already running (pid $pid)"; return; fi
+  local log="$REELSET_LOG_DIR/worker-$name.log"
+  (cd "$REELSET_ROOT" && NODE_NO_WARNINGS=1 setsid nohup node "$REELSET_ROOT/node_modules/tsx/dist/cli.mjs" "$(entry "$name")" >>"$log" 2>&1 & echo $! >"$REELSET_RUN_DIR/worker-$name.pid")
+  # Ready when the worker logs that it started (its first poll follows).
+  for _ in $(seq 1 120); do
+    if grep -q "worker started" "$log" 2>/dev/null && [ "$(grep -c 'worker started' "$log")" -ge "$(grep -c '"configuration"' "$log")" ]; then
+      echo "[workers] $name started (pid $(cat "$REELSET_RUN_DIR/worker-$name.pid"), log $log)"; return
+    fi
+    if ! pid_of "$name" >/dev/null; then echo "[workers] $name exited; last lines of $log:" >&2; tail -n 30 "$log" >&2; exit 1; fi
+    sleep 0.5
+  done
+  echo "[workers] $name did not start within 60 s; see $log" >&2; exit 1
+}
+
+stop_one() {
+  local name=$1 pid
+  if ! pid=$(pid_of "$name"); then echo "[workers] $name not running"; rm -f "$REELSET_RUN_DIR/worker-$name.pid"; return; fi
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid"
+  for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  kill -KILL -- "-$pid" 2>/dev/null || true
+  rm -f "$REELSET_RUN_DIR/worker-$name.pid"
+  echo "[workers] $name stopped"
+}
+
+status_one() {
+  local name=$1 pid
+  if pid=$(pid_of "$name"); then printf '%-8s up     pid=%s\n' "worker-$name" "$pid"; else printf '%-8s down\n' "worker-$name"; return 1; fi
+}
+
+cmd=${1:-status}; shift || true
+names=("$@"); [ ${#names[@]} -gt 0 ] || names=(video gpu)
+rc=0
+case "$cmd" in
+  start) for n in "${names[@]}"; do start_one "$n"; done ;;
+  stop) for n in "${names[@]}"; do stop_one "$n"; done ;;
+  restart) for n in "${names[@]}"; do stop_one "$n"; start_one "$n"; done ;;
+  status) for n in "${names[@]}"; do status_one "$n" || rc=1; done ;;
+  *) echo "usage: $0 start|stop|status|restart [video|gpu ...]" >&2; exit 2 ;;
+esac
+exit $rc

@@ -1,0 +1,96 @@
+/**
+ * Helpers for integration tests that run against the real local services
+ * (PostgreSQL, the S3-compatible server; see `infra/services.sh`).
+ *
+ * Integration tests FAIL, never skip, when a service is missing: `requireServices()`
+ * throws an error saying which service is down and how to start it.
+ */
+import { randomBytes } from 'node:crypto';
+import * as path from 'node:path';
+import type { Pool } from 'pg';
+import { loadConfig, type Config } from '../../activities/common/config';
+import { createPool } from '../../activities/storage/db';
+import { ObjectStore } from '../../activities/storage/s3';
+
+/** Repository root. */
+export const REPO_ROOT = path.resolve(__dirname, '../..');
+/** The shared sample data (catalog.json + videos/), `../shared/data` relative to the repository root. */
+export const SHARED_DATA = path.resolve(__dirname, '../../../shared/data');
+export const SHARED_CATALOG = path.join(SHARED_DATA, 'catalog.json');
+export const SHARED_VIDEOS = path.join(SHARED_DATA, 'videos');
+
+const START_HINT = 'start it with `bash infra/services.sh start` (and `source infra/env.sh` before running jest)';
+
+/** Connected services for one test file; call `close()` in afterAll. */
+export interface Services {
+  config: Config;
+  pool: Pool;
+  store: ObjectStore;
+  /** Ends the pool and destroys the S3 client. Safe to call more than once. */
+  close(): Promise<void>;
+}
+
+function redactUrl(url: string): string {
+  return url.replace(/:[^:@/]+@/, ':***@');
+}
+
+/**
+ * Connect to PostgreSQL and S3 with `loadConfig()` and check both answer.
+ *
+ * @throws Error naming the service that is not reachable, where, and how to start it.
+ */
+export async function requireServices(env: NodeJS.ProcessEnv = process.env): Promise<Services> {
+  const config = loadConfig(env);
+  const pool = createPool(config, 4);
+  // Surface idle-client errors instead of crashing the jest worker.
+  pool.on('error', () => undefined);
+  const store = ObjectStore.fromConfig({ ...config });
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    store.destroy();
+    await pool.end().catch(() => undefined);
+  };
+  try {
+    try {
+      await withTimeout(pool.query('SELECT 1'), 10_000, 'timed out');
+    } catch (err) {
+      throw new Error(`PostgreSQL not reachable at ${redactUrl(config.DATABASE_URL)}: ${(err as Error).message}; ${START_HINT}`);
+    }
+    try {
+      await withTimeout(store.ensureBucket(), 15_000, 'timed out');
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      throw new Error(
+        `S3 not reachable at ${config.S3_ENDPOINT || '(AWS default endpoint)'} (bucket ${config.S3_BUCKET}): ${e.name}: ${e.message}; ${START_HINT}`,
+      );
+    }
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { config, pool, store, close };
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(what)), ms);
+      }),
+    ]);
+  } finally {
+    if (timer) clearTimeout(timer);
+  }
+}
+
+/**
+ * A suffix unique to this call (time + pid + random), safe in video ids, workflow ids
+ * and S3 keys: `[a-z0-9-]` only.
+ */
+export function uniqueSuffix(): string {
+  return `${Date.now().toString(36)}-${process.pid.toString(36)}-${randomBytes(4).toString('hex')}`;
+}

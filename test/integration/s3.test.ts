@@ -1,0 +1,180 @@
+import type { Pool } from 'pg';
+import { ObjectStore, sha256Hex } from '../../activities/storage/s3';
+import { readStepManifest, runStep, stepManifestKey, type StepManifest } from '../../activities/storage/runs';
+import { requireServices, uniqueSuffix, type Services } from '../helpers/services';
+
+jest.setTimeout(30_000);
+
+let svc: Services;
+let store: ObjectStore;
+let pool: Pool;
+const suffix = uniqueSuffix();
+const prefix = `test/s3-${suffix}/`;
+const workflowId = `test-s3-${suffix}`;
+
+beforeAll(async () => {
+  svc = await requireServices();
+  store = svc.store;
+  pool = svc.pool;
+});
+
+afterAll(async () => {
+  if (pool) await pool.query('DELETE FROM runs WHERE workflow_id = $1', [workflowId]).catch(() => undefined);
+  await svc?.close();
+});
+
+describe('ObjectStore against the S3 server', () => {
+  it('ensureBucket is idempotent', async () => {
+    await expect(store.ensureBucket()).resolves.toBeUndefined();
+    await expect(store.ensureBucket()).resolves.toBeUndefined();
+  });
+
+  it('ensureBucket creates a missing bucket', async () => {
+    const bucket = `reelset-test-${suffix}`.slice(0, 63);
+    const other = new ObjectStore(bucket, store.client);
+    expect(await other.head('nothing')).toBeUndefined();
+    await other.ensureBucket();
+    await other.ensureBucket();
+    await other.put('k', 'v');
+    expect((await other.get('k'))?.toString()).toBe('v');
+  });
+
+  it('put/get round-trips bytes and strings; head gives the size', async () => {
+    const bytes = Buffer.from([0, 1, 2, 250, 255, 10, 13]);
+    await store.put(`${prefix}bin`, bytes);
+    const got = await store.get(`${prefix}bin`);
+    expect(got).toBeInstanceOf(Buffer);
+    expect(got!.equals(bytes)).toBe(true);
+    expect(await store.head(`${prefix}bin`)).toBe(bytes.length);
+
+    const text = 'héllo wörld ✓';
+    await store.put(`${prefix}text`, text, 'text/plain');
+    expect((await store.get(`${prefix}text`))!.toString('utf8')).toBe(text);
+    expect(await store.head(`${prefix}text`)).toBe(Buffer.byteLength(text));
+
+    await store.put(`${prefix}empty`, Buffer.alloc(0));
+    expect(await store.head(`${prefix}empty`)).toBe(0);
+    expect((await store.get(`${prefix}empty`))!.length).toBe(0);
+  });
+
+  it('overwrites an object with a whole-object PUT', async () => {
+    await store.put(`${prefix}over`, 'first version');
+    await store.put(`${prefix}over`, 'v2');
+    expect((await store.get(`${prefix}over`))!.toString()).toBe('v2');
+    expect(await store.head(`${prefix}over`)).toBe(2);
+  });
+
+  it('putJson/getJson round-trip a document', async () => {
+    const doc = { a: 1, b: [true, null, 'x'], nested: { s: 'ü' } };
+    await store.putJson(`${prefix}doc.json`, doc);
+    expect(await store.getJson(`${prefix}doc.json`)).toEqual(doc);
+  });
+
+  it('a missing key gives undefined from get, getJson and head', async () => {
+    expect(await store.get(`${prefix}missing`)).toBeUndefined();
+    expect(await store.getJson(`${prefix}missing.json`)).toBeUndefined();
+    expect(await store.head(`${prefix}missing`)).toBeUndefined();
+  });
+
+  it('list returns every key under a prefix, sorted, and nothing outside it', async () => {
+    const p = `${prefix}list/`;
+    const keys = ['b/2', 'a', 'c with space', 'b/1', 'ä-unicode'].map((k) => p + k);
+    await Promise.all(keys.map((k) => store.put(k, k)));
+    await store.put(`${prefix}list-sibling`, 'x');
+    const listed = await store.list(p);
+    expect(listed).toEqual([...keys].sort());
+    expect(await store.list(`${p}b/`)).toEqual([`${p}b/1`, `${p}b/2`]);
+    expect(await store.list(`${prefix}nothing-here/`)).toEqual([]);
+  });
+
+  it('list follows continuation tokens across pages', async () => {
+    // Few keys, small pages: wrap send so every ListObjectsV2 asks for 2 keys per page.
+    const p = `${prefix}pages/`;
+    const keys = Array.from({ length: 7 }, (_, i) => `${p}k${i}`);
+    await Promise.all(keys.map((k) => store.put(k, 'x')));
+    const client = store.client;
+    const original = client.send.bind(client);
+    let listCalls = 0;
+    const spy = jest.spyOn(client, 'send').mockImplementation(((cmd: { constructor: { name: string }; input: Record<string, unknown> }, ...rest: unknown[]) => {
+      if (cmd.constructor.name === 'ListObjectsV2Command') {
+        listCalls++;
+        cmd.input.MaxKeys = 2;
+      }
+      return (original as (...a: unknown[]) => unknown)(cmd, ...rest);
+    }) as never);
+    try {
+      expect(await store.list(p)).toEqual(keys);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(listCalls).toBe(4);
+  });
+
+  it('uri names the bucket and key', () => {
+    expect(store.uri('a/b')).toBe(`s3://${svc.config.S3_BUCKET}/a/b`);
+  });
+
+  it('sha256Hex', () => {
+    expect(sha256Hex('abc')).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+  });
+});
+
+describe('runStep', () => {
+  beforeAll(async () => {
+    await pool.query(`INSERT INTO runs (workflow_id, kind, label, input) VALUES ($1, 'test', 'test', '{}')`, [workflowId]);
+  });
+
+  it('computes once, then reuses the manifest; writes the run_steps row', async () => {
+    const compute = jest.fn(async () => ({ summary: { frames: 3, label: 'dog' }, extra: { items: ['a', 'b'] } }));
+    const first = await runStep({ store, pool }, workflowId, 'extract', compute);
+    expect(first.reused).toBe(false);
+    expect(first.frames).toBe(3);
+    expect(first.label).toBe('dog');
+    expect(first.manifestKey).toBe(stepManifestKey(workflowId, 'extract'));
+    expect(first.manifestKey).toBe(`runs/${workflowId}/extract/manifest.json`);
+
+    const manifest = await readStepManifest<StepManifest<{ frames: number }> & { items: string[] }>(store, workflowId, 'extract');
+    expect(manifest.summary).toEqual({ frames: 3, label: 'dog' });
+    expect(manifest.items).toEqual(['a', 'b']);
+    expect(manifest.step).toBe('extract');
+    expect(manifest.workflowId).toBe(workflowId);
+
+    const second = await runStep({ store, pool }, workflowId, 'extract', compute);
+    expect(compute).toHaveBeenCalledTimes(1);
+    expect(second.reused).toBe(true);
+    expect(second.frames).toBe(3);
+    expect(second.durationMs).toBe(first.durationMs);
+
+    const rows = await pool.query<{ manifest_key: string; summary: unknown; duration_ms: number }>(
+      'SELECT manifest_key, summary, duration_ms FROM run_steps WHERE workflow_id = $1 AND step = $2',
+      [workflowId, 'extract'],
+    );
+    expect(rows.rowCount).toBe(1);
+    expect(rows.rows[0]!.manifest_key).toBe(first.manifestKey);
+    expect(rows.rows[0]!.summary).toEqual({ frames: 3, label: 'dog' });
+    expect(rows.rows[0]!.duration_ms).toBe(first.durationMs);
+  });
+
+  it('repairs a missing run_steps row from an existing manifest without recomputing', async () => {
+    const compute = jest.fn(async () => ({ summary: { n: 1 } }));
+    await runStep({ store, pool }, workflowId, 'search', compute);
+    await pool.query('DELETE FROM run_steps WHERE workflow_id = $1 AND step = $2', [workflowId, 'search']);
+    const again = await runStep({ store, pool }, workflowId, 'search', compute);
+    expect(again.reused).toBe(true);
+    expect(compute).toHaveBeenCalledTimes(1);
+    const rows = await pool.query('SELECT 1 FROM run_steps WHERE workflow_id = $1 AND step = $2', [workflowId, 'search']);
+    expect(rows.rowCount).toBe(1);
+  });
+
+  it('a failing compute writes neither manifest nor row', async () => {
+    await expect(
+      runStep({ store, pool }, workflowId, 'dataset', async () => {
+        throw new Error('compute failed');
+      }),
+    ).rejects.toThrow('compute failed');
+    expect(await store.head(stepManifestKey(workflowId, 'dataset'))).toBeUndefined();
+    const rows = await pool.query('SELECT 1 FROM run_steps WHERE workflow_id = $1 AND step = $2', [workflowId, 'dataset']);
+    expect(rows.rowCount).toBe(0);
+    await expect(readStepManifest(store, workflowId, 'dataset')).rejects.toThrow(/step manifest missing/);
+  });
+});

@@ -1,0 +1,86 @@
+import { ConfigError, loadConfig, redactConfig } from '../../activities/common/config';
+
+describe('loadConfig', () => {
+  it('fills every default from an empty environment', () => {
+    const c = loadConfig({});
+    expect(c.TEMPORAL_ADDRESS).toBe('127.0.0.1:7233');
+    expect(c.TEMPORAL_NAMESPACE).toBe('default');
+    expect(c.DATABASE_URL).toBe('postgres://reelset@127.0.0.1:55432/reelset');
+    expect(c.S3_ENDPOINT).toBe('http://127.0.0.1:7070');
+    expect(c.S3_BUCKET).toBe('reelset');
+    expect(c.S3_FORCE_PATH_STYLE).toBe(true);
+    expect(c.S3_MAX_SOCKETS).toBe(16);
+    expect(c.REELSET_MAX_CONCURRENT_ACTIVITIES).toBe(4);
+    expect(c.REELSET_TF_BACKEND).toBe('auto');
+    expect(c.REELSET_VIDEO_TASK_QUEUE).toBe('reelset-video');
+    expect(c.REELSET_GPU_TASK_QUEUE).toBe('reelset-gpu');
+    expect(c.FFMPEG_PATH).toBe('ffmpeg');
+  });
+
+  it('takes overrides, coerces numbers and booleans, ignores unknown and empty variables', () => {
+    const c = loadConfig({
+      S3_BUCKET: 'other',
+      S3_MAX_SOCKETS: '3',
+      S3_FORCE_PATH_STYLE: '0',
+      REELSET_LOG_LEVEL: 'debug',
+      TEMPORAL_ADDRESS: '',
+      SOMETHING_ELSE: 'x',
+    });
+    expect(c.S3_BUCKET).toBe('other');
+    expect(c.S3_MAX_SOCKETS).toBe(3);
+    expect(c.S3_FORCE_PATH_STYLE).toBe(false);
+    expect(c.REELSET_LOG_LEVEL).toBe('debug');
+    expect(c.TEMPORAL_ADDRESS).toBe('127.0.0.1:7233');
+    expect(c).not.toHaveProperty('SOMETHING_ELSE');
+    expect(loadConfig({ S3_FORCE_PATH_STYLE: 'true' }).S3_FORCE_PATH_STYLE).toBe(true);
+  });
+
+  it.each([
+    ['S3_MAX_SOCKETS', 'many'],
+    ['S3_MAX_SOCKETS', '0'],
+    ['REELSET_MAX_CONCURRENT_ACTIVITIES', '1.5'],
+    ['S3_FORCE_PATH_STYLE', 'yes'],
+    ['REELSET_TF_BACKEND', 'cuda'],
+    ['REELSET_LOG_LEVEL', 'loud'],
+  ])('rejects %s=%s with a ConfigError naming the variable', (name, value) => {
+    let err: unknown;
+    try {
+      loadConfig({ [name]: value });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).name).toBe('ConfigError');
+    expect((err as Error).message).toContain(name);
+  });
+
+  it('names every invalid variable at once', () => {
+    expect(() => loadConfig({ S3_MAX_SOCKETS: 'x', REELSET_TF_BACKEND: 'y' })).toThrow(
+      /S3_MAX_SOCKETS.*REELSET_TF_BACKEND|REELSET_TF_BACKEND.*S3_MAX_SOCKETS/,
+    );
+  });
+});
+
+describe('redactConfig', () => {
+  it('hides the S3 secret and the database password, keeps the rest', () => {
+    const c = loadConfig({
+      S3_SECRET_ACCESS_KEY: 'super-secret-value',
+      DATABASE_URL: 'postgres://user:hunter2@db.example:5432/reelset',
+    });
+    const r = redactConfig(c);
+    const text = JSON.stringify(r);
+    expect(text).not.toContain('super-secret-value');
+    expect(text).not.toContain('hunter2');
+    expect(r.S3_SECRET_ACCESS_KEY).toBe('***');
+    expect(r.DATABASE_URL).toBe('postgres://user:***@db.example:5432/reelset');
+    expect(r.S3_ACCESS_KEY_ID).toBe(c.S3_ACCESS_KEY_ID);
+    expect(r.S3_BUCKET).toBe(c.S3_BUCKET);
+    // The input is not mutated.
+    expect(c.S3_SECRET_ACCESS_KEY).toBe('super-secret-value');
+  });
+
+  it('leaves a password-less DATABASE_URL unchanged', () => {
+    const r = redactConfig(loadConfig({ DATABASE_URL: 'postgres://reelset@127.0.0.1:55432/reelset' }));
+    expect(r.DATABASE_URL).toBe('postgres://reelset@127.0.0.1:55432/reelset');
+  });
+});
