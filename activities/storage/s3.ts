@@ -3,6 +3,7 @@ import { Agent } from 'node:https';
 import { Agent as HttpAgent } from 'node:http';
 import {
   CreateBucketCommand,
+  DeleteObjectsCommand,
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
@@ -125,6 +126,16 @@ export class ObjectStore {
       token = res.IsTruncated ? res.NextContinuationToken : undefined;
     } while (token);
     return keys.sort();
+  }
+
+  /** Delete keys (1000 per request); missing keys are ignored. */
+  async deleteMany(keys: string[]): Promise<void> {
+    for (let i = 0; i < keys.length; i += 1000) {
+      const chunk = keys.slice(i, i + 1000);
+      await this.client.send(
+        new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: chunk.map((Key) => ({ Key })), Quiet: true } }),
+      );
+    }
   }
 
   /** `s3://bucket/key` form, for people. */

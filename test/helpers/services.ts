@@ -7,6 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
+import { DeleteBucketCommand, DeleteObjectCommand } from '@aws-sdk/client-s3';
 import type { Pool } from 'pg';
 import { loadConfig, type Config } from '../../activities/common/config';
 import { createPool } from '../../activities/storage/db';
@@ -93,4 +94,23 @@ async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<
  */
 export function uniqueSuffix(): string {
   return `${Date.now().toString(36)}-${process.pid.toString(36)}-${randomBytes(4).toString('hex')}`;
+}
+
+/** Delete every object under a prefix (a test's own keys; one DELETE per key, for a handful of keys). */
+export async function deletePrefix(store: ObjectStore, prefix: string): Promise<number> {
+  if (!prefix || prefix === '/') throw new Error('deletePrefix: refusing to delete the whole bucket');
+  const keys = await store.list(prefix);
+  for (const key of keys) await store.client.send(new DeleteObjectCommand({ Bucket: store.bucket, Key: key }));
+  return keys.length;
+}
+
+/** Delete a bucket a test created, with its objects. */
+export async function deleteBucket(store: ObjectStore): Promise<void> {
+  for (const key of await store.list('')) await store.client.send(new DeleteObjectCommand({ Bucket: store.bucket, Key: key }));
+  await store.client.send(new DeleteBucketCommand({ Bucket: store.bucket }));
+}
+
+/** Delete one object. */
+export async function deleteKey(store: ObjectStore, key: string): Promise<void> {
+  await store.client.send(new DeleteObjectCommand({ Bucket: store.bucket, Key: key }));
 }

@@ -1,7 +1,7 @@
 import type { Pool } from 'pg';
 import { ObjectStore, sha256Hex } from '../../activities/storage/s3';
 import { readStepManifest, runStep, stepManifestKey, type StepManifest } from '../../activities/storage/runs';
-import { requireServices, uniqueSuffix, type Services } from '../helpers/services';
+import { deleteBucket, deletePrefix, requireServices, uniqueSuffix, type Services } from '../helpers/services';
 
 jest.setTimeout(30_000);
 
@@ -18,8 +18,15 @@ beforeAll(async () => {
   pool = svc.pool;
 });
 
+const createdBuckets: ObjectStore[] = [];
+
 afterAll(async () => {
-  if (pool) await pool.query('DELETE FROM runs WHERE workflow_id = $1', [workflowId]).catch(() => undefined);
+  if (svc) {
+    await pool.query('DELETE FROM runs WHERE workflow_id = $1', [workflowId]).catch(() => undefined);
+    await deletePrefix(store, prefix).catch(() => undefined);
+    await deletePrefix(store, `runs/${workflowId}/`).catch(() => undefined);
+    for (const b of createdBuckets) await deleteBucket(b).catch(() => undefined);
+  }
   await svc?.close();
 });
 
@@ -32,6 +39,7 @@ describe('ObjectStore against the S3 server', () => {
   it('ensureBucket creates a missing bucket', async () => {
     const bucket = `reelset-test-${suffix}`.slice(0, 63);
     const other = new ObjectStore(bucket, store.client);
+    createdBuckets.push(other);
     expect(await other.head('nothing')).toBeUndefined();
     await other.ensureBucket();
     await other.ensureBucket();

@@ -244,6 +244,17 @@ describe('describeProbe', () => {
     expect([p.displayWidth, p.displayHeight]).toEqual([1080, 1920]);
   });
 
+  it('reads the rotation as fluent-ffmpeg really gives it: side data flattened onto the stream', () => {
+    // fluent-ffmpeg parses ffprobe's default (ini) output and flattens [SIDE_DATA] blocks:
+    // there is no side_data_list, only `rotation` (and `side_data_type`) on the stream itself.
+    // Numbers are parsed only when unsigned, so -90 stays the string "-90".
+    for (const rotation of [90, '-90'] as const) {
+      const p = describeProbe('phone.mp4', probeData([h264({ side_data_type: 'Display Matrix', rotation })]));
+      expect(Math.abs(p.rotation)).toBe(90);
+      expect([p.displayWidth, p.displayHeight]).toEqual([1080, 1920]);
+    }
+  });
+
   it('the legacy rotate tag is read too; 180 does not swap', () => {
     const p = describeProbe('old.mp4', probeData([h264({ tags: { rotate: '90' } })]));
     expect(p.rotation).toBe(90);

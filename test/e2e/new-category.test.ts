@@ -1,0 +1,169 @@
+/**
+ * End to end: the new-category workflow on real videos from ../shared/data, against the
+ * real services (Temporal dev server, PostgreSQL, versitygw S3, ffmpeg), with real worker
+ * processes that are SIGKILLed in the middle of extraction and again in the middle of
+ * training. The run must complete with exactly the expected frames in S3 and rows in
+ * Postgres, none lost and none duplicated, and report the video that cannot be decoded.
+ */
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { createLogger } from '../../activities/common/logger';
+import { readCatalogFile, readTaxonomyFile } from '../../activities/catalog/catalog-file';
+import { ingestCatalog, upsertTaxonomy } from '../../activities/catalog/ingest';
+import { extractionParamsHash } from '../../activities/frames/extract';
+import type { VideoFramesManifest } from '../../activities/frames/activities';
+import { ExtractOptions, type NewCategoryRequest } from '../../workflows/input';
+import type { NewCategoryResult } from '../../workflows/new-category';
+import { requireServices, SHARED_CATALOG, SHARED_VIDEOS, uniqueSuffix, type Services } from '../helpers/services';
+import { startWorker, type WorkerProcess } from '../helpers/workers';
+
+jest.setTimeout(600_000);
+
+const LABEL = 'hand'; // cup.mp4 and box.mp4 (box has a broken h264 stream) + a truncated file
+let svc: Services;
+let connection: Connection;
+let client: Client;
+const workers: WorkerProcess[] = [];
+const suffix = uniqueSuffix();
+const queues = { REELSET_VIDEO_TASK_QUEUE: `e2e-video-${suffix}`, REELSET_GPU_TASK_QUEUE: `e2e-gpu-${suffix}` };
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 240_000): Promise<T> {
+  const started = Date.now();
+  for (;;) {
+    const v = await probe();
+    if (v) return v;
+    if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+beforeAll(async () => {
+  svc = await requireServices();
+  const logger = createLogger('silent', 'e2e');
+  await upsertTaxonomy(svc.pool, await readTaxonomyFile(path.resolve(__dirname, '../../infra/taxonomy.json')));
+  const report = await ingestCatalog({ ...svc, logger }, await readCatalogFile(SHARED_CATALOG));
+  expect(report.failed).toEqual([]);
+  // A video that cannot be decoded, carrying the label: the first 4 KB of cup.mp4.
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'reelset-e2e-'));
+  const bytes = (await fs.readFile(path.join(SHARED_VIDEOS, 'cup.mp4'))).subarray(0, 4096);
+  await fs.writeFile(path.join(dir, 'truncated hand.mp4'), bytes);
+  const bad = await ingestCatalog({ ...svc, logger }, [
+    { id: 'e2e-truncated-hand', file: 'truncated hand.mp4', absPath: path.join(dir, 'truncated hand.mp4'), labels: ['hand'], description: 'first 4 KB of cup.mp4' },
+  ]);
+  expect(bad.failed).toEqual([]);
+  connection = await Connection.connect({ address: svc.config.TEMPORAL_ADDRESS });
+  client = new Client({ connection, namespace: svc.config.TEMPORAL_NAMESPACE });
+});
+
+afterAll(async () => {
+  for (const w of workers) await w.kill();
+  await connection?.close();
+  await svc?.close();
+});
+
+test('new-category survives SIGKILL of its workers during extraction and training', async () => {
+  // Fresh extraction parameters for this test: delete earlier frames made with them.
+  const request: NewCategoryRequest = {
+    label: LABEL,
+    maxNegativeVideos: 3,
+    extract: { fps: 2, maxFramesPerVideo: 40, quality: 83 },
+    teacher: { epochs: 60, cutmixPerFrame: 0.25 },
+    student: { epochsFactor: 1 },
+    heartbeatTimeoutS: 4,
+    gpuTaskQueue: queues.REELSET_GPU_TASK_QUEUE,
+  };
+  const paramsHash = extractionParamsHash(ExtractOptions.parse(request.extract));
+  const old = await svc.pool.query<{ s3_key: string }>('SELECT s3_key FROM frames WHERE params_hash = $1', [paramsHash]);
+  const oldManifests = (await svc.pool.query<{ sha256: string }>('SELECT sha256 FROM videos')).rows.map((r) => `frames/${r.sha256}/${paramsHash}/manifest.json`);
+  await svc.store.deleteMany([...old.rows.map((r) => r.s3_key), ...oldManifests]);
+  await svc.pool.query('DELETE FROM frames WHERE params_hash = $1', [paramsHash]);
+
+  let video = await startWorker('video', queues);
+  let gpu = await startWorker('gpu', queues);
+  workers.push(video, gpu);
+
+  const workflowId = `e2e-${LABEL}-${suffix}`;
+  const handle = await client.workflow.start('newCategoryWorkflow', {
+    taskQueue: queues.REELSET_VIDEO_TASK_QUEUE,
+    workflowId,
+    args: [request],
+  });
+
+  // 1. SIGKILL the video worker once the first frames are in Postgres, then restart it.
+  await waitFor('first frames', async () => {
+    const r = await svc.pool.query<{ n: string }>('SELECT count(*) AS n FROM frames WHERE params_hash = $1', [paramsHash]);
+    return Number(r.rows[0]!.n) > 0;
+  });
+  await video.kill();
+  const framesAtKill = Number((await svc.pool.query<{ n: string }>('SELECT count(*) AS n FROM frames WHERE params_hash = $1', [paramsHash])).rows[0]!.n);
+  video = await startWorker('video', queues);
+  workers.push(video);
+
+  // 2. SIGKILL the training worker after its first epoch checkpoint, then restart it.
+  const ckpt = `runs/${workflowId}/train/checkpoint/model.json`;
+  await waitFor('first teacher checkpoint', async () => (await svc.store.head(ckpt)) !== undefined);
+  await gpu.kill();
+  gpu = await startWorker('gpu', queues);
+  workers.push(gpu);
+
+  const result = (await handle.result()) as NewCategoryResult;
+
+  // The run went on without the undecodable video, and says why.
+  expect(result.failures).toHaveLength(1);
+  expect(result.failures[0]).toMatchObject({ videoId: 'e2e-truncated-hand', type: 'VideoDecodeError' });
+  expect(result.failures[0]!.message).toContain('truncated hand.mp4');
+  // Extraction was really interrupted, and training resumed from a checkpoint.
+  const search = result.steps.search!.summary as { videoIds: string[]; positives: number };
+  expect(search.videoIds).toEqual(expect.arrayContaining(['cup', 'box', 'e2e-truncated-hand']));
+  expect(framesAtKill).toBeLessThan((result.steps.extract!.summary as { frames: number }).frames);
+  expect((result.steps.train!.summary as { resumedAfterEpoch: number }).resumedAfterEpoch).toBeGreaterThan(0);
+  expect((result.steps.extract!.summary as { decodeErrorCount: number }).decodeErrorCount).toBeGreaterThan(0); // box.mp4
+
+  // Exactly the expected frames: per video, S3 objects == manifest frames == Postgres rows.
+  let total = 0;
+  for (const videoId of search.videoIds.filter((v) => v !== 'e2e-truncated-hand')) {
+    const { sha256 } = (await svc.pool.query<{ sha256: string }>('SELECT sha256 FROM videos WHERE id = $1', [videoId])).rows[0]!;
+    const manifest = (await svc.store.getJson<VideoFramesManifest>(`frames/${sha256}/${paramsHash}/manifest.json`))!;
+    const inS3 = (await svc.store.list(`frames/${sha256}/${paramsHash}/`)).filter((k) => !k.endsWith('manifest.json'));
+    const rows = (await svc.pool.query<{ s3_key: string }>('SELECT s3_key FROM frames WHERE video_id = $1 AND params_hash = $2 ORDER BY s3_key', [videoId, paramsHash])).rows.map((r) => r.s3_key);
+    const expected = manifest.frames.map((f) => f.key).sort();
+    expect(expected.length).toBeGreaterThan(0);
+    expect(new Set(expected).size).toBe(expected.length);
+    expect(inS3).toEqual(expected);
+    expect(rows).toEqual(expected);
+    total += expected.length;
+  }
+  expect(total).toBe((result.steps.extract!.summary as { frames: number }).frames);
+
+  // Postgres holds the run, its ten steps, the dataset version and the two models.
+  const run = await svc.pool.query('SELECT status FROM runs WHERE workflow_id = $1', [workflowId]);
+  expect(run.rows[0]).toEqual({ status: 'completed' });
+  const steps = await svc.pool.query('SELECT step FROM run_steps WHERE workflow_id = $1', [workflowId]);
+  expect(steps.rowCount).toBe(10);
+  const ds = await svc.pool.query('SELECT name, version FROM datasets WHERE workflow_id = $1', [workflowId]);
+  expect(ds.rows).toEqual([{ name: LABEL, version: result.dataset.version }]);
+  const models = await svc.pool.query('SELECT role FROM models WHERE workflow_id = $1 ORDER BY role', [workflowId]);
+  expect(models.rows).toEqual([{ role: 'student' }, { role: 'teacher' }]);
+  const labels = await svc.pool.query<{ n: string }>('SELECT count(*) AS n FROM frame_labels WHERE workflow_id = $1', [workflowId]);
+  expect(Number(labels.rows[0]!.n)).toBe((result.steps.label!.summary as { frames: number }).frames);
+  // Published artifacts exist; the evaluation covers the validation videos.
+  for (const m of result.models) expect(await svc.store.head(`${m.artifactPrefix}/weights.bin`)).toBeGreaterThan(0);
+  expect(result.evaluation.validationVideos).toBeGreaterThan(0);
+  expect(result.evaluation.teacher?.frames.accuracy).toEqual(expect.any(Number));
+
+  // The undecodable video's child workflow failed, visibly, in the history.
+  const history = await handle.fetchHistory();
+  expect((history.events ?? []).some((e) => e.childWorkflowExecutionFailedEventAttributes)).toBe(true);
+
+  // A second run with the same input reuses every frame and embedding.
+  const again = (await client.workflow.execute('newCategoryWorkflow', {
+    taskQueue: queues.REELSET_VIDEO_TASK_QUEUE,
+    workflowId: `${workflowId}-again`,
+    args: [{ ...request, teacher: { epochs: 2, cutmixPerFrame: 0 } }],
+  })) as NewCategoryResult;
+  expect((again.steps.embed!.summary as { computed: number }).computed).toBe(0);
+  const after = await svc.pool.query<{ n: string }>('SELECT count(*) AS n FROM frames WHERE params_hash = $1', [paramsHash]);
+  expect(Number(after.rows[0]!.n)).toBe(total);
+});
