@@ -7,7 +7,7 @@ import { Context } from '@temporalio/activity';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import type { ExtractOptions } from '../../workflows/input';
 import type { ActivityDeps } from '../common/deps';
-import { InvalidInputError } from '../common/errors';
+import { InvalidInputError, VideoDecodeError } from '../common/errors';
 import { readStepManifest, runStep, type StepResult } from '../storage/runs';
 import type { SearchManifest } from '../catalog/activities';
 import { extractFrames, extractionParamsHash, type ExtractionResult, type FrameRecord } from './extract';
@@ -126,14 +126,13 @@ export function createFrameActivities(deps: ActivityDeps) {
       try {
         const file = path.join(tmp, `video${path.extname(video.file_name)}`);
         await download(video.s3_key, file, ctx.cancellationSignal);
-        let probe: VideoProbe;
-        try {
-          probe = await probeVideo(file, config.FFPROBE_PATH);
-        } catch (err) {
-          // Name the catalog file, not the temporary copy.
-          if (err instanceof Error) err.message = err.message.replace(file, `${video.file_name} (video ${input.videoId}, ${video.s3_key})`);
+        // Errors name the catalog file and video id, not the temporary copy.
+        const named = `${video.file_name} (video ${input.videoId})`;
+        const rename = (err: unknown): never => {
+          if (err instanceof VideoDecodeError) throw new VideoDecodeError(named, err.reason, { cause: err });
           throw err;
-        }
+        };
+        const probe: VideoProbe = await probeVideo(file, config.FFPROBE_PATH).catch(rename);
         const result = await extractFrames(
           file,
           video.sha256,
@@ -150,10 +149,7 @@ export function createFrameActivities(deps: ActivityDeps) {
             signal: ctx.cancellationSignal,
             onFrame: (p) => ctx.heartbeat(p),
           },
-        ).catch((err: unknown) => {
-          if (err instanceof Error) err.message = err.message.replace(file, `${video.file_name} (video ${input.videoId})`);
-          throw err;
-        });
+        ).catch(rename);
         // Rows after objects: a row always points at a stored frame.
         for (const f of result.frames) {
           await pool.query(

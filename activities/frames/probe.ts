@@ -58,7 +58,7 @@ export async function probeVideo(file: string, ffprobePath = 'ffprobe'): Promise
   }).catch((err: Error) => {
     const lines = err.message.split('\n').map((l) => l.trim()).filter(Boolean);
     const reason = lines.find((l) => /invalid data|error|moov atom|no such file/i.test(l)) ?? lines.at(-1) ?? 'ffprobe failed';
-    throw new VideoDecodeError(file, `not a readable media file (ffprobe: ${reason.replace(/^.*?: /, '')})`);
+    throw new VideoDecodeError(file, `not a readable media file (ffprobe: ${reason.replace(/^\[[^\]]*\]\s*/, '')})`);
   });
   return describeProbe(file, data);
 }

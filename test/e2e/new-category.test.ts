@@ -59,6 +59,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const w of workers) await w.kill();
+  // Keep the shared catalog clean for the demo: the broken video exists only during this test.
+  await svc?.pool.query(`DELETE FROM videos WHERE id = 'e2e-truncated-hand'`).catch(() => undefined);
   await connection?.close();
   await svc?.close();
 });
