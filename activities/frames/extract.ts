@@ -102,7 +102,7 @@ export function planSamplingRate(probe: Pick<VideoProbe, 'durationS' | 'frameRat
 export function targetSize(displayWidth: number, displayHeight: number, shortSide: number): { width: number; height: number } {
   const short = Math.min(displayWidth, displayHeight);
   const scale = Math.min(1, shortSide / short);
-  const even = (x: number) => Math.max(2, 2 * Math.round((x * scale) / 2));
+  const even = (x: number) => Math.max(2, Math.min(2 * Math.round((x * scale) / 2), 2 * Math.floor(x / 2)));
   return { width: even(displayWidth), height: even(displayHeight) };
 }
 

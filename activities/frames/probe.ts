@@ -117,7 +117,9 @@ function parseSar(sar: string | undefined): number {
 function readRotation(stream: ffmpeg.FfprobeStream): number {
   const side = (stream as { side_data_list?: Array<{ rotation?: number | string }> }).side_data_list;
   const fromSide = side?.find((s) => s.rotation !== undefined)?.rotation;
-  const raw = fromSide ?? (stream.tags as Record<string, string> | undefined)?.rotate;
+  // fluent-ffmpeg parses ffprobe's text output and flattens side data onto the stream.
+  const flat = (stream as { rotation?: number | string }).rotation;
+  const raw = fromSide ?? flat ?? (stream.tags as Record<string, string> | undefined)?.rotate;
   const n = Number(raw ?? 0);
   return Number.isFinite(n) ? n : 0;
 }

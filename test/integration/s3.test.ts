@@ -118,6 +118,15 @@ describe('ObjectStore against the S3 server', () => {
     expect(listCalls).toBe(4);
   });
 
+  it('deleteMany removes the given keys, ignores missing ones, leaves the others', async () => {
+    const p = `${prefix}del/`;
+    const keys = ['a', 'b', 'c', 'keep'].map((k) => p + k);
+    await Promise.all(keys.map((k) => store.put(k, 'x')));
+    await store.deleteMany([`${p}a`, `${p}b`, `${p}c`, `${p}never-existed`]);
+    expect(await store.list(p)).toEqual([`${p}keep`]);
+    await expect(store.deleteMany([])).resolves.toBeUndefined();
+  });
+
   it('uri names the bucket and key', () => {
     expect(store.uri('a/b')).toBe(`s3://${svc.config.S3_BUCKET}/a/b`);
   });

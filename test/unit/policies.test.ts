@@ -25,8 +25,8 @@ describe('retry policies', () => {
 });
 
 describe('error classes', () => {
-  const classes = Object.entries(errors).filter(
-    (e): e is [string, new (...args: never[]) => Error] => typeof e[1] === 'function' && e[1].prototype instanceof Error,
+  const classes = Object.entries(errors as Record<string, unknown>).filter(
+    ([, v]) => typeof v === 'function' && (v as { prototype: unknown }).prototype instanceof Error,
   );
 
   it('exports the expected classes', () => {
