@@ -1,4 +1,4 @@
-import { NativeConnection } from '@temporalio/worker';
+import { NativeConnection, type Worker } from '@temporalio/worker';
 import { loadConfig, redactConfig, type Config } from '../activities/common/config';
 import type { ActivityDeps } from '../activities/common/deps';
 import { createLogger } from '../activities/common/logger';
@@ -28,4 +28,17 @@ export async function createWorkerDeps(name: string, env: NodeJS.ProcessEnv = pr
       store.destroy();
     },
   };
+}
+
+/**
+ * Run a worker until SIGINT/SIGTERM (the SDK's default shutdown signals), then close
+ * the clients; exit code 1 when the worker fails.
+ */
+export async function runWorker(deps: { close: () => Promise<void>; logger: ActivityDeps['logger'] }, worker: Worker, fields: object): Promise<void> {
+  deps.logger.info(fields, `${(fields as { kind?: string }).kind ?? 'worker'} worker started`);
+  try {
+    await worker.run();
+  } finally {
+    await deps.close();
+  }
 }

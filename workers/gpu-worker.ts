@@ -10,7 +10,7 @@
 import { Worker } from '@temporalio/worker';
 import { createTrainingActivities } from '../activities';
 import { initTensorflow } from '../activities/common/tf';
-import { createWorkerDeps } from './deps';
+import { createWorkerDeps, runWorker } from './deps';
 
 async function main(): Promise<void> {
   const deps = await createWorkerDeps('worker-gpu');
@@ -23,12 +23,7 @@ async function main(): Promise<void> {
     maxConcurrentActivityTaskExecutions: 1,
     shutdownGraceTime: '3 seconds',
   });
-  deps.logger.info({ taskQueue: deps.config.REELSET_GPU_TASK_QUEUE, backend: tf.backend }, 'gpu worker started');
-  try {
-    await worker.run();
-  } finally {
-    await deps.close();
-  }
+  await runWorker(deps, worker, { kind: 'gpu', taskQueue: deps.config.REELSET_GPU_TASK_QUEUE, backend: tf.backend });
 }
 
 main().catch((err: unknown) => {

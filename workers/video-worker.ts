@@ -7,7 +7,7 @@
  */
 import { Worker } from '@temporalio/worker';
 import { createVideoActivities } from '../activities';
-import { createWorkerDeps } from './deps';
+import { createWorkerDeps, runWorker } from './deps';
 
 async function main(): Promise<void> {
   const deps = await createWorkerDeps('worker-video');
@@ -20,12 +20,7 @@ async function main(): Promise<void> {
     maxConcurrentActivityTaskExecutions: deps.config.REELSET_MAX_CONCURRENT_ACTIVITIES,
     shutdownGraceTime: '3 seconds',
   });
-  deps.logger.info({ taskQueue: deps.config.REELSET_VIDEO_TASK_QUEUE }, 'video worker started');
-  try {
-    await worker.run();
-  } finally {
-    await deps.close();
-  }
+  await runWorker(deps, worker, { kind: 'video', taskQueue: deps.config.REELSET_VIDEO_TASK_QUEUE });
 }
 
 main().catch((err: unknown) => {

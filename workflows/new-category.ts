@@ -1,6 +1,8 @@
 import {
   ApplicationFailure,
+  CancellationScope,
   condition,
+  ContinueAsNew,
   continueAsNew,
   defineQuery,
   executeChild,
@@ -203,11 +205,14 @@ export async function newCategoryWorkflow(request: NewCategoryRequest, state?: C
     await cpu.finishRun({ workflowId, status: 'completed', result });
     return result;
   } catch (err) {
+    if (err instanceof ContinueAsNew) throw err;
     const failedAt = progress.stage;
     progress.stage = 'failed';
-    if (err instanceof TemporalFailure || err instanceof Error) {
-      await cpu.finishRun({ workflowId, status: 'failed', result: { stage: failedAt, error: err.message, steps } }).catch(() => undefined);
-    }
+    const message = err instanceof TemporalFailure || err instanceof Error ? err.message : String(err);
+    // Record the failure even when the run was cancelled.
+    await CancellationScope.nonCancellable(() =>
+      cpu.finishRun({ workflowId, status: 'failed', result: { stage: failedAt, error: message, steps } }),
+    ).catch(() => undefined);
     throw err;
   }
 }
