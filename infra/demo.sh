@@ -3,12 +3,12 @@
 # workers, load the sample catalog, and run the new-category workflow for one label on
 # real video, printing its summary. Idempotent: a second run reuses everything and
 # attaches to (or re-reads) the finished run.
-# Usage: bash infra/demo.sh [label] [input-json]     (default label: plant)
+# Usage: bash infra/demo.sh [label] [input-json]     (default label: person)
 set -euo pipefail
 # shellcheck source=infra/env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$REELSET_ROOT"
-label=${1:-plant}
+label=${1:-person}
 input=${2:-'{}'}
 export NODE_NO_WARNINGS=1
 
