@@ -29,5 +29,7 @@ export function createVideoActivities(deps: ActivityDeps) {
   };
 }
 
+/** The video worker's activities, as workflows see them (type only). */
 export type VideoActivities = ReturnType<typeof createVideoActivities>;
+/** The training worker's activities, as workflows see them (type only). */
 export type TrainingActivities = ReturnType<typeof createTrainingActivities>;

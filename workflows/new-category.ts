@@ -117,7 +117,13 @@ export async function newCategoryWorkflow(request: NewCategoryRequest, state?: C
   try {
     stage('search');
     await cpu.startRun({ workflowId, kind: 'new-category', label: input.label, input });
-    const search = await cpu.searchVideos({ workflowId, ...input });
+    const search = await cpu.searchVideos({
+      workflowId,
+      label: input.label,
+      maxPositiveVideos: input.maxPositiveVideos,
+      maxNegativeVideos: input.maxNegativeVideos,
+      seed: input.seed,
+    });
     done('search', search);
 
     stage('extract');

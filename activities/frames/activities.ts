@@ -151,13 +151,20 @@ export function createFrameActivities(deps: ActivityDeps) {
           },
         ).catch(rename);
         // Rows after objects: a row always points at a stored frame.
-        for (const f of result.frames) {
-          await pool.query(
-            `INSERT INTO frames (s3_key, video_id, params_hash, frame_index, timestamp_s, width, height, bytes, sha256, sharpness, brightness)
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) ON CONFLICT (s3_key) DO NOTHING`,
-            [f.key, input.videoId, paramsHash, f.index, f.timestampS, f.width, f.height, f.bytes, f.sha256, f.sharpness, f.brightness],
-          );
-        }
+        // One statement for all rows: atomic, and idempotent on the content-derived key.
+        const fr = result.frames;
+        await pool.query(
+          `INSERT INTO frames (s3_key, video_id, params_hash, frame_index, timestamp_s, width, height, bytes, sha256, sharpness, brightness)
+           SELECT k, $2, $3, i, t, w, h, b, s, sh, br
+             FROM unnest($1::text[], $4::int[], $5::float8[], $6::int[], $7::int[], $8::int[], $9::text[], $10::float8[], $11::float8[])
+               AS r(k, i, t, w, h, b, s, sh, br)
+           ON CONFLICT (s3_key) DO NOTHING`,
+          [
+            fr.map((f) => f.key), input.videoId, paramsHash, fr.map((f) => f.index), fr.map((f) => f.timestampS),
+            fr.map((f) => f.width), fr.map((f) => f.height), fr.map((f) => f.bytes), fr.map((f) => f.sha256),
+            fr.map((f) => f.sharpness), fr.map((f) => f.brightness),
+          ],
+        );
         const manifest: VideoFramesManifest = {
           videoId: input.videoId,
           videoSha256: video.sha256,

@@ -211,12 +211,17 @@ export async function extractFrames(
     });
 
   let ffmpegError: Error | undefined;
+  let ffmpegDone = false;
   const ended = new Promise<void>((resolve) => {
     command.on('error', (err: Error) => {
       ffmpegError = err;
+      ffmpegDone = true;
       resolve();
     });
-    command.on('end', () => resolve());
+    command.on('end', () => {
+      ffmpegDone = true;
+      resolve();
+    });
   });
   const onAbort = () => command.kill('SIGKILL');
   hooks.signal?.addEventListener('abort', onAbort, { once: true });
@@ -279,8 +284,9 @@ export async function extractFrames(
         pending = rest.length ? [rest] : [];
         pendingBytes = rest.length;
         if (index >= maxFrames) break;
-        // showinfo's line may trail the frame's bytes: give stderr a moment to catch up.
-        if (timestamps[index] === undefined) await new Promise((r) => setImmediate(r));
+        // showinfo logs a frame before ffmpeg writes it, but stderr and stdout are
+        // separate pipes: wait for the line, so a retried attempt derives the same key.
+        while (timestamps[index] === undefined && !ffmpegDone) await new Promise((r) => setTimeout(r, 2));
         await handle(raw, index++);
         if (uploadError) throw uploadError;
         hooks.signal?.throwIfAborted();

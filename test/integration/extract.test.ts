@@ -9,6 +9,7 @@ import { probeVideo } from '../../activities/frames/probe';
 import { sha256File } from '../../activities/catalog/ingest';
 import { ExtractOptions } from '../../workflows/input';
 import { SHARED_VIDEOS } from '../helpers/services';
+import { rejectionOf } from '../helpers/errors';
 
 jest.setTimeout(60_000);
 
@@ -54,15 +55,7 @@ function expectWellFormed(result: Awaited<ReturnType<typeof extract>>['result'],
   expect(result.frames.length + result.dropped.nearBlack + result.dropped.nearWhite + result.dropped.blurred).toBe(result.sampled);
 }
 
-async function decodeError(p: Promise<unknown>): Promise<VideoDecodeError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(VideoDecodeError);
-    return err as VideoDecodeError;
-  }
-  throw new Error('expected a VideoDecodeError, nothing was thrown');
-}
+const decodeError = (p: Promise<unknown>) => rejectionOf(p, VideoDecodeError);
 
 describe('extractFrames on the shared sample videos', () => {
   it('box.mp4 (broken h264 stream) still yields frames and reports decode errors', async () => {

@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { CatalogError } from '../../activities/common/errors';
 import { catalogFromFolder, readCatalogFile, readTaxonomyFile } from '../../activities/catalog/catalog-file';
+import { rejectionOf } from '../helpers/errors';
 
 const SHARED_CATALOG = path.resolve(__dirname, '../../../shared/data/catalog.json');
 const TAXONOMY = path.resolve(__dirname, '../../infra/taxonomy.json');
@@ -21,15 +22,7 @@ async function writeCatalog(name: string, entries: unknown): Promise<string> {
   return file;
 }
 
-async function catalogError(p: Promise<unknown>): Promise<CatalogError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(CatalogError);
-    return err as CatalogError;
-  }
-  throw new Error('expected a CatalogError, nothing was thrown');
-}
+const catalogError = (p: Promise<unknown>) => rejectionOf(p, CatalogError);
 
 describe('readCatalogFile', () => {
   it('reads the shared catalog: 20 entries, every absPath exists', async () => {
