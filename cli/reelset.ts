@@ -86,7 +86,9 @@ program
   .option('--no-wait', 'start and return without waiting for the result')
   .option('--json', 'print the result as JSON')
   .action(async (label: string, opts: { input: string; id?: string; wait: boolean; json?: boolean }) => {
-    const request = { ...(JSON.parse(opts.input) as object), label } as NewCategoryRequest;
+    // The training queue defaults to this machine's REELSET_GPU_TASK_QUEUE.
+    const gpuTaskQueue = loadConfig().REELSET_GPU_TASK_QUEUE;
+    const request = { gpuTaskQueue, ...(JSON.parse(opts.input) as object), label } as NewCategoryRequest;
     const parsed = NewCategoryInput.safeParse(request);
     if (!parsed.success) {
       const i = parsed.error.issues[0]!;
