@@ -18,7 +18,11 @@ async function main(): Promise<void> {
     workflowsPath: require.resolve('../workflows'),
     activities: createVideoActivities(deps),
     maxConcurrentActivityTaskExecutions: deps.config.REELSET_MAX_CONCURRENT_ACTIVITIES,
-    shutdownGraceTime: '3 seconds',
+    // SIGTERM: running activities see cancellation after one second (ffmpeg is killed,
+    // temporary files removed); heartbeats reach the server at least every second, so a
+    // workflow's cancellation reaches a running extraction as fast.
+    shutdownGraceTime: '1 second',
+    maxHeartbeatThrottleInterval: '1 second',
   });
   await runWorker(deps, worker, { kind: 'video', taskQueue: deps.config.REELSET_VIDEO_TASK_QUEUE });
 }

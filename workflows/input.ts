@@ -6,15 +6,34 @@
  */
 import { z } from 'zod';
 
+/**
+ * How frames are picked from a video:
+ * - `fps`: the first frame of every 1/fps-second interval of presentation time (variable
+ *   frame rate safe: no frame is repeated to fill a gap);
+ * - `scene`: frames whose ffmpeg scene-change score exceeds `sceneThreshold`, at least
+ *   `minSceneGapS` apart, plus the first frame;
+ * - `keyframes`: only the stream's keyframes (the decoder skips every other frame);
+ * - `count`: `count` frames spread evenly over the duration.
+ */
+export const SamplingMode = z.enum(['fps', 'scene', 'keyframes', 'count']);
+export type SamplingMode = z.infer<typeof SamplingMode>;
+
 /** Frame sampling, resizing, encoding and quality filters for one video. */
 export const ExtractOptions = z.object({
-  /** Frames sampled per second of video. */
+  mode: SamplingMode.default('fps'),
+  /** `fps` mode: frames sampled per second of video. */
   fps: z.number().positive().max(60).default(1),
-  /** At most this many frames per video; the rate is lowered to spread them over the whole video. */
+  /** `scene` mode: ffmpeg scene score (0..1) above which a frame starts a new shot. */
+  sceneThreshold: z.number().min(0).max(1).default(0.3),
+  /** `scene` mode: seconds between two sampled frames at least. */
+  minSceneGapS: z.number().min(0.001).max(3600).default(1),
+  /** `count` mode: frames spread evenly over the video. */
+  count: z.number().int().positive().max(100_000).default(16),
+  /** At most this many frames per video, in every mode; the sampling spreads them over the whole video. */
   maxFramesPerVideo: z.number().int().positive().max(100_000).default(60),
-  /** At least this many frames for short clips (rate raised, never above the video's own rate). */
+  /** `fps` mode: at least this many frames for short clips (rate raised, never above the video's own rate). */
   minFramesPerVideo: z.number().int().nonnegative().max(1000).default(4),
-  /** Short side of the stored frame in pixels (aspect kept, even dimensions). */
+  /** Short side of the stored frame in pixels (aspect kept, even dimensions, never upscaled). */
   shortSide: z.number().int().min(32).max(4096).default(256),
   /** Image encoding of stored frames. */
   format: z.enum(['jpeg', 'webp']).default('jpeg'),

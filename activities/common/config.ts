@@ -41,6 +41,8 @@ export const Config = z.object({
   S3_FORCE_PATH_STYLE: bool.default(true),
   /** Upper bound of concurrent S3 requests (and sockets) per worker process. */
   S3_MAX_SOCKETS: z.coerce.number().int().positive().default(16),
+  /** Frame uploads in flight per extraction (bounded below the socket pool). */
+  S3_UPLOAD_CONCURRENCY: z.coerce.number().int().positive().max(256).default(8),
   /** TensorFlow.js backend: auto picks tensorflow-gpu, then tensorflow, then wasm, then cpu. */
   REELSET_TF_BACKEND: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'),
   /** Maximum activities one worker runs at once. */

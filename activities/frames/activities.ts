@@ -10,7 +10,7 @@ import type { ActivityDeps } from '../common/deps';
 import { InvalidInputError, VideoDecodeError } from '../common/errors';
 import { readStepManifest, runStep, type StepResult } from '../storage/runs';
 import type { SearchManifest } from '../catalog/activities';
-import { extractFrames, extractionParamsHash, type ExtractionResult, type FrameRecord } from './extract';
+import { extractFrames, extractionParamsHash, type ExtractionResult, type ExtractProgress, type ExtractResume, type FrameRecord } from './extract';
 import { probeVideo, type VideoProbe } from './probe';
 
 /** Summary of one video's extraction, returned by its child workflow. */
@@ -33,7 +33,8 @@ export interface VideoFramesManifest {
   paramsHash: string;
   options: ExtractOptions;
   probe: VideoProbe;
-  sampledFps: number;
+  /** The sampling actually used (mode, rate or gap, cap). */
+  plan: ExtractionResult['plan'];
   sampled: number;
   frames: FrameRecord[];
   dropped: ExtractionResult['dropped'];
@@ -67,6 +68,21 @@ export interface ExtractStepManifest {
   failures: VideoFailure[];
 }
 
+/**
+ * Heartbeat details of `extractVideo`: small (counts, one timestamp), and enough for a
+ * retried attempt to resume after `progress` (the frames it covers are in S3 and in
+ * Postgres) without decoding or uploading them again.
+ */
+export interface ExtractHeartbeat {
+  paramsHash: string;
+  /** Committed progress: frames stored and recorded, or dropped, in sample order. */
+  progress: ExtractProgress;
+  /** Timestamp of the latest frame ffmpeg delivered, seconds of video (may run ahead of `progress`). */
+  videoS: number;
+  /** First decoder complaints, for the resumed attempt's report. */
+  decodeErrors: string[];
+}
+
 /** Key of a video's frames manifest. */
 export function framesManifestKey(videoSha256: string, paramsHash: string): string {
   return `frames/${videoSha256}/${paramsHash}/manifest.json`;
@@ -91,6 +107,50 @@ export function createFrameActivities(deps: ActivityDeps) {
     await pipeline(res.Body as Readable, createWriteStream(dest), { signal });
   }
 
+  /** Insert frame rows in one statement (atomic; a retry's duplicates are ignored). */
+  async function insertFrameRows(videoId: string, paramsHash: string, fr: FrameRecord[]): Promise<void> {
+    if (!fr.length) return;
+    await pool.query(
+      `INSERT INTO frames (s3_key, video_id, params_hash, frame_index, timestamp_s, width, height, bytes, sha256, sharpness, brightness)
+       SELECT k, $2, $3, i, t, w, h, b, s, sh, br
+         FROM unnest($1::text[], $4::int[], $5::float8[], $6::int[], $7::int[], $8::int[], $9::text[], $10::float8[], $11::float8[])
+           AS r(k, i, t, w, h, b, s, sh, br)
+       ON CONFLICT (s3_key) DO NOTHING`,
+      [
+        fr.map((f) => f.key), videoId, paramsHash, fr.map((f) => f.index), fr.map((f) => f.timestampS),
+        fr.map((f) => f.width), fr.map((f) => f.height), fr.map((f) => f.bytes), fr.map((f) => f.sha256),
+        fr.map((f) => f.sharpness), fr.map((f) => f.brightness),
+      ],
+    );
+  }
+
+  /**
+   * Where a retried attempt starts: after the last attempt's heartbeat, when its frames
+   * are all in Postgres (they were recorded before the heartbeat that counts them);
+   * otherwise from the start (uploads already in S3 are still skipped).
+   */
+  async function resumePoint(videoId: string, paramsHash: string, hb: ExtractHeartbeat | undefined): Promise<ExtractResume | undefined> {
+    if (!hb || hb.paramsHash !== paramsHash || !(hb.progress?.sampled > 0)) return undefined;
+    const res = await pool.query<{ s3_key: string; frame_index: number; timestamp_s: number; width: number; height: number; bytes: number; sha256: string; sharpness: number; brightness: number }>(
+      `SELECT s3_key, frame_index, timestamp_s, width, height, bytes, sha256, sharpness, brightness
+         FROM frames WHERE video_id = $1 AND params_hash = $2 AND frame_index < $3 ORDER BY frame_index`,
+      [videoId, paramsHash, hb.progress.sampled],
+    );
+    if (res.rows.length !== hb.progress.frames) return undefined;
+    const frames: FrameRecord[] = res.rows.map((r) => ({
+      key: r.s3_key,
+      index: r.frame_index,
+      timestampS: r.timestamp_s,
+      width: r.width,
+      height: r.height,
+      bytes: r.bytes,
+      sha256: r.sha256,
+      sharpness: r.sharpness,
+      brightness: r.brightness,
+    }));
+    return { progress: hb.progress, frames, decodeErrors: hb.decodeErrors };
+  }
+
   return {
     /**
      * Step 2 (per video, run by the extract child workflow): sample, resize, encode and
@@ -98,7 +158,8 @@ export function createFrameActivities(deps: ActivityDeps) {
      *
      * Idempotent at two levels: frames already extracted with the same parameters (any
      * run) are reused from their content-addressed manifest; a retried attempt skips
-     * uploads that already landed. Heartbeats every frame with `{ frames, timestampS }`.
+     * uploads that already landed. Heartbeats every second with {@link ExtractHeartbeat};
+     * a retried attempt resumes after the committed progress in the last heartbeat.
      * Cancellation kills ffmpeg and removes the temporary copy.
      *
      * @throws VideoDecodeError (not retried) naming the file and the reason.
@@ -122,6 +183,17 @@ export function createFrameActivities(deps: ActivityDeps) {
 
       const prefix = `frames/${video.sha256}/${paramsHash}/`;
       const stored = new Set(await store.list(prefix));
+      const resume = await resumePoint(input.videoId, paramsHash, ctx.info.heartbeatDetails as ExtractHeartbeat | undefined);
+      if (resume) deps.logger.info({ videoId: input.videoId, progress: resume.progress }, 'extract: resuming after the last heartbeat');
+      let beat: ExtractHeartbeat = {
+        paramsHash,
+        progress: resume?.progress ?? { sampled: 0, frames: 0, lastTimestampS: null, dropped: { nearBlack: 0, nearWhite: 0, blurred: 0 }, decodeErrorCount: 0 },
+        videoS: resume?.progress.lastTimestampS ?? 0,
+        decodeErrors: resume?.decodeErrors ?? [],
+      };
+      // A timer, not the frames, drives heartbeats: a scene or keyframe scan can go long without a pick.
+      ctx.heartbeat(beat);
+      const timer = setInterval(() => ctx.heartbeat(beat), 1000);
       const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'reelset-extract-'));
       try {
         const file = path.join(tmp, `video${path.extname(video.file_name)}`);
@@ -132,7 +204,7 @@ export function createFrameActivities(deps: ActivityDeps) {
           if (err instanceof VideoDecodeError) throw new VideoDecodeError(named, err.reason, { cause: err });
           throw err;
         };
-        const probe: VideoProbe = await probeVideo(file, config.FFPROBE_PATH).catch(rename);
+        const probe: VideoProbe = await probeVideo(file, config.FFPROBE_PATH, config.FFMPEG_PATH).catch(rename);
         const result = await extractFrames(
           file,
           video.sha256,
@@ -143,35 +215,30 @@ export function createFrameActivities(deps: ActivityDeps) {
             put: async (frame, bytes) => {
               await store.put(frame.key, bytes, input.options.format === 'webp' ? 'image/webp' : 'image/jpeg');
             },
+            // Rows after objects: a row always points at a stored frame. Idempotent on the key.
+            commit: async (frames, progress) => {
+              await insertFrameRows(input.videoId, paramsHash, frames);
+              beat = { ...beat, progress };
+              ctx.heartbeat(beat);
+            },
           },
           {
             ffmpegPath: config.FFMPEG_PATH,
             signal: ctx.cancellationSignal,
-            onFrame: (p) => ctx.heartbeat(p),
+            uploadConcurrency: config.S3_UPLOAD_CONCURRENCY,
+            resume,
+            onFrame: (p) => {
+              beat = { ...beat, videoS: p.timestampS };
+            },
           },
         ).catch(rename);
-        // Rows after objects: a row always points at a stored frame.
-        // One statement for all rows: atomic, and idempotent on the content-derived key.
-        const fr = result.frames;
-        await pool.query(
-          `INSERT INTO frames (s3_key, video_id, params_hash, frame_index, timestamp_s, width, height, bytes, sha256, sharpness, brightness)
-           SELECT k, $2, $3, i, t, w, h, b, s, sh, br
-             FROM unnest($1::text[], $4::int[], $5::float8[], $6::int[], $7::int[], $8::int[], $9::text[], $10::float8[], $11::float8[])
-               AS r(k, i, t, w, h, b, s, sh, br)
-           ON CONFLICT (s3_key) DO NOTHING`,
-          [
-            fr.map((f) => f.key), input.videoId, paramsHash, fr.map((f) => f.index), fr.map((f) => f.timestampS),
-            fr.map((f) => f.width), fr.map((f) => f.height), fr.map((f) => f.bytes), fr.map((f) => f.sha256),
-            fr.map((f) => f.sharpness), fr.map((f) => f.brightness),
-          ],
-        );
         const manifest: VideoFramesManifest = {
           videoId: input.videoId,
           videoSha256: video.sha256,
           paramsHash,
           options: input.options,
           probe,
-          sampledFps: result.sampledFps,
+          plan: result.plan,
           sampled: result.sampled,
           frames: result.frames,
           dropped: result.dropped,
@@ -181,6 +248,7 @@ export function createFrameActivities(deps: ActivityDeps) {
         await store.putJson(manifestKey, manifest);
         return summarize(manifest, false);
       } finally {
+        clearInterval(timer);
         await fs.rm(tmp, { recursive: true, force: true });
       }
     },

@@ -1,12 +1,16 @@
 import { createHash } from 'node:crypto';
 import ffmpeg from 'fluent-ffmpeg';
 import sharp from 'sharp';
-import type { ExtractOptions } from '../../workflows/input';
+import type { ExtractOptions, SamplingMode } from '../../workflows/input';
 import { VideoDecodeError } from '../common/errors';
 import type { VideoProbe } from './probe';
 
-/** Version of the extraction code; part of the parameters hash so a change never overwrites old frames. */
-export const EXTRACTOR_VERSION = 'x1';
+/**
+ * Version of the extraction code; part of the parameters hash so a change never
+ * overwrites old frames. x2: sampling by ffmpeg's `select` on presentation time
+ * (variable frame rate safe) with resizing in ffmpeg.
+ */
+export const EXTRACTOR_VERSION = 'x2';
 
 /** One stored frame. */
 export interface FrameRecord {
@@ -14,7 +18,7 @@ export interface FrameRecord {
   key: string;
   /** 0-based index among the sampled frames of this video (before quality filtering). */
   index: number;
-  /** Presentation timestamp in seconds. */
+  /** Presentation timestamp in seconds from the start of the video. */
   timestampS: number;
   width: number;
   height: number;
@@ -38,8 +42,8 @@ export interface DropCounts {
 /** What one extraction produced. */
 export interface ExtractionResult {
   paramsHash: string;
-  /** Sampling rate actually used, frames per second. */
-  sampledFps: number;
+  /** The sampling actually used (after the cap and the video's own duration). */
+  plan: SamplingPlan;
   /** Frames sampled from the video (kept + dropped). */
   sampled: number;
   frames: FrameRecord[];
@@ -47,32 +51,77 @@ export interface ExtractionResult {
   /** Decoder complaints (first 20) for streams that still decode, e.g. h264 slice errors. */
   decodeErrors: string[];
   decodeErrorCount: number;
+  /** True when this attempt resumed after an earlier attempt's committed progress. */
+  resumed: boolean;
+}
+
+/**
+ * Committed progress of one extraction: a prefix, in sample order, of frames that are
+ * stored (and committed through {@link FrameSink.commit}) or dropped. A retried attempt
+ * resumes after `lastTimestampS` with the next index `sampled`.
+ */
+export interface ExtractProgress {
+  /** Sampled frames handled so far (stored or dropped); also the next frame's index. */
+  sampled: number;
+  /** Frames stored among them. */
+  frames: number;
+  /** Timestamp of the last handled frame in seconds; null before the first. */
+  lastTimestampS: number | null;
+  dropped: DropCounts;
+  decodeErrorCount: number;
+}
+
+/** Where an earlier attempt stopped: its committed progress and the records of its stored frames. */
+export interface ExtractResume {
+  progress: ExtractProgress;
+  /** Records of the `progress.frames` frames stored, in index order. */
+  frames: FrameRecord[];
+  decodeErrors?: string[];
 }
 
 /** Where frames go: the caller stores bytes (S3) and rows (Postgres). */
 export interface FrameSink {
   /** True when this key is already stored (a retried attempt skips the upload). */
   has(key: string): boolean;
-  /** Store one frame; called with bounded concurrency. */
+  /** Store one frame's bytes; called with bounded concurrency. */
   put(frame: FrameRecord, bytes: Buffer): Promise<void>;
+  /**
+   * Record a batch of stored frames (index order, each `put` finished) and the progress
+   * they complete; called one batch at a time, every `commitEvery` frames or
+   * `commitIntervalMs`, and once at the end.
+   */
+  commit?(frames: FrameRecord[], progress: ExtractProgress): Promise<void>;
 }
 
-/** Progress and cancellation hooks (heartbeats in the activity). */
+/** Progress, resumption and cancellation hooks (heartbeats in the activity). */
 export interface ExtractHooks {
+  /** Every sampled frame: how far the decode has got (seconds of video) and frames sampled. */
   onFrame?: (done: { frames: number; timestampS: number }) => void;
   signal?: AbortSignal;
   /** Concurrent `sink.put` calls (default 8). */
   uploadConcurrency?: number;
   ffmpegPath?: string;
+  /** Continue after an earlier attempt's committed progress instead of starting over. */
+  resume?: ExtractResume;
+  /** Commit at least every this many sampled frames (default 50)... */
+  commitEvery?: number;
+  /** ...or this often, milliseconds (default 2000). */
+  commitIntervalMs?: number;
 }
 
-/** Hash of everything that changes the stored frames (16 hex chars). */
+/** Hash of everything that changes the stored frames (16 hex chars); fields of other modes do not count. */
 export function extractionParamsHash(opts: ExtractOptions): string {
+  const sampling: Record<SamplingMode, object> = {
+    fps: { fps: opts.fps, min: opts.minFramesPerVideo },
+    scene: { th: opts.sceneThreshold, gap: opts.minSceneGapS },
+    keyframes: {},
+    count: { n: opts.count },
+  };
   const o = {
     v: EXTRACTOR_VERSION,
-    fps: opts.fps,
+    mode: opts.mode,
+    ...sampling[opts.mode],
     max: opts.maxFramesPerVideo,
-    min: opts.minFramesPerVideo,
     side: opts.shortSide,
     fmt: opts.format,
     q: opts.quality,
@@ -84,11 +133,11 @@ export function extractionParamsHash(opts: ExtractOptions): string {
 }
 
 /**
- * The sampling rate for a video: `fps`, lowered so at most `maxFramesPerVideo` frames
- * spread over the whole duration, raised for short clips to give `minFramesPerVideo`
- * (never above the video's own frame rate).
+ * The sampling rate for a video in `fps` mode: `fps`, lowered so at most
+ * `maxFramesPerVideo` frames spread over the whole duration, raised for short clips to
+ * give `minFramesPerVideo` (never above the video's own frame rate, 30 when unknown).
  *
- * @returns frames per second, > 0.
+ * @returns frames per second, finite and > 0.
  */
 export function planSamplingRate(probe: Pick<VideoProbe, 'durationS' | 'frameRate'>, opts: ExtractOptions): number {
   const d = Math.max(probe.durationS, 1e-3);
@@ -96,6 +145,89 @@ export function planSamplingRate(probe: Pick<VideoProbe, 'durationS' | 'frameRat
   if (d * r > opts.maxFramesPerVideo) r = opts.maxFramesPerVideo / d;
   if (d * r < opts.minFramesPerVideo) r = Math.min(opts.minFramesPerVideo / d, probe.frameRate ?? 30);
   return r;
+}
+
+/**
+ * How frames are picked from one video: the input of {@link selectExpression}.
+ *
+ * - `bucket`: the first frame of each interval `[k/rate, (k+1)/rate)` (fps and count modes);
+ * - `gap`: frames at least `gapS` after the previous pick, and for `scene` only those
+ *   whose scene score exceeds `sceneThreshold` (scene and keyframes modes).
+ */
+export interface SamplingPlan {
+  mode: SamplingMode;
+  kind: 'bucket' | 'gap';
+  /** Buckets per second (`bucket`). */
+  rate?: number;
+  /** Seconds between picks at least (`gap`). */
+  gapS?: number;
+  /** Scene-change score threshold, 0..1 (`scene`). */
+  sceneThreshold?: number;
+  /** Decode keyframes only (`-skip_frame nokey`). */
+  keyframesOnly: boolean;
+  /** Frames sampled at most. */
+  maxFrames: number;
+}
+
+/**
+ * Plan the sampling of one video so that every mode respects `maxFramesPerVideo`
+ * spread over the whole duration (the gap is raised to duration / cap for scene and
+ * keyframes, the bucket rate lowered to cap / duration for fps and count).
+ */
+export function planSampling(probe: Pick<VideoProbe, 'durationS' | 'frameRate'>, opts: ExtractOptions): SamplingPlan {
+  const d = Math.max(probe.durationS, 1e-3);
+  const cap = opts.maxFramesPerVideo;
+  switch (opts.mode) {
+    case 'fps': {
+      const rate = planSamplingRate(probe, opts);
+      return { mode: 'fps', kind: 'bucket', rate, keyframesOnly: false, maxFrames: Math.max(cap, opts.minFramesPerVideo) };
+    }
+    case 'count': {
+      const n = Math.min(opts.count, cap);
+      return { mode: 'count', kind: 'bucket', rate: n / d, keyframesOnly: false, maxFrames: n };
+    }
+    case 'scene':
+      return { mode: 'scene', kind: 'gap', gapS: Math.max(opts.minSceneGapS, d / cap), sceneThreshold: opts.sceneThreshold, keyframesOnly: false, maxFrames: cap };
+    case 'keyframes':
+      return { mode: 'keyframes', kind: 'gap', gapS: Math.max(0.001, d / cap), keyframesOnly: true, maxFrames: cap };
+  }
+}
+
+/** Format a number for an ffmpeg expression (no exponent notation). */
+function num(x: number): string {
+  return x.toFixed(9).replace(/\.?0+$/, '') || '0';
+}
+
+/**
+ * The ffmpeg `select` filter expression of a plan (without quotes).
+ *
+ * Time is `t + seekS` (ffmpeg's `t` restarts at 0 after an input seek) and the previous
+ * pick is `prev_selected_t + seekS`, or `afterS` before the first pick of this process
+ * (a resumed attempt passes the last frame it had; a fresh one, none). Picks are
+ * strictly increasing in time, so keys derived from timestamps never collide.
+ *
+ * @see https://ffmpeg.org/ffmpeg-filters.html#select_002c-aselect
+ */
+export function selectExpression(plan: SamplingPlan, afterS: number | null = null, seekS = 0): string {
+  const T = seekS ? `(t+${num(seekS)})` : 't';
+  const prevSel = seekS ? `(prev_selected_t+${num(seekS)})` : 'prev_selected_t';
+  if (plan.kind === 'bucket') {
+    const r = num(plan.rate!);
+    const first = afterS === null ? '-1e12' : `floor(${num(afterS)}*${r})`;
+    return `gt(floor(${T}*${r}),if(isnan(prev_selected_t),${first},floor(${prevSel}*${r})))`;
+  }
+  const prev = `if(isnan(prev_selected_t),${afterS === null ? '-1e12' : num(afterS)},${prevSel})`;
+  const gap = `gte(${T}-${prev},${num(plan.gapS!)})`;
+  if (plan.mode !== 'scene') return gap;
+  const cut = `gt(scene,${num(plan.sceneThreshold!)})*${gap}`;
+  // A fresh extraction also keeps the first frame (the opening shot).
+  return afterS === null ? `max(isnan(prev_selected_t)*eq(n,0),${cut})` : cut;
+}
+
+/** Key of a frame: content (video sha256), parameters hash and presentation time in ms. */
+export function frameKey(videoSha256: string, paramsHash: string, timestampS: number, ext: string): string {
+  const ms = Math.round(timestampS * 1000);
+  return `frames/${videoSha256}/${paramsHash}/${ms < 0 ? 'm' : ''}${String(Math.abs(ms)).padStart(9, '0')}.${ext}`;
 }
 
 /** Output size: short side `shortSide` (never upscaled), aspect kept, both even. */
@@ -157,15 +289,27 @@ export function frameQuality(rgb: Buffer, width: number, height: number): FrameQ
 const SHOWINFO = /Parsed_showinfo.*\bn:\s*(\d+).*\bpts_time:\s*(-?[\d.]+)/;
 const DECODE_ERROR = /error|corrupt|invalid|non[- ]monoton|concealing|missing|illegal/i;
 
+/** A sampled frame that is done: stored (`record`) or dropped (`reason`). */
+interface Done {
+  timestampS: number;
+  record?: FrameRecord;
+  reason?: keyof DropCounts;
+}
+
 /**
  * Sample, resize, encode and store the frames of one local video file.
  *
- * ffmpeg decodes (display rotation applied) and samples at {@link planSamplingRate};
- * raw RGB frames stream through a pipe (one frame in memory at a time, plus the
- * uploads in flight) to sharp, which resizes and encodes them; `sink.put` stores them.
- * Timestamps are the presentation times ffmpeg's `showinfo` filter reports.
- * Frames that fail the quality filters are counted, not stored. A stream with decode
- * errors yields what decodes, with the errors reported.
+ * ffmpeg decodes (display rotation applied; keyframes only in `keyframes` mode), picks
+ * frames with the `select` filter on presentation time ({@link selectExpression}),
+ * scales them to {@link targetSize} and writes raw RGB to a pipe; each frame is scored
+ * ({@link frameQuality}), filtered, encoded by sharp and handed to `sink.put` with at
+ * most `uploadConcurrency` in flight. Memory holds one raw frame plus the uploads in
+ * flight and the small per-frame records, whatever the video's length; nothing is
+ * written to disk. Timestamps are those ffmpeg's `showinfo` filter reports.
+ *
+ * Progress is committed in sample order ({@link FrameSink.commit}); `hooks.resume`
+ * continues after a committed prefix (input seek to its last timestamp) without
+ * decoding or uploading that prefix again.
  *
  * @throws VideoDecodeError when ffmpeg fails before producing any frame.
  * @throws the signal's reason when `hooks.signal` aborts (ffmpeg is killed first).
@@ -179,28 +323,44 @@ export async function extractFrames(
   hooks: ExtractHooks = {},
 ): Promise<ExtractionResult> {
   const paramsHash = extractionParamsHash(opts);
-  const rate = planSamplingRate(probe, opts);
-  const maxFrames = Math.max(opts.maxFramesPerVideo, opts.minFramesPerVideo);
-  const W = probe.displayWidth;
-  const H = probe.displayHeight;
-  const frameBytes = W * H * 3;
-  const size = targetSize(W, H, opts.shortSide);
+  const plan = planSampling(probe, opts);
+  const size = targetSize(probe.displayWidth, probe.displayHeight, opts.shortSide);
+  const frameBytes = size.width * size.height * 3;
   const ext = opts.format === 'webp' ? 'webp' : 'jpg';
+  const resume = hooks.resume;
+  const start = resume?.progress;
+  const seekS = start?.lastTimestampS != null && start.lastTimestampS > 0 ? start.lastTimestampS : 0;
+  const remaining = plan.maxFrames - (start?.sampled ?? 0);
+
+  const committedFrames: FrameRecord[] = [...(resume?.frames ?? [])];
+  let progress: ExtractProgress = start
+    ? { ...start, dropped: { ...start.dropped } }
+    : { sampled: 0, frames: 0, lastTimestampS: null, dropped: { nearBlack: 0, nearWhite: 0, blurred: 0 }, decodeErrorCount: 0 };
+  const decodeErrors: string[] = [...(resume?.decodeErrors ?? [])];
+  let decodeErrorCount = progress.decodeErrorCount;
+  if (remaining <= 0) {
+    return { paramsHash, plan, sampled: progress.sampled, frames: committedFrames, dropped: progress.dropped, decodeErrors, decodeErrorCount, resumed: true };
+  }
 
   const timestamps: number[] = [];
-  const decodeErrors: string[] = [];
-  let decodeErrorCount = 0;
   let lastStderr = '';
-
-  const filters = [`fps=${rate.toFixed(6)}`, `scale=${W}:${H}:flags=bicubic`, 'setsar=1', 'showinfo'].join(',');
+  const vf = [
+    `select='${selectExpression(plan, start?.lastTimestampS ?? null, seekS)}'`,
+    `scale=${size.width}:${size.height}:flags=bicubic`,
+    'setsar=1',
+    'showinfo',
+  ].join(',');
+  const input = ['-nostdin'];
+  if (seekS > 0) input.push('-ss', num(seekS));
+  if (plan.keyframesOnly) input.push('-skip_frame', 'nokey');
   const command = ffmpeg(file)
     .setFfmpegPath(hooks.ffmpegPath ?? 'ffmpeg')
-    .inputOptions(['-nostdin'])
-    .outputOptions(['-map', '0:v:0', '-an', '-sn', '-vf', filters, '-frames:v', String(maxFrames), '-pix_fmt', 'rgb24', '-f', 'rawvideo', '-loglevel', 'info'])
+    .inputOptions(input)
+    .outputOptions(['-map', '0:v:0', '-an', '-sn', '-dn', '-vf', vf, '-fps_mode', 'passthrough', '-frames:v', String(remaining), '-pix_fmt', 'rgb24', '-f', 'rawvideo', '-loglevel', 'info'])
     .on('stderr', (line: string) => {
       const m = SHOWINFO.exec(line);
       if (m) {
-        timestamps[Number(m[1])] = Number(m[2]);
+        timestamps[Number(m[1])] = Number(m[2]) + seekS;
         return;
       }
       if (DECODE_ERROR.test(line) && !/^\s*(Stream|Input|Output|Duration|built with|configuration)/.test(line)) {
@@ -226,28 +386,58 @@ export async function extractFrames(
   const onAbort = () => command.kill('SIGKILL');
   hooks.signal?.addEventListener('abort', onAbort, { once: true });
 
-  const frames: FrameRecord[] = [];
-  const dropped: DropCounts = { nearBlack: 0, nearWhite: 0, blurred: 0 };
+  // Frames done out of order (uploads finish in any order) wait here until the prefix reaches them.
+  const done = new Map<number, Done>();
+  let prefix = progress.sampled;
+  let batch: FrameRecord[] = [];
+  const advance = () => {
+    for (let d = done.get(prefix); d; d = done.get(prefix)) {
+      done.delete(prefix);
+      if (d.record) batch.push(d.record);
+      else progress.dropped[d.reason!]++;
+      progress.lastTimestampS = d.timestampS;
+      progress.sampled = ++prefix;
+    }
+  };
+  const commitEvery = hooks.commitEvery ?? 50;
+  const commitIntervalMs = hooks.commitIntervalMs ?? 2000;
+  let lastCommit = Date.now();
+  let committedSampled = progress.sampled;
+  const commit = async (force: boolean) => {
+    if (!force && prefix - committedSampled < commitEvery && Date.now() - lastCommit < commitIntervalMs) return;
+    if (prefix === committedSampled && !force) return;
+    const frames = batch;
+    batch = [];
+    progress.frames += frames.length;
+    progress.decodeErrorCount = decodeErrorCount;
+    const snapshot: ExtractProgress = { ...progress, dropped: { ...progress.dropped } };
+    await sink.commit?.(frames, snapshot);
+    committedFrames.push(...frames);
+    committedSampled = snapshot.sampled;
+    lastCommit = Date.now();
+  };
+
   const inflight = new Set<Promise<void>>();
   const limit = hooks.uploadConcurrency ?? 8;
   let uploadError: unknown;
-  let index = 0;
+  let index = progress.sampled;
+  /** Index of this process's first frame (showinfo counts from 0 in every ffmpeg run). */
+  const first = index;
 
   const handle = async (raw: Buffer, i: number): Promise<void> => {
-    const ts = timestamps[i] ?? i / rate;
-    const resized = await sharp(raw, { raw: { width: W, height: H, channels: 3 } })
-      .resize(size.width, size.height, { fit: 'fill', kernel: 'lanczos3' })
-      .raw()
-      .toBuffer();
-    const q = frameQuality(resized, size.width, size.height);
+    const ts = timestamps[i - first]!;
     hooks.onFrame?.({ frames: i + 1, timestampS: ts });
-    if (q.p99 < opts.blackLevel) return void dropped.nearBlack++;
-    if (q.p01 > opts.whiteLevel) return void dropped.nearWhite++;
-    if (q.sharpness < opts.minSharpness) return void dropped.blurred++;
-    const key = `frames/${videoSha256}/${paramsHash}/${String(Math.round(ts * 1000)).padStart(9, '0')}.${ext}`;
-    const img = sharp(resized, { raw: { width: size.width, height: size.height, channels: 3 } });
+    const q = frameQuality(raw, size.width, size.height);
+    const reason: keyof DropCounts | undefined =
+      q.p99 < opts.blackLevel ? 'nearBlack' : q.p01 > opts.whiteLevel ? 'nearWhite' : q.sharpness < opts.minSharpness ? 'blurred' : undefined;
+    if (reason) {
+      done.set(i, { timestampS: ts, reason });
+      return advance();
+    }
+    const key = frameKey(videoSha256, paramsHash, ts, ext);
+    const img = sharp(raw, { raw: { width: size.width, height: size.height, channels: 3 } });
     const encoded = await (opts.format === 'webp' ? img.webp({ quality: opts.quality }) : img.jpeg({ quality: opts.quality })).toBuffer();
-    const rec: FrameRecord = {
+    const record: FrameRecord = {
       key,
       index: i,
       timestampS: Math.round(ts * 1e6) / 1e6,
@@ -258,10 +448,16 @@ export async function extractFrames(
       sharpness: Math.round(q.sharpness * 1000) / 1000,
       brightness: Math.round(q.brightness * 1000) / 1000,
     };
-    frames.push(rec);
-    if (sink.has(key)) return;
+    if (sink.has(key)) {
+      done.set(i, { timestampS: ts, record });
+      return advance();
+    }
     const p = sink
-      .put(rec, encoded)
+      .put(record, encoded)
+      .then(() => {
+        done.set(i, { timestampS: ts, record });
+        advance();
+      })
       .catch((e: unknown) => {
         uploadError ??= e;
       })
@@ -283,19 +479,22 @@ export async function extractFrames(
         const rest = all.subarray(frameBytes);
         pending = rest.length ? [rest] : [];
         pendingBytes = rest.length;
-        if (index >= maxFrames) break;
+        if (index - first >= remaining) break;
         // showinfo logs a frame before ffmpeg writes it, but stderr and stdout are
         // separate pipes: wait for the line, so a retried attempt derives the same key.
-        while (timestamps[index] === undefined && !ffmpegDone) await new Promise((r) => setTimeout(r, 2));
+        while (timestamps[index - first] === undefined && !ffmpegDone) await new Promise((r) => setTimeout(r, 2));
+        if (timestamps[index - first] === undefined) throw new VideoDecodeError(file, `ffmpeg gave frame ${index} without its timestamp`);
         await handle(raw, index++);
         if (uploadError) throw uploadError;
         hooks.signal?.throwIfAborted();
+        await commit(false);
       }
     }
     await ended;
     hooks.signal?.throwIfAborted();
     await Promise.all(inflight);
     if (uploadError) throw uploadError;
+    await commit(true);
   } catch (err) {
     command.kill('SIGKILL');
     await Promise.allSettled(inflight);
@@ -304,9 +503,17 @@ export async function extractFrames(
     hooks.signal?.removeEventListener('abort', onAbort);
   }
 
-  if (index === 0 && ffmpegError) {
+  if (index === first && ffmpegError && !resume) {
     throw new VideoDecodeError(file, `ffmpeg decoded no frame: ${lastStderr || ffmpegError.message}`);
   }
-  frames.sort((a, b) => a.index - b.index);
-  return { paramsHash, sampledFps: rate, sampled: index, frames, dropped, decodeErrors, decodeErrorCount };
+  return {
+    paramsHash,
+    plan,
+    sampled: progress.sampled,
+    frames: committedFrames,
+    dropped: progress.dropped,
+    decodeErrors,
+    decodeErrorCount,
+    resumed: Boolean(resume),
+  };
 }

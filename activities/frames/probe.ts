@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
+import { promisify } from 'node:util';
 import ffmpeg from 'fluent-ffmpeg';
 import { VideoDecodeError } from '../common/errors';
 
@@ -35,16 +37,18 @@ export function parseFrameRate(value: string | number | undefined): number | und
 type ProbeData = ffmpeg.FfprobeData;
 
 /**
- * Probe a video file with ffprobe.
+ * Probe a video file with ffprobe, then check that its end decodes.
  *
  * Fails before anything is written, with a {@link VideoDecodeError} (never retried)
  * naming the file and the reason, when the file is missing, empty, not a media file,
- * has no video stream (audio only), or reports no duration.
+ * has no video stream (audio only), has no duration even after counting its packets,
+ * or is truncated (no frame decodes in its last seconds: {@link checkEndDecodes}).
  *
  * @param file local path.
  * @param ffprobePath the ffprobe binary.
+ * @param ffmpegPath the ffmpeg binary (for the end check).
  */
-export async function probeVideo(file: string, ffprobePath = 'ffprobe'): Promise<VideoProbe> {
+export async function probeVideo(file: string, ffprobePath = 'ffprobe', ffmpegPath = 'ffmpeg'): Promise<VideoProbe> {
   let stat;
   try {
     stat = await fs.stat(file);
@@ -60,7 +64,70 @@ export async function probeVideo(file: string, ffprobePath = 'ffprobe'): Promise
     const reason = lines.find((l) => /invalid data|error|moov atom|no such file/i.test(l)) ?? lines.at(-1) ?? 'ffprobe failed';
     throw new VideoDecodeError(file, `not a readable media file (ffprobe: ${reason.replace(/^\[[^\]]*\]\s*/, '')})`);
   });
-  return describeProbe(file, data);
+  let probe: VideoProbe;
+  try {
+    probe = describeProbe(file, data);
+  } catch (err) {
+    // Elementary streams (raw .h264, .mjpeg) carry no duration: count packets (no decode).
+    if (!(err instanceof VideoDecodeError && err.reason.startsWith('no duration'))) throw err;
+    const packets = await countVideoPackets(file, ffprobePath);
+    if (!packets) throw err;
+    const video = data.streams.find((s) => s.codec_type === 'video')!;
+    const rate = parseFrameRate(video.avg_frame_rate) ?? parseFrameRate(video.r_frame_rate) ?? 25;
+    probe = describeProbe(file, { ...data, format: { ...data.format, duration: packets / rate } });
+  }
+  await checkEndDecodes(file, probe, ffmpegPath);
+  return probe;
+}
+
+const run = promisify(execFile);
+
+/** Packets of the first video stream, read without decoding; 0 when ffprobe cannot tell. */
+export async function countVideoPackets(file: string, ffprobePath = 'ffprobe'): Promise<number> {
+  try {
+    const { stdout } = await run(ffprobePath, ['-v', 'error', '-select_streams', 'v:0', '-count_packets', '-show_entries', 'stream=nb_read_packets', '-of', 'csv=p=0', file], {
+      maxBuffer: 1 << 20,
+    });
+    const n = Number(stdout.trim().split(/\s+/)[0]);
+    return Number.isFinite(n) && n > 0 ? n : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Truncation check: seek to two seconds before the end and decode one frame. A file cut
+ * short (an upload that stopped, a copy that failed) still probes with the duration its
+ * header promises, but nothing decodes there and the demuxer complains ("partial
+ * file", "File ended prematurely"). A video whose last seconds hold no frame but read
+ * cleanly (a held still picture) passes.
+ *
+ * @throws VideoDecodeError naming the file, where it looked and what ffmpeg said.
+ */
+export async function checkEndDecodes(file: string, probe: Pick<VideoProbe, 'durationS'>, ffmpegPath = 'ffmpeg'): Promise<void> {
+  const at = Math.max(0, probe.durationS - 2);
+  let stdout = '';
+  let stderr = '';
+  try {
+    ({ stdout, stderr } = await run(
+      ffmpegPath,
+      ['-nostdin', '-v', 'warning', '-ss', at.toFixed(3), '-i', file, '-map', '0:v:0', '-frames:v', '1', '-f', 'framecrc', '-'],
+      { maxBuffer: 4 << 20 },
+    ));
+  } catch (err) {
+    stderr = (err as { stderr?: string }).stderr ?? String(err);
+  }
+  const frames = stdout.split('\n').filter((l) => /^\s*\d+,/.test(l)).length;
+  const complaint = stderr
+    .split('\n')
+    .map((l) => l.replace(/^\[[^\]]*\]\s*/, '').trim())
+    .find((l) => l && !/^Output file is empty|^Last message repeated/.test(l));
+  if (frames === 0 && complaint) {
+    throw new VideoDecodeError(
+      file,
+      `truncated or damaged at the end: no frame decodes after ${at.toFixed(2)} s of ${probe.durationS.toFixed(2)} s (ffmpeg: ${complaint})`,
+    );
+  }
 }
 
 /** Normalise ffprobe's JSON for one file (exported for unit tests). */
