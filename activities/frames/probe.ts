@@ -118,14 +118,16 @@ export async function checkEndDecodes(file: string, probe: Pick<VideoProbe, 'dur
     stderr = (err as { stderr?: string }).stderr ?? String(err);
   }
   const frames = stdout.split('\n').filter((l) => /^\s*\d+,/.test(l)).length;
-  const complaint = stderr
+  // Only the demuxer's own words for "the data stops here" count: a stream that cannot
+  // seek (raw H.264) or has corrupt packets is not truncated, and its frames are taken.
+  const truncation = stderr
     .split('\n')
     .map((l) => l.replace(/^\[[^\]]*\]\s*/, '').trim())
-    .find((l) => l && !/^Output file is empty|^Last message repeated/.test(l));
-  if (frames === 0 && complaint) {
+    .find((l) => /partial file|ended prematurely|unexpected end|truncat/i.test(l));
+  if (frames === 0 && truncation) {
     throw new VideoDecodeError(
       file,
-      `truncated or damaged at the end: no frame decodes after ${at.toFixed(2)} s of ${probe.durationS.toFixed(2)} s (ffmpeg: ${complaint})`,
+      `truncated: no frame decodes after ${at.toFixed(2)} s of the ${probe.durationS.toFixed(2)} s its header gives (ffmpeg: ${truncation})`,
     );
   }
 }
