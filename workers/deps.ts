@@ -6,26 +6,44 @@ import { createPool } from '../activities/storage/db';
 import { ObjectStore } from '../activities/storage/s3';
 
 /**
- * Make the clients a worker process needs from the environment: configuration (logged
- * with secrets removed), logger, S3 store, Postgres pool and the Temporal connection.
+ * Make the clients activities need from the environment: configuration (logged with
+ * secrets removed), logger, S3 store and Postgres pool. Used by workers, and by
+ * benchmarks and test harnesses that run activities outside a worker.
  */
-export async function createWorkerDeps(name: string, env: NodeJS.ProcessEnv = process.env): Promise<ActivityDeps & { connection: NativeConnection; close: () => Promise<void> }> {
+export function createActivityDeps(name: string, env: NodeJS.ProcessEnv = process.env): ActivityDeps & { close: () => Promise<void> } {
   const config: Config = loadConfig(env);
   const logger = createLogger(config.REELSET_LOG_LEVEL, name);
   logger.info({ config: redactConfig(config) }, 'configuration');
   const store = ObjectStore.fromConfig(config);
   const pool = createPool(config, config.REELSET_MAX_CONCURRENT_ACTIVITIES + 2);
-  const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   return {
     config,
     logger,
     store,
     pool,
+    close: async () => {
+      await pool.end();
+      store.destroy();
+    },
+  };
+}
+
+/** {@link createActivityDeps} plus the Temporal connection a worker polls with. */
+export async function createWorkerDeps(name: string, env: NodeJS.ProcessEnv = process.env): Promise<ActivityDeps & { connection: NativeConnection; close: () => Promise<void> }> {
+  const deps = createActivityDeps(name, env);
+  let connection: NativeConnection;
+  try {
+    connection = await NativeConnection.connect({ address: deps.config.TEMPORAL_ADDRESS });
+  } catch (err) {
+    await deps.close();
+    throw err;
+  }
+  return {
+    ...deps,
     connection,
     close: async () => {
       await connection.close();
-      await pool.end();
-      store.destroy();
+      await deps.close();
     },
   };
 }
