@@ -11,7 +11,7 @@ import { InvalidInputError, VideoDecodeError } from '../common/errors';
 import { readStepManifest, runStep, type StepResult } from '../storage/runs';
 import type { SearchManifest } from '../catalog/activities';
 import { extractFrames, extractionParamsHash, type ExtractionResult, type ExtractProgress, type ExtractResume, type FrameRecord } from './extract';
-import { probeVideo, type VideoProbe } from './probe';
+import { PROBE_VERSION, probeVideo, type CachedProbe, type VideoProbe } from './probe';
 
 /** Summary of one video's extraction, returned by its child workflow. */
 export interface VideoExtractSummary {
@@ -24,6 +24,8 @@ export interface VideoExtractSummary {
   manifestKey: string;
   /** True when an earlier run had already extracted these frames with the same parameters. */
   reused: boolean;
+  /** Where this attempt's time went, milliseconds (absent when reused). */
+  timingsMs?: { download: number; probe: number; extract: number; manifest: number };
 }
 
 /** Content-addressed manifest of one video's frames for one set of extraction parameters. */
@@ -93,13 +95,37 @@ export function createFrameActivities(deps: ActivityDeps) {
   const { store, pool, config } = deps;
 
   async function loadVideo(videoId: string) {
-    const res = await pool.query<{ sha256: string; s3_key: string; file_name: string }>(
-      'SELECT sha256, s3_key, file_name FROM videos WHERE id = $1',
+    const res = await pool.query<{ sha256: string; s3_key: string; file_name: string; probe: CachedProbe | null }>(
+      'SELECT sha256, s3_key, file_name, probe FROM videos WHERE id = $1',
       [videoId],
     );
     const row = res.rows[0];
     if (!row) throw new InvalidInputError(`video ${JSON.stringify(videoId)} is not in the catalog`);
     return row;
+  }
+
+  /**
+   * The probe of a video's content: cached in `videos.probe` by the first extraction (a
+   * pure function of the sha256-addressed bytes), else ffprobe + the truncation check on
+   * the local copy, then cached, failures included.
+   *
+   * @throws VideoDecodeError naming the catalog file and the reason (cached or fresh).
+   */
+  async function probeContent(sha256: string, cached: CachedProbe | null, file: () => Promise<string>, named: string): Promise<VideoProbe> {
+    if (cached?.version === PROBE_VERSION) {
+      if (cached.error !== undefined) throw new VideoDecodeError(named, cached.error);
+      if (cached.probe) return cached.probe;
+    }
+    const save = (c: CachedProbe) => pool.query('UPDATE videos SET probe = $2 WHERE sha256 = $1', [sha256, JSON.stringify(c)]);
+    try {
+      const probe = await probeVideo(await file(), config.FFPROBE_PATH, config.FFMPEG_PATH);
+      await save({ version: PROBE_VERSION, probe });
+      return probe;
+    } catch (err) {
+      if (!(err instanceof VideoDecodeError)) throw err;
+      await save({ version: PROBE_VERSION, error: err.reason });
+      throw new VideoDecodeError(named, err.reason, { cause: err });
+    }
   }
 
   async function download(key: string, dest: string, signal: AbortSignal): Promise<void> {
@@ -169,7 +195,7 @@ export function createFrameActivities(deps: ActivityDeps) {
       const video = await loadVideo(input.videoId);
       const paramsHash = extractionParamsHash(input.options);
       const manifestKey = framesManifestKey(video.sha256, paramsHash);
-      const summarize = (m: VideoFramesManifest, reused: boolean): VideoExtractSummary => ({
+      const summarize = (m: VideoFramesManifest, reused: boolean, timingsMs?: VideoExtractSummary['timingsMs']): VideoExtractSummary => ({
         videoId: input.videoId,
         frames: m.frames.length,
         sampled: m.sampled,
@@ -177,13 +203,17 @@ export function createFrameActivities(deps: ActivityDeps) {
         decodeErrorCount: m.decodeErrorCount,
         manifestKey,
         reused,
+        ...(timingsMs ? { timingsMs } : {}),
       });
       const existing = await store.getJson<VideoFramesManifest>(manifestKey);
       if (existing) return summarize(existing, true);
 
       const prefix = `frames/${video.sha256}/${paramsHash}/`;
-      const stored = new Set(await store.list(prefix));
-      const resume = await resumePoint(input.videoId, paramsHash, ctx.info.heartbeatDetails as ExtractHeartbeat | undefined);
+      const details = ctx.info.heartbeatDetails as ExtractHeartbeat | undefined;
+      // A first attempt has nothing of its own in S3 yet: skip the listing (a frame left by
+      // some other crashed run is overwritten with the same bytes under the same key).
+      const stored = new Set(ctx.info.attempt > 1 || details ? await store.list(prefix) : []);
+      const resume = await resumePoint(input.videoId, paramsHash, details);
       if (resume) deps.logger.info({ videoId: input.videoId, progress: resume.progress }, 'extract: resuming after the last heartbeat');
       let beat: ExtractHeartbeat = {
         paramsHash,
@@ -197,14 +227,30 @@ export function createFrameActivities(deps: ActivityDeps) {
       const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'reelset-extract-'));
       try {
         const file = path.join(tmp, `video${path.extname(video.file_name)}`);
-        await download(video.s3_key, file, ctx.cancellationSignal);
+        let t = performance.now();
+        const lap = () => {
+          const now = performance.now();
+          const ms = Math.round(now - t);
+          t = now;
+          return ms;
+        };
+        let downloaded = false;
+        const fetchVideo = async () => {
+          if (!downloaded) await download(video.s3_key, file, ctx.cancellationSignal);
+          downloaded = true;
+          return file;
+        };
         // Errors name the catalog file and video id, not the temporary copy.
         const named = `${video.file_name} (video ${input.videoId})`;
         const rename = (err: unknown): never => {
           if (err instanceof VideoDecodeError) throw new VideoDecodeError(named, err.reason, { cause: err });
           throw err;
         };
-        const probe: VideoProbe = await probeVideo(file, config.FFPROBE_PATH, config.FFMPEG_PATH).catch(rename);
+        // A file known to be unusable fails here, before it is even downloaded.
+        const probe = await probeContent(video.sha256, video.probe, fetchVideo, named);
+        const probeMs = lap();
+        await fetchVideo();
+        const downloadMs = lap();
         const result = await extractFrames(
           file,
           video.sha256,
@@ -232,6 +278,7 @@ export function createFrameActivities(deps: ActivityDeps) {
             },
           },
         ).catch(rename);
+        const extractMs = lap();
         const manifest: VideoFramesManifest = {
           videoId: input.videoId,
           videoSha256: video.sha256,
@@ -246,7 +293,7 @@ export function createFrameActivities(deps: ActivityDeps) {
           decodeErrorCount: result.decodeErrorCount,
         };
         await store.putJson(manifestKey, manifest);
-        return summarize(manifest, false);
+        return summarize(manifest, false, { download: downloadMs, probe: probeMs, extract: extractMs, manifest: lap() });
       } finally {
         clearInterval(timer);
         await fs.rm(tmp, { recursive: true, force: true });

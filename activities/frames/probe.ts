@@ -22,6 +22,17 @@ export interface VideoProbe {
   hasAudio: boolean;
 }
 
+/** Version of {@link probeVideo}'s checks; a cached probe of another version is redone. */
+export const PROBE_VERSION = 'p2';
+
+/** A probe cached with the video's catalog row: the probe, or why the file cannot be used. */
+export interface CachedProbe {
+  version: string;
+  probe?: VideoProbe;
+  /** The {@link VideoDecodeError} reason. */
+  error?: string;
+}
+
 /** Parse an ffprobe rational like `30000/1001`; undefined for `0/0`, non-finite, or outside (0, 1000]. */
 export function parseFrameRate(value: string | number | undefined): number | undefined {
   if (value === undefined) return undefined;
