@@ -128,6 +128,24 @@ describe('extractFrames on the shared sample videos', () => {
     expect(last).toBeGreaterThan(probe.durationS * 0.7);
   });
 
+  it('uploads run with bounded concurrency', async () => {
+    const file = path.join(SHARED_VIDEOS, 'vtest.avi');
+    const probe = await probeVideo(file);
+    let inFlight = 0;
+    let most = 0;
+    const sink: FrameSink = {
+      has: () => false,
+      put: async () => {
+        most = Math.max(most, ++inFlight);
+        await new Promise((r) => setTimeout(r, 20));
+        inFlight--;
+      },
+    };
+    const result = await extractFrames(file, 'b'.repeat(64), probe, { ...opts, shortSide: 64, blackLevel: 0 }, sink, { uploadConcurrency: 3 });
+    expect(result.frames.length).toBe(60);
+    expect(most).toBe(3);
+  });
+
   it('reports progress and stops on abort', async () => {
     const file = path.join(SHARED_VIDEOS, 'box.mp4');
     const probe = await probeVideo(file);

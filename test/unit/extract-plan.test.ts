@@ -5,6 +5,10 @@ import {
   extractionParamsHash,
   frameQuality,
   planSamplingRate,
+  planSampling,
+  selectExpression,
+  frameKey,
+  mjpegQscale,
   targetSize,
 } from '../../activities/frames/extract';
 import { describeProbe, parseFrameRate } from '../../activities/frames/probe';
@@ -294,5 +298,47 @@ describe('describeProbe', () => {
         .frameRate,
     ).toBe(25);
     expect(describeProbe('a', probeData([h264({ avg_frame_rate: '0/0', r_frame_rate: '0/0' })])).frameRate).toBeUndefined();
+  });
+});
+
+describe('planSampling and selectExpression', () => {
+  const probe = { durationS: 100, frameRate: 25 };
+  it('every mode respects the cap, spreading it over the duration', () => {
+    expect(planSampling(probe, { ...defaults, mode: 'fps', fps: 5, maxFramesPerVideo: 50 })).toMatchObject({ kind: 'bucket', rate: 0.5, maxFrames: 50 });
+    expect(planSampling(probe, { ...defaults, mode: 'count', count: 200, maxFramesPerVideo: 50 })).toMatchObject({ kind: 'bucket', rate: 0.5, maxFrames: 50 });
+    expect(planSampling(probe, { ...defaults, mode: 'scene', minSceneGapS: 0.5, maxFramesPerVideo: 50 })).toMatchObject({ kind: 'gap', gapS: 2, maxFrames: 50 });
+    expect(planSampling(probe, { ...defaults, mode: 'keyframes', maxFramesPerVideo: 1000 })).toMatchObject({ kind: 'gap', gapS: 0.1, keyframesOnly: true });
+  });
+
+  it('bucket expressions compare the interval of t with that of the previous pick (or the resume point)', () => {
+    const plan = planSampling(probe, { ...defaults, fps: 1, maxFramesPerVideo: 1000 });
+    expect(selectExpression(plan)).toBe('gt(floor(t*1),if(isnan(prev_selected_t),-1e12,floor(prev_selected_t*1)))');
+    expect(selectExpression(plan, 12.5, 12.5)).toBe('gt(floor((t+12.5)*1),if(isnan(prev_selected_t),floor(12.5*1),floor((prev_selected_t+12.5)*1)))');
+  });
+
+  it('scene keeps the first frame only on a fresh start', () => {
+    const plan = planSampling(probe, { ...defaults, mode: 'scene', sceneThreshold: 0.4, minSceneGapS: 2 });
+    expect(selectExpression(plan)).toContain('eq(n,0)');
+    expect(selectExpression(plan)).toContain('gt(scene,0.4)');
+    expect(selectExpression(plan, 30, 30)).not.toContain('eq(n,0)');
+  });
+
+  it('the parameters hash ignores the options of other modes, and changes with the mode', () => {
+    const a = extractionParamsHash({ ...defaults, mode: 'fps', sceneThreshold: 0.1 });
+    const b = extractionParamsHash({ ...defaults, mode: 'fps', sceneThreshold: 0.9 });
+    expect(a).toBe(b);
+    expect(extractionParamsHash({ ...defaults, mode: 'scene' })).not.toBe(a);
+    expect(extractionParamsHash({ ...defaults, quality: 84 })).not.toBe(a);
+  });
+
+  it('frame keys are ms timestamps, 9 digits, negative ones marked', () => {
+    expect(frameKey('s', 'p', 1.2344, 'jpg')).toBe('frames/s/p/000001234.jpg');
+    expect(frameKey('s', 'p', -0.04, 'webp')).toBe('frames/s/p/m000000040.webp');
+  });
+
+  it('JPEG quality maps onto mjpeg -q:v within 2..31', () => {
+    expect(mjpegQscale(85)).toBe(4);
+    expect(mjpegQscale(100)).toBe(2);
+    expect(mjpegQscale(1)).toBe(21);
   });
 });
