@@ -16,7 +16,9 @@ start_one() {
   local name=$1 pid
   if pid=$(pid_of "$name"); then echo "[workers] $name already running (pid $pid)"; return; fi
   local log="$REELSET_LOG_DIR/worker-$name.log"
-  (cd "$REELSET_ROOT" && NODE_NO_WARNINGS=1 setsid nohup node "$REELSET_ROOT/node_modules/tsx/dist/cli.mjs" "$(entry "$name")" >>"$log" 2>&1 & echo $! >"$REELSET_RUN_DIR/worker-$name.pid")
+  # `set -m`: the worker gets a process group of its own whose id is the pid we record
+  # (tsx runs the worker in a child process of that group), so stop can reach both.
+  (set -m; cd "$REELSET_ROOT" || exit 1; NODE_NO_WARNINGS=1 nohup node "$REELSET_ROOT/node_modules/tsx/dist/cli.mjs" "$(entry "$name")" </dev/null >>"$log" 2>&1 & echo $! >"$REELSET_RUN_DIR/worker-$name.pid")
   # Ready when the worker logs that it started (its first poll follows).
   for _ in $(seq 1 120); do
     if grep -q "worker started" "$log" 2>/dev/null && [ "$(grep -c 'worker started' "$log")" -ge "$(grep -c '"configuration"' "$log")" ]; then
@@ -31,8 +33,10 @@ start_one() {
 stop_one() {
   local name=$1 pid
   if ! pid=$(pid_of "$name"); then echo "[workers] $name not running"; rm -f "$REELSET_RUN_DIR/worker-$name.pid"; return; fi
-  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid"
-  for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  # SIGTERM to tsx, which passes it to the worker: a graceful shutdown (running
+  # activities are cancelled after the worker's shutdownGraceTime); then the group is killed.
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 30); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.5; done
   kill -KILL -- "-$pid" 2>/dev/null || true
   rm -f "$REELSET_RUN_DIR/worker-$name.pid"
   echo "[workers] $name stopped"
