@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { VideoDecodeError } from '../../activities/common/errors';
-import { extractFrames, type FrameRecord, type FrameSink } from '../../activities/frames/extract';
+import { extractFrames, type ExtractProgress, type FrameRecord, type FrameSink } from '../../activities/frames/extract';
 import { probeVideo } from '../../activities/frames/probe';
 import { sha256File } from '../../activities/catalog/ingest';
 import { ExtractOptions, type SamplingMode } from '../../workflows/input';
@@ -278,5 +278,51 @@ describe('the shared corpus', () => {
       expect({ name, ok: result.sampled >= 2 && kept + dropped === result.sampled }).toEqual({ name, ok: true });
       if (name !== 'traitsui-test.mp4') expect({ name, kept: kept > 0 }).toEqual({ name, kept: true });
     }
+  });
+});
+
+describe('resuming after committed progress', () => {
+  it.each<[SamplingMode, Partial<ExtractOptions>]>([
+    ['fps', { fps: 2 }],
+    ['count', { count: 12 }],
+    ['keyframes', {}],
+    ['scene', { sceneThreshold: 0.3, minSceneGapS: 0.5 }],
+  ])('%s: an interrupted extraction resumed from its last commit gives the same frames as one clean run', async (mode, o) => {
+    const file = path.join(tmp, `resume-${mode}.mp4`);
+    ff([
+      '-f', 'lavfi', '-i', 'testsrc=size=160x120:rate=10:d=4',
+      '-f', 'lavfi', '-i', 'smptebars=size=160x120:rate=10:d=4',
+      '-f', 'lavfi', '-i', 'mandelbrot=size=160x120:rate=10,trim=duration=4',
+      '-filter_complex', '[0:v][1:v][2:v]concat=n=3:v=1[v]', '-map', '[v]', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-g', '15', '-sc_threshold', '0', file,
+    ]);
+    const options = { ...keepAll, mode, ...o, maxFramesPerVideo: 100 };
+    const probe = await probeVideo(file);
+    const sha = await sha256File(file);
+    const clean = await extractFrames(file, sha, probe, options, { has: () => false, put: async () => undefined });
+    expect(clean.frames.length).toBeGreaterThanOrEqual(3);
+
+    // Interrupted: aborted once a commit covers at least 2 frames.
+    const ac = new AbortController();
+    let last: { progress: ExtractProgress; frames: FrameRecord[] } = { progress: undefined as never, frames: [] };
+    const committed: FrameRecord[] = [];
+    const puts: string[] = [];
+    const sink: FrameSink = {
+      has: () => false,
+      put: async (f) => void puts.push(f.key),
+      commit: async (frames, progress) => {
+        committed.push(...frames);
+        last = { progress, frames: [...committed] };
+        if (progress.sampled >= 2) ac.abort(new Error('stop'));
+      },
+    };
+    await expect(extractFrames(file, sha, probe, options, sink, { signal: ac.signal, commitEvery: 1 })).rejects.toThrow('stop');
+    const before = new Set(last.frames.map((f) => f.key));
+    const resumedPuts: string[] = [];
+    const resumed = await extractFrames(file, sha, probe, options, { has: () => false, put: async (f) => void resumedPuts.push(f.key) }, { resume: last });
+    expect(resumed.resumed).toBe(true);
+    expect(resumed.frames.map((f) => [f.index, f.key])).toEqual(clean.frames.map((f) => [f.index, f.key]));
+    // Nothing committed before is decoded or uploaded again.
+    expect(resumedPuts.filter((k) => before.has(k))).toEqual([]);
+    expect(resumed.sampled).toBe(clean.sampled);
   });
 });
