@@ -54,6 +54,8 @@ export interface DedupeCluster {
   exactDuplicates: number;
   /** A frame of an earlier run of the label in the same cluster: this content was seen before. */
   seenAs?: string;
+  /** Keys of the earlier runs' frames in the cluster (at most 32, `seenAs` first). */
+  seenKeys?: string[];
   /** The representative goes on to labelling. */
   toLabel: boolean;
   /** Label group of the representative (the run's label for positive videos, `other` for negatives). */
@@ -128,7 +130,7 @@ export function createDedupeActivities(deps: ActivityDeps) {
             members: c.members.map((m) => keys[m]!),
             videos: [...new Set(c.members.map((m) => videoIds[m]!))],
             exactDuplicates: c.exactDuplicates,
-            ...(c.seenAs !== undefined ? { seenAs: c.seenAs } : {}),
+            ...(c.seenAs !== undefined ? { seenAs: c.seenAs, seenKeys: c.seenKeys } : {}),
             toLabel: c.toLabel,
             group: group[c.representative]!,
           }));

@@ -41,7 +41,7 @@ export async function writeContactSheet(store: ObjectStore, key: string, cluster
   const reps = bySize.slice(0, SHEET.maxRepresentatives);
   const merged = bySize.filter((c) => c.members.length > 1).slice(0, SHEET.mergedClusters);
   const repRows = Math.ceil(reps.length / columns);
-  const rows = repRows + merged.length + (merged.length ? 1 : 0);
+  const rows = repRows + merged.length;
   const cell = (col: number, row: number) => ({ left: gap + col * (thumbW + gap), top: gap + 24 + row * (thumbH + gap) });
   const width = gap + columns * (thumbW + gap);
   const height = 24 + gap + Math.max(1, rows) * (thumbH + gap);
@@ -62,7 +62,7 @@ export async function writeContactSheet(store: ObjectStore, key: string, cluster
   }
   for (let j = 0; j < merged.length; j++) {
     const c = merged[j]!;
-    const row = repRows + 1 + j;
+    const row = repRows + j;
     await place(c.representative, 0, row, c.toLabel ? COLOURS.toLabel : c.seenAs ? COLOURS.seen : COLOURS.kept, 4);
     const others = c.members.filter((m) => m !== c.representative).slice(0, SHEET.membersPerCluster);
     for (let k = 0; k < others.length; k++) await place(others[k]!, k + 1, row, COLOURS.member, 1);

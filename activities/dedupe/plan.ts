@@ -41,6 +41,8 @@ export interface PlannedCluster {
   exactDuplicates: number;
   /** Key of an earlier run's frame in the same cluster: the content was seen before. */
   seenAs?: string;
+  /** Keys of the earlier frames in the cluster (at most 32; `seenAs` first). */
+  seenKeys?: string[];
   /** True when the representative goes on to labelling (new content within the budget). */
   toLabel: boolean;
 }
@@ -98,15 +100,20 @@ export async function planDedupe(input: PlanInput): Promise<DedupePlan> {
   const clusterOfRow = (r: number) => result.clusterOf[uniqueOf[firstOf[r]!]!]!;
 
   const runMembers = new Map<number, number[]>();
-  const earlierKey = new Map<number, string>();
+  const earlierKeys = new Map<number, string[]>();
+  const noteEarlier = (c: number, key: string) => {
+    const list = earlierKeys.get(c);
+    if (!list) earlierKeys.set(c, [key]);
+    else if (list.length < 32) list.push(key);
+  };
   for (let r = 0; r < total; r++) {
     const c = clusterOfRow(r);
     if (r < n) {
       const list = runMembers.get(c);
       if (list) list.push(r);
       else runMembers.set(c, [r]);
-      if (seenKey[r] && !earlierKey.has(c)) earlierKey.set(c, seenKey[r]!);
-    } else if (!earlierKey.has(c)) earlierKey.set(c, earlier.keys[keepEarlier[r - n]!]!);
+      if (seenKey[r]) noteEarlier(c, seenKey[r]!);
+    } else noteEarlier(c, earlier.keys[keepEarlier[r - n]!]!);
   }
   const groups = [...runMembers.entries()];
   const reps = chooseRepresentatives(run.vectors, dim, groups.map(([, m]) => m), run.quality);
@@ -118,7 +125,7 @@ export async function planDedupe(input: PlanInput): Promise<DedupePlan> {
       representative: rep,
       members: [rep, ...members.filter((m) => m !== rep)],
       exactDuplicates: members.filter((m) => firstOf[m] !== m).length,
-      ...(earlierKey.has(c) ? { seenAs: earlierKey.get(c)! } : {}),
+      ...(earlierKeys.has(c) ? { seenAs: earlierKeys.get(c)![0]!, seenKeys: earlierKeys.get(c)! } : {}),
       toLabel: false,
     };
   });

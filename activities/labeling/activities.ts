@@ -50,8 +50,8 @@ export function createLabelingActivities(deps: ActivityDeps) {
      * budget) are sent to labelling. `weak` (this version): a frame of a positive video
      * gets the run's label, a frame of a sampled negative video gets {@link NEGATIVE_LABEL}.
      * Representatives of content an earlier run already had (`seenAs`) are not asked
-     * again: they copy the earlier frame's label from `frame_labels` (human over model over
-     * weak, latest first), or are sent when it has none. Representatives over the budget
+     * again: they copy the label of an earlier frame of their cluster from `frame_labels`
+     * (human over model over weak, latest first), or are sent when none has one. Representatives over the budget
      * stay unlabelled. Recorded in `frame_labels`. The input and manifest shapes are those
      * a human-review source (Label Studio) will fill.
      */
@@ -62,8 +62,8 @@ export function createLabelingActivities(deps: ActivityDeps) {
         const dedupe = await readStepManifest<DedupeStepManifest>(deps.store, input.workflowId, 'dedupe');
         const hitOf = new Map(search.hits.map((h) => [h.videoId, h]));
         const label = search.summary.label;
-        const earlierKeys = dedupe.clusters.flatMap((c) => (c.seenAs !== undefined ? [c.seenAs] : []));
-        const earlier = new Map<string, { label: string; source: LabelSource; confidence: number }>();
+        const earlierKeys = dedupe.clusters.flatMap((c) => c.seenKeys ?? (c.seenAs !== undefined ? [c.seenAs] : []));
+        const earlier = new Map<string, { frame_key: string; label: string; source: LabelSource; confidence: number }>();
         if (earlierKeys.length) {
           const res = await deps.pool.query<{ frame_key: string; label: string; source: LabelSource; confidence: number }>(
             `SELECT DISTINCT ON (frame_key) frame_key, label, source, confidence FROM frame_labels WHERE frame_key = ANY($1::text[])
@@ -75,10 +75,10 @@ export function createLabelingActivities(deps: ActivityDeps) {
         let sent = 0;
         let inherited = 0;
         const frames: LabelledFrame[] = dedupe.clusters.flatMap((c): LabelledFrame[] => {
-          const prior = c.seenAs !== undefined ? earlier.get(c.seenAs) : undefined;
+          const prior = (c.seenKeys ?? (c.seenAs !== undefined ? [c.seenAs] : [])).map((k) => earlier.get(k)).find((p) => p !== undefined);
           if (prior) {
             inherited++;
-            return [{ key: c.representative, videoId: c.videoId, label: prior.label, source: prior.source, confidence: prior.confidence, inheritedFrom: c.seenAs }];
+            return [{ key: c.representative, videoId: c.videoId, label: prior.label, source: prior.source, confidence: prior.confidence, inheritedFrom: prior.frame_key }];
           }
           if (!c.toLabel && c.seenAs === undefined) return [];
           sent++;

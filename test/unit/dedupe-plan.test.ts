@@ -86,6 +86,7 @@ describe('planDedupe', () => {
       cluster,
     });
     expect(plan.earlierFrames).toBe(3);
+    expect(plan.clusters[1]!.seenKeys).toEqual(['same-frame']);
     expect(plan.clusters.map((c) => [c.members, c.seenAs, c.toLabel])).toEqual([
       [[0], 'old', false],
       [[1], 'same-frame', false],
