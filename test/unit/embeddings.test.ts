@@ -52,7 +52,7 @@ describe('embedding model (nsfwjs MobileNetV2 features)', () => {
     expect(model.id.dim).toBe(1280);
     expect(model.id.inputSize).toBe(224);
     expect(model.id.weightsSha256).toMatch(/^[0-9a-f]{64}$/);
-    expect(embeddingModelKey(model.id)).toBe(`mobilenet_v2-${model.id.weightsSha256.slice(0, 12)}-224`);
+    expect(embeddingModelKey(model.id)).toBe(`mobilenet_v2-${model.id.weightsSha256.slice(0, 12)}-224-filllanczos3gauss1`);
     const rt = await initTensorflow('auto');
     expect(rt.backend).toBe(model.backend);
     expect(['tensorflow', 'wasm', 'cpu']).toContain(rt.backend);
