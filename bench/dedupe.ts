@@ -134,7 +134,7 @@ function clusterChild(n: number, withExact: boolean): ClusterRun {
 
 function clustering(sizes: number[]): void {
   console.log(`\n## 3. Clustering synthetic vectors, dim ${DIM}, threshold ${THRESHOLD}, ${os.availableParallelism()} threads (HNSW M=16, efC=64, efS=64, k=16, projection to 64-d)`);
-  console.log('n | true clusters | generate s | cluster s (project / index / search / verify) | peak RSS | agreement with truth | exact all-pairs s | ann vs exact | speed-up');
+  console.log('n | true clusters | generate s | cluster s (project / index / search / verify / refine) | peak RSS | agreement with truth | exact all-pairs s | ann vs exact | speed-up');
   for (const n of sizes) {
     const json = execFileSync(process.execPath, [...process.execArgv, __filename, '--cluster-child', String(n), ...(n <= 10_000 ? ['--exact'] : [])], {
       encoding: 'utf8',
@@ -142,7 +142,7 @@ function clustering(sizes: number[]): void {
     });
     const r = JSON.parse(json.trim().split('\n').pop()!) as ClusterRun;
     const tm = r.timings;
-    const phases = [tm.projectMs, tm.indexMs, tm.searchMs, tm.verifyMs].map((x) => (x! / 1000).toFixed(1)).join(' / ');
+    const phases = [tm.projectMs, tm.indexMs, tm.searchMs, tm.verifyMs, tm.refineMs].map((x) => (x! / 1000).toFixed(1)).join(' / ');
     console.log(
       `${n} | ${r.clusters} | ${r.genS.toFixed(1)} | ${r.annS.toFixed(1)} (${phases}) | ${mb(r.maxRssKb)} | ${pct(r.truthAgreement)} | ` +
         (r.exactS !== undefined ? `${r.exactS.toFixed(1)} | ${pct(r.annVsExact!)} | ${(r.exactS / r.annS).toFixed(1)}x` : '- | - | -'),

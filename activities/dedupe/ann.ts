@@ -17,7 +17,11 @@
  *    projected rows and queried for each row's `neighbours` nearest rows;
  * 3. every candidate edge is verified with the full-dimensional cosine (so no edge
  *    below the threshold is ever accepted: the projection can only lose edges, never
- *    invent them) and merged with union-find (path halving, union by index; Tarjan 1975).
+ *    invent them) and merged with union-find (path halving, union by index; Tarjan 1975);
+ * 4. a second, much smaller pass joins components that are pieces of one cluster whose
+ *    joining edge the row search missed (HNSW recall falls as n grows, most with many
+ *    tight, mutually equidistant clusters): an HNSW index of the component centroids
+ *    proposes pairs, and a pair is merged only on a member pair verified >= threshold.
  *
  * Below `exactMaxRows` rows the exact all-pairs graph is cheaper and is used instead.
  */
@@ -48,8 +52,14 @@ export interface NearDuplicateOptions {
   threads?: number;
   /** Seed of the random projection (default 1): same seed, same projection. */
   seed?: number;
+  /**
+   * Second pass over components (default true): an HNSW index of the component centroids
+   * proposes pairs of components that may be pieces of one cluster whose joining edge the
+   * first search missed; a pair is merged only when some member pair is verified >= threshold.
+   */
+  refine?: boolean;
   /** Called between phases and every few thousand rows (e.g. to heartbeat). */
-  onProgress?: (phase: 'project' | 'index' | 'search' | 'verify', done: number, of: number) => void;
+  onProgress?: (phase: 'project' | 'index' | 'search' | 'verify' | 'refine', done: number, of: number) => void;
 }
 
 /** Result of {@link nearDuplicateClusters}. */
@@ -65,7 +75,7 @@ export interface NearDuplicateResult {
   /** Verified edges that merged two components. */
   merges: number;
   /** Milliseconds per phase. */
-  timings: { projectMs: number; indexMs: number; searchMs: number; verifyMs: number };
+  timings: { projectMs: number; indexMs: number; searchMs: number; verifyMs: number; refineMs: number };
 }
 
 /** Union-find over 0..n-1 with path halving; the root of a set is its smallest member. */
@@ -191,7 +201,7 @@ export function nearDuplicateClusters(vectors: Float32Array, dim: number, opts: 
   if (!(dim > 0) || !Number.isInteger(n)) throw new InvalidInputError(`vectors length ${vectors.length} is not a multiple of dim ${dim}`);
   if (!(opts.threshold >= -1 && opts.threshold <= 1)) throw new InvalidInputError(`threshold must be in [-1, 1], got ${opts.threshold}`);
   const method = opts.method === 'exact' || opts.method === 'ann' ? opts.method : n <= (opts.exactMaxRows ?? 1500) ? 'exact' : 'ann';
-  const timings = { projectMs: 0, indexMs: 0, searchMs: 0, verifyMs: 0 };
+  const timings = { projectMs: 0, indexMs: 0, searchMs: 0, verifyMs: 0, refineMs: 0 };
   const uf = new UnionFind(n);
   let candidates = 0;
   let merges = 0;
@@ -211,51 +221,160 @@ export function nearDuplicateClusters(vectors: Float32Array, dim: number, opts: 
   const pdim = opts.projectionDim ?? 64;
   let t = Date.now();
   opts.onProgress?.('project', 0, n);
-  const points = pdim < dim ? project(vectors, dim, sparseProjection(dim, pdim, opts.seed ?? 1)) : vectors;
-  const idim = pdim < dim ? pdim : dim;
+  const proj = pdim < dim ? sparseProjection(dim, pdim, opts.seed ?? 1) : undefined;
+  const points = proj ? project(vectors, dim, proj) : vectors;
+  const idim = proj ? pdim : dim;
   timings.projectMs = Date.now() - t;
 
+  const hnsw = { threads, connectivity: opts.connectivity ?? 16, expansionAdd: opts.expansionAdd ?? 64, expansionSearch: opts.expansionSearch ?? 64 };
   t = Date.now();
   opts.onProgress?.('index', 0, n);
-  const index = new Index({
-    dimensions: idim,
-    metric: MetricKind.Cos,
-    quantization: ScalarKind.F32,
-    connectivity: opts.connectivity ?? 16,
-    expansion_add: opts.expansionAdd ?? 64,
-    expansion_search: opts.expansionSearch ?? 64,
-    multi: false,
-  });
-  // Add and search in slices so that progress can be reported and the neighbour lists stay small.
-  const slice = 65_536;
-  for (let start = 0; start < n; start += slice) {
-    const end = Math.min(n, start + slice);
-    const keys = new BigUint64Array(end - start);
-    for (let i = start; i < end; i++) keys[i - start] = BigInt(i);
-    index.add(keys, points.subarray(start * idim, end * idim), threads);
-    opts.onProgress?.('index', end, n);
-  }
+  const index = buildIndex(points, idim, hnsw, (done) => opts.onProgress?.('index', done, n));
   timings.indexMs = Date.now() - t;
 
-  for (let start = 0; start < n; start += slice) {
-    const end = Math.min(n, start + slice);
+  searchIndex(index, points, idim, k, threads, (i, other, ms) => {
+    timings.searchMs += ms;
+    const t0 = Date.now();
+    if (uf.find(i) !== uf.find(other)) {
+      candidates++;
+      if (rowDot(vectors, dim, i, other) >= opts.threshold && uf.union(i, other)) merges++;
+    }
+    timings.verifyMs += Date.now() - t0;
+  }, (done) => opts.onProgress?.('verify', done, n));
+
+  if (opts.refine ?? true) {
     t = Date.now();
-    const found = index.search(points.subarray(start * idim, end * idim), k, threads) as unknown as { keys: BigUint64Array; counts: BigUint64Array };
-    timings.searchMs += Date.now() - t;
-    t = Date.now();
+    const r = refineComponents(vectors, dim, uf, opts.threshold, proj, hnsw, (done, of) => opts.onProgress?.('refine', done, of));
+    candidates += r.candidates;
+    merges += r.merges;
+    timings.refineMs = Date.now() - t;
+  }
+  return { ...uf.labels(), method: 'ann', candidates, merges, timings };
+}
+
+interface HnswParams {
+  threads: number;
+  connectivity: number;
+  expansionAdd: number;
+  expansionSearch: number;
+}
+
+/** Rows per `add` / `search` call: progress is reported between slices, neighbour lists stay small. */
+const SLICE = 65_536;
+
+/** An HNSW index (cosine, f32) of `points` with keys 0..n-1. */
+function buildIndex(points: Float32Array, dim: number, p: HnswParams, progress: (done: number) => void): Index {
+  const n = points.length / dim;
+  const index = new Index({
+    dimensions: dim,
+    metric: MetricKind.Cos,
+    quantization: ScalarKind.F32,
+    connectivity: p.connectivity,
+    expansion_add: p.expansionAdd,
+    expansion_search: p.expansionSearch,
+    multi: false,
+  });
+  for (let start = 0; start < n; start += SLICE) {
+    const end = Math.min(n, start + SLICE);
+    const keys = new BigUint64Array(end - start);
+    for (let i = start; i < end; i++) keys[i - start] = BigInt(i);
+    index.add(keys, points.subarray(start * dim, end * dim), p.threads);
+    progress(end);
+  }
+  return index;
+}
+
+/** Search every row of `points` for its `k` nearest rows; `visit(row, neighbour, msSpentSearching)` for each other row found. */
+function searchIndex(
+  index: Index,
+  points: Float32Array,
+  dim: number,
+  k: number,
+  threads: number,
+  visit: (row: number, other: number, searchMs: number) => void,
+  progress: (done: number) => void,
+): void {
+  const n = points.length / dim;
+  for (let start = 0; start < n; start += SLICE) {
+    const end = Math.min(n, start + SLICE);
+    const t = Date.now();
+    const found = index.search(points.subarray(start * dim, end * dim), k, threads) as unknown as { keys: BigUint64Array; counts: BigUint64Array };
+    let ms = Date.now() - t;
     for (let i = start; i < end; i++) {
       const base = (i - start) * k;
       const cnt = Number(found.counts[i - start]);
       for (let j = 0; j < cnt; j++) {
         const other = Number(found.keys[base + j]);
         if (other === i || other >= n) continue;
-        if (uf.find(i) === uf.find(other)) continue;
-        candidates++;
-        if (rowDot(vectors, dim, i, other) >= opts.threshold && uf.union(i, other)) merges++;
+        visit(i, other, ms);
+        ms = 0;
       }
     }
-    timings.verifyMs += Date.now() - t;
-    opts.onProgress?.('verify', end, n);
+    progress(end);
   }
-  return { ...uf.labels(), method: 'ann', candidates, merges, timings };
+}
+
+/** Members compared per component when checking whether two components touch. */
+const REFINE_MEMBERS = 24;
+
+/**
+ * Join components that the row search left apart although an edge joins them: index the
+ * components' normalised centroids (projected like the rows), ask each for its 8 nearest
+ * centroids, and for each pair whose full-dimensional centroid cosine is at least
+ * `threshold - 0.05`, compare up to 24 x 24 member pairs; merge on the first pair >= threshold.
+ * Every merge rests on a verified edge, as in the first pass.
+ */
+function refineComponents(
+  vectors: Float32Array,
+  dim: number,
+  uf: UnionFind,
+  threshold: number,
+  proj: ReturnType<typeof sparseProjection> | undefined,
+  hnsw: HnswParams,
+  progress: (done: number, of: number) => void,
+): { candidates: number; merges: number } {
+  const n = vectors.length / dim;
+  const { clusterOf, count } = uf.labels();
+  if (count < 2) return { candidates: 0, merges: 0 };
+  // Members of each component, CSR.
+  const start = new Int32Array(count + 1);
+  for (let i = 0; i < n; i++) start[clusterOf[i]! + 1]!++;
+  for (let c = 0; c < count; c++) start[c + 1]! += start[c]!;
+  const fill = start.slice(0, count);
+  const members = new Int32Array(n);
+  for (let i = 0; i < n; i++) members[fill[clusterOf[i]!]!++] = i;
+  const centroids = new Float32Array(count * dim);
+  for (let i = 0; i < n; i++) {
+    const o = clusterOf[i]! * dim;
+    for (let d = 0; d < dim; d++) centroids[o + d]! += vectors[i * dim + d]!;
+  }
+  for (let c = 0; c < count; c++) {
+    const norm = Math.sqrt(rowDot(centroids, dim, c, c)) || 1;
+    for (let d = 0; d < dim; d++) centroids[c * dim + d]! /= norm;
+  }
+  const points = proj ? project(centroids, dim, proj) : centroids;
+  const pdim = proj ? proj.length : dim;
+  const index = buildIndex(points, pdim, hnsw, () => undefined);
+  let candidates = 0;
+  let merges = 0;
+  const touches = (a: number, b: number): boolean => {
+    const ea = Math.min(start[a + 1]!, start[a]! + REFINE_MEMBERS);
+    const eb = Math.min(start[b + 1]!, start[b]! + REFINE_MEMBERS);
+    for (let i = start[a]!; i < ea; i++) {
+      for (let j = start[b]!; j < eb; j++) {
+        candidates++;
+        if (rowDot(vectors, dim, members[i]!, members[j]!) >= threshold) {
+          uf.union(members[i]!, members[j]!);
+          return true;
+        }
+      }
+    }
+    return false;
+  };
+  searchIndex(index, points, pdim, Math.min(8, count), hnsw.threads, (a, b) => {
+    if (uf.find(members[start[a]!]!) === uf.find(members[start[b]!]!)) return;
+    if (rowDot(centroids, dim, a, b) < threshold - 0.05) return;
+    if (touches(a, b)) merges++;
+  }, (done) => progress(done, count));
+  return { candidates, merges };
 }
