@@ -194,7 +194,7 @@ export function project(vectors: Float32Array, dim: number, proj: ReturnType<typ
  * @returns dense cluster ids per row and counters.
  * @throws InvalidInputError when `vectors.length` is not a multiple of `dim` or the threshold is not in [-1, 1].
  * @example
- *   const { clusterOf, count } = nearDuplicateClusters(vectors, 1280, { threshold: 0.92 });
+ *   const { clusterOf, count } = nearDuplicateClusters(vectors, 1280, { threshold: 0.93 });
  */
 export function nearDuplicateClusters(vectors: Float32Array, dim: number, opts: NearDuplicateOptions): NearDuplicateResult {
   const n = vectors.length / dim;

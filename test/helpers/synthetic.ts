@@ -6,7 +6,7 @@
  * centre (like CNN features, which are all non-negative and correlated: cosine between
  * unrelated centres about 0.4) plus its own random direction. Its 1..`maxSize` members
  * (uniform) are the centre plus isotropic noise of relative size 0.10..0.22 (uniform per
- * cluster), normalised: member-member cosine 0.95..0.99, far above the 0.92 threshold,
+ * cluster), normalised: member-member cosine 0.95..0.99, above the default threshold (0.93),
  * and far above any cross-cluster pair (< 0.6). Rows are stored cluster by cluster, as
  * frames of one shot are.
  */
