@@ -65,8 +65,10 @@ export const NewCategoryInput = z.object({
   /** Child workflows (videos) extracting at once. */
   extractConcurrency: z.number().int().positive().max(64).default(4),
   extract: ExtractOptions.prefault({}),
-  /** Cosine similarity at or above which two frames are near-duplicates. */
-  dedupeThreshold: z.number().min(0).max(1).default(0.92),
+  /** Cosine similarity at or above which two frames are near-duplicates (chosen from the curve `bench/dedupe.ts` prints). */
+  dedupeThreshold: z.number().min(0).max(1).default(0.93),
+  /** Most new representatives per label sent on to labelling, chosen mutually distinct (farthest-point). */
+  labelBudget: z.number().int().positive().max(10_000_000).default(2000),
   /** Fraction of each label's videos held out for validation (split by video, never by frame). */
   validationFraction: z.number().min(0).max(0.9).default(0.25),
   /** Seed of the split, the sampling and the training. */

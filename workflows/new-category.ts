@@ -174,7 +174,7 @@ export async function newCategoryWorkflow(request: NewCategoryRequest, state?: C
     stage('embed');
     done('embed', await cpuLong.embedFrames({ workflowId }));
     stage('dedupe');
-    done('dedupe', await cpuLong.dedupeFrames({ workflowId, threshold: input.dedupeThreshold }));
+    done('dedupe', await cpuLong.dedupeFrames({ workflowId, threshold: input.dedupeThreshold, labelBudget: input.labelBudget }));
     stage('label');
     done('label', await cpu.labelFrames({ workflowId, source: 'weak' }));
     stage('dataset');

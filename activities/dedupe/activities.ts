@@ -1,8 +1,17 @@
+import { Context } from '@temporalio/activity';
 import type { ActivityDeps } from '../common/deps';
-import { readStepManifest, runStep, type StepResult } from '../storage/runs';
+import { ModuleThread } from '../common/thread';
+import { readStepManifest, runStep, stepManifestKey, type StepResult } from '../storage/runs';
 import { loadRunVectors, type EmbedStepManifest } from '../embeddings/activities';
+import { embeddingModelKey } from '../embeddings/model';
 import type { ExtractStepManifest, VideoFramesManifest } from '../frames/activities';
-import { leaderCluster } from './cluster';
+import type { SearchManifest } from '../catalog/activities';
+import { NEGATIVE_LABEL } from '../labeling/activities';
+import { nearDuplicateClusters, type NearDuplicateOptions, type NearDuplicateResult } from './ann';
+import { writeContactSheet } from './contact-sheet';
+import { readLabelIndex, writeLabelSegment } from './label-index';
+import { planDedupe } from './plan';
+import type { FrameQuality } from './select';
 
 /** Summary of the dedupe step. */
 export interface DedupeSummary {
@@ -10,50 +19,157 @@ export interface DedupeSummary {
   clusters: number;
   /** Frames that are near-duplicates of a representative (frames - clusters). */
   duplicates: number;
+  /** Frames pixel-identical to another frame of the run (found by pixel hash, before any similarity). */
+  exactDuplicates: number;
   threshold: number;
   /** Clusters whose members come from more than one video. */
   crossVideoClusters: number;
+  /** Frames of earlier runs of the label compared against. */
+  earlierFrames: number;
+  /** Clusters whose content an earlier run of the label already had. */
+  seenClusters: number;
+  /** Representatives sent on to labelling (new content, within the label budget). */
+  toLabel: number;
+  /** The label budget (most new representatives per label). */
+  labelBudget: number;
+  /** New clusters left out by the budget, per label. */
+  overBudget: Record<string, number>;
+  /** Clustering method (`exact` all pairs for small runs, `ann` HNSW above). */
+  method: 'ann' | 'exact';
+  /** Contact sheets (JPEG) per label, S3 keys beside the manifest. */
+  contactSheets: Record<string, string>;
+}
+
+/** One cluster of the run's frames, as the manifest keeps it. */
+export interface DedupeCluster {
+  /** Frame key of the representative. */
+  representative: string;
+  /** Video of the representative. */
+  videoId: string;
+  /** All frame keys of this run in the cluster, representative first. */
+  members: string[];
+  /** Videos of the members. */
+  videos: string[];
+  /** Members pixel-identical to another member. */
+  exactDuplicates: number;
+  /** A frame of an earlier run of the label in the same cluster: this content was seen before. */
+  seenAs?: string;
+  /** Keys of the earlier runs' frames in the cluster (at most 32, `seenAs` first). */
+  seenKeys?: string[];
+  /** The representative goes on to labelling. */
+  toLabel: boolean;
+  /** Label group of the representative (the run's label for positive videos, `other` for negatives). */
+  group: string;
 }
 
 /** The dedupe step's manifest payload: every frame is in exactly one cluster. */
 export interface DedupeStepManifest {
   summary: DedupeSummary;
-  clusters: Array<{ representative: string; videoId: string; members: string[]; videos: string[] }>;
+  clusters: DedupeCluster[];
 }
+
+/** Runs at or below this size are clustered inline (exact, a second or two); larger ones on a worker thread. */
+const INLINE_MAX_ROWS = 1500;
 
 /** Near-duplicate removal activities (CPU video task queue). */
 export function createDedupeActivities(deps: ActivityDeps) {
+  let thread: ModuleThread | undefined;
   return {
     /**
-     * Step 4, dedupe: cluster the run's frames on embedding cosine similarity and keep
-     * one representative per cluster, the sharpest frame (ties: brighter); the other
-     * members stay in the manifest.
+     * Step 4, dedupe: exact duplicates by pixel hash, then near-duplicate clusters of
+     * the run's frames and of the frames earlier runs of the label kept (cosine >=
+     * `threshold`, connected components found with an HNSW index, see `ann.ts`). One
+     * representative per cluster by sharpness, exposure and centrality; members stay in
+     * the manifest. Clusters already seen by an earlier run are marked `seenAs`; of the
+     * new ones at most `labelBudget` per label, mutually distinct, go on to labelling.
+     * Writes the run's segment of the label's index and a contact sheet per label.
+     * Large runs cluster on a worker thread and heartbeat their progress.
      */
-    async dedupeFrames(input: { workflowId: string; threshold: number }): Promise<StepResult<DedupeSummary>> {
+    async dedupeFrames(input: { workflowId: string; threshold: number; labelBudget?: number }): Promise<StepResult<DedupeSummary>> {
       return runStep(deps, input.workflowId, 'dedupe', async () => {
+        const ctx = Context.current();
+        const labelBudget = input.labelBudget ?? Number.MAX_SAFE_INTEGER;
+        const search = await readStepManifest<SearchManifest>(deps.store, input.workflowId, 'search');
         const embed = await readStepManifest<EmbedStepManifest>(deps.store, input.workflowId, 'embed');
         const extract = await readStepManifest<ExtractStepManifest>(deps.store, input.workflowId, 'extract');
-        const { vectors, dim, keys, videoIds } = await loadRunVectors(deps, embed);
-        const quality = new Map<string, { sharpness: number; brightness: number }>();
+        const label = search.summary.label;
+        const modelKey = embeddingModelKey(embed.model);
+        const run = await loadRunVectors(deps, embed);
+        const { dim, keys, videoIds } = run;
+        const qualityOf = new Map<string, FrameQuality>();
         for (const v of extract.videos) {
           const fm = await deps.store.getJson<VideoFramesManifest>(v.manifestKey);
-          for (const f of fm?.frames ?? []) quality.set(f.key, f);
+          for (const f of fm?.frames ?? []) qualityOf.set(f.key, { sharpness: f.sharpness, brightness: f.brightness });
         }
-        const order = keys.map((_, i) => i);
-        const q = (i: number) => quality.get(keys[i]!) ?? { sharpness: 0, brightness: 0 };
-        order.sort((a, b) => q(b).sharpness - q(a).sharpness || q(b).brightness - q(a).brightness || a - b);
-        const clusters = leaderCluster(vectors, dim, input.threshold, order).map((c) => {
-          const vids = [...new Set(c.members.map((m) => videoIds[m]!))];
-          return { representative: keys[c.representative]!, videoId: videoIds[c.representative]!, members: c.members.map((m) => keys[m]!), videos: vids };
-        });
-        const summary: DedupeSummary = {
-          frames: keys.length,
-          clusters: clusters.length,
-          duplicates: keys.length - clusters.length,
-          threshold: input.threshold,
-          crossVideoClusters: clusters.filter((c) => c.videos.length > 1).length,
-        };
-        return { summary, extra: { clusters } };
+        const roleOf = new Map(search.hits.map((h) => [h.videoId, h.role]));
+        const group = videoIds.map((v) => (roleOf.get(v) === 'positive' ? label : NEGATIVE_LABEL));
+        const earlier = await readLabelIndex(deps, label, modelKey, dim, input.workflowId);
+
+        let progress: Record<string, unknown> = { phase: 'cluster' };
+        const beat = setInterval(() => ctx.heartbeat(progress), 5000);
+        try {
+          const options: Omit<NearDuplicateOptions, 'onProgress'> = { threshold: input.threshold };
+          const plan = await planDedupe({
+            dim,
+            run: { ...run, quality: keys.map((k) => qualityOf.get(k) ?? { sharpness: 0, brightness: 128 }), group },
+            earlier,
+            labelBudget,
+            cluster: async (vectors, d) => {
+              if (vectors.length / d <= INLINE_MAX_ROWS) return nearDuplicateClusters(vectors, d, options);
+              thread ??= new ModuleThread(require.resolve('./cluster-worker'));
+              return thread.call<NearDuplicateResult>('cluster', [vectors, d, options], {
+                onProgress: (p) => {
+                  progress = p as Record<string, unknown>;
+                },
+              });
+            },
+          });
+          const clusters: DedupeCluster[] = plan.clusters.map((c) => ({
+            representative: keys[c.representative]!,
+            videoId: videoIds[c.representative]!,
+            members: c.members.map((m) => keys[m]!),
+            videos: [...new Set(c.members.map((m) => videoIds[m]!))],
+            exactDuplicates: c.exactDuplicates,
+            ...(c.seenAs !== undefined ? { seenAs: c.seenAs, seenKeys: c.seenKeys } : {}),
+            toLabel: c.toLabel,
+            group: group[c.representative]!,
+          }));
+          progress = { phase: 'index segment and contact sheets' };
+          const added = plan.added;
+          const vectors = new Float32Array(added.length * dim);
+          added.forEach((r, i) => vectors.set(run.vectors.subarray(r * dim, (r + 1) * dim), i * dim));
+          await writeLabelSegment(deps, label, modelKey, input.workflowId, {
+            vectors,
+            keys: added.map((r) => keys[r]!),
+            videoIds: added.map((r) => videoIds[r]!),
+            pixelHashes: added.map((r) => run.pixelHashes[r]!),
+          });
+          const contactSheets: Record<string, string> = {};
+          const dir = stepManifestKey(input.workflowId, 'dedupe').replace(/manifest\.json$/, '');
+          for (const g of [...new Set(group)].sort()) {
+            const key = `${dir}contact-sheet-${g.replace(/[^a-z0-9_-]/g, '_')}.jpg`;
+            await writeContactSheet(deps.store, key, clusters.filter((c) => c.group === g), g);
+            contactSheets[g] = key;
+          }
+          const summary: DedupeSummary = {
+            frames: keys.length,
+            clusters: clusters.length,
+            duplicates: keys.length - clusters.length,
+            exactDuplicates: plan.exactDuplicates,
+            threshold: input.threshold,
+            crossVideoClusters: clusters.filter((c) => c.videos.length > 1).length,
+            earlierFrames: plan.earlierFrames,
+            seenClusters: clusters.filter((c) => c.seenAs !== undefined).length,
+            toLabel: clusters.filter((c) => c.toLabel).length,
+            labelBudget,
+            overBudget: plan.overBudget,
+            method: plan.cluster.method,
+            contactSheets,
+          };
+          return { summary, extra: { clusters } };
+        } finally {
+          clearInterval(beat);
+        }
       });
     },
   };

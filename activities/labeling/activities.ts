@@ -18,6 +18,8 @@ export interface LabelledFrame {
   source: LabelSource;
   /** 0..1: 1 for a catalog label, 0.7 for a title match, 1 for negatives sampled from labelled videos. */
   confidence: number;
+  /** When the label was not asked for but copied from an earlier run's label of a near-duplicate: that frame's key. */
+  inheritedFrom?: string;
 }
 
 /** Summary of the label step. */
@@ -25,6 +27,10 @@ export interface LabelSummary {
   source: LabelSource;
   frames: number;
   perLabel: Record<string, number>;
+  /** Representatives sent to labelling (new content within the label budget). */
+  sent: number;
+  /** Representatives of content seen by an earlier run, whose label was copied from it. */
+  inherited: number;
 }
 
 /** The label step's manifest payload. */
@@ -38,12 +44,16 @@ export interface LabelStepManifest {
 export function createLabelingActivities(deps: ActivityDeps) {
   return {
     /**
-     * Step 5, label: give every representative frame a label.
+     * Step 5, label: give representative frames a label.
      *
-     * `weak` (this version): a frame of a positive video gets the run's label, a frame of
-     * a sampled negative video gets {@link NEGATIVE_LABEL}; recorded in `frame_labels`
-     * with source `weak`. The input and manifest shapes are those a human-review
-     * source (Label Studio) will fill.
+     * Representatives the dedupe step marked `toLabel` (new content, within the label
+     * budget) are sent to labelling. `weak` (this version): a frame of a positive video
+     * gets the run's label, a frame of a sampled negative video gets {@link NEGATIVE_LABEL}.
+     * Representatives of content an earlier run already had (`seenAs`) are not asked
+     * again: they copy the label of an earlier frame of their cluster from `frame_labels`
+     * (human over model over weak, latest first), or are sent when none has one. Representatives over the budget
+     * stay unlabelled. Recorded in `frame_labels`. The input and manifest shapes are those
+     * a human-review source (Label Studio) will fill.
      */
     async labelFrames(input: { workflowId: string; source: LabelSource }): Promise<StepResult<LabelSummary>> {
       if (input.source !== 'weak') throw new Error(`label source ${input.source} is not available yet`);
@@ -52,16 +62,35 @@ export function createLabelingActivities(deps: ActivityDeps) {
         const dedupe = await readStepManifest<DedupeStepManifest>(deps.store, input.workflowId, 'dedupe');
         const hitOf = new Map(search.hits.map((h) => [h.videoId, h]));
         const label = search.summary.label;
-        const frames: LabelledFrame[] = dedupe.clusters.map((c) => {
+        const earlierKeys = dedupe.clusters.flatMap((c) => c.seenKeys ?? (c.seenAs !== undefined ? [c.seenAs] : []));
+        const earlier = new Map<string, { frame_key: string; label: string; source: LabelSource; confidence: number }>();
+        if (earlierKeys.length) {
+          const res = await deps.pool.query<{ frame_key: string; label: string; source: LabelSource; confidence: number }>(
+            `SELECT DISTINCT ON (frame_key) frame_key, label, source, confidence FROM frame_labels WHERE frame_key = ANY($1::text[])
+             ORDER BY frame_key, CASE source WHEN 'human' THEN 0 WHEN 'model' THEN 1 ELSE 2 END, created_at DESC`,
+            [earlierKeys],
+          );
+          for (const r of res.rows) earlier.set(r.frame_key, r);
+        }
+        let sent = 0;
+        let inherited = 0;
+        const frames: LabelledFrame[] = dedupe.clusters.flatMap((c): LabelledFrame[] => {
+          const prior = (c.seenKeys ?? (c.seenAs !== undefined ? [c.seenAs] : [])).map((k) => earlier.get(k)).find((p) => p !== undefined);
+          if (prior) {
+            inherited++;
+            return [{ key: c.representative, videoId: c.videoId, label: prior.label, source: prior.source, confidence: prior.confidence, inheritedFrom: prior.frame_key }];
+          }
+          if (!c.toLabel && c.seenAs === undefined) return [];
+          sent++;
           const hit = hitOf.get(c.videoId);
           const positive = hit?.role === 'positive';
-          return {
+          return [{
             key: c.representative,
             videoId: c.videoId,
             label: positive ? label : NEGATIVE_LABEL,
             source: 'weak',
             confidence: positive && hit?.matchedBy === 'title' ? 0.7 : 1,
-          };
+          }];
         });
         await withTransaction(deps.pool, async (c) => {
           for (const f of frames) {
@@ -74,7 +103,7 @@ export function createLabelingActivities(deps: ActivityDeps) {
         });
         const perLabel: Record<string, number> = {};
         for (const f of frames) perLabel[f.label] = (perLabel[f.label] ?? 0) + 1;
-        const summary: LabelSummary = { source: 'weak', frames: frames.length, perLabel };
+        const summary: LabelSummary = { source: 'weak', frames: frames.length, perLabel, sent, inherited };
         return { summary, extra: { labels: [label, NEGATIVE_LABEL], frames } };
       });
     },

@@ -166,6 +166,16 @@ test('new-category survives SIGKILL of its workers during extraction and trainin
     args: [{ ...request, teacher: { epochs: 2, cutmixPerFrame: 0 } }],
   })) as NewCategoryResult;
   expect((again.steps.embed!.summary as { computed: number }).computed).toBe(0);
+  // Incremental dedupe: the second run finds every cluster in the label's index from the
+  // first run, sends nothing new to labelling and copies the earlier labels.
+  const first = result.steps.dedupe!.summary as { clusters: number; contactSheets: Record<string, string> };
+  const second = again.steps.dedupe!.summary as { clusters: number; seenClusters: number; toLabel: number; earlierFrames: number };
+  expect(second.seenClusters).toBe(second.clusters);
+  expect(second.toLabel).toBe(0);
+  expect(second.earlierFrames).toBeGreaterThan(0);
+  const relabel = again.steps.label!.summary as { frames: number; sent: number; inherited: number };
+  expect(relabel).toMatchObject({ sent: 0, inherited: relabel.frames });
+  for (const key of Object.values(first.contactSheets)) expect(await svc.store.head(key)).toBeGreaterThan(1000);
   const after = await svc.pool.query<{ n: string }>('SELECT count(*) AS n FROM frames WHERE params_hash = $1', [paramsHash]);
   expect(Number(after.rows[0]!.n)).toBe(total);
 });

@@ -1,0 +1,91 @@
+/**
+ * The persistent near-duplicate index of a label: what earlier runs for the label have
+ * already seen, so that a new run sends only new content on to labelling.
+ *
+ * Stored as append-only segments, one per run: the embeddings of the frames the run
+ * added, packed in S3 (`dedupe-index/<label>/<model key>/<run>.f32` + `.json`), listed in
+ * the Postgres table `dedupe_segments` (label, model key, workflow id). A run reads every
+ * earlier segment of its label and model, and after clustering writes its own. Writing is
+ * idempotent (same keys, `ON CONFLICT DO UPDATE`), so a retried attempt is harmless. The
+ * HNSW graph itself is not persisted: it is rebuilt from the vectors on each run (an n log n
+ * build, see `ann.ts`), which keeps the stored form simple and independent of index parameters.
+ */
+import type { ActivityDeps } from '../common/deps';
+import { toFloat32 } from '../embeddings/activities';
+import { runPrefix } from '../storage/runs';
+
+/** Rows of one label's earlier runs. */
+export interface LabelIndexRows {
+  /** rows * dim floats. */
+  vectors: Float32Array;
+  keys: string[];
+  videoIds: string[];
+  pixelHashes: string[];
+  /** Segments read (one per earlier run). */
+  segments: number;
+}
+
+interface SegmentIndex {
+  keys: string[];
+  videoIds: string[];
+  pixelHashes: string[];
+}
+
+function segmentBase(label: string, modelKey: string, workflowId: string): string {
+  return `dedupe-index/${label.replace(/[^a-z0-9_-]/g, '_')}/${modelKey}/${runPrefix(workflowId).slice('runs/'.length)}`;
+}
+
+/**
+ * Read every segment of `label` and `modelKey` written by runs other than `workflowId`.
+ * A frame key present in several segments is kept once.
+ * @throws Error when a listed segment is missing in S3.
+ */
+export async function readLabelIndex(deps: Pick<ActivityDeps, 'store' | 'pool'>, label: string, modelKey: string, dim: number, workflowId: string): Promise<LabelIndexRows> {
+  const res = await deps.pool.query<{ vectors_key: string; index_key: string }>(
+    `SELECT vectors_key, index_key FROM dedupe_segments WHERE label = $1 AND model_key = $2 AND workflow_id <> $3 ORDER BY created_at, workflow_id`,
+    [label, modelKey, workflowId],
+  );
+  const parts: Float32Array[] = [];
+  const out: Omit<LabelIndexRows, 'vectors'> = { keys: [], videoIds: [], pixelHashes: [], segments: res.rows.length };
+  const seen = new Set<string>();
+  for (const row of res.rows) {
+    const [buf, idx] = await Promise.all([deps.store.get(row.vectors_key), deps.store.getJson<SegmentIndex>(row.index_key)]);
+    if (!buf || !idx) throw new Error(`dedupe index segment missing in S3: ${row.vectors_key}`);
+    const v = toFloat32(buf);
+    idx.keys.forEach((k, i) => {
+      if (seen.has(k)) return;
+      seen.add(k);
+      out.keys.push(k);
+      out.videoIds.push(idx.videoIds[i]!);
+      out.pixelHashes.push(idx.pixelHashes[i]!);
+      parts.push(v.subarray(i * dim, (i + 1) * dim));
+    });
+  }
+  const vectors = new Float32Array(out.keys.length * dim);
+  parts.forEach((p, i) => vectors.set(p, i * dim));
+  return { vectors, ...out };
+}
+
+/**
+ * Write this run's segment: the rows given (the frames the run adds to the label's index).
+ * Idempotent per (label, model, workflow).
+ */
+export async function writeLabelSegment(
+  deps: Pick<ActivityDeps, 'store' | 'pool'>,
+  label: string,
+  modelKey: string,
+  workflowId: string,
+  rows: { vectors: Float32Array; keys: string[]; videoIds: string[]; pixelHashes: string[] },
+): Promise<{ vectorsKey: string; indexKey: string }> {
+  const base = segmentBase(label, modelKey, workflowId);
+  const vectorsKey = `${base}.f32`;
+  const indexKey = `${base}.json`;
+  await deps.store.put(vectorsKey, Buffer.from(rows.vectors.buffer, rows.vectors.byteOffset, rows.vectors.byteLength));
+  await deps.store.putJson(indexKey, { keys: rows.keys, videoIds: rows.videoIds, pixelHashes: rows.pixelHashes } satisfies SegmentIndex);
+  await deps.pool.query(
+    `INSERT INTO dedupe_segments (label, model_key, workflow_id, vectors_key, index_key, frames) VALUES ($1, $2, $3, $4, $5, $6)
+     ON CONFLICT (label, model_key, workflow_id) DO UPDATE SET vectors_key = EXCLUDED.vectors_key, index_key = EXCLUDED.index_key, frames = EXCLUDED.frames`,
+    [label, modelKey, workflowId, vectorsKey, indexKey, rows.keys.length],
+  );
+  return { vectorsKey, indexKey };
+}

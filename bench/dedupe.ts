@@ -1,0 +1,172 @@
+/**
+ * Dedupe benchmark: prints, in one run,
+ *
+ * 1. quality on the shared corpus: precision / recall over thresholds for the embeddings
+ *    and for dHash, side by side; recall per transform; the most similar pairs of
+ *    different videos (bench/dedupe-quality.ts);
+ * 2. embedding throughput of the embed step's compute path (encoded JPEG -> worker
+ *    thread: decode, pixel hash, forward pass -> vectors back) against a bare batched
+ *    forward pass of the same model on the same backend (pixels decoded beforehand);
+ * 3. clustering time and peak memory for 10k, 100k and 1M synthetic vectors of dim 1280
+ *    with known clusters (each size in a child process, so each peak RSS is its own), and
+ *    for 10k the exact all-pairs clustering: agreement and speed-up.
+ *
+ * Usage: `npx tsx bench/dedupe.ts [--sizes 10000,100000,1000000] [--frames-per-video 8] [--skip quality,embed,cluster]`
+ * (run it alone on the machine: `flock /tmp/reelset-cpu.lock npx tsx bench/dedupe.ts`).
+ */
+import { execFileSync } from 'node:child_process';
+import * as os from 'node:os';
+import sharp from 'sharp';
+import { nearDuplicateClusters, type NearDuplicateOptions } from '../activities/dedupe/ann';
+import { decodeForEmbedding, loadEmbeddingModel } from '../activities/embeddings/model';
+import { EmbeddingThread } from '../activities/embeddings/thread';
+import { NewCategoryInput } from '../workflows/input';
+import { clusterAgreement, syntheticClusters } from '../test/helpers/synthetic';
+import { buildQualitySet, precisionRecall, recallByTransform, scorePairs, similarityFunctions, type QualityImage } from './dedupe-quality';
+
+const DIM = 1280;
+const THRESHOLD = NewCategoryInput.parse({ label: 'x' }).dedupeThreshold;
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
+}
+
+const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+const mb = (kb: number) => `${(kb / 1024).toFixed(0)} MB`;
+
+async function quality(images: QualityImage[]): Promise<void> {
+  const originals = images.filter((i) => i.kind === 'original').length;
+  console.log(`\n## 1. Near-duplicate quality: ${originals} frames of ${new Set(images.map((i) => i.video)).size} corpus videos, 5 re-upload copies each`);
+  const sims = await similarityFunctions(images, await loadEmbeddingModel());
+  const emb = scorePairs(images, sims.embedding);
+  const dh = scorePairs(images, sims.dhash);
+  console.log(`${emb.positive.length} positive pairs (original, copy), ${emb.negative.length} pairs of different videos; dHash similarity = 1 - Hamming/64`);
+  console.log('threshold | embedding precision | recall | dHash precision | recall');
+  for (const t of [0.8, 0.84, 0.86, 0.88, 0.9, 0.91, 0.92, 0.93, 0.94, 0.96]) {
+    const e = precisionRecall(emb, t);
+    const d = precisionRecall(dh, t);
+    console.log(`${t.toFixed(2)}${t === THRESHOLD ? '*' : ' '}     | ${pct(e.precision).padStart(6)} (fp ${e.fp})      | ${pct(e.recall).padStart(6)} | ${pct(d.precision).padStart(6)} (fp ${d.fp})  | ${pct(d.recall).padStart(6)}`);
+  }
+  console.log(`(* default threshold) recall per transform at ${THRESHOLD}: embedding ${JSON.stringify(fmt(recallByTransform(images, sims.embedding, THRESHOLD)))}`);
+  console.log(`                                  dHash at 0.86: ${JSON.stringify(fmt(recallByTransform(images, sims.dhash, 0.86)))}`);
+  const cluster = nearDuplicateClusters(sims.vectors, DIM, { threshold: THRESHOLD });
+  const videosOf = new Map<number, Set<string>>();
+  images.forEach((im, i) => videosOf.set(cluster.clusterOf[i]!, (videosOf.get(cluster.clusterOf[i]!) ?? new Set()).add(im.video)));
+  console.log(`clusters at ${THRESHOLD}: ${cluster.count}; clusters joining videos: ${JSON.stringify([...videosOf.values()].filter((s) => s.size > 1).map((s) => [...s]))}`);
+  console.log('most similar pairs of different videos (max over their frames): embedding | dHash');
+  const top = (m: Map<string, number>) => [...m.entries()].sort((a, b) => b[1] - a[1]).slice(0, 6);
+  const te = top(emb.maxByVideoPair);
+  const td = top(dh.maxByVideoPair);
+  for (let i = 0; i < te.length; i++) console.log(`  ${te[i]![0]} ${te[i]![1].toFixed(3)} | ${td[i]![0]} ${td[i]![1].toFixed(3)}`);
+}
+
+function fmt(r: Record<string, number>): Record<string, string> {
+  return Object.fromEntries(Object.entries(r).map(([k, v]) => [k, pct(v)]));
+}
+
+async function throughput(images: QualityImage[]): Promise<void> {
+  // Frames as the extract step stores them: JPEG q85, short side 256.
+  const frames = await Promise.all(images.filter((i) => i.kind === 'original').map(async (i) => new Uint8Array(await sharp(i.bytes).jpeg({ quality: 85 }).toBuffer())));
+  const batch = 16;
+  const model = await loadEmbeddingModel();
+  const thread = new EmbeddingThread('auto');
+  const info = await thread.model();
+  await thread.embed(frames.slice(0, batch), batch); // warm-up
+  const pixels = await Promise.all(frames.map((f) => decodeForEmbedding(Buffer.from(f))));
+  await model.embedRaw(pixels.slice(0, batch), { batchSize: batch }); // warm-up
+  const rounds = 2;
+  let t = performance.now();
+  for (let r = 0; r < rounds; r++) await model.embedRaw(pixels, { batchSize: batch });
+  const bare = (rounds * frames.length) / ((performance.now() - t) / 1000);
+  t = performance.now();
+  for (let r = 0; r < rounds; r++) for (let i = 0; i < frames.length; i += batch) await thread.embed(frames.slice(i, i + batch), batch);
+  const step = (rounds * frames.length) / ((performance.now() - t) / 1000);
+  await thread.close();
+  console.log(`\n## 2. Embedding throughput, backend ${info.backend} (thread) / ${model.backend} (bare), batch ${batch}, ${frames.length} frames x ${rounds}`);
+  console.log(`embed step path (JPEG -> thread: decode + pixel hash + forward): ${step.toFixed(2)} frames/s`);
+  console.log(`bare batched forward pass (pixels decoded beforehand, main thread): ${bare.toFixed(2)} frames/s`);
+  console.log(`ratio: ${(step / bare).toFixed(3)} (target >= 0.9)`);
+}
+
+interface ClusterRun {
+  n: number;
+  clusters: number;
+  genS: number;
+  annS: number;
+  timings: Record<string, number>;
+  candidates: number;
+  truthAgreement: number;
+  maxRssKb: number;
+  exactS?: number;
+  annVsExact?: number;
+}
+
+/** One size, in this process (called in a child: `--cluster-child N`). */
+function clusterChild(n: number, withExact: boolean): ClusterRun {
+  let t = performance.now();
+  const data = syntheticClusters(n, DIM, 11);
+  const genS = (performance.now() - t) / 1000;
+  t = performance.now();
+  // REELSET_BENCH_ANN='{"expansionSearch":128}' overrides index parameters (for tuning).
+  const overrides = JSON.parse(process.env.REELSET_BENCH_ANN ?? '{}') as Partial<NearDuplicateOptions>;
+  const ann = nearDuplicateClusters(data.vectors, DIM, { threshold: THRESHOLD, method: 'ann', ...overrides });
+  const annS = (performance.now() - t) / 1000;
+  const out: ClusterRun = {
+    n,
+    clusters: data.clusters,
+    genS,
+    annS,
+    timings: ann.timings,
+    candidates: ann.candidates,
+    truthAgreement: clusterAgreement(ann.clusterOf, data.truth),
+    maxRssKb: 0,
+  };
+  if (withExact) {
+    t = performance.now();
+    const exact = nearDuplicateClusters(data.vectors, DIM, { threshold: THRESHOLD, method: 'exact' });
+    out.exactS = (performance.now() - t) / 1000;
+    out.annVsExact = clusterAgreement(ann.clusterOf, exact.clusterOf);
+  }
+  out.maxRssKb = process.resourceUsage().maxRSS;
+  return out;
+}
+
+function clustering(sizes: number[]): void {
+  console.log(`\n## 3. Clustering synthetic vectors, dim ${DIM}, threshold ${THRESHOLD}, ${os.availableParallelism()} threads (HNSW M=16, efC=64, efS=64, k=16, projection to 64-d)`);
+  console.log('n | true clusters | generate s | cluster s (project / index / search / verify / refine) | peak RSS | agreement with truth | exact all-pairs s | ann vs exact | speed-up');
+  for (const n of sizes) {
+    const json = execFileSync(process.execPath, [...process.execArgv, __filename, '--cluster-child', String(n), ...(n <= 10_000 ? ['--exact'] : [])], {
+      encoding: 'utf8',
+      maxBuffer: 1 << 20,
+    });
+    const r = JSON.parse(json.trim().split('\n').pop()!) as ClusterRun;
+    const tm = r.timings;
+    const phases = [tm.projectMs, tm.indexMs, tm.searchMs, tm.verifyMs, tm.refineMs].map((x) => (x! / 1000).toFixed(1)).join(' / ');
+    console.log(
+      `${n} | ${r.clusters} | ${r.genS.toFixed(1)} | ${r.annS.toFixed(1)} (${phases}) | ${mb(r.maxRssKb)} | ${pct(r.truthAgreement)} | ` +
+        (r.exactS !== undefined ? `${r.exactS.toFixed(1)} | ${pct(r.annVsExact!)} | ${(r.exactS / r.annS).toFixed(1)}x` : '- | - | -'),
+    );
+  }
+}
+
+async function main(): Promise<void> {
+  const child = process.argv.indexOf('--cluster-child');
+  if (child >= 0) {
+    console.log(JSON.stringify(clusterChild(Number(process.argv[child + 1]), process.argv.includes('--exact'))));
+    return;
+  }
+  const skip = new Set(arg('skip', '').split(','));
+  const sizes = arg('sizes', '10000,100000,1000000').split(',').map(Number);
+  console.log(`# reelset dedupe benchmark (${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version})`);
+  const needImages = !skip.has('quality') || !skip.has('embed');
+  const images = needImages ? await buildQualitySet(Number(arg('frames-per-video', '8'))) : [];
+  if (!skip.has('quality')) await quality(images);
+  if (!skip.has('embed')) await throughput(images);
+  if (!skip.has('cluster')) clustering(sizes);
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
