@@ -12,7 +12,7 @@
  *    for 10k the exact all-pairs clustering: agreement and speed-up.
  *
  * Usage: `npx tsx bench/dedupe.ts [--sizes 10000,100000,1000000] [--frames-per-video 8] [--skip quality,embed,cluster]`
- * (run it alone on the machine: `flock /tmp/reelset-cpu.lock npx tsx bench/dedupe.ts`).
+ * (`npm run bench:dedupe -- [options]` installs, starts the services and migrates first; run it alone on the machine).
  */
 import { execFileSync } from 'node:child_process';
 import * as os from 'node:os';
