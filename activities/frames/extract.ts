@@ -386,7 +386,8 @@ export async function extractFrames(
     '-nostdin', '-nostats', '-loglevel', 'info',
     ...(seekS > 0 ? ['-ss', num(seekS)] : []),
     ...(plan.keyframesOnly ? ['-skip_frame', 'nokey'] : []),
-    '-i', file,
+    // `file:` so that no name ("a:b.mp4", "-x.mp4") is read as a protocol or an option.
+    '-i', `file:${file}`,
     '-filter_complex', graph,
     '-map', '[enc]', ...each, ...encoderArgs(opts), '-f', 'image2pipe', 'pipe:1',
     '-map', '[luma]', ...each, '-f', 'rawvideo', 'pipe:3',

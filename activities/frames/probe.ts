@@ -68,7 +68,7 @@ export async function probeVideo(file: string, ffprobePath = 'ffprobe', ffmpegPa
   }
   if (stat.size === 0) throw new VideoDecodeError(file, 'file is empty (0 bytes)');
   const data = await new Promise<ProbeData>((resolve, reject) => {
-    const cmd = ffmpeg(file).setFfprobePath(ffprobePath);
+    const cmd = ffmpeg(`file:${file}`).setFfprobePath(ffprobePath);
     cmd.ffprobe((err: Error | null, d: ProbeData) => (err ? reject(err) : resolve(d)));
   }).catch((err: Error) => {
     const lines = err.message.split('\n').map((l) => l.trim()).filter(Boolean);
@@ -96,7 +96,7 @@ const run = promisify(execFile);
 /** Packets of the first video stream, read without decoding; 0 when ffprobe cannot tell. */
 export async function countVideoPackets(file: string, ffprobePath = 'ffprobe'): Promise<number> {
   try {
-    const { stdout } = await run(ffprobePath, ['-v', 'error', '-select_streams', 'v:0', '-count_packets', '-show_entries', 'stream=nb_read_packets', '-of', 'csv=p=0', file], {
+    const { stdout } = await run(ffprobePath, ['-v', 'error', '-select_streams', 'v:0', '-count_packets', '-show_entries', 'stream=nb_read_packets', '-of', 'csv=p=0', `file:${file}`], {
       maxBuffer: 1 << 20,
     });
     const n = Number(stdout.trim().split(/\s+/)[0]);
@@ -122,7 +122,7 @@ export async function checkEndDecodes(file: string, probe: Pick<VideoProbe, 'dur
   try {
     ({ stdout, stderr } = await run(
       ffmpegPath,
-      ['-nostdin', '-v', 'warning', '-ss', at.toFixed(3), '-i', file, '-map', '0:v:0', '-frames:v', '1', '-f', 'framecrc', '-'],
+      ['-nostdin', '-v', 'warning', '-ss', at.toFixed(3), '-i', `file:${file}`, '-map', '0:v:0', '-frames:v', '1', '-f', 'framecrc', '-'],
       { maxBuffer: 4 << 20 },
     ));
   } catch (err) {

@@ -210,13 +210,15 @@ describe('probeVideo on bad inputs', () => {
 });
 
 describe('awkward files', () => {
-  it("a file name with spaces, '%', '#', '&' and non-ASCII characters extracts fine", async () => {
-    const file = path.join(tmp, 'my clip 100% #1 & ünïcødé 视频 %d.mp4');
-    await fs.copyFile(path.join(SHARED_VIDEOS, 'realshort.mp4'), file);
-    const { probe, result, sha } = await extract(file);
-    expect([probe.width, probe.height]).toEqual([320, 240]);
-    expect(result.frames.length).toBeGreaterThan(0);
-    expectWellFormed(result, sha);
+  it("file names with spaces, '%', '#', '&', ':', a leading '-' and non-ASCII characters extract fine", async () => {
+    for (const name of ['my clip 100% #1 & ünïcødé 视频 %d.mp4', 'http:like a protocol.mp4', '-looks like an option.mp4']) {
+      const file = path.join(tmp, name);
+      await fs.copyFile(path.join(SHARED_VIDEOS, 'realshort.mp4'), file);
+      const { probe, result, sha } = await extract(file);
+      expect([probe.width, probe.height]).toEqual([320, 240]);
+      expect(result.frames.length).toBeGreaterThan(0);
+      expectWellFormed(result, sha);
+    }
   });
 
   it('a rotated video: probe reports display 240x320 and the frames come out portrait', async () => {
