@@ -221,10 +221,10 @@ export function createFrameActivities(deps: ActivityDeps) {
         videoS: resume?.progress.lastTimestampS ?? 0,
         decodeErrors: resume?.decodeErrors ?? [],
       };
+      const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'reelset-extract-'));
       // A timer, not the frames, drives heartbeats: a scene or keyframe scan can go long without a pick.
       ctx.heartbeat(beat);
       const timer = setInterval(() => ctx.heartbeat(beat), 1000);
-      const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'reelset-extract-'));
       try {
         const file = path.join(tmp, `video${path.extname(video.file_name)}`);
         let t = performance.now();
@@ -273,8 +273,9 @@ export function createFrameActivities(deps: ActivityDeps) {
             signal: ctx.cancellationSignal,
             uploadConcurrency: config.S3_UPLOAD_CONCURRENCY,
             resume,
+            // Frames are scored concurrently: keep the furthest point reached.
             onFrame: (p) => {
-              beat = { ...beat, videoS: p.timestampS };
+              if (p.timestampS > beat.videoS) beat = { ...beat, videoS: p.timestampS };
             },
           },
         ).catch(rename);
