@@ -41,6 +41,24 @@ const program = new Command()
   .parse();
 const args = program.opts<{ repeat: number; fps: number; max: number; catalog: string }>();
 
+/** CPU seconds (user + system) a process has used, from /proc; 0 when it cannot be read. */
+function processCpuS(pid: number | undefined): number {
+  if (!pid) return 0;
+  try {
+    const stat = require('node:fs').readFileSync(`/proc/${pid}/stat`, 'utf8') as string;
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** The local S3 server's pid (infra/services.sh writes it), when it runs on this machine. */
+function s3ServerPid(): number | undefined {
+  const file = path.join(process.env.REELSET_RUN_DIR ?? path.join(ROOT, '.data/run'), 's3.pid');
+  return existsSync(file) ? Number(require('node:fs').readFileSync(file, 'utf8').trim()) || undefined : undefined;
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const pad = (s: string | number, n: number) => String(s).padStart(n);
 
@@ -68,6 +86,9 @@ async function main(): Promise<void> {
     let totalC = 0;
     let totalFrames = 0;
     const phases = { download: 0, probe: 0, extract: 0, manifest: 0 };
+    const s3Pid = s3ServerPid();
+    let s3CpuS = 0;
+    let ownCpuS = 0;
     for (const entry of entries) {
       const row = await deps.pool.query<{ sha256: string }>('SELECT sha256 FROM videos WHERE id = $1', [entry.id]);
       const sha = row.rows[0]!.sha256;
@@ -80,9 +101,15 @@ async function main(): Promise<void> {
         const prefix = `frames/${sha}/${paramsHash}/`;
         await deps.store.deleteMany(await deps.store.list(prefix));
         await deps.pool.query('DELETE FROM frames WHERE video_id = $1 AND params_hash = $2', [entry.id, paramsHash]);
+        const cpu0 = process.cpuUsage();
+        const s3Cpu0 = processCpuS(s3Pid);
         const t = performance.now();
         const s = (await new MockActivityEnvironment().run(acts.extractVideo, { videoId: entry.id, options })) as VideoExtractSummary;
-        return { s: (performance.now() - t) / 1000, frames: s.frames, timings: s.timingsMs! };
+        const elapsed = (performance.now() - t) / 1000;
+        const cpu = process.cpuUsage(cpu0);
+        ownCpuS += (cpu.user + cpu.system) / 1e6;
+        s3CpuS += processCpuS(s3Pid) - s3Cpu0;
+        return { s: elapsed, frames: s.frames, timings: s.timingsMs! };
       };
       const bare = async () => {
         const out = await fs.mkdtemp(path.join(tmp, 'ffmpeg-'));
@@ -138,6 +165,12 @@ async function main(): Promise<void> {
     }
     console.log(
       `${'overall'.padEnd(28)}${pad(totalFrames, 7)}${pad(totalA.toFixed(3), 9)}${pad(totalB.toFixed(3), 9)}${pad((totalFrames / totalA).toFixed(1), 9)}${pad((totalFrames / totalB).toFixed(1), 9)}${pad((totalA / totalB).toFixed(2), 9)}${pad((totalC / totalB).toFixed(2), 9)}`,
+    );
+    console.log(
+      `during (a), per pass over the corpus: this process ${(ownCpuS / args.repeat).toFixed(2)} s of CPU (JavaScript, S3 client, pipes), ` +
+        (s3Pid
+          ? `the local S3 server ${(s3CpuS / args.repeat).toFixed(2)} s (${((1000 * s3CpuS) / args.repeat / totalFrames).toFixed(1)} ms per stored frame), on the same cores as ffmpeg`
+          : 'S3 server not local'),
     );
     const sum = Object.values(phases).reduce((x, y) => x + y, 0);
     console.log(
