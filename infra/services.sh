@@ -204,8 +204,10 @@ launch_s3() {
       log "s3: filesystem has no user xattrs; using --sidecar $S3_SIDECAR_DIR"
       mkdir -p "$S3_SIDECAR_DIR"; meta=(--sidecar "$S3_SIDECAR_DIR")
     fi
+    # --keep-alive: versitygw closes every connection after one response unless told
+    # otherwise, and a TCP connect per S3 request costs both sides CPU.
     spawn s3 versitygw --access "$S3_ACCESS_KEY_ID" --secret "$S3_SECRET_ACCESS_KEY" \
-      --region "$S3_REGION" --port "127.0.0.1:$S3_PORT" --quiet \
+      --region "$S3_REGION" --port "127.0.0.1:$S3_PORT" --quiet --keep-alive \
       posix "${meta[@]}" "$S3_DIR"
   fi
 }
