@@ -15,7 +15,7 @@
  * separates the pipeline's own cost from the cost of the uploads.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, promises as fs } from 'node:fs';
+import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
@@ -45,7 +45,7 @@ const args = program.opts<{ repeat: number; fps: number; max: number; catalog: s
 function processCpuS(pid: number | undefined): number {
   if (!pid) return 0;
   try {
-    const stat = require('node:fs').readFileSync(`/proc/${pid}/stat`, 'utf8') as string;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(fields[11]) + Number(fields[12])) / 100;
   } catch {
@@ -56,7 +56,7 @@ function processCpuS(pid: number | undefined): number {
 /** The local S3 server's pid (infra/services.sh writes it), when it runs on this machine. */
 function s3ServerPid(): number | undefined {
   const file = path.join(process.env.REELSET_RUN_DIR ?? path.join(ROOT, '.data/run'), 's3.pid');
-  return existsSync(file) ? Number(require('node:fs').readFileSync(file, 'utf8').trim()) || undefined : undefined;
+  return existsSync(file) ? Number(readFileSync(file, 'utf8').trim()) || undefined : undefined;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

@@ -252,17 +252,6 @@ export interface FrameQuality {
 }
 
 /**
- * Luma statistics of a packed RGB image (`width * height * 3` bytes): BT.601 luma, then
- * {@link lumaQuality}.
- */
-export function frameQuality(rgb: Buffer, width: number, height: number): FrameQuality {
-  const n = width * height;
-  const luma = new Uint8Array(n);
-  for (let i = 0, p = 0; i < n; i++, p += 3) luma[i] = (19595 * rgb[p]! + 38470 * rgb[p + 1]! + 7471 * rgb[p + 2]! + 32768) >>> 16;
-  return lumaQuality(luma, width, height);
-}
-
-/**
  * Quality measures of one full-range 8-bit luma plane (`width * height` bytes, e.g.
  * ffmpeg's `gray` output): mean, 1st and 99th percentiles, and the variance of the
  * 4-neighbour Laplacian (Pech-Pacheco et al. 2000, "Diatom autofocusing in brightfield

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import { promisify } from 'node:util';
 import ffmpeg from 'fluent-ffmpeg';
-import { VideoDecodeError } from '../common/errors';
+import { TransientError, VideoDecodeError } from '../common/errors';
 
 /** What ffprobe says of a video's first video stream, normalised. */
 export interface VideoProbe {
@@ -54,6 +54,8 @@ type ProbeData = ffmpeg.FfprobeData;
  * naming the file and the reason, when the file is missing, empty, not a media file,
  * has no video stream (audio only), has no duration even after counting its packets,
  * or is truncated (no frame decodes in its last seconds: {@link checkEndDecodes}).
+ * When ffprobe itself cannot run (missing binary, out of memory, killed), it throws a
+ * retryable {@link TransientError} instead: that says nothing about the file.
  *
  * @param file local path.
  * @param ffprobePath the ffprobe binary.
@@ -71,6 +73,11 @@ export async function probeVideo(file: string, ffprobePath = 'ffprobe', ffmpegPa
     const cmd = ffmpeg(`file:${file}`).setFfprobePath(ffprobePath);
     cmd.ffprobe((err: Error | null, d: ProbeData) => (err ? reject(err) : resolve(d)));
   }).catch((err: Error) => {
+    // ffprobe that could not run (missing binary, out of memory, killed) says nothing of
+    // the file: retried, and never cached as the file's verdict.
+    if (/\bENOENT\b|\bEACCES\b|\bEAGAIN\b|\bENOMEM\b|Cannot find ffprobe|killed with signal/i.test(err.message)) {
+      throw new TransientError(`ffprobe could not run on ${file}: ${err.message.split('\n')[0]}`, { cause: err });
+    }
     const lines = err.message.split('\n').map((l) => l.trim()).filter(Boolean);
     const reason = lines.find((l) => /invalid data|error|moov atom|no such file/i.test(l)) ?? lines.at(-1) ?? 'ffprobe failed';
     throw new VideoDecodeError(file, `not a readable media file (ffprobe: ${reason.replace(/^\[[^\]]*\]\s*/, '')})`);

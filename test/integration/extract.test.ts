@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { VideoDecodeError } from '../../activities/common/errors';
+import { TransientError, VideoDecodeError } from '../../activities/common/errors';
 import { extractFrames, extractionParamsHash, type FrameRecord, type FrameSink } from '../../activities/frames/extract';
 import { probeVideo } from '../../activities/frames/probe';
 import { sha256File } from '../../activities/catalog/ingest';
@@ -198,6 +198,12 @@ describe('probeVideo on bad inputs', () => {
     expect(err.message).toContain(file);
     expect(err.reason.length).toBeGreaterThan(5);
     expect(err.reason).toMatch(/not a readable media file|no duration|no video stream|no frame size/);
+  });
+
+  it('an ffprobe that cannot run is a retryable TransientError, not a verdict on the file', async () => {
+    const err = await rejectionOf(probeVideo(path.join(SHARED_VIDEOS, 'g1.avi'), '/nonexistent/ffprobe'), TransientError);
+    expect(err.message).toContain('g1.avi');
+    expect(err.message).toMatch(/ffprobe could not run/);
   });
 
   it('an audio-only file', async () => {

@@ -3,7 +3,7 @@ import { ExtractOptions } from '../../workflows/input';
 import { VideoDecodeError } from '../../activities/common/errors';
 import {
   extractionParamsHash,
-  frameQuality,
+  lumaQuality,
   planSamplingRate,
   planSampling,
   selectExpression,
@@ -87,23 +87,21 @@ describe('targetSize', () => {
   });
 });
 
+/** Luma planes (one byte per pixel), as ffmpeg's `gray` output gives them. */
 function solid(w: number, h: number, v: number): Buffer {
-  return Buffer.alloc(w * h * 3, v);
+  return Buffer.alloc(w * h, v);
 }
 
 function checkerboard(w: number, h: number, cell = 1): Buffer {
-  const b = Buffer.alloc(w * h * 3);
+  const b = Buffer.alloc(w * h);
   for (let y = 0; y < h; y++)
-    for (let x = 0; x < w; x++) {
-      const v = (Math.floor(x / cell) + Math.floor(y / cell)) % 2 ? 255 : 0;
-      b.fill(v, (y * w + x) * 3, (y * w + x) * 3 + 3);
-    }
+    for (let x = 0; x < w; x++) b[y * w + x] = (Math.floor(x / cell) + Math.floor(y / cell)) % 2 ? 255 : 0;
   return b;
 }
 
-describe('frameQuality', () => {
+describe('lumaQuality', () => {
   it('a black image has p99 0, brightness 0 and no sharpness', () => {
-    const q = frameQuality(solid(32, 24, 0), 32, 24);
+    const q = lumaQuality(solid(32, 24, 0), 32, 24);
     expect(q.p99).toBe(0);
     expect(q.p01).toBe(0);
     expect(q.brightness).toBe(0);
@@ -112,7 +110,7 @@ describe('frameQuality', () => {
   });
 
   it('a white image has p01 255 (near-white by the default filter)', () => {
-    const q = frameQuality(solid(32, 24, 255), 32, 24);
+    const q = lumaQuality(solid(32, 24, 255), 32, 24);
     expect(q.p01).toBe(255);
     expect(q.brightness).toBeCloseTo(255, 3);
     expect(q.p01).toBeGreaterThan(defaults.whiteLevel);
@@ -121,24 +119,27 @@ describe('frameQuality', () => {
   it('a checkerboard is far sharper than a flat grey image, with the same mean brightness', () => {
     const w = 64;
     const h = 48;
-    const flat = frameQuality(solid(w, h, 128), w, h);
-    const cb = frameQuality(checkerboard(w, h), w, h);
+    const flat = lumaQuality(solid(w, h, 128), w, h);
+    const cb = lumaQuality(checkerboard(w, h), w, h);
     expect(flat.sharpness).toBe(0);
     expect(cb.sharpness).toBeGreaterThan(1e5);
     expect(cb.brightness).toBeCloseTo(127.5, 0);
     expect(cb.p01).toBe(0);
     expect(cb.p99).toBe(255);
     // A coarser checkerboard has fewer edges: sharper than flat, less than the fine one.
-    const coarse = frameQuality(checkerboard(w, h, 8), w, h);
+    const coarse = lumaQuality(checkerboard(w, h, 8), w, h);
     expect(coarse.sharpness).toBeGreaterThan(0);
     expect(coarse.sharpness).toBeLessThan(cb.sharpness);
   });
 
-  it('uses BT.601 luma weights', () => {
-    const red = Buffer.alloc(4 * 4 * 3);
-    for (let i = 0; i < 16; i++) red[i * 3] = 255;
-    // 8-bit luma, rounded.
-    expect(frameQuality(red, 4, 4).brightness).toBe(Math.round(0.299 * 255));
+  it('percentiles come from the histogram: 2% dark pixels move p01, not p99', () => {
+    const b = solid(10, 10, 200);
+    b[0] = 0;
+    b[1] = 0;
+    const q = lumaQuality(b, 10, 10);
+    expect(q.p01).toBe(0);
+    expect(q.p99).toBe(200);
+    expect(q.brightness).toBeCloseTo(196, 6);
   });
 });
 
