@@ -2,17 +2,20 @@
  * Activity factories, one per task queue. Workflows import the *types* below only.
  *
  * - {@link createVideoActivities}: the CPU video queue (catalog, frames, embeddings,
- *   dedupe, labelling, dataset, publish).
+ *   dedupe, labelling, dataset, model registry).
  * - {@link createTrainingActivities}: the GPU queue (teacher, student, evaluation).
+ *
+ * Each domain folder imports only `contracts/` and `lib/`, never another domain.
  */
-import type { ActivityDeps } from './common/deps';
+import type { ActivityDeps } from '../lib/deps';
 import { createCatalogActivities } from './catalog/activities';
 import { createDatasetActivities } from './dataset/activities';
 import { createDedupeActivities } from './dedupe/activities';
 import { createEmbeddingActivities } from './embeddings/activities';
 import { createFrameActivities } from './frames/activities';
 import { createLabelingActivities } from './labeling/activities';
-import { createPublishActivities, createTrainingActivities } from './training/activities';
+import { createModelActivities } from './models/activities';
+import { createTrainingActivities } from './training/activities';
 
 export { createTrainingActivities };
 
@@ -25,7 +28,7 @@ export function createVideoActivities(deps: ActivityDeps) {
     ...createDedupeActivities(deps),
     ...createLabelingActivities(deps),
     ...createDatasetActivities(deps),
-    ...createPublishActivities(deps),
+    ...createModelActivities(deps),
   };
 }
 

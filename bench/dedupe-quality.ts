@@ -18,7 +18,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import type { EmbeddingModel } from '../activities/embeddings/model';
+import type { EmbeddingModel } from '../lib/backbone/model';
 
 /** The corpus directory (`../shared/data` from the project root). */
 export const CORPUS = path.resolve(__dirname, '../../shared/data');

@@ -18,9 +18,9 @@ import { execFileSync } from 'node:child_process';
 import * as os from 'node:os';
 import sharp from 'sharp';
 import { nearDuplicateClusters, type NearDuplicateOptions } from '../activities/dedupe/ann';
-import { decodeForEmbedding, loadEmbeddingModel } from '../activities/embeddings/model';
-import { EmbeddingThread } from '../activities/embeddings/thread';
-import { NewCategoryInput } from '../workflows/input';
+import { decodeForEmbedding, loadEmbeddingModel } from '../lib/backbone/model';
+import { EmbeddingThread } from '../lib/backbone/thread';
+import { NewCategoryInput } from '../contracts/inputs';
 import { clusterAgreement, syntheticClusters } from '../test/helpers/synthetic';
 import { buildQualitySet, precisionRecall, recallByTransform, scorePairs, similarityFunctions, type QualityImage } from './dedupe-quality';
 

@@ -23,11 +23,12 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { Command } from 'commander';
 import { readCatalogFile, readTaxonomyFile } from '../activities/catalog/catalog-file';
 import { ingestCatalog, upsertTaxonomy } from '../activities/catalog/ingest';
-import { createFrameActivities, type VideoExtractSummary } from '../activities/frames/activities';
+import { createFrameActivities } from '../activities/frames/activities';
+import type { VideoExtractSummary } from '../contracts';
 import { encoderArgs, extractFrames, extractionParamsHash, planSampling, selectExpression, targetSize } from '../activities/frames/extract';
 import { probeVideo } from '../activities/frames/probe';
-import { ExtractOptions } from '../workflows/input';
-import { createActivityDeps } from '../workers/deps';
+import { ExtractOptions } from '../contracts/inputs';
+import { createActivityDeps } from '../lib/deps';
 
 const ROOT = path.resolve(__dirname, '..');
 const run = promisify(execFile);

@@ -1,4 +1,4 @@
-import type { NewCategoryResult } from '../workflows/new-category';
+import type { NewCategoryResult, StepReport } from '../contracts';
 
 const pct = (x: number | null | undefined) => (x === null || x === undefined ? '  n/a' : `${(100 * x).toFixed(1).padStart(5)}%`);
 
@@ -10,7 +10,7 @@ export function formatSummary(r: NewCategoryResult, where: { temporalUi: string;
   const lines: string[] = [];
   lines.push(`new-category "${r.label}"  (workflow ${r.workflowId})`, '');
   lines.push('step       time      reused  summary');
-  for (const [step, s] of Object.entries(r.steps)) {
+  for (const [step, s] of Object.entries(r.steps) as Array<[string, StepReport]>) {
     const summary = Object.entries(s.summary)
       .filter(([k, v]) => typeof v !== 'object' || v === null || k === 'dropped' || k === 'perLabel')
       .filter(([k]) => !['videoIds', 'modelPrefix', 'manifestKey', 'datasetKey', 'label'].includes(k))
@@ -26,7 +26,7 @@ export function formatSummary(r: NewCategoryResult, where: { temporalUi: string;
   }
   const d = r.dataset;
   lines.push(`dataset ${d.name} v${d.version}: s3://${where.bucket}/${d.datasetKey}`);
-  for (const split of Object.keys(d.counts)) lines.push(`  ${split.padEnd(10)} ${Object.entries(d.counts[split] ?? {}).map(([l, n]) => `${l}=${n}`).join(' ')}`);
+  for (const split of Object.keys(d.counts) as Array<keyof typeof d.counts>) lines.push(`  ${split.padEnd(10)} ${Object.entries(d.counts[split] ?? {}).map(([l, n]) => `${l}=${n}`).join(' ')}`);
   for (const w of d.warnings) lines.push(`  warning: ${w}`);
   lines.push('');
   for (const m of r.models) lines.push(`model ${m.role.padEnd(7)} ${m.name} v${m.version}: s3://${where.bucket}/${m.artifactPrefix}/`);

@@ -20,8 +20,8 @@ bash infra/workers.sh start
 # The sample catalog: ../shared/data when present, else the small videos carried in samples/.
 catalog="$REELSET_ROOT/../shared/data/catalog.json"
 [ -f "$catalog" ] || catalog="$REELSET_ROOT/samples/catalog.json"
-node node_modules/tsx/dist/cli.mjs cli/reelset.ts ingest "$catalog"
+node cli/bin.js ingest "$catalog"
 
-node node_modules/tsx/dist/cli.mjs cli/reelset.ts new-category "$label" --input "$input"
+node cli/bin.js new-category "$label" --input "$input"
 echo
 echo "services: bash infra/services.sh status | workers: bash infra/workers.sh status | logs: $REELSET_LOG_DIR"

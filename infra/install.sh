@@ -7,6 +7,9 @@
 # Writes only under $REELSET_DATA_DIR (besides apt installs).
 # Env knobs: REELSET_SKIP_NPM=1 skips the npm step.
 set -euo pipefail
+# onnxruntime-node's postinstall fetches CUDA binaries from NuGet, which is unreachable:
+# every npm install in this project skips it (the CPU binaries ship in the npm package).
+export ONNXRUNTIME_NODE_INSTALL=skip
 
 # shellcheck source=infra/env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"

@@ -12,6 +12,8 @@ bash infra/install.sh
 bash infra/services.sh start
 node node_modules/tsx/dist/cli.mjs infra/migrate.ts
 node node_modules/typescript/bin/tsc --noEmit -p .
+# Lint: typescript-eslint, workflow determinism, the layering and no import cycle (eslint.config.mjs).
+node node_modules/eslint/bin/eslint.js --max-warnings 0 .
 # Projects run one after another (--runInBand): the e2e test starts its own workers
 # and the machine has two cores.
 node node_modules/jest/bin/jest.js --runInBand "$@"

@@ -9,7 +9,7 @@
  */
 import { Worker } from '@temporalio/worker';
 import { createTrainingActivities } from '../activities';
-import { initTensorflow } from '../activities/common/tf';
+import { initTensorflow } from '../lib/tf';
 import { createWorkerDeps, runWorker } from './deps';
 
 async function main(): Promise<void> {

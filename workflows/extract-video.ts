@@ -1,15 +1,6 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { VideoActivities } from '../activities';
-import type { VideoExtractSummary } from '../activities/frames/activities';
-import type { ExtractOptions } from './input';
-import { long } from './policies';
-
-/** Input of {@link extractVideoWorkflow}. */
-export interface ExtractVideoInput {
-  videoId: string;
-  options: ExtractOptions;
-  heartbeatTimeoutS: number;
-}
+import { long, type ExtractVideoInput, type VideoExtractSummary } from '../contracts';
 
 /**
  * Child workflow: extract one video's frames (step 2 of new-category).

@@ -1,3 +1,3 @@
 /** Every workflow the workers register (`workflowsPath` points here). */
-export { newCategoryWorkflow, progressQuery } from './new-category';
+export { newCategoryWorkflow } from './new-category';
 export { extractVideoWorkflow } from './extract-video';

@@ -1,69 +1,40 @@
 import {
-  ApplicationFailure,
   CancellationScope,
   condition,
   ContinueAsNew,
   continueAsNew,
-  defineQuery,
   executeChild,
   log,
   proxyActivities,
   setHandler,
-  TemporalFailure,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { TrainingActivities, VideoActivities } from '../activities';
-import type { VideoExtractSummary, VideoFailure } from '../activities/frames/activities';
-import type { PublishSummary } from '../activities/training/activities';
+import {
+  DatasetError,
+  extractChildWorkflowId,
+  failureOf,
+  fieldIssues,
+  formatIssues,
+  InvalidInputError,
+  LABEL_ATTRIBUTE,
+  long,
+  NewCategoryInput,
+  progressQuery,
+  runPrefix,
+  SHORT,
+  STAGE_ATTRIBUTE,
+  type ContinueState,
+  type NewCategoryRequest,
+  type NewCategoryResult,
+  type Progress,
+  type Stage,
+  type Step,
+  type VideoExtractSummary,
+  type VideoFailure,
+} from '../contracts';
 import { extractVideoWorkflow } from './extract-video';
-import { NewCategoryInput, type NewCategoryRequest } from './input';
-import { long, SEARCH_ATTRIBUTES, SHORT } from './policies';
-
-/** The pipeline's steps, in order; also the values of the `ReelsetStage` search attribute. */
-export const STEPS = ['search', 'extract', 'embed', 'dedupe', 'label', 'dataset', 'train', 'distill', 'evaluate', 'publish'] as const;
-export type Step = (typeof STEPS)[number];
-
-/** Answer of the {@link progressQuery}. */
-export interface Progress {
-  label: string;
-  stage: Step | 'done' | 'failed';
-  stepsDone: Step[];
-  videos: { total: number; extracted: number; failed: number; running: number };
-}
-
-/** Query: where the run is (stage, steps done, videos extracted). */
-export const progressQuery = defineQuery<Progress>('progress');
-
-/** One step's line in the result: its duration and its small summary. */
-export interface StepReport {
-  durationMs: number;
-  reused: boolean;
-  manifestKey: string;
-  summary: Record<string, unknown>;
-}
-
-/** Result of the new-category workflow: small, for the history and the CLI. */
-export interface NewCategoryResult {
-  workflowId: string;
-  label: string;
-  /** `runs/<workflowId>` in the bucket: every step's manifest is under it. */
-  runPrefix: string;
-  steps: Partial<Record<Step, StepReport>>;
-  /** Videos whose extraction failed (the run went on without them). */
-  failures: VideoFailure[];
-  dataset: { name: string; version: number; datasetKey: string; counts: Record<string, Record<string, number>>; warnings: string[] };
-  models: PublishSummary['models'];
-  evaluation: PublishSummary['evaluation'];
-}
-
-/** State carried through continue-as-new during the extraction fan-out. */
-export interface ContinueState {
-  /** Index of the next video to extract. */
-  cursor: number;
-  failures: VideoFailure[];
-  extracted: number;
-}
 
 /**
  * The new-category workflow: from a label to a labelled, deduplicated dataset and a
@@ -82,13 +53,7 @@ export interface ContinueState {
 export async function newCategoryWorkflow(request: NewCategoryRequest, state?: ContinueState): Promise<NewCategoryResult> {
   const parsed = NewCategoryInput.safeParse(request);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw ApplicationFailure.create({
-      type: 'InvalidInputError',
-      nonRetryable: true,
-      message: `invalid new-category input: field "${issue.path.join('.') || '(root)'}": ${issue.message}`,
-      details: [parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }))],
-    });
+    throw new InvalidInputError(`invalid new-category input: ${formatIssues(parsed.error)}`, { details: [fieldIssues(parsed.error)] });
   }
   const input = parsed.data;
   const { workflowId } = workflowInfo();
@@ -104,9 +69,12 @@ export async function newCategoryWorkflow(request: NewCategoryRequest, state?: C
   };
   setHandler(progressQuery, () => progress);
   const steps: NewCategoryResult['steps'] = {};
-  const stage = (s: Step) => {
+  const stage = (s: Stage) => {
     progress.stage = s;
-    upsertSearchAttributes({ [SEARCH_ATTRIBUTES.label]: [input.label], [SEARCH_ATTRIBUTES.stage]: [s] });
+    upsertSearchAttributes([
+      { key: LABEL_ATTRIBUTE, value: input.label },
+      { key: STAGE_ATTRIBUTE, value: s },
+    ]);
   };
   const done = (s: Step, r: { durationMs: number; reused: boolean; manifestKey: string } & object) => {
     const { durationMs, reused, manifestKey, ...summary } = r;
@@ -144,7 +112,7 @@ export async function newCategoryWorkflow(request: NewCategoryRequest, state?: C
       progress.videos.running++;
       children.push(
         executeChild(extractVideoWorkflow, {
-          workflowId: `${workflowId}/extract/${videoId}`,
+          workflowId: extractChildWorkflowId(workflowId, videoId),
           args: [{ videoId, options: input.extract, heartbeatTimeoutS: input.heartbeatTimeoutS }],
         })
           .then((r: VideoExtractSummary) => {
@@ -152,10 +120,10 @@ export async function newCategoryWorkflow(request: NewCategoryRequest, state?: C
             log.info('video extracted', { videoId, frames: r.frames, reused: r.reused });
           })
           .catch((err: unknown) => {
-            const failure = describeFailure(videoId, err);
-            failures.push(failure);
+            const failed: VideoFailure = { videoId, ...failureOf(err) };
+            failures.push(failed);
             progress.videos.failed++;
-            log.warn('video failed; the run goes on without it', { ...failure });
+            log.warn('video failed; the run goes on without it', { ...failed });
           })
           .finally(() => progress.videos.running--),
       );
@@ -164,11 +132,9 @@ export async function newCategoryWorkflow(request: NewCategoryRequest, state?: C
     const extract = await cpu.finishExtract({ workflowId, options: input.extract, failures });
     done('extract', { ...extract, durationMs: extract.reused ? extract.durationMs : Date.now() - started });
     if (extract.frames === 0) {
-      throw ApplicationFailure.create({
-        type: 'DatasetError',
-        nonRetryable: true,
-        message: `no usable frame in any of the ${ids.length} videos for "${input.label}" (failures: ${failures.map((f) => f.videoId).join(', ') || 'none'})`,
-      });
+      throw new DatasetError(
+        `no usable frame in any of the ${ids.length} videos for "${input.label}" (failures: ${failures.map((f) => f.videoId).join(', ') || 'none'})`,
+      );
     }
 
     stage('embed');
@@ -194,7 +160,7 @@ export async function newCategoryWorkflow(request: NewCategoryRequest, state?: C
     const result: NewCategoryResult = {
       workflowId,
       label: input.label,
-      runPrefix: search.manifestKey.replace(/\/search\/manifest\.json$/, ''),
+      runPrefix: runPrefix(workflowId),
       steps,
       failures,
       dataset: {
@@ -207,33 +173,18 @@ export async function newCategoryWorkflow(request: NewCategoryRequest, state?: C
       models: publish.models,
       evaluation: publish.evaluation,
     };
-    progress.stage = 'done';
+    stage('done');
     await cpu.finishRun({ workflowId, status: 'completed', result });
     return result;
   } catch (err) {
     if (err instanceof ContinueAsNew) throw err;
     const failedAt = progress.stage;
-    progress.stage = 'failed';
-    const message = err instanceof TemporalFailure || err instanceof Error ? err.message : String(err);
+    stage('failed');
+    const { type, message } = failureOf(err);
     // Record the failure even when the run was cancelled.
     await CancellationScope.nonCancellable(() =>
-      cpu.finishRun({ workflowId, status: 'failed', result: { stage: failedAt, error: message, steps } }),
+      cpu.finishRun({ workflowId, status: 'failed', result: { stage: failedAt, type, error: message, steps } }),
     ).catch(() => undefined);
     throw err;
   }
-}
-
-/** The innermost application failure of a child's error: its type and message. */
-function describeFailure(videoId: string, err: unknown): VideoFailure {
-  let e: unknown = err;
-  let type = 'Error';
-  let message = err instanceof Error ? err.message : String(err);
-  while (e instanceof Error) {
-    if (e instanceof ApplicationFailure) {
-      type = e.type ?? type;
-      message = e.message;
-    }
-    e = (e as { cause?: unknown }).cause;
-  }
-  return { videoId, type, message };
 }

@@ -1,31 +1,15 @@
-import { DatasetError } from '../common/errors';
-import type { ActivityDeps } from '../common/deps';
-import { runStep, type StepResult } from '../storage/runs';
-import { searchCatalog, type SearchHit } from './search';
+import { DatasetError, type SearchSummary, type StepResult } from '../../contracts';
+import type { ActivityDeps } from '../../lib/deps';
+import { runStep } from '../../lib/runs';
+import { searchCatalog } from './search';
 
-/** Input of {@link createCatalogActivities}' `searchVideos`. */
+/** Input of `searchVideos`. */
 export interface SearchVideosInput {
   workflowId: string;
   label: string;
   maxPositiveVideos: number;
   maxNegativeVideos: number;
   seed: number;
-}
-
-/** Summary of the search step (the whole hit list is in the manifest). */
-export interface SearchSummary {
-  label: string;
-  positives: number;
-  negatives: number;
-  /** Video ids to extract, positives first; small (ids only). */
-  videoIds: string[];
-}
-
-/** The search step's manifest payload. */
-export interface SearchManifest {
-  summary: SearchSummary;
-  terms: string[];
-  hits: SearchHit[];
 }
 
 /** Catalog activities: run rows and the search step. */

@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { CatalogError } from '../common/errors';
+import { CatalogError } from '../../contracts';
 
 /** One entry of a catalog file (the format of `../shared/data/catalog.json`). */
 export const CatalogEntry = z.object({

@@ -1,13 +1,13 @@
 import { createReadStream, promises as fs } from 'node:fs';
-import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import type { Pool } from 'pg';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import type { Logger } from '../common/logger';
-import { CatalogError, ReelsetError } from '../common/errors';
-import { withTransaction } from '../storage/db';
-import type { ObjectStore } from '../storage/s3';
-import { probeVideo } from '../frames/probe';
+import { CatalogError, ReelsetError, videoKey } from '../../contracts';
+import { withTransaction } from '../../lib/db';
+import { sha256File } from '../../lib/hash';
+import type { Logger } from '../../lib/logger';
+import { ffprobeJson, type FfprobeJson } from '../../lib/media';
+import type { ObjectStore } from '../../lib/s3';
 import type { ResolvedEntry, TaxonomyEntry } from './catalog-file';
 
 /** Outcome of one ingest call. */
@@ -22,19 +22,6 @@ export interface IngestReport {
   uploaded: number;
   /** Entries that could not be ingested, with why; the others still are. */
   failed: Array<{ id: string; file: string; reason: string }>;
-}
-
-/** sha256 of a file, streamed (constant memory). */
-export async function sha256File(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
-/** S3 key of a video: content-addressed, `videos/<sha256><ext>`. */
-export function videoKey(sha256: string, fileName: string): string {
-  const ext = path.extname(fileName).toLowerCase().replace(/[^.a-z0-9]/g, '');
-  return `videos/${sha256}${ext}`;
 }
 
 /**
@@ -65,6 +52,26 @@ export async function upsertTaxonomy(pool: Pool, taxonomy: TaxonomyEntry[]): Pro
     }
   });
   return ordered.length;
+}
+
+/**
+ * Catalog metadata of a video from ffprobe's JSON: the first video stream that is not
+ * cover art (the extraction's own probe decides which stream it samples). Undefined
+ * when there is no such stream.
+ */
+export function catalogMetadata(probe: FfprobeJson): NonNullable<ResolvedEntry['video']> | undefined {
+  const v = probe.streams?.find((s) => s.codec_type === 'video' && (s['disposition'] as { attached_pic?: number } | undefined)?.attached_pic !== 1);
+  if (!v) return undefined;
+  const num = (x: unknown) => (Number.isFinite(Number(x)) && Number(x) > 0 ? Number(x) : undefined);
+  const rate = typeof v['avg_frame_rate'] === 'string' ? (v['avg_frame_rate'] as string) : undefined;
+  return {
+    codec: v.codec_name,
+    width: num(v['width']),
+    height: num(v['height']),
+    avg_frame_rate: rate && rate !== '0/0' ? rate : undefined,
+    duration_s: num(probe.format?.duration) ?? num(v['duration']),
+    has_audio: probe.streams?.some((s) => s.codec_type === 'audio'),
+  };
 }
 
 /**
@@ -107,12 +114,9 @@ export async function ingestCatalog(
       }
       let meta = entry.video;
       if (!meta?.duration_s || !meta.width) {
-        meta = await probeVideo(entry.absPath, deps.ffprobePath)
-          .then((p) => ({ codec: p.codec, width: p.width, height: p.height, avg_frame_rate: p.frameRate ? String(p.frameRate) : undefined, duration_s: p.durationS, has_audio: p.hasAudio }))
-          .catch((err: unknown) => {
-            deps.logger.warn({ id: entry.id, err: (err as Error).message }, 'ingest: ffprobe failed; stored without metadata');
-            return meta;
-          });
+        const probed = await ffprobeJson(entry.absPath, { ffprobePath: deps.ffprobePath }).catch((err: unknown) => ({ error: (err as Error).message }));
+        if ('error' in probed) deps.logger.warn({ id: entry.id, err: probed.error }, 'ingest: ffprobe failed; stored without metadata');
+        else meta = catalogMetadata(probed) ?? meta;
       }
       const outcome = await withTransaction(deps.pool, async (c) => {
         const existing = await c.query<{ sha256: string }>('SELECT sha256 FROM videos WHERE id = $1', [entry.id]);

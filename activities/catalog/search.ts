@@ -1,19 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
-
-/** A video chosen by the search, with why. */
-export interface SearchHit {
-  videoId: string;
-  sha256: string;
-  s3Key: string;
-  fileName: string;
-  /** `positive`: matches the label; `negative`: sampled from other labels. */
-  role: 'positive' | 'negative';
-  /** The catalog labels of the video. */
-  labels: string[];
-  /** How a positive matched: `label`, `synonym`, `descendant` or `title`. */
-  matchedBy?: string;
-}
+import type { SearchHit } from '../../contracts';
 
 /** The label resolved through the taxonomy. */
 export interface ResolvedLabel {

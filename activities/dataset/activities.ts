@@ -1,48 +1,20 @@
-import type { ActivityDeps } from '../common/deps';
-import { DatasetError } from '../common/errors';
-import { withTransaction } from '../storage/db';
-import { readStepManifest, runStep, type StepResult } from '../storage/runs';
-import type { EmbedStepManifest, VectorIndex } from '../embeddings/activities';
-import type { DedupeStepManifest } from '../dedupe/activities';
-import type { LabelStepManifest } from '../labeling/activities';
-import { splitByVideo, type Split } from './split';
-
-/** Where a frame's embedding is: a packed vector file and the row in it. */
-export interface VectorRef {
-  key: string;
-  row: number;
-}
-
-/** A versioned dataset manifest, stored at `datasets/<name>/v<version>/manifest.json`. */
-export interface DatasetManifest {
-  name: string;
-  version: number;
-  workflowId: string;
-  createdAt: string;
-  /** Class names; the index is the class id used by the models. */
-  labels: string[];
-  /** Taxonomy path of each label, root first (e.g. object > cup). */
-  taxonomy: Record<string, string[]>;
-  embedding: EmbedStepManifest['model'];
-  frames: Array<{ key: string; videoId: string; label: string; split: Split; vector: VectorRef }>;
-  /** Near-duplicate members of training videos: unlabelled data for distillation. */
-  unlabeled: Array<{ key: string; videoId: string; vector: VectorRef }>;
-  videos: Record<Split, string[]>;
-  counts: Record<Split, Record<string, number>>;
-  warnings: string[];
-}
-
-/** Summary of the dataset step. */
-export interface DatasetSummary {
-  name: string;
-  version: number;
-  /** `datasets/<name>/v<version>/manifest.json`. */
-  datasetKey: string;
-  labels: string[];
-  counts: Record<Split, Record<string, number>>;
-  unlabeled: number;
-  warnings: string[];
-}
+import {
+  datasetManifestKey,
+  DatasetError,
+  MissingArtifactError,
+  type DatasetManifest,
+  type DatasetSummary,
+  type DedupeStepManifest,
+  type EmbedStepManifest,
+  type LabelStepManifest,
+  type StepResult,
+  type VectorIndex,
+  type VectorRef,
+} from '../../contracts';
+import { withTransaction } from '../../lib/db';
+import type { ActivityDeps } from '../../lib/deps';
+import { readStepManifest, runStep } from '../../lib/runs';
+import { splitByVideo } from './split';
 
 /** Dataset activities (CPU video task queue). */
 export function createDatasetActivities(deps: ActivityDeps) {
@@ -67,7 +39,8 @@ export function createDatasetActivities(deps: ActivityDeps) {
         const videoOfKey = new Map<string, string>();
         for (const v of embed.videos) {
           const idx = await store.getJson<VectorIndex>(v.indexKey);
-          idx?.frameKeys.forEach((k, row) => {
+          if (!idx) throw new MissingArtifactError(store.uri(v.indexKey), `vector index of video ${v.videoId} (written by the embed step)`);
+          idx.frameKeys.forEach((k, row) => {
             vectorOf.set(k, { key: v.vectorsKey, row });
             videoOfKey.set(k, v.videoId);
           });
@@ -89,7 +62,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
         const warnings = labelsWithoutValidation.map((l) => `label "${l}" has a single video: it is in train only, so it has no validation result`);
         const ref = (key: string): VectorRef => {
           const r = vectorOf.get(key);
-          if (!r) throw new Error(`no embedding for frame ${key}`);
+          if (!r) throw new MissingArtifactError(key, 'embedding of a labelled frame (not in any vector index of the embed step)');
           return r;
         };
         const frames = label.frames.map((f) => ({ key: f.key, videoId: f.videoId, label: f.label, split: splitOf.get(f.videoId)!, vector: ref(f.key) }));
@@ -139,9 +112,4 @@ export function createDatasetActivities(deps: ActivityDeps) {
       });
     },
   };
-}
-
-/** Key of a dataset version's manifest. */
-export function datasetManifestKey(name: string, version: number): string {
-  return `datasets/${name.replace(/[^a-z0-9_-]/g, '_')}/v${version}/manifest.json`;
 }

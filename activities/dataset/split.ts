@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
+import type { Split } from '../../contracts';
 
-/** Which part of a dataset a video belongs to. */
-export type Split = 'train' | 'validation';
 
 /**
  * Split videos into train and validation, per label, by video (never by frame), so no

@@ -1,72 +1,25 @@
 import { Context } from '@temporalio/activity';
-import type { ActivityDeps } from '../common/deps';
-import { ModuleThread } from '../common/thread';
-import { readStepManifest, runStep, stepManifestKey, type StepResult } from '../storage/runs';
-import { loadRunVectors, type EmbedStepManifest } from '../embeddings/activities';
-import { embeddingModelKey } from '../embeddings/model';
-import type { ExtractStepManifest, VideoFramesManifest } from '../frames/activities';
-import type { SearchManifest } from '../catalog/activities';
-import { NEGATIVE_LABEL } from '../labeling/activities';
+import {
+  contactSheetKey,
+  embeddingModelKey,
+  NEGATIVE_LABEL,
+  type DedupeCluster,
+  type DedupeSummary,
+  type EmbedStepManifest,
+  type ExtractStepManifest,
+  type SearchManifest,
+  type StepResult,
+  type VideoFramesManifest,
+} from '../../contracts';
+import type { ActivityDeps } from '../../lib/deps';
+import { readStepManifest, runStep } from '../../lib/runs';
+import { ModuleThread } from '../../lib/thread';
+import { loadRunVectors } from '../../lib/vectors';
 import { nearDuplicateClusters, type NearDuplicateOptions, type NearDuplicateResult } from './ann';
 import { writeContactSheet } from './contact-sheet';
 import { readLabelIndex, writeLabelSegment } from './label-index';
 import { planDedupe } from './plan';
 import type { FrameQuality } from './select';
-
-/** Summary of the dedupe step. */
-export interface DedupeSummary {
-  frames: number;
-  clusters: number;
-  /** Frames that are near-duplicates of a representative (frames - clusters). */
-  duplicates: number;
-  /** Frames pixel-identical to another frame of the run (found by pixel hash, before any similarity). */
-  exactDuplicates: number;
-  threshold: number;
-  /** Clusters whose members come from more than one video. */
-  crossVideoClusters: number;
-  /** Frames of earlier runs of the label compared against. */
-  earlierFrames: number;
-  /** Clusters whose content an earlier run of the label already had. */
-  seenClusters: number;
-  /** Representatives sent on to labelling (new content, within the label budget). */
-  toLabel: number;
-  /** The label budget (most new representatives per label). */
-  labelBudget: number;
-  /** New clusters left out by the budget, per label. */
-  overBudget: Record<string, number>;
-  /** Clustering method (`exact` all pairs for small runs, `ann` HNSW above). */
-  method: 'ann' | 'exact';
-  /** Contact sheets (JPEG) per label, S3 keys beside the manifest. */
-  contactSheets: Record<string, string>;
-}
-
-/** One cluster of the run's frames, as the manifest keeps it. */
-export interface DedupeCluster {
-  /** Frame key of the representative. */
-  representative: string;
-  /** Video of the representative. */
-  videoId: string;
-  /** All frame keys of this run in the cluster, representative first. */
-  members: string[];
-  /** Videos of the members. */
-  videos: string[];
-  /** Members pixel-identical to another member. */
-  exactDuplicates: number;
-  /** A frame of an earlier run of the label in the same cluster: this content was seen before. */
-  seenAs?: string;
-  /** Keys of the earlier runs' frames in the cluster (at most 32, `seenAs` first). */
-  seenKeys?: string[];
-  /** The representative goes on to labelling. */
-  toLabel: boolean;
-  /** Label group of the representative (the run's label for positive videos, `other` for negatives). */
-  group: string;
-}
-
-/** The dedupe step's manifest payload: every frame is in exactly one cluster. */
-export interface DedupeStepManifest {
-  summary: DedupeSummary;
-  clusters: DedupeCluster[];
-}
 
 /** Runs at or below this size are clustered inline (exact, a second or two); larger ones on a worker thread. */
 const INLINE_MAX_ROWS = 1500;
@@ -94,7 +47,7 @@ export function createDedupeActivities(deps: ActivityDeps) {
         const extract = await readStepManifest<ExtractStepManifest>(deps.store, input.workflowId, 'extract');
         const label = search.summary.label;
         const modelKey = embeddingModelKey(embed.model);
-        const run = await loadRunVectors(deps, embed);
+        const run = await loadRunVectors(deps.store, embed);
         const { dim, keys, videoIds } = run;
         const qualityOf = new Map<string, FrameQuality>();
         for (const v of extract.videos) {
@@ -145,9 +98,8 @@ export function createDedupeActivities(deps: ActivityDeps) {
             pixelHashes: added.map((r) => run.pixelHashes[r]!),
           });
           const contactSheets: Record<string, string> = {};
-          const dir = stepManifestKey(input.workflowId, 'dedupe').replace(/manifest\.json$/, '');
           for (const g of [...new Set(group)].sort()) {
-            const key = `${dir}contact-sheet-${g.replace(/[^a-z0-9_-]/g, '_')}.jpg`;
+            const key = contactSheetKey(input.workflowId, g);
             await writeContactSheet(deps.store, key, clusters.filter((c) => c.group === g), g);
             contactSheets[g] = key;
           }

@@ -27,8 +27,8 @@
  */
 import * as os from 'node:os';
 import { Index, MetricKind, ScalarKind } from 'usearch';
-import { InvalidInputError } from '../common/errors';
-import { mulberry32 } from '../training/rng';
+import { InvalidInputError } from '../../contracts';
+import { mulberry32 } from '../../lib/rng';
 
 /** Options of {@link nearDuplicateClusters}. */
 export interface NearDuplicateOptions {

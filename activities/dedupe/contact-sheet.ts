@@ -3,7 +3,7 @@
  * what it merged.
  */
 import sharp, { type OverlayOptions } from 'sharp';
-import type { ObjectStore } from '../storage/s3';
+import type { ObjectStore } from '../../lib/s3';
 
 /** What a contact sheet needs of a cluster (a subset of `DedupeCluster`). */
 export interface SheetCluster {

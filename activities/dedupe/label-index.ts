@@ -10,9 +10,9 @@
  * HNSW graph itself is not persisted: it is rebuilt from the vectors on each run (an n log n
  * build, see `ann.ts`), which keeps the stored form simple and independent of index parameters.
  */
-import type { ActivityDeps } from '../common/deps';
-import { toFloat32 } from '../embeddings/activities';
-import { runPrefix } from '../storage/runs';
+import type { ActivityDeps } from '../../lib/deps';
+import { dedupeSegmentBase, MissingArtifactError } from '../../contracts';
+import { float32Bytes, toFloat32 } from '../../lib/vectors';
 
 /** Rows of one label's earlier runs. */
 export interface LabelIndexRows {
@@ -31,14 +31,10 @@ interface SegmentIndex {
   pixelHashes: string[];
 }
 
-function segmentBase(label: string, modelKey: string, workflowId: string): string {
-  return `dedupe-index/${label.replace(/[^a-z0-9_-]/g, '_')}/${modelKey}/${runPrefix(workflowId).slice('runs/'.length)}`;
-}
-
 /**
  * Read every segment of `label` and `modelKey` written by runs other than `workflowId`.
  * A frame key present in several segments is kept once.
- * @throws Error when a listed segment is missing in S3.
+ * @throws MissingArtifactError when a listed segment is missing in S3.
  */
 export async function readLabelIndex(deps: Pick<ActivityDeps, 'store' | 'pool'>, label: string, modelKey: string, dim: number, workflowId: string): Promise<LabelIndexRows> {
   const res = await deps.pool.query<{ vectors_key: string; index_key: string }>(
@@ -50,7 +46,7 @@ export async function readLabelIndex(deps: Pick<ActivityDeps, 'store' | 'pool'>,
   const seen = new Set<string>();
   for (const row of res.rows) {
     const [buf, idx] = await Promise.all([deps.store.get(row.vectors_key), deps.store.getJson<SegmentIndex>(row.index_key)]);
-    if (!buf || !idx) throw new Error(`dedupe index segment missing in S3: ${row.vectors_key}`);
+    if (!buf || !idx) throw new MissingArtifactError(deps.store.uri(buf ? row.index_key : row.vectors_key), `dedupe index segment of label ${JSON.stringify(label)}`);
     const v = toFloat32(buf);
     idx.keys.forEach((k, i) => {
       if (seen.has(k)) return;
@@ -77,10 +73,10 @@ export async function writeLabelSegment(
   workflowId: string,
   rows: { vectors: Float32Array; keys: string[]; videoIds: string[]; pixelHashes: string[] },
 ): Promise<{ vectorsKey: string; indexKey: string }> {
-  const base = segmentBase(label, modelKey, workflowId);
+  const base = dedupeSegmentBase(label, modelKey, workflowId);
   const vectorsKey = `${base}.f32`;
   const indexKey = `${base}.json`;
-  await deps.store.put(vectorsKey, Buffer.from(rows.vectors.buffer, rows.vectors.byteOffset, rows.vectors.byteLength));
+  await deps.store.put(vectorsKey, float32Bytes(rows.vectors));
   await deps.store.putJson(indexKey, { keys: rows.keys, videoIds: rows.videoIds, pixelHashes: rows.pixelHashes } satisfies SegmentIndex);
   await deps.pool.query(
     `INSERT INTO dedupe_segments (label, model_key, workflow_id, vectors_key, index_key, frames) VALUES ($1, $2, $3, $4, $5, $6)

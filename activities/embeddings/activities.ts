@@ -1,99 +1,31 @@
 import { Context } from '@temporalio/activity';
-import type { ActivityDeps } from '../common/deps';
-import { sha256Hex } from '../storage/s3';
-import { readStepManifest, runStep, type StepResult } from '../storage/runs';
-import type { ExtractStepManifest, VideoFramesManifest } from '../frames/activities';
-import { embeddingModelKey, type EmbeddingModelId } from './model';
-import { getEmbeddingThread } from './thread';
-
-/** Index of one packed vector file: which frame each row is, and the identity of the model that made them. */
-export interface VectorIndex {
-  model: EmbeddingModelId;
-  dim: number;
-  frameKeys: string[];
-  /** sha256 of each frame's encoded bytes (the content the vectors were computed from). */
-  frameSha256: string[];
-  /** Pixel hash of each frame (sha256 of its decoded pixels): equal hashes are exact duplicates. */
-  pixelHashes: string[];
-}
+import {
+  embeddingModelKey,
+  MissingArtifactError,
+  vectorPackBase,
+  type EmbedSummary,
+  type ExtractStepManifest,
+  type StepResult,
+  type VectorIndex,
+  type VideoFramesManifest,
+  type VideoVectors,
+} from '../../contracts';
+import { getEmbeddingThread } from '../../lib/backbone/thread';
+import type { ActivityDeps } from '../../lib/deps';
+import { sha256Hex } from '../../lib/hash';
+import { readStepManifest, runStep } from '../../lib/runs';
+import { float32Bytes } from '../../lib/vectors';
 
 /**
- * Key (without extension) of a video's packed vectors: `embeddings/<model key>/<video sha256>/<frames hash>`,
- * where the frames hash is the first 24 hex of sha256 over the frames' content hashes (one per line, in order).
- * So the key changes when the model, its weights, its input size or any frame's bytes change.
+ * Key (without extension) of a video's packed vectors ({@link vectorPackBase}); the
+ * frames hash is the first 24 hex of sha256 over the frames' content hashes, one per
+ * line, in order, so the key changes when the model or any frame's bytes change.
  */
 export function vectorPackKey(modelKey: string, videoSha256: string, frameSha256: readonly string[]): string {
-  return `embeddings/${modelKey}/${videoSha256}/${sha256Hex(frameSha256.join('\n')).slice(0, 24)}`;
+  return vectorPackBase(modelKey, videoSha256, sha256Hex(frameSha256.join('\n')).slice(0, 24));
 }
 
-/** Where one video's vectors are: `<vectorPackKey>.f32` (+ `.json` index). */
-export interface VideoVectors {
-  videoId: string;
-  vectorsKey: string;
-  indexKey: string;
-  count: number;
-}
 
-/** Summary of the embed step. */
-export interface EmbedSummary {
-  frames: number;
-  /** Frames whose vectors this run computed (not found in the cache). */
-  computed: number;
-  /** Frames whose vectors came from the cache (an earlier run over the same frame bytes and model). */
-  cached: number;
-  /** Forward passes run: computed frames less the exact (pixel-identical) duplicates within a video. */
-  forwardPasses: number;
-  dim: number;
-  model: string;
-  backend: string;
-}
-
-/** The embed step's manifest payload. */
-export interface EmbedStepManifest {
-  summary: EmbedSummary;
-  model: EmbeddingModelId;
-  videos: VideoVectors[];
-}
-
-/** Decode a packed little-endian float32 buffer. */
-export function toFloat32(buf: Buffer): Float32Array {
-  const copy = new Uint8Array(buf.byteLength);
-  copy.set(buf);
-  return new Float32Array(copy.buffer);
-}
-
-/**
- * Read every vector of an embed step into one matrix.
- *
- * @returns `vectors` (n * dim, row-major), `keys` (frame key of each row), `videoIds`,
- *   `pixelHashes` (pixel hash of each row's frame).
- * @throws Error when a pack named by the manifest is missing (the embed step must be rerun).
- */
-export async function loadRunVectors(
-  deps: Pick<ActivityDeps, 'store'>,
-  manifest: EmbedStepManifest,
-): Promise<{ vectors: Float32Array; dim: number; keys: string[]; videoIds: string[]; pixelHashes: string[]; rowOf: Map<string, number> }> {
-  const dim = manifest.summary.dim;
-  const parts: Float32Array[] = [];
-  const keys: string[] = [];
-  const videoIds: string[] = [];
-  const pixelHashes: string[] = [];
-  for (const v of manifest.videos) {
-    const [buf, idx] = await Promise.all([deps.store.get(v.vectorsKey), deps.store.getJson<VectorIndex>(v.indexKey)]);
-    if (!buf || !idx) throw new Error(`vectors missing for video ${v.videoId}: ${v.vectorsKey}`);
-    parts.push(toFloat32(buf));
-    keys.push(...idx.frameKeys);
-    videoIds.push(...idx.frameKeys.map(() => v.videoId));
-    pixelHashes.push(...idx.pixelHashes);
-  }
-  const vectors = new Float32Array(keys.length * dim);
-  let off = 0;
-  for (const p of parts) {
-    vectors.set(p, off);
-    off += p.length;
-  }
-  return { vectors, dim, keys, videoIds, pixelHashes, rowOf: new Map(keys.map((k, i) => [k, i])) };
-}
 
 /** Embedding activities (CPU video task queue). */
 export function createEmbeddingActivities(deps: ActivityDeps) {
@@ -126,7 +58,7 @@ export function createEmbeddingActivities(deps: ActivityDeps) {
           const batch = input.batchSize ?? 16;
           for (const v of extract.videos) {
             const fm = await store.getJson<VideoFramesManifest>(v.manifestKey);
-            if (!fm) throw new Error(`frames manifest missing: ${v.manifestKey}`);
+            if (!fm) throw new MissingArtifactError(store.uri(v.manifestKey), `frames manifest of video ${v.videoId}`);
             const base = vectorPackKey(mkey, fm.videoSha256, fm.frames.map((f) => f.sha256));
             const entry: VideoVectors = { videoId: v.videoId, vectorsKey: `${base}.f32`, indexKey: `${base}.json`, count: fm.frames.length };
             const wanted = fm.frames.map((f) => f.key);
@@ -142,7 +74,7 @@ export function createEmbeddingActivities(deps: ActivityDeps) {
               Promise.all(
                 wanted.slice(start, start + batch).map(async (k) => {
                   const b = await store.get(k);
-                  if (!b) throw new Error(`frame missing in S3: ${k}`);
+                  if (!b) throw new MissingArtifactError(store.uri(k), 'frame (listed in its frames manifest)');
                   return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
                 }),
               );
@@ -157,7 +89,7 @@ export function createEmbeddingActivities(deps: ActivityDeps) {
               progress = { videoId: v.videoId, done: i + images.length, of: wanted.length };
               ctx.heartbeat(progress);
             }
-            await store.put(entry.vectorsKey, Buffer.from(out.buffer, out.byteOffset, out.byteLength));
+            await store.put(entry.vectorsKey, float32Bytes(out));
             await store.putJson(entry.indexKey, {
               model,
               dim: model.dim,

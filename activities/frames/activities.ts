@@ -5,70 +5,27 @@ import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { Context } from '@temporalio/activity';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
-import type { ExtractOptions } from '../../workflows/input';
-import type { ActivityDeps } from '../common/deps';
-import { InvalidInputError, VideoDecodeError } from '../common/errors';
-import { readStepManifest, runStep, type StepResult } from '../storage/runs';
-import type { SearchManifest } from '../catalog/activities';
-import { extractFrames, extractionParamsHash, type ExtractionResult, type ExtractProgress, type ExtractResume, type FrameRecord } from './extract';
-import { PROBE_VERSION, probeVideo, type CachedProbe, type VideoProbe } from './probe';
-
-/** Summary of one video's extraction, returned by its child workflow. */
-export interface VideoExtractSummary {
-  videoId: string;
-  frames: number;
-  sampled: number;
-  dropped: ExtractionResult['dropped'];
-  decodeErrorCount: number;
-  /** Content-addressed manifest: `frames/<sha256>/<paramsHash>/manifest.json`. */
-  manifestKey: string;
-  /** True when an earlier run had already extracted these frames with the same parameters. */
-  reused: boolean;
-  /** Where this attempt's time went, milliseconds (absent when reused). */
-  timingsMs?: { download: number; probe: number; extract: number; manifest: number };
-}
-
-/** Content-addressed manifest of one video's frames for one set of extraction parameters. */
-export interface VideoFramesManifest {
-  videoId: string;
-  videoSha256: string;
-  paramsHash: string;
-  options: ExtractOptions;
-  probe: VideoProbe;
-  /** The sampling actually used (mode, rate or gap, cap). */
-  plan: ExtractionResult['plan'];
-  sampled: number;
-  frames: FrameRecord[];
-  dropped: ExtractionResult['dropped'];
-  decodeErrors: string[];
-  decodeErrorCount: number;
-}
-
-/** A video whose extraction failed, as the workflow reports it. */
-export interface VideoFailure {
-  videoId: string;
-  /** Failure type, e.g. `VideoDecodeError`. */
-  type: string;
-  message: string;
-}
-
-/** Summary of the extract step. */
-export interface ExtractStepSummary {
-  videos: number;
-  succeeded: number;
-  failed: number;
-  frames: number;
-  dropped: ExtractionResult['dropped'];
-  decodeErrorCount: number;
-}
-
-/** The extract step's manifest payload. */
-export interface ExtractStepManifest {
-  summary: ExtractStepSummary;
-  /** Per video: its frames manifest key and counts (only videos that succeeded). */
-  videos: Array<{ videoId: string; manifestKey: string; frames: number }>;
-  failures: VideoFailure[];
-}
+import {
+  CatalogError,
+  framesManifestKey,
+  framesPrefix,
+  MissingArtifactError,
+  VideoDecodeError,
+  type ExtractOptions,
+  type ExtractStepManifest,
+  type ExtractStepSummary,
+  type FrameRecord,
+  type SearchManifest,
+  type StepResult,
+  type VideoExtractSummary,
+  type VideoFailure,
+  type VideoFramesManifest,
+  type VideoProbe,
+} from '../../contracts';
+import type { ActivityDeps } from '../../lib/deps';
+import { readStepManifest, runStep } from '../../lib/runs';
+import { extractFrames, extractionParamsHash, type ExtractProgress, type ExtractResume } from './extract';
+import { PROBE_VERSION, probeVideo, type CachedProbe } from './probe';
 
 /**
  * Heartbeat details of `extractVideo`: small (counts, one timestamp), and enough for a
@@ -85,11 +42,6 @@ export interface ExtractHeartbeat {
   decodeErrors: string[];
 }
 
-/** Key of a video's frames manifest. */
-export function framesManifestKey(videoSha256: string, paramsHash: string): string {
-  return `frames/${videoSha256}/${paramsHash}/manifest.json`;
-}
-
 /** Frame extraction activities (CPU video task queue). */
 export function createFrameActivities(deps: ActivityDeps) {
   const { store, pool, config } = deps;
@@ -100,7 +52,7 @@ export function createFrameActivities(deps: ActivityDeps) {
       [videoId],
     );
     const row = res.rows[0];
-    if (!row) throw new InvalidInputError(`video ${JSON.stringify(videoId)} is not in the catalog`);
+    if (!row) throw new CatalogError(`video ${JSON.stringify(videoId)} is not in the catalog`);
     return row;
   }
 
@@ -121,7 +73,7 @@ export function createFrameActivities(deps: ActivityDeps) {
       const probe = await probeVideo(await file(), config.FFPROBE_PATH, config.FFMPEG_PATH);
       await save({ version: PROBE_VERSION, probe });
       return probe;
-    } catch (err) {
+    } catch (err: unknown) {
       if (!(err instanceof VideoDecodeError)) throw err;
       await save({ version: PROBE_VERSION, error: err.reason });
       throw new VideoDecodeError(named, err.reason, { cause: err });
@@ -208,7 +160,7 @@ export function createFrameActivities(deps: ActivityDeps) {
       const existing = await store.getJson<VideoFramesManifest>(manifestKey);
       if (existing) return summarize(existing, true);
 
-      const prefix = `frames/${video.sha256}/${paramsHash}/`;
+      const prefix = framesPrefix(video.sha256, paramsHash);
       const details = ctx.info.heartbeatDetails as ExtractHeartbeat | undefined;
       // A first attempt has nothing of its own in S3 yet: skip the listing (a frame left by
       // some other crashed run is overwritten with the same bytes under the same key).
@@ -318,7 +270,7 @@ export function createFrameActivities(deps: ActivityDeps) {
           if (failed.has(hit.videoId)) continue;
           const key = framesManifestKey(hit.sha256, paramsHash);
           const m = await store.getJson<VideoFramesManifest>(key);
-          if (!m) throw new Error(`frames manifest missing for video ${hit.videoId}: ${store.uri(key)}`);
+          if (!m) throw new MissingArtifactError(store.uri(key), `frames manifest of video ${hit.videoId} (its extract child reported success)`);
           videos.push({ videoId: hit.videoId, manifestKey: key, frames: m.frames.length });
           dropped.nearBlack += m.dropped.nearBlack;
           dropped.nearWhite += m.dropped.nearWhite;

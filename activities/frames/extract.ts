@@ -1,9 +1,16 @@
 import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
-import type { ExtractOptions, SamplingMode } from '../../workflows/input';
-import { VideoDecodeError } from '../common/errors';
-import type { VideoProbe } from './probe';
+import {
+  frameKey,
+  VideoDecodeError,
+  type DropCounts,
+  type ExtractOptions,
+  type FrameRecord,
+  type SamplingMode,
+  type SamplingPlan,
+  type VideoProbe,
+} from '../../contracts';
 import { FixedSizeSplitter, JpegSplitter, WebpSplitter, type FrameSplitter } from './streams';
 
 /**
@@ -13,33 +20,6 @@ import { FixedSizeSplitter, JpegSplitter, WebpSplitter, type FrameSplitter } fro
  * quality scored on its luma plane.
  */
 export const EXTRACTOR_VERSION = 'x3';
-
-/** One stored frame. */
-export interface FrameRecord {
-  /** S3 key: `frames/<video sha256>/<params hash>/<pts ms, 9 digits>.<ext>`. */
-  key: string;
-  /** 0-based index among the sampled frames of this video (before quality filtering). */
-  index: number;
-  /** Presentation timestamp in seconds from the start of the video. */
-  timestampS: number;
-  width: number;
-  height: number;
-  /** Encoded size in bytes. */
-  bytes: number;
-  /** sha256 of the encoded bytes. */
-  sha256: string;
-  /** Variance of the Laplacian of the luma (higher = sharper; Pech-Pacheco et al. 2000). */
-  sharpness: number;
-  /** Mean luma, 0..255 (BT.601 weights). */
-  brightness: number;
-}
-
-/** Why sampled frames were not kept. */
-export interface DropCounts {
-  nearBlack: number;
-  nearWhite: number;
-  blurred: number;
-}
 
 /** What one extraction produced. */
 export interface ExtractionResult {
@@ -150,28 +130,6 @@ export function planSamplingRate(probe: Pick<VideoProbe, 'durationS' | 'frameRat
 }
 
 /**
- * How frames are picked from one video: the input of {@link selectExpression}.
- *
- * - `bucket`: the first frame of each interval `[k/rate, (k+1)/rate)` (fps and count modes);
- * - `gap`: frames at least `gapS` after the previous pick, and for `scene` only those
- *   whose scene score exceeds `sceneThreshold` (scene and keyframes modes).
- */
-export interface SamplingPlan {
-  mode: SamplingMode;
-  kind: 'bucket' | 'gap';
-  /** Buckets per second (`bucket`). */
-  rate?: number;
-  /** Seconds between picks at least (`gap`). */
-  gapS?: number;
-  /** Scene-change score threshold, 0..1 (`scene`). */
-  sceneThreshold?: number;
-  /** Decode keyframes only (`-skip_frame nokey`). */
-  keyframesOnly: boolean;
-  /** Frames sampled at most. */
-  maxFrames: number;
-}
-
-/**
  * Plan the sampling of one video so that every mode respects `maxFramesPerVideo`
  * spread over the whole duration (the gap is raised to duration / cap for scene and
  * keyframes, the bucket rate lowered to cap / duration for fps and count).
@@ -224,12 +182,6 @@ export function selectExpression(plan: SamplingPlan, afterS: number | null = nul
   const cut = `gt(scene,${num(plan.sceneThreshold!)})*${gap}`;
   // A fresh extraction also keeps the first frame (the opening shot).
   return afterS === null ? `max(isnan(prev_selected_t)*eq(n,0),${cut})` : cut;
-}
-
-/** Key of a frame: content (video sha256), parameters hash and presentation time in ms. */
-export function frameKey(videoSha256: string, paramsHash: string, timestampS: number, ext: string): string {
-  const ms = Math.round(timestampS * 1000);
-  return `frames/${videoSha256}/${paramsHash}/${ms < 0 ? 'm' : ''}${String(Math.abs(ms)).padStart(9, '0')}.${ext}`;
 }
 
 /** Output size: short side `shortSide` (never upscaled), aspect kept, both even. */

@@ -2,25 +2,7 @@ import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import { promisify } from 'node:util';
 import ffmpeg from 'fluent-ffmpeg';
-import { TransientError, VideoDecodeError } from '../common/errors';
-
-/** What ffprobe says of a video's first video stream, normalised. */
-export interface VideoProbe {
-  /** Duration in seconds (container, then stream, then frames / rate). */
-  durationS: number;
-  /** Coded width and height in pixels. */
-  width: number;
-  height: number;
-  /** Width and height as displayed: after rotation and sample aspect ratio. */
-  displayWidth: number;
-  displayHeight: number;
-  /** Rotation in degrees clockwise to display upright (-270..270; 0 when none). */
-  rotation: number;
-  /** Frames per second from the first sane of avg_frame_rate, r_frame_rate, nb_frames / duration; undefined when none is sane. */
-  frameRate: number | undefined;
-  codec: string;
-  hasAudio: boolean;
-}
+import { TransientError, VideoDecodeError, type VideoProbe } from '../../contracts';
 
 /** Version of {@link probeVideo}'s checks; a cached probe of another version is redone. */
 export const PROBE_VERSION = 'p2';

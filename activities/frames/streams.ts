@@ -3,6 +3,7 @@
  * image per frame (`image2pipe` muxer: concatenated JPEG or WebP files) or one raw
  * plane of fixed size.
  */
+import { TransientError } from '../../contracts';
 
 /** Cuts a byte stream into whole frames; `push` returns the frames completed by a chunk. */
 export interface FrameSplitter {
@@ -60,11 +61,11 @@ export class FixedSizeSplitter extends BufferedSplitter {
 export class JpegSplitter extends BufferedSplitter {
   protected frameEnd(buf: Buffer): number | undefined {
     if (buf.length < 2) return undefined;
-    if (buf[0] !== 0xff || buf[1] !== 0xd8) throw new Error(`JPEG stream: expected SOI (FF D8), got ${buf.subarray(0, 2).toString('hex')}`);
+    if (buf[0] !== 0xff || buf[1] !== 0xd8) throw new TransientError(`JPEG stream from ffmpeg: expected SOI (FF D8), got ${buf.subarray(0, 2).toString('hex')}`);
     let p = 2;
     for (;;) {
       if (p + 2 > buf.length) return undefined;
-      if (buf[p] !== 0xff) throw new Error(`JPEG stream: expected a marker at byte ${p}, got ${buf[p]!.toString(16)}`);
+      if (buf[p] !== 0xff) throw new TransientError(`JPEG stream from ffmpeg: expected a marker at byte ${p}, got ${buf[p]!.toString(16)}`);
       const m = buf[p + 1]!;
       if (m === 0xff) {
         p++; // fill byte
@@ -100,7 +101,7 @@ export class WebpSplitter extends BufferedSplitter {
   protected frameEnd(buf: Buffer): number | undefined {
     if (buf.length < 12) return undefined;
     if (buf.toString('latin1', 0, 4) !== 'RIFF' || buf.toString('latin1', 8, 12) !== 'WEBP') {
-      throw new Error(`WebP stream: expected a RIFF/WEBP header, got ${buf.subarray(0, 12).toString('hex')}`);
+      throw new TransientError(`WebP stream from ffmpeg: expected a RIFF/WEBP header, got ${buf.subarray(0, 12).toString('hex')}`);
     }
     const size = buf.readUInt32LE(4);
     const end = 8 + size + (size % 2);

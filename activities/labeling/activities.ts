@@ -1,44 +1,16 @@
-import type { ActivityDeps } from '../common/deps';
-import { withTransaction } from '../storage/db';
-import { readStepManifest, runStep, type StepResult } from '../storage/runs';
-import type { SearchManifest } from '../catalog/activities';
-import type { DedupeStepManifest } from '../dedupe/activities';
-
-/** Name of the negative class: frames of videos sampled from other labels. */
-export const NEGATIVE_LABEL = 'other';
-
-/** Where labels come from. `weak`: the catalog search. `human` comes with Label Studio. */
-export type LabelSource = 'weak' | 'human';
-
-/** One labelled frame. */
-export interface LabelledFrame {
-  key: string;
-  videoId: string;
-  label: string;
-  source: LabelSource;
-  /** 0..1: 1 for a catalog label, 0.7 for a title match, 1 for negatives sampled from labelled videos. */
-  confidence: number;
-  /** When the label was not asked for but copied from an earlier run's label of a near-duplicate: that frame's key. */
-  inheritedFrom?: string;
-}
-
-/** Summary of the label step. */
-export interface LabelSummary {
-  source: LabelSource;
-  frames: number;
-  perLabel: Record<string, number>;
-  /** Representatives sent to labelling (new content within the label budget). */
-  sent: number;
-  /** Representatives of content seen by an earlier run, whose label was copied from it. */
-  inherited: number;
-}
-
-/** The label step's manifest payload. */
-export interface LabelStepManifest {
-  summary: LabelSummary;
-  labels: string[];
-  frames: LabelledFrame[];
-}
+import {
+  InvalidInputError,
+  NEGATIVE_LABEL,
+  type DedupeStepManifest,
+  type LabelledFrame,
+  type LabelSource,
+  type LabelSummary,
+  type SearchManifest,
+  type StepResult,
+} from '../../contracts';
+import { withTransaction } from '../../lib/db';
+import type { ActivityDeps } from '../../lib/deps';
+import { readStepManifest, runStep } from '../../lib/runs';
 
 /** Labelling activities (CPU video task queue). */
 export function createLabelingActivities(deps: ActivityDeps) {
@@ -56,7 +28,7 @@ export function createLabelingActivities(deps: ActivityDeps) {
      * a human-review source (Label Studio) will fill.
      */
     async labelFrames(input: { workflowId: string; source: LabelSource }): Promise<StepResult<LabelSummary>> {
-      if (input.source !== 'weak') throw new Error(`label source ${input.source} is not available yet`);
+      if (input.source !== 'weak') throw new InvalidInputError(`label source ${JSON.stringify(input.source)} is not available: only "weak"`);
       return runStep(deps, input.workflowId, 'label', async () => {
         const search = await readStepManifest<SearchManifest>(deps.store, input.workflowId, 'search');
         const dedupe = await readStepManifest<DedupeStepManifest>(deps.store, input.workflowId, 'dedupe');

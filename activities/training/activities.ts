@@ -1,17 +1,26 @@
 import { Context } from '@temporalio/activity';
-import type { ActivityDeps } from '../common/deps';
-import { DatasetError } from '../common/errors';
-import type { NewCategoryInput } from '../../workflows/input';
-import { withTransaction } from '../storage/db';
-import { readStepManifest, runPrefix, runStep, type StepResult } from '../storage/runs';
-import type { ObjectStore } from '../storage/s3';
-import { toFloat32 } from '../embeddings/activities';
-import { decodeForEmbedding, loadEmbeddingModel } from '../embeddings/model';
-import type { DatasetManifest, DatasetSummary, VectorRef } from '../dataset/activities';
-import { cutmix } from './cutmix';
+import {
+  DatasetError,
+  MissingArtifactError,
+  checkpointPrefix,
+  runModelPrefix,
+  stepFileKey,
+  type DatasetManifest,
+  type DatasetStepManifest,
+  type EvaluateSummary,
+  type StepResult,
+  type StudentParams,
+  type TeacherParams,
+  type TrainSummary,
+} from '../../contracts';
+import { getEmbeddingThread } from '../../lib/backbone/thread';
+import type { ActivityDeps } from '../../lib/deps';
+import { deriveSeed, mulberry32, randInt } from '../../lib/rng';
+import { readStepManifest, runStep } from '../../lib/runs';
+import type { ObjectStore } from '../../lib/s3';
+import { float32Bytes, gatherVectors, toFloat32 } from '../../lib/vectors';
 import { distillStudent, predict, readHeadMetadata, trainTeacher, type OnEpoch, type ResumeFrom } from './heads';
-import { evaluate, type Evaluation } from './metrics';
-import { mulberry32, deriveSeed, randInt } from './rng';
+import { evaluate } from './metrics';
 import type { SerializedModel } from './serialize';
 
 /** Where a model's files are: `<prefix>/model.json` and `<prefix>/weights.bin`. */
@@ -26,109 +35,95 @@ export async function loadModel(store: ObjectStore, prefix: string): Promise<Ser
   return json && weights ? { modelJson: json.toString('utf8'), weights } : undefined;
 }
 
-/** Gather the embedding rows of frames from their packed vector files (each file read once). */
-async function gatherVectors(store: ObjectStore, refs: VectorRef[], dim: number): Promise<Float32Array> {
-  const files = new Map<string, Float32Array>();
-  for (const key of new Set(refs.map((r) => r.key))) {
-    const buf = await store.get(key);
-    if (!buf) throw new Error(`vector file missing: ${store.uri(key)}`);
-    files.set(key, toFloat32(buf));
-  }
-  const out = new Float32Array(refs.length * dim);
-  refs.forEach((r, i) => out.set(files.get(r.key)!.subarray(r.row * dim, (r.row + 1) * dim), i * dim));
-  return out;
+/** Read a model the pipeline must have written, naming the step that writes it when it is not there. */
+async function requireModel(store: ObjectStore, prefix: string, writtenBy: string): Promise<SerializedModel> {
+  const m = await loadModel(store, prefix);
+  if (!m) throw new MissingArtifactError(store.uri(`${prefix}/model.json`), `model written by the ${writtenBy} step (has it run?)`);
+  return m;
 }
 
 async function loadDataset(deps: ActivityDeps, workflowId: string): Promise<DatasetManifest> {
-  const step = await readStepManifest<{ summary: DatasetSummary }>(deps.store, workflowId, 'dataset');
+  const step = await readStepManifest<DatasetStepManifest>(deps.store, workflowId, 'dataset');
   const ds = await deps.store.getJson<DatasetManifest>(step.summary.datasetKey);
-  if (!ds) throw new Error(`dataset manifest missing: ${step.summary.datasetKey}`);
+  if (!ds) throw new MissingArtifactError(deps.store.uri(step.summary.datasetKey), 'dataset manifest');
   return ds;
 }
 
 /**
- * Checkpointing for a training loop: resume from `<prefix>/checkpoint` when present,
+ * Checkpointing for a training loop: resume from the checkpoint at `prefix` when present,
  * and an `onEpoch` that writes the checkpoint (weights + optimiser state) each epoch and
  * heartbeats `{ epoch, loss }`.
  */
 async function checkpointing(store: ObjectStore, prefix: string): Promise<{ resume?: ResumeFrom; onEpoch: OnEpoch }> {
-  const ckpt = await loadModel(store, `${prefix}/checkpoint`);
+  const ckpt = await loadModel(store, prefix);
   const meta = ckpt ? readHeadMetadata(ckpt) : undefined;
   const resume = ckpt && meta ? { epoch: meta.epoch, weights: ckpt } : undefined;
   const onEpoch: OnEpoch = async (epoch, loss, weights) => {
-    await saveModel(store, `${prefix}/checkpoint`, await weights());
+    await saveModel(store, prefix, await weights());
     Context.current().heartbeat({ epoch, loss });
   };
   return { resume, onEpoch };
 }
 
-/** Summary of a training step. */
-export interface TrainSummary {
-  role: 'teacher' | 'student';
-  epochs: number;
-  finalLoss: number;
-  /** Epoch the attempt resumed after (0 when it started fresh). */
-  resumedAfterEpoch: number;
-  trainFrames: number;
-  /** Rows without a label used only for distillation (student). */
-  unlabeledFrames: number;
-  /** CutMix rows (teacher). */
-  cutmixSamples: number;
-  modelPrefix: string;
-}
-
-/** Summary of the evaluate step. */
-export interface EvaluateSummary {
-  validationFrames: number;
-  validationVideos: number;
-  teacher: Evaluation | null;
-  student: Evaluation | null;
-  note?: string;
-}
-
-/** Summary of the publish step. */
-export interface PublishSummary {
-  models: Array<{ role: 'teacher' | 'student'; name: string; version: number; artifactPrefix: string }>;
-  evaluation: EvaluateSummary;
-}
-
-type TeacherParams = NewCategoryInput['teacher'];
-type StudentParams = NewCategoryInput['student'];
+/** CutMix samples embedded per call to the embedding thread (a heartbeat after each). */
+const CUTMIX_BATCH = 16;
 
 /** Training activities: the GPU task queue (tfjs-node-gpu when installed, else wasm/cpu). */
 export function createTrainingActivities(deps: ActivityDeps) {
   const { store } = deps;
   const backend = deps.config.REELSET_TF_BACKEND;
 
-  /** CutMix rows for the teacher: pairs of training frames of different labels mixed, then embedded. */
+  /**
+   * CutMix rows for the teacher: pairs of training frames of different labels, mixed and
+   * embedded on the embedding thread (as the embed step embeds), `CUTMIX_BATCH` at a time
+   * with a heartbeat after each batch and every 5 s, so a long CutMix never starves the
+   * activity's heartbeat. Pairs and boxes come from seeded streams: the same seed gives
+   * the same rows.
+   */
   async function cutmixSamples(ds: DatasetManifest, count: number, seed: number) {
     const train = ds.frames.filter((f) => f.split === 'train');
     const k = ds.labels.length;
     if (count <= 0 || train.length < 2) return { features: new Float32Array(0), targets: new Float32Array(0), count: 0 };
-    const model = await loadEmbeddingModel({ backend, logger: deps.logger });
+    const thread = getEmbeddingThread(backend, deps.logger);
+    const { id } = await thread.model();
     const rng = mulberry32(deriveSeed(seed, 7));
-    const pixels: Uint8Array[] = [];
-    const targets = new Float32Array(count * k);
-    for (let i = 0; i < count; i++) {
+    const pairs = Array.from({ length: count }, () => {
       const a = train[randInt(rng, train.length)]!;
       let b = train[randInt(rng, train.length)]!;
       for (let t = 0; t < 8 && b.label === a.label; t++) b = train[randInt(rng, train.length)]!;
-      const [ia, ib] = await Promise.all([store.get(a.key), store.get(b.key)]);
-      if (!ia || !ib) throw new Error(`frame missing in S3: ${!ia ? a.key : b.key}`);
-      const size = model.id.inputSize;
-      const mixed = cutmix(
-        { data: await decodeForEmbedding(ia, size), width: size, height: size },
-        { data: await decodeForEmbedding(ib, size), width: size, height: size },
-        rng,
-      );
-      pixels.push(mixed.data);
-      const ta = i * k + ds.labels.indexOf(a.label);
-      const tb = i * k + ds.labels.indexOf(b.label);
-      targets[ta] = targets[ta]! + mixed.lambda;
-      targets[tb] = targets[tb]! + (1 - mixed.lambda);
-      if (i % 16 === 15) Context.current().heartbeat({ cutmix: i + 1, of: count });
+      return [a, b] as const;
+    });
+    const ctx = Context.current();
+    let progress = { cutmix: 0, of: count };
+    const beat = setInterval(() => ctx.heartbeat(progress), 5000);
+    const features = new Float32Array(count * id.dim);
+    const targets = new Float32Array(count * k);
+    try {
+      for (let start = 0; start < count; start += CUTMIX_BATCH) {
+        const batch = pairs.slice(start, start + CUTMIX_BATCH);
+        const bytes = await Promise.all(
+          batch.map(async ([a, b]) => {
+            const [ia, ib] = await Promise.all([store.get(a.key), store.get(b.key)]);
+            if (!ia || !ib) throw new MissingArtifactError(store.uri(!ia ? a.key : b.key), 'training frame (listed in the dataset manifest)');
+            return [ia, ib] as [Uint8Array, Uint8Array];
+          }),
+        );
+        const seeds = batch.map((_, j) => deriveSeed(seed, 8, start + j));
+        const r = await thread.cutmix(bytes, seeds);
+        features.set(r.vectors, start * id.dim);
+        batch.forEach(([a, b], j) => {
+          const i = start + j;
+          const ta = i * k + ds.labels.indexOf(a.label);
+          const tb = i * k + ds.labels.indexOf(b.label);
+          targets[ta] = targets[ta]! + r.lambdas[j]!;
+          targets[tb] = targets[tb]! + (1 - r.lambdas[j]!);
+        });
+        progress = { cutmix: start + batch.length, of: count };
+        ctx.heartbeat(progress);
+      }
+    } finally {
+      clearInterval(beat);
     }
-    const features = await model.embedRaw(pixels);
     return { features, targets, count };
   }
 
@@ -148,33 +143,35 @@ export function createTrainingActivities(deps: ActivityDeps) {
         const labels = Int32Array.from(train.map((f) => ds.labels.indexOf(f.label)));
         if (new Set(labels).size < 2) throw new DatasetError(`training split of ${ds.name} v${ds.version} has fewer than two labels`);
         const features = await gatherVectors(store, train.map((f) => f.vector), dim);
-        const prefix = `${runPrefix(input.workflowId)}/train`;
+        const wf = input.workflowId;
 
         // CutMix rows are computed once per run and cached beside the checkpoint.
         const m = Math.round(train.length * input.teacher.cutmixPerFrame);
         let extra: { features: Float32Array; targets: Float32Array } | undefined;
         if (m > 0) {
-          const [f, t] = await Promise.all([store.get(`${prefix}/cutmix-features.f32`), store.get(`${prefix}/cutmix-targets.f32`)]);
+          const featuresKey = stepFileKey(wf, 'train', 'cutmix-features.f32');
+          const targetsKey = stepFileKey(wf, 'train', 'cutmix-targets.f32');
+          const [f, t] = await Promise.all([store.get(featuresKey), store.get(targetsKey)]);
           if (f && t) extra = { features: toFloat32(f), targets: toFloat32(t) };
           else {
             const s = await cutmixSamples(ds, m, input.seed);
             extra = { features: s.features, targets: s.targets };
-            await store.put(`${prefix}/cutmix-features.f32`, Buffer.from(s.features.buffer, s.features.byteOffset, s.features.byteLength));
-            await store.put(`${prefix}/cutmix-targets.f32`, Buffer.from(s.targets.buffer, s.targets.byteOffset, s.targets.byteLength));
+            await store.put(featuresKey, float32Bytes(s.features));
+            await store.put(targetsKey, float32Bytes(s.targets));
           }
         }
-        const { resume, onEpoch } = await checkpointing(store, prefix);
+        const { resume, onEpoch } = await checkpointing(store, checkpointPrefix(wf, 'train'));
         const result = await trainTeacher({
           features, dim, labels, numClasses: ds.labels.length,
           hidden: input.teacher.hidden, epochs: input.teacher.epochs, learningRate: input.teacher.learningRate,
           labelSmoothing: input.teacher.labelSmoothing, batchSize: input.teacher.batchSize, classBalanced: true,
           seed: input.seed, extraSamples: extra, resume, onEpoch, backend, logger: deps.logger,
         });
-        await saveModel(store, `${prefix}/model`, result.model);
+        await saveModel(store, runModelPrefix(wf, 'train'), result.model);
         const summary: TrainSummary = {
           role: 'teacher', epochs: input.teacher.epochs, finalLoss: result.history.at(-1)?.loss ?? NaN,
           resumedAfterEpoch: resume?.epoch ?? 0, trainFrames: train.length, unlabeledFrames: 0,
-          cutmixSamples: extra ? extra.targets.length / ds.labels.length : 0, modelPrefix: `${prefix}/model`,
+          cutmixSamples: extra ? extra.targets.length / ds.labels.length : 0, modelPrefix: runModelPrefix(wf, 'train'),
         };
         return { summary, extra: { history: result.history } };
       });
@@ -190,14 +187,13 @@ export function createTrainingActivities(deps: ActivityDeps) {
       return runStep(deps, input.workflowId, 'distill', async () => {
         const ds = await loadDataset(deps, input.workflowId);
         const dim = ds.embedding.dim;
-        const teacher = await loadModel(store, `${runPrefix(input.workflowId)}/train/model`);
-        if (!teacher) throw new Error('teacher model missing: has the train step run?');
+        const wf = input.workflowId;
+        const teacher = await requireModel(store, runModelPrefix(wf, 'train'), 'train');
         const train = ds.frames.filter((f) => f.split === 'train');
         const refs = [...train.map((f) => f.vector), ...ds.unlabeled.map((u) => u.vector)];
         const labels = Int32Array.from([...train.map((f) => ds.labels.indexOf(f.label)), ...ds.unlabeled.map(() => -1)]);
         const features = await gatherVectors(store, refs, dim);
-        const prefix = `${runPrefix(input.workflowId)}/distill`;
-        const { resume, onEpoch } = await checkpointing(store, prefix);
+        const { resume, onEpoch } = await checkpointing(store, checkpointPrefix(wf, 'distill'));
         const epochs = Math.max(1, Math.round(input.teacher.epochs * input.student.epochsFactor));
         const result = await distillStudent({
           features, dim, labels, numClasses: ds.labels.length, teacher,
@@ -205,10 +201,10 @@ export function createTrainingActivities(deps: ActivityDeps) {
           learningRate: input.teacher.learningRate * input.student.learningRateFactor,
           batchSize: input.teacher.batchSize, classBalanced: true, seed: input.seed, resume, onEpoch, backend, logger: deps.logger,
         });
-        await saveModel(store, `${prefix}/model`, result.model);
+        await saveModel(store, runModelPrefix(wf, 'distill'), result.model);
         const summary: TrainSummary = {
           role: 'student', epochs, finalLoss: result.history.at(-1)?.loss ?? NaN, resumedAfterEpoch: resume?.epoch ?? 0,
-          trainFrames: train.length, unlabeledFrames: ds.unlabeled.length, cutmixSamples: 0, modelPrefix: `${prefix}/model`,
+          trainFrames: train.length, unlabeledFrames: ds.unlabeled.length, cutmixSamples: 0, modelPrefix: runModelPrefix(wf, 'distill'),
         };
         return { summary, extra: { history: result.history } };
       });
@@ -225,14 +221,14 @@ export function createTrainingActivities(deps: ActivityDeps) {
         const val = ds.frames.filter((f) => f.split === 'validation');
         const base = { validationFrames: val.length, validationVideos: ds.videos.validation.length };
         if (val.length === 0) {
-          return { summary: { ...base, teacher: null, student: null, note: 'no validation video: every label has a single video' } };
+          const summary: EvaluateSummary = { ...base, teacher: null, student: null, note: 'no validation video: every label has a single video' };
+          return { summary };
         }
         const features = await gatherVectors(store, val.map((f) => f.vector), ds.embedding.dim);
         const labels = Int32Array.from(val.map((f) => ds.labels.indexOf(f.label)));
         const videoIds = val.map((f) => f.videoId);
         const evalOf = async (role: 'train' | 'distill') => {
-          const model = await loadModel(store, `${runPrefix(input.workflowId)}/${role}/model`);
-          if (!model) throw new Error(`${role} model missing`);
+          const model = await requireModel(store, runModelPrefix(input.workflowId, role), role);
           const probs = await predict(model, features, ds.embedding.dim);
           return evaluate({ probs, numClasses: ds.labels.length, labels, labelNames: ds.labels, videoIds });
         };
@@ -240,47 +236,6 @@ export function createTrainingActivities(deps: ActivityDeps) {
         const missing = ds.labels.filter((l) => !val.some((f) => f.label === l));
         if (missing.length) summary.note = `no validation frame for: ${missing.join(', ')}`;
         return { summary };
-      });
-    },
-  };
-}
-
-/** Publishing runs on the CPU queue: it only copies artifacts and writes registry rows. */
-export function createPublishActivities(deps: ActivityDeps) {
-  const { store, pool } = deps;
-  return {
-    /**
-     * Step 10, publish: copy teacher and student (model.json, weights.bin, labels.json,
-     * metrics.json) to `models/<name>/v<version>/<role>/` and register them in the
-     * `models` table as candidates. Idempotent per workflow run.
-     */
-    async publishModels(input: { workflowId: string }): Promise<StepResult<PublishSummary>> {
-      return runStep(deps, input.workflowId, 'publish', async () => {
-        const ds = await loadDataset(deps, input.workflowId);
-        const evaluation = (await readStepManifest<{ summary: EvaluateSummary }>(store, input.workflowId, 'evaluate')).summary;
-        const version = await withTransaction(pool, async (c) => {
-          await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`model:${ds.name}`]);
-          const existing = await c.query<{ version: number }>('SELECT version FROM models WHERE workflow_id = $1 LIMIT 1', [input.workflowId]);
-          if (existing.rows[0]) return existing.rows[0].version;
-          const next = await c.query<{ v: number }>('SELECT coalesce(max(version), 0) + 1 AS v FROM models WHERE name = $1', [ds.name]);
-          return next.rows[0]!.v;
-        });
-        const models: PublishSummary['models'] = [];
-        for (const [role, step] of [['teacher', 'train'], ['student', 'distill']] as const) {
-          const model = await loadModel(store, `${runPrefix(input.workflowId)}/${step}/model`);
-          if (!model) throw new Error(`${role} model missing`);
-          const prefix = `models/${ds.name.replace(/[^a-z0-9_-]/g, '_')}/v${version}/${role}`;
-          await saveModel(store, prefix, model);
-          await store.putJson(`${prefix}/labels.json`, { labels: ds.labels, embedding: ds.embedding, dataset: { name: ds.name, version: ds.version } });
-          await store.putJson(`${prefix}/metrics.json`, evaluation[role]);
-          await pool.query(
-            `INSERT INTO models (name, version, role, workflow_id, dataset_name, dataset_version, artifact_prefix, labels, metrics)
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (workflow_id, role) DO NOTHING`,
-            [ds.name, version, role, input.workflowId, ds.name, ds.version, prefix, ds.labels, JSON.stringify(evaluation[role] ?? {})],
-          );
-          models.push({ role, name: ds.name, version, artifactPrefix: prefix });
-        }
-        return { summary: { models, evaluation } };
       });
     },
   };

@@ -14,10 +14,10 @@
  * with `hidden = 0` the head is a linear softmax classifier (`input -> 'logits' -> 'probs'`).
  */
 import type * as TfModule from '@tensorflow/tfjs';
-import { DatasetError, InvalidInputError } from '../common/errors';
-import type { Logger } from '../common/logger';
-import { initTensorflow, type Tf, type TfBackendPreference } from '../common/tf';
-import { classBalancedSampler, deriveSeed, mulberry32, permutation, type Rng } from './rng';
+import { DatasetError, InvalidInputError } from '../../contracts';
+import type { Logger } from '../../lib/logger';
+import { initTensorflow, type Tf, type TfBackendPreference } from '../../lib/tf';
+import { classBalancedSampler, deriveSeed, mulberry32, permutation, type Rng } from '../../lib/rng';
 import {
   deserializeModel,
   readModelMetadata,

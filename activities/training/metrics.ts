@@ -1,7 +1,7 @@
 /**
  * Evaluation of a classifier on frames and on whole videos.
  */
-import { InvalidInputError } from '../common/errors';
+import { InvalidInputError } from '../../contracts';
 
 /** Per-label precision, recall and F1 (van Rijsbergen's F-measure with beta = 1). */
 export interface LabelMetrics {

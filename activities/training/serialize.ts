@@ -4,8 +4,8 @@
  * plus the optimiser state).
  */
 import type * as TfModule from '@tensorflow/tfjs';
-import { InvalidInputError } from '../common/errors';
-import { initTensorflow } from '../common/tf';
+import { InvalidInputError } from '../../contracts';
+import { initTensorflow } from '../../lib/tf';
 
 /**
  * A serialised tfjs layers model.

@@ -9,13 +9,13 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { createLogger } from '../../activities/common/logger';
+import { createLogger } from '../../lib/logger';
 import { readCatalogFile, readTaxonomyFile } from '../../activities/catalog/catalog-file';
 import { ingestCatalog, upsertTaxonomy } from '../../activities/catalog/ingest';
 import { extractionParamsHash } from '../../activities/frames/extract';
-import type { VideoFramesManifest } from '../../activities/frames/activities';
-import { ExtractOptions, type NewCategoryRequest } from '../../workflows/input';
-import type { NewCategoryResult } from '../../workflows/new-category';
+import type { VideoFramesManifest } from '../../contracts';
+import { ExtractOptions, type NewCategoryRequest } from '../../contracts/inputs';
+import type { NewCategoryResult } from '../../contracts';
 import { requireServices, SHARED_CATALOG, SHARED_VIDEOS, uniqueSuffix, type Services } from '../helpers/services';
 import { startWorker, type WorkerProcess } from '../helpers/workers';
 

@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createFrameActivities } from '../../activities/frames/activities';
-import { createActivityDeps } from '../../workers/deps';
+import { createActivityDeps } from '../../lib/deps';
 
 function bytesUnder(dir: string): number {
   let total = 0;

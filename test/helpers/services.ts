@@ -9,9 +9,9 @@ import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { DeleteBucketCommand, DeleteObjectCommand } from '@aws-sdk/client-s3';
 import type { Pool } from 'pg';
-import { loadConfig, type Config } from '../../activities/common/config';
-import { createPool } from '../../activities/storage/db';
-import { ObjectStore } from '../../activities/storage/s3';
+import { loadConfig, type Config } from '../../lib/config';
+import { createPool } from '../../lib/db';
+import { ObjectStore } from '../../lib/s3';
 
 /** Repository root. */
 export const REPO_ROOT = path.resolve(__dirname, '../..');

@@ -1,7 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { sha256File, videoKey } from '../../activities/catalog/ingest';
+import { videoKey } from '../../contracts';
+import { sha256File } from '../../lib/hash';
 import type { Services } from './services';
 
 /**

@@ -4,9 +4,9 @@
  * (recall >= 97%) while frames of different videos stay apart (precision >= 99.5%), at
  * the default threshold; printed beside the dHash baseline. See bench/dedupe-quality.ts.
  */
-import { loadEmbeddingModel } from '../../activities/embeddings/model';
+import { loadEmbeddingModel } from '../../lib/backbone/model';
 import { nearDuplicateClusters } from '../../activities/dedupe/ann';
-import { NewCategoryInput } from '../../workflows/input';
+import { NewCategoryInput } from '../../contracts/inputs';
 import { buildQualitySet, precisionRecall, recallByTransform, SAME_SCENE_VIDEOS, scorePairs, similarityFunctions, type QualityImage } from '../../bench/dedupe-quality';
 
 jest.setTimeout(300_000);

@@ -7,11 +7,12 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { VideoDecodeError } from '../../activities/common/errors';
-import { extractFrames, type ExtractProgress, type FrameRecord, type FrameSink } from '../../activities/frames/extract';
+import { VideoDecodeError } from '../../contracts';
+import { extractFrames, type ExtractProgress, type FrameSink } from '../../activities/frames/extract';
+import type { FrameRecord } from '../../contracts';
 import { probeVideo } from '../../activities/frames/probe';
-import { sha256File } from '../../activities/catalog/ingest';
-import { ExtractOptions, type SamplingMode } from '../../workflows/input';
+import { sha256File } from '../../lib/hash';
+import { ExtractOptions, type SamplingMode } from '../../contracts/inputs';
 import { SHARED_VIDEOS } from '../helpers/services';
 import { rejectionOf } from '../helpers/errors';
 

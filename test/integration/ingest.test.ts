@@ -5,9 +5,11 @@ import * as path from 'node:path';
 import pino from 'pino';
 import type { Pool } from 'pg';
 import { readCatalogFile, readTaxonomyFile, type ResolvedEntry } from '../../activities/catalog/catalog-file';
-import { ingestCatalog, sha256File, upsertTaxonomy, videoKey } from '../../activities/catalog/ingest';
+import { ingestCatalog, upsertTaxonomy } from '../../activities/catalog/ingest';
+import { videoKey } from '../../contracts';
+import { sha256File } from '../../lib/hash';
 import { resolveLabel, searchCatalog } from '../../activities/catalog/search';
-import type { ObjectStore } from '../../activities/storage/s3';
+import type { ObjectStore } from '../../lib/s3';
 import { deleteKey, requireServices, SHARED_CATALOG, uniqueSuffix, type Services } from '../helpers/services';
 
 jest.setTimeout(60_000);

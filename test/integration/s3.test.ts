@@ -1,6 +1,8 @@
 import type { Pool } from 'pg';
-import { ObjectStore, sha256Hex } from '../../activities/storage/s3';
-import { readStepManifest, runStep, stepManifestKey, type StepManifest } from '../../activities/storage/runs';
+import { stepManifestKey, type StepManifest } from '../../contracts';
+import { sha256Hex } from '../../lib/hash';
+import { readStepManifest, runStep } from '../../lib/runs';
+import { ObjectStore } from '../../lib/s3';
 import { deleteBucket, deletePrefix, requireServices, uniqueSuffix, type Services } from '../helpers/services';
 
 jest.setTimeout(30_000);
@@ -192,6 +194,6 @@ describe('runStep', () => {
     expect(await store.head(stepManifestKey(workflowId, 'dataset'))).toBeUndefined();
     const rows = await pool.query('SELECT 1 FROM run_steps WHERE workflow_id = $1 AND step = $2', [workflowId, 'dataset']);
     expect(rows.rowCount).toBe(0);
-    await expect(readStepManifest(store, workflowId, 'dataset')).rejects.toThrow(/step manifest missing/);
+    await expect(readStepManifest(store, workflowId, 'dataset')).rejects.toThrow(/step manifest of "dataset" \(the step has not run\) is missing/);
   });
 });

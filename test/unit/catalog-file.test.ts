@@ -1,7 +1,7 @@
 import { existsSync, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CatalogError } from '../../activities/common/errors';
+import { CatalogError } from '../../contracts';
 import { catalogFromFolder, readCatalogFile, readTaxonomyFile } from '../../activities/catalog/catalog-file';
 import { rejectionOf } from '../helpers/errors';
 

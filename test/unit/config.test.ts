@@ -1,4 +1,5 @@
-import { ConfigError, loadConfig, redactConfig } from '../../activities/common/config';
+import { ConfigError } from '../../contracts';
+import { loadConfig, redactConfig } from '../../lib/config';
 
 describe('loadConfig', () => {
   it('fills every default from an empty environment', () => {

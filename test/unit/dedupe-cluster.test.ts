@@ -1,5 +1,5 @@
 import { nearDuplicateClusters, project, rowDot, sparseProjection, UnionFind } from '../../activities/dedupe/ann';
-import { InvalidInputError } from '../../activities/common/errors';
+import { InvalidInputError } from '../../contracts';
 import { clusterAgreement, syntheticClusters } from '../helpers/synthetic';
 
 jest.setTimeout(120_000);

@@ -3,16 +3,15 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { InvalidInputError } from '../../activities/common/errors';
-import { initTensorflow } from '../../activities/common/tf';
+import { embeddingModelKey, InvalidInputError } from '../../contracts';
+import { initTensorflow } from '../../lib/tf';
 import {
   cosineSimilarity,
   decodeForEmbedding,
-  embeddingModelKey,
   loadEmbeddingModel,
   type EmbeddingModel,
-} from '../../activities/embeddings/model';
-import { EmbeddingThread } from '../../activities/embeddings/thread';
+} from '../../lib/backbone/model';
+import { EmbeddingThread } from '../../lib/backbone/thread';
 
 const VIDEOS = path.resolve(__dirname, '../../../shared/data/videos');
 jest.setTimeout(60_000);

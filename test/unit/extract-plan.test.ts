@@ -1,13 +1,12 @@
 import type ffmpeg from 'fluent-ffmpeg';
-import { ExtractOptions } from '../../workflows/input';
-import { VideoDecodeError } from '../../activities/common/errors';
+import { ExtractOptions } from '../../contracts/inputs';
+import { VideoDecodeError } from '../../contracts';
 import {
   extractionParamsHash,
   lumaQuality,
   planSamplingRate,
   planSampling,
   selectExpression,
-  frameKey,
   mjpegQscale,
   targetSize,
 } from '../../activities/frames/extract';
@@ -330,11 +329,6 @@ describe('planSampling and selectExpression', () => {
     expect(a).toBe(b);
     expect(extractionParamsHash({ ...defaults, mode: 'scene' })).not.toBe(a);
     expect(extractionParamsHash({ ...defaults, quality: 84 })).not.toBe(a);
-  });
-
-  it('frame keys are ms timestamps, 9 digits, negative ones marked', () => {
-    expect(frameKey('s', 'p', 1.2344, 'jpg')).toBe('frames/s/p/000001234.jpg');
-    expect(frameKey('s', 'p', -0.04, 'webp')).toBe('frames/s/p/m000000040.webp');
   });
 
   it('JPEG quality maps onto mjpeg -q:v within 2..31', () => {

@@ -1,4 +1,4 @@
-import { ExtractOptions, NewCategoryInput } from '../../workflows/input';
+import { ExtractOptions, NewCategoryInput } from '../../contracts/inputs';
 
 describe('NewCategoryInput', () => {
   it('{label: "bicycle"} fills every default, nested ones included', () => {

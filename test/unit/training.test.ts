@@ -1,22 +1,10 @@
-import { DatasetError, InvalidInputError } from '../../activities/common/errors';
-import { initTensorflow } from '../../activities/common/tf';
-import {
-  classBalancedSampler,
-  cutmix,
-  cutmixTarget,
-  deriveSeed,
-  deserializeModel,
-  distillStudent,
-  evaluate,
-  mulberry32,
-  permutation,
-  predict,
-  randNormal,
-  readHeadMetadata,
-  serializeModel,
-  trainTeacher,
-  type SerializedModel,
-} from '../../activities/training';
+import { DatasetError, InvalidInputError } from '../../contracts';
+import { initTensorflow } from '../../lib/tf';
+import { distillStudent, predict, readHeadMetadata, trainTeacher } from '../../activities/training/heads';
+import { evaluate } from '../../activities/training/metrics';
+import { deserializeModel, serializeModel, type SerializedModel } from '../../activities/training/serialize';
+import { cutmix, cutmixTarget } from '../../lib/backbone/cutmix';
+import { classBalancedSampler, deriveSeed, mulberry32, permutation, randNormal } from '../../lib/rng';
 
 jest.setTimeout(30_000);
 

@@ -6,9 +6,9 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { VideoDecodeError, TransientError } from '../../activities/common/errors';
+import { VideoDecodeError, TransientError } from '../../contracts';
 import { extractVideoWorkflow } from '../../workflows/extract-video';
-import { ExtractOptions } from '../../workflows/input';
+import { ExtractOptions } from '../../contracts/inputs';
 import { temporalBinaries, WORKFLOWS_PATH } from '../helpers/temporal';
 
 let env: TestWorkflowEnvironment;

@@ -6,8 +6,8 @@
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { WorkflowFailedError } from '@temporalio/client';
-import { ApplicationFailure, defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import { VideoDecodeError } from '../../activities/common/errors';
+import { type ApplicationFailure, defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { VideoDecodeError } from '../../contracts';
 import type { TrainingActivities, VideoActivities } from '../../activities';
 import { newCategoryWorkflow } from '../../workflows/new-category';
 import { temporalBinaries, WORKFLOWS_PATH } from '../helpers/temporal';
@@ -126,7 +126,7 @@ test('a video that cannot be decoded is reported and the run goes on', async () 
   expect(progress.stage).toBe('done');
   expect(progress.videos).toMatchObject({ failed: 1, extracted: 2 });
   const desc = await handle.describe();
-  expect(desc.searchAttributes).toMatchObject({ ReelsetLabel: ['cup'], ReelsetStage: ['publish'] });
+  expect(desc.searchAttributes).toMatchObject({ ReelsetLabel: ['cup'], ReelsetStage: ['done'] });
 
   // Child workflow ids derive from the parent's.
   const history = await handle.fetchHistory();

@@ -8,15 +8,44 @@
  * a model loaded by the first call stays loaded.
  */
 import { Worker } from 'node:worker_threads';
-import { ReelsetError } from './errors';
+import { ApplicationFailure } from '@temporalio/common';
+import { FAILURE_CLASSES, isNonRetryable, TransientError } from '../contracts';
 
-/** An error thrown in the thread, with the thread-side class name kept as `name` (so Temporal's retry policy sees it). */
-export class ThreadError extends ReelsetError {}
+/** An error as it crosses the thread boundary: its class name, message, stack and own data fields. */
+export interface SerializedError {
+  name: string;
+  message: string;
+  stack?: string;
+  /** Own enumerable fields with plain values (e.g. `file`, `reason` of a VideoDecodeError). */
+  fields?: Record<string, unknown>;
+}
+
+/**
+ * Rebuild a thread-side error on this side with its failure type intact: an instance of
+ * the same reelset failure class (so `instanceof` works and Temporal reports the class
+ * name as the failure `type`, with that class's retry decision), or, for any other
+ * error (a `TypeError`, a library's own class), an `ApplicationFailure` whose `type` is
+ * the thread-side name and which retries unless that name is listed non-retryable.
+ */
+export function reviveError(e: SerializedError): Error {
+  const cls = (FAILURE_CLASSES as Record<string, { prototype: Error; mayRetry: boolean }>)[e.name];
+  if (cls) {
+    const err = Object.create(cls.prototype) as Error & Record<string, unknown>;
+    Object.assign(err, e.fields ?? {}, { type: e.name, nonRetryable: !cls.mayRetry });
+    Object.defineProperty(err, 'message', { value: e.message, writable: true, configurable: true });
+    Object.defineProperty(err, 'name', { value: e.name, writable: true, configurable: true });
+    Object.defineProperty(err, 'stack', { value: e.stack ?? `${e.name}: ${e.message}`, writable: true, configurable: true });
+    return err;
+  }
+  const failure = ApplicationFailure.create({ type: e.name || 'Error', message: e.message, nonRetryable: isNonRetryable(e.name) });
+  if (e.stack) failure.stack = e.stack;
+  return failure;
+}
 
 interface Reply {
   id: number;
   ok?: unknown;
-  error?: { name: string; message: string; stack?: string };
+  error?: SerializedError;
   progress?: unknown;
 }
 
@@ -33,7 +62,9 @@ parentPort.on('message', async (msg) => {
     if (ok && typeof ok === 'object') for (const v of Object.values(ok)) visit(v);
     parentPort.postMessage({ id: msg.id, ok }, transfer);
   } catch (err) {
-    parentPort.postMessage({ id: msg.id, error: { name: err && err.name || 'Error', message: err && err.message || String(err), stack: err && err.stack } });
+    const fields = {};
+    if (err && typeof err === 'object') for (const [k, v] of Object.entries(err)) if (v === null || ['string', 'number', 'boolean'].includes(typeof v)) fields[k] = v;
+    parentPort.postMessage({ id: msg.id, error: { name: (err && err.name) || 'Error', message: (err && err.message) || String(err), stack: err && err.stack, fields } });
   }
 });
 `;
@@ -47,7 +78,7 @@ parentPort.on('message', async (msg) => {
  * on the next call.
  *
  * @example
- *   const t = new ModuleThread(require.resolve('./embed-worker'));
+ *   const t = new ModuleThread(require.resolve('../activities/common/embed-worker'));
  *   const r = await t.call<{ vectors: Float32Array }>('embed', [images]);
  */
 export class ModuleThread {
@@ -65,7 +96,8 @@ export class ModuleThread {
    * whole buffer in the result is transferred, not copied. Pass `transfer` to move
    * argument buffers instead of copying them.
    *
-   * @throws ThreadError (with the thread-side error's name) when the function throws or the thread dies.
+   * @throws the thread-side error revived by {@link reviveError} (same failure type) when
+   *   the function throws; a retryable `TransientError` when the thread dies.
    */
   call<T>(fn: string, args: unknown[], opts: { onProgress?: (p: unknown) => void; transfer?: ArrayBuffer[] } = {}): Promise<T> {
     const worker = this.start();
@@ -99,16 +131,12 @@ export class ModuleThread {
       }
       this.pending.delete(m.id);
       if (this.pending.size === 0) worker.unref();
-      if (m.error) {
-        const e = new ThreadError(m.error.message);
-        e.name = m.error.name;
-        if (m.error.stack) e.stack = m.error.stack;
-        p.reject(e);
-      } else p.resolve(m.ok);
+      if (m.error) p.reject(reviveError(m.error));
+      else p.resolve(m.ok);
     });
     const fail = (err: Error) => {
       if (this.worker === worker) this.worker = undefined;
-      for (const p of this.pending.values()) p.reject(new ThreadError(`worker thread for ${this.modulePath} died: ${err.message}`, { cause: err }));
+      for (const p of this.pending.values()) p.reject(new TransientError(`worker thread for ${this.modulePath} died: ${err.message}`, { cause: err }));
       this.pending.clear();
     };
     worker.on('error', fail);

@@ -1,31 +1,14 @@
+/**
+ * The checkpoint-and-resume rule of every pipeline step: a step writes its manifest
+ * under `runs/<workflowId>/<step>/manifest.json` before it reports success, and an
+ * attempt that finds the manifest returns it without redoing the work.
+ */
 import type { Pool } from 'pg';
+import { MissingArtifactError, stepManifestKey, type StepManifest, type StepResult } from '../contracts';
 import type { ObjectStore } from './s3';
 
-/** S3 prefix of one workflow run: `runs/<workflowId>` (characters outside [A-Za-z0-9._-] become `_`). */
-export function runPrefix(workflowId: string): string {
-  return `runs/${workflowId.replace(/[^A-Za-z0-9._-]/g, '_')}`;
-}
-
-/** S3 key of a step's result manifest: `runs/<workflowId>/<step>/manifest.json`. */
-export function stepManifestKey(workflowId: string, step: string): string {
-  return `${runPrefix(workflowId)}/${step}/manifest.json`;
-}
-
-/** What every step manifest holds besides its own payload. */
-export interface StepManifest<S> {
-  step: string;
-  workflowId: string;
-  /** Small summary returned to the workflow (counts, keys). */
-  summary: S;
-  finishedAt: string;
-  durationMs: number;
-}
-
-/** A step's summary plus where its manifest is and whether it was reused. */
-export type StepResult<S> = S & { manifestKey: string; reused: boolean; durationMs: number };
-
 /**
- * Run a pipeline step at most once per workflow run: the checkpoint-and-resume rule.
+ * Run a pipeline step at most once per workflow run.
  *
  * When `runs/<workflowId>/<step>/manifest.json` exists, its summary is returned and
  * `compute` is not called. Otherwise `compute` runs, its manifest (summary plus
@@ -33,6 +16,7 @@ export type StepResult<S> = S & { manifestKey: string; reused: boolean; duration
  * two is repaired by the next attempt, which finds the manifest and writes the row.
  *
  * @returns the step's summary with `manifestKey`, `reused` and `durationMs`.
+ * @throws whatever `compute` throws (nothing is written then).
  */
 export async function runStep<S extends object>(
   deps: { store: ObjectStore; pool: Pool },
@@ -66,10 +50,14 @@ export async function runStep<S extends object>(
   return { ...manifest.summary, manifestKey: key, reused, durationMs: manifest.durationMs };
 }
 
-/** Read a finished step's whole manifest; throws when the step has not run. */
-export async function readStepManifest<M>(store: ObjectStore, workflowId: string, step: string): Promise<M> {
+/**
+ * Read a finished step's whole manifest.
+ *
+ * @throws MissingArtifactError (not retried) naming the key when the step has not run.
+ */
+export async function readStepManifest<M extends StepManifest<unknown>>(store: ObjectStore, workflowId: string, step: string): Promise<M> {
   const key = stepManifestKey(workflowId, step);
   const m = await store.getJson<M>(key);
-  if (!m) throw new Error(`step manifest missing: ${store.uri(key)} (has step "${step}" run?)`);
+  if (!m) throw new MissingArtifactError(store.uri(key), `step manifest of "${step}" (the step has not run)`);
   return m;
 }

@@ -3,7 +3,7 @@
  * dropout masks, CutMix boxes) is reproducible from a seed, and resumable: the stream
  * of epoch `e` is re-derived from `(seed, e)` instead of being carried over.
  */
-import { InvalidInputError } from '../common/errors';
+import { InvalidInputError } from '../contracts';
 
 /** A generator of uniform floats in [0, 1). */
 export type Rng = () => number;

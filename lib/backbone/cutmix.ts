@@ -4,8 +4,8 @@
  * image A and the target becomes `lambda * y_A + (1 - lambda) * y_B`, lambda being the
  * fraction of A that remains.
  */
-import { InvalidInputError } from '../common/errors';
-import type { Rng } from './rng';
+import { InvalidInputError } from '../../contracts';
+import type { Rng } from '../rng';
 
 /** A raw, interleaved, row-major (HWC) 8-bit image, e.g. sharp's `.raw()` output. */
 export interface RawImage {

@@ -12,35 +12,9 @@ import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import type * as TfModule from '@tensorflow/tfjs';
-import { InvalidInputError } from '../common/errors';
-import type { Logger } from '../common/logger';
-import { initTensorflow, type Tf, type TfBackendPreference } from '../common/tf';
-
-/**
- * Identity of an embedding model, stored next to cached embeddings so that a change of
- * model or weights invalidates them.
- */
-export interface EmbeddingModelId {
-  /** Model family and source, e.g. `mobilenet_v2` (the nsfwjs MobileNetV2 feature extractor). */
-  name: string;
-  /** Lower-case hex SHA-256 of the weight bytes as shipped (the quantised shard), computed once at load. */
-  weightsSha256: string;
-  /** Side of the square input in pixels (224). */
-  inputSize: number;
-  /** Embedding dimension (1280). */
-  dim: number;
-  /** Preprocessing before the network (see {@link decodeForEmbedding}), e.g. `fill-lanczos3-gauss1`: part of the identity because it changes the vectors. */
-  preprocess: string;
-}
-
-/**
- * A short stable string for cache keys and S3 prefixes:
- * `<name>-<first 12 hex of weightsSha256>-<inputSize>-<preprocess with non [A-Za-z0-9] removed>`,
- * e.g. `mobilenet_v2-3f2a9c0d1e4b-224-filllanczos3gauss1`. Contains only `[A-Za-z0-9_-]`.
- */
-export function embeddingModelKey(id: EmbeddingModelId): string {
-  return `${id.name}-${id.weightsSha256.slice(0, 12)}-${id.inputSize}-${id.preprocess.replace(/[^A-Za-z0-9]/g, '')}`;
-}
+import { embeddingModelKey, InvalidInputError, type EmbeddingModelId } from '../../contracts';
+import type { Logger } from '../logger';
+import { initTensorflow, type Tf, type TfBackendPreference } from '../tf';
 
 /**
  * Standard deviation in pixels (at 224 x 224) of the Gaussian blur applied before the
@@ -202,14 +176,14 @@ function readNsfwjsMobileNetV2(): { modelJson: NsfwjsModelJson; weights: Uint8Ar
   // nsfwjs's `exports` map hides dist/models, so resolve its entry point and go from there.
   const entry = require.resolve('nsfwjs');
   const dir = path.join(path.dirname(entry), '..', 'models', 'mobilenet_v2');
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+   
   const modelJson = require(path.join(dir, 'model.min.js')) as NsfwjsModelJson;
   const manifest = modelJson.weightsManifest;
   if (!Array.isArray(manifest) || manifest.length !== 1 || manifest[0]?.paths.length !== 1) {
     throw new Error(`unexpected nsfwjs mobilenet_v2 weights manifest in ${dir}`);
   }
   const shard = manifest[0].paths[0] as string;
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+   
   const base64 = require(path.join(dir, `${shard}.min.js`)) as unknown;
   if (typeof base64 !== 'string') throw new Error(`nsfwjs weight shard ${shard} is not a base64 string`);
   // Copy into a Uint8Array of this realm: tfjs checks `instanceof ArrayBuffer`, which fails

@@ -8,7 +8,7 @@
  */
 import * as path from 'node:path';
 import type * as TfModule from '@tensorflow/tfjs';
-import { InvalidInputError } from './errors';
+import { InvalidInputError } from '../contracts';
 import type { Logger } from './logger';
 
 /** The tfjs namespace type (the API of `@tensorflow/tfjs`, which tfjs-node re-exports). */
@@ -97,7 +97,7 @@ async function start(preference: TfBackendPreference, logger?: Logger): Promise<
 
 /** Require a module by a name computed at run time, so bundlers and tsc do not need it installed. */
 function optionalRequire(name: string): unknown {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+   
   return require(name);
 }
 

@@ -1,6 +1,7 @@
 /**
  * Input schemas of the workflows, shared by the workflow code (which validates its
- * input first thing), the CLI and the activities (type-only imports).
+ * input first thing), the CLI (which validates `--input` before starting anything) and
+ * the activities. Every default is here, once.
  *
  * Pure: imports nothing but zod, so it is safe in the workflow sandbox.
  */
@@ -48,6 +49,36 @@ export const ExtractOptions = z.object({
 });
 export type ExtractOptions = z.infer<typeof ExtractOptions>;
 
+/** Teacher training (step 7). */
+export const TeacherParams = z.object({
+  /** Hidden units of the teacher head. */
+  hidden: z.number().int().positive().default(256),
+  /** Epochs; an epoch is ceil(rows / batchSize) steps. */
+  epochs: z.number().int().positive().max(10_000).default(40),
+  /** Adam learning rate. */
+  learningRate: z.number().positive().default(1e-3),
+  /** Label smoothing epsilon (Szegedy et al. 2016). */
+  labelSmoothing: z.number().min(0).max(0.5).default(0.1),
+  /** Rows per step. */
+  batchSize: z.number().int().positive().default(32),
+  /** CutMix samples per training frame (0 disables CutMix). */
+  cutmixPerFrame: z.number().min(0).max(4).default(0.5),
+});
+export type TeacherParams = z.infer<typeof TeacherParams>;
+
+/** Student distillation (step 8). */
+export const StudentParams = z.object({
+  /** Hidden units of the student head (0: linear). */
+  hidden: z.number().int().nonnegative().default(32),
+  /** Epochs as a multiple of the teacher's. */
+  epochsFactor: z.number().positive().default(2),
+  /** Learning rate as a fraction of the teacher's. */
+  learningRateFactor: z.number().positive().default(0.1),
+  /** Distillation temperature (Hinton et al. 2015). */
+  temperature: z.number().positive().default(2),
+});
+export type StudentParams = z.infer<typeof StudentParams>;
+
 /** Input of the new-category workflow: `{"label": "bicycle"}` is enough. */
 export const NewCategoryInput = z.object({
   /** The label to build a dataset and a classifier for (lower case; synonyms resolve through the taxonomy). */
@@ -73,27 +104,8 @@ export const NewCategoryInput = z.object({
   validationFraction: z.number().min(0).max(0.9).default(0.25),
   /** Seed of the split, the sampling and the training. */
   seed: z.number().int().nonnegative().default(1),
-  teacher: z
-    .object({
-      hidden: z.number().int().positive().default(256),
-      epochs: z.number().int().positive().max(10_000).default(40),
-      learningRate: z.number().positive().default(1e-3),
-      labelSmoothing: z.number().min(0).max(0.5).default(0.1),
-      batchSize: z.number().int().positive().default(32),
-      /** CutMix samples per training frame (0 disables CutMix). */
-      cutmixPerFrame: z.number().min(0).max(4).default(0.5),
-    })
-    .prefault({}),
-  student: z
-    .object({
-      hidden: z.number().int().nonnegative().default(32),
-      /** Epochs as a multiple of the teacher's. */
-      epochsFactor: z.number().positive().default(2),
-      /** Learning rate as a fraction of the teacher's. */
-      learningRateFactor: z.number().positive().default(0.1),
-      temperature: z.number().positive().default(2),
-    })
-    .prefault({}),
+  teacher: TeacherParams.prefault({}),
+  student: StudentParams.prefault({}),
   /** Task queue of the training worker (teacher, student, evaluation). */
   gpuTaskQueue: z.string().min(1).default('reelset-gpu'),
   /** Heartbeat timeout of long activities, seconds: how soon a lost worker's work is retried elsewhere. */
@@ -102,3 +114,10 @@ export const NewCategoryInput = z.object({
 export type NewCategoryInput = z.infer<typeof NewCategoryInput>;
 /** What a caller may pass: every field but `label` is optional. */
 export type NewCategoryRequest = z.input<typeof NewCategoryInput>;
+
+/** Input of the extract-video child workflow (one video of a run). */
+export interface ExtractVideoInput {
+  videoId: string;
+  options: ExtractOptions;
+  heartbeatTimeoutS: number;
+}

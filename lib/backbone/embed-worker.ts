@@ -5,9 +5,11 @@
  */
 import { createHash } from 'node:crypto';
 import sharp from 'sharp';
-import { InvalidInputError } from '../common/errors';
-import { initTensorflow, type TfBackendPreference } from '../common/tf';
-import { loadEmbeddingModel, type EmbeddingModelId } from './model';
+import { InvalidInputError, type EmbeddingModelId } from '../../contracts';
+import { mulberry32 } from '../rng';
+import { initTensorflow, type TfBackendPreference } from '../tf';
+import { cutmix } from './cutmix';
+import { decodeForEmbedding, loadEmbeddingModel } from './model';
 
 /** What {@link init} answers. */
 export interface ThreadModelInfo {
@@ -79,6 +81,44 @@ export async function embedFrames(images: Uint8Array[], batchSize: number): Prom
     vectors.set(rows.subarray(r * dim, (r + 1) * dim), i * dim);
   });
   return { vectors, pixelHashes, computed: unique.length };
+}
+
+/** What {@link cutmixFrames} answers. */
+export interface ThreadCutmixResult {
+  /** `pairs.length * dim` floats: row i the unit-length embedding of mixed image i. */
+  vectors: Float32Array;
+  /** Fraction of each mixed image that comes from its first image (the CutMix lambda). */
+  lambdas: Float32Array;
+}
+
+/**
+ * CutMix pairs of encoded frames and embed the mixed images: decode both at the model's
+ * input size ({@link decodeForEmbedding}), paste a box of the second into the first
+ * ({@link cutmix}, its three draws from `mulberry32(seeds[i])`), then one forward pass
+ * per batch. Everything CPU-bound happens here, off the activity's event loop.
+ *
+ * @param pairs `[a, b]` encoded images per sample.
+ * @param seeds one 32-bit seed per sample (the same seed gives the same box).
+ * @throws InvalidInputError naming the sample when an image cannot be decoded.
+ */
+export async function cutmixFrames(pairs: Array<[Uint8Array, Uint8Array]>, seeds: number[], batchSize: number): Promise<ThreadCutmixResult> {
+  const model = await loadEmbeddingModel();
+  const size = model.id.inputSize;
+  const lambdas = new Float32Array(pairs.length);
+  const mixed = await Promise.all(
+    pairs.map(async ([a, b], i) => {
+      const decode = (img: Uint8Array) =>
+        decodeForEmbedding(Buffer.from(img.buffer, img.byteOffset, img.byteLength), size).catch((err: unknown) => {
+          throw new InvalidInputError(`cutmix sample ${i}: ${err instanceof Error ? err.message : String(err)}`);
+        });
+      const [da, db] = await Promise.all([decode(a), decode(b)]);
+      const r = cutmix({ data: da, width: size, height: size }, { data: db, width: size, height: size }, mulberry32(seeds[i]!));
+      lambdas[i] = r.lambda;
+      return r.data;
+    }),
+  );
+  const vectors = await model.embedRaw(mixed, { batchSize });
+  return { vectors, lambdas };
 }
 
 /** Live tensors in the thread's TensorFlow.js engine (to check for leaks). */

@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import { Agent } from 'node:https';
 import { Agent as HttpAgent } from 'node:http';
 import {
+  CopyObjectCommand,
   CreateBucketCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
@@ -15,7 +15,7 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import type { Config } from '../common/config';
+import type { Config } from './config';
 
 /**
  * A thin, typed wrapper over one bucket of an S3-compatible object store.
@@ -128,6 +128,24 @@ export class ObjectStore {
     return keys.sort();
   }
 
+  /** Copy one object within the bucket (server side; whole-object, idempotent). */
+  async copy(fromKey: string, toKey: string): Promise<void> {
+    await this.client.send(
+      new CopyObjectCommand({ Bucket: this.bucket, Key: toKey, CopySource: `${this.bucket}/${fromKey.split('/').map(encodeURIComponent).join('/')}` }),
+    );
+  }
+
+  /**
+   * Copy every object under `fromPrefix` to the same relative key under `toPrefix`.
+   *
+   * @returns how many objects were copied (0 when the prefix is empty).
+   */
+  async copyPrefix(fromPrefix: string, toPrefix: string): Promise<number> {
+    const keys = await this.list(fromPrefix);
+    for (const key of keys) await this.copy(key, toPrefix + key.slice(fromPrefix.length));
+    return keys.length;
+  }
+
   /** Delete keys (1000 per request); missing keys are ignored. */
   async deleteMany(keys: string[]): Promise<void> {
     for (let i = 0; i < keys.length; i += 1000) {
@@ -155,9 +173,4 @@ function isNotFound(err: unknown): boolean {
     return err.$metadata.httpStatusCode === 404 || err.name === 'NoSuchBucket' || err.name === 'NotFound';
   }
   return false;
-}
-
-/** Hex sha256 of bytes. */
-export function sha256Hex(data: Buffer | Uint8Array | string): string {
-  return createHash('sha256').update(data).digest('hex');
 }

@@ -1,11 +1,10 @@
 /**
  * The embedding model on a worker thread: one per worker process, loaded once.
  */
-import type { Logger } from '../common/logger';
-import type { TfBackendPreference } from '../common/tf';
-import { InvalidInputError } from '../common/errors';
-import { ModuleThread } from '../common/thread';
-import type { ThreadEmbedResult, ThreadModelInfo } from './embed-worker';
+import type { Logger } from '../logger';
+import type { TfBackendPreference } from '../tf';
+import { ModuleThread } from '../thread';
+import type { ThreadCutmixResult, ThreadEmbedResult, ThreadModelInfo } from './embed-worker';
 
 /**
  * The frame embedding model served by a worker thread, so that forward passes (tens of
@@ -48,12 +47,18 @@ export class EmbeddingThread {
    */
   async embed(images: Uint8Array[], batchSize = 8): Promise<ThreadEmbedResult> {
     await this.model();
-    try {
-      return await this.thread.call<ThreadEmbedResult>('embedFrames', [images, batchSize]);
-    } catch (err) {
-      if (err instanceof Error && err.name === 'InvalidInputError') throw new InvalidInputError(err.message, { cause: err });
-      throw err;
-    }
+    return this.thread.call<ThreadEmbedResult>('embedFrames', [images, batchSize]);
+  }
+
+  /**
+   * CutMix pairs of encoded frames and embed the mixed images in the thread (see
+   * `cutmixFrames` in `./embed-worker.ts`).
+   * @returns unit-length rows of the mixed images and each one's lambda.
+   * @throws InvalidInputError naming the sample when an image cannot be decoded.
+   */
+  async cutmix(pairs: Array<[Uint8Array, Uint8Array]>, seeds: number[], batchSize = 8): Promise<ThreadCutmixResult> {
+    await this.model();
+    return this.thread.call<ThreadCutmixResult>('cutmixFrames', [pairs, seeds, batchSize]);
   }
 
   /** Live tensors in the thread (flat across calls when nothing leaks). */

@@ -1,6 +1,5 @@
-import * as path from 'node:path';
 import { Pool, type PoolClient } from 'pg';
-import type { Config } from '../common/config';
+import type { Config } from './config';
 
 /**
  * Create the PostgreSQL connection pool.
@@ -30,6 +29,3 @@ export async function withTransaction<T>(pool: Pool, fn: (client: PoolClient) =>
     client.release();
   }
 }
-
-/** Directory of the SQL migrations (node-pg-migrate, `-- Up Migration` / `-- Down Migration`). */
-export const MIGRATIONS_DIR = path.resolve(__dirname, '../../infra/migrations');

@@ -1,0 +1,77 @@
+/**
+ * What every CLI command shares: exit codes, the Temporal client, JSON output and the
+ * mapping from errors to exit codes.
+ */
+import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
+import { failureOf, InvalidInputError, isNonRetryable } from '../contracts';
+import { loadConfig, type Config } from '../lib/config';
+
+/**
+ * Exit codes: 0 success; 1 the operation ran and failed (a run failed, a file could not
+ * be ingested, a service answered with an error); 2 bad usage (unknown option, invalid
+ * `--input`, a value out of range), nothing started; 3 a service the command needs is
+ * unreachable.
+ */
+export const EXIT = { ok: 0, failed: 1, usage: 2, unavailable: 3 } as const;
+
+/** An error the CLI reports as bad usage (exit code 2): nothing was started. */
+export class UsageError extends InvalidInputError {}
+
+/** A Temporal client from the configuration; `close()` when done. */
+export async function temporalClient(config: Config = loadConfig()): Promise<{ config: Config; client: Client; close: () => Promise<void> }> {
+  let connection: Connection;
+  try {
+    connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS, connectTimeout: '5 seconds' });
+  } catch (err) {
+    throw new ServiceUnavailableError(
+      `Temporal is not reachable at ${config.TEMPORAL_ADDRESS} (${(err as Error).message}); start it with \`bash infra/services.sh start\``,
+    );
+  }
+  return { config, client: new Client({ connection, namespace: config.TEMPORAL_NAMESPACE }), close: () => connection.close() };
+}
+
+/** A service the command needs did not answer (exit code 3). */
+export class ServiceUnavailableError extends Error {
+  override name = 'ServiceUnavailableError';
+}
+
+/** Parse a JSON option (`--input '{"x": 1}'`), naming the option when it is not JSON. */
+export function parseJsonOption(value: string, option: string): unknown {
+  try {
+    return JSON.parse(value) as unknown;
+  } catch (err) {
+    throw new UsageError(`${option} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+/** Print a value as indented JSON on stdout. */
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** The Temporal Web UI page of a workflow. */
+export function workflowUrl(config: Pick<Config, 'TEMPORAL_UI_URL' | 'TEMPORAL_NAMESPACE'>, workflowId: string): string {
+  return `${config.TEMPORAL_UI_URL}/namespaces/${encodeURIComponent(config.TEMPORAL_NAMESPACE)}/workflows/${encodeURIComponent(workflowId)}`;
+}
+
+/**
+ * Report an error on stderr (or as `{"error": {type, message}}` on stdout with `--json`)
+ * and return the exit code it means: {@link EXIT}.
+ */
+export function reportError(err: unknown, json: boolean): number {
+  let code: number = EXIT.failed;
+  let { type, message } = failureOf(err);
+  if (err instanceof WorkflowFailedError) {
+    message = `run failed: ${message}`;
+  } else if (err instanceof UsageError || (err instanceof Error && err.name === 'CommanderError')) {
+    code = EXIT.usage;
+  } else if (err instanceof ServiceUnavailableError) {
+    code = EXIT.unavailable;
+  } else if (err instanceof InvalidInputError) {
+    code = EXIT.usage;
+  }
+  if (type === 'UsageError') type = 'InvalidInputError';
+  if (json) printJson({ error: { type, message, retryable: !isNonRetryable(type) } });
+  else process.stderr.write(`error: ${type}: ${message}\n`);
+  return code;
+}

@@ -1,0 +1,138 @@
+/**
+ * The failure classes of reelset and the one list of what never retries.
+ *
+ * Every class is an `ApplicationFailure` whose `type` is the class name and whose
+ * `nonRetryable` is the class's own decision ({@link ReelsetError.mayRetry}): thrown
+ * from an activity, a worker thread (revived by `lib/thread.ts`) or a child workflow's
+ * activity, the workflow and the CLI see the same type, and a non-retryable class is
+ * never retried whatever the caller's retry policy says. The retry policies in
+ * `./temporal` also list the non-retryable types by name ({@link NON_RETRYABLE_ERROR_TYPES}),
+ * which covers the same names arriving from other code. Pure: safe in the workflow
+ * sandbox, where `throw new InvalidInputError(...)` fails the run instead of retrying
+ * the workflow task.
+ */
+import { ApplicationFailure } from '@temporalio/common';
+
+/**
+ * Base class: an `ApplicationFailure` of type = the concrete class name, non-retryable
+ * when the class says so. Subclasses add fields.
+ *
+ * @param message what went wrong, naming the file, field or key.
+ * @param options.cause the underlying error; options.details small serialisable facts for the history.
+ */
+export class ReelsetError extends ApplicationFailure {
+  /** Whether retrying may help; {@link NON_RETRYABLE_ERROR_TYPES} lists the classes where it is false. */
+  static readonly mayRetry: boolean = true;
+
+  constructor(message: string, options?: { cause?: unknown; details?: unknown[] }) {
+    const cls = new.target as unknown as { name: string; mayRetry: boolean };
+    super(message, cls.name, !cls.mayRetry, options?.details, options?.cause instanceof Error ? options.cause : undefined);
+    Object.defineProperty(this, 'name', { value: cls.name, enumerable: false, writable: true, configurable: true });
+  }
+}
+
+/** A video file that cannot be probed or decoded (truncated, empty, not video, audio only, no usable stream). Never retried. */
+export class VideoDecodeError extends ReelsetError {
+  static override readonly mayRetry = false;
+  constructor(
+    readonly file: string,
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`cannot decode video ${JSON.stringify(file)}: ${reason}`, options);
+  }
+}
+
+/** Input that does not validate (workflow input, CLI argument, option out of range). Never retried. */
+export class InvalidInputError extends ReelsetError {
+  static override readonly mayRetry = false;
+}
+
+/** A catalog file or catalog entry that is malformed, or a video id / label the catalog does not have. Never retried. */
+export class CatalogError extends ReelsetError {
+  static override readonly mayRetry = false;
+}
+
+/** A dataset that cannot be built or trained on (fewer than two labels, no frames, no training rows). Never retried. */
+export class DatasetError extends ReelsetError {
+  static override readonly mayRetry = false;
+}
+
+/**
+ * An artifact a step needs is not where its manifest says (a step manifest, a frames
+ * manifest, a vector pack, a model file). Retrying reads the same bucket: never retried;
+ * the message names the key and the step that should have written it.
+ */
+export class MissingArtifactError extends ReelsetError {
+  static override readonly mayRetry = false;
+  constructor(
+    readonly key: string,
+    readonly what: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${what} is missing: ${key}`, options);
+  }
+}
+
+/** A model that does not fit its data (another feature size, other classes, a checkpoint of another shape). Never retried. */
+export class ModelMismatchError extends ReelsetError {
+  static override readonly mayRetry = false;
+}
+
+/** Training that cannot go on with these settings (the loss diverged to NaN or infinity). Never retried. */
+export class TrainingDivergedError extends ReelsetError {
+  static override readonly mayRetry = false;
+}
+
+/** An environment variable that does not validate (raised at start, before any work). Never retried. */
+export class ConfigError extends ReelsetError {
+  static override readonly mayRetry = false;
+}
+
+/** A transient failure of a service or process (S3, Postgres, ffmpeg crashed or timed out): retried. */
+export class TransientError extends ReelsetError {}
+
+/** Every failure class, by name (for the thread boundary and tests). */
+export const FAILURE_CLASSES = {
+  ReelsetError,
+  VideoDecodeError,
+  InvalidInputError,
+  CatalogError,
+  DatasetError,
+  MissingArtifactError,
+  ModelMismatchError,
+  TrainingDivergedError,
+  ConfigError,
+  TransientError,
+} as const;
+
+/** Name of a failure class. */
+export type FailureType = keyof typeof FAILURE_CLASSES;
+
+/**
+ * Failure types Temporal must never retry: the single list every retry policy uses
+ * (derived from each class's `mayRetry`).
+ */
+export const NON_RETRYABLE_ERROR_TYPES: readonly string[] = Object.values(FAILURE_CLASSES)
+  .filter((c) => !c.mayRetry)
+  .map((c) => c.name);
+
+/** True when a failure of this type must not be retried. */
+export function isNonRetryable(type: string | undefined | null): boolean {
+  return type !== undefined && type !== null && NON_RETRYABLE_ERROR_TYPES.includes(type);
+}
+
+/** The innermost application failure of an error chain (a child's or an activity's failure): its type and message. */
+export function failureOf(err: unknown): { type: string; message: string } {
+  let e: unknown = err;
+  let type = err instanceof Error ? err.name : 'Error';
+  let message = err instanceof Error ? err.message : String(err);
+  while (e instanceof Error) {
+    if (e instanceof ApplicationFailure) {
+      type = e.type ?? type;
+      message = e.message;
+    }
+    e = (e as { cause?: unknown }).cause;
+  }
+  return { type, message };
+}

@@ -1,0 +1,17 @@
+/**
+ * reelset's contracts: the pure definitions every part shares (workflow inputs, step
+ * manifests and summaries, the S3 key layout, failure classes, Temporal policies,
+ * search attributes, queries and signals).
+ *
+ * Imports nothing Node-only (zod and Temporal's common/workflow definitions only), so
+ * workflows, activities, workers, the CLI and benches import it by value. A lint rule
+ * keeps it that way.
+ */
+export * from './failures';
+export * from './ids';
+export * from './inputs';
+export * from './keys';
+export * from './manifests';
+export * from './steps';
+export * from './temporal';
+export * from './validate';

@@ -1,0 +1,483 @@
+/**
+ * What every step writes and returns: the step manifests in S3 (the source of truth a
+ * later step reads) and the small summaries that travel through workflow history. One
+ * section per step, in pipeline order. Types only, plus a few constants: pure, safe in
+ * the workflow sandbox, imported by value by every domain.
+ */
+import type { ExtractOptions, SamplingMode } from './inputs';
+
+// ------------------------------------------------------------------------ common ---
+
+/** What every step manifest (`runs/<run>/<step>/manifest.json`) holds besides its own payload. */
+export interface StepManifest<S> {
+  step: string;
+  workflowId: string;
+  /** Small summary returned to the workflow (counts, keys). */
+  summary: S;
+  /** ISO 8601 time the step finished. */
+  finishedAt: string;
+  /** Milliseconds the step's work took (the first time; a reused manifest keeps it). */
+  durationMs: number;
+}
+
+/** A step's summary plus where its manifest is and whether it was reused: what a step activity returns. */
+export type StepResult<S> = S & { manifestKey: string; reused: boolean; durationMs: number };
+
+/** A video whose extraction failed, as the workflow reports it (the run goes on without it). */
+export interface VideoFailure {
+  videoId: string;
+  /** Failure type, e.g. `VideoDecodeError`. */
+  type: string;
+  message: string;
+}
+
+// ------------------------------------------------------------------------ search ---
+
+/** A video chosen by the search, with why. */
+export interface SearchHit {
+  videoId: string;
+  sha256: string;
+  s3Key: string;
+  fileName: string;
+  /** `positive`: matches the label; `negative`: sampled from other labels. */
+  role: 'positive' | 'negative';
+  /** The catalog labels of the video. */
+  labels: string[];
+  /** How a positive matched: `label`, `synonym`, `descendant` or `title`. */
+  matchedBy?: string;
+}
+
+/** Summary of the search step (the whole hit list is in the manifest). */
+export interface SearchSummary {
+  label: string;
+  positives: number;
+  negatives: number;
+  /** Video ids to extract, positives first; small (ids only). */
+  videoIds: string[];
+}
+
+/** The search step's manifest. */
+export interface SearchManifest extends StepManifest<SearchSummary> {
+  terms: string[];
+  hits: SearchHit[];
+}
+
+// ----------------------------------------------------------------------- extract ---
+
+/** What ffprobe says of a video's main video stream, normalised. */
+export interface VideoProbe {
+  /** Duration in seconds (container, then stream, then frames / rate). */
+  durationS: number;
+  /** Coded width and height in pixels. */
+  width: number;
+  height: number;
+  /** Width and height as displayed: after rotation and sample aspect ratio. */
+  displayWidth: number;
+  displayHeight: number;
+  /** Rotation in degrees clockwise to display upright (-270..270; 0 when none). */
+  rotation: number;
+  /** Frames per second from the first sane of avg_frame_rate, r_frame_rate, nb_frames / duration; undefined when none is sane. */
+  frameRate: number | undefined;
+  codec: string;
+  hasAudio: boolean;
+}
+
+/** Why sampled frames were not kept. */
+export interface DropCounts {
+  nearBlack: number;
+  nearWhite: number;
+  blurred: number;
+}
+
+/**
+ * How frames are picked from one video.
+ *
+ * - `bucket`: the first frame of each interval `[k/rate, (k+1)/rate)` (fps and count modes);
+ * - `gap`: frames at least `gapS` after the previous pick, and for `scene` only those
+ *   whose scene score exceeds `sceneThreshold` (scene and keyframes modes).
+ */
+export interface SamplingPlan {
+  mode: SamplingMode;
+  kind: 'bucket' | 'gap';
+  /** Buckets per second (`bucket`). */
+  rate?: number;
+  /** Seconds between picks at least (`gap`). */
+  gapS?: number;
+  /** Scene-change score threshold, 0..1 (`scene`). */
+  sceneThreshold?: number;
+  /** Decode keyframes only (`-skip_frame nokey`). */
+  keyframesOnly: boolean;
+  /** Frames sampled at most. */
+  maxFrames: number;
+}
+
+/** One stored frame. */
+export interface FrameRecord {
+  /** S3 key: `frames/<video sha256>/<params hash>/<pts ms, 9 digits>.<ext>` (see `frameKey`). */
+  key: string;
+  /** 0-based index among the sampled frames of this video (before quality filtering). */
+  index: number;
+  /** Presentation timestamp in seconds from the start of the video. */
+  timestampS: number;
+  /** Pixels. */
+  width: number;
+  height: number;
+  /** Encoded size in bytes. */
+  bytes: number;
+  /** sha256 of the encoded bytes (hex). */
+  sha256: string;
+  /** Variance of the Laplacian of the luma (higher = sharper; Pech-Pacheco et al. 2000). */
+  sharpness: number;
+  /** Mean luma, 0..255. */
+  brightness: number;
+}
+
+/** Content-addressed manifest of one video's frames for one set of extraction parameters (`framesManifestKey`). */
+export interface VideoFramesManifest {
+  videoId: string;
+  videoSha256: string;
+  paramsHash: string;
+  options: ExtractOptions;
+  probe: VideoProbe;
+  /** The sampling actually used (mode, rate or gap, cap). */
+  plan: SamplingPlan;
+  sampled: number;
+  frames: FrameRecord[];
+  dropped: DropCounts;
+  /** Decoder complaints (first 20) for streams that still decode. */
+  decodeErrors: string[];
+  decodeErrorCount: number;
+}
+
+/** Summary of one video's extraction, returned by its child workflow. */
+export interface VideoExtractSummary {
+  videoId: string;
+  frames: number;
+  sampled: number;
+  dropped: DropCounts;
+  decodeErrorCount: number;
+  /** Content-addressed manifest: `frames/<sha256>/<paramsHash>/manifest.json`. */
+  manifestKey: string;
+  /** True when an earlier run had already extracted these frames with the same parameters. */
+  reused: boolean;
+  /** Where this attempt's time went, milliseconds (absent when reused). */
+  timingsMs?: { download: number; probe: number; extract: number; manifest: number };
+}
+
+/** Summary of the extract step. */
+export interface ExtractStepSummary {
+  videos: number;
+  succeeded: number;
+  failed: number;
+  frames: number;
+  dropped: DropCounts;
+  decodeErrorCount: number;
+}
+
+/** The extract step's manifest. */
+export interface ExtractStepManifest extends StepManifest<ExtractStepSummary> {
+  /** Per video: its frames manifest key and counts (only videos that succeeded). */
+  videos: Array<{ videoId: string; manifestKey: string; frames: number }>;
+  failures: VideoFailure[];
+}
+
+// ------------------------------------------------------------------------- embed ---
+
+/**
+ * Identity of an embedding model, stored next to cached embeddings so that a change of
+ * model, weights, runtime or preprocessing invalidates them.
+ */
+export interface EmbeddingModelId {
+  /** Model family and source, e.g. `mobilenet_v2` (the nsfwjs MobileNetV2 feature extractor). */
+  name: string;
+  /** Lower-case hex SHA-256 of the weight bytes as shipped, computed once at load. */
+  weightsSha256: string;
+  /** Side of the square input in pixels (224). */
+  inputSize: number;
+  /** Embedding dimension (1280). */
+  dim: number;
+  /** Preprocessing before the network, e.g. `fill-lanczos3-gauss1`: part of the identity because it changes the vectors. */
+  preprocess: string;
+}
+
+/**
+ * A short stable string for cache keys and S3 prefixes:
+ * `<name>-<first 12 hex of weightsSha256>-<inputSize>-<preprocess without non [A-Za-z0-9]>`,
+ * e.g. `mobilenet_v2-8e7dddbb16ac-224-filllanczos3gauss1`.
+ */
+export function embeddingModelKey(id: EmbeddingModelId): string {
+  return `${id.name}-${id.weightsSha256.slice(0, 12)}-${id.inputSize}-${id.preprocess.replace(/[^A-Za-z0-9]/g, '')}`;
+}
+
+/** Index of one packed vector file: which frame each row is, and the model that made them. */
+export interface VectorIndex {
+  model: EmbeddingModelId;
+  dim: number;
+  frameKeys: string[];
+  /** sha256 of each frame's encoded bytes (the content the vectors were computed from). */
+  frameSha256: string[];
+  /** Pixel hash of each frame (sha256 of its decoded pixels): equal hashes are exact duplicates. */
+  pixelHashes: string[];
+}
+
+/** Where one video's vectors are: `<vectorPackBase>.f32` (+ `.json` index). */
+export interface VideoVectors {
+  videoId: string;
+  vectorsKey: string;
+  indexKey: string;
+  count: number;
+}
+
+/** Summary of the embed step. */
+export interface EmbedSummary {
+  frames: number;
+  /** Frames whose vectors this run computed (not found in the cache). */
+  computed: number;
+  /** Frames whose vectors came from the cache (an earlier run over the same frame bytes and model). */
+  cached: number;
+  /** Forward passes run: computed frames less the exact (pixel-identical) duplicates within a video. */
+  forwardPasses: number;
+  dim: number;
+  /** {@link embeddingModelKey} of the model. */
+  model: string;
+  /** Runtime backend the vectors were computed on. */
+  backend: string;
+}
+
+/** The embed step's manifest. */
+export interface EmbedStepManifest extends StepManifest<EmbedSummary> {
+  model: EmbeddingModelId;
+  videos: VideoVectors[];
+}
+
+// ------------------------------------------------------------------------ dedupe ---
+
+/** Summary of the dedupe step. */
+export interface DedupeSummary {
+  frames: number;
+  clusters: number;
+  /** Frames that are near-duplicates of a representative (frames - clusters). */
+  duplicates: number;
+  /** Frames pixel-identical to another frame of the run (found by pixel hash, before any similarity). */
+  exactDuplicates: number;
+  /** Cosine similarity at or above which frames were joined. */
+  threshold: number;
+  /** Clusters whose members come from more than one video. */
+  crossVideoClusters: number;
+  /** Frames of earlier runs of the label compared against. */
+  earlierFrames: number;
+  /** Clusters whose content an earlier run of the label already had. */
+  seenClusters: number;
+  /** Representatives sent on to labelling (new content, within the label budget). */
+  toLabel: number;
+  /** The label budget (most new representatives per label). */
+  labelBudget: number;
+  /** New clusters left out by the budget, per label. */
+  overBudget: Record<string, number>;
+  /** Clustering method (`exact` all pairs for small runs, `ann` HNSW above). */
+  method: 'ann' | 'exact';
+  /** Contact sheets (JPEG) per label, S3 keys beside the manifest. */
+  contactSheets: Record<string, string>;
+}
+
+/** One cluster of the run's frames, as the manifest keeps it. */
+export interface DedupeCluster {
+  /** Frame key of the representative. */
+  representative: string;
+  /** Video of the representative. */
+  videoId: string;
+  /** All frame keys of this run in the cluster, representative first. */
+  members: string[];
+  /** Videos of the members. */
+  videos: string[];
+  /** Members pixel-identical to another member. */
+  exactDuplicates: number;
+  /** A frame of an earlier run of the label in the same cluster: this content was seen before. */
+  seenAs?: string;
+  /** Keys of the earlier runs' frames in the cluster (at most 32, `seenAs` first). */
+  seenKeys?: string[];
+  /** The representative goes on to labelling. */
+  toLabel: boolean;
+  /** Label group of the representative (the run's label for positive videos, `other` for negatives). */
+  group: string;
+}
+
+/** The dedupe step's manifest: every frame is in exactly one cluster. */
+export interface DedupeStepManifest extends StepManifest<DedupeSummary> {
+  clusters: DedupeCluster[];
+}
+
+// ------------------------------------------------------------------------- label ---
+
+/** Name of the negative class: frames of videos sampled from other labels. */
+export const NEGATIVE_LABEL = 'other';
+
+/** Where a label comes from: `weak` (the catalog search), `human` (a person in Label Studio), `model` (a published model). */
+export type LabelSource = 'weak' | 'human' | 'model';
+
+/** One labelled frame. */
+export interface LabelledFrame {
+  key: string;
+  videoId: string;
+  label: string;
+  source: LabelSource;
+  /** 0..1: 1 for a catalog label, 0.7 for a title match, 1 for negatives sampled from labelled videos. */
+  confidence: number;
+  /** When the label was not asked for but copied from an earlier run's label of a near-duplicate: that frame's key. */
+  inheritedFrom?: string;
+}
+
+/** Summary of the label step. */
+export interface LabelSummary {
+  source: LabelSource;
+  frames: number;
+  perLabel: Record<string, number>;
+  /** Representatives sent to labelling (new content within the label budget). */
+  sent: number;
+  /** Representatives of content seen by an earlier run, whose label was copied from it. */
+  inherited: number;
+}
+
+/** The label step's manifest. */
+export interface LabelStepManifest extends StepManifest<LabelSummary> {
+  /** Class names, the run's label first. */
+  labels: string[];
+  frames: LabelledFrame[];
+}
+
+// ----------------------------------------------------------------------- dataset ---
+
+/** Which part of a dataset a video belongs to. */
+export type Split = 'train' | 'validation';
+
+/** Where a frame's embedding is: a packed vector file and the row in it. */
+export interface VectorRef {
+  key: string;
+  row: number;
+}
+
+/** A versioned dataset manifest, stored at `datasets/<name>/v<version>/manifest.json`. */
+export interface DatasetManifest {
+  name: string;
+  version: number;
+  workflowId: string;
+  createdAt: string;
+  /** Class names; the index is the class id used by the models. */
+  labels: string[];
+  /** Taxonomy path of each label, root first (e.g. object > cup). */
+  taxonomy: Record<string, string[]>;
+  embedding: EmbeddingModelId;
+  frames: Array<{ key: string; videoId: string; label: string; split: Split; vector: VectorRef }>;
+  /** Near-duplicate members of training videos: unlabelled data for distillation. */
+  unlabeled: Array<{ key: string; videoId: string; vector: VectorRef }>;
+  videos: Record<Split, string[]>;
+  counts: Record<Split, Record<string, number>>;
+  warnings: string[];
+}
+
+/** Summary of the dataset step. */
+export interface DatasetSummary {
+  name: string;
+  version: number;
+  /** `datasets/<name>/v<version>/manifest.json`. */
+  datasetKey: string;
+  labels: string[];
+  counts: Record<Split, Record<string, number>>;
+  unlabeled: number;
+  warnings: string[];
+}
+
+/** The dataset step's run manifest (the dataset itself is at `datasetKey`). */
+export type DatasetStepManifest = StepManifest<DatasetSummary>;
+
+// ------------------------------------------------- train, distill, evaluate, publish ---
+
+/** One epoch's mean training loss. */
+export interface EpochLoss {
+  /** Epoch number, 1-based. */
+  epoch: number;
+  /** Mean over the epoch's steps of the batch-mean training loss (nats). */
+  loss: number;
+}
+
+/** Summary of a training step (train: teacher; distill: student). */
+export interface TrainSummary {
+  role: 'teacher' | 'student';
+  epochs: number;
+  finalLoss: number;
+  /** Epoch the attempt resumed after (0 when it started fresh). */
+  resumedAfterEpoch: number;
+  trainFrames: number;
+  /** Rows without a label used only for distillation (student). */
+  unlabeledFrames: number;
+  /** CutMix rows (teacher). */
+  cutmixSamples: number;
+  /** Where the trained model's files are (`<prefix>/model.json`, `<prefix>/weights.bin`). */
+  modelPrefix: string;
+}
+
+/** A training step's manifest: the summary and the per-epoch loss. */
+export interface TrainStepManifest extends StepManifest<TrainSummary> {
+  history: EpochLoss[];
+}
+
+/** Per-label precision, recall and F1 (van Rijsbergen's F-measure with beta = 1). */
+export interface LabelMetrics {
+  /** TP / (TP + FP); `null` when the label was never predicted (0/0), never NaN. */
+  precision: number | null;
+  /** TP / (TP + FN); `null` when the label has no true examples (support 0). */
+  recall: number | null;
+  /** 2PR / (P + R); `null` when precision or recall is null; 0 when both are 0. */
+  f1: number | null;
+  /** Number of examples whose true label is this one. */
+  support: number;
+}
+
+/** Metrics at one level (frames or videos). */
+export interface LevelMetrics {
+  /** Number of examples. */
+  n: number;
+  /** Fraction correctly classified; `null` when n = 0. */
+  accuracy: number | null;
+  /** Mean F1 over labels whose F1 is not null; `null` when none is. */
+  macroF1: number | null;
+  /** Metrics per label name. */
+  perLabel: Record<string, LabelMetrics>;
+  /** `confusion[t][p]` = examples of true class t predicted as p, numClasses x numClasses. */
+  confusion: number[][];
+}
+
+/** A classifier's evaluation on frames and on whole videos. */
+export interface Evaluation {
+  /** Each frame on its own: prediction = argmax of its probabilities. */
+  frames: LevelMetrics;
+  /**
+   * One example per video: its prediction = argmax of the mean of its frames' probabilities;
+   * its true label = the majority of its frames' labels (ties to the lowest class index).
+   */
+  videos: LevelMetrics;
+}
+
+/** Summary of the evaluate step. */
+export interface EvaluateSummary {
+  validationFrames: number;
+  validationVideos: number;
+  teacher: Evaluation | null;
+  student: Evaluation | null;
+  note?: string;
+}
+
+/** A published model, as the publish step reports it. */
+export interface PublishedModel {
+  role: 'teacher' | 'student';
+  name: string;
+  version: number;
+  /** `models/<name>/v<version>/<role>`. */
+  artifactPrefix: string;
+}
+
+/** Summary of the publish step. */
+export interface PublishSummary {
+  models: PublishedModel[];
+  evaluation: EvaluateSummary;
+}

@@ -1,0 +1,75 @@
+// ESLint (flat config): typescript-eslint with the rules the Temporal samples use, and
+// the project's layering, checked on every `npm run lint` (CI runs it):
+//   contracts/  pure definitions: no Node built-ins, no lib/, activities/, workflows/
+//   lib/        the library layer: contracts only among the project's folders
+//   activities/<domain>/  contracts and lib only: never another domain's internals
+//   workflows/  deterministic: no Node built-ins, no I/O clients, activities as types only
+// and no import cycle anywhere (import-x/no-cycle).
+import { builtinModules } from 'node:module';
+import { readdirSync } from 'node:fs';
+import tseslint from 'typescript-eslint';
+import importX from 'eslint-plugin-import-x';
+import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
+
+const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
+const ioClients = ['@aws-sdk/*', '@smithy/*', 'pg', 'sharp', 'fluent-ffmpeg', '@tensorflow/*', 'onnxruntime-node', 'usearch', 'pino', '@temporalio/activity', '@temporalio/worker', '@temporalio/client'];
+const domains = readdirSync(new URL('./activities', import.meta.url), { withFileTypes: true })
+  .filter((d) => d.isDirectory())
+  .map((d) => d.name);
+
+export default tseslint.config(
+  { ignores: ['node_modules/**', '.data/**', 'dist/**', 'coverage/**', '**/*.js', '**/*.mjs'] },
+  ...tseslint.configs.recommended,
+  importX.flatConfigs.typescript,
+  {
+    files: ['**/*.ts'],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    settings: { 'import-x/resolver-next': [createTypeScriptImportResolver({ project: './tsconfig.json' })] },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: { arguments: false } }],
+      '@typescript-eslint/await-thenable': 'error',
+      '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports' }],
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-require-imports': 'off',
+      'import-x/no-cycle': ['error', { ignoreExternal: true }],
+      'import-x/no-restricted-paths': [
+        'error',
+        {
+          zones: [
+            { target: './contracts', from: ['./lib', './activities', './workflows', './workers', './cli', './bench', './infra', './test'], message: 'contracts are pure: they import nothing of the project but themselves' },
+            { target: './lib', from: ['./activities', './workflows', './workers', './cli', './bench', './test'], message: 'lib/ is the library layer: contracts only' },
+            ...domains.map((d) => ({
+              target: `./activities/${d}`,
+              from: domains.filter((o) => o !== d).map((o) => `./activities/${o}`),
+              message: `activities/${d} imports only contracts/, lib/ and its own folder, never another domain`,
+            })),
+            { target: './activities', from: ['./workflows', './workers', './cli'], message: 'activities never import workflow, worker or CLI code' },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['contracts/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { paths: nodeBuiltins, patterns: [{ group: ioClients, message: 'contracts are pure: safe in the workflow sandbox' }] }],
+    },
+  },
+  {
+    files: ['workflows/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: nodeBuiltins,
+          patterns: [
+            { group: ioClients, message: 'workflow code is deterministic: I/O clients belong in activities' },
+            { group: ['../lib', '../lib/*'], message: 'workflow code imports contracts, not the Node library layer' },
+            { group: ['../activities', '../activities/*'], allowTypeImports: true, message: 'workflows see activities as types only (`import type`)' },
+          ],
+        },
+      ],
+    },
+  },
+);

@@ -1,0 +1,132 @@
+/**
+ * Configuration: every environment variable reelset reads, validated by one zod schema
+ * ({@link Config}). Default values live in `infra/defaults.env`, which `infra/env.sh`
+ * reads too, so the code and the local scripts never disagree.
+ */
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { z } from 'zod';
+import { ConfigError, formatIssues } from '../contracts';
+
+/** The checkout's root (parent of `lib/`); `${REELSET_ROOT}` in `infra/defaults.env`. */
+export const REELSET_ROOT = path.resolve(__dirname, '..');
+/** Path of the defaults file. */
+export const DEFAULTS_FILE = path.join(REELSET_ROOT, 'infra/defaults.env');
+
+const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+const port = z.coerce.number().int().min(1).max(65535);
+
+/**
+ * Every environment variable reelset reads. Parsed by {@link loadConfig}, never at
+ * import time, so tests pass their own environment.
+ */
+export const Config = z.object({
+  /** Directory for local service data, tools, pid files and logs. */
+  REELSET_DATA_DIR: z.string().min(1),
+  /** Tools installed by `infra/install.sh`. */
+  REELSET_TOOLS_DIR: z.string().min(1),
+  /** Service and worker logs. */
+  REELSET_LOG_DIR: z.string().min(1),
+  /** Pid files of local services and workers. */
+  REELSET_RUN_DIR: z.string().min(1),
+  /** The `temporal` CLI (tests start dev servers with it). */
+  TEMPORAL_CLI_PATH: z.string().min(1),
+  /** The time-skipping test server (workflow tests). */
+  TEMPORAL_TEST_SERVER_PATH: z.string().min(1),
+  /** Local Temporal frontend port (`infra/services.sh`). */
+  TEMPORAL_PORT: port,
+  /** Local Temporal Web UI port. */
+  TEMPORAL_UI_PORT: port,
+  /** Local PostgreSQL port. */
+  PG_PORT: port,
+  /** Local S3 server port. */
+  S3_PORT: port,
+  /** Temporal frontend address, host:port. */
+  TEMPORAL_ADDRESS: z.string().min(1),
+  /** Temporal namespace the workflows run in. */
+  TEMPORAL_NAMESPACE: z.string().min(1),
+  /** Temporal Web UI base URL, printed in summaries so people know where to look. */
+  TEMPORAL_UI_URL: z.string().min(1),
+  /** Task queue of the CPU worker: workflows, catalog, frames, embeddings, dedupe, labelling, dataset, publish. */
+  REELSET_VIDEO_TASK_QUEUE: z.string().min(1),
+  /** Task queue of the training worker (teacher, student, evaluation): the GPU queue. */
+  REELSET_GPU_TASK_QUEUE: z.string().min(1),
+  /** PostgreSQL connection string. Its password is never logged. */
+  DATABASE_URL: z.string().min(1),
+  /** S3 endpoint; empty means AWS S3 itself (the region's endpoint). */
+  S3_ENDPOINT: z.string(),
+  /** S3 region. */
+  S3_REGION: z.string().min(1),
+  /** Bucket holding videos, frames, embeddings, manifests and models. */
+  S3_BUCKET: z.string().min(3),
+  /** S3 access key id (the local server's root user by default). */
+  S3_ACCESS_KEY_ID: z.string().min(1),
+  /** S3 secret access key. Never logged. */
+  S3_SECRET_ACCESS_KEY: z.string().min(1),
+  /** Path-style addressing (http://host/bucket/key), which S3-compatible servers need. */
+  S3_FORCE_PATH_STYLE: bool,
+  /** Upper bound of concurrent S3 requests (and sockets) per worker process. */
+  S3_MAX_SOCKETS: z.coerce.number().int().positive(),
+  /** Frame uploads in flight per extraction (bounded below the socket pool). */
+  S3_UPLOAD_CONCURRENCY: z.coerce.number().int().positive().max(256),
+  /** TensorFlow.js backend: `auto` picks tensorflow-gpu, then tensorflow, then wasm, then cpu. */
+  REELSET_TF_BACKEND: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']),
+  /** Maximum activities one video worker runs at once. */
+  REELSET_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().positive(),
+  /** Level of the JSON logger. */
+  REELSET_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']),
+  /** ffmpeg binary; found on PATH by default. */
+  FFMPEG_PATH: z.string().min(1),
+  /** ffprobe binary. */
+  FFPROBE_PATH: z.string().min(1),
+});
+export type Config = z.infer<typeof Config>;
+
+/** Variables whose empty value means something (and so is not "unset"). */
+const EMPTY_ALLOWED = new Set<string>(['S3_ENDPOINT']);
+
+/** `KEY=VALUE` lines of `infra/defaults.env`, in order, values unexpanded. */
+export function readDefaults(file: string = DEFAULTS_FILE): Array<[string, string]> {
+  const rows: Array<[string, string]> = [];
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const m = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(line.trim());
+    if (m) rows.push([m[1]!, m[2]!]);
+  }
+  return rows;
+}
+
+/**
+ * The environment with every default of `infra/defaults.env` filled in where the
+ * variable is unset (or empty, except {@link EMPTY_ALLOWED}), `${NAME}` expanded from
+ * the variables resolved so far, as `infra/env.sh` does.
+ */
+export function withDefaults(env: NodeJS.ProcessEnv, root: string = REELSET_ROOT): Record<string, string> {
+  const out: Record<string, string> = { REELSET_ROOT: env['REELSET_ROOT'] || root };
+  const isSet = (k: string) => env[k] !== undefined && (env[k] !== '' || EMPTY_ALLOWED.has(k));
+  for (const [key, raw] of readDefaults()) {
+    out[key] = isSet(key) ? env[key]! : raw.replace(/\$\{([A-Z][A-Z0-9_]*)\}/g, (_, name: string) => out[name] ?? env[name] ?? '');
+  }
+  return out;
+}
+
+/**
+ * Parse and validate the configuration from an environment.
+ *
+ * @param env the environment (default `process.env`); unknown variables are ignored,
+ *   unset ones take their default from `infra/defaults.env`.
+ * @returns the validated configuration.
+ * @throws ConfigError naming each invalid variable and why.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const merged = withDefaults(env);
+  const picked: Record<string, string | undefined> = {};
+  for (const key of Object.keys(Config.shape)) picked[key] = merged[key];
+  const parsed = Config.safeParse(picked);
+  if (!parsed.success) throw new ConfigError(`invalid configuration: ${formatIssues(parsed.error, 50)}`);
+  return parsed.data;
+}
+
+/** The configuration with secrets replaced, for logging at start. */
+export function redactConfig(config: Config): Record<string, unknown> {
+  return { ...config, S3_SECRET_ACCESS_KEY: '***', DATABASE_URL: config.DATABASE_URL.replace(/:[^:@/]+@/, ':***@') };
+}
