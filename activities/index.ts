@@ -9,10 +9,12 @@
  */
 import type { ActivityDeps } from '../lib/deps';
 import { createCatalogActivities } from './catalog/activities';
+import { createCatalogBackfillActivities } from './catalog/backfill';
 import { createDatasetActivities } from './dataset/activities';
 import { createDedupeActivities } from './dedupe/activities';
 import { createEmbeddingActivities } from './embeddings/activities';
 import { createFrameActivities } from './frames/activities';
+import { createFrameBackfillActivities } from './frames/backfill';
 import { createLabelingActivities } from './labeling/activities';
 import { createModelActivities } from './models/activities';
 import { createTrainingActivities } from './training/activities';
@@ -23,7 +25,9 @@ export { createTrainingActivities };
 export function createVideoActivities(deps: ActivityDeps) {
   return {
     ...createCatalogActivities(deps),
+    ...createCatalogBackfillActivities(deps),
     ...createFrameActivities(deps),
+    ...createFrameBackfillActivities(deps),
     ...createEmbeddingActivities(deps),
     ...createDedupeActivities(deps),
     ...createLabelingActivities(deps),

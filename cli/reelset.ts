@@ -5,6 +5,9 @@
  *   reelset ingest [catalog.json|folder]     load videos into the catalog (S3 + Postgres)
  *   reelset new-category <label> [--input J] start (or attach to) a new-category run, print its summary
  *   reelset progress <workflow-id>           where a run is (the progress query)
+ *   reelset backfill <label> [--since D | --videos ids... | --catalog f | --prefix s3://.. | --folder d]
+ *                                            start (or attach to) a label's backfill, live progress bar
+ *   reelset cancel <workflow-id>             cancel a run cleanly and wait until it stopped
  *
  * Every command that prints results takes `--json`. Exit codes: 0 success, 1 the
  * operation failed, 2 bad usage (nothing started), 3 a service is unreachable
@@ -12,6 +15,8 @@
  */
 import { Command, CommanderError } from 'commander';
 import { EXIT, reportError } from './common';
+import { registerBackfillCommand } from './commands/backfill';
+import { registerCancelCommand } from './commands/cancel';
 import { registerCatalogCommands } from './commands/catalog';
 import { registerRunCommands } from './commands/runs';
 
@@ -24,6 +29,8 @@ export function buildProgram(): Command {
     .exitOverride();
   registerCatalogCommands(program);
   registerRunCommands(program);
+  registerBackfillCommand(program);
+  registerCancelCommand(program);
   return program;
 }
 

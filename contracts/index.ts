@@ -15,3 +15,4 @@ export * from './manifests';
 export * from './steps';
 export * from './temporal';
 export * from './validate';
+export * from './backfill';

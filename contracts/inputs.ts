@@ -110,6 +110,12 @@ export const NewCategoryInput = z.object({
   gpuTaskQueue: z.string().min(1).default('reelset-gpu'),
   /** Heartbeat timeout of long activities, seconds: how soon a lost worker's work is retried elsewhere. */
   heartbeatTimeoutS: z.number().int().min(2).max(3600).default(30),
+  /**
+   * Run identity: the catalog generation the client saw when it chose the workflow id
+   * (the digest of the videos the search would read, `catalogDigest`); the search step
+   * records the digest it really read beside it. Optional: the run never needs it.
+   */
+  catalogGeneration: z.string().min(1).max(64).optional(),
 });
 export type NewCategoryInput = z.infer<typeof NewCategoryInput>;
 /** What a caller may pass: every field but `label` is optional. */

@@ -54,6 +54,8 @@ export interface SearchSummary {
   negatives: number;
   /** Video ids to extract, positives first; small (ids only). */
   videoIds: string[];
+  /** `catalogDigest` of the hits: the catalog generation the run read (compare with the input's `catalogGeneration`). */
+  catalogDigest?: string;
 }
 
 /** The search step's manifest. */

@@ -39,4 +39,6 @@ export interface ContinueState {
   cursor: number;
   failures: VideoFailure[];
   extracted: number;
+  /** Videos whose frames an earlier run had made (their child returned the existing manifest). */
+  reusedVideos?: number;
 }

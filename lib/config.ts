@@ -73,6 +73,8 @@ export const Config = z.object({
   REELSET_TF_BACKEND: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']),
   /** Maximum activities one video worker runs at once. */
   REELSET_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().positive(),
+  /** Identity a worker polls with, shown in workflow histories (which worker ran what) and the Temporal UI; empty: the SDK's `<pid>@<hostname>`. */
+  REELSET_WORKER_IDENTITY: z.string().max(200),
   /** Level of the JSON logger. */
   REELSET_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']),
   /** ffmpeg binary; found on PATH by default. */

@@ -19,11 +19,12 @@ async function main(): Promise<void> {
     connection: deps.connection,
     namespace: deps.config.TEMPORAL_NAMESPACE,
     taskQueue: deps.config.REELSET_GPU_TASK_QUEUE,
+    ...(deps.config.REELSET_WORKER_IDENTITY ? { identity: deps.config.REELSET_WORKER_IDENTITY } : {}),
     activities: createTrainingActivities(deps),
     maxConcurrentActivityTaskExecutions: 1,
     shutdownGraceTime: '3 seconds',
   });
-  await runWorker(deps, worker, { kind: 'gpu', taskQueue: deps.config.REELSET_GPU_TASK_QUEUE, backend: tf.backend });
+  await runWorker(deps, worker, { kind: 'gpu', identity: worker.options.identity, taskQueue: deps.config.REELSET_GPU_TASK_QUEUE, backend: tf.backend });
 }
 
 main().catch((err: unknown) => {

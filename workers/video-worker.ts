@@ -15,6 +15,7 @@ async function main(): Promise<void> {
     connection: deps.connection,
     namespace: deps.config.TEMPORAL_NAMESPACE,
     taskQueue: deps.config.REELSET_VIDEO_TASK_QUEUE,
+    ...(deps.config.REELSET_WORKER_IDENTITY ? { identity: deps.config.REELSET_WORKER_IDENTITY } : {}),
     workflowsPath: require.resolve('../workflows'),
     activities: createVideoActivities(deps),
     maxConcurrentActivityTaskExecutions: deps.config.REELSET_MAX_CONCURRENT_ACTIVITIES,
@@ -24,7 +25,7 @@ async function main(): Promise<void> {
     shutdownGraceTime: '1 second',
     maxHeartbeatThrottleInterval: '1 second',
   });
-  await runWorker(deps, worker, { kind: 'video', taskQueue: deps.config.REELSET_VIDEO_TASK_QUEUE });
+  await runWorker(deps, worker, { kind: 'video', identity: worker.options.identity, taskQueue: deps.config.REELSET_VIDEO_TASK_QUEUE });
 }
 
 main().catch((err: unknown) => {

@@ -4,6 +4,7 @@ import {
   ContinueAsNew,
   continueAsNew,
   executeChild,
+  isCancellation,
   log,
   proxyActivities,
   setHandler,
@@ -99,6 +100,7 @@ export async function newCategoryWorkflow(request: NewCategoryRequest, state?: C
     progress.videos.total = ids.length;
     const failures: VideoFailure[] = [...(state?.failures ?? [])];
     const started = Date.now();
+    let reusedVideos = state?.reusedVideos ?? 0;
     let cursor = state?.cursor ?? 0;
     const children: Promise<void>[] = [];
     while (cursor < ids.length) {
@@ -106,7 +108,7 @@ export async function newCategoryWorkflow(request: NewCategoryRequest, state?: C
       if (workflowInfo().continueAsNewSuggested) {
         await condition(() => progress.videos.running === 0);
         await Promise.all(children);
-        await continueAsNew<typeof newCategoryWorkflow>(request, { cursor, failures, extracted: progress.videos.extracted });
+        await continueAsNew<typeof newCategoryWorkflow>(request, { cursor, failures, extracted: progress.videos.extracted, reusedVideos });
       }
       const videoId = ids[cursor++]!;
       progress.videos.running++;
@@ -117,6 +119,7 @@ export async function newCategoryWorkflow(request: NewCategoryRequest, state?: C
         })
           .then((r: VideoExtractSummary) => {
             progress.videos.extracted++;
+            if (r.reused) reusedVideos++;
             log.info('video extracted', { videoId, frames: r.frames, reused: r.reused });
           })
           .catch((err: unknown) => {
@@ -130,7 +133,8 @@ export async function newCategoryWorkflow(request: NewCategoryRequest, state?: C
     }
     await Promise.all(children);
     const extract = await cpu.finishExtract({ workflowId, options: input.extract, failures });
-    done('extract', { ...extract, durationMs: extract.reused ? extract.durationMs : Date.now() - started });
+    const extractReport = { ...extract, reusedVideos, durationMs: extract.reused ? extract.durationMs : Date.now() - started };
+    done('extract', extractReport);
     if (extract.frames === 0) {
       throw new DatasetError(
         `no usable frame in any of the ${ids.length} videos for "${input.label}" (failures: ${failures.map((f) => f.videoId).join(', ') || 'none'})`,
@@ -181,9 +185,10 @@ export async function newCategoryWorkflow(request: NewCategoryRequest, state?: C
     const failedAt = progress.stage;
     stage('failed');
     const { type, message } = failureOf(err);
-    // Record the failure even when the run was cancelled.
+    // Record the end even when the run was cancelled.
+    const status = isCancellation(err) ? 'cancelled' : 'failed';
     await CancellationScope.nonCancellable(() =>
-      cpu.finishRun({ workflowId, status: 'failed', result: { stage: failedAt, type, error: message, steps } }),
+      cpu.finishRun({ workflowId, status, result: { stage: failedAt, type, error: message, steps } }),
     ).catch(() => undefined);
     throw err;
   }

@@ -1,4 +1,4 @@
-import { DatasetError, type SearchSummary, type StepResult } from '../../contracts';
+import { catalogDigest, DatasetError, type SearchSummary, type StepResult } from '../../contracts';
 import type { ActivityDeps } from '../../lib/deps';
 import { runStep } from '../../lib/runs';
 import { searchCatalog } from './search';
@@ -16,23 +16,35 @@ export interface SearchVideosInput {
 export function createCatalogActivities(deps: ActivityDeps) {
   return {
     /**
-     * Record the start of a run in Postgres (idempotent on the workflow id).
+     * Record the start of a run in Postgres (idempotent on the workflow id; a run that
+     * failed or was cancelled and is started again goes back to `running`).
+     *
+     * @param input.parentId the run this one is part of (a backfill's page).
      */
-    async startRun(input: { workflowId: string; kind: string; label: string; input: unknown }): Promise<void> {
+    async startRun(input: { workflowId: string; kind: string; label: string; input: unknown; parentId?: string }): Promise<void> {
       await deps.pool.query(
-        `INSERT INTO runs (workflow_id, kind, label, input) VALUES ($1, $2, $3, $4)
+        `INSERT INTO runs (workflow_id, kind, label, input, parent_id) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (workflow_id) DO UPDATE SET status = 'running', finished_at = NULL WHERE runs.status <> 'completed'`,
-        [input.workflowId, input.kind, input.label, JSON.stringify(input.input)],
+        [input.workflowId, input.kind, input.label, JSON.stringify(input.input), input.parentId ?? null],
       );
     },
 
-    /** Record the end of a run: its status and small result (idempotent). */
-    async finishRun(input: { workflowId: string; status: 'completed' | 'failed'; result: unknown }): Promise<void> {
+    /**
+     * Record the end of a run: its status and small result (idempotent). A run that
+     * ends failed or cancelled takes its parts still `running` (a backfill's pages) with it.
+     */
+    async finishRun(input: { workflowId: string; status: 'completed' | 'failed' | 'cancelled'; result: unknown }): Promise<void> {
       await deps.pool.query(`UPDATE runs SET status = $2, result = $3, finished_at = now() WHERE workflow_id = $1`, [
         input.workflowId,
         input.status,
         JSON.stringify(input.result),
       ]);
+      if (input.status !== 'completed') {
+        await deps.pool.query(`UPDATE runs SET status = $2, finished_at = now() WHERE parent_id = $1 AND status = 'running'`, [
+          input.workflowId,
+          input.status,
+        ]);
+      }
     },
 
     /**
@@ -54,6 +66,7 @@ export function createCatalogActivities(deps: ActivityDeps) {
           positives,
           negatives: hits.length - positives,
           videoIds: hits.map((h) => h.videoId),
+          catalogDigest: catalogDigest(hits),
         };
         return { summary, extra: { terms: resolved.terms, hits } };
       });

@@ -73,7 +73,8 @@ export async function readCatalogFile(catalogPath: string): Promise<ResolvedEntr
   });
 }
 
-const VIDEO_EXTENSIONS = new Set(['.mp4', '.mov', '.avi', '.mkv', '.webm', '.m4v', '.mpg', '.mpeg', '.wmv', '.flv', '.3gp']);
+/** File extensions taken as videos in folders and S3 prefixes (lower case, with the dot). */
+export const VIDEO_EXTENSIONS = new Set(['.mp4', '.mov', '.avi', '.mkv', '.webm', '.m4v', '.mpg', '.mpeg', '.wmv', '.flv', '.3gp']);
 
 /**
  * Turn a plain folder of videos into catalog entries: id from the file name, the given

@@ -13,6 +13,7 @@ import {
 import { loadConfig } from '../../lib/config';
 import { newCategoryWorkflow } from '../../workflows/new-category';
 import { parseJsonOption, printJson, temporalClient, UsageError, workflowUrl } from '../common';
+import { catalogClients, newCategoryGeneration } from '../generation';
 import { formatSummary } from '../summary';
 
 /**
@@ -47,6 +48,11 @@ export function registerRunCommands(program: Command): void {
     .action(async (label: string, opts: { input: string; id?: string; wait: boolean; json?: boolean }) => {
       const config = loadConfig();
       const { request, input } = newCategoryRequest(label, opts.input, config.REELSET_GPU_TASK_QUEUE);
+      // Run identity: the request plus the catalog generation it would read now (new videos of the label: a new run).
+      if (!opts.id && input.catalogGeneration === undefined) {
+        const clients = await catalogClients(config);
+        request.catalogGeneration = input.catalogGeneration = await newCategoryGeneration(clients.pool, input).finally(() => clients.close());
+      }
       const workflowId = opts.id ?? newCategoryWorkflowId(input);
       const { client, close } = await temporalClient(config);
       try {
@@ -56,7 +62,8 @@ export function registerRunCommands(program: Command): void {
             taskQueue: config.REELSET_VIDEO_TASK_QUEUE,
             workflowId,
             args: [request],
-            workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+            // A failed or cancelled run of the same work may start again; a running or completed one is attached to.
+            workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
           });
         } catch (err) {
           if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;

@@ -1,0 +1,327 @@
+/**
+ * The catalog side of a backfill: ingest new videos from a source (S3 prefix, folder,
+ * catalog file), select every catalog video of the label, and cut the selection into
+ * pages, each a run of its own whose search manifest the existing extract and embed
+ * steps read.
+ */
+import { createWriteStream, promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import { Context } from '@temporalio/activity';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import type { Pool } from 'pg';
+import {
+  backfillPageRunId,
+  catalogDigest,
+  CatalogError,
+  MAX_REPORTED_FAILURES,
+  type BackfillSelectSummary,
+  type IngestSource,
+  type IngestSourceSummary,
+  type SearchHit,
+  type SearchSummary,
+  type StepManifest,
+  type StepResult,
+} from '../../contracts';
+import type { ActivityDeps } from '../../lib/deps';
+import { readStepManifest, runStep } from '../../lib/runs';
+import { ObjectStore } from '../../lib/s3';
+import { catalogFromFolder, readCatalogFile, type ResolvedEntry } from './catalog-file';
+import { ingestCatalog, type IngestReport } from './ingest';
+import { searchCatalog } from './search';
+import { describeSource, listPrefix, parseS3Uri, type PrefixObject } from './sources';
+
+/** Files ingested at once by `ingestSource` (each: download or read, sha256, upload, ffprobe, one transaction). */
+export const INGEST_CONCURRENCY = 4;
+
+/** What a backfill selects: the label's videos, narrowed by at most one selector. */
+export interface SelectQuery {
+  label: string;
+  /** ISO date (midnight UTC) or time: videos ingested at or after it. */
+  since?: string;
+  /** Only these ids (requested by the user). */
+  videoIds?: string[];
+  /** Only these ids (what a source ingested). */
+  onlyIds?: string[];
+}
+
+/** The selection: videos of the label in id order, and the requested ids left out. */
+export interface Selection {
+  label: string;
+  hits: SearchHit[];
+  /** Requested ids that are not in the catalog. */
+  missing: string[];
+  /** Requested ids in the catalog that do not carry the label (nor a descendant, synonym or title match). */
+  notOfLabel: string[];
+}
+
+/** `2026-03-01` → `2026-03-01T00:00:00Z`; a time is kept as it is. */
+export function sinceTimestamp(since: string): string {
+  return /^\d{4}-\d{2}-\d{2}$/.test(since) ? `${since}T00:00:00Z` : since;
+}
+
+/**
+ * Every catalog video of a label, as the search finds positives (the label, its
+ * descendants, synonyms and title words) with no cap, narrowed by `since` or an id
+ * list, sorted by video id. Used by the `selectBackfill` activity and by the CLI, which
+ * digests the same selection into the backfill's id.
+ */
+export async function selectCatalogVideos(pool: Pool, q: SelectQuery): Promise<Selection> {
+  const { resolved, hits } = await searchCatalog(pool, { label: q.label, maxPositiveVideos: Number.MAX_SAFE_INTEGER, maxNegativeVideos: 0, seed: 0 });
+  let selected = hits.filter((h) => h.role === 'positive');
+  let missing: string[] = [];
+  let notOfLabel: string[] = [];
+  if (q.since) {
+    const rows = await pool.query<{ id: string }>('SELECT id FROM videos WHERE created_at >= $1::timestamptz', [sinceTimestamp(q.since)]);
+    const recent = new Set(rows.rows.map((r) => r.id));
+    selected = selected.filter((h) => recent.has(h.videoId));
+  }
+  const ids = q.videoIds ?? q.onlyIds;
+  if (ids) {
+    const known = new Set((await pool.query<{ id: string }>('SELECT id FROM videos WHERE id = ANY($1::text[])', [ids])).rows.map((r) => r.id));
+    const byId = new Map(selected.map((h) => [h.videoId, h]));
+    missing = ids.filter((id) => !known.has(id));
+    notOfLabel = ids.filter((id) => known.has(id) && !byId.has(id));
+    const wanted = new Set(ids);
+    selected = selected.filter((h) => wanted.has(h.videoId));
+  }
+  selected.sort((a, b) => (a.videoId < b.videoId ? -1 : a.videoId > b.videoId ? 1 : 0));
+  return { label: resolved.label, hits: selected, missing, notOfLabel };
+}
+
+/** Run `fn` over `items`, at most `limit` at once, in order of start; stops starting new ones once `signal` aborts. */
+async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<void>, signal?: AbortSignal): Promise<void> {
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      signal?.throwIfAborted();
+      const i = next++;
+      await fn(items[i]!, i);
+    }
+  });
+  await Promise.all(lanes);
+}
+
+/** Manifest of the ingest step: the ids ingested (in listing order) and every failure. */
+interface IngestManifest extends StepManifest<IngestSourceSummary> {
+  ids: string[];
+  failures: IngestReport['failed'];
+}
+
+/** Catalog activities of the backfill (CPU video task queue). */
+export function createCatalogBackfillActivities(deps: ActivityDeps) {
+  const { pool, store, logger, config } = deps;
+
+  /** Catalog labels of existing videos, by id (so a source adds its label without removing others). */
+  async function catalogLabels(ids: string[]): Promise<Map<string, string[]>> {
+    const res = await pool.query<{ video_id: string; labels: string[] }>(
+      `SELECT video_id, array_agg(label ORDER BY label) AS labels FROM video_labels WHERE video_id = ANY($1::text[]) AND source = 'catalog' GROUP BY video_id`,
+      [ids],
+    );
+    return new Map(res.rows.map((r) => [r.video_id, r.labels]));
+  }
+
+  return {
+    /**
+     * Ingest a source of new videos before a backfill (its `ingest` step, checkpointed
+     * under `runs/<backfill>/ingest/`): every video object under an S3 prefix (same
+     * endpoint and credentials as the bucket), every video file of a folder, or a
+     * catalog file, the last two read from this worker's file system.
+     *
+     * Prefix and folder files get the backfill's label added to the labels they
+     * already have; a catalog file's entries keep their own. Each file goes through the
+     * catalog ingest (sha256, content-addressed upload to `videos/<sha256>`, ffprobe,
+     * upsert), {@link INGEST_CONCURRENCY} at a time. Idempotent: an S3 object already
+     * ingested with the same ETag and size is not downloaded again, and a file whose
+     * content is in the bucket is not uploaded again. One bad file is reported (id,
+     * file, reason) and the others go on. Heartbeats after every file; cancellation
+     * stops it between files and removes the temporary copies.
+     *
+     * @throws CatalogError (not retried) when the source cannot be listed or read.
+     */
+    async ingestSource(input: { workflowId: string; label: string; source: IngestSource }): Promise<StepResult<IngestSourceSummary>> {
+      return runStep(deps, input.workflowId, 'ingest', async () => {
+        const ctx = Context.current();
+        const signal = ctx.cancellationSignal;
+        const source = describeSource(input.source);
+        const report: IngestReport = { inserted: [], updated: [], unchanged: [], uploaded: 0, failed: [] };
+        const ids: Array<string | undefined> = [];
+        let skippedUnchanged = 0;
+        let done = 0;
+        const merge = (i: number, r: IngestReport) => {
+          report.inserted.push(...r.inserted);
+          report.updated.push(...r.updated);
+          report.unchanged.push(...r.unchanged);
+          report.uploaded += r.uploaded;
+          report.failed.push(...r.failed);
+          ids[i] = r.inserted[0] ?? r.updated[0] ?? r.unchanged[0];
+        };
+        const beat = () => ctx.heartbeat({ done: ++done });
+        const ingestOne = async (entry: ResolvedEntry) => ingestCatalog({ pool, store, logger, ffprobePath: config.FFPROBE_PATH }, [entry]);
+        let listed: number;
+
+        if (input.source.kind === 'prefix') {
+          const objects = await listPrefix(store, input.source.uri);
+          listed = objects.length;
+          const from = new ObjectStore(parseS3Uri(input.source.uri).bucket, store.client);
+          const known = await pool.query<{ id: string; uri: string; etag: string; bytes: string }>(
+            `SELECT id, source->'s3'->>'uri' AS uri, source->'s3'->>'etag' AS etag, bytes FROM videos WHERE source->'s3'->>'uri' = ANY($1::text[])`,
+            [objects.map((o) => o.uri)],
+          );
+          const knownByUri = new Map(known.rows.map((r) => [r.uri, r]));
+          const labelsOf = await catalogLabels(objects.map((o) => knownByUri.get(o.uri)?.id ?? o.id));
+          const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'reelset-ingest-'));
+          try {
+            await forEachLimit(
+              objects,
+              INGEST_CONCURRENCY,
+              async (o: PrefixObject, i) => {
+                const k = knownByUri.get(o.uri);
+                if (k && k.etag === o.etag && Number(k.bytes) === o.size) {
+                  // Unchanged object: no download; make sure it carries the label.
+                  await pool.query('INSERT INTO labels (name) VALUES ($1) ON CONFLICT DO NOTHING', [input.label]);
+                  const r = await pool.query(`INSERT INTO video_labels (video_id, label) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [k.id, input.label]);
+                  merge(i, { ...emptyReport(), [(r.rowCount ?? 0) > 0 ? 'updated' : 'unchanged']: [k.id] });
+                  skippedUnchanged++;
+                  beat();
+                  return;
+                }
+                const id = k?.id ?? o.id;
+                const file = path.join(tmp, `${i}${path.extname(o.fileName).toLowerCase()}`);
+                try {
+                  const res = await from.client.send(new GetObjectCommand({ Bucket: from.bucket, Key: o.key }), { abortSignal: signal });
+                  await pipeline(res.Body as Readable, createWriteStream(file), { signal });
+                  const labels = [...new Set([...(labelsOf.get(id) ?? []), input.label])];
+                  const stem = path.basename(o.fileName, path.extname(o.fileName));
+                  merge(
+                    i,
+                    await ingestOne({
+                      id,
+                      file: o.fileName,
+                      absPath: file,
+                      labels,
+                      description: stem,
+                      source: { s3: { uri: o.uri, etag: o.etag, size: o.size } },
+                    }),
+                  );
+                } catch (err) {
+                  if (signal.aborted) throw err;
+                  merge(i, { ...emptyReport(), failed: [{ id, file: o.uri, reason: `cannot read the object: ${(err as Error).message}` }] });
+                } finally {
+                  await fs.rm(file, { force: true });
+                }
+                beat();
+              },
+              signal,
+            );
+          } finally {
+            await fs.rm(tmp, { recursive: true, force: true });
+          }
+        } else {
+          const where = input.source.path;
+          let entries: ResolvedEntry[];
+          try {
+            if (input.source.kind === 'folder') {
+              entries = await catalogFromFolder(where, [input.label]);
+              const labelsOf = await catalogLabels(entries.map((e) => e.id));
+              entries = entries.map((e) => ({ ...e, labels: [...new Set([...(labelsOf.get(e.id) ?? []), input.label])] }));
+            } else {
+              entries = await readCatalogFile(where);
+            }
+          } catch (err) {
+            if (err instanceof CatalogError) throw err;
+            throw new CatalogError(`cannot read ${source} on worker ${os.hostname()}: ${(err as Error).message}`);
+          }
+          listed = entries.length;
+          await forEachLimit(
+            entries,
+            INGEST_CONCURRENCY,
+            async (e, i) => {
+              merge(i, await ingestOne(e));
+              beat();
+            },
+            signal,
+          );
+        }
+
+        const summary: IngestSourceSummary = {
+          source,
+          listed,
+          inserted: report.inserted.length,
+          updated: report.updated.length,
+          unchanged: report.unchanged.length,
+          uploaded: report.uploaded,
+          skippedUnchanged,
+          failed: report.failed.length,
+          failures: report.failed.slice(0, MAX_REPORTED_FAILURES),
+        };
+        if (report.failed.length) logger.warn({ source, failed: report.failed.length, first: report.failed[0] }, 'ingest: some files failed');
+        return { summary, extra: { ids: ids.filter((id): id is string => id !== undefined), failures: report.failed } };
+      });
+    },
+
+    /**
+     * The backfill's selection (its `select` step, `runs/<backfill>/select/`): every
+     * catalog video of the label ({@link selectCatalogVideos}), narrowed by `since`, by
+     * `videoIds`, or to what the `ingest` step ingested, in video id order; cut into
+     * pages of `pageSize`. Each page becomes a run of its own (a `runs` row with
+     * `parent_id` = the backfill, kind `backfill-page`) with a search manifest listing its
+     * videos, which the extract (`finishExtract`) and embed steps read. Idempotent:
+     * rows first, then page manifests, then the select manifest.
+     */
+    async selectBackfill(input: {
+      workflowId: string;
+      label: string;
+      since?: string;
+      videoIds?: string[];
+      fromIngest: boolean;
+      pageSize: number;
+    }): Promise<StepResult<BackfillSelectSummary>> {
+      return runStep(deps, input.workflowId, 'select', async () => {
+        const ctx = Context.current();
+        const onlyIds = input.fromIngest ? (await readStepManifest<IngestManifest>(store, input.workflowId, 'ingest')).ids : undefined;
+        const sel = await selectCatalogVideos(pool, { label: input.label, since: input.since, videoIds: input.videoIds, onlyIds });
+        const pages = Math.ceil(sel.hits.length / input.pageSize);
+        const pageIds = Array.from({ length: pages }, (_, p) => backfillPageRunId(input.workflowId, p));
+        await pool.query(
+          `INSERT INTO runs (workflow_id, kind, label, input, parent_id)
+           SELECT id, 'backfill-page', $2, jsonb_build_object('page', n - 1), $3 FROM unnest($1::text[]) WITH ORDINALITY AS t(id, n)
+           ON CONFLICT (workflow_id) DO NOTHING`,
+          [pageIds, sel.label, input.workflowId],
+        );
+        for (let p = 0; p < pages; p++) {
+          const hits = sel.hits.slice(p * input.pageSize, (p + 1) * input.pageSize);
+          await runStep(deps, pageIds[p]!, 'search', async () => {
+            const summary: SearchSummary = {
+              label: sel.label,
+              positives: hits.length,
+              negatives: 0,
+              videoIds: hits.map((h) => h.videoId),
+              catalogDigest: catalogDigest(hits),
+            };
+            return { summary, extra: { terms: [], hits, backfill: input.workflowId, page: p } };
+          });
+          ctx.heartbeat({ page: p + 1, pages });
+        }
+        const summary: BackfillSelectSummary = {
+          label: sel.label,
+          total: sel.hits.length,
+          pages,
+          pageSize: input.pageSize,
+          digest: catalogDigest(sel.hits),
+          missing: sel.missing.slice(0, MAX_REPORTED_FAILURES),
+          notOfLabel: sel.notOfLabel.slice(0, MAX_REPORTED_FAILURES),
+          missingCount: sel.missing.length,
+          notOfLabelCount: sel.notOfLabel.length,
+        };
+        return { summary, extra: { videoIds: sel.hits.map((h) => h.videoId), missing: sel.missing, notOfLabel: sel.notOfLabel } };
+      });
+    },
+  };
+}
+
+function emptyReport(): IngestReport {
+  return { inserted: [], updated: [], unchanged: [], uploaded: 0, failed: [] };
+}
