@@ -163,7 +163,7 @@ export interface IngestSourceSummary {
   unchanged: number;
   /** Files uploaded to `videos/<sha256>` (absent before). */
   uploaded: number;
-  /** Objects already ingested with the same ETag and size: not downloaded again. */
+  /** Objects already ingested with the same ETag and size (prefix), or folder files whose content is already the video's: not probed or uploaded again. */
   skippedUnchanged: number;
   failed: number;
   /** The first failures: id, file and reason. */

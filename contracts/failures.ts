@@ -122,16 +122,18 @@ export function isNonRetryable(type: string | undefined | null): boolean {
   return type !== undefined && type !== null && NON_RETRYABLE_ERROR_TYPES.includes(type);
 }
 
-/** The innermost application failure of an error chain (a child's or an activity's failure): its type and message. */
+/**
+ * The application failure of an error chain, past Temporal's wrappers (a child
+ * workflow's or an activity's failure): the outermost `ApplicationFailure`, whose message
+ * is the one written for people (its own causes, e.g. the same error about a temporary
+ * file before it was renamed after the catalog file, are detail); its type and message.
+ */
 export function failureOf(err: unknown): { type: string; message: string } {
   let e: unknown = err;
   let type = err instanceof Error ? err.name : 'Error';
   let message = err instanceof Error ? err.message : String(err);
   while (e instanceof Error) {
-    if (e instanceof ApplicationFailure) {
-      type = e.type ?? type;
-      message = e.message;
-    }
+    if (e instanceof ApplicationFailure) return { type: e.type ?? type, message: e.message };
     e = (e as { cause?: unknown }).cause;
   }
   return { type, message };

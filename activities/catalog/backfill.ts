@@ -26,6 +26,7 @@ import {
   type StepResult,
 } from '../../contracts';
 import type { ActivityDeps } from '../../lib/deps';
+import { sha256File } from '../../lib/hash';
 import { readStepManifest, runStep } from '../../lib/runs';
 import { ObjectStore } from '../../lib/s3';
 import { catalogFromFolder, readCatalogFile, type ResolvedEntry } from './catalog-file';
@@ -235,11 +236,24 @@ export function createCatalogBackfillActivities(deps: ActivityDeps) {
             throw new CatalogError(`cannot read ${source} on worker ${os.hostname()}: ${(err as Error).message}`);
           }
           listed = entries.length;
+          // A folder's file whose content is already the video's, with the label: nothing to do (no ffprobe, no upload).
+          const rows =
+            input.source.kind === 'folder'
+              ? await pool.query<{ id: string; sha256: string }>('SELECT id, sha256 FROM videos WHERE id = ANY($1::text[])', [entries.map((e) => e.id)])
+              : { rows: [] };
+          const shaOf = new Map(rows.rows.map((r) => [r.id, r.sha256]));
+          const labelled = await catalogLabels([...shaOf.keys()]);
           await forEachLimit(
             entries,
             INGEST_CONCURRENCY,
             async (e, i) => {
-              merge(i, await ingestOne(e));
+              const known = shaOf.get(e.id);
+              if (known && (labelled.get(e.id) ?? []).includes(input.label) && (await sha256File(e.absPath).catch(() => undefined)) === known) {
+                merge(i, { ...emptyReport(), unchanged: [e.id] });
+                skippedUnchanged++;
+              } else {
+                merge(i, await ingestOne(e));
+              }
               beat();
             },
             signal,

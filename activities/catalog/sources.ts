@@ -38,14 +38,15 @@ export function parseS3Uri(uri: string): { bucket: string; prefix: string } {
 }
 
 /**
- * Catalog id of an object, from its key relative to the prefix without the extension:
- * `new/clip 1.mp4` under `new/` becomes `clip_1-<hash>`; separators and other characters
- * outside `[A-Za-z0-9_.-]` are replaced and a hash of the relative key appended
- * whenever something was replaced ({@link keySegment}), so two keys never share an id.
+ * Catalog id of an object: its bucket and key without the extension, e.g.
+ * `incoming/new/clip 1.mp4` becomes `incoming_new_clip_1-<hash>`; separators and other
+ * characters outside `[A-Za-z0-9_.-]` are replaced and a hash of the original appended
+ * whenever something was replaced ({@link keySegment}), so two objects (of any bucket)
+ * never share an id, and the same object always gets the same one.
  */
-export function prefixVideoId(relativeKey: string): string {
-  const stem = relativeKey.slice(0, relativeKey.length - path.extname(relativeKey).length);
-  const id = keySegment(stem);
+export function prefixVideoId(bucket: string, key: string): string {
+  const stem = key.slice(0, key.length - path.extname(key).length);
+  const id = keySegment(`${bucket}/${stem}`);
   return /^[A-Za-z0-9]/.test(id) ? id : `v${id}`;
 }
 
@@ -72,13 +73,12 @@ export async function listPrefix(store: ObjectStore, uri: string): Promise<Prefi
     }
     for (const o of res.Contents ?? []) {
       if (!o.Key || o.Key.endsWith('/') || !VIDEO_EXTENSIONS.has(path.extname(o.Key).toLowerCase())) continue;
-      const rel = o.Key.slice(prefix.length).replace(/^\/+/, '');
       out.push({
         key: o.Key,
         uri: `s3://${bucket}/${o.Key}`,
         size: o.Size ?? 0,
         etag: (o.ETag ?? '').replace(/"/g, ''),
-        id: prefixVideoId(rel),
+        id: prefixVideoId(bucket, o.Key),
         fileName: path.basename(o.Key),
       });
     }

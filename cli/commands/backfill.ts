@@ -130,17 +130,22 @@ export async function watchBackfill(client: Client, workflowId: string, opts: { 
       bar.update(p.done, payload);
     }
   };
+  // Ctrl-C: stop waiting (the pending long poll is aborted, so the process exits at once); the workflow goes on.
+  const abort = new AbortController();
   let detach: () => void = () => undefined;
   const detached = new Promise<undefined>((resolve) => {
     detach = () => resolve(undefined);
   });
-  const onSigint = () => detach();
+  const onSigint = () => {
+    detach();
+    abort.abort();
+  };
   process.once('SIGINT', onSigint);
   const poll = setInterval(() => {
     handle.query(backfillProgressQuery).then(show, () => undefined);
   }, 500);
   try {
-    const out = await Promise.race([handle.result(), detached]);
+    const out = await Promise.race([client.withAbortSignal(abort.signal, () => handle.result()), detached]);
     if (out && bar && started) {
       bar.update(out.extracted + out.reused + out.failed, { phase: 'done   ', failed: out.failed, frames: out.frames + out.framesReused, rate: out.videosPerSecond.toFixed(2), running: 0 });
     }
@@ -200,7 +205,7 @@ export function registerBackfillCommand(program: Command): void {
           attached = true;
         }
         const url = workflowUrl(config, workflowId);
-        if (!opts.json || opts.detach) console.error(`${attached ? 'attached to existing backfill' : 'started backfill'} ${workflowId}\nTemporal UI: ${url}`);
+        console.error(`${attached ? 'attached to existing backfill' : 'started backfill'} ${workflowId}\nTemporal UI: ${url}`);
         if (opts.detach) {
           if (opts.json) printJson({ workflowId, attached, url });
           else console.error(`watch: reelset backfill ${label} --id ${workflowId}    stop: reelset cancel ${workflowId}`);

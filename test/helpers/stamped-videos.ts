@@ -5,9 +5,11 @@
  * Every copy is a valid MP4 with its own bytes, so its own sha256: the catalog, the
  * frame keys and the frames manifests see N different videos, and ffmpeg decodes each
  * one in full (the pixels of copies of one base are the same, which the extraction
- * never looks at). 10,000 copies of 60 KB take about a second to write.
+ * never looks at). A random nonce in the stamp keeps two calls' copies apart (the
+ * catalog refuses the same content under two ids). 10,000 copies take seconds to write.
  */
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
@@ -35,6 +37,8 @@ export interface StampOptions {
   bases?: number;
   /** File name prefix (default `clip`): `<prefix>-000001.mp4`. */
   prefix?: string;
+  /** 8 hex digits stamped into every copy beside its number (default random), so two calls never make the same bytes. */
+  nonce?: string;
 }
 
 /**
@@ -44,7 +48,8 @@ export interface StampOptions {
  * @throws Error when ffmpeg fails or the placeholder is not found once in a base clip.
  */
 export async function stampedVideos(dir: string, n: number, opts: StampOptions = {}): Promise<string[]> {
-  const { seconds = 2, size = '192x108', rate = 12, bases = BASES.length, prefix = 'clip' } = opts;
+  const { seconds = 2, size = '192x108', rate = 12, bases = BASES.length, prefix = 'clip', nonce = randomBytes(4).toString('hex') } = opts;
+  if (!/^[0-9a-f]{8}$/.test(nonce)) throw new Error(`nonce must be 8 hex digits, got ${JSON.stringify(nonce)}`);
   await fs.mkdir(dir, { recursive: true });
   const clips: Buffer[] = [];
   for (let b = 0; b < Math.min(bases, BASES.length); b++) {
@@ -65,7 +70,7 @@ export async function stampedVideos(dir: string, n: number, opts: StampOptions =
   for (let i = 0; i < n; i++) {
     const base = clips[i % clips.length]!;
     const copy = Buffer.from(base);
-    const stamp = `RSSTAMP-${String(i + 1).padStart(16, '0')}`;
+    const stamp = `RSSTAMP-${nonce}${String(i + 1).padStart(8, '0')}`;
     copy.write(stamp, base.indexOf(PLACEHOLDER), 'latin1');
     const file = path.join(dir, `${prefix}-${String(i + 1).padStart(6, '0')}.mp4`);
     await fs.writeFile(file, copy);
