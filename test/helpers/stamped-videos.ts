@@ -35,6 +35,8 @@ export interface StampOptions {
   rate?: number;
   /** Base clips to cycle through, 1..6 (default 6). */
   bases?: number;
+  /** First base clip, 0..5 (default 0): calls with different ranges make visually different videos. */
+  firstBase?: number;
   /** File name prefix (default `clip`): `<prefix>-000001.mp4`. */
   prefix?: string;
   /** 8 hex digits stamped into every copy beside its number (default random), so two calls never make the same bytes. */
@@ -48,11 +50,11 @@ export interface StampOptions {
  * @throws Error when ffmpeg fails or the placeholder is not found once in a base clip.
  */
 export async function stampedVideos(dir: string, n: number, opts: StampOptions = {}): Promise<string[]> {
-  const { seconds = 2, size = '192x108', rate = 12, bases = BASES.length, prefix = 'clip', nonce = randomBytes(4).toString('hex') } = opts;
+  const { seconds = 2, size = '192x108', rate = 12, bases = BASES.length, firstBase = 0, prefix = 'clip', nonce = randomBytes(4).toString('hex') } = opts;
   if (!/^[0-9a-f]{8}$/.test(nonce)) throw new Error(`nonce must be 8 hex digits, got ${JSON.stringify(nonce)}`);
   await fs.mkdir(dir, { recursive: true });
   const clips: Buffer[] = [];
-  for (let b = 0; b < Math.min(bases, BASES.length); b++) {
+  for (let b = firstBase; b < Math.min(firstBase + bases, BASES.length); b++) {
     const file = path.join(dir, `.base-${b}.mp4`);
     const src = BASES[b]!.replace('{size}', size).replace('{rate}', String(rate));
     execFileSync('ffmpeg', [
