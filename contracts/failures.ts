@@ -130,8 +130,8 @@ export function isNonRetryable(type: string | undefined | null): boolean {
  */
 export function failureOf(err: unknown): { type: string; message: string } {
   let e: unknown = err;
-  let type = err instanceof Error ? err.name : 'Error';
-  let message = err instanceof Error ? err.message : String(err);
+  const type = err instanceof Error ? err.name : 'Error';
+  const message = err instanceof Error ? err.message : String(err);
   while (e instanceof Error) {
     if (e instanceof ApplicationFailure) return { type: e.type ?? type, message: e.message };
     e = (e as { cause?: unknown }).cause;

@@ -15,7 +15,7 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import type { BackfillResult } from '../../contracts';
 import { ObjectStore } from '../../lib/s3';
 import { runCli, startCli } from '../helpers/cli';

@@ -82,7 +82,7 @@ test('new videos of the label make a new run that reuses what the first one made
 
   // It reuses everything the first run made and says so.
   const [s1, s2] = [summaryOf(r1, 'search'), summaryOf(r2, 'search')];
-  expect(s2.positives).toBe(s1.positives + 1);
+  expect(s2.positives).toBe(s1.positives! + 1);
   const x1 = summaryOf(r1, 'extract');
   const x2 = summaryOf(r2, 'extract');
   const oldVideos = s1.positives! + s1.negatives!;
