@@ -33,7 +33,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { Command } from 'commander';
 import { createVideoActivities } from '../activities';
 import { readCatalogFile } from '../activities/catalog/catalog-file';
@@ -91,6 +91,7 @@ async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>
 
 async function main(): Promise<void> {
   const t0 = performance.now();
+  Runtime.install({ logger: new DefaultLogger('WARN') });
   const deps = createActivityDeps('bench-backfill', { ...process.env, REELSET_LOG_LEVEL: 'warn' });
   const nonce = Date.now().toString(16).slice(-8);
   const label = `bench-${nonce}`;
@@ -190,7 +191,7 @@ async function main(): Promise<void> {
           (p) => console.log(`  ${s(performance.now() - started).padStart(8)}  ${p.phase} ${n(p.done)}/${n(p.total)} videos, ${n(p.frames)} frames, run ${p.run} (history ${n(p.historyLength)} events)`),
           () => undefined,
         );
-      }, 30_000);
+      }, 60_000);
       try {
         result = await handle.result();
       } finally {
