@@ -5,6 +5,7 @@
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { failureOf, InvalidInputError, isNonRetryable } from '../contracts';
 import { loadConfig, type Config } from '../lib/config';
+import { temporalConnectionOptions } from '../lib/temporal';
 
 /**
  * Exit codes: 0 success; 1 the operation ran and failed (a run failed, a file could not
@@ -19,9 +20,10 @@ export class UsageError extends InvalidInputError {}
 
 /** A Temporal client from the configuration; `close()` when done. */
 export async function temporalClient(config: Config = loadConfig()): Promise<{ config: Config; client: Client; close: () => Promise<void> }> {
+  const options = temporalConnectionOptions(config);
   let connection: Connection;
   try {
-    connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS, connectTimeout: '5 seconds' });
+    connection = await Connection.connect({ ...options, connectTimeout: '5 seconds' });
   } catch (err) {
     throw new ServiceUnavailableError(
       `Temporal is not reachable at ${config.TEMPORAL_ADDRESS} (${(err as Error).message}); start it with \`bash infra/services.sh start\``,

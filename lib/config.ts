@@ -43,6 +43,16 @@ export const Config = z.object({
   S3_PORT: port,
   /** Temporal frontend address, host:port. */
   TEMPORAL_ADDRESS: z.string().min(1),
+  /** Connect to Temporal over TLS (verified by the system's CAs, or `TEMPORAL_TLS_CA`); implied by the three below and by an API key. */
+  TEMPORAL_TLS: bool,
+  /** Client certificate (PEM file) for mTLS to a remote cluster or Temporal Cloud; with `TEMPORAL_TLS_KEY`. Empty: none. */
+  TEMPORAL_TLS_CERT: z.string(),
+  /** Private key (PEM file) of `TEMPORAL_TLS_CERT`. */
+  TEMPORAL_TLS_KEY: z.string(),
+  /** CA certificate (PEM file) the server's certificate is checked against, for a private CA. Empty: the system's CAs. */
+  TEMPORAL_TLS_CA: z.string(),
+  /** Temporal Cloud API key (implies TLS). Never logged. */
+  TEMPORAL_API_KEY: z.string(),
   /** Temporal namespace the workflows run in. */
   TEMPORAL_NAMESPACE: z.string().min(1),
   /** Temporal Web UI base URL, printed in summaries so people know where to look. */
@@ -130,5 +140,5 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
 /** The configuration with secrets replaced, for logging at start. */
 export function redactConfig(config: Config): Record<string, unknown> {
-  return { ...config, S3_SECRET_ACCESS_KEY: '***', DATABASE_URL: config.DATABASE_URL.replace(/:[^:@/]+@/, ':***@') };
+  return { ...config, S3_SECRET_ACCESS_KEY: '***', TEMPORAL_API_KEY: config.TEMPORAL_API_KEY ? '***' : '', DATABASE_URL: config.DATABASE_URL.replace(/:[^:@/]+@/, ':***@') };
 }

@@ -1,12 +1,13 @@
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { createActivityDeps, type ActivityDeps } from '../lib/deps';
+import { temporalConnectionOptions } from '../lib/temporal';
 
 /** {@link createActivityDeps} plus the Temporal connection a worker polls with. */
 export async function createWorkerDeps(name: string, env: NodeJS.ProcessEnv = process.env): Promise<ActivityDeps & { connection: NativeConnection; close: () => Promise<void> }> {
   const deps = createActivityDeps(name, env);
   let connection: NativeConnection;
   try {
-    connection = await NativeConnection.connect({ address: deps.config.TEMPORAL_ADDRESS });
+    connection = await NativeConnection.connect(temporalConnectionOptions(deps.config));
   } catch (err) {
     await deps.close();
     throw err;
