@@ -100,33 +100,55 @@ export function formatBackfill(r: BackfillResult, where: { config: Pick<Config, 
   return lines.join('\n');
 }
 
+/** Seconds as `1h 02m`, `3m 05s`, `42s`; `-` when unknown. */
+export function formatEta(seconds: number | undefined): string {
+  if (seconds === undefined || !Number.isFinite(seconds) || seconds < 0) return '-';
+  const s = Math.round(seconds);
+  if (s >= 3600) return `${Math.floor(s / 3600)}h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+  if (s >= 60) return `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s`;
+  return `${s}s`;
+}
+
 /**
  * Watch a backfill until it ends, with a live progress bar on stderr (cli-progress; on
  * a terminal it redraws in place, elsewhere it prints a line every 2 s), fed by the
- * workflow's progress query. Resolves with the result, or `undefined` when the user
- * pressed Ctrl-C (the backfill goes on).
+ * workflow's progress query every 500 ms. The ETA comes from the rate this watcher has
+ * seen (videos finished per second since it began watching the extraction). Resolves
+ * with the result, or `undefined` when the user pressed Ctrl-C (the backfill goes on).
  */
 export async function watchBackfill(client: Client, workflowId: string, opts: { bar: boolean }): Promise<BackfillResult | undefined> {
   const handle = client.workflow.getHandle<typeof backfillWorkflow>(workflowId);
   const bar = opts.bar
     ? new SingleBar({
-        format: '{phase} |{bar}| {value}/{total} videos | {failed} failed | {frames} frames | {rate} videos/s | {running} running | ETA {eta_formatted}',
+        format: '{phase} |{bar}| {value}/{totalText} videos | {failed} failed | {frames} frames | {rate} videos/s | {running} running | ETA {eta}',
         hideCursor: true,
         noTTYOutput: true,
         notTTYSchedule: 2000,
-        etaBuffer: 50,
         barsize: 30,
       })
     : undefined;
   let started = false;
+  let first: { at: number; done: number } | undefined;
   const show = (p: BackfillProgress) => {
-    const payload = { phase: p.phase.padEnd(7), failed: p.failed, frames: p.frames + p.framesReused, rate: p.videosPerSecond.toFixed(2), running: p.running };
     if (!bar) return;
+    const now = Date.now();
+    if (p.phase === 'extract' && p.total > 0) first ??= { at: now, done: p.done };
+    const rate = first && now > first.at ? (p.done - first.done) / ((now - first.at) / 1000) : 0;
+    const payload = {
+      phase: p.phase.padEnd(7),
+      totalText: p.total > 0 || p.phase === 'extract' ? String(p.total) : '?',
+      failed: p.failed,
+      frames: p.frames + p.framesReused,
+      rate: p.videosPerSecond.toFixed(2),
+      running: p.running,
+      eta: rate > 0 ? formatEta((p.total - p.done) / rate) : '-',
+    };
+    // An empty bar until the selection is known (cli-progress draws 0 of 0 as full).
     if (!started) {
-      bar.start(Math.max(p.total, 0), p.done, payload);
+      bar.start(Math.max(p.total, 1), p.done, payload);
       started = true;
     } else {
-      bar.setTotal(p.total);
+      bar.setTotal(Math.max(p.total, 1));
       bar.update(p.done, payload);
     }
   };
@@ -147,7 +169,9 @@ export async function watchBackfill(client: Client, workflowId: string, opts: { 
   try {
     const out = await Promise.race([client.withAbortSignal(abort.signal, () => handle.result()), detached]);
     if (out && bar && started) {
-      bar.update(out.extracted + out.reused + out.failed, { phase: 'done   ', failed: out.failed, frames: out.frames + out.framesReused, rate: out.videosPerSecond.toFixed(2), running: 0 });
+      const done = out.extracted + out.reused + out.failed;
+      bar.setTotal(Math.max(out.total, 1));
+      bar.update(done, { phase: 'done   ', totalText: String(out.total), failed: out.failed, frames: out.frames + out.framesReused, rate: out.videosPerSecond.toFixed(2), running: 0, eta: '0s' });
     }
     return out;
   } finally {

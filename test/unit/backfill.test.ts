@@ -13,7 +13,7 @@ import {
 } from '../../contracts';
 import { parseS3Uri, prefixVideoId } from '../../activities/catalog/sources';
 import { sinceTimestamp } from '../../activities/catalog/backfill';
-import { backfillRequest, type BackfillOptions } from '../../cli/commands/backfill';
+import { backfillRequest, formatEta, type BackfillOptions } from '../../cli/commands/backfill';
 
 const SHA = (c: string) => c.repeat(64);
 
@@ -150,5 +150,15 @@ describe('S3 sources', () => {
     expect(ids[3]).toBe(ids[0]); // the extension is not part of the id
     for (const id of ids) expect(id).toMatch(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/);
     expect(prefixVideoId('incoming', 'new/clip 1.mp4')).toBe(ids[0]);
+  });
+});
+
+describe('formatEta', () => {
+  it('writes hours, minutes and seconds, and a dash when unknown', () => {
+    expect(formatEta(42.4)).toBe('42s');
+    expect(formatEta(185)).toBe('3m 05s');
+    expect(formatEta(3720)).toBe('1h 02m');
+    expect(formatEta(undefined)).toBe('-');
+    expect(formatEta(Infinity)).toBe('-');
   });
 });
