@@ -95,6 +95,8 @@ export async function backfillWorkflow(request: BackfillRequest, state?: Backfil
   const { workflowId } = workflowInfo();
   const short = proxyActivities<VideoActivities>(SHORT);
   const longer = proxyActivities<VideoActivities>(long(input.heartbeatTimeoutS, '2 hours'));
+  // A large source can take hours to ingest; a retried attempt skips what is already in (ETag, content).
+  const ingesting = proxyActivities<VideoActivities>(long(input.heartbeatTimeoutS, '12 hours'));
 
   const counts: BackfillCounts = state?.counts ?? {
     total: 0,
@@ -148,7 +150,7 @@ export async function backfillWorkflow(request: BackfillRequest, state?: Backfil
       await short.startRun({ workflowId, kind: 'backfill', label: input.label, input });
       if (input.ingest) {
         setPhase('ingest');
-        ingest = summaryOf(await longer.ingestSource({ workflowId, label: input.label, source: input.ingest }));
+        ingest = summaryOf(await ingesting.ingestSource({ workflowId, label: input.label, source: input.ingest }));
       }
       setPhase('select');
       select = summaryOf(
