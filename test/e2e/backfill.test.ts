@@ -19,6 +19,7 @@ import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import type { BackfillResult } from '../../contracts';
 import { ObjectStore } from '../../lib/s3';
 import { runCli, startCli } from '../helpers/cli';
+import { removeVideosLike } from '../helpers/cleanup';
 import { chainFromLatest, childIds } from '../helpers/history';
 import { processesMentioning } from '../helpers/processes';
 import { deleteBucket, requireServices, uniqueSuffix, type Services } from '../helpers/services';
@@ -47,6 +48,10 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const w of workers) await w.kill();
+  // Leave the catalog as it was (other tests sample negatives from every labelled video).
+  for (const like of [`bf${suffix}-%`, `bfc${suffix}-%`, `incoming-${suffix}%`]) {
+    if (svc) await removeVideosLike(svc, like).catch(() => undefined);
+  }
   await connection?.close();
   await svc?.close();
   if (tmp) await fs.rm(tmp, { recursive: true, force: true });

@@ -11,6 +11,7 @@ import { catalogFromFolder } from '../../activities/catalog/catalog-file';
 import { ingestCatalog } from '../../activities/catalog/ingest';
 import type { NewCategoryResult } from '../../contracts';
 import { createLogger } from '../../lib/logger';
+import { removeVideosLike } from '../helpers/cleanup';
 import { runCli } from '../helpers/cli';
 import { requireServices, uniqueSuffix, type Services } from '../helpers/services';
 import { stampedVideos } from '../helpers/stamped-videos';
@@ -32,6 +33,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const w of workers) await w.kill();
+  for (const like of [`ida${suffix}-%`, `idb${suffix}-%`, `idn${suffix}-%`]) if (svc) await removeVideosLike(svc, like).catch(() => undefined);
   await svc?.close();
   if (tmp) await fs.rm(tmp, { recursive: true, force: true });
 });

@@ -14,6 +14,7 @@ import { ingestCatalog } from '../../activities/catalog/ingest';
 import { createLogger } from '../../lib/logger';
 import type { BackfillResult } from '../../contracts';
 import { backfillWorkflow } from '../../workflows/backfill';
+import { removeVideosLike } from '../helpers/cleanup';
 import { childIds, chainFromLatest } from '../helpers/history';
 import { requireServices, uniqueSuffix, type Services } from '../helpers/services';
 import { stampedVideos } from '../helpers/stamped-videos';
@@ -38,6 +39,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const w of workers) await w.kill();
+  if (svc) await removeVideosLike(svc, `so${suffix}-%`).catch(() => undefined);
   await connection?.close();
   await svc?.close();
   if (tmp) await fs.rm(tmp, { recursive: true, force: true });
