@@ -48,9 +48,9 @@ test('new videos of the label make a new run that reuses what the first one made
     expect(report.failed).toEqual([]);
   };
   // Three videos of the label, two of another (the negatives come from labelled videos of other labels).
-  await stampedVideos(path.join(tmp, 'a'), 3, { seconds: 2, bases: 3, prefix: `ida${suffix}` });
+  await stampedVideos(path.join(tmp, 'a'), 3, { seconds: 2, bases: 2, prefix: `ida${suffix}` }); // test pattern, bars
   await ingest(path.join(tmp, 'a'), [label]);
-  await stampedVideos(path.join(tmp, 'n'), 2, { seconds: 2, firstBase: 3, bases: 2, prefix: `idn${suffix}` });
+  await stampedVideos(path.join(tmp, 'n'), 2, { seconds: 2, firstBase: 3, bases: 2, prefix: `idn${suffix}` }); // cellular automata
   await ingest(path.join(tmp, 'n'), [`identneg-${suffix}`]);
 
   const args = [
@@ -71,8 +71,8 @@ test('new videos of the label make a new run that reuses what the first one made
   expect(again.stderr).toContain(`attached to existing run ${r1.workflowId}`);
   expect((JSON.parse(again.stdout) as NewCategoryResult).workflowId).toBe(r1.workflowId);
 
-  // A new video of the label arrives (new content: a base clip no other video shows).
-  await stampedVideos(path.join(tmp, 'b'), 1, { seconds: 2, firstBase: 5, bases: 1, prefix: `idb${suffix}` });
+  // A new video of the label arrives, showing what no other does (a fractal zoom).
+  await stampedVideos(path.join(tmp, 'b'), 1, { seconds: 2, firstBase: 2, bases: 1, prefix: `idb${suffix}` });
   await ingest(path.join(tmp, 'b'), [label]);
   const second = await runCli(args, env);
   expect(second.stderr).toContain('started');
