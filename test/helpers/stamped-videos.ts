@@ -37,6 +37,8 @@ export interface StampOptions {
   bases?: number;
   /** First base clip, 0..5 (default 0): calls with different ranges make visually different videos. */
   firstBase?: number;
+  /** Own lavfi sources for the base clips instead of the built-in six (`{size}` and `{rate}` are filled in). */
+  sources?: string[];
   /** File name prefix (default `clip`): `<prefix>-000001.mp4`. */
   prefix?: string;
   /** 8 hex digits stamped into every copy beside its number (default random), so two calls never make the same bytes. */
@@ -50,13 +52,15 @@ export interface StampOptions {
  * @throws Error when ffmpeg fails or the placeholder is not found once in a base clip.
  */
 export async function stampedVideos(dir: string, n: number, opts: StampOptions = {}): Promise<string[]> {
-  const { seconds = 2, size = '192x108', rate = 12, bases = BASES.length, firstBase = 0, prefix = 'clip', nonce = randomBytes(4).toString('hex') } = opts;
+  const { seconds = 2, size = '192x108', rate = 12, firstBase = 0, prefix = 'clip', nonce = randomBytes(4).toString('hex') } = opts;
+  const sources = opts.sources ?? BASES;
+  const bases = opts.bases ?? sources.length;
   if (!/^[0-9a-f]{8}$/.test(nonce)) throw new Error(`nonce must be 8 hex digits, got ${JSON.stringify(nonce)}`);
   await fs.mkdir(dir, { recursive: true });
   const clips: Buffer[] = [];
-  for (let b = firstBase; b < Math.min(firstBase + bases, BASES.length); b++) {
+  for (let b = firstBase; b < Math.min(firstBase + bases, sources.length); b++) {
     const file = path.join(dir, `.base-${b}.mp4`);
-    const src = BASES[b]!.replace('{size}', size).replace('{rate}', String(rate));
+    const src = sources[b]!.replace('{size}', size).replace('{rate}', String(rate));
     execFileSync('ffmpeg', [
       '-nostdin', '-v', 'error', '-y', '-f', 'lavfi', '-i', src, '-t', String(seconds),
       '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', '-g', String(rate),
