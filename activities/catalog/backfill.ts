@@ -173,6 +173,7 @@ export function createCatalogBackfillActivities(deps: ActivityDeps) {
           );
           const knownByUri = new Map(known.rows.map((r) => [r.uri, r]));
           const labelsOf = await catalogLabels(objects.map((o) => knownByUri.get(o.uri)?.id ?? o.id));
+          await pool.query('INSERT INTO labels (name) VALUES ($1) ON CONFLICT DO NOTHING', [input.label]);
           const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'reelset-ingest-'));
           try {
             await forEachLimit(
@@ -182,7 +183,6 @@ export function createCatalogBackfillActivities(deps: ActivityDeps) {
                 const k = knownByUri.get(o.uri);
                 if (k && k.etag === o.etag && Number(k.bytes) === o.size) {
                   // Unchanged object: no download; make sure it carries the label.
-                  await pool.query('INSERT INTO labels (name) VALUES ($1) ON CONFLICT DO NOTHING', [input.label]);
                   const r = await pool.query(`INSERT INTO video_labels (video_id, label) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [k.id, input.label]);
                   merge(i, { ...emptyReport(), [(r.rowCount ?? 0) > 0 ? 'updated' : 'unchanged']: [k.id] });
                   skippedUnchanged++;
