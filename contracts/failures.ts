@@ -89,6 +89,23 @@ export class ConfigError extends ReelsetError {
   static override readonly mayRetry = false;
 }
 
+/**
+ * A labelling deadline passed with frames not done, and the run's policy is `fail`.
+ * Never retried: the people's labels stay in Postgres and a later run inherits them.
+ */
+export class LabelingDeadlineError extends ReelsetError {
+  static override readonly mayRetry = false;
+}
+
+/**
+ * Label Studio refused a request (4xx: a wrong token, a project or task that is gone, a
+ * label configuration it rejects). Never retried; the message names the call and the
+ * answer, never the token. Unreachable or 5xx answers are a retried {@link TransientError}.
+ */
+export class LabelStudioError extends ReelsetError {
+  static override readonly mayRetry = false;
+}
+
 /** A transient failure of a service or process (S3, Postgres, ffmpeg crashed or timed out): retried. */
 export class TransientError extends ReelsetError {}
 
@@ -103,6 +120,8 @@ export const FAILURE_CLASSES = {
   ModelMismatchError,
   TrainingDivergedError,
   ConfigError,
+  LabelingDeadlineError,
+  LabelStudioError,
   TransientError,
 } as const;
 

@@ -11,6 +11,7 @@ export * from './failures';
 export * from './ids';
 export * from './inputs';
 export * from './keys';
+export * from './labeling';
 export * from './manifests';
 export * from './steps';
 export * from './temporal';

@@ -325,6 +325,23 @@ export interface LabelledFrame {
   confidence: number;
   /** When the label was not asked for but copied from an earlier run's label of a near-duplicate: that frame's key. */
   inheritedFrom?: string;
+  /** The frame's video's split, decided by the label step when people label (validation frames get two people). */
+  split?: Split;
+  /** Human labels: the people who labelled the frame (Label Studio user emails) and their annotation ids. */
+  annotators?: string[];
+  annotationIds?: number[];
+  /** A `weak` label given at the deadline (or on the finish signal) to a frame people had not labelled. */
+  fallback?: boolean;
+}
+
+/** A representative left out of the dataset by the people: they disagreed (no majority), or skipped it. */
+export interface ExcludedFrame {
+  key: string;
+  videoId: string;
+  reason: 'disagreement' | 'skipped';
+  /** The labels people gave (empty for skipped). */
+  labels: string[];
+  split?: Split;
 }
 
 /** Summary of the label step. */
@@ -336,6 +353,23 @@ export interface LabelSummary {
   sent: number;
   /** Representatives of content seen by an earlier run, whose label was copied from it. */
   inherited: number;
+  /** `human` mode: how the frames' labels came out. */
+  mode?: 'human' | 'weak';
+  /** Frames labelled by people (this run's tasks and inherited human labels). */
+  human?: number;
+  /** Frames that got their weak label because people had not labelled them by the deadline (or the finish signal). */
+  weakFallback?: number;
+  /** Frames people disagreed on or skipped: not in the dataset. */
+  excluded?: number;
+  /** Validation frames with two labels, the share that agree, Cohen's kappa, and the pairs that differ. */
+  pairs?: number;
+  agreement?: number | null;
+  kappa?: number | null;
+  disagreements?: number;
+  /** Why the wait ended: every task done, the deadline, or the finish signal. */
+  finishedBy?: 'complete' | 'deadline' | 'early';
+  /** The Label Studio project where people labelled. */
+  projectUrl?: string;
 }
 
 /** The label step's manifest. */
@@ -343,6 +377,10 @@ export interface LabelStepManifest extends StepManifest<LabelSummary> {
   /** Class names, the run's label first. */
   labels: string[];
   frames: LabelledFrame[];
+  /** `human` mode: representatives left out by the people (disagreement, skipped). */
+  excluded?: ExcludedFrame[];
+  /** `human` mode: the Label Studio project. */
+  labelStudio?: { projectId: number; projectUrl: string };
 }
 
 // ----------------------------------------------------------------------- dataset ---
@@ -367,7 +405,8 @@ export interface DatasetManifest {
   /** Taxonomy path of each label, root first (e.g. object > cup). */
   taxonomy: Record<string, string[]>;
   embedding: EmbeddingModelId;
-  frames: Array<{ key: string; videoId: string; label: string; split: Split; vector: VectorRef }>;
+  /** Labelled frames; `source` says who labelled each (`human`, `weak`, `model`). */
+  frames: Array<{ key: string; videoId: string; label: string; split: Split; vector: VectorRef; source?: LabelSource }>;
   /** Near-duplicate members of training videos: unlabelled data for distillation. */
   unlabeled: Array<{ key: string; videoId: string; vector: VectorRef }>;
   videos: Record<Split, string[]>;
@@ -385,6 +424,8 @@ export interface DatasetSummary {
   counts: Record<Split, Record<string, number>>;
   unlabeled: number;
   warnings: string[];
+  /** Labelled frames per source (`human`, `weak`, `model`). */
+  sources?: Partial<Record<LabelSource, number>>;
 }
 
 /** The dataset step's run manifest (the dataset itself is at `datasetKey`). */

@@ -19,6 +19,7 @@ import {
   formatIssues,
   InvalidInputError,
   LABEL_ATTRIBUTE,
+  labelingChildWorkflowId,
   long,
   NewCategoryInput,
   progressQuery,
@@ -35,6 +36,7 @@ import {
   type VideoFailure,
 } from '../contracts';
 import { extractVideoWorkflow } from './extract-video';
+import { labelingWorkflow } from './labeling';
 
 /**
  * The new-category workflow: from a label to a labelled, deduplicated dataset and a
@@ -142,7 +144,18 @@ export async function newCategoryWorkflow(request: NewCategoryRequest, state?: C
     stage('dedupe');
     done('dedupe', await cpuLong.dedupeFrames({ workflowId, threshold: input.dedupeThreshold, labelBudget: input.labelBudget }));
     stage('label');
-    done('label', await cpu.labelFrames({ workflowId, source: 'weak' }));
+    if (input.labeling.mode === 'human') {
+      // People label in Label Studio; the child waits for them durably (workflows/labeling.ts).
+      done('label', await executeChild(labelingWorkflow, {
+        workflowId: labelingChildWorkflowId(workflowId),
+        args: [{
+          runWorkflowId: workflowId, label: input.label, options: input.labeling, validationFraction: input.validationFraction,
+          seed: input.seed, gpuTaskQueue: input.gpuTaskQueue, heartbeatTimeoutS: input.heartbeatTimeoutS,
+        }],
+      }));
+    } else {
+      done('label', await cpu.labelFrames({ workflowId, source: 'weak' }));
+    }
     stage('dataset');
     const dataset = await cpu.buildDataset({ workflowId, validationFraction: input.validationFraction, seed: input.seed });
     done('dataset', dataset);

@@ -21,6 +21,7 @@ import type { ObjectStore } from '../../lib/s3';
 import { float32Bytes, gatherVectors, toFloat32 } from '../../lib/vectors';
 import { distillStudent, predict, readHeadMetadata, trainTeacher, type OnEpoch, type ResumeFrom } from './heads';
 import { evaluate } from './metrics';
+import { createPredictionActivities } from './predict';
 import type { SerializedModel } from './serialize';
 
 /** Where a model's files are: `<prefix>/model.json` and `<prefix>/weights.bin`. */
@@ -68,7 +69,7 @@ async function checkpointing(store: ObjectStore, prefix: string): Promise<{ resu
 /** CutMix samples embedded per call to the embedding thread (a heartbeat after each). */
 const CUTMIX_BATCH = 16;
 
-/** Training activities: the GPU task queue (tfjs-node-gpu when installed, else wasm/cpu). */
+/** Training activities: the GPU task queue (tfjs-node-gpu when installed, else wasm/cpu), with the model pre-annotations of human labelling (`predict.ts`). */
 export function createTrainingActivities(deps: ActivityDeps) {
   const { store } = deps;
   const backend = deps.config.REELSET_TF_BACKEND;
@@ -128,6 +129,7 @@ export function createTrainingActivities(deps: ActivityDeps) {
   }
 
   return {
+    ...createPredictionActivities(deps),
     /**
      * Step 7, train: the teacher head on frozen embeddings of the training frames, with
      * label smoothing, class-balanced sampling and CutMix rows; checkpointed to S3 every

@@ -11,6 +11,7 @@ import { DeleteBucketCommand, DeleteObjectCommand } from '@aws-sdk/client-s3';
 import type { Pool } from 'pg';
 import { loadConfig, type Config } from '../../lib/config';
 import { createPool } from '../../lib/db';
+import { LabelStudioClient } from '../../lib/label-studio';
 import { ObjectStore } from '../../lib/s3';
 
 /** Repository root. */
@@ -113,4 +114,26 @@ export async function deleteBucket(store: ObjectStore): Promise<void> {
 /** Delete one object. */
 export async function deleteKey(store: ObjectStore, key: string): Promise<void> {
   await store.client.send(new DeleteObjectCommand({ Bucket: store.bucket, Key: key }));
+}
+
+/**
+ * Check that Label Studio answers at `LABEL_STUDIO_URL` and accepts the configured API token.
+ *
+ * @returns a client authenticated as the admin.
+ * @throws Error naming the address and how to start it (tests fail, never skip).
+ */
+export async function requireLabelStudio(env: NodeJS.ProcessEnv = process.env): Promise<LabelStudioClient> {
+  const config = loadConfig(env);
+  const ls = new LabelStudioClient(config.LABEL_STUDIO_URL, config.LABEL_STUDIO_API_TOKEN);
+  if (!(await ls.healthy())) {
+    throw new Error(
+      `Label Studio not reachable at ${config.LABEL_STUDIO_URL} (GET /health/); start it with \`bash infra/services.sh start label-studio\` (after \`bash infra/install.sh\`; a fresh database takes 30-70 s)`,
+    );
+  }
+  try {
+    await ls.whoami();
+  } catch (err) {
+    throw new Error(`Label Studio at ${config.LABEL_STUDIO_URL} refuses LABEL_STUDIO_API_TOKEN: ${(err as Error).message}`);
+  }
+  return ls;
 }

@@ -1,5 +1,5 @@
 import { ConfigError } from '../../contracts';
-import { loadConfig, redactConfig } from '../../lib/config';
+import { Config, loadConfig, readDefaults, redactConfig, SECRET_VARIABLES } from '../../lib/config';
 
 describe('loadConfig', () => {
   it('fills every default from an empty environment', () => {
@@ -62,7 +62,35 @@ describe('loadConfig', () => {
   });
 });
 
+describe('infra/defaults.env and the Config schema', () => {
+  it('list the same variables (every variable has a default and a type)', () => {
+    expect(readDefaults().map(([k]) => k).sort()).toEqual(Object.keys(Config.shape).sort());
+  });
+
+  it('Label Studio defaults: its own port and URL, the gateway, the webhook URL pointing at the gateway', () => {
+    const c = loadConfig({ LABEL_STUDIO_PORT: '18080', LABEL_STUDIO_GATEWAY_PORT: '18091' });
+    expect(c.LABEL_STUDIO_URL).toBe('http://127.0.0.1:18080');
+    expect(c.LABEL_STUDIO_WEBHOOK_URL).toBe('http://127.0.0.1:18091/webhooks/label-studio');
+    expect(c.LABEL_STUDIO_S3_ENDPOINT).toBe(c.S3_ENDPOINT);
+    expect(loadConfig({ S3_SECRET_ACCESS_KEY: 'k2' }).LABEL_STUDIO_S3_SECRET_ACCESS_KEY).toBe('k2');
+    expect(() => loadConfig({ LABEL_STUDIO_URL: 'not a url' })).toThrow(/LABEL_STUDIO_URL/);
+    expect(() => loadConfig({ LABEL_STUDIO_DATABASE: 'Label-Studio' })).toThrow(/LABEL_STUDIO_DATABASE/);
+  });
+});
+
 describe('redactConfig', () => {
+  it('hides the Label Studio token, passwords and secrets', () => {
+    const c = loadConfig({
+      LABEL_STUDIO_API_TOKEN: 'tok-123456789',
+      LABEL_STUDIO_ADMIN_PASSWORD: 'admin-pass-123',
+      LABEL_STUDIO_WEBHOOK_SECRET: 'hook-secret-12345',
+      LABEL_STUDIO_S3_SECRET_ACCESS_KEY: 'ls-s3-secret',
+    });
+    const text = JSON.stringify(redactConfig(c));
+    for (const v of ['tok-123456789', 'admin-pass-123', 'hook-secret-12345', 'ls-s3-secret']) expect(text).not.toContain(v);
+    for (const k of SECRET_VARIABLES) expect(redactConfig(c)[k]).toBe('***');
+  });
+
   it('hides the S3 secret and the database password, keeps the rest', () => {
     const c = loadConfig({
       S3_SECRET_ACCESS_KEY: 'super-secret-value',

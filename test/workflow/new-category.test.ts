@@ -62,6 +62,7 @@ function mocks(calls: Array<{ name: string; args: unknown }>) {
     trainTeacher: rec('trainTeacher', () => step({ role: 'teacher', epochs: 2, finalLoss: 0.1 })),
     distillStudent: rec('distillStudent', () => step({ role: 'student', epochs: 4, finalLoss: 0.1 })),
     evaluateModels: rec('evaluateModels', () => step(evaluation)),
+    predictFrames: rec('predictFrames', () => ({ model: null, frames: 0, predictionsKey: null })),
   };
   return { video, gpu };
 }
@@ -100,7 +101,7 @@ test('a video that cannot be decoded is reported and the run goes on', async () 
   const handle = await env.client.workflow.start(newCategoryWorkflow, {
     taskQueue: 'test-video',
     workflowId: 'nc-ok',
-    args: [{ label: 'cup', gpuTaskQueue: 'test-gpu' }],
+    args: [{ label: 'cup', gpuTaskQueue: 'test-gpu', labeling: { mode: 'weak' } }],
   });
   // Queries need a worker: ask while the workers still run.
   const { result, progress } = await withWorkers(calls, async () => {
