@@ -204,9 +204,14 @@ export async function labelingWorkflow(input: LabelingInput, state?: LabelingSta
     }
     const until = Math.min(deadlineAtMs, Date.now() + opts.reconcileIntervalS * 1000);
     const signalled = await condition(() => pending.signalled || finishRequested, Math.max(1, until - Date.now()));
-    if (signalled && !finishRequested) await sleep(SIGNAL_BATCH_MS);
+    // Finishing syncs fully anyway (finishLabeling).
+    if (finishRequested) {
+      finishedBy = 'early';
+      break;
+    }
+    if (signalled) await sleep(SIGNAL_BATCH_MS);
     // Woken by the interval (or the deadline): reconcile everything.
-    if (!signalled) pending.full = true;
+    else pending.full = true;
   }
 
   progress.finishedBy = finishedBy;
