@@ -9,6 +9,8 @@ export interface Person {
   email: string;
   password: string;
   id: number;
+  /** Their API token (legacy scheme). */
+  token: string;
   client: LabelStudioClient;
 }
 
@@ -48,7 +50,7 @@ export async function signUp(admin: LabelStudioClient, email: string, password: 
   const { token } = (await tok.json()) as { token: string };
   const client = new LabelStudioClient(admin.baseUrl, token);
   const me = await client.whoami();
-  return { email, password, id: me.id, client };
+  return { email, password, id: me.id, token, client };
 }
 
 /** The result of choosing `choice` in reelset's label configuration. */
