@@ -89,7 +89,7 @@ test('the label project: taxonomy choices, S3 storage without presigning (no sec
 
 test('a task shows its frame through Label Studio to a logged-in person only, with no S3 URL or credential', async () => {
   const f: PlannedFrame = { key: frameKey, videoId: `it-video-${s}`, timestampS: 1, split: 'validation', required: 2, weakLabel: label, weakConfidence: 1, model: null, uncertainty: 0 };
-  [taskId] = await admin.importTasks(projectId, [taskOf(f, { workflowId: run, label, bucket: svc.config.S3_BUCKET, modelVersion: null })]);
+  taskId = (await admin.importTasks(projectId, [taskOf(f, { workflowId: run, label, bucket: svc.config.S3_BUCKET, modelVersion: null })]))[0]!;
   await svc.pool.query(
     `INSERT INTO labeling_tasks (task_id, workflow_id, project_id, frame_key, video_id, split, required, weak_label, weak_confidence, uncertainty)
      VALUES ($1, $2, $3, $4, $5, 'validation', 2, $6, 1, 0)`,
