@@ -25,6 +25,8 @@ export const MAX_PENDING_IDS = 500;
 /** What the labelling workflow carries through continue-as-new. */
 export interface LabelingState {
   prepared: PrepareLabelingResult;
+  /** When the first run of the chain started (the step's duration is the whole wait). */
+  startedAtMs: number;
   deadlineAtMs: number;
   pending: { annotationIds: number[]; deletedAnnotationIds: number[]; full: boolean };
   counts: LabelingCounts;
@@ -69,7 +71,8 @@ const NO_COUNTS: LabelingCounts = {
  * Queries: `labelingProgress` (labelled / total, agreement, deadline and time left,
  * project URL). Never throws `Error`: failures are `ApplicationFailure`s.
  *
- * @returns the label step's result, as `labelFrames` returns it in `weak` mode.
+ * @returns the label step's result, as `labelFrames` returns it in `weak` mode; its
+ *   `durationMs` is the whole wait (preparing, people, finishing).
  */
 export async function labelingWorkflow(input: LabelingInput, state?: LabelingState): Promise<StepResult<LabelSummary>> {
   const opts = input.options;
@@ -84,7 +87,8 @@ export async function labelingWorkflow(input: LabelingInput, state?: LabelingSta
   });
   const gpu = proxyActivities<TrainingActivities>(long(input.heartbeatTimeoutS, '30 minutes', input.gpuTaskQueue));
 
-  const deadlineAtMs = state?.deadlineAtMs ?? Date.now() + opts.deadlineHours * 3_600_000;
+  const startedAtMs = state?.startedAtMs ?? Date.now();
+  const deadlineAtMs = state?.deadlineAtMs ?? startedAtMs + opts.deadlineHours * 3_600_000;
   const pending = {
     annotationIds: new Set<number>(state?.pending.annotationIds ?? []),
     deletedAnnotationIds: new Set<number>(state?.pending.deletedAnnotationIds ?? []),
@@ -192,6 +196,7 @@ export async function labelingWorkflow(input: LabelingInput, state?: LabelingSta
     if (syncs >= opts.continueAfterSyncs || workflowInfo().continueAsNewSuggested) {
       const next: LabelingState = {
         prepared,
+        startedAtMs,
         deadlineAtMs,
         pending: { annotationIds: [...pending.annotationIds], deletedAnnotationIds: [...pending.deletedAnnotationIds], full: pending.full },
         counts: { tasks: progress.tasks, done: progress.done, labelled: progress.labelled, annotations: progress.annotations, validation: progress.validation },
@@ -224,5 +229,6 @@ export async function labelingWorkflow(input: LabelingInput, state?: LabelingSta
   progress.state = 'finishing';
   const result = await cpu.finishLabeling({ workflowId: wf, finishedBy });
   progress.state = 'done';
-  return result;
+  // The step took the whole wait, not just the final activity.
+  return result.reused ? result : { ...result, durationMs: Date.now() - startedAtMs };
 }

@@ -78,7 +78,7 @@ export function createLabelingActivities(deps: ActivityDeps) {
         });
         const perLabel: Record<string, number> = {};
         for (const f of frames) perLabel[f.label] = (perLabel[f.label] ?? 0) + 1;
-        const summary: LabelSummary = { source: 'weak', frames: frames.length, perLabel, sent, inherited };
+        const summary: LabelSummary = { source: 'weak', mode: 'weak', frames: frames.length, perLabel, sent, inherited };
         return { summary, extra: { labels: [label, NEGATIVE_LABEL], frames } };
       });
     },

@@ -13,6 +13,7 @@ import {
 } from '../../contracts';
 import { loadConfig } from '../../lib/config';
 import { createPool } from '../../lib/db';
+import { LabelStudioClient } from '../../lib/label-studio';
 import { printJson, ServiceUnavailableError, temporalClient, UsageError } from '../common';
 
 /** What `labeling status` prints: the live answer of the waiting workflow, or the recorded end. */
@@ -107,6 +108,16 @@ export function registerLabelingCommands(program: Command): void {
       }
       if (opts.json) printJson(status);
       else console.log(formatLabelingStatus(status));
+    });
+
+  labeling
+    .command('invite')
+    .description("print Label Studio's invite link: colleagues sign up with it, then label any project")
+    .action(async () => {
+      const config = loadConfig();
+      const ls = new LabelStudioClient(config.LABEL_STUDIO_URL, config.LABEL_STUDIO_API_TOKEN);
+      if (!(await ls.healthy())) throw new ServiceUnavailableError(`Label Studio not reachable at ${config.LABEL_STUDIO_URL}; start it with \`bash infra/services.sh start label-studio\``);
+      console.log(await ls.inviteUrl());
     });
 
   labeling

@@ -130,7 +130,7 @@ afterAll(async () => {
 test('the run waits for people; a person labels a frame in Label Studio in a browser and the run sees it', async () => {
   const request: NewCategoryRequest = {
     label: LABEL,
-    maxNegativeVideos: 2,
+    maxNegativeVideos: 3,
     extract: { mode: 'count', count: 3 },
     labeling: { mode: 'human', reconcileIntervalS: 3, deadlineHours: 2 },
     teacher: { epochs: 5, cutmixPerFrame: 0 },
@@ -211,32 +211,35 @@ test('two people label the rest through the API (one annotation while the gatewa
   await waitFor('a third person to be asked about the disputed frame', async () => ((await admin.getTask(disputed.id))!.overlap === 3 ? true : undefined), 60_000);
   await admin.createAnnotation(disputed.id, { result: choose(pairs[0]![0]) });
 
-  // Training frames: one person. A changes one label; B's extra annotation is deleted.
+  // Training frames: one person, who puts them under the label and `other` in turn (so that
+  // training has two classes whatever frames the run picked). A changes one label; B's extra
+  // annotation is deleted.
+  const want = new Map(train.map((t, i) => [t.id, i % 2 === 0 ? LABEL : 'other']));
   const [first, second, ...rest] = train;
-  const wrong = await a.client.createAnnotation(first!.id, { result: choose(first!.weak) });
+  const wrong = await a.client.createAnnotation(first!.id, { result: choose(flip(want.get(first!.id)!)) });
   await new Promise((r) => setTimeout(r, 50));
-  await a.client.updateAnnotation(wrong.id, { result: choose(flip(first!.weak)) });
-  expected.set(first!.key, flip(first!.weak));
-  const extra = await b.client.createAnnotation(first!.id, { result: choose(first!.weak) });
+  await a.client.updateAnnotation(wrong.id, { result: choose(want.get(first!.id)!) });
+  expected.set(first!.key, want.get(first!.id)!);
+  const extra = await b.client.createAnnotation(first!.id, { result: choose(flip(want.get(first!.id)!)) });
   await waitFor('the extra annotation mirrored', () => humanRow(extra.id), 60_000);
   await b.client.deleteAnnotation(extra.id);
   await waitFor('the deleted annotation gone from Postgres', async () => ((await humanRow(extra.id)) ? undefined : true), 60_000);
-  expect(await humanRow(wrong.id)).toMatchObject({ label: flip(first!.weak), annotator: a.email });
+  expect(await humanRow(wrong.id)).toMatchObject({ label: want.get(first!.id), annotator: a.email });
   for (const t of rest) {
-    await a.client.createAnnotation(t.id, { result: choose(t.weak) });
-    expected.set(t.key, t.weak);
+    await a.client.createAnnotation(t.id, { result: choose(want.get(t.id)!) });
+    expected.set(t.key, want.get(t.id)!);
   }
 
   // The gateway goes down and the video worker is killed: Label Studio's webhook for the
   // next annotation fails (no retry). Only the reconciliation poll of the restarted worker finds it.
   await workers.gateway!.kill();
   await workers.video!.kill();
-  const lost = await a.client.createAnnotation(second!.id, { result: choose(second!.weak) });
+  const lost = await a.client.createAnnotation(second!.id, { result: choose(want.get(second!.id)!) });
   const lostAt = Date.now();
-  expected.set(second!.key, second!.weak);
+  expected.set(second!.key, want.get(second!.id)!);
   workers.video = await startWorker('video', env);
   const found = await waitFor('the reconciliation to find the annotation whose webhook was lost', () => humanRow(lost.id), 120_000);
-  expect(found).toMatchObject({ label: second!.weak, annotator: a.email });
+  expect(found).toMatchObject({ label: want.get(second!.id), annotator: a.email });
   const foundAfterS = (Date.now() - lostAt) / 1000;
   expect(workers.gateway!.proc.exitCode !== null || workers.gateway!.proc.signalCode !== null).toBe(true);
   workers.gateway = await startWorker('gateway', env);
@@ -284,4 +287,52 @@ test('two people label the rest through the API (one annotation while the gatewa
   );
   const final = (await childProgress().catch(() => undefined)) as LabelingProgress | undefined;
   if (final) expect(final.state).toBe('done');
+});
+
+test('a second run: the published model pre-annotates, frames people labelled are not sent again, and finishing early marks the rest weak', async () => {
+  const second = `${workflowId}-again`;
+  const request: NewCategoryRequest = {
+    label: LABEL,
+    maxNegativeVideos: 2,
+    extract: { mode: 'count', count: 6 },
+    labeling: { mode: 'human', reconcileIntervalS: 3, deadlineHours: 2 },
+    teacher: { epochs: 3, cutmixPerFrame: 0 },
+    student: { epochsFactor: 1 },
+    heartbeatTimeoutS: 10,
+    gpuTaskQueue: env.REELSET_GPU_TASK_QUEUE!,
+  };
+  const handle = await client.workflow.start('newCategoryWorkflow', { taskQueue: env.REELSET_VIDEO_TASK_QUEUE!, workflowId: second, args: [request] });
+  const child = client.workflow.getHandle(labelingChildWorkflowId(second));
+  const p = await waitFor('the second run to reach its wait (or to finish without one)', async () => {
+    const q = await child.query(labelingProgressQuery).catch(() => undefined);
+    return q && (q.state === 'waiting' || q.state === 'done') && q.lastSyncAt !== null ? q : undefined;
+  });
+  // The first run published a teacher: its predictions are the pre-annotations.
+  const predictions = await svc.store.getJson<{ model: { name: string; version: number }; frames: Record<string, { label: string; score: number }> }>(
+    `runs/${second}/label/predictions.json`,
+  );
+  expect(predictions?.model).toMatchObject({ name: LABEL, version: 1 });
+  expect(Object.keys(predictions!.frames).length).toBeGreaterThan(0);
+  const sent = (await svc.pool.query<{ task_id: string; frame_key: string }>('SELECT task_id, frame_key FROM labeling_tasks WHERE workflow_id = $1', [second])).rows;
+  // No frame a person labelled for this label is asked again.
+  for (const t of sent) expect(expected.has(t.frame_key)).toBe(false);
+  for (const t of sent.slice(0, 3)) {
+    const task = (await admin.getTask(Number(t.task_id)))!;
+    expect(task.data['modelLabel']).toBe(predictions!.frames[t.frame_key]!.label);
+    expect((task.predictions as Array<{ model_version: string }>).map((x) => x.model_version)).toEqual(['weak-search', `${LABEL}-v1-teacher`]);
+  }
+  if (p.state === 'waiting') {
+    // Nobody labels: `reelset labeling finish` ends the wait; the frames keep their weak labels, marked as such.
+    await promisify(execFile)(process.execPath, [path.join(ROOT, 'cli/bin.js'), 'labeling', 'finish', second], { cwd: ROOT, env: { ...process.env, NODE_NO_WARNINGS: '1' } });
+  }
+  const result = (await handle.result()) as NewCategoryResult;
+  const label = result.steps.label!.summary as { sent: number; inherited: number; weakFallback: number; human: number; finishedBy: string };
+  expect(label.sent).toBe(sent.length);
+  expect(label.inherited).toBeGreaterThan(0);
+  expect(label.weakFallback).toBe(sent.length);
+  expect(label.finishedBy).toBe(sent.length ? 'early' : 'complete');
+  const ds = (await svc.store.getJson<DatasetManifest>(result.dataset.datasetKey))!;
+  const sentKeys = new Set(sent.map((t) => t.frame_key));
+  for (const f of ds.frames) expect(f.source).toBe(sentKeys.has(f.key) ? 'weak' : 'human');
+  console.log(`human labelling e2e, second run: ${label.inherited} frames inherited from people, ${sent.length} sent, finished ${label.finishedBy}`);
 });
