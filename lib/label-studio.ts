@@ -9,6 +9,7 @@ import { LabelStudioError, TransientError } from '../contracts';
 export interface LsTask {
   id: number;
   project: number;
+  updated_at?: string;
   data: Record<string, unknown>;
   overlap: number;
   is_labeled: boolean;
@@ -242,9 +243,54 @@ export class LabelStudioClient {
     }
   }
 
+  /**
+   * The id, last change, overlap and data of tasks (no annotations, no predictions, URIs not
+   * resolved): the cheap listing a reconciliation starts with. A task's `updated_at`
+   * moves whenever one of its annotations is created, changed or deleted.
+   *
+   * @param ids only these tasks (asked 200 at a time); all of the project's without.
+   */
+  async taskSummaries(projectId: number, ids?: number[], onPage?: (seen: number) => void): Promise<Array<{ id: number; updated_at: string; overlap: number; data: Record<string, unknown> }>> {
+    type Row = { id: number; updated_at: string; overlap: number; data: Record<string, unknown> };
+    const out: Row[] = [];
+    const base = { project: projectId, fields: 'task_only', include: 'id,updated_at,overlap,data', resolve_uri: 'false', page_size: 200 };
+    const chunks = ids ? Array.from({ length: Math.ceil(ids.length / 200) }, (_, i) => ids.slice(i * 200, i * 200 + 200)) : [undefined];
+    for (const chunk of chunks) {
+      for (let page = 1; ; page++) {
+        const query: Record<string, string | number> = { ...base, page };
+        if (chunk) query.query = JSON.stringify({ selectedItems: { all: false, included: chunk } });
+        const r = await this.call<{ total: number; tasks: Row[] }>('GET', '/api/tasks/', { query, allow404: true });
+        const got = r?.tasks ?? [];
+        out.push(...got);
+        onPage?.(out.length);
+        if (got.length < 200) break;
+      }
+    }
+    return out;
+  }
+
+  /** Tasks with their annotations (full objects), 100 ids per request, URIs not resolved. */
+  async tasksWithAnnotations(projectId: number, ids: number[]): Promise<LsTask[]> {
+    const out: LsTask[] = [];
+    for (let i = 0; i < ids.length; i += 100) {
+      const chunk = ids.slice(i, i + 100);
+      const r = await this.call<{ tasks: LsTask[] }>('GET', '/api/tasks/', {
+        query: { project: projectId, fields: 'all', resolve_uri: 'false', page_size: 100, query: JSON.stringify({ selectedItems: { all: false, included: chunk } }) },
+        allow404: true,
+      });
+      out.push(...(r?.tasks ?? []));
+    }
+    return out;
+  }
+
   /** A task with its annotations, or undefined when it was deleted. */
   async getTask(id: number): Promise<LsTask | undefined> {
     return this.call<LsTask>('GET', `/api/tasks/${id}/`, { allow404: true });
+  }
+
+  /** Delete a task with its annotations (404 is fine). */
+  async deleteTask(id: number): Promise<void> {
+    await this.call('DELETE', `/api/tasks/${id}/`, { allow404: true });
   }
 
   async patchTask(id: number, body: Record<string, unknown>): Promise<LsTask> {

@@ -26,10 +26,10 @@ import {
 } from '../../contracts';
 import { resolveVotes, type Vote } from '../../lib/agreement';
 import type { ActivityDeps } from '../../lib/deps';
-import { annotatorIdOf, LabelStudioClient, type LsTask } from '../../lib/label-studio';
+import { LabelStudioClient } from '../../lib/label-studio';
 import { readStepManifest, runStep } from '../../lib/runs';
 import { splitByVideo } from '../../lib/split';
-import { countsOf, knownTasks, reconcileTasks, removeAnnotations, runVotes, upsertAnnotation } from './mirror';
+import { countsOf, knownTasks, reconcileProjectTasks, removeAnnotations, runVotes, upsertAnnotation } from './mirror';
 import { ensureProject } from './project';
 import { modelPrediction, orderForPeople, taskOf, uncertaintyOf, type LabelingPlan, type PlannedFrame } from './plan';
 
@@ -55,15 +55,6 @@ function heartbeat(details?: unknown): void {
 export function orderLabels(label: string, present: Iterable<string>): string[] {
   const rest = [...new Set(present)].filter((l) => l !== label && l !== NEGATIVE_LABEL).sort();
   return [label, ...rest, NEGATIVE_LABEL];
-}
-
-/**
- * Mirror every annotation Label Studio has for the tasks of a project (or of a run) that
- * `labeling_tasks` knows, and remove mirrored ones that are gone.
- */
-async function reconcileProject(deps: ActivityDeps, ls: LabelStudioClient, lsTasks: LsTask[]): Promise<{ written: number; removed: number }> {
-  const known = await knownTasks(deps.pool, lsTasks.map((t) => t.id));
-  return reconcileTasks(deps.pool, ls, known, new Map(lsTasks.map((t) => [t.id, t])));
 }
 
 /**
@@ -94,18 +85,6 @@ export async function applyLabelingEvent(
 export function createHumanLabelingActivities(deps: ActivityDeps) {
   const { store, pool, config, logger } = deps;
 
-  /** Tasks of a run, as Label Studio lists them (one id-range query, pages of 100). */
-  async function lsTasksOfRun(ls: LabelStudioClient, projectId: number, taskIds: number[]): Promise<Map<number, LsTask>> {
-    if (taskIds.length === 0) return new Map();
-    const min = Math.min(...taskIds);
-    const max = Math.max(...taskIds);
-    const want = new Set(taskIds);
-    const listed = await ls.allTasks(projectId, [{ filter: 'filter:tasks:id', operator: 'in', type: 'Number', value: { min, max } }], (seen, total) =>
-      heartbeat({ listed: seen, of: total }),
-    );
-    return new Map(listed.filter((t) => want.has(t.id)).map((t) => [t.id, t]));
-  }
-
   /** Mirror a run's tasks fully, raise the people needed on validation frames people disagree on, and count. */
   async function syncRun(ls: LabelStudioClient | undefined, workflowId: string): Promise<ReturnType<typeof countsOf> & { syncError?: string }> {
     let syncError: string | undefined;
@@ -114,11 +93,8 @@ export function createHumanLabelingActivities(deps: ActivityDeps) {
       try {
         const projectId = Number(rows.rows[0]!.project_id);
         const ids = rows.rows.map((r) => Number(r.task_id));
-        const known = await knownTasks(pool, ids);
-        const lsTasks = await lsTasksOfRun(ls, projectId, ids);
-        const missing = ids.filter((id) => !lsTasks.has(id));
+        const { missing } = await reconcileProjectTasks(pool, ls, projectId, ids, (seen) => heartbeat({ listed: seen, of: ids.length }));
         if (missing.length) logger.warn({ workflowId, missing: missing.slice(0, 20), count: missing.length }, 'tasks deleted in Label Studio: they cannot be labelled');
-        await reconcileTasks(pool, ls, known, lsTasks);
         await adjudicate(ls, workflowId);
       } catch (err) {
         syncError = (err as Error).message;
@@ -184,11 +160,10 @@ export function createHumanLabelingActivities(deps: ActivityDeps) {
       const { projectId, projectUrl, choices } = await ensureProject(deps, ls, input.label);
       heartbeat({ projectId });
 
-      // Everything the project has: existing tasks by frame, and their annotations mirrored.
-      const lsTasks = await ls.allTasks(projectId, [], (seen, total) => heartbeat({ listed: seen, of: total }));
-      await reconcileProject(deps, ls, lsTasks);
-      const taskOfFrame = new Map<string, LsTask>();
-      for (const t of lsTasks.sort((a, b) => a.id - b.id)) {
+      // Everything the project has: existing tasks by frame, and the annotations of ours mirrored.
+      const { listed } = await reconcileProjectTasks(pool, ls, projectId, undefined, (seen) => heartbeat({ listed: seen }));
+      const taskOfFrame = new Map<string, { id: number; overlap: number }>();
+      for (const t of listed.sort((a, b) => a.id - b.id)) {
         const k = t.data['frameKey'];
         if (typeof k === 'string' && !taskOfFrame.has(k)) taskOfFrame.set(k, t);
       }
@@ -281,8 +256,8 @@ export function createHumanLabelingActivities(deps: ActivityDeps) {
         f.taskId = t.id;
         await record(f);
         if (t.overlap < f.required) {
-          const people = new Set((t.annotations ?? []).filter((a) => !a.was_cancelled).map((a) => annotatorIdOf(a))).size;
-          await ls.patchTask(t.id, { overlap: f.required, is_labeled: people >= f.required });
+          const people = await pool.query(`SELECT DISTINCT annotator_id FROM labeling_annotations WHERE task_id = $1 AND NOT cancelled`, [t.id]);
+          await ls.patchTask(t.id, { overlap: f.required, is_labeled: (people.rowCount ?? 0) >= f.required });
         }
         reused++;
       }

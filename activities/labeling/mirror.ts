@@ -119,6 +119,50 @@ export async function reconcileTasks(
   return { written, removed };
 }
 
+/**
+ * Reconcile tasks of a project at the cost of one cheap listing: the tasks' `updated_at`
+ * (which moves with every annotation created, changed or deleted) is compared with the one
+ * recorded at their last reconciliation, and only the tasks that moved are fetched with
+ * their annotations and mirrored. Our tasks that Label Studio no longer has lose their
+ * mirrored annotations.
+ *
+ * @param taskIds a run's tasks; without, every task of the project (those `labeling_tasks` knows are mirrored).
+ * @returns what was written and removed, our tasks that are gone, and the listing (frame keys in `data`).
+ */
+export async function reconcileProjectTasks(
+  pool: Pool,
+  ls: LabelStudioClient,
+  projectId: number,
+  taskIds?: number[],
+  onPage?: (seen: number) => void,
+): Promise<{ written: number; removed: number; missing: number[]; listed: Awaited<ReturnType<LabelStudioClient['taskSummaries']>> }> {
+  const listed = await ls.taskSummaries(projectId, taskIds, onPage);
+  const present = new Set(listed.map((t) => t.id));
+  const known = await knownTasks(pool, taskIds ?? listed.map((t) => t.id));
+  const rec = await pool.query<{ task_id: string; u: Date | null }>(
+    `SELECT task_id, max(ls_updated_at) AS u FROM labeling_tasks WHERE task_id = ANY($1::bigint[]) GROUP BY task_id`,
+    [[...known.keys()]],
+  );
+  const recorded = new Map(rec.rows.map((r) => [Number(r.task_id), r.u]));
+  const changed = listed.filter((t) => known.has(t.id) && recorded.get(t.id)?.getTime() !== Date.parse(t.updated_at)).map((t) => t.id);
+  const full = await ls.tasksWithAnnotations(projectId, changed);
+  const { written, removed } = await reconcileTasks(pool, ls, known, new Map(full.map((t) => [t.id, t])));
+  const stamped = full.filter((t) => t.updated_at);
+  if (stamped.length) {
+    await pool.query(
+      `UPDATE labeling_tasks SET ls_updated_at = x.u FROM unnest($1::bigint[], $2::timestamptz[]) AS x(id, u) WHERE labeling_tasks.task_id = x.id`,
+      [stamped.map((t) => t.id), stamped.map((t) => t.updated_at)],
+    );
+  }
+  const missing = [...known.keys()].filter((id) => !present.has(id));
+  let gone = 0;
+  if (missing.length) {
+    const r = await pool.query<{ annotation_id: string }>(`SELECT annotation_id FROM labeling_annotations WHERE task_id = ANY($1::bigint[])`, [missing]);
+    gone = await removeAnnotations(pool, r.rows.map((x) => Number(x.annotation_id)));
+  }
+  return { written, removed: removed + gone, missing, listed };
+}
+
 /** Every vote on the tasks of a run, with each task's split and the people it needs. */
 export async function runVotes(
   pool: Pool,

@@ -57,6 +57,9 @@ CREATE TABLE labeling_tasks (
   weak_label     text NOT NULL,
   weak_confidence real NOT NULL,
   uncertainty    real NOT NULL,
+  -- The task's updated_at in Label Studio when its annotations were last mirrored: a
+  -- reconciliation fetches the annotations of the tasks whose updated_at moved since.
+  ls_updated_at  timestamptz,
   created_at     timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (task_id, workflow_id),
   UNIQUE (workflow_id, frame_key)

@@ -6,7 +6,7 @@
  * deleted with and without an event).
  */
 import { applyLabelingEvent } from '../../activities/labeling/human';
-import { knownTasks, reconcileTasks } from '../../activities/labeling/mirror';
+import { knownTasks, reconcileProjectTasks, reconcileTasks } from '../../activities/labeling/mirror';
 import { taskOf, type PlannedFrame } from '../../activities/labeling/plan';
 import { ensureProject, WEBHOOK_SECRET_HEADER } from '../../activities/labeling/project';
 import { createLogger } from '../../lib/logger';
@@ -152,4 +152,17 @@ test('annotations mirror into Postgres by annotation id: created, changed, skipp
   const b = await person.client.createAnnotation(taskId, { result: choose('other') });
   expect(await reconcileTasks(svc.pool, admin, known, new Map((await admin.listTasks(projectId)).tasks.map((t) => [t.id, t])))).toEqual({ written: 1, removed: 0 });
   expect(await rows()).toEqual([{ annotation_id: String(b.id), label: 'other', annotator: person.email, source: 'human' }]);
+
+  // The cheap reconciliation: only tasks whose updated_at moved are fetched.
+  expect(await reconcileProjectTasks(svc.pool, admin, projectId, [taskId])).toMatchObject({ written: 0, removed: 0, missing: [] });
+  const stamped = await svc.pool.query<{ ls_updated_at: Date }>('SELECT ls_updated_at FROM labeling_tasks WHERE task_id = $1', [taskId]);
+  expect(stamped.rows[0]!.ls_updated_at).toBeInstanceOf(Date);
+  expect(await reconcileProjectTasks(svc.pool, admin, projectId, [taskId])).toMatchObject({ written: 0, removed: 0, missing: [] });
+  await person.client.updateAnnotation(b.id, { result: choose(label) });
+  expect(await reconcileProjectTasks(svc.pool, admin, projectId, [taskId])).toMatchObject({ written: 1, removed: 0, missing: [] });
+  expect(await rows()).toEqual([{ annotation_id: String(b.id), label, annotator: person.email, source: 'human' }]);
+  // A task deleted in Label Studio: reported missing, its mirrored annotations removed.
+  await admin.deleteTask(taskId);
+  expect(await reconcileProjectTasks(svc.pool, admin, projectId, [taskId])).toMatchObject({ written: 0, removed: 1, missing: [taskId] });
+  expect(await rows()).toEqual([]);
 });
