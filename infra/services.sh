@@ -241,16 +241,23 @@ launch_label_studio() {
   mkdir -p "$LS_DIR" || return 1
   local fresh=""; [ -s "$LS_DIR/.env" ] || fresh=" (first start: migrations, 30-70 s)"
   log "label-studio: starting on 127.0.0.1:$LABEL_STUDIO_PORT$fresh"
-  spawn label-studio env -i PATH="$LABEL_STUDIO_VENV/bin:/usr/local/bin:/usr/bin:/bin" HOME="$LS_DIR" LANG=C.UTF-8 \
-    LABEL_STUDIO_BASE_DATA_DIR="$LS_DIR" \
-    DJANGO_DB=default POSTGRE_HOST=127.0.0.1 POSTGRE_PORT="$PG_PORT" POSTGRE_USER=reelset POSTGRE_PASSWORD= \
-    POSTGRE_NAME="$LABEL_STUDIO_DATABASE" \
-    LABEL_STUDIO_USERNAME="$LABEL_STUDIO_ADMIN_EMAIL" LABEL_STUDIO_PASSWORD="$LABEL_STUDIO_ADMIN_PASSWORD" \
-    LABEL_STUDIO_USER_TOKEN="$LABEL_STUDIO_API_TOKEN" LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true \
-    LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK=true \
+  # The secrets travel in the environment of a bash that clears everything else, never in
+  # an argument list (`env -i A=secret ...` would show them in `ps` until it execs).
+  spawn label-studio bash -c "$(declare -f label_studio_exec); label_studio_exec \"\$1\"" label-studio "$LS_DIR"
+}
+
+# Runs in the spawned bash: keep what Label Studio needs, drop every other variable, exec it.
+label_studio_exec() {
+  local dir="$1" venv="$LABEL_STUDIO_VENV" port="$LABEL_STUDIO_PORT" pg_port="$PG_PORT" db="$LABEL_STUDIO_DATABASE"
+  local email="$LABEL_STUDIO_ADMIN_EMAIL" password="$LABEL_STUDIO_ADMIN_PASSWORD" token="$LABEL_STUDIO_API_TOKEN" v
+  for v in $(compgen -e); do unset "$v" 2>/dev/null; done
+  export PATH="$venv/bin:/usr/local/bin:/usr/bin:/bin" HOME="$dir" LANG=C.UTF-8 LABEL_STUDIO_BASE_DATA_DIR="$dir" \
+    DJANGO_DB=default POSTGRE_HOST=127.0.0.1 POSTGRE_PORT="$pg_port" POSTGRE_USER=reelset POSTGRE_PASSWORD= POSTGRE_NAME="$db" \
+    LABEL_STUDIO_USERNAME="$email" LABEL_STUDIO_PASSWORD="$password" LABEL_STUDIO_USER_TOKEN="$token" \
+    LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK=true \
     LATEST_VERSION_CHECK=false SENTRY_DSN= FRONTEND_SENTRY_DSN= COLLECT_ANALYTICS=false \
-    USE_DEFAULT_BANNED_SUBNETS=false USER_ADDITIONAL_BANNED_SUBNETS=169.254.0.0/16 \
-    "$LABEL_STUDIO_VENV/bin/label-studio" start --no-browser --port "$LABEL_STUDIO_PORT" --internal-host 127.0.0.1
+    USE_DEFAULT_BANNED_SUBNETS=false USER_ADDITIONAL_BANNED_SUBNETS=169.254.0.0/16
+  exec "$venv/bin/label-studio" start --no-browser --port "$port" --internal-host 127.0.0.1
 }
 
 # ------------------------------------------------------- post-start setup --

@@ -5,6 +5,7 @@ import {
   continueAsNew,
   executeChild,
   log,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -14,6 +15,7 @@ import type { TrainingActivities, VideoActivities } from '../activities';
 import {
   DatasetError,
   extractChildWorkflowId,
+  HUMAN_LABELING_PATCH,
   failureOf,
   fieldIssues,
   formatIssues,
@@ -144,8 +146,9 @@ export async function newCategoryWorkflow(request: NewCategoryRequest, state?: C
     stage('dedupe');
     done('dedupe', await cpuLong.dedupeFrames({ workflowId, threshold: input.dedupeThreshold, labelBudget: input.labelBudget }));
     stage('label');
-    if (input.labeling.mode === 'human') {
-      // People label in Label Studio; the child waits for them durably (workflows/labeling.ts).
+    // People label in Label Studio; the child waits for them durably (workflows/labeling.ts).
+    // `patched`: histories recorded before human labelling existed replay their labelFrames call.
+    if (input.labeling.mode === 'human' && patched(HUMAN_LABELING_PATCH)) {
       done('label', await executeChild(labelingWorkflow, {
         workflowId: labelingChildWorkflowId(workflowId),
         args: [{

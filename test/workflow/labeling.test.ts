@@ -21,7 +21,7 @@ import {
 import { labelingWorkflow } from '../../workflows/labeling';
 import { temporalBinaries, WORKFLOWS_PATH } from '../helpers/temporal';
 
-jest.setTimeout(120_000);
+jest.setTimeout(300_000);
 
 let env: TestWorkflowEnvironment;
 
@@ -77,23 +77,30 @@ const progress = (done: number, tasks = 3): LabelingCounts => ({
   validation: { tasks: 1, done: 0, pairs: 0, agreement: null, kappa: null, disagreements: 0 },
 });
 
-function input(over: Partial<LabelingInput['options']> = {}): LabelingInput {
+function input(over: Partial<LabelingInput['options']>, gpuTaskQueue: string): LabelingInput {
   return {
     runWorkflowId: 'run-1', label: 'cup', options: LabelingOptions.parse({ reconcileIntervalS: 3600, ...over }),
-    validationFraction: 0.25, seed: 1, gpuTaskQueue: 'lab-test', heartbeatTimeoutS: 30,
+    validationFraction: 0.25, seed: 1, gpuTaskQueue, heartbeatTimeoutS: 30,
   };
 }
 
-async function worker(activities: object, taskQueue = 'lab-test') {
+/** A worker on a task queue of the test's own (a test that fails leaves nothing polling the next test's queue). */
+async function worker(activities: object, taskQueue: string) {
   return Worker.create({ connection: env.nativeConnection, taskQueue, workflowsPath: WORKFLOWS_PATH, activities });
+}
+
+/** Wait (real time) until `calls` has at least `n` syncs. */
+async function syncs(calls: Calls, n: number): Promise<void> {
+  for (let i = 0; i < 1200 && calls.sync.length < n; i++) await new Promise((r) => setTimeout(r, 100));
+  if (calls.sync.length < n) throw new Error(`waited 120 s for ${n} syncs, saw ${calls.sync.length}`);
 }
 
 test('at the deadline with policy proceed, the run finishes with what people did (after 72 h of workflow time, polled hourly)', async () => {
   const { calls, activities } = mocks(() => progress(1));
-  const w = await worker(activities);
+  const w = await worker(activities, 'q-proceed');
   const started = await env.currentTimeMs();
   const result = await w.runUntil(
-    env.client.workflow.execute(labelingWorkflow, { taskQueue: 'lab-test', workflowId: 'lab-proceed', args: [input()] }),
+    env.client.workflow.execute(labelingWorkflow, { taskQueue: 'q-proceed', workflowId: 'lab-proceed', args: [input({}, 'q-proceed')] }),
   );
   expect(result).toMatchObject({ finishedBy: 'deadline' });
   expect(calls.finish).toHaveLength(1);
@@ -111,9 +118,9 @@ test('at the deadline with policy proceed, the run finishes with what people did
 
 test('at the deadline with policy fail, the run fails with a non-retryable LabelingDeadlineError and the wait is closed', async () => {
   const { calls, activities } = mocks(() => progress(2));
-  const w = await worker(activities);
+  const w = await worker(activities, 'q-fail');
   const err = await w
-    .runUntil(env.client.workflow.execute(labelingWorkflow, { taskQueue: 'lab-test', workflowId: 'lab-fail', args: [input({ deadlineHours: 2, onDeadline: 'fail' })] }))
+    .runUntil(env.client.workflow.execute(labelingWorkflow, { taskQueue: 'q-fail', workflowId: 'lab-fail', args: [input({ deadlineHours: 2, onDeadline: 'fail' }, 'q-fail')] }))
     .catch((e: unknown) => e);
   expect(err).toBeInstanceOf(WorkflowFailedError);
   const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
@@ -127,9 +134,9 @@ test('at the deadline with policy fail, the run fails with a non-retryable Label
 
 test('every task done ends the wait at once', async () => {
   const { calls, activities } = mocks((n) => progress(n >= 2 ? 3 : 1));
-  const w = await worker(activities);
+  const w = await worker(activities, 'q-complete');
   const started = await env.currentTimeMs();
-  const result = await w.runUntil(env.client.workflow.execute(labelingWorkflow, { taskQueue: 'lab-test', workflowId: 'lab-complete', args: [input()] }));
+  const result = await w.runUntil(env.client.workflow.execute(labelingWorkflow, { taskQueue: 'q-complete', workflowId: 'lab-complete', args: [input({}, 'q-complete')] }));
   expect(result).toMatchObject({ finishedBy: 'complete' });
   expect(calls.sync).toHaveLength(2);
   expect(calls.finish[0]!.at - started).toBeLessThan(2 * HOUR);
@@ -137,10 +144,10 @@ test('every task done ends the wait at once', async () => {
 
 test('the finish signal ends the wait early; the progress query shows labelled / total and time left', async () => {
   const { calls, activities } = mocks(() => progress(1));
-  const w = await worker(activities);
-  const handle = await env.client.workflow.start(labelingWorkflow, { taskQueue: 'lab-test', workflowId: 'lab-early', args: [input({ deadlineHours: 10 })] });
+  const w = await worker(activities, 'q-early');
+  const handle = await env.client.workflow.start(labelingWorkflow, { taskQueue: 'q-early', workflowId: 'lab-early', args: [input({ deadlineHours: 10 }, 'q-early')] });
   const result = await w.runUntil(async () => {
-    for (let i = 0; i < 100 && calls.sync.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    await syncs(calls, 1);
     const p1 = await handle.query(labelingProgressQuery);
     expect(p1).toMatchObject({ state: 'waiting', tasks: 3, done: 1, labelled: 1, projectUrl: 'http://ls/projects/5/data', onDeadline: 'proceed' });
     expect(p1.timeLeftS).toBeGreaterThan(9.9 * 3600);
@@ -161,14 +168,14 @@ test('the finish signal ends the wait early; the progress query shows labelled /
 
 test('signals arriving together are synced in one batch with their ids; deletions apart', async () => {
   const { calls, activities } = mocks(() => progress(0));
-  const w = await worker(activities);
-  const handle = await env.client.workflow.start(labelingWorkflow, { taskQueue: 'lab-test', workflowId: 'lab-batch', args: [input({ deadlineHours: 5 })] });
+  const w = await worker(activities, 'q-batch');
+  const handle = await env.client.workflow.start(labelingWorkflow, { taskQueue: 'q-batch', workflowId: 'lab-batch', args: [input({ deadlineHours: 5 }, 'q-batch')] });
   await w.runUntil(async () => {
-    for (let i = 0; i < 100 && calls.sync.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    await syncs(calls, 1);
     await handle.signal(labelingEventSignal, { action: 'ANNOTATION_CREATED', annotationIds: [11], deletedAnnotationIds: [], full: false });
     await handle.signal(labelingEventSignal, { action: 'ANNOTATION_UPDATED', annotationIds: [12], deletedAnnotationIds: [], full: false });
     await handle.signal(labelingEventSignal, { action: 'ANNOTATIONS_DELETED', annotationIds: [], deletedAnnotationIds: [9, 11], full: false });
-    for (let i = 0; i < 100 && calls.sync.length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    await syncs(calls, 2);
     await handle.signal(finishLabelingSignal, {});
     await handle.result();
   });
@@ -180,9 +187,9 @@ test('signals arriving together are synced in one batch with their ids; deletion
 
 test('a long wait continues as new: history stays bounded, the deadline is kept, prepare runs once', async () => {
   const { calls, activities } = mocks(() => progress(0));
-  const w = await worker(activities);
+  const w = await worker(activities, 'q-can');
   const handle = await env.client.workflow.start(labelingWorkflow, {
-    taskQueue: 'lab-test', workflowId: 'lab-can', args: [input({ deadlineHours: 12, continueAfterSyncs: 4 })],
+    taskQueue: 'q-can', workflowId: 'lab-can', args: [input({ deadlineHours: 12, continueAfterSyncs: 4 }, 'q-can')],
   });
   const result = await w.runUntil(handle.result());
   expect(result).toMatchObject({ finishedBy: 'deadline' });
@@ -203,8 +210,8 @@ test('a long wait continues as new: history stays bounded, the deadline is kept,
 
 test('syncs that fail (Label Studio down) are counted and the wait goes on until it recovers', async () => {
   const { calls, activities } = mocks((n) => (n >= 2 && n <= 7 ? new TransientError('Label Studio not reachable at http://ls (ECONNREFUSED)') : progress(n > 7 ? 3 : 1)));
-  const w = await worker(activities);
-  const handle = await env.client.workflow.start(labelingWorkflow, { taskQueue: 'lab-test', workflowId: 'lab-down', args: [input({ deadlineHours: 24 })] });
+  const w = await worker(activities, 'q-down');
+  const handle = await env.client.workflow.start(labelingWorkflow, { taskQueue: 'q-down', workflowId: 'lab-down', args: [input({ deadlineHours: 24 }, 'q-down')] });
   const { result, p } = await w.runUntil(async () => ({ result: await handle.result(), p: await handle.query(labelingProgressQuery) }));
   expect(result).toMatchObject({ finishedBy: 'complete' });
   // 6 failed attempts = 2 syncs of 3 attempts each; each failed sync asks for a full reconciliation next.
