@@ -419,6 +419,9 @@ stop_one() {
     sleep 0.5
   fi
   rm -f "$(pidfile "$svc")"
+  # The listening socket can outlive the process by a moment: a restart must not find it busy.
+  local port; port=$(port_of "$svc")
+  for ((i = 0; i < 50; i++)); do port_busy "$port" || break; sleep 0.2; done
   log "$svc: stopped"
 }
 
