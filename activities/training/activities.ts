@@ -19,7 +19,11 @@ import { deriveSeed, mulberry32, randInt } from '../../lib/rng';
 import { readStepManifest, runStep } from '../../lib/runs';
 import type { ObjectStore } from '../../lib/s3';
 import { float32Bytes, gatherVectors, toFloat32 } from '../../lib/vectors';
-import { distillStudent, predict, readHeadMetadata, trainTeacher, type OnEpoch, type ResumeFrom } from './heads';
+import { readHeadMetadata } from './head-model';
+import type { OnEpoch, ResumeFrom } from './loop';
+import { predict } from './predict';
+import { distillStudent } from './student';
+import { trainTeacher } from './teacher';
 import { evaluate } from './metrics';
 import type { SerializedModel } from './serialize';
 
@@ -164,8 +168,8 @@ export function createTrainingActivities(deps: ActivityDeps) {
         const result = await trainTeacher({
           features, dim, labels, numClasses: ds.labels.length,
           hidden: input.teacher.hidden, epochs: input.teacher.epochs, learningRate: input.teacher.learningRate,
-          labelSmoothing: input.teacher.labelSmoothing, batchSize: input.teacher.batchSize, classBalanced: true,
-          seed: input.seed, extraSamples: extra, resume, onEpoch, backend, logger: deps.logger,
+          labelSmoothing: input.teacher.labelSmoothing, batchSize: input.teacher.batchSize, dropout: input.teacher.dropout,
+          classBalanced: input.teacher.classBalanced, seed: input.seed, extraSamples: extra, resume, onEpoch, backend, logger: deps.logger,
         });
         await saveModel(store, runModelPrefix(wf, 'train'), result.model);
         const summary: TrainSummary = {
@@ -197,9 +201,9 @@ export function createTrainingActivities(deps: ActivityDeps) {
         const epochs = Math.max(1, Math.round(input.teacher.epochs * input.student.epochsFactor));
         const result = await distillStudent({
           features, dim, labels, numClasses: ds.labels.length, teacher,
-          temperature: input.student.temperature, hidden: input.student.hidden, epochs,
-          learningRate: input.teacher.learningRate * input.student.learningRateFactor,
-          batchSize: input.teacher.batchSize, classBalanced: true, seed: input.seed, resume, onEpoch, backend, logger: deps.logger,
+          temperature: input.student.temperature, hidden: input.student.hidden, dropout: input.student.dropout,
+          hardLabelWeight: input.student.hardLabelWeight, epochs, learningRate: input.teacher.learningRate * input.student.learningRateFactor,
+          batchSize: input.teacher.batchSize, classBalanced: input.teacher.classBalanced, seed: input.seed, resume, onEpoch, backend, logger: deps.logger,
         });
         await saveModel(store, runModelPrefix(wf, 'distill'), result.model);
         const summary: TrainSummary = {
