@@ -184,7 +184,8 @@ export async function retrainAllWorkflow(request: RetrainAllRequest = {}, state?
   const cpu = proxyActivities<VideoActivities>(SHORT);
   upsertSearchAttributes([{ key: STAGE_ATTRIBUTE, value: 'retrain' }]);
 
-  const labels = state?.labels ?? (await cpu.listRetrainLabels({ labels: input.labels }));
+  // Each label once: a label listed twice would start two children with one id.
+  const labels = state?.labels ?? [...new Set(await cpu.listRetrainLabels({ labels: input.labels }))];
   const done: RetrainLabelOutcome[] = [...(state?.done ?? [])];
   const running = new Set<string>();
   const progress = (): RetrainAllProgress => ({ total: labels.length, running: [...running], done: done.map((d) => ({ label: d.label, outcome: d.outcome })) });
