@@ -26,7 +26,9 @@ async function imageDataUri(bytes: Buffer): Promise<string> {
 
 function summaryText(summary: Record<string, unknown>): string {
   return Object.entries(summary)
-    .filter(([k, v]) => !['videoIds', 'modelPrefix', 'datasetKey', 'contactSheets', 'models', 'evaluation', 'labelsFingerprint', 'counts', 'labels'].includes(k) && v !== null && v !== undefined)
+    .filter(([k, v]) => v !== null && v !== undefined && !['modelPrefix', 'datasetKey', 'labelsFingerprint'].includes(k))
+    // Objects only when small and flat (drop counts, per-label counts, sources); evaluations and lists have their own sections.
+    .filter(([k, v]) => typeof v !== 'object' || ['dropped', 'perLabel', 'sources', 'overBudget'].includes(k))
     .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(4) : v}`)
     .join(' ');
 }
