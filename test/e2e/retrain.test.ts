@@ -21,29 +21,20 @@ import { Client, Connection } from '@temporalio/client';
 import { main } from '../../cli/reelset';
 import type { DatasetManifest, NewCategoryRequest, NewCategoryResult, RetrainAllResult, RetrainResult, TrainStepManifest } from '../../contracts';
 import { requireServices, uniqueSuffix, type Services } from '../helpers/services';
-import { lavfiVideo, registerVideo } from '../helpers/videos';
+import { tinyCatalog, TINY_SOURCES, type TinyCatalog } from '../helpers/tiny-catalog';
 import { startWorker, type WorkerProcess } from '../helpers/workers';
 
 jest.setTimeout(900_000);
 
 const suffix = uniqueSuffix();
 const LABEL = `rt-${suffix}`.slice(0, 40);
-const NEG = `${LABEL}-neg`;
 const queues = { REELSET_VIDEO_TASK_QUEUE: `rt-video-${suffix}`, REELSET_GPU_TASK_QUEUE: `rt-gpu-${suffix}` };
 let svc: Services;
 let connection: Connection;
 let client: Client;
 let dir: string;
 const workers: WorkerProcess[] = [];
-const removers: Array<() => Promise<void>> = [];
-const H264 = ['-t', '3', '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p'];
-
-async function addVideo(id: string, source: string, label: string): Promise<void> {
-  const file = lavfiVideo(path.join(dir, `${id}.mp4`), source, H264);
-  const v = await registerVideo(svc, file, id);
-  removers.push(v.remove);
-  await svc.pool.query('INSERT INTO video_labels (video_id, label) VALUES ($1, $2) ON CONFLICT DO NOTHING', [id, label]);
-}
+let catalog: TinyCatalog | undefined;
 
 /** Run the CLI in this process; returns its exit code and what it printed on stdout. */
 async function cli(...args: string[]): Promise<{ code: number; out: string }> {
@@ -82,12 +73,7 @@ function metric(text: string, name: string, ...has: string[]): number | undefine
 beforeAll(async () => {
   svc = await requireServices();
   dir = await fs.mkdtemp(path.join(os.tmpdir(), 'reelset-retrain-'));
-  await svc.pool.query('INSERT INTO labels (name) VALUES ($1), ($2) ON CONFLICT DO NOTHING', [LABEL, NEG]);
-  await addVideo(`${LABEL}-p1`, 'mandelbrot=size=320x240:rate=8', LABEL);
-  await addVideo(`${LABEL}-p2`, 'cellauto=size=320x240:rate=8:rule=110', LABEL);
-  await addVideo(`${LABEL}-p3`, 'life=size=320x240:rate=8:mold=10:ratio=0.5', LABEL);
-  await addVideo(`${LABEL}-n1`, 'smptehdbars=size=320x240:rate=8', NEG);
-  await addVideo(`${LABEL}-n2`, 'testsrc2=size=320x240:rate=8', NEG);
+  catalog = await tinyCatalog(svc, LABEL, dir);
   const env = { ...queues, REELSET_VIDEO_METRICS_PORT: '0', REELSET_GPU_METRICS_PORT: '0' };
   workers.push(await startWorker('video', env), await startWorker('gpu', env));
   connection = await Connection.connect({ address: svc.config.TEMPORAL_ADDRESS });
@@ -96,8 +82,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const w of workers) await w.kill();
-  for (const r of removers) await r().catch(() => undefined);
-  await svc?.pool.query('DELETE FROM labels WHERE name = ANY($1::text[])', [[LABEL, NEG]]).catch(() => undefined);
+  await catalog?.remove();
   await connection?.close();
   await svc?.close();
   if (dir) await fs.rm(dir, { recursive: true, force: true });
@@ -136,7 +121,7 @@ test('new-category, then retrain: no-op, new video, no-op, relabelled frame, fan
   console.log(`retrain no-op: ${noop.ms} ms client-side, ${noop.r.cost.wallMs} ms workflow clock, ${noop.r.cost.activities} activity`);
 
   // 3. A new video of the label: only it is extracted (no new negatives asked for).
-  await addVideo(`${LABEL}-p4`, 'gradients=size=320x240:rate=8:speed=0.05', LABEL);
+  await catalog!.add(`${LABEL}-p4`, TINY_SOURCES.extraPositive, LABEL);
   const rt2 = await retrain(`${LABEL}-rt2`, { maxNegativeVideos: 0 });
   retrained = rt2.r;
   expect(retrained.outcome).toBe('retrained');

@@ -55,7 +55,7 @@ function plan(label: string, scenario: Scenario): RetrainPlan {
 
 function mocks(calls: Call[], scenarioOf: (label: string) => Scenario, opts: { planDelayMs?: number; running?: { now: number; max: number } } = {}) {
   const rec = <A, R>(name: string, out: (a: A) => R | Promise<R>) => async (a: A) => {
-    calls.push({ name, args: a, wf: Context.current().info.workflowExecution.workflowId });
+    calls.push({ name, args: a, wf: Context.current().info.workflowExecution?.workflowId ?? '' });
     return out(a);
   };
   const video: Partial<Record<keyof VideoActivities, unknown>> = {
