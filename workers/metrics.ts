@@ -70,7 +70,7 @@ function listen(server: Server, host: string, port: number): Promise<number> {
 }
 
 /** reelset's own metrics, registered on `registry`. */
-function pipelineMetrics(registry: Registry) {
+export function pipelineMetrics(registry: Registry) {
   return {
     activitySeconds: new Histogram({
       name: 'reelset_activity_duration_seconds',
@@ -100,7 +100,7 @@ function pipelineMetrics(registry: Registry) {
   };
 }
 
-type PipelineMetrics = ReturnType<typeof pipelineMetrics>;
+export type PipelineMetrics = ReturnType<typeof pipelineMetrics>;
 
 /** Count what an activity returned (its summary) into the pipeline metrics. */
 export function observeActivityResult(m: PipelineMetrics, activity: string, result: unknown, seconds: number): void {
