@@ -5,7 +5,6 @@
  */
 import { defineQuery } from '@temporalio/workflow';
 import { z } from 'zod';
-import { ReelsetError } from './failures';
 import { NewCategoryInput } from './inputs';
 import { keySegment } from './keys';
 import type { EvaluateSummary, PublishedModel, Split, VideoFailure } from './manifests';
@@ -145,15 +144,6 @@ export interface RetrainAllProgress {
 
 /** Query: where the fan-out is (labels running and done). */
 export const retrainAllProgressQuery = defineQuery<RetrainAllProgress>('retrainAllProgress');
-
-/**
- * The fan-out finished and some labels failed: thrown after every label ran, so that the
- * run (and a schedule with pause-on-failure) shows it; `details[0]` is the whole result.
- * Never retried.
- */
-export class RetrainFailedError extends ReelsetError {
-  static override readonly mayRetry = false;
-}
 
 /** Id of the retrain child of a fan-out for one label: `<parent id>/retrain/<label>`. */
 export function retrainChildWorkflowId(parentId: string, label: string): string {

@@ -37,7 +37,11 @@ CREATE TABLE dataset_fingerprints (
   FOREIGN KEY (name, version) REFERENCES datasets (name, version) ON DELETE CASCADE
 );
 
+-- The label's labelled frames are gathered by run (lib/labelled.ts).
+CREATE INDEX IF NOT EXISTS frame_labels_workflow ON frame_labels (workflow_id);
+
 -- Down Migration
+DROP INDEX IF EXISTS frame_labels_workflow;
 DROP TABLE dataset_fingerprints;
 DROP TABLE label_runs_scanned;
 DROP TABLE label_videos;
