@@ -26,7 +26,9 @@ import { embedAndDedupe, extractStep, finishFailedRun, trackRun, trainAndPublish
  * in the result and the run goes on. When the history grows large during the fan-out
  * the run continues as new, carrying only a cursor and the failures.
  *
- * Training, distillation and evaluation run on the GPU task queue.
+ * Training, distillation and evaluation run on the GPU task queue. The run ends by
+ * writing its HTML report (`runs/<id>/report.html`, best effort, also when it failed).
+ * The steps it shares with the retrain are in `./pipeline.ts`.
  */
 export async function newCategoryWorkflow(request: NewCategoryRequest, state?: ContinueState): Promise<NewCategoryResult> {
   const parsed = NewCategoryInput.safeParse(request);

@@ -142,7 +142,7 @@ export function createRetrainActivities(deps: ActivityDeps) {
      * no published model.
      *
      * Parameters: the new-category defaults, overridden by the input of the label's
-     * latest run, overridden by `overrides`.
+     * latest new-category or retrain run, overridden by `overrides`.
      *
      * @throws InvalidInputError (not retried) when the overrides make an invalid input.
      */
@@ -151,7 +151,8 @@ export function createRetrainActivities(deps: ActivityDeps) {
       const label = resolved.label;
       const runIds = await labelRunIds(pool, label);
       const last = await pool.query<{ workflow_id: string; input: unknown }>(
-        `SELECT workflow_id, input FROM runs WHERE workflow_id = ANY($1::text[]) AND workflow_id <> $2 ORDER BY started_at DESC LIMIT 1`,
+        `SELECT workflow_id, input FROM runs WHERE workflow_id = ANY($1::text[]) AND workflow_id <> $2 AND kind IN ('new-category', 'retrain')
+          ORDER BY started_at DESC LIMIT 1`,
         [runIds, input.workflowId],
       );
       const reasons: string[] = [];
