@@ -5,6 +5,8 @@
  *   reelset ingest [catalog.json|folder]     load videos into the catalog (S3 + Postgres)
  *   reelset new-category <label> [--input J] start (or attach to) a new-category run, print its summary
  *   reelset progress <workflow-id>           where a run is (the progress query)
+ *   reelset runs list|show|report            watch runs (Temporal visibility, steps, HTML report)
+ *   reelset schedule apply|show|trigger|...  the nightly retraining schedules (infra/schedules.json)
  *
  * Every command that prints results takes `--json`. Exit codes: 0 success, 1 the
  * operation failed, 2 bad usage (nothing started), 3 a service is unreachable
@@ -14,6 +16,10 @@ import { Command, CommanderError } from 'commander';
 import { EXIT, reportError } from './common';
 import { registerCatalogCommands } from './commands/catalog';
 import { registerRunCommands } from './commands/runs';
+import { registerRunsList } from './commands/runs-list';
+import { registerRunsReport } from './commands/runs-report';
+import { registerRunsShow } from './commands/runs-show';
+import { registerScheduleCommands } from './commands/schedule';
 
 /** The program with every command registered (exported for tests). */
 export function buildProgram(): Command {
@@ -24,6 +30,11 @@ export function buildProgram(): Command {
     .exitOverride();
   registerCatalogCommands(program);
   registerRunCommands(program);
+  const runs = program.command('runs').description('watch runs: list them, show one, write its HTML report');
+  registerRunsList(runs);
+  registerRunsShow(runs);
+  registerRunsReport(runs);
+  registerScheduleCommands(program);
   return program;
 }
 

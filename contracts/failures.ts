@@ -92,6 +92,15 @@ export class ConfigError extends ReelsetError {
 /** A transient failure of a service or process (S3, Postgres, ffmpeg crashed or timed out): retried. */
 export class TransientError extends ReelsetError {}
 
+/**
+ * The nightly fan-out finished and some labels failed to retrain: thrown after every label
+ * ran, so that the run (and a schedule with pause-on-failure) shows it; `details[0]` is the
+ * fan-out's whole result (`RetrainAllResult`). Never retried.
+ */
+export class RetrainFailedError extends ReelsetError {
+  static override readonly mayRetry = false;
+}
+
 /** Every failure class, by name (for the thread boundary and tests). */
 export const FAILURE_CLASSES = {
   ReelsetError,
@@ -104,6 +113,7 @@ export const FAILURE_CLASSES = {
   TrainingDivergedError,
   ConfigError,
   TransientError,
+  RetrainFailedError,
 } as const;
 
 /** Name of a failure class. */

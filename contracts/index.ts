@@ -12,6 +12,8 @@ export * from './ids';
 export * from './inputs';
 export * from './keys';
 export * from './manifests';
+export * from './operations';
+export * from './retrain';
 export * from './steps';
 export * from './temporal';
 export * from './validate';

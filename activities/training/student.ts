@@ -102,6 +102,7 @@ export async function distillStudent(opts: StudentOptions): Promise<TrainResult>
     hyper: { learningRate, epochs, batchSize, temperature, hardLabelWeight, classBalanced, seed },
     resume: opts.resume,
     onEpoch: opts.onEpoch,
+    validation: opts.validation,
     logger: opts.logger,
     gather(idx) {
       const x = new Float32Array(idx.length * dim);
