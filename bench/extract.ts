@@ -14,6 +14,7 @@
  * extraction pipeline with a sink that stores nothing (no S3, no Postgres), which
  * separates the pipeline's own cost from the cost of the uploads.
  */
+import { corpusPath } from '../infra/corpus';
 import { execFile } from 'node:child_process';
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import * as os from 'node:os';
@@ -38,7 +39,7 @@ const program = new Command()
   .option('--repeat <n>', 'runs of each side per video (median reported)', (v) => Number(v), 3)
   .option('--fps <n>', 'frames per second sampled', (v) => Number(v), 1)
   .option('--max <n>', 'cap of frames per video', (v) => Number(v), 60)
-  .option('--catalog <file>', 'catalog of the corpus', path.join(ROOT, '../shared/data/catalog.json'))
+  .option('--catalog <file>', 'catalog of the corpus', path.join(corpusPath('shared'), 'catalog.json'))
   .parse();
 const args = program.opts<{ repeat: number; fps: number; max: number; catalog: string }>();
 

@@ -7,6 +7,8 @@
  *   reelset progress <workflow-id>           where a run is (the progress query)
  *   reelset labeling status <workflow-id>    where people label a run, tasks done, agreement, deadline
  *   reelset labeling finish <workflow-id>    stop waiting for people (weak labels for the rest)
+ *   reelset runs list|show|report            watch runs (Temporal visibility, steps, HTML report)
+ *   reelset schedule apply|show|trigger|...  the nightly retraining schedules (infra/schedules.json)
  *
  * Every command that prints results takes `--json`. Exit codes: 0 success, 1 the
  * operation failed, 2 bad usage (nothing started), 3 a service is unreachable
@@ -17,6 +19,10 @@ import { EXIT, reportError } from './common';
 import { registerCatalogCommands } from './commands/catalog';
 import { registerLabelingCommands } from './commands/labeling';
 import { registerRunCommands } from './commands/runs';
+import { registerRunsList } from './commands/runs-list';
+import { registerRunsReport } from './commands/runs-report';
+import { registerRunsShow } from './commands/runs-show';
+import { registerScheduleCommands } from './commands/schedule';
 
 /** The program with every command registered (exported for tests). */
 export function buildProgram(): Command {
@@ -28,6 +34,11 @@ export function buildProgram(): Command {
   registerCatalogCommands(program);
   registerRunCommands(program);
   registerLabelingCommands(program);
+  const runs = program.command('runs').description('watch runs: list them, show one, write its HTML report');
+  registerRunsList(runs);
+  registerRunsShow(runs);
+  registerRunsReport(runs);
+  registerScheduleCommands(program);
   return program;
 }
 

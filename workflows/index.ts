@@ -2,3 +2,4 @@
 export { newCategoryWorkflow } from './new-category';
 export { extractVideoWorkflow } from './extract-video';
 export { labelingWorkflow } from './labeling';
+export { retrainWorkflow, retrainAllWorkflow } from './retrain';

@@ -15,9 +15,9 @@ import {
 } from '../../contracts';
 import type { Pool } from 'pg';
 import { resolveVotes, type Vote } from '../../lib/agreement';
-import { withTransaction } from '../../lib/db';
 import type { ActivityDeps } from '../../lib/deps';
 import { readStepManifest, runStep } from '../../lib/runs';
+import { allocateVersion, countsOf, taxonomyPaths, videosOf } from './common';
 import { splitByVideo } from './split';
 
 /**
@@ -126,34 +126,10 @@ export function createDatasetActivities(deps: ActivityDeps) {
           .map((k) => ({ key: k, videoId: videoOfKey.get(k)!, vector: ref(k) }));
 
         const labels = [...label.labels, ...[...present].filter((l) => !label.labels.includes(l)).sort()];
-        const counts: DatasetManifest['counts'] = { train: {}, validation: {} };
-        for (const s of ['train', 'validation'] as const) for (const l of labels) counts[s][l] = 0;
-        for (const f of frames) counts[f.split][f.label] = (counts[f.split][f.label] ?? 0) + 1;
-        const videos: DatasetManifest['videos'] = { train: [], validation: [] };
-        for (const [id, s] of [...splitOf.entries()].sort()) videos[s].push(id);
-
-        const taxonomy: Record<string, string[]> = {};
-        for (const l of labels) {
-          const res = await pool.query<{ name: string }>(
-            `WITH RECURSIVE a(name, parent, depth) AS (SELECT name, parent, 0 FROM labels WHERE name = $1
-               UNION SELECT l.name, l.parent, a.depth + 1 FROM labels l JOIN a ON l.name = a.parent WHERE a.depth < 32)
-             SELECT name FROM a ORDER BY depth DESC`,
-            [l],
-          );
-          taxonomy[l] = res.rows.length ? res.rows.map((r) => r.name) : [l];
-        }
-
-        const version = await withTransaction(pool, async (c) => {
-          await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`dataset:${name}`]);
-          const existing = await c.query<{ version: number }>('SELECT version FROM datasets WHERE workflow_id = $1', [input.workflowId]);
-          if (existing.rows[0]) return existing.rows[0].version;
-          const next = await c.query<{ v: number }>('SELECT coalesce(max(version), 0) + 1 AS v FROM datasets WHERE name = $1', [name]);
-          const v = next.rows[0]!.v;
-          await c.query('INSERT INTO datasets (name, version, workflow_id, manifest_key, counts) VALUES ($1, $2, $3, $4, $5)', [
-            name, v, input.workflowId, datasetManifestKey(name, v), JSON.stringify(counts),
-          ]);
-          return v;
-        });
+        const counts = countsOf(labels, frames);
+        const videos = videosOf(splitOf);
+        const taxonomy = await taxonomyPaths(pool, labels);
+        const version = await allocateVersion(pool, name, input.workflowId, counts);
         const manifestKey = datasetManifestKey(name, version);
         const manifest: DatasetManifest = {
           name, version, workflowId: input.workflowId, createdAt: new Date().toISOString(), labels, taxonomy,

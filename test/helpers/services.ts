@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { DeleteBucketCommand, DeleteObjectCommand } from '@aws-sdk/client-s3';
 import type { Pool } from 'pg';
+import { corpusPath } from '../../infra/corpus';
 import { loadConfig, type Config } from '../../lib/config';
 import { createPool } from '../../lib/db';
 import { LabelStudioClient } from '../../lib/label-studio';
@@ -16,8 +17,12 @@ import { ObjectStore } from '../../lib/s3';
 
 /** Repository root. */
 export const REPO_ROOT = path.resolve(__dirname, '../..');
-/** The shared sample data (catalog.json + videos/), `../shared/data` relative to the repository root. */
-export const SHARED_DATA = path.resolve(__dirname, '../../../shared/data');
+/**
+ * The shared sample data (catalog.json + videos/): `../shared/data` beside the checkout,
+ * else the same 20 videos rebuilt from their Debian packages by `infra/corpus.ts`
+ * (`infra/test.sh` fetches them before jest runs).
+ */
+export const SHARED_DATA = corpusPath('shared');
 export const SHARED_CATALOG = path.join(SHARED_DATA, 'catalog.json');
 export const SHARED_VIDEOS = path.join(SHARED_DATA, 'videos');
 

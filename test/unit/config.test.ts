@@ -1,5 +1,7 @@
 import { ConfigError } from '../../contracts';
-import { Config, loadConfig, readDefaults, redactConfig, SECRET_VARIABLES } from '../../lib/config';
+import { execFileSync } from 'node:child_process';
+import * as path from 'node:path';
+import { Config, loadConfig, readDefaults, redactConfig, REELSET_ROOT, SECRET_VARIABLES } from '../../lib/config';
 
 describe('loadConfig', () => {
   it('fills every default from an empty environment', () => {
@@ -111,5 +113,28 @@ describe('redactConfig', () => {
   it('leaves a password-less DATABASE_URL unchanged', () => {
     const r = redactConfig(loadConfig({ DATABASE_URL: 'postgres://reelset@127.0.0.1:55432/reelset' }));
     expect(r.DATABASE_URL).toBe('postgres://reelset@127.0.0.1:55432/reelset');
+  });
+});
+
+describe('one place for every default', () => {
+  it('infra/defaults.env and the schema name the same variables', () => {
+    expect(readDefaults().map(([k]) => k).sort()).toEqual(Object.keys(Config.shape).sort());
+  });
+
+  it('infra/env.sh and loadConfig resolve every variable to the same value', () => {
+    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !(k in Config.shape) && k !== 'REELSET_ROOT'));
+    const cases: NodeJS.ProcessEnv[] = [{}, { PG_PORT: '1234', REELSET_DATA_DIR: '/tmp/elsewhere', S3_ENDPOINT: '' }];
+    for (const extra of cases) {
+      const out = execFileSync('bash', ['-c', 'source infra/env.sh && env -0'], { cwd: REELSET_ROOT, env: { ...clean, ...extra } }).toString('utf8');
+      const fromShell = Object.fromEntries(out.split('\0').filter(Boolean).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+      const fromCode = loadConfig(extra);
+      for (const key of Object.keys(Config.shape)) expect([key, String(fromCode[key as keyof typeof fromCode])]).toEqual([key, fromShell[key]]);
+    }
+  });
+
+  it('the data directory is the checkout\'s .data, whatever the working directory', () => {
+    expect(loadConfig({}).REELSET_DATA_DIR).toBe(path.join(REELSET_ROOT, '.data'));
+    expect(loadConfig({ PG_PORT: '1234' }).DATABASE_URL).toBe('postgres://reelset@127.0.0.1:1234/reelset');
+    expect(loadConfig({ S3_ENDPOINT: '' }).S3_ENDPOINT).toBe('');
   });
 });

@@ -1,7 +1,7 @@
 import { orderLabels } from '../../activities/labeling/human';
 import { hintOf, orderForPeople, taskOf, uncertaintyOf, type PlannedFrame } from '../../activities/labeling/plan';
 import { instructionsHtml, labelConfigXml } from '../../activities/labeling/project';
-import { topAndMargin } from '../../activities/training/predict';
+import { topAndMargin } from '../../activities/training/predict-frames';
 
 const frame = (over: Partial<PlannedFrame>): PlannedFrame => ({
   key: 'frames/aa/bb/000001000.jpg', videoId: 'v1', timestampS: 1, split: 'train', required: 1, weakLabel: 'cup',

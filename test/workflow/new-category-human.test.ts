@@ -56,6 +56,7 @@ test('new-category in human mode runs the label step as the child <run>/label an
     closeLabeling: rec('closeLabeling', () => undefined),
     buildDataset: rec('buildDataset', () => step({ name: 'cup', version: 1, datasetKey: 'datasets/cup/v1/manifest.json', labels: ['cup', 'other'], counts: { train: {}, validation: {} }, unlabeled: 0, warnings: [] })),
     publishModels: rec('publishModels', () => step({ models: [], evaluation })),
+    writeRunReport: rec('writeRunReport', () => ({ reportKey: 'runs/nc-human-1/report.html', bytes: 1, charts: 0, contactSheets: 0, steps: 1 })),
   };
   const gpu = {
     predictFrames: rec('predictFrames', () => ({ model: null, frames: 0, predictionsKey: null })),
