@@ -93,9 +93,10 @@ export function createLabelDatasetActivities(deps: ActivityDeps) {
         const usable = rows.filter((r) => vectorOf.has(r.frameKey));
         const withoutEmbedding = rows.length - usable.length;
 
-        const videoLabel = new Map<string, string>();
-        for (const f of usable) videoLabel.set(f.videoId, f.label);
-        const present = [...new Set(videoLabel.values())];
+        // Every label a frame has is a class (people put frames of one video under several
+        // labels: the label, a child of it, `other`). The split is by video, stratified by
+        // the majority label of each video's frames (with weak labels, its only one).
+        const present = [...new Set(usable.map((f) => f.label))];
         if (present.length < 2) {
           throw new DatasetError(
             `dataset "${name}" needs frames of at least two labels, found only: ${present.join(', ') || 'none'} ` +
@@ -103,13 +104,23 @@ export function createLabelDatasetActivities(deps: ActivityDeps) {
           );
         }
         const labels = [name, ...present.filter((l) => l !== name && l !== NEGATIVE_LABEL).sort(), ...(present.includes(NEGATIVE_LABEL) ? [NEGATIVE_LABEL] : [])];
-        if (!labels.includes(name)) labels.unshift(name);
-        const { splitOf, labelsWithoutValidation } = splitByVideo(
-          [...videoLabel.entries()].map(([videoId, l]) => ({ videoId, label: l })),
-          input.validationFraction,
-          input.seed,
+        const votes = new Map<string, Map<string, number>>();
+        for (const f of usable) {
+          const m = votes.get(f.videoId) ?? new Map<string, number>();
+          m.set(f.label, (m.get(f.label) ?? 0) + 1);
+          votes.set(f.videoId, m);
+        }
+        const videoLabel = [...votes.entries()].map(([videoId, m]) => ({
+          videoId,
+          label: [...m.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))[0]![0],
+        }));
+        const { splitOf, labelsWithoutValidation: singleVideo } = splitByVideo(videoLabel, input.validationFraction, input.seed);
+        const withoutValidation = present.filter((l) => !usable.some((f) => f.label === l && splitOf.get(f.videoId) === 'validation')).sort();
+        const warnings = withoutValidation.map((l) =>
+          singleVideo.includes(l)
+            ? `label "${l}" has a single video: it is in train only, so it has no validation result`
+            : `label "${l}" has no validation frame: it is in train only, so it has no validation result`,
         );
-        const warnings = labelsWithoutValidation.map((l) => `label "${l}" has a single video: it is in train only, so it has no validation result`);
         if (withoutEmbedding) warnings.push(`${withoutEmbedding} labelled frame(s) left out: no embedding with model ${modelKey}`);
         const frames = usable.map((f) => ({ key: f.frameKey, videoId: f.videoId, label: f.label, split: splitOf.get(f.videoId)!, vector: vectorOf.get(f.frameKey)!, source: f.source }));
 

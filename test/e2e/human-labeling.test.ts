@@ -10,6 +10,9 @@
  * person), one label changed, one extra annotation deleted, and one annotation made while
  * the gateway is down and the video worker killed, so that only the reconciliation poll
  * can find it. The run completes, and its dataset holds exactly the people's labels.
+ * A second run inherits them; then a retrain of the label, after a new video arrived,
+ * takes its labelling mode from the label's last run and sends people the new video's
+ * frames only.
  */
 import { execFile } from 'node:child_process';
 import { createServer } from 'node:net';
@@ -27,6 +30,8 @@ import {
   type LabelingProgress,
   type NewCategoryRequest,
   type NewCategoryResult,
+  type RetrainResult,
+  type SearchManifest,
 } from '../../contracts';
 import { cohenKappa } from '../../lib/agreement';
 import type { LabelStudioClient } from '../../lib/label-studio';
@@ -114,7 +119,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close().catch(() => undefined);
   // A failed test leaves no run waiting behind it.
-  await client?.workflow.getHandle(workflowId).terminate('e2e test ended').catch(() => undefined);
+  for (const id of [workflowId, `${workflowId}-retrain`]) await client?.workflow.getHandle(id).terminate('e2e test ended').catch(() => undefined);
   for (const w of Object.values(workers)) await w.kill();
   if (svc) {
     const p = await svc.pool.query<{ project_id: string }>(`SELECT project_id FROM labeling_projects WHERE label = $1`, [LABEL]).catch(() => ({ rows: [] }));
@@ -335,4 +340,54 @@ test('a second run: the published model pre-annotates, frames people labelled ar
   const sentKeys = new Set(sent.map((t) => t.frame_key));
   for (const f of ds.frames) expect(f.source).toBe(sentKeys.has(f.key) ? 'weak' : 'human');
   console.log(`human labelling e2e, second run: ${label.inherited} frames inherited from people, ${sent.length} sent, finished ${label.finishedBy}`);
+});
+
+test('a retrain after a new video: the label\'s mode (people) comes from its last run, and only the new unique frames go to them', async () => {
+  // A video of the catalog that no run of the label has seen (as a positive or a negative) becomes the label's.
+  const seen = new Set<string>();
+  for (const id of [workflowId, `${workflowId}-again`]) {
+    for (const h of (await svc.store.getJson<SearchManifest>(`runs/${id}/search/manifest.json`))?.hits ?? []) seen.add(h.videoId);
+  }
+  const fresh = ['cup', 'cockatoo', 'motion', 'DualDiscs', 'vtest', 'movie-hello'].find((v) => !seen.has(v))!;
+  expect(fresh).toBeDefined();
+  await svc.pool.query(`INSERT INTO video_labels (video_id, label, source) VALUES ($1, $2, 'e2e')`, [fresh, LABEL]);
+
+  // Only the label and no negatives: the parameters, the labelling mode included, are the last run's.
+  const id = `${workflowId}-retrain`;
+  const handle = await client.workflow.start('retrainWorkflow', { taskQueue: env.REELSET_VIDEO_TASK_QUEUE!, workflowId: id, args: [{ label: LABEL, overrides: { maxNegativeVideos: 0 } }] });
+  const child = client.workflow.getHandle(labelingChildWorkflowId(id));
+  const p = await waitFor('the retrain to send its frames to people', async () => {
+    const q = await child.query(labelingProgressQuery).catch(() => undefined);
+    return q && q.state === 'waiting' && q.lastSyncAt !== null ? q : undefined;
+  });
+  const tasks = (
+    await svc.pool.query<{ task_id: string; frame_key: string; video_id: string; split: string }>(
+      'SELECT task_id, frame_key, video_id, split FROM labeling_tasks WHERE workflow_id = $1 ORDER BY task_id',
+      [id],
+    )
+  ).rows;
+  expect(tasks.length).toBe(p.tasks);
+  expect(tasks.length).toBeGreaterThan(0);
+  // The new video's frames only: nothing of the earlier runs is asked again.
+  for (const t of tasks) {
+    expect(t.video_id).toBe(fresh);
+    expect(expected.has(t.frame_key)).toBe(false);
+  }
+  // The published model pre-annotates them (the second run's teacher, v2).
+  expect((await svc.store.getJson<{ model: { version: number } }>(`runs/${id}/label/predictions.json`))?.model.version).toBe(2);
+  // People label them (both on validation frames); the retrain finishes by itself.
+  for (const t of tasks) {
+    await a.client.createAnnotation(Number(t.task_id), { result: choose(LABEL) });
+    if (t.split === 'validation') await b.client.createAnnotation(Number(t.task_id), { result: choose(LABEL) });
+  }
+  const r = (await handle.result()) as RetrainResult;
+  expect(r.outcome).toBe('retrained');
+  expect(r.newVideos).toMatchObject({ positives: 1, negatives: 0 });
+  expect(r.run!.steps.label!.summary).toMatchObject({ mode: 'human', finishedBy: 'complete', sent: tasks.length, human: tasks.length, weakFallback: 0 });
+  // The label's dataset: everything labelled so far, the people's labels as they gave them.
+  const ds = (await svc.store.getJson<DatasetManifest>(r.run!.dataset.datasetKey))!;
+  const byKey = new Map(ds.frames.map((f) => [f.key, f]));
+  for (const t of tasks) expect(byKey.get(t.frame_key)).toMatchObject({ label: LABEL, source: 'human', videoId: fresh });
+  for (const [key, label] of expected) if (byKey.has(key)) expect(byKey.get(key)).toMatchObject({ label, source: 'human' });
+  console.log(`human labelling e2e, retrain: ${tasks.length} frames of the new video "${fresh}" sent to people, dataset v${ds.version} with ${ds.frames.length} frames`);
 });
