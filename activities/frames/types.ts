@@ -1,0 +1,87 @@
+/**
+ * The shapes the extraction pipeline's parts pass between them and to their caller:
+ * where frames go ({@link FrameSink}), committed progress ({@link ExtractProgress}) and
+ * how a retried attempt resumes ({@link ExtractResume}), the hooks of one extraction and
+ * what it returns. Types only.
+ */
+import type { DropCounts, FrameRecord, SamplingPlan } from '../../contracts';
+
+/** What one extraction produced. */
+export interface ExtractionResult {
+  paramsHash: string;
+  /** The sampling actually used (after the cap and the video's own duration). */
+  plan: SamplingPlan;
+  /** Frames sampled from the video (kept + dropped). */
+  sampled: number;
+  frames: FrameRecord[];
+  dropped: DropCounts;
+  /** Decoder complaints (first 20) for streams that still decode, e.g. h264 slice errors. */
+  decodeErrors: string[];
+  decodeErrorCount: number;
+  /** True when this attempt resumed after an earlier attempt's committed progress. */
+  resumed: boolean;
+}
+
+/**
+ * Committed progress of one extraction: a prefix, in sample order, of frames that are
+ * stored (and committed through {@link FrameSink.commit}) or dropped. A retried attempt
+ * resumes after `lastTimestampS` with the next index `sampled`.
+ */
+export interface ExtractProgress {
+  /** Sampled frames handled so far (stored or dropped); also the next frame's index. */
+  sampled: number;
+  /** Frames stored among them. */
+  frames: number;
+  /** Timestamp of the last handled frame in seconds; null before the first. */
+  lastTimestampS: number | null;
+  dropped: DropCounts;
+  decodeErrorCount: number;
+}
+
+/** Where an earlier attempt stopped: its committed progress and the records of its stored frames. */
+export interface ExtractResume {
+  progress: ExtractProgress;
+  /** Records of the `progress.frames` frames stored, in index order. */
+  frames: FrameRecord[];
+  decodeErrors?: string[];
+}
+
+/** Where frames go: the caller stores bytes (S3) and rows (Postgres). */
+export interface FrameSink {
+  /** True when this key is already stored (a retried attempt skips the upload). */
+  has(key: string): boolean;
+  /** Store one frame's bytes; called with bounded concurrency. */
+  put(frame: FrameRecord, bytes: Buffer): Promise<void>;
+  /**
+   * Record a batch of stored frames (index order, each `put` finished) and the progress
+   * they complete; called one batch at a time, every `commitEvery` frames or
+   * `commitIntervalMs`, and once at the end.
+   */
+  commit?(frames: FrameRecord[], progress: ExtractProgress): Promise<void>;
+}
+
+/** Progress, resumption and cancellation hooks (heartbeats in the activity). */
+export interface ExtractHooks {
+  /** Every sampled frame: how far the decode has got (seconds of video) and frames sampled. */
+  onFrame?: (done: { frames: number; timestampS: number }) => void;
+  signal?: AbortSignal;
+  /** Concurrent `sink.put` calls (default 8). */
+  uploadConcurrency?: number;
+  ffmpegPath?: string;
+  /** Continue after an earlier attempt's committed progress instead of starting over. */
+  resume?: ExtractResume;
+  /** Commit at least every this many sampled frames (default 50)... */
+  commitEvery?: number;
+  /** ...or this often, milliseconds (default 2000). */
+  commitIntervalMs?: number;
+}
+
+/** The verdict on one sampled frame: kept (`record`, to be stored) or dropped (`reason`). */
+export type FrameOutcome =
+  | { timestampS: number; record: FrameRecord; reason?: undefined }
+  | { timestampS: number; reason: keyof DropCounts; record?: undefined };
+
+/** Progress before the first frame. */
+export function emptyProgress(): ExtractProgress {
+  return { sampled: 0, frames: 0, lastTimestampS: null, dropped: { nearBlack: 0, nearWhite: 0, blurred: 0 }, decodeErrorCount: 0 };
+}
