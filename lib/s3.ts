@@ -1,5 +1,6 @@
-import { Agent } from 'node:https';
-import { Agent as HttpAgent } from 'node:http';
+import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
+import { Agent, request as httpsRequest } from 'node:https';
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import {
   CopyObjectCommand,
   CreateBucketCommand,
@@ -15,7 +16,61 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { SignatureV4 } from '@smithy/signature-v4';
 import type { Config } from './config';
+
+/**
+ * What {@link ObjectStore.putSigned} needs to send a request itself: where the bucket is
+ * and how to sign (SigV4, `@smithy/signature-v4`, the SDK's own signer).
+ */
+export interface DirectPut {
+  /** `http:` or `https:` endpoint origin, e.g. `http://127.0.0.1:7070` or `https://s3.eu-west-1.amazonaws.com`. */
+  endpoint: URL;
+  /** Path-style (`/<bucket>/<key>`) or virtual-hosted (`<bucket>.<host>/<key>`) addressing. */
+  pathStyle: boolean;
+  signer: SignatureV4;
+  agent: HttpAgent;
+  /** Attempts per PUT (network errors, 5xx, 429), exponential backoff from 100 ms. */
+  maxAttempts: number;
+  /** Socket idle limit per request, milliseconds. */
+  timeoutMs: number;
+}
+
+/** SHA-256 (and HMAC-SHA-256 with a key) for the signer, on node:crypto. */
+class NodeSha256 {
+  private readonly h: Hash | Hmac;
+  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
+    this.h = secret === undefined ? createHash('sha256') : createHmac('sha256', bytes(secret));
+  }
+  update(data: string | ArrayBuffer | ArrayBufferView): void {
+    this.h.update(bytes(data));
+  }
+  async digest(): Promise<Uint8Array> {
+    return new Uint8Array(this.h.digest());
+  }
+}
+
+function bytes(x: string | ArrayBuffer | ArrayBufferView): string | Buffer {
+  if (typeof x === 'string') return x;
+  return ArrayBuffer.isView(x) ? Buffer.from(x.buffer, x.byteOffset, x.byteLength) : Buffer.from(x);
+}
+
+/** RFC 3986 encoding of one key segment, as S3's canonical request wants it. */
+function encodeSegment(segment: string): string {
+  return encodeURIComponent(segment).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+/** An S3 error answer of a direct request: `name` is S3's error code (`SlowDown`, `AccessDenied`, ...). */
+export class S3RequestError extends Error {
+  constructor(
+    readonly status: number,
+    code: string,
+    message: string,
+  ) {
+    super(`S3 ${status} ${code}: ${message}`);
+    this.name = code || `HTTP${status}`;
+  }
+}
 
 /**
  * A thin, typed wrapper over one bucket of an S3-compatible object store.
@@ -33,6 +88,7 @@ export class ObjectStore {
   constructor(
     readonly bucket: string,
     client: S3Client,
+    private readonly direct?: DirectPut,
   ) {
     this.client = client;
   }
@@ -55,7 +111,24 @@ export class ObjectStore {
         requestTimeout: 120_000,
       }),
     });
-    return new ObjectStore(config.S3_BUCKET, client);
+    const endpoint = new URL(config.S3_ENDPOINT || `https://s3.${config.S3_REGION}.amazonaws.com`);
+    const direct: DirectPut = {
+      endpoint,
+      pathStyle: config.S3_FORCE_PATH_STYLE,
+      signer: new SignatureV4({
+        service: 's3',
+        region: config.S3_REGION,
+        credentials: { accessKeyId: config.S3_ACCESS_KEY_ID, secretAccessKey: config.S3_SECRET_ACCESS_KEY },
+        sha256: NodeSha256,
+        // S3 signs the path as sent (segments encoded once), unlike other services.
+        uriEscapePath: false,
+        applyChecksum: false,
+      }),
+      agent: endpoint.protocol === 'https:' ? new Agent(agentOpts) : new HttpAgent(agentOpts),
+      maxAttempts: 5,
+      timeoutMs: 120_000,
+    };
+    return new ObjectStore(config.S3_BUCKET, client, direct);
   }
 
   /** Create the bucket when it does not exist (idempotent). */
@@ -78,6 +151,65 @@ export class ObjectStore {
     await this.client.send(
       new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }),
     );
+  }
+
+  /**
+   * Write an object with one signed HTTP PUT sent on Node's keep-alive agent, without the
+   * SDK's middleware stack: the same request `put` makes (SigV4 by the SDK's signer,
+   * path-style or virtual-hosted as configured, whole-object, idempotent), for a fraction
+   * of its CPU (about 0.4 ms against 2 ms per request, `bench/extract.ts`): the path of
+   * the many small frame uploads. The payload hash the signature covers is `sha256Hex`
+   * when the caller has it (the server checks the body against it), else computed.
+   * Retries network errors, 5xx and 429 answers up to 5 attempts with exponential
+   * backoff. A store built without a configuration falls back to `put`.
+   *
+   * @throws S3RequestError with S3's error code and message on any other answer (or the
+   *   last one), or the network error of the last attempt.
+   */
+  async putSigned(key: string, body: Buffer, contentType: string, sha256Hex?: string): Promise<void> {
+    const d = this.direct;
+    if (!d) return this.put(key, body, contentType);
+    const encoded = key.split('/').map(encodeSegment).join('/');
+    const host = d.pathStyle ? d.endpoint.host : `${this.bucket}.${d.endpoint.host}`;
+    const path = d.pathStyle ? `/${encodeSegment(this.bucket)}/${encoded}` : `/${encoded}`;
+    const payload = sha256Hex ?? createHash('sha256').update(body).digest('hex');
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const signed = await d.signer.sign({
+          method: 'PUT',
+          protocol: d.endpoint.protocol,
+          hostname: d.pathStyle ? d.endpoint.hostname : `${this.bucket}.${d.endpoint.hostname}`,
+          port: d.endpoint.port ? Number(d.endpoint.port) : undefined,
+          path,
+          query: {},
+          headers: { host, 'content-type': contentType, 'content-length': String(body.length), 'x-amz-content-sha256': payload },
+          body,
+        });
+        const res = await this.send(d, host, path, signed.headers, body);
+        if (res.status < 300) return;
+        const err = new S3RequestError(res.status, /<Code>([^<]*)<\/Code>/.exec(res.body)?.[1] ?? '', /<Message>([^<]*)<\/Message>/.exec(res.body)?.[1] ?? res.body.slice(0, 200));
+        if (!(res.status >= 500 || res.status === 429) || attempt >= d.maxAttempts) throw err;
+      } catch (err) {
+        if (err instanceof S3RequestError && !(err.status >= 500 || err.status === 429)) throw err;
+        if (attempt >= d.maxAttempts) throw err;
+      }
+      await new Promise((r) => setTimeout(r, 100 * 2 ** (attempt - 1) * (0.5 + Math.random())));
+    }
+  }
+
+  private send(d: DirectPut, host: string, path: string, headers: Record<string, string>, body: Buffer): Promise<{ status: number; body: string }> {
+    return new Promise((resolve, reject) => {
+      const request = d.endpoint.protocol === 'https:' ? httpsRequest : httpRequest;
+      const req = request({ protocol: d.endpoint.protocol, host: d.endpoint.hostname, port: d.endpoint.port || undefined, method: 'PUT', path, headers: { ...headers, host }, agent: d.agent, timeout: d.timeoutMs }, (res: IncomingMessage) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      });
+      req.on('timeout', () => req.destroy(new Error(`S3 PUT ${path}: no answer within ${d.timeoutMs} ms`)));
+      req.on('error', reject);
+      req.end(body);
+    });
   }
 
   /** Write a JSON document (pretty-printed, UTF-8). */
@@ -164,6 +296,7 @@ export class ObjectStore {
   /** Release sockets. */
   destroy(): void {
     this.client.destroy();
+    this.direct?.agent.destroy();
   }
 }
 

@@ -63,14 +63,20 @@ export function createFrameActivities(deps: ActivityDeps) {
    *
    * @throws VideoDecodeError naming the catalog file and the reason (cached or fresh).
    */
-  async function probeContent(sha256: string, cached: CachedProbe | null, file: () => Promise<string>, named: string): Promise<VideoProbe> {
+  async function probeContent(sha256: string, cached: CachedProbe | null, file: () => Promise<string>, named: string, signal: AbortSignal): Promise<VideoProbe> {
     if (cached?.version === PROBE_VERSION) {
       if (cached.error !== undefined) throw new VideoDecodeError(named, cached.error);
       if (cached.probe) return cached.probe;
     }
     const save = (c: CachedProbe) => pool.query('UPDATE videos SET probe = $2 WHERE sha256 = $1', [sha256, JSON.stringify(c)]);
     try {
-      const probe = await probeVideo(await file(), config.FFPROBE_PATH, config.FFMPEG_PATH);
+      // A tool that times out or cannot run throws a TransientError: retried, never cached.
+      const probe = await probeVideo(await file(), {
+        ffprobePath: config.FFPROBE_PATH,
+        ffmpegPath: config.FFMPEG_PATH,
+        timeoutMs: config.FFPROBE_TIMEOUT_S * 1000,
+        signal,
+      });
       await save({ version: PROBE_VERSION, probe });
       return probe;
     } catch (err: unknown) {
@@ -199,7 +205,7 @@ export function createFrameActivities(deps: ActivityDeps) {
           throw err;
         };
         // A file known to be unusable fails here, before it is even downloaded.
-        const probe = await probeContent(video.sha256, video.probe, fetchVideo, named);
+        const probe = await probeContent(video.sha256, video.probe, fetchVideo, named, ctx.cancellationSignal);
         const probeMs = lap();
         await fetchVideo();
         const downloadMs = lap();
@@ -210,9 +216,8 @@ export function createFrameActivities(deps: ActivityDeps) {
           input.options,
           {
             has: (key) => stored.has(key),
-            put: async (frame, bytes) => {
-              await store.put(frame.key, bytes, input.options.format === 'webp' ? 'image/webp' : 'image/jpeg');
-            },
+            // One signed PUT without the SDK's middleware: the frame's sha256 is the payload hash the server checks.
+            put: (frame, bytes) => store.putSigned(frame.key, bytes, input.options.format === 'webp' ? 'image/webp' : 'image/jpeg', frame.sha256),
             // Rows after objects: a row always points at a stored frame. Idempotent on the key.
             commit: async (frames, progress) => {
               await insertFrameRows(input.videoId, paramsHash, frames);
@@ -223,6 +228,7 @@ export function createFrameActivities(deps: ActivityDeps) {
           {
             ffmpegPath: config.FFMPEG_PATH,
             signal: ctx.cancellationSignal,
+            stallTimeoutMs: config.FFMPEG_STALL_TIMEOUT_S * 1000,
             uploadConcurrency: config.S3_UPLOAD_CONCURRENCY,
             resume,
             // Frames are scored concurrently: keep the furthest point reached.

@@ -1,9 +1,10 @@
 /**
- * The ffmpeg command line of one extraction: inputs, the filter graph (sample, scale,
- * then split into the encoded image and the luma plane) and the two outputs (pipe 1:
- * encoded images; pipe 3: raw luma planes).
+ * The ffmpeg command line of one extraction: inputs, the filter graph (deinterlace,
+ * sample, scale and convert to 8-bit BT.709 SDR, then split into the encoded image and
+ * the luma plane) and the two outputs (pipe 1: encoded images; pipe 3: raw luma planes).
  */
-import type { ExtractOptions, SamplingPlan } from '../../contracts';
+import type { ExtractOptions, SamplingPlan, VideoProbe } from '../../contracts';
+import { colourFilters } from './colour';
 import { ffmpegNumber, selectExpression } from './plan';
 
 /**
@@ -21,10 +22,15 @@ export function encoderArgs(opts: Pick<ExtractOptions, 'format' | 'quality'>): s
     : ['-c:v', 'mjpeg', '-q:v', String(mjpegQscale(opts.quality))];
 }
 
+/** What of the probe the command depends on. */
+export type CommandProbe = Pick<VideoProbe, 'colour' | 'scan'> & { stream: Pick<VideoProbe['stream'], 'index'> };
+
 /** Everything {@link buildExtractCommand} needs. */
 export interface ExtractCommandInput {
   /** Local path of the video (passed as a `file:` URL). */
   file: string;
+  /** The chosen stream, its colour and scan type. */
+  probe: CommandProbe;
   plan: SamplingPlan;
   /** Output frame size in pixels (even). */
   size: { width: number; height: number };
@@ -39,28 +45,54 @@ export interface ExtractCommandInput {
 }
 
 /**
- * The filter graph: `select` on presentation time, scale to the output size with square
- * pixels, `showinfo` (the timestamps), then one branch per output converting on its own:
- * the encoder's pixel format (`[enc]`) and full-range 8-bit luma (`[luma]`).
+ * The deinterlacer of an interlaced stream, or nothing: `bwdif` (Bob Weaver, motion
+ * adaptive, after yadif; one frame out per frame in, timestamps kept) with the field
+ * order the probe found, on every frame (idet-detected streams carry no interlaced flag
+ * on their frames). It runs before `select`: it needs each frame's neighbours.
  */
-export function extractFilterGraph(input: Pick<ExtractCommandInput, 'plan' | 'size' | 'format' | 'seekS' | 'afterS'>): string {
+export function deinterlaceFilter(scan: VideoProbe['scan']): string {
+  if (!scan.interlaced) return '';
+  const parity = scan.fieldOrder === 'tt' || scan.fieldOrder === 'tb' ? 'tff' : 'bff';
+  return `bwdif=mode=send_frame:parity=${parity}:deint=all,`;
+}
+
+/**
+ * The filter graph: the chosen stream (`[0:<index>]`), deinterlaced when interlaced,
+ * `select` on presentation time, scaled to the output size and converted to 8-bit BT.709
+ * SDR as full-range BT.601 YCbCr ({@link colourFilters}), square pixels, `showinfo` (the
+ * timestamps), then one branch per output: the encoder's pixel format (`[enc]`) and the
+ * luma plane (`[luma]`, the Y plane as it is: full-range 8-bit luma).
+ */
+export function extractFilterGraph(input: Pick<ExtractCommandInput, 'probe' | 'plan' | 'size' | 'format' | 'seekS' | 'afterS'>): string {
   return (
-    `[0:v:0]select='${selectExpression(input.plan, input.afterS, input.seekS)}',` +
-    `scale=${input.size.width}:${input.size.height}:flags=bicubic,setsar=1,showinfo,split=2[e][l];` +
-    `[e]format=${input.format === 'webp' ? 'yuv420p' : 'yuvj420p'}[enc];[l]format=gray[luma]`
+    `[0:${input.probe.stream.index}]${frameFilters(input)},showinfo,split=2[e][l];` +
+    `[e]format=${input.format === 'webp' ? 'yuv420p' : 'yuvj420p'}[enc];[l]extractplanes=y[luma]`
+  );
+}
+
+/**
+ * The filter chain that makes the stored frames from the decoded stream, without the
+ * outputs: deinterlace (when interlaced), `select`, scale and colour conversion, square
+ * pixels. `bench/extract.ts` gives bare ffmpeg exactly this chain.
+ */
+export function frameFilters(input: Pick<ExtractCommandInput, 'probe' | 'plan' | 'size' | 'seekS' | 'afterS'>): string {
+  return (
+    `${deinterlaceFilter(input.probe.scan)}select='${selectExpression(input.plan, input.afterS, input.seekS)}',` +
+    `${colourFilters(input.probe.colour, input.size.width, input.size.height)},setsar=1`
   );
 }
 
 /**
  * The ffmpeg arguments of one extraction (without the binary): encoded images to pipe 1
  * (`image2pipe`), luma planes to pipe 3 (`rawvideo`), each capped at `frames`; keyframes
- * only (`-skip_frame nokey`) when the plan says so; timestamps logged by `showinfo` at
+ * only (`-skip_frame nokey`) when the plan says so; timestamps logged by `showinfo` and
+ * a progress line every half second (`-stats`, the no-progress watchdog's heartbeat) at
  * level `info` on stderr.
  */
 export function buildExtractCommand(input: ExtractCommandInput): string[] {
   const each = ['-fps_mode', 'passthrough', '-frames:v', String(input.frames)];
   return [
-    '-nostdin', '-nostats', '-loglevel', 'info',
+    '-nostdin', '-stats', '-stats_period', '0.5', '-loglevel', 'info',
     ...(input.seekS > 0 ? ['-ss', ffmpegNumber(input.seekS)] : []),
     ...(input.plan.keyframesOnly ? ['-skip_frame', 'nokey'] : []),
     // `file:` so that no name ("a:b.mp4", "-x.mp4") is read as a protocol or an option.

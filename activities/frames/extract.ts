@@ -19,13 +19,13 @@ import { CommitTracker } from './commit-tracker';
 import { FfmpegFrames } from './ffmpeg-frames';
 import { extractionParamsHash, planSampling, targetSize } from './plan';
 import { judgeFrame } from './quality';
-import { emptyProgress, type ExtractHooks, type ExtractionResult, type ExtractProgress, type FrameSink } from './types';
+import { defaultFfmpegTimeoutMs, emptyProgress, type ExtractHooks, type ExtractionResult, type ExtractProgress, type FrameSink } from './types';
 import { UploadPool } from './upload-pool';
 
-export { buildExtractCommand, encoderArgs, extractFilterGraph, mjpegQscale } from './command';
+export { buildExtractCommand, deinterlaceFilter, encoderArgs, extractFilterGraph, frameFilters, mjpegQscale } from './command';
 export { EXTRACTOR_VERSION, extractionParamsHash, ffmpegNumber, planSampling, planSamplingRate, selectExpression, targetSize } from './plan';
 export { dropReason, judgeFrame, lumaQuality, type FrameQuality } from './quality';
-export type { ExtractHooks, ExtractionResult, ExtractProgress, ExtractResume, FrameOutcome, FrameSink } from './types';
+export { defaultFfmpegTimeoutMs, type ExtractHooks, type ExtractionResult, type ExtractProgress, type ExtractResume, type FrameOutcome, type FrameSink } from './types';
 
 /**
  * Sample, resize, encode and store the frames of one local video file.
@@ -78,7 +78,7 @@ export async function extractFrames(
   });
   if (remaining <= 0) return result(start, resume?.frames ?? [], [], 0);
 
-  const args = buildExtractCommand({ file, plan, size, format: opts.format, quality: opts.quality, seekS, afterS: start.lastTimestampS, frames: remaining });
+  const args = buildExtractCommand({ file, probe, plan, size, format: opts.format, quality: opts.quality, seekS, afterS: start.lastTimestampS, frames: remaining });
   const ffmpeg = new FfmpegFrames(hooks.ffmpegPath ?? 'ffmpeg', args, {
     format: opts.format,
     lumaBytes: size.width * size.height,
@@ -86,6 +86,8 @@ export async function extractFrames(
     signal: hooks.signal,
     file,
     firstIndex: start.sampled,
+    stallTimeoutMs: hooks.stallTimeoutMs ?? 60_000,
+    timeoutMs: hooks.timeoutMs ?? defaultFfmpegTimeoutMs(probe.durationS),
   });
   let failure: unknown;
   const fail = (err: unknown) => {

@@ -6,29 +6,38 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable } from 'node:stream';
-import { VideoDecodeError } from '../../contracts';
+import { TransientError, VideoDecodeError } from '../../contracts';
 import { FramePairer, type DecodedFrame } from './pairing';
 import { FixedSizeSplitter, JpegSplitter, WebpSplitter } from './streams';
 
-const SHOWINFO = /Parsed_showinfo.*\bn:\s*(\d+).*\bpts_time:\s*(-?[\d.]+)/;
+const SHOWINFO_FRAME = /Parsed_showinfo.*\bn:\s*(\d+)\s+pts:\s*(-?\d+)\s+pts_time:\s*(-?[\d.e+-]+)/;
+const SHOWINFO_TIME_BASE = /Parsed_showinfo.*\bconfig in time_base:\s*(\d+)\/(\d+)/;
+const STATS = /^\s*frame=\s*\d+/;
 const DECODE_ERROR = /error|corrupt|invalid|non[- ]monoton|concealing|missing|illegal/i;
 const NOT_AN_ERROR = /^\s*(Stream|Input|Output|Duration|built with|configuration)/;
 
 /**
- * ffmpeg's stderr, line by line: `showinfo` frame lines give each frame's `pts_time`
- * (reported through `onTimestamp(n, seconds)`); lines that look like decoder complaints
- * are counted (the first `keep` kept); the last non-empty line is kept for error reports.
+ * ffmpeg's stderr, line by line: `showinfo` frame lines give each frame's presentation
+ * time, computed exactly from its integer `pts` and the time base showinfo logs when it
+ * is configured (`pts_time` is printed with 6 significant digits only: 10 ms steps past
+ * 1000 s), reported through `onTimestamp(n, seconds)`; lines that look like decoder
+ * complaints once decoding has started ("Stream mapping:"; before it ffmpeg probes every
+ * stream of the input, cover art included) are counted (the first `keep` kept); the last
+ * non-empty line that is not a frame or progress line is kept for error reports.
  */
 export class FfmpegLog {
   /** The first decoder complaints, trimmed. */
   readonly decodeErrors: string[] = [];
   decodeErrorCount = 0;
-  /** The last non-empty line that is not a `showinfo` frame line. */
+  /** The last non-empty line that is not a `showinfo` frame line or a progress line. */
   lastLine = '';
+  /** showinfo's input time base, when logged. */
+  timeBase?: { num: number; den: number };
   private rest = '';
+  private decoding = false;
 
   constructor(
-    private readonly onTimestamp: (n: number, ptsTimeS: number) => void,
+    private readonly onTimestamp: (n: number, seconds: number) => void,
     private readonly keep = 20,
   ) {}
 
@@ -41,9 +50,20 @@ export class FfmpegLog {
 
   /** One whole line. */
   line(line: string): void {
-    const m = SHOWINFO.exec(line);
-    if (m) return this.onTimestamp(Number(m[1]), Number(m[2]));
-    if (DECODE_ERROR.test(line) && !NOT_AN_ERROR.test(line)) {
+    const m = SHOWINFO_FRAME.exec(line);
+    if (m) {
+      const tb = this.timeBase;
+      return this.onTimestamp(Number(m[1]), tb ? (Number(m[2]) * tb.num) / tb.den : Number(m[3]));
+    }
+    const t = SHOWINFO_TIME_BASE.exec(line);
+    if (t) {
+      this.timeBase = { num: Number(t[1]), den: Number(t[2]) };
+      return;
+    }
+    if (STATS.test(line)) return;
+    if (!this.decoding && /^Stream mapping:/.test(line)) this.decoding = true;
+    // Before "Stream mapping:" ffmpeg is still probing the input, every stream of it (cover art too).
+    if (this.decoding && DECODE_ERROR.test(line) && !NOT_AN_ERROR.test(line)) {
       this.decodeErrorCount++;
       if (this.decodeErrors.length < this.keep) this.decodeErrors.push(line.trim());
     }
@@ -66,6 +86,13 @@ export interface FfmpegFramesOptions {
   /** For error messages: the video file and the index of this process's first frame among the video's. */
   file: string;
   firstIndex: number;
+  /**
+   * Kill ffmpeg when it shows no sign of life (no stderr line, `-stats` progress lines
+   * included, and no output byte) for this long, milliseconds (default: never).
+   */
+  stallTimeoutMs?: number;
+  /** Kill ffmpeg when it runs longer than this, milliseconds (default: never). */
+  timeoutMs?: number;
 }
 
 /**
@@ -77,8 +104,12 @@ export interface FfmpegFramesOptions {
  *
  * Memory: at most `maxBuffered` whole frames plus a partial one per pipe.
  *
- * @throws (from the iteration) what a splitter throws on a malformed pipe, and
- *   VideoDecodeError when ffmpeg ended having written a frame without its timestamp.
+ * Bounds: `signal` (cancellation, worker shutdown), `stallTimeoutMs` (no sign of life)
+ * and `timeoutMs` (wall clock) each kill ffmpeg with SIGKILL.
+ *
+ * @throws (from the iteration) what a splitter throws on a malformed pipe;
+ *   VideoDecodeError when ffmpeg ended having written a frame without its timestamp;
+ *   TransientError (retryable) when ffmpeg could not start, stalled or ran past its limit.
  */
 export class FfmpegFrames implements AsyncIterable<DecodedFrame> {
   readonly log: FfmpegLog;
@@ -91,6 +122,8 @@ export class FfmpegFrames implements AsyncIterable<DecodedFrame> {
   private openPipes = 2;
   private wake?: () => void;
   private readonly onAbort = () => this.kill();
+  private lastSign = Date.now();
+  private readonly timers: NodeJS.Timeout[] = [];
 
   constructor(
     ffmpegPath: string,
@@ -107,13 +140,16 @@ export class FfmpegFrames implements AsyncIterable<DecodedFrame> {
     const lumaOut = this.child.stdio[3] as Readable;
     this.pipes = [encodedOut, lumaOut];
     this.child.stderr!.setEncoding('utf8');
-    this.child.stderr!.on('data', (text: string) => this.log.push(text));
+    this.child.stderr!.on('data', (text: string) => {
+      this.lastSign = Date.now();
+      this.log.push(text);
+    });
     const feed = (push: (chunk: Buffer) => void) => (chunk: Buffer) => {
+      this.lastSign = Date.now();
       try {
         push(chunk);
       } catch (err) {
-        this.failure ??= err;
-        this.kill();
+        this.fail(err);
       }
       if (this.pairer.paired >= (opts.maxBuffered ?? 4)) for (const p of this.pipes) p.pause();
       this.notify();
@@ -128,13 +164,34 @@ export class FfmpegFrames implements AsyncIterable<DecodedFrame> {
     }
     this.child.once('error', (error: Error) => {
       this.exit ??= { code: null, signal: null, error };
-      this.notify();
+      // ffmpeg could not start (missing binary, no memory): nothing to say about the video.
+      this.fail(new TransientError(`ffmpeg could not run: ${error.message}`, { cause: error }));
     });
     this.child.once('close', (code, signal) => {
       this.exit ??= { code, signal, ...(code !== 0 ? { error: new Error(`ffmpeg exited with ${signal ?? `code ${code}`}`) } : {}) };
       this.notify();
     });
     opts.signal?.addEventListener('abort', this.onAbort, { once: true });
+    const stall = opts.stallTimeoutMs;
+    if (stall) {
+      const watchdog = setInterval(() => {
+        if (Date.now() - this.lastSign < stall) return;
+        this.fail(new TransientError(`ffmpeg showed no progress for ${Math.round(stall / 1000)} s on ${opts.file} and was killed`));
+      }, Math.min(1000, stall / 4));
+      this.timers.push(watchdog);
+    }
+    if (opts.timeoutMs) {
+      const limit = opts.timeoutMs;
+      this.timers.push(setTimeout(() => this.fail(new TransientError(`ffmpeg ran past its ${Math.round(limit / 1000)} s limit on ${opts.file} and was killed`)), limit));
+    }
+    for (const t of this.timers) t.unref();
+  }
+
+  /** Stop with `err` (the first failure wins): ffmpeg is killed, the iteration throws it. */
+  fail(err: unknown): void {
+    this.failure ??= err;
+    this.kill();
+    this.notify();
   }
 
   /** SIGKILL ffmpeg if it still runs. */
@@ -163,6 +220,7 @@ export class FfmpegFrames implements AsyncIterable<DecodedFrame> {
       }
     } finally {
       this.kill();
+      for (const t of this.timers) clearTimeout(t);
       this.opts.signal?.removeEventListener('abort', this.onAbort);
     }
   }

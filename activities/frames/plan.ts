@@ -10,9 +10,12 @@ import type { ExtractOptions, SamplingMode, SamplingPlan, VideoProbe } from '../
  * Version of the extraction code; part of the parameters hash so a change never
  * overwrites old frames. x2: sampling by ffmpeg's `select` on presentation time
  * (variable frame rate safe) with resizing in ffmpeg; x3: images encoded by ffmpeg,
- * quality scored on its luma plane.
+ * quality scored on its luma plane; x4: the chosen stream (`0:<index>`), 8-bit BT.709 SDR
+ * from every colour space (explicit matrix and range, PQ / HLG tone-mapped), interlaced
+ * sources deinterlaced, timestamps exact from pts and the time base. The S3 layout is
+ * unchanged (one object per frame under `frameKey`).
  */
-export const EXTRACTOR_VERSION = 'x3';
+export const EXTRACTOR_VERSION = 'x4';
 
 /** Hash of everything that changes the stored frames (16 hex chars); fields of other modes do not count. */
 export function extractionParamsHash(opts: ExtractOptions): string {

@@ -74,6 +74,19 @@ export interface ExtractHooks {
   commitEvery?: number;
   /** ...or this often, milliseconds (default 2000). */
   commitIntervalMs?: number;
+  /** Kill ffmpeg (a retryable TransientError) after this long without a sign of life, milliseconds (default 60 000). */
+  stallTimeoutMs?: number;
+  /** Kill ffmpeg (a retryable TransientError) after this long, milliseconds (default {@link defaultFfmpegTimeoutMs}). */
+  timeoutMs?: number;
+}
+
+/**
+ * The wall-clock limit of one extraction's ffmpeg by default: 5 minutes plus 20 times the
+ * video's duration (decoding 8K on two cores runs at a few frames a second). A backstop:
+ * the no-progress watchdog catches a hung ffmpeg much sooner.
+ */
+export function defaultFfmpegTimeoutMs(durationS: number): number {
+  return Math.round((300 + 20 * Math.max(0, durationS)) * 1000);
 }
 
 /** The verdict on one sampled frame: kept (`record`, to be stored) or dropped (`reason`). */

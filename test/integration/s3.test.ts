@@ -49,6 +49,19 @@ describe('ObjectStore against the S3 server', () => {
     expect((await other.get('k'))?.toString()).toBe('v');
   });
 
+  it('putSigned (one signed PUT without the SDK middleware) stores what get reads, for awkward keys too; a wrong payload hash is refused', async () => {
+    const bytes = Buffer.from(Array.from({ length: 5000 }, (_, i) => (i * 31) & 0xff));
+    for (const key of [`${prefix}frames/000001000.jpg`, `${prefix}odd name (1) 'x'*!~ é.jpg`]) {
+      await store.putSigned(key, bytes, 'image/jpeg', sha256Hex(bytes));
+      expect((await store.get(key))!.equals(bytes)).toBe(true);
+    }
+    await store.putSigned(`${prefix}no-hash.bin`, bytes, 'application/octet-stream');
+    expect(await store.head(`${prefix}no-hash.bin`)).toBe(bytes.length);
+    // The server checks the body against the signed hash: a corrupted frame is never stored.
+    await expect(store.putSigned(`${prefix}bad.jpg`, bytes, 'image/jpeg', sha256Hex(Buffer.from('other')))).rejects.toMatchObject({ status: 400 });
+    expect(await store.head(`${prefix}bad.jpg`)).toBeUndefined();
+  });
+
   it('put/get round-trips bytes and strings; head gives the size', async () => {
     const bytes = Buffer.from([0, 1, 2, 250, 255, 10, 13]);
     await store.put(`${prefix}bin`, bytes);

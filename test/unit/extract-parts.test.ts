@@ -5,6 +5,7 @@
  */
 import { ExtractOptions } from '../../contracts/inputs';
 import { buildExtractCommand, extractFilterGraph } from '../../activities/frames/command';
+import { describeColour } from '../../activities/frames/colour';
 import { CommitTracker } from '../../activities/frames/commit-tracker';
 import { FfmpegLog } from '../../activities/frames/ffmpeg-frames';
 import { FramePairer } from '../../activities/frames/pairing';
@@ -20,7 +21,8 @@ const sha = 'a'.repeat(64);
 
 describe('buildExtractCommand', () => {
   const plan = planSampling({ durationS: 10, frameRate: 25 }, defaults);
-  const base = { file: '/v/-odd:name.mp4', plan, size: { width: 342, height: 256 }, format: 'jpeg' as const, quality: 85, seekS: 0, afterS: null, frames: 10 };
+  const probe = { stream: { index: 1 }, colour: describeColour({ pix_fmt: 'yuv420p' }, 480), scan: { fieldOrder: 'progressive' as const, interlaced: false, source: 'stream' as const } };
+  const base = { file: '/v/-odd:name.mp4', probe, plan, size: { width: 342, height: 256 }, format: 'jpeg' as const, quality: 85, seekS: 0, afterS: null, frames: 10 };
 
   it('reads the file as a file: URL, writes images to pipe 1 and luma planes to pipe 3, each capped', () => {
     const args = buildExtractCommand(base);
@@ -41,16 +43,41 @@ describe('buildExtractCommand', () => {
     expect(kf.slice(kf.indexOf('-skip_frame'), kf.indexOf('-skip_frame') + 2)).toEqual(['-skip_frame', 'nokey']);
   });
 
-  it('the graph scales with square pixels, logs timestamps, and converts each branch on its own', () => {
+  it('the graph maps the chosen stream, converts with its matrix and range, logs timestamps, and splits image and luma', () => {
     const g = extractFilterGraph(base);
-    expect(g).toMatch(/^\[0:v:0\]select='[^']+',scale=342:256:flags=bicubic,setsar=1,showinfo,split=2\[e\]\[l\];\[e\]format=yuvj420p\[enc\];\[l\]format=gray\[luma\]$/);
+    expect(g).toMatch(
+      /^\[0:1\]select='[^']+',scale=342:256:flags=bicubic:in_color_matrix=bt601:in_range=tv:out_color_matrix=bt601:out_range=pc,format=yuvj420p,setsar=1,showinfo,split=2\[e\]\[l\];\[e\]format=yuvj420p\[enc\];\[l\]extractplanes=y\[luma\]$/,
+    );
     expect(extractFilterGraph({ ...base, format: 'webp' })).toContain('[e]format=yuv420p[enc]');
+  });
+
+  it('deinterlaces an interlaced stream before select, with its field order', () => {
+    const g = extractFilterGraph({ ...base, probe: { ...probe, scan: { fieldOrder: 'bb', interlaced: true, source: 'idet' } } });
+    expect(g).toMatch(/^\[0:1\]bwdif=mode=send_frame:parity=bff:deint=all,select=/);
+  });
+
+  it('tone-maps PQ through linear light with the probed peak', () => {
+    const colour = { ...describeColour({ pix_fmt: 'yuv420p10le', color_space: 'bt2020nc', color_transfer: 'smpte2084', color_primaries: 'bt2020', color_range: 'tv' }, 2160), hdr: { toneMapPeak: 1.5 } };
+    const g = extractFilterGraph({ ...base, probe: { ...probe, colour } });
+    expect(g).toContain(
+      'zscale=w=342:h=256:f=bicubic:min=2020_ncl:rin=limited:pin=2020:tin=smpte2084:t=linear:npl=100,format=gbrpf32le,zscale=p=709,tonemap=mobius:desat=0:peak=1.5,zscale=t=709:m=170m:r=full,format=yuvj420p',
+    );
   });
 });
 
 describe('FfmpegLog', () => {
   const showinfo = (n: number, t: string) =>
     `[Parsed_showinfo_2 @ 0x5581d0b0e2c0] n:${String(n).padStart(4)} pts:  12800 pts_time:${t}  duration:    512 fmt:gray sar:1/1 s:342x256 i:P iskey:1 type:I\n`;
+
+  it('computes timestamps exactly from pts and the logged time base (pts_time has 6 significant digits)', () => {
+    const seen: Array<[number, number]> = [];
+    const log = new FfmpegLog((n, t) => seen.push([n, t]));
+    log.push('[Parsed_showinfo_3 @ 0x55] config in time_base: 1/1000, frame_rate: 25/1\n');
+    log.push('[Parsed_showinfo_3 @ 0x55] n:   0 pts:12345660 pts_time:12345.7 duration:     40 fmt:yuvj420p\n');
+    log.push('[Parsed_showinfo_3 @ 0x55] n:   1 pts:12345700 pts_time:12345.7 duration:     40 fmt:yuvj420p\n');
+    expect(seen).toEqual([[0, 12345.66], [1, 12345.7]]);
+    expect(log.timeBase).toEqual({ num: 1, den: 1000 });
+  });
 
   it('reports showinfo timestamps, also when a line straddles chunks', () => {
     const seen: Array<[number, number]> = [];
@@ -65,7 +92,10 @@ describe('FfmpegLog', () => {
 
   it('counts decoder complaints, keeps the first ones, ignores stream descriptions, and keeps the last line', () => {
     const log = new FfmpegLog(() => undefined, 2);
+    log.push('[mjpeg @ 0x2] EOI missing, emulating\n'); // probing the input (cover art): not counted
     log.push('  Stream #0:0: Video: h264, invalid-looking but only a description\n');
+    log.push('Stream mapping:\n');
+    log.push('frame=   12 fps=0.0 q=4.0 size=N/A time=00:00:04.00 bitrate=N/A speed=7.9x    \r');
     for (let i = 0; i < 5; i++) log.push(`[h264 @ 0x1] error while decoding MB ${i} 3, bytestream -5\r`);
     log.push('[h264 @ 0x1] concealing 20 DC errors in P frame\nlast words\n');
     expect(log.decodeErrorCount).toBe(6);
