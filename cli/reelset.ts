@@ -5,6 +5,7 @@
  *   reelset ingest [catalog.json|folder]     load videos into the catalog (S3 + Postgres)
  *   reelset new-category <label> [--input J] start (or attach to) a new-category run, print its summary
  *   reelset progress <workflow-id>           where a run is (the progress query)
+ *   reelset frames <video> --out <dir>       extract a local file's frames, no services (probe, frames, warnings)
  *
  * Every command that prints results takes `--json`. Exit codes: 0 success, 1 the
  * operation failed, 2 bad usage (nothing started), 3 a service is unreachable
@@ -13,6 +14,7 @@
 import { Command, CommanderError } from 'commander';
 import { EXIT, reportError } from './common';
 import { registerCatalogCommands } from './commands/catalog';
+import { registerFramesCommands } from './commands/frames';
 import { registerRunCommands } from './commands/runs';
 
 /** The program with every command registered (exported for tests). */
@@ -24,6 +26,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerCatalogCommands(program);
   registerRunCommands(program);
+  registerFramesCommands(program);
   return program;
 }
 

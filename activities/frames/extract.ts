@@ -116,6 +116,7 @@ export async function extractFrames(
       handled++;
       hooks.onFrame?.({ frames: index + 1, timestampS: frame.timestampS });
       const outcome = judgeFrame(index, frame.timestampS, frame.encoded, frame.luma, naming, opts);
+      if (outcome.reason) hooks.onDropped?.({ index, timestampS: outcome.timestampS, reason: outcome.reason, quality: outcome.quality });
       if (!outcome.record || sink.has(outcome.record.key)) {
         tracker.done(index, outcome);
         continue;

@@ -4,18 +4,9 @@
  */
 import { createHash } from 'node:crypto';
 import { frameKey, type DropCounts, type ExtractOptions, type FrameRecord } from '../../contracts';
-import type { FrameOutcome } from './types';
+import type { FrameOutcome, FrameQuality } from './types';
 
-/** Luma statistics of one frame, all on the 0..255 scale except sharpness. */
-export interface FrameQuality {
-  /** Mean luma (BT.601 weights). */
-  brightness: number;
-  /** Variance of the 4-neighbour Laplacian of the luma (Pech-Pacheco et al. 2000). */
-  sharpness: number;
-  /** 1st and 99th percentiles of luma. */
-  p01: number;
-  p99: number;
-}
+export type { FrameQuality } from './types';
 
 /**
  * Quality measures of one full-range 8-bit luma plane (`width * height` bytes, e.g.
@@ -94,7 +85,7 @@ export function judgeFrame(
 ): FrameOutcome {
   const q = lumaQuality(luma, naming.width, naming.height);
   const reason = dropReason(q, filters);
-  if (reason) return { timestampS, reason };
+  if (reason) return { timestampS, reason, quality: q };
   const record: FrameRecord = {
     key: frameKey(naming.videoSha256, naming.paramsHash, timestampS, naming.ext),
     index,

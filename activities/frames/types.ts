@@ -64,6 +64,8 @@ export interface FrameSink {
 export interface ExtractHooks {
   /** Every sampled frame: how far the decode has got (seconds of video) and frames sampled. */
   onFrame?: (done: { frames: number; timestampS: number }) => void;
+  /** Every frame the quality filters drop: its index, timestamp, why, and its measures. */
+  onDropped?: (drop: { index: number; timestampS: number; reason: keyof DropCounts; quality: FrameQuality }) => void;
   signal?: AbortSignal;
   /** Concurrent `sink.put` calls (default 8). */
   uploadConcurrency?: number;
@@ -89,10 +91,21 @@ export function defaultFfmpegTimeoutMs(durationS: number): number {
   return Math.round((300 + 20 * Math.max(0, durationS)) * 1000);
 }
 
-/** The verdict on one sampled frame: kept (`record`, to be stored) or dropped (`reason`). */
+/** Luma statistics of one frame, all on the 0..255 scale except sharpness. */
+export interface FrameQuality {
+  /** Mean luma (BT.601 weights). */
+  brightness: number;
+  /** Variance of the 4-neighbour Laplacian of the luma (Pech-Pacheco et al. 2000). */
+  sharpness: number;
+  /** 1st and 99th percentiles of luma. */
+  p01: number;
+  p99: number;
+}
+
+/** The verdict on one sampled frame: kept (`record`, to be stored) or dropped (`reason`, with the measures that decided it). */
 export type FrameOutcome =
   | { timestampS: number; record: FrameRecord; reason?: undefined }
-  | { timestampS: number; reason: keyof DropCounts; record?: undefined };
+  | { timestampS: number; reason: keyof DropCounts; quality: FrameQuality; record?: undefined };
 
 /** Progress before the first frame. */
 export function emptyProgress(): ExtractProgress {

@@ -131,10 +131,10 @@ describe('FramePairer', () => {
 describe('judgeFrame', () => {
   const naming = { videoSha256: sha, paramsHash: 'b'.repeat(16), ext: 'jpg' as const, width: 4, height: 4 };
   it('drops near-black and near-white planes, keeps others with a content-addressed record', () => {
-    expect(judgeFrame(0, 1, Buffer.from('x'), Buffer.alloc(16, 3), naming, defaults)).toEqual({ timestampS: 1, reason: 'nearBlack' });
-    expect(judgeFrame(0, 1, Buffer.from('x'), Buffer.alloc(16, 250), naming, defaults)).toEqual({ timestampS: 1, reason: 'nearWhite' });
+    expect(judgeFrame(0, 1, Buffer.from('x'), Buffer.alloc(16, 3), naming, defaults)).toEqual({ timestampS: 1, reason: 'nearBlack', quality: { brightness: 3, sharpness: 0, p01: 3, p99: 3 } });
+    expect(judgeFrame(0, 1, Buffer.from('x'), Buffer.alloc(16, 250), naming, defaults)).toMatchObject({ timestampS: 1, reason: 'nearWhite' });
     const plane = Buffer.from([...Array(16).keys()].map((i) => (i % 2 ? 200 : 40)));
-    expect(judgeFrame(0, 1, Buffer.from('x'), plane, naming, { ...defaults, minSharpness: 1e9 })).toEqual({ timestampS: 1, reason: 'blurred' });
+    expect(judgeFrame(0, 1, Buffer.from('x'), plane, naming, { ...defaults, minSharpness: 1e9 })).toMatchObject({ timestampS: 1, reason: 'blurred' });
     const kept = judgeFrame(7, 2.0000004, Buffer.from('jpeg bytes'), plane, naming, defaults);
     expect(kept.record).toMatchObject({ index: 7, timestampS: 2, width: 4, height: 4, bytes: 10, key: `frames/${sha}/${'b'.repeat(16)}/000002000.jpg` });
     expect(kept.record!.sha256).toMatch(/^[0-9a-f]{64}$/);
@@ -202,7 +202,7 @@ describe('CommitTracker', () => {
   it('advances the prefix over consecutive done frames only, whatever order they finish in', async () => {
     const { t, commits } = tracker({ every: 100 });
     t.done(1, { timestampS: 1, record: rec(1) });
-    t.done(2, { timestampS: 2, reason: 'nearBlack' });
+    t.done(2, { timestampS: 2, reason: 'nearBlack', quality: { brightness: 0, sharpness: 0, p01: 0, p99: 0 } });
     expect(t.prefix).toBe(0);
     t.done(0, { timestampS: 0, record: rec(0) });
     expect(t.prefix).toBe(3);
