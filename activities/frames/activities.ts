@@ -1,10 +1,7 @@
-import { createWriteStream, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import type { Readable } from 'node:stream';
 import { Context } from '@temporalio/activity';
-import { GetObjectCommand } from '@aws-sdk/client-s3';
 import {
   CatalogError,
   framesManifestKey,
@@ -84,11 +81,6 @@ export function createFrameActivities(deps: ActivityDeps) {
       await save({ version: PROBE_VERSION, error: err.reason });
       throw new VideoDecodeError(named, err.reason, { cause: err });
     }
-  }
-
-  async function download(key: string, dest: string, signal: AbortSignal): Promise<void> {
-    const res = await store.client.send(new GetObjectCommand({ Bucket: store.bucket, Key: key }), { abortSignal: signal });
-    await pipeline(res.Body as Readable, createWriteStream(dest), { signal });
   }
 
   /** Insert frame rows in one statement (atomic; a retry's duplicates are ignored). */
@@ -194,7 +186,7 @@ export function createFrameActivities(deps: ActivityDeps) {
         };
         let downloaded = false;
         const fetchVideo = async () => {
-          if (!downloaded) await download(video.s3_key, file, ctx.cancellationSignal);
+          if (!downloaded) await store.download(video.s3_key, file, ctx.cancellationSignal);
           downloaded = true;
           return file;
         };
@@ -217,7 +209,7 @@ export function createFrameActivities(deps: ActivityDeps) {
           {
             has: (key) => stored.has(key),
             // One signed PUT without the SDK's middleware: the frame's sha256 is the payload hash the server checks.
-            put: (frame, bytes) => store.putSigned(frame.key, bytes, input.options.format === 'webp' ? 'image/webp' : 'image/jpeg', frame.sha256),
+            put: (frame, bytes) => store.put(frame.key, bytes, input.options.format === 'webp' ? 'image/webp' : 'image/jpeg', frame.sha256),
             // Rows after objects: a row always points at a stored frame. Idempotent on the key.
             commit: async (frames, progress) => {
               await insertFrameRows(input.videoId, paramsHash, frames);

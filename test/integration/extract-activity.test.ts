@@ -52,7 +52,7 @@ describe('extractVideo', () => {
     const v = await video('resume.mp4', 'testsrc=size=320x240:rate=10:d=60');
     const options = ExtractOptions.parse({ fps: 2, maxFramesPerVideo: 1000, blackLevel: 0 });
     const acts = activities();
-    const put = jest.spyOn(svc.store, 'putSigned'); // frame uploads (one signed PUT each)
+    const put = jest.spyOn(svc.store, 'put');
 
     // Attempt 1: cancelled once a heartbeat has committed 30 frames.
     const first = new MockActivityEnvironment();
