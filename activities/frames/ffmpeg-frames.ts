@@ -88,7 +88,8 @@ export interface FfmpegFramesOptions {
   firstIndex: number;
   /**
    * Kill ffmpeg when it shows no sign of life (no stderr line, `-stats` progress lines
-   * included, and no output byte) for this long, milliseconds (default: never).
+   * included, and no output byte) for this long, milliseconds (default: never). Time
+   * while the pipes are paused (frames waiting on uploads) does not count.
    */
   stallTimeoutMs?: number;
   /** Kill ffmpeg when it runs longer than this, milliseconds (default: never). */
@@ -123,6 +124,7 @@ export class FfmpegFrames implements AsyncIterable<DecodedFrame> {
   private wake?: () => void;
   private readonly onAbort = () => this.kill();
   private lastSign = Date.now();
+  private paused = false;
   private readonly timers: NodeJS.Timeout[] = [];
 
   constructor(
@@ -151,7 +153,7 @@ export class FfmpegFrames implements AsyncIterable<DecodedFrame> {
       } catch (err) {
         this.fail(err);
       }
-      if (this.pairer.paired >= (opts.maxBuffered ?? 4)) for (const p of this.pipes) p.pause();
+      if (this.pairer.paired >= (opts.maxBuffered ?? 4)) this.flow(false);
       this.notify();
     };
     encodedOut.on('data', feed((c) => this.pairer.pushEncoded(c)));
@@ -175,7 +177,8 @@ export class FfmpegFrames implements AsyncIterable<DecodedFrame> {
     const stall = opts.stallTimeoutMs;
     if (stall) {
       const watchdog = setInterval(() => {
-        if (Date.now() - this.lastSign < stall) return;
+        // While the pipes are paused the wait is ours (uploads behind), not ffmpeg's.
+        if (this.paused || Date.now() - this.lastSign < stall) return;
         this.fail(new TransientError(`ffmpeg showed no progress for ${Math.round(stall / 1000)} s on ${opts.file} and was killed`));
       }, Math.min(1000, stall / 4));
       this.timers.push(watchdog);
@@ -205,7 +208,7 @@ export class FfmpegFrames implements AsyncIterable<DecodedFrame> {
         if (this.failure) throw this.failure;
         const frame = this.pairer.shift();
         if (frame) {
-          if (this.pairer.paired < (this.opts.maxBuffered ?? 4)) for (const p of this.pipes) p.resume();
+          if (this.pairer.paired < (this.opts.maxBuffered ?? 4)) this.flow(true);
           yield frame;
           continue;
         }
@@ -215,13 +218,24 @@ export class FfmpegFrames implements AsyncIterable<DecodedFrame> {
           return;
         }
         // Nothing paired yet: make sure the pipes flow, then wait for the next event.
-        for (const p of this.pipes) p.resume();
+        this.flow(true);
         await new Promise<void>((resolve) => (this.wake = resolve));
       }
     } finally {
       this.kill();
       for (const t of this.timers) clearTimeout(t);
       this.opts.signal?.removeEventListener('abort', this.onAbort);
+    }
+  }
+
+  /** Pause or resume both pipes (backpressure); the watchdog does not count paused time. */
+  private flow(on: boolean): void {
+    if (on === !this.paused) return;
+    this.paused = !on;
+    if (on) this.lastSign = Date.now();
+    for (const p of this.pipes) {
+      if (on) p.resume();
+      else p.pause();
     }
   }
 

@@ -457,6 +457,16 @@ describe('every child process is bounded', () => {
     expect(await gone(tag)).toBe(true);
   });
 
+  it('slow uploads do not trip the watchdog: time with the pipes paused is not ffmpeg stalling', async () => {
+    const file = path.join(tmp, 'slow-sink.mp4');
+    ff(['-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25:d=4', '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', file]);
+    const probe = await probeVideo(file);
+    let puts = 0;
+    const slow: FrameSink = { has: () => false, put: async () => void (puts++ === 0 && (await new Promise((r) => setTimeout(r, 2500)))) };
+    const r = await extractFrames(file, 'a'.repeat(64), probe, { ...keepAll, fps: 10, maxFramesPerVideo: 100 }, slow, { stallTimeoutMs: 800, uploadConcurrency: 1 });
+    expect(r.frames).toHaveLength(40);
+  });
+
   it('a real extraction is not stopped by the watchdog: ffmpeg reports progress while it scans without picking', async () => {
     const file = path.join(tmp, 'scan-long.mp4');
     ff(['-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=25:d=20', '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', file]);
