@@ -30,24 +30,29 @@ export { defaultFfmpegTimeoutMs, type ExtractHooks, type ExtractionResult, type 
 /**
  * Sample, resize, encode and store the frames of one local video file.
  *
- * One ffmpeg process decodes (display rotation applied; keyframes only in `keyframes`
- * mode), picks frames with the `select` filter on presentation time
- * (`selectExpression`), scales them to `targetSize`, and writes each frame twice:
- * encoded (JPEG by ffmpeg's mjpeg encoder, or WebP by libwebp) to pipe 1, and its
- * full-range luma plane to pipe 3, from which `lumaQuality` scores it. Frames that
- * pass the quality filters go to `sink.put`, at most `uploadConcurrency` at a time.
- * Memory holds a few frames plus the uploads in flight and the small per-frame records,
- * whatever the video's length; nothing is written to disk. Timestamps are those
- * ffmpeg's `showinfo` filter reports.
+ * One ffmpeg process decodes the probe's chosen stream (`0:<index>`; display rotation
+ * applied; keyframes only in `keyframes` mode), deinterlaces it when the probe says it is
+ * interlaced, picks frames with the `select` filter on presentation time
+ * (`selectExpression`), scales them to `targetSize` (display aspect: sample aspect ratio
+ * applied) and converts them to 8-bit BT.709 SDR (`colourFilters`: the source's matrix
+ * and range, PQ / HLG tone-mapped), and writes each frame twice: encoded (JPEG by
+ * ffmpeg's mjpeg encoder, or WebP by libwebp) to pipe 1, and its full-range luma plane to
+ * pipe 3, from which `lumaQuality` scores it. Frames that pass the quality filters go to
+ * `sink.put`, at most `uploadConcurrency` at a time. Memory holds a few frames plus the
+ * uploads in flight and the small per-frame records, whatever the video's length; nothing
+ * is written to disk. Timestamps are the stream's presentation times on the file's
+ * timeline (see `VideoProbe`), exact from showinfo's `pts` and time base.
  *
  * Progress is committed in sample order ({@link FrameSink.commit}); `hooks.resume`
  * continues after a committed prefix (input seek to its last timestamp) without
  * decoding or uploading that prefix again.
  *
- * ffmpeg is spawned directly (not through fluent-ffmpeg) because it writes to a third
- * pipe.
+ * ffmpeg is spawned directly (it writes to a third pipe) and bounded: killed on
+ * `hooks.signal`, after `stallTimeoutMs` without a sign of progress, and after
+ * `timeoutMs`.
  *
  * @throws VideoDecodeError when ffmpeg fails before producing any frame.
+ * @throws TransientError (retryable) when ffmpeg cannot start, stalls or runs past its limit.
  * @throws the signal's reason when `hooks.signal` aborts (ffmpeg is killed first).
  */
 export async function extractFrames(
