@@ -23,17 +23,18 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import type { Config } from './config';
 
 /**
- * What {@link ObjectStore.put} and `get` needs to send a request itself: where the bucket is
- * and how to sign (SigV4, `@smithy/signature-v4`, the SDK's own signer).
+ * What {@link ObjectStore.put}, `get` and `download` need to send their request
+ * themselves: where the bucket is and how to sign (SigV4 by `@smithy/signature-v4`, the
+ * SDK's own signer).
  */
-export interface DirectPut {
-  /** `http:` or `https:` endpoint origin, e.g. `http://127.0.0.1:7070` or `https://s3.eu-west-1.amazonaws.com`. */
+export interface DirectRequests {
+  /** `http:` or `https:` endpoint origin (`S3_ENDPOINT`, no path), e.g. `http://127.0.0.1:7070` or `https://s3.eu-west-1.amazonaws.com`. */
   endpoint: URL;
   /** Path-style (`/<bucket>/<key>`) or virtual-hosted (`<bucket>.<host>/<key>`) addressing. */
   pathStyle: boolean;
   signer: SignatureV4;
   agent: HttpAgent;
-  /** Attempts per PUT (network errors, 5xx, 429), exponential backoff from 100 ms. */
+  /** Attempts per request (network errors, 5xx, 429), exponential backoff from 100 ms. */
   maxAttempts: number;
   /** Socket idle limit per request, milliseconds. */
   timeoutMs: number;
@@ -105,7 +106,7 @@ export class ObjectStore {
   constructor(
     readonly bucket: string,
     client: S3Client,
-    private readonly direct?: DirectPut,
+    private readonly direct?: DirectRequests,
   ) {
     this.client = client;
   }
@@ -129,7 +130,7 @@ export class ObjectStore {
       }),
     });
     const endpoint = new URL(config.S3_ENDPOINT || `https://s3.${config.S3_REGION}.amazonaws.com`);
-    const direct: DirectPut = {
+    const direct: DirectRequests = {
       endpoint,
       pathStyle: config.S3_FORCE_PATH_STYLE,
       signer: new SignatureV4({
@@ -252,7 +253,7 @@ export class ObjectStore {
     }
   }
 
-  private send(d: DirectPut, method: string, host: string, path: string, headers: Record<string, string>, body: Buffer | undefined, signal?: AbortSignal): Promise<IncomingMessage> {
+  private send(d: DirectRequests, method: string, host: string, path: string, headers: Record<string, string>, body: Buffer | undefined, signal?: AbortSignal): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
       const request = d.endpoint.protocol === 'https:' ? httpsRequest : httpRequest;
       const req = request({ protocol: d.endpoint.protocol, host: d.endpoint.hostname, port: d.endpoint.port || undefined, method, path, headers: { ...headers, host }, agent: d.agent, timeout: d.timeoutMs, signal }, resolve);
