@@ -21,7 +21,7 @@ import {
 } from '../../contracts';
 import type { ActivityDeps } from '../../lib/deps';
 import { readStepManifest, runStep } from '../../lib/runs';
-import { extractFrames, extractionParamsHash, type ExtractProgress, type ExtractResume } from './extract';
+import { extractFrames, extractionParamsHash, framesManifest, type ExtractProgress, type ExtractResume } from './extract';
 import { PROBE_VERSION, probeVideo, type CachedProbe } from './probe';
 
 /**
@@ -230,19 +230,7 @@ export function createFrameActivities(deps: ActivityDeps) {
           },
         ).catch(rename);
         const extractMs = lap();
-        const manifest: VideoFramesManifest = {
-          videoId: input.videoId,
-          videoSha256: video.sha256,
-          paramsHash,
-          options: input.options,
-          probe,
-          plan: result.plan,
-          sampled: result.sampled,
-          frames: result.frames,
-          dropped: result.dropped,
-          decodeErrors: result.decodeErrors,
-          decodeErrorCount: result.decodeErrorCount,
-        };
+        const manifest = framesManifest({ videoId: input.videoId, videoSha256: video.sha256, options: input.options, probe }, result);
         await store.putJson(manifestKey, manifest);
         return summarize(manifest, false, { download: downloadMs, probe: probeMs, extract: extractMs, manifest: lap() });
       } finally {

@@ -15,19 +15,13 @@
  * @see https://ffmpeg.org/ffmpeg-filters.html#zscale, #tonemap, #scale
  */
 import type { VideoColour } from '../../contracts';
+import type { ProbeStream } from './stream-choice';
 
 /** Reference white of the tone mapping (nits): linear 1.0; zimg's default nominal peak. */
 export const REFERENCE_WHITE_NITS = 100;
 
-/** A stream's fields as ffprobe's JSON gives them (the ones read here). */
-export interface ColourTags {
-  pix_fmt?: string;
-  bits_per_raw_sample?: string | number;
-  color_range?: string;
-  color_space?: string;
-  color_transfer?: string;
-  color_primaries?: string;
-}
+/** A stream's colour fields as ffprobe's JSON gives them. */
+export type ColourTags = Pick<ProbeStream, 'pix_fmt' | 'bits_per_raw_sample' | 'color_range' | 'color_space' | 'color_transfer' | 'color_primaries'>;
 
 const RGB_FORMATS = /^(rgb|bgr|gbr|argb|abgr|rgba|bgra|0rgb|rgb0|bgr0|0bgr|x2rgb|x2bgr|pal8|monow|monob)/;
 const GRAY_FORMATS = /^(gray|ya)/;

@@ -13,7 +13,7 @@
  * {@link extractFrames} wires them together. The parts' public names are re-exported
  * here so callers import one module.
  */
-import { VideoDecodeError, type ExtractOptions, type FrameRecord, type VideoProbe } from '../../contracts';
+import { VideoDecodeError, type ExtractOptions, type FrameRecord, type VideoFramesManifest, type VideoProbe } from '../../contracts';
 import { buildExtractCommand } from './command';
 import { CommitTracker } from './commit-tracker';
 import { FfmpegFrames } from './ffmpeg-frames';
@@ -147,4 +147,21 @@ export async function extractFrames(
     throw new VideoDecodeError(file, `ffmpeg decoded no frame: ${ffmpeg.log.lastLine || ffmpeg.exit.error.message}`);
   }
   return result(tracker.current, tracker.committed, ffmpeg.log.decodeErrors, ffmpeg.log.decodeErrorCount);
+}
+
+/** The frames manifest of one extraction (`framesManifestKey` in S3, `manifest.json` of `reelset frames`). */
+export function framesManifest(video: { videoId: string; videoSha256: string; options: ExtractOptions; probe: VideoProbe }, result: ExtractionResult): VideoFramesManifest {
+  return {
+    videoId: video.videoId,
+    videoSha256: video.videoSha256,
+    paramsHash: result.paramsHash,
+    options: video.options,
+    probe: video.probe,
+    plan: result.plan,
+    sampled: result.sampled,
+    frames: result.frames,
+    dropped: result.dropped,
+    decodeErrors: result.decodeErrors,
+    decodeErrorCount: result.decodeErrorCount,
+  };
 }

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import { formatIssues, type DropCounts, type FrameRecord, type SamplingPlan, type VideoFramesManifest, type VideoProbe } from '../../contracts';
 import { ExtractOptions } from '../../contracts/inputs';
-import { extractFrames, type FrameQuality } from '../../activities/frames/extract';
+import { extractFrames, framesManifest, type FrameQuality } from '../../activities/frames/extract';
 import { probeVideo } from '../../activities/frames/probe';
 import { loadConfig } from '../../lib/config';
 import { sha256File } from '../../lib/hash';
@@ -167,17 +167,7 @@ export function registerFramesCommands(program: Command): void {
       droppedFrames.sort((a, b) => a.index - b.index);
       const warnings = suspicions(probe, result.plan, result);
       const manifest: LocalFramesManifest = {
-        videoId: path.basename(file),
-        videoSha256: sha,
-        paramsHash: result.paramsHash,
-        options,
-        probe,
-        plan: result.plan,
-        sampled: result.sampled,
-        frames: result.frames,
-        dropped: result.dropped,
-        decodeErrors: result.decodeErrors,
-        decodeErrorCount: result.decodeErrorCount,
+        ...framesManifest({ videoId: path.basename(file), videoSha256: sha, options, probe }, result),
         source: file,
         files,
         droppedFrames,
