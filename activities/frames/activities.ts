@@ -79,7 +79,8 @@ export function createFrameActivities(deps: ActivityDeps) {
     } catch (err: unknown) {
       if (!(err instanceof VideoDecodeError)) throw err;
       await save({ version: PROBE_VERSION, error: err.reason });
-      throw new VideoDecodeError(named, err.reason, { cause: err });
+      // No `cause`: failureOf reports the innermost failure, which names the temporary copy.
+      throw new VideoDecodeError(named, err.reason);
     }
   }
 
@@ -193,7 +194,7 @@ export function createFrameActivities(deps: ActivityDeps) {
         // Errors name the catalog file and video id, not the temporary copy.
         const named = `${video.file_name} (video ${input.videoId})`;
         const rename = (err: unknown): never => {
-          if (err instanceof VideoDecodeError) throw new VideoDecodeError(named, err.reason, { cause: err });
+          if (err instanceof VideoDecodeError) throw new VideoDecodeError(named, err.reason);
           throw err;
         };
         // A file known to be unusable fails here, before it is even downloaded.

@@ -79,7 +79,7 @@ export async function probeVideo(file: string, opts: ProbeOptions = {}): Promise
   if (stat.size === 0) throw new VideoDecodeError(file, 'file is empty (0 bytes)');
   const run: RunOptions = { timeoutMs: opts.timeoutMs ?? 120_000, signal: opts.signal };
   const data = await ffprobeJson(file, { ...run, ffprobePath: opts.ffprobePath }).catch((err: unknown) => {
-    if (err instanceof TransientError) throw new TransientError(`ffprobe could not run on ${file}: ${err.message}`, { cause: err });
+    if (err instanceof TransientError) throw new TransientError(`ffprobe could not run on ${file}: ${err.message}`);
     throw err;
   });
   if ('error' in data) {
