@@ -7,6 +7,7 @@
  *   reelset progress <workflow-id>           where a run is (the progress query)
  *   reelset runs list|show|report            watch runs (Temporal visibility, steps, HTML report)
  *   reelset schedule apply|show|trigger|...  the nightly retraining schedules (infra/schedules.json)
+ *   reelset frames <video> --out <dir>       extract a local file's frames, no services (probe, frames, warnings)
  *
  * Every command that prints results takes `--json`. Exit codes: 0 success, 1 the
  * operation failed, 2 bad usage (nothing started), 3 a service is unreachable
@@ -15,6 +16,7 @@
 import { Command, CommanderError } from 'commander';
 import { EXIT, reportError } from './common';
 import { registerCatalogCommands } from './commands/catalog';
+import { registerFramesCommands } from './commands/frames';
 import { registerRunCommands } from './commands/runs';
 import { registerRunsList } from './commands/runs-list';
 import { registerRunsReport } from './commands/runs-report';
@@ -35,6 +37,7 @@ export function buildProgram(): Command {
   registerRunsShow(runs);
   registerRunsReport(runs);
   registerScheduleCommands(program);
+  registerFramesCommands(program);
   return program;
 }
 
