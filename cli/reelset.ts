@@ -9,6 +9,7 @@
  *   reelset labeling finish <workflow-id>    stop waiting for people (weak labels for the rest)
  *   reelset runs list|show|report            watch runs (Temporal visibility, steps, HTML report)
  *   reelset schedule apply|show|trigger|...  the nightly retraining schedules (infra/schedules.json)
+ *   reelset frames <video> --out <dir>       extract a local file's frames, no services (probe, frames, warnings)
  *
  * Every command that prints results takes `--json`. Exit codes: 0 success, 1 the
  * operation failed, 2 bad usage (nothing started), 3 a service is unreachable
@@ -18,6 +19,7 @@ import { Command, CommanderError } from 'commander';
 import { EXIT, reportError } from './common';
 import { registerCatalogCommands } from './commands/catalog';
 import { registerLabelingCommands } from './commands/labeling';
+import { registerFramesCommands } from './commands/frames';
 import { registerRunCommands } from './commands/runs';
 import { registerRunsList } from './commands/runs-list';
 import { registerRunsReport } from './commands/runs-report';
@@ -39,6 +41,7 @@ export function buildProgram(): Command {
   registerRunsShow(runs);
   registerRunsReport(runs);
   registerScheduleCommands(program);
+  registerFramesCommands(program);
   return program;
 }
 

@@ -64,22 +64,124 @@ export interface SearchManifest extends StepManifest<SearchSummary> {
 
 // ----------------------------------------------------------------------- extract ---
 
-/** What ffprobe says of a video's main video stream, normalised. */
+/** One video stream of a file as the probe saw it, and why it was not chosen when it was not. */
+export interface VideoStreamCandidate {
+  /** ffprobe's stream index (`0:<index>` in ffmpeg's stream specifiers). */
+  index: number;
+  codec: string;
+  width: number;
+  height: number;
+  /** Frames: the container's count, else duration x frame rate; undefined when neither is known. */
+  frames: number | undefined;
+  /** Seconds: the stream's duration, else the container's; undefined when neither is known. */
+  durationS: number | undefined;
+  /** Why the stream cannot be the video (`attached picture (cover art)`, `timed thumbnails`, `a still picture`, `no frame size`); absent for candidates. */
+  skipped?: string;
+}
+
+/**
+ * Which stream of the file is the video, and why. The extraction, the end-of-file check,
+ * the packet count and the scan all map this one stream (`0:<index>`).
+ */
+export interface VideoStreamChoice {
+  /** ffprobe's index of the chosen stream. */
+  index: number;
+  /** Why, in words, e.g. `most frames (75) of 1 candidate; skipped stream 0: attached picture (cover art)`. */
+  reason: string;
+  /** Every video stream of the file, chosen or not, in index order. */
+  streams: VideoStreamCandidate[];
+}
+
+/**
+ * Colour facts of the chosen stream and how its frames are converted to 8-bit BT.709
+ * SDR. Tag names are ffprobe's (`color_space`, `color_transfer`, `color_primaries`,
+ * `color_range`); a tag the file does not carry is assumed (and listed in `assumed`).
+ */
+export interface VideoColour {
+  /** Decoded pixel format, e.g. `yuv420p`, `yuv420p10le`, `yuvj422p`, `rgb24`. */
+  pixelFormat: string;
+  /** Bits per component (8, 10, 12, 16). */
+  bitDepth: number;
+  /** `limited` (video range, Y 16..235 at 8 bits) or `full` (0..255; `yuvj*` formats, `pc` tag, RGB). */
+  range: 'limited' | 'full';
+  /** YCbCr matrix: `bt709`, `bt470bg` / `smpte170m` (BT.601), `bt2020nc`, `bt2020c`, `rgb` (RGB and grey sources), ... Untagged: BT.709 from 720 lines up, BT.601 below. */
+  matrix: string;
+  /** Transfer: `bt709`, `smpte2084` (PQ), `arib-std-b67` (HLG), `bt2020-10`, ... Untagged: `bt709`. */
+  transfer: string;
+  /** Primaries: `bt709`, `bt470bg`, `smpte170m`, `bt2020`, ... Untagged: `bt709`. */
+  primaries: string;
+  /** Which of `range`, `matrix`, `transfer`, `primaries` were not tagged in the file and are assumed. */
+  assumed: Array<'range' | 'matrix' | 'transfer' | 'primaries'>;
+  /** `sdr`, or the HDR transfer: `pq` (SMPTE ST 2084, HDR10) or `hlg` (ARIB STD-B67). */
+  dynamicRange: 'sdr' | 'pq' | 'hlg';
+  /**
+   * How frames become 8-bit BT.709 SDR: `swscale` (scale filter with the source's matrix
+   * and range), `zscale` (primaries converted, e.g. BT.2020 SDR) or `zscale+tonemap`
+   * (PQ / HLG: linear light, BT.709 primaries, Mobius tone mapping).
+   */
+  conversion: 'swscale' | 'zscale' | 'zscale+tonemap';
+  /** HDR only: the brightness the tone mapping maps down from. */
+  hdr?: {
+    /** Peak from the file's metadata (content light level MaxCLL, else mastering display maximum), nits; absent when none. */
+    metadataPeakNits?: number;
+    /** Brightest luma of the scanned frames (4x4-pixel block averages) converted to nits (PQ EOTF; HLG through a 1000-nit display's OOTF); absent when not scanned. */
+    measuredPeakNits?: number;
+    /** The tone mapper's peak in units of the 100-nit reference white: the measured peak capped by the metadata's, else the metadata's, else 10 (1000 nits); at least 1. */
+    toneMapPeak: number;
+  };
+}
+
+/** Scan type of the chosen stream: progressive or interlaced, and how that is known. */
+export interface VideoScanType {
+  /** `progressive`, or the interlaced field order: `tt` / `bb` (top / bottom field first), `tb` / `bt` (coded and displayed in opposite order). */
+  fieldOrder: 'progressive' | 'tt' | 'bb' | 'tb' | 'bt';
+  /** True when frames are deinterlaced (bwdif) before sampling. */
+  interlaced: boolean;
+  /** `stream`: declared by the stream; `idet`: the stream declares nothing and ffmpeg's idet filter measured it; `assumed`: neither (progressive). */
+  source: 'stream' | 'idet' | 'assumed';
+  /** idet's multi-frame counts over the scanned frames, when it ran. */
+  idet?: { tff: number; bff: number; progressive: number; undetermined: number };
+}
+
+/**
+ * What the probe knows of a video: its chosen video stream, duration, geometry, timing,
+ * colour and scan type, normalised. A function of the file's bytes (cached per content
+ * in `videos.probe`, versioned by `PROBE_VERSION`).
+ *
+ * Time base: every timestamp reelset records (`FrameRecord.timestampS`, `durationS`) is
+ * the stream's presentation time in seconds on the file's timeline, which starts at the
+ * container's start time (`startTimeS`): a frame's presentation time in the container's
+ * own clock is `timestampS + startTimeS`. This is ffmpeg's default timeline (`t` in
+ * filters, `pts_time` of showinfo without `-copyts`); frames an edit list discards are
+ * never sampled.
+ */
 export interface VideoProbe {
-  /** Duration in seconds (container, then stream, then frames / rate). */
+  /** Duration in seconds (container, then stream, then frames / rate, then packets / rate). */
   durationS: number;
   /** Coded width and height in pixels. */
   width: number;
   height: number;
-  /** Width and height as displayed: after rotation and sample aspect ratio. */
+  /** Width and height as displayed: after the sample aspect ratio and the rotation. */
   displayWidth: number;
   displayHeight: number;
+  /** Sample (pixel) aspect ratio `num:den`, `1:1` for square pixels or when the file says nothing sane. */
+  sampleAspectRatio: string;
   /** Rotation in degrees clockwise to display upright (-270..270; 0 when none). */
   rotation: number;
   /** Frames per second from the first sane of avg_frame_rate, r_frame_rate, nb_frames / duration; undefined when none is sane. */
   frameRate: number | undefined;
   codec: string;
   hasAudio: boolean;
+  /** The container's start time, seconds (may be negative); 0 when unknown. See the time base above. */
+  startTimeS: number;
+  /** The chosen stream's own start time on the file's timeline (its first presentation time minus `startTimeS`), seconds; 0 when unknown. */
+  streamStartS: number;
+  /** The chosen stream and why. */
+  stream: VideoStreamChoice;
+  /** Colour facts and the conversion to 8-bit BT.709 SDR. */
+  colour: VideoColour;
+  /** Progressive or interlaced. */
+  scan: VideoScanType;
 }
 
 /** Why sampled frames were not kept. */

@@ -115,6 +115,10 @@ export const Config = z.object({
   FFMPEG_PATH: z.string().min(1),
   /** ffprobe binary. */
   FFPROBE_PATH: z.string().min(1),
+  /** Seconds each probe process (ffprobe, the packet count, the scan, the end check) may run before it is killed; a timeout is a retryable TransientError, never cached. */
+  FFPROBE_TIMEOUT_S: z.coerce.number().positive().max(86_400),
+  /** Seconds an extraction's ffmpeg may go without a sign of progress (a stderr line, its `-stats` line every 0.5 s included, or an output byte) before it is killed and the attempt retried. */
+  FFMPEG_STALL_TIMEOUT_S: z.coerce.number().positive().max(86_400),
 });
 export type Config = z.infer<typeof Config>;
 
