@@ -2,7 +2,8 @@
  * Activity factories, one per task queue. Workflows import the *types* below only.
  *
  * - {@link createVideoActivities}: the CPU video queue (catalog, frames, embeddings,
- *   dedupe, labelling, dataset, model registry).
+ *   dedupe, labelling, dataset, model registry, the retrain's plan and label dataset,
+ *   run reports).
  * - {@link createTrainingActivities}: the GPU queue (teacher, student, evaluation).
  *
  * Each domain folder imports only `contracts/` and `lib/`, never another domain.
@@ -10,13 +11,16 @@
 import type { ActivityDeps } from '../lib/deps';
 import { createCatalogActivities } from './catalog/activities';
 import { createCatalogBackfillActivities } from './catalog/backfill';
+import { createRetrainActivities } from './catalog/retrain';
 import { createDatasetActivities } from './dataset/activities';
+import { createLabelDatasetActivities } from './dataset/label-dataset';
 import { createDedupeActivities } from './dedupe/activities';
 import { createEmbeddingActivities } from './embeddings/activities';
 import { createFrameActivities } from './frames/activities';
 import { createFrameBackfillActivities } from './frames/backfill';
 import { createLabelingActivities } from './labeling/activities';
 import { createModelActivities } from './models/activities';
+import { createReportActivities } from './reports/activities';
 import { createTrainingActivities } from './training/activities';
 
 export { createTrainingActivities };
@@ -33,6 +37,9 @@ export function createVideoActivities(deps: ActivityDeps) {
     ...createLabelingActivities(deps),
     ...createDatasetActivities(deps),
     ...createModelActivities(deps),
+    ...createRetrainActivities(deps),
+    ...createLabelDatasetActivities(deps),
+    ...createReportActivities(deps),
   };
 }
 

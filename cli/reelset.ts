@@ -8,6 +8,11 @@
  *   reelset backfill <label> [--since D | --videos ids... | --catalog f | --prefix s3://.. | --folder d]
  *                                            start (or attach to) a label's backfill, live progress bar
  *   reelset cancel <workflow-id>             cancel a run cleanly and wait until it stopped
+ *   reelset labeling status <workflow-id>    where people label a run, tasks done, agreement, deadline
+ *   reelset labeling finish <workflow-id>    stop waiting for people (weak labels for the rest)
+ *   reelset runs list|show|report            watch runs (Temporal visibility, steps, HTML report)
+ *   reelset schedule apply|show|trigger|...  the nightly retraining schedules (infra/schedules.json)
+ *   reelset frames <video> --out <dir>       extract a local file's frames, no services (probe, frames, warnings)
  *
  * Every command that prints results takes `--json`. Exit codes: 0 success, 1 the
  * operation failed, 2 bad usage (nothing started), 3 a service is unreachable
@@ -18,7 +23,13 @@ import { EXIT, reportError } from './common';
 import { registerBackfillCommand } from './commands/backfill';
 import { registerCancelCommand } from './commands/cancel';
 import { registerCatalogCommands } from './commands/catalog';
+import { registerLabelingCommands } from './commands/labeling';
+import { registerFramesCommands } from './commands/frames';
 import { registerRunCommands } from './commands/runs';
+import { registerRunsList } from './commands/runs-list';
+import { registerRunsReport } from './commands/runs-report';
+import { registerRunsShow } from './commands/runs-show';
+import { registerScheduleCommands } from './commands/schedule';
 
 /** The program with every command registered (exported for tests). */
 export function buildProgram(): Command {
@@ -31,6 +42,13 @@ export function buildProgram(): Command {
   registerRunCommands(program);
   registerBackfillCommand(program);
   registerCancelCommand(program);
+  registerLabelingCommands(program);
+  const runs = program.command('runs').description('watch runs: list them, show one, write its HTML report');
+  registerRunsList(runs);
+  registerRunsShow(runs);
+  registerRunsReport(runs);
+  registerScheduleCommands(program);
+  registerFramesCommands(program);
   return program;
 }
 

@@ -89,8 +89,34 @@ export class ConfigError extends ReelsetError {
   static override readonly mayRetry = false;
 }
 
+/**
+ * A labelling deadline passed with frames not done, and the run's policy is `fail`.
+ * Never retried: the people's labels stay in Postgres and a later run inherits them.
+ */
+export class LabelingDeadlineError extends ReelsetError {
+  static override readonly mayRetry = false;
+}
+
+/**
+ * Label Studio refused a request (4xx: a wrong token, a project or task that is gone, a
+ * label configuration it rejects). Never retried; the message names the call and the
+ * answer, never the token. Unreachable or 5xx answers are a retried {@link TransientError}.
+ */
+export class LabelStudioError extends ReelsetError {
+  static override readonly mayRetry = false;
+}
+
 /** A transient failure of a service or process (S3, Postgres, ffmpeg crashed or timed out): retried. */
 export class TransientError extends ReelsetError {}
+
+/**
+ * The nightly fan-out finished and some labels failed to retrain: thrown after every label
+ * ran, so that the run (and a schedule with pause-on-failure) shows it; `details[0]` is the
+ * fan-out's whole result (`RetrainAllResult`). Never retried.
+ */
+export class RetrainFailedError extends ReelsetError {
+  static override readonly mayRetry = false;
+}
 
 /** Every failure class, by name (for the thread boundary and tests). */
 export const FAILURE_CLASSES = {
@@ -103,7 +129,10 @@ export const FAILURE_CLASSES = {
   ModelMismatchError,
   TrainingDivergedError,
   ConfigError,
+  LabelingDeadlineError,
+  LabelStudioError,
   TransientError,
+  RetrainFailedError,
 } as const;
 
 /** Name of a failure class. */
@@ -123,18 +152,16 @@ export function isNonRetryable(type: string | undefined | null): boolean {
 }
 
 /**
- * The application failure of an error chain, past Temporal's wrappers (a child
- * workflow's or an activity's failure): the outermost `ApplicationFailure`, whose message
- * is the one written for people (its own causes, e.g. the same error about a temporary
- * file before it was renamed after the catalog file, are detail); its type and message.
+ * What a failure chain says, for people and results: the type and message of its first
+ * `ApplicationFailure` (the error the activity, thread or workflow code threw), found by
+ * walking down from the top through the wrappers Temporal adds (`ChildWorkflowFailure`,
+ * `ActivityFailure`). Causes *below* it (the original error a failure class wraps, such
+ * as a temporary file's path) are not reported. Without any `ApplicationFailure`, the
+ * top error's name and message.
  */
 export function failureOf(err: unknown): { type: string; message: string } {
-  let e: unknown = err;
-  const type = err instanceof Error ? err.name : 'Error';
-  const message = err instanceof Error ? err.message : String(err);
-  while (e instanceof Error) {
-    if (e instanceof ApplicationFailure) return { type: e.type ?? type, message: e.message };
-    e = (e as { cause?: unknown }).cause;
+  for (let e: unknown = err; e instanceof Error; e = (e as { cause?: unknown }).cause) {
+    if (e instanceof ApplicationFailure) return { type: e.type ?? e.name, message: e.message };
   }
-  return { type, message };
+  return { type: err instanceof Error ? err.name : 'Error', message: err instanceof Error ? err.message : String(err) };
 }

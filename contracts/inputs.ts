@@ -6,6 +6,7 @@
  * Pure: imports nothing but zod, so it is safe in the workflow sandbox.
  */
 import { z } from 'zod';
+import { LabelingOptions } from './labeling';
 
 /**
  * How frames are picked from a video:
@@ -61,8 +62,12 @@ export const TeacherParams = z.object({
   labelSmoothing: z.number().min(0).max(0.5).default(0.1),
   /** Rows per step. */
   batchSize: z.number().int().positive().default(32),
-  /** CutMix samples per training frame (0 disables CutMix). */
+  /** CutMix samples per training frame (0 disables CutMix; Yun et al. 2019). */
   cutmixPerFrame: z.number().min(0).max(4).default(0.5),
+  /** Dropout after the hidden layer (Srivastava et al. 2014). */
+  dropout: z.number().min(0).max(0.9).default(0.2),
+  /** Sample batches with probability inversely proportional to class frequency. */
+  classBalanced: z.boolean().default(true),
 });
 export type TeacherParams = z.infer<typeof TeacherParams>;
 
@@ -76,6 +81,10 @@ export const StudentParams = z.object({
   learningRateFactor: z.number().positive().default(0.1),
   /** Distillation temperature (Hinton et al. 2015). */
   temperature: z.number().positive().default(2),
+  /** Weight of the hard-label cross-entropy on labelled rows, beside the Jensen-Shannon term (0 disables it). */
+  hardLabelWeight: z.number().min(0).max(10).default(0.25),
+  /** Dropout after the student's hidden layer. */
+  dropout: z.number().min(0).max(0.9).default(0),
 });
 export type StudentParams = z.infer<typeof StudentParams>;
 
@@ -100,6 +109,8 @@ export const NewCategoryInput = z.object({
   dedupeThreshold: z.number().min(0).max(1).default(0.93),
   /** Most new representatives per label sent on to labelling, chosen mutually distinct (farthest-point). */
   labelBudget: z.number().int().positive().max(10_000_000).default(2000),
+  /** Who labels the representatives and how long the run waits for people (`contracts/labeling.ts`). */
+  labeling: LabelingOptions.prefault({}),
   /** Fraction of each label's videos held out for validation (split by video, never by frame). */
   validationFraction: z.number().min(0).max(0.9).default(0.25),
   /** Seed of the split, the sampling and the training. */

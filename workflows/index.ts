@@ -2,3 +2,5 @@
 export { newCategoryWorkflow } from './new-category';
 export { extractVideoWorkflow } from './extract-video';
 export { backfillWorkflow } from './backfill';
+export { labelingWorkflow } from './labeling';
+export { retrainWorkflow, retrainAllWorkflow } from './retrain';

@@ -19,8 +19,13 @@ import { deriveSeed, mulberry32, randInt } from '../../lib/rng';
 import { readStepManifest, runStep } from '../../lib/runs';
 import type { ObjectStore } from '../../lib/s3';
 import { float32Bytes, gatherVectors, toFloat32 } from '../../lib/vectors';
-import { distillStudent, predict, readHeadMetadata, trainTeacher, type OnEpoch, type ResumeFrom } from './heads';
+import { readHeadMetadata } from './head-model';
+import type { OnEpoch, ResumeFrom } from './loop';
+import { predict } from './predict';
+import { distillStudent } from './student';
+import { trainTeacher } from './teacher';
 import { evaluate } from './metrics';
+import { createPredictionActivities } from './predict-frames';
 import type { SerializedModel } from './serialize';
 
 /** Where a model's files are: `<prefix>/model.json` and `<prefix>/weights.bin`. */
@@ -68,7 +73,7 @@ async function checkpointing(store: ObjectStore, prefix: string): Promise<{ resu
 /** CutMix samples embedded per call to the embedding thread (a heartbeat after each). */
 const CUTMIX_BATCH = 16;
 
-/** Training activities: the GPU task queue (tfjs-node-gpu when installed, else wasm/cpu). */
+/** Training activities: the GPU task queue (tfjs-node-gpu when installed, else wasm/cpu), with the model pre-annotations of human labelling (`predict-frames.ts`). */
 export function createTrainingActivities(deps: ActivityDeps) {
   const { store } = deps;
   const backend = deps.config.REELSET_TF_BACKEND;
@@ -127,7 +132,15 @@ export function createTrainingActivities(deps: ActivityDeps) {
     return { features, targets, count };
   }
 
+  /** The validation frames' features and classes, scored after every epoch (the training curves' validation accuracy). */
+  async function validationRows(ds: DatasetManifest): Promise<{ features: Float32Array; labels: Int32Array } | undefined> {
+    const val = ds.frames.filter((f) => f.split === 'validation');
+    if (!val.length) return undefined;
+    return { features: await gatherVectors(store, val.map((f) => f.vector), ds.embedding.dim), labels: Int32Array.from(val.map((f) => ds.labels.indexOf(f.label))) };
+  }
+
   return {
+    ...createPredictionActivities(deps),
     /**
      * Step 7, train: the teacher head on frozen embeddings of the training frames, with
      * label smoothing, class-balanced sampling and CutMix rows; checkpointed to S3 every
@@ -161,11 +174,12 @@ export function createTrainingActivities(deps: ActivityDeps) {
           }
         }
         const { resume, onEpoch } = await checkpointing(store, checkpointPrefix(wf, 'train'));
+        const validation = await validationRows(ds);
         const result = await trainTeacher({
           features, dim, labels, numClasses: ds.labels.length,
           hidden: input.teacher.hidden, epochs: input.teacher.epochs, learningRate: input.teacher.learningRate,
-          labelSmoothing: input.teacher.labelSmoothing, batchSize: input.teacher.batchSize, classBalanced: true,
-          seed: input.seed, extraSamples: extra, resume, onEpoch, backend, logger: deps.logger,
+          labelSmoothing: input.teacher.labelSmoothing, batchSize: input.teacher.batchSize, dropout: input.teacher.dropout,
+          classBalanced: input.teacher.classBalanced, seed: input.seed, extraSamples: extra, resume, onEpoch, validation, backend, logger: deps.logger,
         });
         await saveModel(store, runModelPrefix(wf, 'train'), result.model);
         const summary: TrainSummary = {
@@ -194,12 +208,13 @@ export function createTrainingActivities(deps: ActivityDeps) {
         const labels = Int32Array.from([...train.map((f) => ds.labels.indexOf(f.label)), ...ds.unlabeled.map(() => -1)]);
         const features = await gatherVectors(store, refs, dim);
         const { resume, onEpoch } = await checkpointing(store, checkpointPrefix(wf, 'distill'));
+        const validation = await validationRows(ds);
         const epochs = Math.max(1, Math.round(input.teacher.epochs * input.student.epochsFactor));
         const result = await distillStudent({
           features, dim, labels, numClasses: ds.labels.length, teacher,
-          temperature: input.student.temperature, hidden: input.student.hidden, epochs,
-          learningRate: input.teacher.learningRate * input.student.learningRateFactor,
-          batchSize: input.teacher.batchSize, classBalanced: true, seed: input.seed, resume, onEpoch, backend, logger: deps.logger,
+          temperature: input.student.temperature, hidden: input.student.hidden, dropout: input.student.dropout,
+          hardLabelWeight: input.student.hardLabelWeight, epochs, learningRate: input.teacher.learningRate * input.student.learningRateFactor,
+          batchSize: input.teacher.batchSize, classBalanced: input.teacher.classBalanced, seed: input.seed, resume, onEpoch, validation, backend, logger: deps.logger,
         });
         await saveModel(store, runModelPrefix(wf, 'distill'), result.model);
         const summary: TrainSummary = {

@@ -55,7 +55,7 @@ test('new videos of the label make a new run that reuses what the first one made
 
   const args = [
     'new-category', label, '--json',
-    '--input', JSON.stringify({ maxNegativeVideos: 2, validationFraction: 0.34, teacher: { epochs: 3, cutmixPerFrame: 0 }, student: { epochsFactor: 1 } }),
+    '--input', JSON.stringify({ maxNegativeVideos: 2, validationFraction: 0.34, labeling: { mode: 'weak' }, teacher: { epochs: 3, cutmixPerFrame: 0 }, student: { epochsFactor: 1 } }),
   ];
   const first = await runCli(args, env);
   expect(first.stderr).toContain('started');

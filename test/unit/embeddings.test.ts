@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
+import { SHARED_VIDEOS } from '../helpers/services';
 import { embeddingModelKey, InvalidInputError } from '../../contracts';
 import { initTensorflow } from '../../lib/tf';
 import {
@@ -13,7 +14,7 @@ import {
 } from '../../lib/backbone/model';
 import { EmbeddingThread } from '../../lib/backbone/thread';
 
-const VIDEOS = path.resolve(__dirname, '../../../shared/data/videos');
+const VIDEOS = SHARED_VIDEOS;
 jest.setTimeout(60_000);
 
 /** Extract one PNG frame at `t` seconds with ffmpeg (output seeking: decodes from the start, so no broken frames). */
