@@ -114,7 +114,7 @@ export async function collectRunReport(deps: Pick<ActivityDeps, 'store' | 'pool'
   }
   const result = run.result ?? {};
   const error =
-    run.status === 'failed'
+    run.status === 'failed' || run.status === 'cancelled'
       ? { stage: result['stage'] as string | undefined, type: result['type'] as string | undefined, message: String(result['error'] ?? 'no reason recorded') }
       : null;
   const videoFailures = extract?.failures ?? ((result['failures'] as VideoFailure[] | undefined) ?? []);

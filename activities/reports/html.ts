@@ -55,7 +55,7 @@ export async function renderRunReportHtml(d: RunReportData, generatedAt: Date = 
   // Failures first: they are why people open a report.
   if (d.error || d.videoFailures.length) {
     parts.push('<h2>Failures</h2>');
-    if (d.error) parts.push(`<p class="error">The run failed${d.error.stage ? ` at <b>${esc(d.error.stage)}</b>` : ''}: <b>${esc(d.error.type ?? 'Error')}</b>: ${esc(d.error.message)}</p>`);
+    if (d.error) parts.push(`<p class="error">The run ${d.status === 'cancelled' ? 'was cancelled' : 'failed'}${d.error.stage ? ` at <b>${esc(d.error.stage)}</b>` : ''}: <b>${esc(d.error.type ?? 'Error')}</b>: ${esc(d.error.message)}</p>`);
     if (d.videoFailures.length) {
       parts.push('<p>Videos that failed (the run went on without them):</p><table><tr><th>video</th><th>type</th><th>reason</th></tr>');
       for (const f of d.videoFailures) parts.push(`<tr><td>${esc(f.videoId)}</td><td>${esc(f.type)}</td><td>${esc(f.message)}</td></tr>`);
@@ -142,7 +142,7 @@ export async function renderRunReportHtml(d: RunReportData, generatedAt: Date = 
 <style>
 body{font-family:system-ui,sans-serif;margin:24px auto;max-width:1200px;color:#222;padding:0 16px}
 h1 .label{color:#4c78a8} .status{font-size:60%;padding:2px 8px;border-radius:4px;background:#eee;vertical-align:middle}
-.status.completed{background:#d4edda}.status.failed{background:#f8d7da}.status.running{background:#fff3cd}
+.status.completed{background:#d4edda}.status.failed{background:#f8d7da}.status.cancelled{background:#e2e3e5}.status.running{background:#fff3cd}
 table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
 td.num{text-align:right;font-variant-numeric:tabular-nums}td.summary{font-family:monospace;font-size:12px}
 tr.total td{background:#f6f6f6}.error{background:#f8d7da;padding:8px}.warning{color:#8a5a00}

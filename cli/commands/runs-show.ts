@@ -128,7 +128,7 @@ export async function runView(client: Client, config: Config, workflowId: string
       .map((r) => ({ step: r.step, durationMs: r.duration_ms, finishedAt: r.finished_at?.toISOString() ?? null, summary: r.summary ?? {} }))
       .sort((a, b) => rank(a.step) - rank(b.step));
     const run = (await pool.query<{ status: string; result: Record<string, unknown> | null }>('SELECT status, result FROM runs WHERE workflow_id = $1', [workflowId])).rows[0];
-    if (run?.status === 'failed' && !view.failure && run.result) view.failure = { type: String(run.result['type'] ?? 'Error'), message: String(run.result['error'] ?? '') };
+    if ((run?.status === 'failed' || run?.status === 'cancelled') && !view.failure && run.result) view.failure = { type: String(run.result['type'] ?? 'Error'), message: String(run.result['error'] ?? '') };
     const ds = view.steps.find((s) => s.step === 'dataset')?.summary;
     if (ds?.['datasetKey']) view.artefacts.dataset = `s3://${config.S3_BUCKET}/${String(ds['datasetKey'])}`;
     const models = await pool.query<{ role: string; name: string; version: number; artifact_prefix: string; stage: string }>(

@@ -72,6 +72,9 @@ test('a failed run says where and why first; a run with no step yet still render
   const html = failed.html;
   expect(html.indexOf('The run failed')).toBeLessThan(html.indexOf('<h2>Steps'));
   expect(html).toContain('at <b>train</b>: <b>TrainingDivergedError</b>: loss NaN at epoch 3');
+  const cancelled = await renderRunReportHtml(await data({ status: 'cancelled', error: { stage: 'extract', type: 'CancelledFailure', message: 'Workflow cancelled' }, evaluation: null, models: [] }));
+  expect(cancelled.html).toContain('The run was cancelled at <b>extract</b>');
+  expect(cancelled.html).not.toContain('The run failed');
   const empty = await renderRunReportHtml(await data({ steps: [], search: null, dataset: null, contactSheets: [], training: { teacher: [], student: [] }, evaluation: null, models: [], videoFailures: [], status: 'running' }));
   expect(empty.charts).toBe(0);
   expect(empty.html).toContain('No step has finished yet.');
