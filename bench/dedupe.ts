@@ -70,7 +70,7 @@ async function throughput(images: QualityImage[]): Promise<void> {
   const frames = await Promise.all(images.filter((i) => i.kind === 'original').map(async (i) => new Uint8Array(await sharp(i.bytes).jpeg({ quality: 85 }).toBuffer())));
   const batch = 16;
   const model = await loadEmbeddingModel();
-  const thread = new EmbeddingThread('auto');
+  const thread = new EmbeddingThread();
   const info = await thread.model();
   await thread.embed(frames.slice(0, batch), batch); // warm-up
   const pixels = await Promise.all(frames.map((f) => decodeForEmbedding(Buffer.from(f))));

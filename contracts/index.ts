@@ -12,6 +12,7 @@ export * from './ids';
 export * from './inputs';
 export * from './keys';
 export * from './manifests';
+export * from './models';
 export * from './steps';
 export * from './temporal';
 export * from './validate';
