@@ -145,7 +145,8 @@ export async function studentImageModel(bb: StudentBackbone, head: SerializedMod
   }
   try {
     const full = bb.net.full;
-    const features = full.getLayer(MOBILENET_V2.featureLayer).output as TfModule.SymbolicTensor;
+    // Output of the backbone's own graph (node 0): the top layers are applied again in checkpoint models.
+    const features = full.getLayer(MOBILENET_V2.featureLayer).getOutputAt(0) as TfModule.SymbolicTensor;
     return headOn(tf, arch, params, full.inputs, features, 'reelset_student');
   } finally {
     tf.dispose(params.vars);
