@@ -111,13 +111,16 @@ function optionalRequire(name: string): unknown {
 /**
  * Where a native tfjs package is: the checkout's node_modules (a plain `npm install`),
  * then the prefix `infra/install.sh` builds it in (`REELSET_TFJS_NODE_DIR`, outside
- * node_modules so that `npm ci` never removes it).
+ * node_modules so that `npm ci` never removes it; tfjs-node-gpu in its `gpu/` folder,
+ * built by `infra/install-gpu.sh`).
  *
  * @returns the resolved entry file.
  * @throws Error listing where it looked when it is in neither.
  */
 export function resolveNativeTfjs(pkg: '@tensorflow/tfjs-node' | '@tensorflow/tfjs-node-gpu', env: NodeJS.ProcessEnv = process.env): string {
-  const dirs = [REELSET_ROOT, withDefaults(env)['REELSET_TFJS_NODE_DIR']!];
+  const prefix = withDefaults(env)['REELSET_TFJS_NODE_DIR']!;
+  // tfjs-node in the prefix itself, tfjs-node-gpu in its gpu/ folder (infra/install-gpu.sh).
+  const dirs = [REELSET_ROOT, prefix, path.join(prefix, 'gpu')];
   try {
     return require.resolve(pkg, { paths: dirs });
   } catch {

@@ -2,7 +2,7 @@
 import type * as TfModule from '@tensorflow/tfjs';
 import { InvalidInputError, ModelMismatchError } from '../../contracts';
 import { initTensorflow } from '../../lib/tf';
-import { decodeForBackbone, type BackboneSpec } from '../../lib/backbone/model';
+import { decodeForBackbone, toUnitFloats, type BackboneSpec } from '../../lib/backbone/model';
 import { deserializeModel, type SerializedModel } from './serialize';
 
 /**
@@ -78,10 +78,7 @@ export async function predictImages(
     for (let start = 0; start < n; start += batchSize) {
       const end = Math.min(n, start + batchSize);
       const pixels = await Promise.all((await fetch(start, end)).map((b) => decodeForBackbone(b, spec)));
-      const input = new Float32Array(pixels.length * per);
-      pixels.forEach((p, i) => {
-        for (let j = 0; j < per; j++) input[i * per + j] = p[j]! / 255;
-      });
+      const input = toUnitFloats(pixels, per);
       const y = tf.tidy(() => net.predict(tf.tensor4d(input, [pixels.length, s, s, 3])) as TfModule.Tensor);
       try {
         out.set((await y.data()) as Float32Array, start * k);

@@ -13,7 +13,7 @@
  */
 import type * as TfModule from '@tensorflow/tfjs';
 import { InvalidInputError } from '../../contracts';
-import { loadTfjsBackbone, type TfjsBackbone } from '../../lib/backbone/tfjs-backbone';
+import { loadTfjsBackbone, toUnitFloats, type TfjsBackbone } from '../../lib/backbone/tfjs-backbone';
 import { MOBILENET_V2 } from '../../lib/backbone/nsfwjs';
 import type { Tf } from '../../lib/tf';
 import { deserializeModel, type SerializedModel } from './serialize';
@@ -103,10 +103,7 @@ export async function trunkInputs(bb: StudentBackbone, pixels: Uint8Array[], bat
   const out = new Float32Array(pixels.length * rowSize);
   for (let start = 0; start < pixels.length; start += batchSize) {
     const batch = pixels.slice(start, start + batchSize);
-    const input = new Float32Array(batch.length * per);
-    batch.forEach((p, i) => {
-      for (let k = 0; k < per; k++) input[i * per + k] = p[k]! / 255;
-    });
+    const input = toUnitFloats(batch, per);
     const y = tf.tidy(() => bb.bottom.predict(tf.tensor4d(input, [batch.length, s, s, 3])) as TfModule.Tensor);
     try {
       out.set((await y.data()) as Float32Array, start * rowSize);

@@ -15,7 +15,9 @@ import type { Logger } from '../logger';
 import { initTensorflow, type TfBackendPreference } from '../tf';
 import { MOBILENET_V2, preprocessTag, readNsfwjsModel, type BackboneName, type BackboneSpec } from './nsfwjs';
 import { COMMITTED_BACKBONES_DIR, findOnnxBackbone, openOnnxSession, type OrtProviderPreference } from './onnx';
-import { loadTfjsBackbone, tfjsFeatures } from './tfjs-backbone';
+import { loadTfjsBackbone, tfjsFeatures, toUnitFloats } from './tfjs-backbone';
+
+export { toUnitFloats } from './tfjs-backbone';
 import type * as Ort from 'onnxruntime-node';
 
 export { BACKBONES, INCEPTION_V3, MOBILENET_V2, type BackboneName, type BackboneSpec } from './nsfwjs';
@@ -263,15 +265,7 @@ abstract class BaseExtractor implements FeatureExtractor {
   }
 }
 
-/** Bytes -> [0, 1] float32, NHWC, as both runtimes take them. */
-function toUnitFloats(batch: Uint8Array[], per: number): Float32Array {
-  const input = new Float32Array(batch.length * per);
-  batch.forEach((p, i) => {
-    const off = i * per;
-    for (let k = 0; k < per; k++) input[off + k] = (p[k] as number) / 255;
-  });
-  return input;
-}
+
 
 class OrtExtractor extends BaseExtractor {
   constructor(

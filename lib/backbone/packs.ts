@@ -11,6 +11,7 @@ import { sha256Hex } from '../hash';
 import type { ObjectStore } from '../s3';
 import { float32Bytes } from '../vectors';
 import type { BackboneName } from './model';
+import type { ThreadEmbedResult } from './embed-worker';
 import type { EmbeddingThread } from './thread';
 
 /**
@@ -106,18 +107,29 @@ export async function embedPacks(store: ObjectStore, thread: EmbeddingThread, ba
           return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
         }),
       );
+    // Two thread calls in flight: the thread decodes the next batch (on libuv's threads)
+    // while the current one runs through the network; the batch after is fetched meanwhile.
+    const inFlight: Array<{ start: number; result: Promise<ThreadEmbedResult> }> = [];
+    const consume = async () => {
+      const { start, result } = inFlight.shift()!;
+      const r = await result;
+      out.set(r.vectors, start * model.dim);
+      norms.set(r.norms, start);
+      pixelHashes.push(...r.pixelHashes);
+      forwardPasses += r.computed;
+      framesDone += r.pixelHashes.length;
+      opts.onProgress?.({ videoId: req.videoId, done: start + r.pixelHashes.length, of: wanted.length, framesDone, framesTotal });
+    };
     let next = wanted.length ? fetchBatch(0) : undefined;
     for (let i = 0; next; i += batch) {
       const images = await next;
       next = i + batch < wanted.length ? fetchBatch(i + batch) : undefined;
-      const r = await thread.embed(images, batch, backbone);
-      out.set(r.vectors, i * model.dim);
-      norms.set(r.norms, i);
-      pixelHashes.push(...r.pixelHashes);
-      forwardPasses += r.computed;
-      framesDone += images.length;
-      opts.onProgress?.({ videoId: req.videoId, done: i + images.length, of: wanted.length, framesDone, framesTotal });
+      const result = thread.embed(images, batch, backbone);
+      result.catch(() => undefined); // awaited in order by consume()
+      inFlight.push({ start: i, result });
+      if (inFlight.length >= 2) await consume();
     }
+    while (inFlight.length) await consume();
     await store.put(entry.vectorsKey, float32Bytes(out));
     await store.putJson(entry.indexKey, {
       model,

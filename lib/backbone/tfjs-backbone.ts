@@ -7,6 +7,19 @@ import type * as TfModule from '@tensorflow/tfjs';
 import type { Tf } from '../tf';
 import { readNsfwjsModel, type BackboneSpec, type NsfwjsModel } from './nsfwjs';
 
+/** `b / 255` as float32 for every byte value. */
+const UNIT = Float32Array.from({ length: 256 }, (_, b) => b / 255);
+
+/** Bytes -> [0, 1] float32 (`byte / 255`), NHWC. */
+export function toUnitFloats(batch: Uint8Array[], per: number): Float32Array {
+  const input = new Float32Array(batch.length * per);
+  batch.forEach((p, i) => {
+    const off = i * per;
+    for (let k = 0; k < per; k++) input[off + k] = UNIT[p[k]!]!;
+  });
+  return input;
+}
+
 /** A backbone loaded in tfjs. */
 export interface TfjsBackbone {
   /** nsfwjs's whole model (to its 5-class softmax); the caller disposes it. */
@@ -51,12 +64,7 @@ export async function loadTfjsBackbone(tf: Tf, spec: BackboneSpec): Promise<Tfjs
  */
 export async function tfjsFeatures(tf: Tf, net: TfModule.LayersModel, spec: BackboneSpec, pixels: Uint8Array[]): Promise<Float32Array> {
   const s = spec.inputSize;
-  const per = s * s * 3;
-  const input = new Float32Array(pixels.length * per);
-  pixels.forEach((p, i) => {
-    const off = i * per;
-    for (let k = 0; k < per; k++) input[off + k] = (p[k] as number) / 255;
-  });
+  const input = toUnitFloats(pixels, s * s * 3);
   const y = tf.tidy(() => net.predict(tf.tensor4d(input, [pixels.length, s, s, 3])) as TfModule.Tensor);
   try {
     return (await y.data()) as Float32Array;
