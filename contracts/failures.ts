@@ -122,17 +122,17 @@ export function isNonRetryable(type: string | undefined | null): boolean {
   return type !== undefined && type !== null && NON_RETRYABLE_ERROR_TYPES.includes(type);
 }
 
-/** The innermost application failure of an error chain (a child's or an activity's failure): its type and message. */
+/**
+ * What a failure chain says, for people and results: the type and message of its first
+ * `ApplicationFailure` (the error the activity, thread or workflow code threw), found by
+ * walking down from the top through the wrappers Temporal adds (`ChildWorkflowFailure`,
+ * `ActivityFailure`). Causes *below* it (the original error a failure class wraps, such
+ * as a temporary file's path) are not reported. Without any `ApplicationFailure`, the
+ * top error's name and message.
+ */
 export function failureOf(err: unknown): { type: string; message: string } {
-  let e: unknown = err;
-  let type = err instanceof Error ? err.name : 'Error';
-  let message = err instanceof Error ? err.message : String(err);
-  while (e instanceof Error) {
-    if (e instanceof ApplicationFailure) {
-      type = e.type ?? type;
-      message = e.message;
-    }
-    e = (e as { cause?: unknown }).cause;
+  for (let e: unknown = err; e instanceof Error; e = (e as { cause?: unknown }).cause) {
+    if (e instanceof ApplicationFailure) return { type: e.type ?? e.name, message: e.message };
   }
-  return { type, message };
+  return { type: err instanceof Error ? err.name : 'Error', message: err instanceof Error ? err.message : String(err) };
 }
