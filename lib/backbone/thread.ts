@@ -5,7 +5,7 @@
 import type { Logger } from '../logger';
 import { ModuleThread } from '../thread';
 import type { ThreadCutmixResult, ThreadEmbedResult, ThreadModelInfo } from './embed-worker';
-import { DEFAULT_BACKBONE_OPTIONS, type BackboneName, type BackboneOptions } from './model';
+import { DEFAULT_BACKBONE_OPTIONS, type BackboneName, type BackboneOptions, type FeatureExtractor } from './model';
 
 /**
  * The feature extractors served by a worker thread, so that forward passes (synchronous
@@ -66,6 +66,20 @@ export class EmbeddingThread {
   async cutmix(pairs: Array<[Uint8Array, Uint8Array]>, seeds: number[], batchSize = 8, backbone: BackboneName = 'mobilenet_v2'): Promise<ThreadCutmixResult> {
     await this.model(backbone);
     return this.thread.call<ThreadCutmixResult>('cutmixFrames', [backbone, pairs, seeds, batchSize]);
+  }
+
+  /**
+   * A backbone on the thread in the shape of an in-process model (`id`, `backend`,
+   * `embed`): for code that takes a model (quality checks, benchmarks) and for jest, where
+   * ONNX Runtime's tensors cannot cross into the test's vm realm in-process.
+   */
+  async embedder(backbone: BackboneName = 'mobilenet_v2'): Promise<Pick<FeatureExtractor, 'id' | 'backend' | 'embed'>> {
+    const info = await this.model(backbone);
+    return {
+      id: info.id,
+      backend: info.backend,
+      embed: async (images, options) => (await this.embed(images.map((b) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength)), options?.batchSize ?? 8, backbone)).vectors,
+    };
   }
 
   /** Live tfjs tensors in the thread (flat across calls when nothing leaks; 0 when tfjs is not used there). */
