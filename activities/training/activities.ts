@@ -275,13 +275,17 @@ export function createTrainingActivities(deps: ActivityDeps) {
               let acts: Float32Array;
               if (cached) acts = toFloat32(cached);
               else {
+                // 32 frames at a time (fetched, decoded, through the frozen bottom): memory holds the
+                // activations (7 x 7 x 160 floats, 31 KB a row), never all the decoded frames.
                 hb.set({ phase: 'backbone activations', done: 0, of: rows.length });
-                const pixels: Uint8Array[] = [];
+                const rowSize = bb.trunk.inputShape.reduce((a, b) => a * b, 1);
+                acts = new Float32Array(rows.length * rowSize);
                 for (let s = 0; s < rows.length; s += 32) {
                   const bytes = await fetchFrames(store, rows.slice(s, s + 32).map((r) => r.key));
-                  pixels.push(...(await Promise.all(bytes.map((b) => decodeForBackbone(b, MOBILENET_V2)))));
+                  const pixels = await Promise.all(bytes.map((b) => decodeForBackbone(b, MOBILENET_V2)));
+                  acts.set(await trunkInputs(bb, pixels, 16), s * rowSize);
+                  hb.set({ phase: 'backbone activations', done: s + pixels.length, of: rows.length });
                 }
-                acts = await trunkInputs(bb, pixels, 16, (done) => hb.set({ phase: 'backbone activations', done, of: rows.length }));
                 await store.put(inputsKey, float32Bytes(acts));
               }
               hb.set({ phase: 'fine-tuning' });
