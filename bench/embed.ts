@@ -6,8 +6,8 @@
  *     from S3 (fetched one batch ahead), the embedding thread (decode, pixel hash,
  *     resize + blur, ONNX Runtime forward), packs and index written back to S3;
  * (b) its compute path alone: JPEG bytes in memory -> the thread -> vectors back;
- * (c) the bare forward pass: `session.run` on float32 input decoded beforehand, same ONNX
- *     file, same thread count, batch as (a) and (b), in this process.
+ * (c) the bare forward pass: `session.run` on the pixels decoded beforehand, same ONNX
+ *     file opened with the same options (`openOnnxSession`), batch as (a) and (b), in this process.
  *
  * It also times the per-frame preprocessing on one core (decode + pixel hash, resize +
  * blur), which is where the gap goes on a machine whose cores the forward pass fills.
@@ -30,9 +30,9 @@ import sharp from 'sharp';
 import { createEmbeddingActivities } from '../activities/embeddings/activities';
 import { stepManifestKey, type ExtractStepManifest, type VideoFramesManifest } from '../contracts';
 import { createActivityDeps } from '../lib/deps';
-import { backboneOptionsFromConfig, BACKBONES, decodePixels, inputFromPixels, toUnitFloats, type BackboneName } from '../lib/backbone/model';
+import { backboneOptionsFromConfig, BACKBONES, decodePixels, inputFromPixels, type BackboneName } from '../lib/backbone/model';
 import { readNsfwjsModel } from '../lib/backbone/nsfwjs';
-import { COMMITTED_BACKBONES_DIR, findOnnxBackbone } from '../lib/backbone/onnx';
+import { COMMITTED_BACKBONES_DIR, findOnnxBackbone, openOnnxSession } from '../lib/backbone/onnx';
 import { EmbeddingThread } from '../lib/backbone/thread';
 
 const SHARED = path.resolve(__dirname, '../../shared/data/videos');
@@ -90,21 +90,15 @@ async function main(): Promise<void> {
   // (c) the bare forward pass: same file, same threads, pixels decoded beforehand.
   const found = findOnnxBackbone(spec, [deps.config.REELSET_MODELS_DIR, COMMITTED_BACKBONES_DIR], readNsfwjsModel(spec).weightsSha256);
   if ('reasons' in found) throw new Error(`no ONNX file for ${spec.name}: ${found.reasons.join('; ')}`);
-  const session = await ort.InferenceSession.create(found.file, {
-    executionProviders: ['cpu'],
-    graphOptimizationLevel: 'all',
-    ...(options.ortThreads > 0 ? { intraOpNumThreads: options.ortThreads, interOpNumThreads: 1 } : {}),
-  });
+  // Opened as the extractors open theirs (same provider choice, threads and session options).
+  const { session } = await openOnnxSession(found, { provider: options.ortProvider, threads: options.ortThreads });
   const s = spec.inputSize;
   const per = s * s * 3;
   const pixels = await Promise.all(frames.map(async (f) => inputFromPixels(await decodePixels(f), spec)));
-  const inputs: Float32Array[] = [];
-  for (let i = 0; i < frames.length; i += batch) {
-    const b = pixels.slice(i, i + batch);
-    inputs.push(toUnitFloats(b, per));
-  }
+  const inputs: Uint8Array[] = [];
+  for (let i = 0; i < frames.length; i += batch) inputs.push(Buffer.concat(pixels.slice(i, i + batch)));
   const bare = async () => {
-    for (const x of inputs) await session.run({ input: new ort.Tensor('float32', x, [x.length / per, s, s, 3]) });
+    for (const x of inputs) await session.run({ pixels: new ort.Tensor('uint8', x, [x.length / per, s, s, 3]) });
   };
 
   // (b) the compute path: the embedding thread on encoded frames.
@@ -177,11 +171,9 @@ async function main(): Promise<void> {
   const t1 = performance.now();
   for (const px of decoded) await inputFromPixels(px, spec);
   const t2 = performance.now();
-  for (const p2 of pixels) toUnitFloats([p2], per);
-  const t3 = performance.now();
   const n = frames.length;
   console.log(
-    `\npreprocessing on one core, ms/frame: decode + pixel hash ${((t1 - t0) / n).toFixed(2)}, resize + blur ${((t2 - t1) / n).toFixed(2)}, bytes -> float ${((t3 - t2) / n).toFixed(2)}; ` +
+    `\npreprocessing on one core, ms/frame: decode + pixel hash ${((t1 - t0) / n).toFixed(2)}, resize + blur ${((t2 - t1) / n).toFixed(2)}; ` +
       `the bare forward pass takes ${(1000 / b).toFixed(2)} ms/frame of wall time on all cores`,
   );
   console.log(`target: (a) / (c) >= 0.9; load at the end ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);

@@ -5,7 +5,8 @@
  * How: the nsfwjs topology and its weights, dequantised here exactly as tfjs does, go
  * to `infra/keras_to_onnx.py`, which rebuilds the Keras model in TensorFlow's Keras
  * (`tensorflow-cpu`), loads the weights by name, cuts it and converts it with `tf2onnx`
- * (opset 17), all from the pinned converter venv that `infra/install.sh` makes. Then the
+ * (opset 17), all from the pinned converter venv that `infra/install.sh` makes; the file
+ * takes the RGB bytes (uint8, NHWC) and divides by 255 itself. Then the
  * ONNX file is checked against the tfjs model (wasm backend) on random images before it
  * is moved into place: max |difference| and min cosine are recorded, and a cosine under
  * 0.9999 fails the conversion.
@@ -59,7 +60,8 @@ async function upToDate(spec: BackboneSpec, out: string, weightsSha256: string, 
   try {
     const p = JSON.parse(readFileSync(meta, 'utf8')) as OnnxProvenance;
     const samePins = Object.entries(pins).every(([k, v]) => (p.converter as unknown as Record<string, string>)[k] === v);
-    return p.weightsSha256 === weightsSha256 && samePins && p.converter.opset === OPSET && (await sha256File(file)) === p.onnxSha256;
+    // `input.name` marks the file's layout (`pixels`: uint8 bytes in, scaled in the graph).
+    return p.weightsSha256 === weightsSha256 && samePins && p.converter.opset === OPSET && p.input?.name === 'pixels' && (await sha256File(file)) === p.onnxSha256;
   } catch {
     return false;
   }
@@ -104,11 +106,9 @@ async function convert(spec: BackboneSpec, out: string, python: string, force: b
     const ref = await tfjsFeatures(tf, net.features, spec, pixels);
     net.full.dispose();
     const session = await ort.InferenceSession.create(tmpOnnx, { executionProviders: ['cpu'] });
-    const input = new Float32Array(CHECK_IMAGES * per);
-    pixels.forEach((p, i) => {
-      for (let k = 0; k < per; k++) input[i * per + k] = p[k]! / 255;
-    });
-    const res = await session.run({ input: new ort.Tensor('float32', input, [CHECK_IMAGES, spec.inputSize, spec.inputSize, 3]) });
+    const input = new Uint8Array(CHECK_IMAGES * per);
+    pixels.forEach((p, i) => input.set(p, i * per));
+    const res = await session.run({ pixels: new ort.Tensor('uint8', input, [CHECK_IMAGES, spec.inputSize, spec.inputSize, 3]) });
     const got = res['features']!.data as Float32Array;
     await session.release();
     let maxAbsDiff = 0;
@@ -127,7 +127,7 @@ async function convert(spec: BackboneSpec, out: string, python: string, force: b
       nsfwjsVersion: source.nsfwjsVersion,
       weightsSha256: source.weightsSha256,
       featureLayer: spec.featureLayer,
-      input: { name: 'input', size: spec.inputSize },
+      input: { name: 'pixels', size: spec.inputSize },
       output: { name: 'features', dim: spec.dim },
       onnxSha256,
       onnxBytes: statSync(tmpOnnx).size,

@@ -88,13 +88,28 @@ def main() -> None:
     features = tf.keras.Model(model.input, model.get_layer(feature_layer).output)
     spec = (tf.TensorSpec([None, size, size, 3], tf.float32, name="input"),)
     proto, _ = tf2onnx.convert.from_keras(features, input_signature=spec, opset=opset)
-    # Stable names for the runtime: input `input`, output `features`.
+    # Stable names for the runtime: input `pixels`, output `features`.
     old_out = proto.graph.output[0].name
     for node in proto.graph.node:
         for i, o in enumerate(node.output):
             if o == old_out:
                 node.output[i] = "features"
     proto.graph.output[0].name = "features"
+    # The input becomes the RGB bytes themselves (uint8, NHWC): the graph divides by 255,
+    # so callers pass decoded pixels without a float conversion of their own.
+    float_in = proto.graph.input[0].name
+    pixels = onnx.helper.make_tensor_value_info("pixels", onnx.TensorProto.UINT8, ["N", size, size, 3])
+    scale = onnx.helper.make_tensor("pixels_scale", onnx.TensorProto.FLOAT, [], [255.0])
+    prep = [
+        onnx.helper.make_node("Cast", ["pixels"], ["pixels_float"], name="pixels_to_float", to=onnx.TensorProto.FLOAT),
+        onnx.helper.make_node("Div", ["pixels_float", "pixels_scale"], [float_in], name="pixels_over_255"),
+    ]
+    graph_nodes = list(proto.graph.node)
+    del proto.graph.node[:]
+    proto.graph.node.extend(prep + graph_nodes)
+    proto.graph.initializer.append(scale)
+    del proto.graph.input[:]
+    proto.graph.input.extend([pixels])
     canonicalize(proto.graph)
     proto.producer_name = "reelset infra/convert-backbones.ts (tf2onnx)"
     onnx.checker.check_model(proto)
@@ -107,7 +122,7 @@ def main() -> None:
         "onnx": onnx.__version__,
         "numpy": np.__version__,
         "opset": opset,
-        "inputName": "input",
+        "inputName": "pixels",
         "outputName": "features",
     }))
 

@@ -15,7 +15,7 @@ import type { Logger } from '../logger';
 import { initTensorflow, type TfBackendPreference } from '../tf';
 import { MOBILENET_V2, preprocessTag, readNsfwjsModel, type BackboneName, type BackboneSpec } from './nsfwjs';
 import { COMMITTED_BACKBONES_DIR, findOnnxBackbone, openOnnxSession, type OrtProviderPreference } from './onnx';
-import { loadTfjsBackbone, tfjsFeatures, toUnitFloats } from './tfjs-backbone';
+import { loadTfjsBackbone, tfjsFeatures } from './tfjs-backbone';
 
 export { toUnitFloats } from './tfjs-backbone';
 import type * as Ort from 'onnxruntime-node';
@@ -281,8 +281,12 @@ class OrtExtractor extends BaseExtractor {
 
   protected async forward(batch: Uint8Array[]): Promise<Float32Array> {
     const s = this.spec.inputSize;
-    const input = new this.ort.Tensor('float32', toUnitFloats(batch, s * s * 3), [batch.length, s, s, 3]);
-    const out = await this.session.run({ input });
+    const per = s * s * 3;
+    const bytes = new Uint8Array(batch.length * per);
+    batch.forEach((p, i) => bytes.set(p, i * per));
+    // The graph takes the bytes and divides by 255 itself (see infra/keras_to_onnx.py).
+    const input = new this.ort.Tensor('uint8', bytes, [batch.length, s, s, 3]);
+    const out = await this.session.run({ pixels: input });
     const f = out['features']!;
     try {
       return new Float32Array(f.data as Float32Array);

@@ -27,7 +27,7 @@ export interface OnnxProvenance {
   /** sha256 of nsfwjs's (quantised) weight bytes, as in the model id. */
   weightsSha256: string;
   featureLayer: string;
-  /** Input `[N, size, size, 3]`, NHWC, float32 RGB in [0, 1] (bytes / 255). */
+  /** Input `pixels`: `[N, size, size, 3]`, NHWC, uint8 RGB; the graph divides by 255 (the network sees [0, 1]). */
   input: { name: string; size: number };
   /** Output `[N, dim]`: the raw (not normalised) feature layer. */
   output: { name: string; dim: number };
@@ -76,8 +76,8 @@ export function findOnnxBackbone(spec: BackboneSpec, dirs: string[], weightsSha2
       reasons.push(`${file}: converted from nsfwjs weights ${provenance.weightsSha256?.slice(0, 12)}, installed ${weightsSha256.slice(0, 12)}`);
       continue;
     }
-    if (provenance.input?.size !== spec.inputSize || provenance.output?.dim !== spec.dim) {
-      reasons.push(`${file}: input ${provenance.input?.size} / output ${provenance.output?.dim}, expected ${spec.inputSize} / ${spec.dim}`);
+    if (provenance.input?.name !== 'pixels' || provenance.input.size !== spec.inputSize || provenance.output?.dim !== spec.dim) {
+      reasons.push(`${file}: input ${provenance.input?.name} ${provenance.input?.size} / output ${provenance.output?.dim}, expected pixels ${spec.inputSize} / ${spec.dim} (an older conversion: reconvert)`);
       continue;
     }
     return { file, provenance };
@@ -134,6 +134,9 @@ export async function openOnnxSession(found: OnnxBackboneFile, opts: OpenSession
   const base: Ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: 'all',
     ...(opts.threads > 0 ? { intraOpNumThreads: opts.threads, interOpNumThreads: 1 } : {}),
+    // No busy-waiting between parallel sections: the cores are shared with the frames'
+    // decoding (libuv threads), the worker and, on small machines, the local services.
+    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
   };
   let fallback: string | undefined;
   if (opts.provider === 'cuda' || (opts.provider === 'auto' && cudaProviderInstalled())) {

@@ -49,7 +49,7 @@ describe.each([
     if ('reasons' in found) throw new Error(`no ONNX file for ${spec.name} (run infra/install.sh): ${found.reasons.join('; ')}`);
     const p = found.provenance;
     expect(p).toMatchObject({ backbone: spec.name, nsfwjsVersion: src.nsfwjsVersion, weightsSha256: src.weightsSha256, featureLayer: 'flatten_1' });
-    expect(p.input).toEqual({ name: 'input', size: spec.inputSize });
+    expect(p.input).toEqual({ name: 'pixels', size: spec.inputSize });
     expect(p.output).toEqual({ name: 'features', dim: spec.dim });
     expect(p.converter).toMatchObject({ tensorflow: expect.stringMatching(/^2\./), tf2onnx: expect.any(String), onnx: expect.any(String), opset: 17 });
     expect(await sha256File(found.file)).toBe(p.onnxSha256);
