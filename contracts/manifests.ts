@@ -211,7 +211,7 @@ export interface EmbeddingModelId {
  * A short stable string for cache keys and S3 prefixes:
  * `<name>-<first 12 hex of weightsSha256>-<inputSize>-<preprocess without non [A-Za-z0-9]>-<runtime>`,
  * the runtime being `ort<first 8 hex of the ONNX file's sha256>` or `tfjs`,
- * e.g. `mobilenet_v2-8e7dddbb16ac-224-filllanczos3gauss1-ort4bbc1be0`.
+ * e.g. `mobilenet_v2-8e7dddbb16ac-224-filllanczos3gauss1-ort93efb0cb`.
  */
 export function embeddingModelKey(id: EmbeddingModelId): string {
   const runtime = id.runtime === 'onnxruntime' ? `ort${(id.onnxSha256 ?? '').slice(0, 8)}` : 'tfjs';
