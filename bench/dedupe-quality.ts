@@ -166,7 +166,7 @@ export function recallByTransform(images: QualityImage[], sim: (i: number, j: nu
 /** Embedding and dHash similarity functions over a quality set, and the embeddings (`images.length * dim`). */
 export async function similarityFunctions(
   images: QualityImage[],
-  model: EmbeddingModel,
+  model: Pick<EmbeddingModel, 'id' | 'embed'>,
 ): Promise<{ embedding: (i: number, j: number) => number; dhash: (i: number, j: number) => number; vectors: Float32Array }> {
   const dim = model.id.dim;
   const vectors = await model.embed(images.map((im) => im.bytes), { batchSize: 16 });

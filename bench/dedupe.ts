@@ -4,7 +4,7 @@
  * 1. quality on the shared corpus: precision / recall over thresholds for the embeddings
  *    and for dHash, side by side; recall per transform; the most similar pairs of
  *    different videos (bench/dedupe-quality.ts);
- * 2. embedding throughput of the embed step's compute path (encoded JPEG -> worker
+ * 2. embedding throughput (bench/embed.ts, in a child process): the embed step's compute path (encoded JPEG -> worker
  *    thread: decode, pixel hash, forward pass -> vectors back) against a bare batched
  *    forward pass of the same model on the same backend (pixels decoded beforehand);
  * 3. clustering time and peak memory for 10k, 100k and 1M synthetic vectors of dim 1280
@@ -16,10 +16,8 @@
  */
 import { execFileSync } from 'node:child_process';
 import * as os from 'node:os';
-import sharp from 'sharp';
 import { nearDuplicateClusters, type NearDuplicateOptions } from '../activities/dedupe/ann';
-import { decodeForEmbedding, loadEmbeddingModel } from '../lib/backbone/model';
-import { EmbeddingThread } from '../lib/backbone/thread';
+import { loadEmbeddingModel } from '../lib/backbone/model';
 import { NewCategoryInput } from '../contracts/inputs';
 import { clusterAgreement, syntheticClusters } from '../test/helpers/synthetic';
 import { buildQualitySet, precisionRecall, recallByTransform, scorePairs, similarityFunctions, type QualityImage } from './dedupe-quality';
@@ -65,28 +63,10 @@ function fmt(r: Record<string, number>): Record<string, string> {
   return Object.fromEntries(Object.entries(r).map(([k, v]) => [k, pct(v)]));
 }
 
-async function throughput(images: QualityImage[]): Promise<void> {
-  // Frames as the extract step stores them: JPEG q85, short side 256.
-  const frames = await Promise.all(images.filter((i) => i.kind === 'original').map(async (i) => new Uint8Array(await sharp(i.bytes).jpeg({ quality: 85 }).toBuffer())));
-  const batch = 16;
-  const model = await loadEmbeddingModel();
-  const thread = new EmbeddingThread('auto');
-  const info = await thread.model();
-  await thread.embed(frames.slice(0, batch), batch); // warm-up
-  const pixels = await Promise.all(frames.map((f) => decodeForEmbedding(Buffer.from(f))));
-  await model.embedRaw(pixels.slice(0, batch), { batchSize: batch }); // warm-up
-  const rounds = 2;
-  let t = performance.now();
-  for (let r = 0; r < rounds; r++) await model.embedRaw(pixels, { batchSize: batch });
-  const bare = (rounds * frames.length) / ((performance.now() - t) / 1000);
-  t = performance.now();
-  for (let r = 0; r < rounds; r++) for (let i = 0; i < frames.length; i += batch) await thread.embed(frames.slice(i, i + batch), batch);
-  const step = (rounds * frames.length) / ((performance.now() - t) / 1000);
-  await thread.close();
-  console.log(`\n## 2. Embedding throughput, backend ${info.backend} (thread) / ${model.backend} (bare), batch ${batch}, ${frames.length} frames x ${rounds}`);
-  console.log(`embed step path (JPEG -> thread: decode + pixel hash + forward): ${step.toFixed(2)} frames/s`);
-  console.log(`bare batched forward pass (pixels decoded beforehand, main thread): ${bare.toFixed(2)} frames/s`);
-  console.log(`ratio: ${(step / bare).toFixed(3)} (target >= 0.9)`);
+/** Section 2 is bench/embed.ts (the embed activity and its compute path against a bare ONNX Runtime forward pass), run here as a child. */
+function throughput(): void {
+  console.log('\n## 2. Embedding throughput (bench/embed.ts)');
+  console.log(execFileSync(process.execPath, [require.resolve('tsx/cli'), require.resolve('./embed'), '--frames', '144'], { encoding: 'utf8', env: { ...process.env, NODE_NO_WARNINGS: '1' } }));
 }
 
 interface ClusterRun {
@@ -159,10 +139,10 @@ async function main(): Promise<void> {
   const skip = new Set(arg('skip', '').split(','));
   const sizes = arg('sizes', '10000,100000,1000000').split(',').map(Number);
   console.log(`# reelset dedupe benchmark (${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version})`);
-  const needImages = !skip.has('quality') || !skip.has('embed');
+  const needImages = !skip.has('quality');
   const images = needImages ? await buildQualitySet(Number(arg('frames-per-video', '8'))) : [];
   if (!skip.has('quality')) await quality(images);
-  if (!skip.has('embed')) await throughput(images);
+  if (!skip.has('embed')) throughput();
   if (!skip.has('cluster')) clustering(sizes);
 }
 

@@ -12,7 +12,7 @@ export function formatSummary(r: NewCategoryResult, where: { temporalUi: string;
   lines.push('step       time      reused  summary');
   for (const [step, s] of Object.entries(r.steps) as Array<[string, StepReport]>) {
     const summary = Object.entries(s.summary)
-      .filter(([k, v]) => typeof v !== 'object' || v === null || k === 'dropped' || k === 'perLabel' || k === 'sources')
+      .filter(([k, v]) => typeof v !== 'object' || v === null || ['dropped', 'perLabel', 'sources', 'features', 'fineTune'].includes(k))
       .filter(([k]) => !['videoIds', 'modelPrefix', 'manifestKey', 'datasetKey', 'label'].includes(k))
       .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(4) : v}`)
       .join(' ');
@@ -33,10 +33,11 @@ export function formatSummary(r: NewCategoryResult, where: { temporalUi: string;
   lines.push('');
   const e = r.evaluation;
   lines.push(`evaluation on ${e.validationFrames} validation frames from ${e.validationVideos} videos${e.note ? ` (${e.note})` : ''}:`);
-  for (const role of ['teacher', 'student'] as const) {
+  for (const role of ['teacher', 'student', 'studentBeforeFineTune'] as const) {
     const m = e[role];
     if (!m) continue;
-    lines.push(`  ${role}: frame accuracy ${pct(m.frames.accuracy)}, video accuracy ${pct(m.videos.accuracy)}`);
+    const name = role === 'studentBeforeFineTune' ? 'student before its backbone was fine-tuned' : role;
+    lines.push(`  ${name}: frame accuracy ${pct(m.frames.accuracy)}, video accuracy ${pct(m.videos.accuracy)}`);
     for (const [label, s] of Object.entries(m.frames.perLabel)) {
       lines.push(`    ${label.padEnd(16)} precision ${pct(s.precision)}  recall ${pct(s.recall)}  support ${s.support}`);
     }

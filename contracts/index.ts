@@ -13,6 +13,7 @@ export * from './inputs';
 export * from './keys';
 export * from './labeling';
 export * from './manifests';
+export * from './models';
 export * from './operations';
 export * from './retrain';
 export * from './steps';

@@ -85,6 +85,19 @@ export const StudentParams = z.object({
   hardLabelWeight: z.number().min(0).max(10).default(0.25),
   /** Dropout after the student's hidden layer. */
   dropout: z.number().min(0).max(0.9).default(0),
+  /**
+   * Divergence between the teacher's and the student's softened outputs:
+   * `jensen-shannon` (the recipe's, bounded and symmetric) or `kullback-leibler` (Hinton et al. 2015).
+   */
+  distillLoss: z.enum(['jensen-shannon', 'kullback-leibler']).default('jensen-shannon'),
+  /**
+   * Fine-tune the top of the student's MobileNetV2 (`block_16` and `Conv_1`) with its head
+   * after the head is distilled: `auto` when the training backend has convolution
+   * gradients (tfjs-node), `off` never, `on` always (fails on wasm, which has none).
+   */
+  fineTune: z.enum(['auto', 'on', 'off']).default('auto'),
+  /** Epochs of that fine-tuning (each a pass over the labelled and unlabelled rows, at the student's learning rate). */
+  fineTuneEpochs: z.number().int().positive().max(1000).default(4),
 });
 export type StudentParams = z.infer<typeof StudentParams>;
 

@@ -292,36 +292,53 @@ export interface ExtractStepManifest extends StepManifest<ExtractStepSummary> {
  * model, weights, runtime or preprocessing invalidates them.
  */
 export interface EmbeddingModelId {
-  /** Model family and source, e.g. `mobilenet_v2` (the nsfwjs MobileNetV2 feature extractor). */
+  /** Backbone, e.g. `mobilenet_v2` (dedupe, student) or `inception_v3` (teacher), both from nsfwjs. */
   name: string;
   /** Lower-case hex SHA-256 of the weight bytes as shipped, computed once at load. */
   weightsSha256: string;
-  /** Side of the square input in pixels (224). */
+  /** Side of the square input in pixels (224, 299). */
   inputSize: number;
-  /** Embedding dimension (1280). */
+  /** Embedding dimension (1280, 2048). */
   dim: number;
   /** Preprocessing before the network, e.g. `fill-lanczos3-gauss1`: part of the identity because it changes the vectors. */
   preprocess: string;
+  /**
+   * What computed the vectors: `onnxruntime` (a converted ONNX file, CPU or CUDA provider)
+   * or `tfjs` (TensorFlow.js on any backend). Part of the key, so caches never mix runtimes.
+   */
+  runtime: 'onnxruntime' | 'tfjs';
+  /** sha256 of the ONNX file (runtime `onnxruntime` only; the conversion is deterministic, see `infra/keras_to_onnx.py`). */
+  onnxSha256?: string;
 }
 
 /**
  * A short stable string for cache keys and S3 prefixes:
- * `<name>-<first 12 hex of weightsSha256>-<inputSize>-<preprocess without non [A-Za-z0-9]>`,
- * e.g. `mobilenet_v2-8e7dddbb16ac-224-filllanczos3gauss1`.
+ * `<name>-<first 12 hex of weightsSha256>-<inputSize>-<preprocess without non [A-Za-z0-9]>-<runtime>`,
+ * the runtime being `ort<first 8 hex of the ONNX file's sha256>` or `tfjs`,
+ * e.g. `mobilenet_v2-8e7dddbb16ac-224-filllanczos3gauss1-ort93efb0cb`.
  */
 export function embeddingModelKey(id: EmbeddingModelId): string {
-  return `${id.name}-${id.weightsSha256.slice(0, 12)}-${id.inputSize}-${id.preprocess.replace(/[^A-Za-z0-9]/g, '')}`;
+  const runtime = id.runtime === 'onnxruntime' ? `ort${(id.onnxSha256 ?? '').slice(0, 8)}` : 'tfjs';
+  return `${id.name}-${id.weightsSha256.slice(0, 12)}-${id.inputSize}-${id.preprocess.replace(/[^A-Za-z0-9]/g, '')}-${runtime}`;
 }
 
 /** Index of one packed vector file: which frame each row is, and the model that made them. */
 export interface VectorIndex {
   model: EmbeddingModelId;
   dim: number;
+  /** Content hash of the video the frames come from. */
+  videoSha256?: string;
   frameKeys: string[];
   /** sha256 of each frame's encoded bytes (the content the vectors were computed from). */
   frameSha256: string[];
   /** Pixel hash of each frame (sha256 of its decoded pixels): equal hashes are exact duplicates. */
   pixelHashes: string[];
+  /**
+   * L2 norm of each row before normalisation: row i times `norms[i]` is the backbone's raw
+   * feature vector, which the classifier heads take (the published student has no
+   * normalisation layer).
+   */
+  norms: number[];
 }
 
 /** Where one video's vectors are: `<vectorPackBase>.f32` (+ `.json` index). */
@@ -559,13 +576,28 @@ export interface TrainSummary {
   unlabeledFrames: number;
   /** CutMix rows (teacher). */
   cutmixSamples: number;
-  /** Where the trained model's files are (`<prefix>/model.json`, `<prefix>/weights.bin`). */
+  /** Where the trained model's files are (`<prefix>/model.json`, `<prefix>/weights.bin`, `<prefix>/artifact.json`). */
   modelPrefix: string;
+  /** TensorFlow.js backend the training ran on (`tensorflow` is tfjs-node, `wasm`, ...). */
+  trainingBackend?: string;
+  /** The backbone features the step computed (teacher: InceptionV3 on the dataset's frames), cached by content. */
+  features?: { model: string; backend: string; computed: number; cached: number };
+  /** Student: the backbone's top fine-tuned with the head (tfjs-node), its epochs and the loss before and after. */
+  fineTune?: { from: string; epochs: number; firstLoss: number; finalLoss: number; resumedAfterEpoch: number } | null;
+}
+
+/** The teacher's backbone features of a dataset's frames, as the train step leaves them for distill and evaluate. */
+export interface TeacherFeatures {
+  model: EmbeddingModelId;
+  /** One pack per video (rows for the dataset's frames of that video). */
+  videos: VideoVectors[];
 }
 
 /** A training step's manifest: the summary and the per-epoch loss. */
 export interface TrainStepManifest extends StepManifest<TrainSummary> {
   history: EpochLoss[];
+  /** Train step: where the teacher's features of the dataset's frames are. */
+  teacherFeatures?: TeacherFeatures;
 }
 
 /** Per-label precision, recall and F1 (van Rijsbergen's F-measure with beta = 1). */
@@ -610,7 +642,10 @@ export interface EvaluateSummary {
   validationFrames: number;
   validationVideos: number;
   teacher: Evaluation | null;
+  /** The published student (image model) on the validation frames' images. */
   student: Evaluation | null;
+  /** The distilled student head on frozen MobileNetV2 features, before its backbone's top was fine-tuned (only when it was). */
+  studentBeforeFineTune?: Evaluation | null;
   note?: string;
 }
 

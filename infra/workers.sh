@@ -18,6 +18,11 @@ start_one() {
   local name=$1 pid
   if pid=$(pid_of "$name"); then echo "[workers] $name already running (pid $pid)"; return; fi
   local log="$REELSET_LOG_DIR/worker-$name.log"
+  # GPU workers: the CUDA libraries from PyPI wheels (written by infra/install-gpu.sh).
+  if [ "$name" = gpu ] && [ -f "$REELSET_TOOLS_DIR/gpu.env" ]; then
+    # shellcheck disable=SC1091
+    source "$REELSET_TOOLS_DIR/gpu.env"
+  fi
   # `set -m`: the worker gets a process group of its own whose id is the pid we record
   # (tsx runs the worker in a child process of that group), so stop can reach both.
   (set -m; cd "$REELSET_ROOT" || exit 1; NODE_NO_WARNINGS=1 nohup node "$REELSET_ROOT/node_modules/tsx/dist/cli.mjs" "$(entry "$name")" </dev/null >>"$log" 2>&1 & echo $! >"$REELSET_RUN_DIR/worker-$name.pid")

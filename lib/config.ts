@@ -111,6 +111,19 @@ export const Config = z.object({
   LABEL_STUDIO_S3_SECRET_ACCESS_KEY: z.string().min(1),
   /** TensorFlow.js backend: `auto` picks tensorflow-gpu, then tensorflow, then wasm, then cpu. */
   REELSET_TF_BACKEND: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']),
+  /**
+   * Prefix holding `node_modules/@tensorflow/tfjs-node` (and `-gpu`) built by `infra/install.sh`
+   * against PyPI TensorFlow's C library; looked up after the checkout's own node_modules.
+   */
+  REELSET_TFJS_NODE_DIR: z.string().min(1),
+  /** ONNX backbones converted at install time (`infra/convert-backbones.ts`); the checkout's `backbones/` is searched after it. */
+  REELSET_MODELS_DIR: z.string().min(1),
+  /** Runtime of the backbones (embed step, teacher features, CutMix): `auto` is ONNX Runtime when its file loads, else tfjs (`REELSET_TF_BACKEND`). */
+  REELSET_EMBED_RUNTIME: z.enum(['auto', 'onnxruntime', 'tfjs']),
+  /** ONNX Runtime execution provider: `auto` is CUDA when its libraries are installed (`infra/install-gpu.sh`), else CPU. */
+  REELSET_ORT_PROVIDER: z.enum(['auto', 'cpu', 'cuda']),
+  /** ONNX Runtime intra-op threads per session; 0 lets ONNX Runtime choose (one per core). */
+  REELSET_ORT_THREADS: z.coerce.number().int().min(0).max(256),
   /** Maximum activities one video worker runs at once. */
   REELSET_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().positive(),
   /** Identity a worker polls with, shown in workflow histories (which worker ran what) and the Temporal UI; empty: the SDK's `<pid>@<hostname>`. */

@@ -9,6 +9,7 @@
 import * as path from 'node:path';
 import type * as TfModule from '@tensorflow/tfjs';
 import { InvalidInputError } from '../contracts';
+import { REELSET_ROOT, withDefaults } from './config';
 import type { Logger } from './logger';
 
 /** The tfjs namespace type (the API of `@tensorflow/tfjs`, which tfjs-node re-exports). */
@@ -29,6 +30,8 @@ export type TfBackendPreference = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wa
 export interface TfRuntime {
   /** `tf.getBackend()` after initialisation: `tensorflow`, `wasm` or `cpu`. */
   backend: string;
+  /** For the native backends: the TensorFlow C library's version (`TF_Version`) and whether it was the GPU package. */
+  native?: { package: string; tensorflowVersion: string; gpu: boolean };
   /** The tf namespace to call; the tfjs-node(-gpu) package itself when the native backend is used. */
   tf: Tf;
 }
@@ -72,6 +75,11 @@ export function initTensorflow(preference: TfBackendPreference = 'auto', logger?
   return p;
 }
 
+/** The runtime started by {@link initTensorflow} in this thread, or undefined when none was started (never starts one). */
+export function tensorflowIfStarted(): Promise<TfRuntime> | undefined {
+  return initialised;
+}
+
 type Candidate = Exclude<TfBackendPreference, 'auto'>;
 
 async function start(preference: TfBackendPreference, logger?: Logger): Promise<TfRuntime> {
@@ -82,8 +90,8 @@ async function start(preference: TfBackendPreference, logger?: Logger): Promise<
     try {
       const runtime = await tryBackend(candidate);
       logger?.info(
-        { preference, backend: runtime.backend, skipped: failures },
-        `TensorFlow.js backend: ${runtime.backend}`,
+        { preference, backend: runtime.backend, native: runtime.native, skipped: failures },
+        `TensorFlow.js backend: ${runtime.backend}${runtime.native ? ` (${runtime.native.package}, TensorFlow ${runtime.native.tensorflowVersion})` : ''}`,
       );
       return runtime;
     } catch (err) {
@@ -97,8 +105,27 @@ async function start(preference: TfBackendPreference, logger?: Logger): Promise<
 
 /** Require a module by a name computed at run time, so bundlers and tsc do not need it installed. */
 function optionalRequire(name: string): unknown {
-   
   return require(name);
+}
+
+/**
+ * Where a native tfjs package is: the checkout's node_modules (a plain `npm install`),
+ * then the prefix `infra/install.sh` builds it in (`REELSET_TFJS_NODE_DIR`, outside
+ * node_modules so that `npm ci` never removes it; tfjs-node-gpu in its `gpu/` folder,
+ * built by `infra/install-gpu.sh`).
+ *
+ * @returns the resolved entry file.
+ * @throws Error listing where it looked when it is in neither.
+ */
+export function resolveNativeTfjs(pkg: '@tensorflow/tfjs-node' | '@tensorflow/tfjs-node-gpu', env: NodeJS.ProcessEnv = process.env): string {
+  const prefix = withDefaults(env)['REELSET_TFJS_NODE_DIR']!;
+  // tfjs-node in the prefix itself, tfjs-node-gpu in its gpu/ folder (infra/install-gpu.sh).
+  const dirs = [REELSET_ROOT, prefix, path.join(prefix, 'gpu')];
+  try {
+    return require.resolve(pkg, { paths: dirs });
+  } catch {
+    throw new Error(`${pkg} is not installed (looked in ${dirs.map((d) => path.join(d, 'node_modules')).join(' and ')}; infra/install.sh builds it)`);
+  }
 }
 
 async function tryBackend(candidate: Candidate): Promise<TfRuntime> {
@@ -106,10 +133,13 @@ async function tryBackend(candidate: Candidate): Promise<TfRuntime> {
     case 'tensorflow-gpu':
     case 'tensorflow': {
       const pkg = candidate === 'tensorflow-gpu' ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node';
-      const tf = optionalRequire(pkg) as Tf;
+      // TensorFlow's C++ logging (CPU feature notes, device placement) off unless asked for.
+      process.env['TF_CPP_MIN_LOG_LEVEL'] ??= '2';
+      const tf = optionalRequire(resolveNativeTfjs(pkg)) as Tf;
       if (!(await tf.setBackend('tensorflow'))) throw new Error(`${pkg} loaded but the tensorflow backend did not start`);
       await tf.ready();
-      return { backend: tf.getBackend(), tf };
+      const binding = (tf.backend() as unknown as { binding?: { TF_Version?: string } }).binding;
+      return { backend: tf.getBackend(), tf, native: { package: pkg, tensorflowVersion: binding?.TF_Version ?? 'unknown', gpu: candidate === 'tensorflow-gpu' } };
     }
     case 'wasm': {
       const tf = optionalRequire('@tensorflow/tfjs') as Tf;

@@ -37,6 +37,33 @@ export async function gatherVectors(store: ObjectStore, refs: VectorRef[], dim: 
   return out;
 }
 
+/** Key of the index (`.json`) beside a packed vector file (`.f32`). */
+export function indexKeyOf(vectorsKey: string): string {
+  return vectorsKey.replace(/\.f32$/, '.json');
+}
+
+/**
+ * Gather raw backbone features (what the classifier heads take): the packed unit rows
+ * times the norms their index records (`VectorIndex.norms`).
+ *
+ * @returns `refs.length * dim` floats.
+ * @throws MissingArtifactError when a vector file or its index is missing, or the index has no norms (a pack from before they were kept: rerun the step that made it).
+ */
+export async function gatherFeatures(store: ObjectStore, refs: VectorRef[], dim: number): Promise<Float32Array> {
+  const out = await gatherVectors(store, refs, dim);
+  const norms = new Map<string, number[]>();
+  for (const key of new Set(refs.map((r) => r.key))) {
+    const idx = await store.getJson<VectorIndex>(indexKeyOf(key));
+    if (!idx || !Array.isArray(idx.norms)) throw new MissingArtifactError(store.uri(indexKeyOf(key)), 'vector index with norms (written by embedPacks)');
+    norms.set(key, idx.norms);
+  }
+  refs.forEach((r, i) => {
+    const norm = norms.get(r.key)![r.row]!;
+    for (let k = i * dim; k < (i + 1) * dim; k++) out[k] = out[k]! * norm;
+  });
+  return out;
+}
+
 /** Every vector of an embed step, in one matrix. */
 export interface RunVectors {
   /** n * dim floats, row-major, rows L2-normalised. */

@@ -59,15 +59,12 @@ export function paramShapes(arch: HeadArch): { name: string; shape: number[] }[]
 }
 
 /** Wrap a tensor in a variable and release the tensor (the variable keeps the data). */
-
-/** Wrap a tensor in a variable and release the tensor (the variable keeps the data). */
 export function toVariable(tf: Tf, t: TfModule.Tensor, trainable: boolean): TfModule.Variable {
   const v = tf.variable(t, trainable);
   t.dispose();
   return v;
 }
 
-/** Glorot-uniform kernels (Glorot & Bengio 2010) and zero biases from a seeded stream. */
 /** Glorot-uniform kernels (Glorot & Bengio 2010) and zero biases from a seeded stream. */
 export function initParams(tf: Tf, arch: HeadArch, rng: Rng): Params {
   const shapes = paramShapes(arch);
@@ -85,21 +82,57 @@ export function initParams(tf: Tf, arch: HeadArch, rng: Rng): Params {
   };
 }
 
-/** Build the inference layers model (softmax output) holding copies of the parameters. */
-/** Build the inference layers model (softmax output) holding copies of the parameters. */
-export function buildLayersModel(tf: Tf, arch: HeadArch, params: Params): TfModule.LayersModel {
-  const input = tf.input({ shape: [arch.dim], name: 'features' });
+/**
+ * Layers trained before the head: the student's backbone top (`trunk.ts`). `apply` runs
+ * them in inference mode (batch-norm statistics frozen) with gradients to `vars`.
+ */
+export interface Trunk {
+  /** Shape of one input row, e.g. `[7, 7, 160]`. */
+  inputShape: number[];
+  /** Stable names of the trainable variables (`<layer>/<weight>`), for the optimizer state. */
+  names: string[];
+  /** The trainable variables, in `names` order. */
+  vars: TfModule.Variable[];
+  /** The layers in order, input to features (applied again to a new input when a checkpoint model is built). */
+  layers: TfModule.layers.Layer[];
+  /** Forward pass `[b, ...inputShape] -> [b, dim]`. */
+  apply(x: TfModule.Tensor): TfModule.Tensor2D;
+  /** Copy the trunk's weights from a checkpoint model holding layers of the same names. */
+  restore(net: TfModule.LayersModel): void;
+}
+
+/** Build the inference layers model (softmax output) holding copies of the parameters; with a trunk, its layers come first (shared, not copied). */
+export function buildLayersModel(tf: Tf, arch: HeadArch, params: Params, trunk?: Trunk): TfModule.LayersModel {
+  const input = trunk ? tf.input({ shape: trunk.inputShape, name: 'trunk_input' }) : tf.input({ shape: [arch.dim], name: 'features' });
   let h: TfModule.SymbolicTensor = input;
+  if (trunk) for (const layer of trunk.layers) h = layer.apply(h) as TfModule.SymbolicTensor;
+  return headOn(tf, arch, params, input, h, trunk ? 'reelset_student_top' : 'reelset_head');
+}
+
+/**
+ * Append the head's layers (`hidden`, `dropout`, `logits`, `probs`) to a symbolic tensor
+ * of features and make the model from `input`, with the head's weights set from `params`.
+ */
+export function headOn(tf: Tf, arch: HeadArch, params: Params, input: TfModule.SymbolicTensor | TfModule.SymbolicTensor[], features: TfModule.SymbolicTensor, name: string): TfModule.LayersModel {
+  let h = features;
   if (arch.hidden > 0) {
     h = tf.layers.dense({ units: arch.hidden, activation: 'relu', name: 'hidden' }).apply(h) as TfModule.SymbolicTensor;
     if (arch.dropout > 0) h = tf.layers.dropout({ rate: arch.dropout, name: 'dropout' }).apply(h) as TfModule.SymbolicTensor;
   }
   h = tf.layers.dense({ units: arch.numClasses, name: 'logits' }).apply(h) as TfModule.SymbolicTensor;
   const out = tf.layers.softmax({ name: 'probs' }).apply(h) as TfModule.SymbolicTensor;
-  const model = tf.model({ inputs: input, outputs: out, name: 'reelset_head' });
-  model.setWeights(params.vars);
+  const model = tf.model({ inputs: input, outputs: out, name });
+  const headLayers = HEAD_LAYERS.filter((n) => model.layers.some((l) => l.name === n) && n !== 'dropout' && n !== 'probs');
+  let i = 0;
+  for (const n of headLayers) {
+    model.getLayer(n).setWeights([params.vars[i]!, params.vars[i + 1]!]);
+    i += 2;
+  }
   return model;
 }
+
+/** Names of the head's layers, in order. */
+export const HEAD_LAYERS = ['hidden', 'dropout', 'logits', 'probs'] as const;
 
 /**
  * `a @ b` with a gradient that transposes explicitly: the wasm backend's matMul with
@@ -124,14 +157,16 @@ function matMulTrain(tf: Tf, a: TfModule.Tensor2D, b: TfModule.Tensor2D, needGra
   return f(a, b) as TfModule.Tensor2D;
 }
 
-/** Forward pass to logits; `mask` is the inverted-dropout mask of the hidden layer. */
-/** Forward pass to logits `[b, numClasses]`; `mask` is the inverted-dropout mask of the hidden layer. */
-export function forward(tf: Tf, arch: HeadArch, params: Params, x: TfModule.Tensor2D, mask?: TfModule.Tensor2D): TfModule.Tensor2D {
+/**
+ * Forward pass to logits `[b, numClasses]`; `mask` is the inverted-dropout mask of the
+ * hidden layer; `inputNeedsGrad` when the features come from trainable layers (a trunk).
+ */
+export function forward(tf: Tf, arch: HeadArch, params: Params, x: TfModule.Tensor2D, mask?: TfModule.Tensor2D, inputNeedsGrad = false): TfModule.Tensor2D {
   const v = params.vars as TfModule.Tensor[] as TfModule.Tensor2D[];
   if (arch.hidden > 0) {
-    let h = tf.relu(tf.add(matMulTrain(tf, x, v[0]!, false), v[1]!)) as TfModule.Tensor2D;
+    let h = tf.relu(tf.add(matMulTrain(tf, x, v[0]!, inputNeedsGrad), v[1]!)) as TfModule.Tensor2D;
     if (mask) h = tf.mul(h, mask);
     return tf.add(matMulTrain(tf, h, v[2]!, true), v[3]!);
   }
-  return tf.add(matMulTrain(tf, x, v[0]!, false), v[1]!);
+  return tf.add(matMulTrain(tf, x, v[0]!, inputNeedsGrad), v[1]!);
 }

@@ -17,7 +17,7 @@ import { InvalidInputError, ModelMismatchError, TrainingDivergedError, type Epoc
 import type { Logger } from '../../lib/logger';
 import { classBalancedSampler, deriveSeed, mulberry32, permutation } from '../../lib/rng';
 import type { Tf, TfBackendPreference } from '../../lib/tf';
-import { buildLayersModel, forward, initParams, paramShapes, readHeadMetadata, toVariable, type HeadArch, type HeadMetadata, type Params } from './head-model';
+import { buildLayersModel, forward, initParams, paramShapes, readHeadMetadata, toVariable, type HeadArch, type HeadMetadata, type Params, type Trunk } from './head-model';
 import { deserializeModel, readOptimizerState, serializeModel, type SerializedModel } from './serialize';
 
 /**
@@ -106,7 +106,15 @@ export interface LoopSpec {
   onEpoch?: OnEpoch;
   validation?: { features: Float32Array; labels: Int32Array };
   logger?: Logger;
-  /** Build the batch for row indices: features and auxiliary per-row arrays. */
+  /**
+   * Trainable layers before the head (the student's backbone top): rows are then the
+   * trunk's inputs (`trunk.inputShape` each) and the checkpoint model holds the trunk's
+   * layers too. Absent: the head trains on frozen features.
+   */
+  trunk?: Trunk;
+  /** Start from this head's weights (a model of the same arch) instead of Glorot-uniform ones. */
+  initialHead?: SerializedModel;
+  /** Build the batch for row indices: inputs (features, or trunk inputs) and auxiliary per-row arrays. */
   gather(idx: Int32Array): { x: Float32Array; aux: Float32Array[] };
   /** Per-row shapes of the auxiliary arrays. */
   auxShapes: number[][];
@@ -130,6 +138,7 @@ function newAdam(tf: Tf, learningRate: number): TfModule.AdamOptimizer {
  * must dispose; the others are the optimizer's own variables.
  */
 async function optimizerState(optimizer: TfModule.AdamOptimizer, params: Params): Promise<{ name: string; tensor: TfModule.Tensor }[]> {
+  // `params` here is every trained variable: the head's, then the trunk's (see allParams).
   const weights = await optimizer.getWeights();
   const [iterations, ...moments] = weights;
   const n = params.names.length;
@@ -173,6 +182,11 @@ async function restoreOptimizer(optimizer: TfModule.AdamOptimizer, params: Param
   return true;
 }
 
+/** The head's parameters followed by the trunk's: every variable Adam updates, in a fixed order. */
+function allParams(params: Params, trunk: Trunk | undefined): Params {
+  return trunk ? { names: [...params.names, ...trunk.names], vars: [...params.vars, ...trunk.vars] } : params;
+}
+
 /** A checkpoint (or, with `optimizer` null, the final model) of the current parameters. */
 async function checkpoint(
   tf: Tf,
@@ -182,8 +196,8 @@ async function checkpoint(
   epoch: number,
   history: EpochLoss[],
 ): Promise<SerializedModel> {
-  const model = buildLayersModel(tf, spec.arch, params);
-  const state = optimizer ? await optimizerState(optimizer, params) : undefined;
+  const model = buildLayersModel(tf, spec.arch, params, spec.trunk);
+  const state = optimizer ? await optimizerState(optimizer, allParams(params, spec.trunk)) : undefined;
   try {
     const meta: HeadMetadata = {
       kind: spec.kind,
@@ -204,6 +218,43 @@ async function checkpoint(
 }
 
 /**
+ * The head's parameters (new variables) from a model holding the head's layers.
+ * @throws ModelMismatchError when a layer is missing or has another shape.
+ */
+function headParamsFrom(tf: Tf, a: HeadArch, net: TfModule.LayersModel, what: string): Params {
+  const byName = new Map<string, TfModule.Tensor>();
+  for (const layer of net.layers) {
+    if (layer.name !== 'hidden' && layer.name !== 'logits') continue;
+    const ws = layer.getWeights();
+    if (ws.length === 2) {
+      byName.set(`${layer.name}/kernel`, ws[0]!);
+      byName.set(`${layer.name}/bias`, ws[1]!);
+    }
+  }
+  const shapes = paramShapes(a);
+  return {
+    names: shapes.map((s) => s.name),
+    vars: shapes.map(({ name, shape }) => {
+      const t = byName.get(name);
+      if (!t || t.shape.join() !== shape.join()) {
+        throw new ModelMismatchError(`${what} lacks ${name} of shape [${shape.join(', ')}]`);
+      }
+      return toVariable(tf, tf.tensor(t.dataSync() as Float32Array, shape), true);
+    }),
+  };
+}
+
+/** Initial head parameters from a head model (`spec.initialHead`). */
+async function initialHeadParams(tf: Tf, spec: LoopSpec, model: SerializedModel): Promise<Params> {
+  const net = await deserializeModel(model);
+  try {
+    return headParamsFrom(tf, spec.arch, net, 'initial head');
+  } finally {
+    net.dispose();
+  }
+}
+
+/**
  * Parameters, optimizer state and history from a checkpoint.
  *
  * @throws ModelMismatchError when the checkpoint's head has another shape or was taken after another epoch.
@@ -220,32 +271,15 @@ async function restore(tf: Tf, spec: LoopSpec, resume: ResumeFrom): Promise<{ pa
   const net = await deserializeModel(resume.weights);
   let params: Params;
   try {
-    const byName = new Map<string, TfModule.Tensor>();
-    for (const layer of net.layers) {
-      const ws = layer.getWeights();
-      if (ws.length === 2) {
-        byName.set(`${layer.name}/kernel`, ws[0]!);
-        byName.set(`${layer.name}/bias`, ws[1]!);
-      }
-    }
-    const shapes = paramShapes(a);
-    params = {
-      names: shapes.map((s) => s.name),
-      vars: shapes.map(({ name, shape }) => {
-        const t = byName.get(name);
-        if (!t || t.shape.join() !== shape.join()) {
-          throw new ModelMismatchError(`resume checkpoint lacks ${name} of shape [${shape.join(', ')}]`);
-        }
-        return toVariable(tf, tf.tensor(t.dataSync() as Float32Array, shape), true);
-      }),
-    };
+    params = headParamsFrom(tf, a, net, 'resume checkpoint');
+    if (spec.trunk) spec.trunk.restore(net);
   } finally {
     net.dispose();
   }
   const optimizer = newAdam(tf, spec.learningRate);
   const state = await readOptimizerState(resume.weights);
   try {
-    if (!(await restoreOptimizer(optimizer, params, state))) {
+    if (!(await restoreOptimizer(optimizer, allParams(params, spec.trunk), state))) {
       spec.logger?.warn('resume checkpoint has no optimizer state; Adam restarts (the run will differ from an uninterrupted one)');
     }
   } finally {
@@ -271,7 +305,14 @@ export async function runTraining(tf: Tf, spec: LoopSpec): Promise<TrainResult> 
   const startEpoch = spec.resume ? spec.resume.epoch + 1 : 1;
   const { params, optimizer, history } = spec.resume
     ? await restore(tf, spec, spec.resume)
-    : { params: initParams(tf, arch, mulberry32(deriveSeed(seed, STREAM_INIT))), optimizer: newAdam(tf, learningRate), history: [] as EpochLoss[] };
+    : {
+        params: spec.initialHead ? await initialHeadParams(tf, spec, spec.initialHead) : initParams(tf, arch, mulberry32(deriveSeed(seed, STREAM_INIT))),
+        optimizer: newAdam(tf, learningRate),
+        history: [] as EpochLoss[],
+      };
+  const trained = allParams(params, spec.trunk);
+  const inputShape = spec.trunk ? spec.trunk.inputShape : [arch.dim];
+  const trunk = spec.trunk;
   const sampler = spec.classes ? classBalancedSampler(spec.classes, arch.numClasses) : null;
   const stepsPerEpoch = Math.ceil(rows / batchSize);
   const useDropout = arch.hidden > 0 && arch.dropout > 0;
@@ -296,16 +337,21 @@ export async function runTraining(tf: Tf, spec: LoopSpec): Promise<TrainResult> 
           for (let i = 0; i < maskValues.length; i++) maskValues[i] = rng() < keep ? 1 / keep : 0;
         }
         const next = tf.tidy(() => {
-          const xT = tf.tensor2d(x, [b, arch.dim]);
+          const xT = tf.tensor(x, [b, ...inputShape]);
           const auxT = aux.map((a, i) => tf.tensor(a, [b, ...spec.auxShapes[i]!]));
           const maskT = maskValues ? tf.tensor2d(maskValues, [b, arch.hidden]) : undefined;
-          const { value, grads } = tf.variableGrads(() => spec.loss(forward(tf, arch, params, xT, maskT), auxT), params.vars);
+          const { value, grads } = tf.variableGrads(() => {
+            const features = trunk ? trunk.apply(xT) : (xT as TfModule.Tensor2D);
+            return spec.loss(forward(tf, arch, params, features, maskT, !!trunk), auxT);
+          }, trained.vars);
           // Gradients in parameter order: the optimizer's moments are kept by position.
-          optimizer.applyGradients(params.vars.map((p) => ({ name: p.name, tensor: grads[p.name]! })));
+          optimizer.applyGradients(trained.vars.map((p) => ({ name: p.name, tensor: grads[p.name]! })));
           return tf.add(lossSum, value) as TfModule.Scalar;
         });
         lossSum.dispose();
         lossSum = next;
+        // With a trunk a step is long (convolutions and their gradients): let timers (heartbeats) run between steps.
+        if (trunk) await new Promise((r) => setImmediate(r));
       }
       const loss = (await lossSum.data())[0]! / stepsPerEpoch;
       lossSum.dispose();

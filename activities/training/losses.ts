@@ -45,6 +45,21 @@ export function jensenShannonDistillation(tf: Tf, logits: TfModule.Tensor2D, p: 
 }
 
 /**
+ * Distillation loss of Hinton et al. 2015 ("Distilling the Knowledge in a Neural
+ * Network"): `T^2 * KL(p || softmax(z / T))`, the Kullback-Leibler divergence from the
+ * softened teacher distribution `p` to the student's softened distribution.
+ *
+ * @param logits student logits `[b, k]`.
+ * @param p softened teacher distribution `[b, k]`.
+ * @returns the batch mean, nats.
+ */
+export function kullbackLeiblerDistillation(tf: Tf, logits: TfModule.Tensor2D, p: TfModule.Tensor, temperature: number): TfModule.Scalar {
+  const T = temperature;
+  const kl = tf.sum(tf.mul(p, tf.sub(tf.log(tf.maximum(p, LOG_EPS)), tf.logSoftmax(tf.div(logits, T)))), 1);
+  return tf.mul(tf.mean(kl), T * T) as TfModule.Scalar;
+}
+
+/**
  * Hard-label cross-entropy at temperature 1 over the labelled rows of a batch only.
  *
  * @param onehot `[b, k]` one-hot rows (all zero for unlabelled rows).

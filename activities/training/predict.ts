@@ -2,6 +2,7 @@
 import type * as TfModule from '@tensorflow/tfjs';
 import { InvalidInputError, ModelMismatchError } from '../../contracts';
 import { initTensorflow } from '../../lib/tf';
+import { decodeForBackbone, toUnitFloats, type BackboneSpec } from '../../lib/backbone/model';
 import { deserializeModel, type SerializedModel } from './serialize';
 
 /**
@@ -37,6 +38,55 @@ export async function predict(model: SerializedModel, features: Float32Array, di
       } finally {
         y.dispose();
       }
+    }
+    return out;
+  } finally {
+    net.dispose();
+  }
+}
+
+/**
+ * Class probabilities of an image model (the published student) on encoded frames:
+ * each decoded as the backbone's input ({@link decodeForBackbone}), bytes / 255, then
+ * the model in batches, yielding to the event loop between batches.
+ *
+ * @param fetch returns the encoded images `[start, end)`.
+ * @param onBatch called with the number of images done after each batch.
+ * @returns `n * numClasses` probabilities.
+ * @throws InvalidInputError when an image cannot be decoded or the model's input is not the backbone's.
+ */
+export async function predictImages(
+  model: SerializedModel,
+  spec: BackboneSpec,
+  fetch: (start: number, end: number) => Promise<Buffer[]>,
+  n: number,
+  onBatch?: (done: number) => void,
+  batchSize = 16,
+): Promise<Float32Array> {
+  const { tf } = await initTensorflow();
+  const net = await deserializeModel(model);
+  try {
+    const inShape = net.inputs[0]!.shape;
+    const s = spec.inputSize;
+    if (inShape.length !== 4 || inShape[1] !== s || inShape[2] !== s || inShape[3] !== 3) {
+      throw new ModelMismatchError(`model input ${JSON.stringify(inShape)} is not a ${s}x${s} RGB image`);
+    }
+    const outShape = net.outputs[0]!.shape;
+    const k = outShape[outShape.length - 1] as number;
+    const out = new Float32Array(n * k);
+    const per = s * s * 3;
+    for (let start = 0; start < n; start += batchSize) {
+      const end = Math.min(n, start + batchSize);
+      const pixels = await Promise.all((await fetch(start, end)).map((b) => decodeForBackbone(b, spec)));
+      const input = toUnitFloats(pixels, per);
+      const y = tf.tidy(() => net.predict(tf.tensor4d(input, [pixels.length, s, s, 3])) as TfModule.Tensor);
+      try {
+        out.set((await y.data()) as Float32Array, start * k);
+      } finally {
+        y.dispose();
+      }
+      onBatch?.(end);
+      await new Promise((r) => setImmediate(r));
     }
     return out;
   } finally {

@@ -7,15 +7,19 @@ import type * as TfModule from '@tensorflow/tfjs';
 import { InvalidInputError } from '../../contracts';
 import { initTensorflow } from '../../lib/tf';
 
+/** File name of the weights beside a `model.json`. */
+export const WEIGHTS_FILE = 'weights.bin';
+
 /**
- * A serialised tfjs layers model.
+ * A serialised tfjs layers model: a standard tfjs `model.json` and its one weights file.
  *
- * - `modelJson`: JSON of `{ format: 'layers-model', generatedBy, modelTopology, weightSpecs,
- *   userDefinedMetadata? }`, i.e. a tfjs `model.json` with the weight specs inline instead of a
- *   `weightsManifest` of shard paths.
- * - `weights`: the weight bytes, concatenated in `weightSpecs` order (little-endian float32
- *   unless a spec says otherwise). Specs with `group: 'optimizer'` (checkpoints only) come
- *   after the model's own weights and are ignored when loading the model for inference.
+ * - `modelJson`: JSON of `{ format: 'layers-model', generatedBy, convertedBy, modelTopology,
+ *   weightsManifest: [{ paths: ['weights.bin'], weights: [specs] }], userDefinedMetadata? }`,
+ *   what `tf.loadLayersModel('file://.../model.json')` (tfjs-node) and the `tensorflowjs`
+ *   Python converter read. (Earlier versions wrote `weightSpecs` inline; still read.)
+ * - `weights`: the weight bytes, concatenated in spec order (little-endian float32 unless
+ *   a spec says otherwise). Specs with `group: 'optimizer'` (checkpoints only) come after
+ *   the model's own weights; tfjs separates them when loading.
  */
 export interface SerializedModel {
   modelJson: string;
@@ -27,8 +31,15 @@ interface StoredModelJson {
   generatedBy?: string;
   convertedBy?: string | null;
   modelTopology: object;
-  weightSpecs: TfModule.io.WeightsManifestEntry[];
+  weightsManifest?: { paths: string[]; weights: TfModule.io.WeightsManifestEntry[] }[];
+  /** Older layout: the specs inline. */
+  weightSpecs?: TfModule.io.WeightsManifestEntry[];
   userDefinedMetadata?: Record<string, unknown>;
+}
+
+/** The weight specs of a stored model.json, whichever layout. */
+function specsOf(json: StoredModelJson): TfModule.io.WeightsManifestEntry[] {
+  return json.weightSpecs ?? (json.weightsManifest ?? []).flatMap((g) => g.weights);
 }
 
 /** Options of {@link serializeModel}. */
@@ -70,7 +81,7 @@ export async function serializeModel(model: TfModule.LayersModel, options: Seria
     generatedBy: artifacts.generatedBy,
     convertedBy: artifacts.convertedBy ?? null,
     modelTopology: artifacts.modelTopology as object,
-    weightSpecs: specs,
+    weightsManifest: [{ paths: [WEIGHTS_FILE], weights: specs }],
   };
   if (options.metadata) json.userDefinedMetadata = options.metadata;
   return {
@@ -86,8 +97,8 @@ function parse(s: SerializedModel): StoredModelJson {
   } catch (err) {
     throw new InvalidInputError('serialized model: modelJson is not JSON', { cause: err });
   }
-  if (!json || typeof json !== 'object' || !json.modelTopology || !Array.isArray(json.weightSpecs)) {
-    throw new InvalidInputError('serialized model: modelJson lacks modelTopology or weightSpecs');
+  if (!json || typeof json !== 'object' || !json.modelTopology || !(Array.isArray(json.weightSpecs) || Array.isArray(json.weightsManifest))) {
+    throw new InvalidInputError('serialized model: modelJson lacks modelTopology or weightsManifest');
   }
   return json;
 }
@@ -110,7 +121,7 @@ export async function deserializeModel(s: SerializedModel): Promise<TfModule.Lay
     return await tf.loadLayersModel(
       tf.io.fromMemory({
         modelTopology: json.modelTopology,
-        weightSpecs: json.weightSpecs,
+        weightSpecs: specsOf(json),
         weightData: ownArrayBuffer(s.weights),
         format: json.format,
         generatedBy: json.generatedBy,
@@ -135,11 +146,11 @@ export function readModelMetadata(s: SerializedModel): Record<string, unknown> |
  */
 export async function readOptimizerState(s: SerializedModel): Promise<TfModule.NamedTensorMap> {
   const { tf } = await initTensorflow();
-  const json = parse(s);
-  if (!json.weightSpecs.some((w) => w.group === 'optimizer')) return {};
-  const all = tf.io.decodeWeights(ownArrayBuffer(s.weights), json.weightSpecs);
+  const specs = specsOf(parse(s));
+  if (!specs.some((w) => w.group === 'optimizer')) return {};
+  const all = tf.io.decodeWeights(ownArrayBuffer(s.weights), specs);
   const out: TfModule.NamedTensorMap = {};
-  for (const spec of json.weightSpecs) {
+  for (const spec of specs) {
     const t = all[spec.name];
     if (!t) continue;
     if (spec.group === 'optimizer') out[spec.name] = t;

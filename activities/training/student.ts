@@ -1,29 +1,48 @@
 /**
- * The student head: distilled from the teacher's softened outputs with a Jensen-Shannon
- * loss on labelled and unlabelled frames, at a fraction of the teacher's learning rate
- * for more epochs (the recipe's defaults: `StudentParams` in contracts/inputs.ts).
+ * The student: a small head on MobileNetV2 features distilled from the teacher's
+ * softened outputs (the teacher sees other, larger features: InceptionV3's) with a
+ * Jensen-Shannon loss on labelled and unlabelled frames, at a fraction of the teacher's
+ * learning rate for more epochs (the recipe's defaults: `StudentParams` in
+ * contracts/inputs.ts); then, where the backend has convolution gradients, the top of the
+ * MobileNetV2 backbone fine-tuned together with the head ({@link fineTuneStudent}).
  */
 import type * as TfModule from '@tensorflow/tfjs';
 import { InvalidInputError, ModelMismatchError, StudentParams, TeacherParams } from '../../contracts';
-import { initTensorflow } from '../../lib/tf';
-import { argmaxRow, checkHyper, checkRows } from './checks';
-import { readHeadMetadata, type HeadArch } from './head-model';
+import { initTensorflow, type Tf } from '../../lib/tf';
+import { argmaxRow, checkFinite, checkHyper, checkRows } from './checks';
+import { readHeadMetadata, type HeadArch, type Trunk } from './head-model';
 import { runTraining, type CommonTrainOptions, type TrainResult } from './loop';
-import { jensenShannonDistillation, maskedCrossEntropy, softenProbabilities } from './losses';
+import { jensenShannonDistillation, kullbackLeiblerDistillation, maskedCrossEntropy, softenProbabilities } from './losses';
 import { predict } from './predict';
 import type { SerializedModel } from './serialize';
+import { hasConvolutionGradients } from './trunk';
+
+/**
+ * Which divergence the student minimises against the teacher: the recipe's
+ * Jensen-Shannon, Hinton's Kullback-Leibler, or `none` (no teacher: hard labels only, on
+ * the labelled rows; the ablation's baseline).
+ */
+export type DistillLoss = 'jensen-shannon' | 'kullback-leibler' | 'none';
 
 /** Options of {@link distillStudent}. */
 export interface StudentOptions extends CommonTrainOptions {
   /** Class index of each row, or -1 for unlabelled rows (which only get the distillation term). */
   labels: Int32Array;
-  /** The trained teacher (from `trainTeacher`); its probabilities on `features` are the targets. */
-  teacher: SerializedModel;
-  /** Teacher probabilities on `features` (`n * numClasses`) if already computed; else they are predicted here. */
+  /** The trained teacher (from `trainTeacher`): its metadata gives the default learning rate and epochs. */
+  teacher?: SerializedModel;
+  /**
+   * The teacher's inputs for the same rows (`n * teacherDim`, e.g. InceptionV3 features),
+   * from which its probabilities are predicted. Without them (and without `teacherProbs`)
+   * the teacher is run on `features` (a teacher on the student's own features).
+   */
+  teacherFeatures?: { features: Float32Array; dim: number };
+  /** Teacher probabilities on the rows (`n * numClasses`) if already computed. */
   teacherProbs?: Float32Array;
+  /** Divergence to the teacher (default Jensen-Shannon). */
+  distillLoss?: DistillLoss;
   /** Distillation temperature T (Hinton et al. 2015, "Distilling the Knowledge in a Neural Network"). */
   temperature?: number;
-  /** Weight of the hard-label cross-entropy on labelled rows (0 disables it). */
+  /** Weight of the hard-label cross-entropy on labelled rows (0 disables it; with `distillLoss: 'none'` it is 1). */
   hardLabelWeight?: number;
   /** Hidden units of the student (0 = linear classifier). */
   hidden?: number;
@@ -35,96 +54,209 @@ export interface StudentOptions extends CommonTrainOptions {
   learningRate?: number;
 }
 
+/** The per-row targets both phases train on. */
+export interface StudentTargets {
+  /** Softened teacher distribution per row (`n * k`; unused with `none`). */
+  soft: Float32Array;
+  /** Class for balanced sampling: the label, or the teacher's argmax for unlabelled rows. */
+  classes: Int32Array;
+  /** Rows that take part: every row, or only labelled rows without a teacher. */
+  rows: Int32Array;
+}
+
+/** Settle the student's hyper-parameters from options, the teacher's metadata and the recipe's defaults. */
+function settle(opts: StudentOptions) {
+  const t = TeacherParams.parse({});
+  const s = StudentParams.parse({});
+  const meta = opts.teacher ? readHeadMetadata(opts.teacher) : undefined;
+  const teacherLr = typeof meta?.hyper['learningRate'] === 'number' ? meta.hyper['learningRate'] : t.learningRate;
+  const teacherEpochs = typeof meta?.hyper['epochs'] === 'number' ? meta.hyper['epochs'] : t.epochs;
+  const distillLoss = opts.distillLoss ?? 'jensen-shannon';
+  return {
+    hidden: opts.hidden ?? s.hidden,
+    epochs: opts.epochs ?? Math.max(1, Math.round(s.epochsFactor * teacherEpochs)),
+    batchSize: opts.batchSize ?? t.batchSize,
+    learningRate: opts.learningRate ?? teacherLr * s.learningRateFactor,
+    dropout: opts.dropout ?? s.dropout,
+    temperature: opts.temperature ?? s.temperature,
+    hardLabelWeight: distillLoss === 'none' ? 1 : (opts.hardLabelWeight ?? s.hardLabelWeight),
+    classBalanced: opts.classBalanced ?? t.classBalanced,
+    seed: opts.seed ?? 0,
+    distillLoss,
+  };
+}
+
 /**
- * Distil a smaller student head from a teacher.
+ * The targets of distillation: the teacher's probabilities on the rows (predicted from
+ * `teacherFeatures`, or given), softened at T.
  *
- * Loss per batch: `T^2 * JS(teacher_T || student_T)` ({@link jensenShannonDistillation})
- * on every row, plus `hardLabelWeight * CE(label, student)` on labelled rows only.
- * Batches are class-balanced on the label, or the teacher's argmax for unlabelled rows.
+ * @throws ModelMismatchError when the teacher's input width or classes differ from the data.
+ * @throws InvalidInputError on inconsistent lengths.
+ */
+export async function studentTargets(opts: StudentOptions, temperature: number, distillLoss: DistillLoss): Promise<StudentTargets> {
+  const { numClasses, labels } = opts;
+  const n = labels.length;
+  if (distillLoss === 'none') {
+    const rows = Int32Array.from(Array.from(labels.keys()).filter((i) => labels[i]! >= 0));
+    return { soft: new Float32Array(n * numClasses), classes: Int32Array.from(labels, (l) => Math.max(l, 0)), rows };
+  }
+  let probs = opts.teacherProbs;
+  if (!probs) {
+    if (!opts.teacher) throw new InvalidInputError('distillation needs a teacher (or teacherProbs)');
+    const input = opts.teacherFeatures ?? { features: opts.features, dim: opts.dim };
+    const meta = readHeadMetadata(opts.teacher);
+    if (meta && (meta.arch.dim !== input.dim || meta.arch.numClasses !== numClasses)) {
+      throw new ModelMismatchError(`teacher has dim ${meta.arch.dim} and ${meta.arch.numClasses} classes, its inputs ${input.dim} and the data ${numClasses}`);
+    }
+    if (input.features.length !== n * input.dim) {
+      throw new InvalidInputError(`teacherFeatures has ${input.features.length} values, expected ${n} rows x ${input.dim}`);
+    }
+    checkFinite(input.features, 'teacherFeatures');
+    probs = await predict(opts.teacher, input.features, input.dim);
+  }
+  if (probs.length !== n * numClasses) throw new InvalidInputError(`teacher probabilities have ${probs.length} values, expected ${n * numClasses}`);
+  const soft = softenProbabilities(probs, numClasses, temperature);
+  const classes = new Int32Array(n);
+  for (let i = 0; i < n; i++) classes[i] = labels[i]! >= 0 ? labels[i]! : argmaxRow(probs, i, numClasses);
+  return { soft, classes, rows: Int32Array.from(labels.keys()) };
+}
+
+/**
+ * The student's loss on a batch: `T^2 * D(teacher_T || student_T)` (Jensen-Shannon or
+ * Kullback-Leibler) on every row, plus `hardLabelWeight * CE(label, student)` on the
+ * labelled rows; without a teacher, the cross-entropy alone.
+ */
+function studentLoss(t: Tf, h: ReturnType<typeof settle>) {
+  return (logits: TfModule.Tensor2D, [p, hard, mask]: TfModule.Tensor[]): TfModule.Scalar => {
+    const ce = () => maskedCrossEntropy(t, logits, hard!, mask!);
+    if (h.distillLoss === 'none') return ce();
+    const d = h.distillLoss === 'kullback-leibler' ? kullbackLeiblerDistillation(t, logits, p!, h.temperature) : jensenShannonDistillation(t, logits, p!, h.temperature);
+    if (h.hardLabelWeight === 0) return d;
+    return t.add(d, t.mul(ce(), h.hardLabelWeight)) as TfModule.Scalar;
+  };
+}
+
+/** Per-batch gather of the student's rows: inputs (features or trunk inputs), soft targets, one-hot labels, label mask. */
+function gatherer(inputs: Float32Array, rowSize: number, labels: Int32Array, numClasses: number, targets: StudentTargets) {
+  return (idx: Int32Array) => {
+    const x = new Float32Array(idx.length * rowSize);
+    const p = new Float32Array(idx.length * numClasses);
+    const hard = new Float32Array(idx.length * numClasses); // one-hot, all-zero row when unlabelled
+    const mask = new Float32Array(idx.length);
+    idx.forEach((j, b) => {
+      const r = targets.rows[j]!;
+      x.set(inputs.subarray(r * rowSize, (r + 1) * rowSize), b * rowSize);
+      p.set(targets.soft.subarray(r * numClasses, (r + 1) * numClasses), b * numClasses);
+      const l = labels[r]!;
+      if (l >= 0) {
+        hard[b * numClasses + l] = 1;
+        mask[b] = 1;
+      }
+    });
+    return { x, aux: [p, hard, mask] };
+  };
+}
+
+/**
+ * Distil a student head on frozen features from a teacher.
  *
- * @returns the final student and per-epoch loss.
+ * Batches are class-balanced on the label, or on the teacher's argmax for unlabelled rows.
+ *
+ * @returns the final student head and per-epoch loss.
  * @throws DatasetError when there are no rows.
  * @throws InvalidInputError on inconsistent lengths, labels outside [-1, numClasses) or bad hyper-parameters.
- * @throws ModelMismatchError when the teacher has another input dim or class count, or `resume` another shape.
+ * @throws ModelMismatchError when the teacher does not fit its inputs, or `resume` has another shape.
  * @throws TrainingDivergedError when the loss stops being finite.
  */
 export async function distillStudent(opts: StudentOptions): Promise<TrainResult> {
   const { tf } = await initTensorflow(opts.backend ?? 'auto', opts.logger);
-  const t = TeacherParams.parse({});
-  const s = StudentParams.parse({});
   const { dim, numClasses, labels } = opts;
   const n = labels.length;
   checkRows(opts.features, dim, numClasses, n);
   labels.forEach((l, i) => {
-    if (!Number.isInteger(l) || l < -1 || l >= numClasses) {
-      throw new InvalidInputError(`label ${i} is ${l}, expected -1 or a class index in [0, ${numClasses})`);
-    }
+    if (!Number.isInteger(l) || l < -1 || l >= numClasses) throw new InvalidInputError(`label ${i} is ${l}, expected -1 or a class index in [0, ${numClasses})`);
   });
-  const teacherMeta = readHeadMetadata(opts.teacher);
-  if (teacherMeta && (teacherMeta.arch.dim !== dim || teacherMeta.arch.numClasses !== numClasses)) {
-    throw new ModelMismatchError(
-      `teacher has dim ${teacherMeta.arch.dim} and ${teacherMeta.arch.numClasses} classes, the student's data ${dim} and ${numClasses}`,
-    );
-  }
-  const teacherLr = typeof teacherMeta?.hyper['learningRate'] === 'number' ? teacherMeta.hyper['learningRate'] : t.learningRate;
-  const teacherEpochs = typeof teacherMeta?.hyper['epochs'] === 'number' ? teacherMeta.hyper['epochs'] : t.epochs;
-  const hidden = opts.hidden ?? s.hidden;
-  const epochs = opts.epochs ?? Math.max(1, Math.round(s.epochsFactor * teacherEpochs));
-  const batchSize = opts.batchSize ?? t.batchSize;
-  const learningRate = opts.learningRate ?? teacherLr * s.learningRateFactor;
-  const dropout = opts.dropout ?? s.dropout;
-  const temperature = opts.temperature ?? s.temperature;
-  const hardLabelWeight = opts.hardLabelWeight ?? s.hardLabelWeight;
-  const classBalanced = opts.classBalanced ?? t.classBalanced;
-  const seed = opts.seed ?? 0;
-  checkHyper({ hidden, epochs, batchSize, learningRate, dropout });
-  if (!(temperature > 0)) throw new InvalidInputError(`temperature must be > 0, got ${temperature}`);
-  if (!(hardLabelWeight >= 0)) throw new InvalidInputError(`hardLabelWeight must be >= 0, got ${hardLabelWeight}`);
-
-  const probs = opts.teacherProbs ?? (await predict(opts.teacher, opts.features, dim));
-  if (probs.length !== n * numClasses) {
-    throw new InvalidInputError(`teacher probabilities have ${probs.length} values, expected ${n * numClasses}`);
-  }
-  const soft = softenProbabilities(probs, numClasses, temperature);
-  const classes = new Int32Array(n);
-  for (let i = 0; i < n; i++) classes[i] = labels[i]! >= 0 ? labels[i]! : argmaxRow(probs, i, numClasses);
-
-  const arch: HeadArch = { dim, hidden, numClasses, dropout };
+  const h = settle(opts);
+  checkHyper(h);
+  if (!(h.temperature > 0)) throw new InvalidInputError(`temperature must be > 0, got ${h.temperature}`);
+  if (!(h.hardLabelWeight >= 0)) throw new InvalidInputError(`hardLabelWeight must be >= 0, got ${h.hardLabelWeight}`);
+  const targets = await studentTargets(opts, h.temperature, h.distillLoss);
+  if (targets.rows.length === 0) throw new InvalidInputError('no labelled row to train a student without a teacher');
+  const arch: HeadArch = { dim, hidden: h.hidden, numClasses, dropout: h.dropout };
   return runTraining(tf, {
     kind: 'student',
     arch,
-    rows: n,
-    classes: classBalanced ? classes : null,
-    epochs,
-    batchSize,
-    learningRate,
-    seed,
-    hyper: { learningRate, epochs, batchSize, temperature, hardLabelWeight, classBalanced, seed },
+    rows: targets.rows.length,
+    classes: h.classBalanced ? Int32Array.from(targets.rows, (r) => targets.classes[r]!) : null,
+    epochs: h.epochs,
+    batchSize: h.batchSize,
+    learningRate: h.learningRate,
+    seed: h.seed,
+    hyper: { learningRate: h.learningRate, epochs: h.epochs, batchSize: h.batchSize, temperature: h.temperature, hardLabelWeight: h.hardLabelWeight, classBalanced: h.classBalanced, seed: h.seed },
     resume: opts.resume,
     onEpoch: opts.onEpoch,
     validation: opts.validation,
     logger: opts.logger,
-    gather(idx) {
-      const x = new Float32Array(idx.length * dim);
-      const p = new Float32Array(idx.length * numClasses);
-      const hard = new Float32Array(idx.length * numClasses); // one-hot, all-zero row when unlabelled
-      const mask = new Float32Array(idx.length);
-      idx.forEach((r, b) => {
-        x.set(opts.features.subarray(r * dim, (r + 1) * dim), b * dim);
-        p.set(soft.subarray(r * numClasses, (r + 1) * numClasses), b * numClasses);
-        const l = labels[r]!;
-        if (l >= 0) {
-          hard[b * numClasses + l] = 1;
-          mask[b] = 1;
-        }
-      });
-      return { x, aux: [p, hard, mask] };
-    },
-    loss(logits, [p, hard, mask]) {
-      const js = jensenShannonDistillation(tf, logits, p!, temperature);
-      if (hardLabelWeight === 0) return js;
-      return tf.add(js, tf.mul(maskedCrossEntropy(tf, logits, hard!, mask!), hardLabelWeight)) as TfModule.Scalar;
-    },
+    gather: gatherer(opts.features, dim, labels, numClasses, targets),
+    loss: studentLoss(tf, h),
+    auxShapes: [[numClasses], [numClasses], []],
+  });
+}
+
+/** Options of {@link fineTuneStudent}: the student's options plus the trunk and its inputs. */
+export interface FineTuneOptions extends Omit<StudentOptions, 'features' | 'dim' | 'epochs'> {
+  /** The trainable top of the backbone (`trunk.ts`). */
+  trunk: Trunk;
+  /** Inputs of the trunk per row (`n * prod(trunk.inputShape)`, the frozen bottom's activations). */
+  trunkInputs: Float32Array;
+  /** The distilled head to start from (from {@link distillStudent}). */
+  head: SerializedModel;
+  /** Epochs of fine-tuning. */
+  epochs: number;
+}
+
+/**
+ * Fine-tune the top of the student's backbone together with its head, on the same
+ * targets and loss as {@link distillStudent}, starting from the distilled head. Batch
+ * normalisation stays in inference mode. Checkpoints hold the top's weights, the head's
+ * and Adam's state for all of them, so a resumed run is bit-identical.
+ *
+ * @returns a model from the trunk's input to probabilities (trunk layers and head), and the loss per epoch.
+ * @throws InvalidInputError when the trunk inputs do not match the rows, or the backend cannot train convolutions.
+ */
+export async function fineTuneStudent(opts: FineTuneOptions): Promise<TrainResult> {
+  const { tf, backend } = await initTensorflow(opts.backend ?? 'auto', opts.logger);
+  if (!hasConvolutionGradients(backend)) {
+    throw new InvalidInputError(`the ${backend} backend cannot fine-tune convolutions (no Conv2DBackpropFilter); install tfjs-node (infra/install.sh) or set student.fineTune "off"`);
+  }
+  const { numClasses, labels, trunk } = opts;
+  const n = labels.length;
+  const rowSize = trunk.inputShape.reduce((a, b) => a * b, 1);
+  if (opts.trunkInputs.length !== n * rowSize) throw new InvalidInputError(`trunkInputs has ${opts.trunkInputs.length} values, expected ${n} rows x ${rowSize}`);
+  const headMeta = readHeadMetadata(opts.head);
+  if (!headMeta) throw new InvalidInputError('fine-tuning needs a head trained by distillStudent (no reelset metadata)');
+  const h = settle({ ...opts, features: new Float32Array(0), dim: headMeta.arch.dim, hidden: headMeta.arch.hidden, dropout: headMeta.arch.dropout, epochs: opts.epochs });
+  checkHyper(h);
+  const targets = await studentTargets({ ...opts, features: new Float32Array(0), dim: headMeta.arch.dim }, h.temperature, h.distillLoss);
+  const arch = headMeta.arch;
+  opts.logger?.info({ backend, trunkParams: trunk.names.length, rows: targets.rows.length, epochs: h.epochs }, 'fine-tuning the top of the student backbone');
+  return runTraining(tf, {
+    kind: 'student',
+    arch,
+    rows: targets.rows.length,
+    classes: h.classBalanced ? Int32Array.from(targets.rows, (r) => targets.classes[r]!) : null,
+    epochs: h.epochs,
+    batchSize: h.batchSize,
+    learningRate: h.learningRate,
+    seed: h.seed + 1,
+    hyper: { learningRate: h.learningRate, epochs: h.epochs, batchSize: h.batchSize, temperature: h.temperature, hardLabelWeight: h.hardLabelWeight, classBalanced: h.classBalanced, seed: h.seed, fineTune: true },
+    trunk,
+    initialHead: opts.head,
+    resume: opts.resume,
+    onEpoch: opts.onEpoch,
+    logger: opts.logger,
+    gather: gatherer(opts.trunkInputs, rowSize, labels, numClasses, targets),
+    loss: studentLoss(tf, h),
     auxShapes: [[numClasses], [numClasses], []],
   });
 }

@@ -317,7 +317,7 @@ test('a second run: the published model pre-annotates, frames people labelled ar
     const q = await child.query(labelingProgressQuery).catch(() => undefined);
     return q && (q.state === 'waiting' || q.state === 'done') && q.lastSyncAt !== null ? q : undefined;
   });
-  // The first run published a teacher: its predictions are the pre-annotations.
+  // The first run published a student (an image model): its predictions are the pre-annotations.
   const predictions = await svc.store.getJson<{ model: { name: string; version: number }; frames: Record<string, { label: string; score: number }> }>(
     `runs/${second}/label/predictions.json`,
   );
@@ -329,7 +329,7 @@ test('a second run: the published model pre-annotates, frames people labelled ar
   for (const t of sent.slice(0, 3)) {
     const task = (await admin.getTask(Number(t.task_id)))!;
     expect(task.data['modelLabel']).toBe(predictions!.frames[t.frame_key]!.label);
-    expect((task.predictions as Array<{ model_version: string }>).map((x) => x.model_version)).toEqual(['weak-search', `${LABEL}-v1-teacher`]);
+    expect((task.predictions as Array<{ model_version: string }>).map((x) => x.model_version)).toEqual(['weak-search', `${LABEL}-v1-student`]);
   }
   if (p.state === 'waiting') {
     // Nobody labels: `reelset labeling finish` ends the wait; the frames keep their weak labels, marked as such.
@@ -378,7 +378,7 @@ test('a retrain after a new video: the label\'s mode (people) comes from its las
     expect(t.video_id).toBe(fresh);
     expect(expected.has(t.frame_key)).toBe(false);
   }
-  // The published model pre-annotates them (the second run's teacher, v2).
+  // The published model pre-annotates them (the second run's student, v2).
   expect((await svc.store.getJson<{ model: { version: number } }>(`runs/${id}/label/predictions.json`))?.model.version).toBe(2);
   // People label them (both on validation frames); the retrain finishes by itself.
   for (const t of tasks) {

@@ -4,7 +4,9 @@
  * (recall >= 97%) while frames of different videos stay apart (precision >= 99.5%), at
  * the default threshold; printed beside the dHash baseline. See bench/dedupe-quality.ts.
  */
-import { loadEmbeddingModel } from '../../lib/backbone/model';
+import { loadConfig } from '../../lib/config';
+import { backboneOptionsFromConfig } from '../../lib/backbone/model';
+import { EmbeddingThread } from '../../lib/backbone/thread';
 import { nearDuplicateClusters } from '../../activities/dedupe/ann';
 import { NewCategoryInput } from '../../contracts/inputs';
 import { buildQualitySet, precisionRecall, recallByTransform, SAME_SCENE_VIDEOS, scorePairs, similarityFunctions, type QualityImage } from '../../bench/dedupe-quality';
@@ -18,7 +20,13 @@ describe('near-duplicate quality on ../shared/data', () => {
 
   beforeAll(async () => {
     images = await buildQualitySet(4);
-    sims = await similarityFunctions(images, await loadEmbeddingModel());
+    // MobileNetV2 as the embed step runs it: ONNX Runtime on the embedding thread.
+    const thread = new EmbeddingThread(backboneOptionsFromConfig(loadConfig()));
+    try {
+      sims = await similarityFunctions(images, await thread.embedder('mobilenet_v2'));
+    } finally {
+      await thread.close();
+    }
   });
 
   it('embeddings: recall >= 97% at precision >= 99.5% at the default threshold (dHash printed beside)', () => {

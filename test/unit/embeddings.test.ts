@@ -5,16 +5,19 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { SHARED_VIDEOS } from '../helpers/services';
 import { embeddingModelKey, InvalidInputError } from '../../contracts';
+import { loadConfig } from '../../lib/config';
 import { initTensorflow } from '../../lib/tf';
 import {
+  backboneOptionsFromConfig,
   cosineSimilarity,
+  createFeatureExtractor,
   decodeForEmbedding,
-  loadEmbeddingModel,
   type EmbeddingModel,
 } from '../../lib/backbone/model';
 import { EmbeddingThread } from '../../lib/backbone/thread';
 
 const VIDEOS = SHARED_VIDEOS;
+const OPTIONS = backboneOptionsFromConfig(loadConfig());
 jest.setTimeout(60_000);
 
 /** Extract one PNG frame at `t` seconds with ffmpeg (output seeking: decodes from the start, so no broken frames). */
@@ -31,31 +34,32 @@ function row(e: Float32Array, i: number, dim: number): Float32Array {
 describe('embedding model (nsfwjs MobileNetV2 features)', () => {
   let dir: string;
   let model: EmbeddingModel;
-  let frames: { cockatoo1: Buffer; cockatoo11: Buffer; cup: Buffer; tree: Buffer };
+  let frames: { cockatoo1: Buffer; cockatoo11: Buffer; cup: Buffer; tree: Buffer }; // cup: a coin on a table (motion.mov)
 
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'reelset-emb-'));
     frames = {
       cockatoo1: frame(dir, 'cockatoo.mp4', 1.0),
       cockatoo11: frame(dir, 'cockatoo.mp4', 1.1),
-      cup: frame(dir, 'cup.mp4', 1.0),
+      cup: frame(dir, 'motion.mov', 1.0),
       tree: frame(dir, 'tree.avi', 1.0),
     };
-    model = await loadEmbeddingModel({ backend: 'auto' });
+    // tfjs (wasm) in this process: the tensor-leak checks below need tfjs; ONNX Runtime is tested on the thread.
+    model = await createFeatureExtractor((await import('../../lib/backbone/nsfwjs')).MOBILENET_V2, { ...OPTIONS, runtime: 'tfjs', tfBackend: 'wasm' });
   });
 
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  it('is cached per process and identifies its weights', async () => {
-    expect(await loadEmbeddingModel()).toBe(model);
+  it('identifies its weights, preprocessing and runtime', async () => {
     expect(model.id.name).toBe('mobilenet_v2');
     expect(model.id.dim).toBe(1280);
     expect(model.id.inputSize).toBe(224);
     expect(model.id.weightsSha256).toMatch(/^[0-9a-f]{64}$/);
-    expect(embeddingModelKey(model.id)).toBe(`mobilenet_v2-${model.id.weightsSha256.slice(0, 12)}-224-filllanczos3gauss1`);
-    const rt = await initTensorflow('auto');
-    expect(rt.backend).toBe(model.backend);
-    expect(['tensorflow', 'wasm', 'cpu']).toContain(rt.backend);
+    expect(model.id.runtime).toBe('tfjs');
+    expect(embeddingModelKey(model.id)).toBe(`mobilenet_v2-${model.id.weightsSha256.slice(0, 12)}-224-filllanczos3gauss1-tfjs`);
+    const rt = await initTensorflow('wasm');
+    expect(model.backend).toBe(`tfjs/${rt.backend}`);
+    expect(rt.backend).toBe('wasm');
   });
 
   it('returns unit-norm rows of the right shape, deterministic across batch sizes', async () => {
@@ -107,6 +111,28 @@ describe('embedding model (nsfwjs MobileNetV2 features)', () => {
     expect(wpx[112 * 224 * 3 + 223 * 3 + 2]).toBeGreaterThan(200); // blue at the right edge
   });
 
+  it('has an ONNX Runtime twin (on the thread, as the embed step runs it) whose rows match within cosine 0.9999 and whose key differs', async () => {
+    // ONNX Runtime runs on the embedding thread (its tensors cannot cross jest's vm realm in-process).
+    const thread = new EmbeddingThread(OPTIONS);
+    try {
+      const ort = await thread.model('mobilenet_v2');
+      expect(ort.id.runtime).toBe('onnxruntime');
+      expect(ort.backend).toMatch(/^onnxruntime\/(cpu|cuda)$/);
+      expect(embeddingModelKey(ort.id)).toBe(`mobilenet_v2-${ort.id.weightsSha256.slice(0, 12)}-224-filllanczos3gauss1-ort${ort.id.onnxSha256!.slice(0, 8)}`);
+      expect(embeddingModelKey(ort.id)).not.toBe(embeddingModelKey(model.id));
+      expect(ort.id.weightsSha256).toBe(model.id.weightsSha256);
+      const imgs = [frames.cockatoo1, frames.cup, frames.tree];
+      const a = await thread.embed(imgs.map((b) => new Uint8Array(b)), 8, 'mobilenet_v2');
+      const b = await model.features(await Promise.all(imgs.map((i) => decodeForEmbedding(i))));
+      for (let i = 0; i < 3; i++) {
+        expect(cosineSimilarity(row(a.vectors, i, 1280), row(b.vectors, i, 1280))).toBeGreaterThan(0.9999);
+        expect(Math.abs(a.norms[i]! - b.norms[i]!) / b.norms[i]!).toBeLessThan(1e-4);
+      }
+    } finally {
+      await thread.close();
+    }
+  });
+
   it('throws InvalidInputError naming the bad image', async () => {
     await expect(model.embed([frames.cup, Buffer.from('not an image')])).rejects.toThrow(InvalidInputError);
     await expect(model.embed([frames.cup, Buffer.from('not an image')])).rejects.toThrow(/image 1/);
@@ -147,17 +173,18 @@ describe('embedding thread (model off the event loop)', () => {
   beforeAll(async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'reelset-embt-'));
     images = await Promise.all(
-      [['cockatoo.mp4', 1], ['cup.mp4', 1], ['tree.avi', 1], ['cockatoo.mp4', 2]].map(async ([v, t]) => new Uint8Array(await sharp(frame(dir, v as string, t as number)).jpeg().toBuffer())),
+      [['cockatoo.mp4', 1], ['motion.mov', 1], ['tree.avi', 1], ['cockatoo.mp4', 2]].map(async ([v, t]) => new Uint8Array(await sharp(frame(dir, v as string, t as number)).jpeg().toBuffer())),
     );
     fs.rmSync(dir, { recursive: true, force: true });
-    thread = new EmbeddingThread('auto');
+    thread = new EmbeddingThread({ ...OPTIONS, runtime: 'tfjs', tfBackend: 'wasm' });
   });
   afterAll(() => thread.close());
 
   it('matches the in-process model, hashes pixels and embeds exact duplicates once', async () => {
-    const model = await loadEmbeddingModel();
+    const model = await createFeatureExtractor((await import('../../lib/backbone/nsfwjs')).MOBILENET_V2, { ...OPTIONS, runtime: 'tfjs', tfBackend: 'wasm' });
     const info = await thread.model();
     expect(info.id).toEqual(model.id);
+    expect(info.backend).toBe('tfjs/wasm');
     const r = await thread.embed([images[0]!, images[1]!, images[0]!], 8);
     expect(r.computed).toBe(2);
     expect(r.pixelHashes[0]).toBe(r.pixelHashes[2]);
@@ -166,6 +193,8 @@ describe('embedding thread (model off the event loop)', () => {
     expect(cosineSimilarity(r.vectors.subarray(0, 1280), local.subarray(0, 1280))).toBeGreaterThan(0.9999);
     expect(cosineSimilarity(r.vectors.subarray(1280, 2560), local.subarray(1280, 2560))).toBeGreaterThan(0.9999);
     expect(r.vectors.subarray(2560)).toEqual(r.vectors.subarray(0, 1280));
+    expect(r.norms[2]).toBe(r.norms[0]);
+    expect(r.norms[0]).toBeGreaterThan(1);
     await expect(thread.embed([images[0]!, new Uint8Array([1, 2, 3])])).rejects.toThrow(InvalidInputError);
   });
 

@@ -1,0 +1,143 @@
+/**
+ * The training steps' data: the dataset, the teacher's backbone features of its frames
+ * (computed on the GPU queue, cached by content), the student's features, frames as
+ * images, and where models and their `artifact.json` go.
+ */
+import {
+  MissingArtifactError,
+  type DatasetManifest,
+  type DatasetStepManifest,
+  type TeacherFeatures,
+  type TrainStepManifest,
+  type VectorIndex,
+  type VectorRef,
+} from '../../contracts';
+import type { ActivityDeps } from '../../lib/deps';
+import type { PackProgress, PackRequest } from '../../lib/backbone/packs';
+import { embedPacks } from '../../lib/backbone/packs';
+import type { EmbeddingThread } from '../../lib/backbone/thread';
+import { readStepManifest } from '../../lib/runs';
+import type { ObjectStore } from '../../lib/s3';
+import { indexKeyOf } from '../../lib/vectors';
+import type { SerializedModel } from './serialize';
+
+/** Where a model's files are: `<prefix>/model.json` and `<prefix>/weights.bin`. */
+export async function saveModel(store: ObjectStore, prefix: string, model: SerializedModel): Promise<void> {
+  await store.put(`${prefix}/weights.bin`, model.weights);
+  await store.put(`${prefix}/model.json`, model.modelJson, 'application/json');
+}
+
+/** Read a model saved by {@link saveModel}, or undefined when absent. */
+export async function loadModel(store: ObjectStore, prefix: string): Promise<SerializedModel | undefined> {
+  const [json, weights] = await Promise.all([store.get(`${prefix}/model.json`), store.get(`${prefix}/weights.bin`)]);
+  return json && weights ? { modelJson: json.toString('utf8'), weights } : undefined;
+}
+
+/** Read a model the pipeline must have written, naming the step that writes it when it is not there. */
+export async function requireModel(store: ObjectStore, prefix: string, writtenBy: string): Promise<SerializedModel> {
+  const m = await loadModel(store, prefix);
+  if (!m) throw new MissingArtifactError(store.uri(`${prefix}/model.json`), `model written by the ${writtenBy} step (has it run?)`);
+  return m;
+}
+
+/** The run's dataset manifest (through the dataset step's manifest). */
+export async function loadDataset(deps: ActivityDeps, workflowId: string): Promise<DatasetManifest> {
+  const step = await readStepManifest<DatasetStepManifest>(deps.store, workflowId, 'dataset');
+  const ds = await deps.store.getJson<DatasetManifest>(step.summary.datasetKey);
+  if (!ds) throw new MissingArtifactError(deps.store.uri(step.summary.datasetKey), 'dataset manifest');
+  return ds;
+}
+
+/** Every frame of a dataset (labelled and unlabelled) with the MobileNetV2 row it points at. */
+function datasetRows(ds: DatasetManifest): Array<{ key: string; videoId: string; vector: VectorRef }> {
+  return [...ds.frames, ...ds.unlabeled];
+}
+
+/**
+ * What to embed with the teacher's backbone: the dataset's frames, one request per
+ * MobileNetV2 pack they point at (frames in pack order), with each frame's content hash
+ * and its video's from the pack's index. So the teacher's packs are keyed by content
+ * like the embed step's, and a later dataset over the same frames reuses them.
+ *
+ * @throws MissingArtifactError when a pack's index is missing.
+ */
+export async function teacherRequests(store: ObjectStore, ds: DatasetManifest): Promise<PackRequest[]> {
+  const byPack = new Map<string, { videoId: string; rows: Map<number, string> }>();
+  for (const f of datasetRows(ds)) {
+    let e = byPack.get(f.vector.key);
+    if (!e) byPack.set(f.vector.key, (e = { videoId: f.videoId, rows: new Map() }));
+    e.rows.set(f.vector.row, f.key);
+  }
+  const requests: PackRequest[] = [];
+  for (const [packKey, { videoId, rows }] of [...byPack.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const idx = await store.getJson<VectorIndex>(indexKeyOf(packKey));
+    if (!idx) throw new MissingArtifactError(store.uri(indexKeyOf(packKey)), `vector index of video ${videoId} (written by the embed step)`);
+    const videoSha256 = idx.videoSha256 ?? /^frames\/([0-9a-f]{64})\//.exec(idx.frameKeys[0] ?? '')?.[1];
+    if (!videoSha256) throw new MissingArtifactError(store.uri(indexKeyOf(packKey)), 'video sha256 of a vector index');
+    const frames = [...rows.entries()].sort(([a], [b]) => a - b).map(([row, key]) => ({ key, sha256: idx.frameSha256[row]! }));
+    requests.push({ videoId, videoSha256, frames });
+  }
+  return requests;
+}
+
+/**
+ * The teacher's features of every dataset frame: InceptionV3 on the embedding thread
+ * (ONNX Runtime, CUDA when installed), packed per video and cached by content.
+ */
+export async function computeTeacherFeatures(store: ObjectStore, thread: EmbeddingThread, ds: DatasetManifest, onProgress: (p: PackProgress) => void) {
+  const requests = await teacherRequests(store, ds);
+  return embedPacks(store, thread, 'inception_v3', requests, { batchSize: 8, onProgress });
+}
+
+/**
+ * The teacher's feature row of each frame key, from the packs the train step made.
+ *
+ * @throws MissingArtifactError when a pack's index is missing.
+ */
+export async function teacherRefs(store: ObjectStore, tf: TeacherFeatures): Promise<Map<string, VectorRef>> {
+  const refs = new Map<string, VectorRef>();
+  for (const v of tf.videos) {
+    const idx = await store.getJson<VectorIndex>(v.indexKey);
+    if (!idx) throw new MissingArtifactError(store.uri(v.indexKey), `teacher features of video ${v.videoId} (written by the train step)`);
+    idx.frameKeys.forEach((k, row) => refs.set(k, { key: v.vectorsKey, row }));
+  }
+  return refs;
+}
+
+/**
+ * The teacher features the train step left.
+ * @throws MissingArtifactError when the train step has not run or predates teacher features.
+ */
+export async function readTeacherFeatures(store: ObjectStore, workflowId: string): Promise<{ features: TeacherFeatures; refOf: (key: string) => VectorRef }> {
+  const train = await readStepManifest<TrainStepManifest>(store, workflowId, 'train');
+  if (!train.teacherFeatures) throw new MissingArtifactError(store.uri(train.summary.modelPrefix), 'teacher features (the train step predates them: rerun it)');
+  const refs = await teacherRefs(store, train.teacherFeatures);
+  return {
+    features: train.teacherFeatures,
+    refOf: (key) => {
+      const r = refs.get(key);
+      if (!r) throw new MissingArtifactError(key, 'teacher features of a dataset frame (not in the train step packs)');
+      return r;
+    },
+  };
+}
+
+/**
+ * Fetch frames from S3, a few at a time.
+ * @throws MissingArtifactError naming a frame that is not there.
+ */
+export async function fetchFrames(store: ObjectStore, keys: string[], concurrency = 8): Promise<Buffer[]> {
+  const out = new Array<Buffer>(keys.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, keys.length) }, async () => {
+      while (next < keys.length) {
+        const i = next++;
+        const b = await store.get(keys[i]!);
+        if (!b) throw new MissingArtifactError(store.uri(keys[i]!), 'frame (listed in the dataset manifest)');
+        out[i] = b;
+      }
+    }),
+  );
+  return out;
+}

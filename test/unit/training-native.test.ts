@@ -1,0 +1,78 @@
+/**
+ * The native TensorFlow backend (tfjs-node built by infra/install.sh against PyPI
+ * TensorFlow's C library): chosen automatically and logged, wasm when it is missing, and
+ * fine-tuning the top of the student's MobileNetV2 on real frames. Runs
+ * test/helpers/native-training.ts in child processes: inside jest's vm realm tfjs-node's
+ * native typed arrays fail tfjs's instanceof checks.
+ */
+import { execFileSync } from 'node:child_process';
+import * as path from 'node:path';
+
+jest.setTimeout(180_000);
+
+const ROOT = path.resolve(__dirname, '../..');
+
+function run(args: string[], env: Record<string, string> = {}): Record<string, unknown> {
+  let stdout: string;
+  try {
+    stdout = execFileSync(process.execPath, [require.resolve('tsx/cli'), path.join(ROOT, 'test/helpers/native-training.ts'), ...args], {
+      cwd: ROOT,
+      env: { ...process.env, NODE_NO_WARNINGS: '1', ...env },
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string };
+    throw new Error(`native-training.ts failed:\n${e.stdout ?? ''}\n${e.stderr ?? ''}`);
+  }
+  return JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
+}
+
+describe('training backend', () => {
+  it('picks tfjs-node (TensorFlow from the PyPI wheel) automatically and logs it', () => {
+    const r = run(['auto', 'select-only']);
+    if (r['backend'] !== 'tensorflow') throw new Error(`tfjs-node did not load (backend ${String(r['backend'])}): run infra/install.sh; log: ${JSON.stringify(r['log'])}`);
+    expect(r['native']).toMatchObject({ package: '@tensorflow/tfjs-node', gpu: false });
+    expect(String((r['native'] as { tensorflowVersion: string }).tensorflowVersion)).toMatch(/^2\.\d+\.\d+/);
+    expect(String((r['log'] as { msg: string }).msg)).toContain('TensorFlow.js backend: tensorflow');
+  });
+
+  it('falls back to wasm when tfjs-node is missing, saying why', () => {
+    const r = run(['auto', 'select-only'], { REELSET_TFJS_NODE_DIR: path.join(ROOT, '.data', 'no-such-dir') });
+    expect(r['backend']).toBe('wasm');
+    const log = r['log'] as { skipped: string[]; msg: string };
+    expect(log.msg).toBe('TensorFlow.js backend: wasm');
+    expect(log.skipped.join('\n')).toMatch(/tensorflow: @tensorflow\/tfjs-node is not installed/);
+  });
+});
+
+describe('student fine-tuning (tfjs-node)', () => {
+  let r: Record<string, unknown>;
+  beforeAll(() => {
+    r = run(['tensorflow']);
+  });
+
+  it('trains the top of MobileNetV2 (block_16, Conv_1) with the head', () => {
+    expect(r['convGradients']).toBe(true);
+    expect(r['trunkInputShape']).toEqual([7, 7, 160]);
+    // block_16 expand / depthwise / project kernels, Conv_1 kernel, and four batch norms' gamma and beta.
+    expect(r['trunkParams']).toBe(12);
+    expect(r['trunkChanged']).toBe(12);
+    expect((r['fineTuneLoss'] as number[]).every(Number.isFinite)).toBe(true);
+    expect(r['headChangedPredictions']).toBeGreaterThan(1e-3);
+  });
+
+  it('resumes from a checkpoint with bit-identical weights (backbone top, head and Adam state)', () => {
+    expect(r['identicalResume']).toBe(true);
+  });
+
+  it('publishes one image model whose probabilities equal the trunk and head on the activations', () => {
+    expect(r['publishedInput']).toEqual([null, 224, 224, 3]);
+    expect(r['publishedOutput']).toEqual([null, 3]);
+    expect(r['publishedWeightsPaths']).toEqual(['weights.bin']);
+    expect(r['imageVsTrunkMaxDiff']).toBeLessThan(1e-5);
+    // MobileNetV2 to flatten_1 (2.26 M float32 parameters, batch-norm statistics included) and the head.
+    expect(r['publishedBytes']).toBeGreaterThan(8_500_000);
+    expect(r['publishedBytes']).toBeLessThan(10_000_000);
+  });
+});
