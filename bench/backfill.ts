@@ -4,7 +4,7 @@
  * process running the real activities (S3, Postgres, ffmpeg).
  *
  * Usage: `npm run bench:backfill -- [--videos 10000] [--baseline 400] [--concurrency 4]
- * [--page-size 100] [--max-history 8000] [--seconds 1] [--size 128x72] [--keep]`
+ * [--page-size 100] [--max-history 8000] [--seconds 1] [--size 128x72] [--keep] [--no-sweep]`
  * (infra/bench.sh installs, starts the services and migrates first).
  *
  * The clips are `--videos + --baseline` distinct MP4 files (H.264, `--seconds` long,
@@ -26,7 +26,11 @@
  *   second, and (a)'s per-video throughput against it.
  * CPU seconds of this process (worker + client) and of the Temporal server during (a) say
  * where the time went. Ingest (catalog rows, uploads) is timed apart and is not in (a).
- * Everything the bench made (rows, objects) is deleted at the end unless `--keep`.
+ * Everything the bench made (rows, objects) is deleted at the end unless `--keep`. A bench
+ * that was killed cannot clean up after itself, and its thousands of labelled clips would
+ * then be sampled as negatives by every later search: so the bench first removes what
+ * earlier bench runs left (videos `bench-<8 hex>-<n>` / `benchbase-<8 hex>-<n>`, their
+ * frames, and the runs of labels `bench-<8 hex>`), unless `--no-sweep`.
  */
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import * as os from 'node:os';
@@ -57,8 +61,9 @@ const program = new Command()
   .option('--seconds <n>', 'clip length', (v) => Number(v), 1)
   .option('--size <WxH>', 'clip frame size', '128x72')
   .option('--keep', 'keep the videos, frames and runs it made')
+  .option('--no-sweep', 'do not first remove what earlier (killed or --keep) bench runs left')
   .parse();
-const args = program.opts<{ videos: number; baseline: number; concurrency: number; pageSize: number; maxHistory: number; seconds: number; size: string; keep?: boolean }>();
+const args = program.opts<{ videos: number; baseline: number; concurrency: number; pageSize: number; maxHistory: number; seconds: number; size: string; keep?: boolean; sweep: boolean }>();
 
 /** CPU seconds (user + system) of a process, from /proc; 0 when it cannot be read. */
 function processCpuS(pid: number | undefined): number {
@@ -104,8 +109,13 @@ async function main(): Promise<void> {
   console.log(`bench:backfill  ${n(args.videos)} videos + ${n(args.baseline)} baseline, ${args.seconds} s ${args.size} H.264 clips, concurrency ${args.concurrency}, pages of ${args.pageSize}, history bound ${n(args.maxHistory)} events`);
   console.log(`machine: ${os.cpus().length} cores, load average ${load0.map((x) => x.toFixed(2)).join(' ')}`);
   try {
-    // ---------------------------------------------------------------- the catalog ---
     let t = performance.now();
+    if (args.sweep) {
+      const swept = await sweepEarlierRuns(deps, options);
+      if (swept.videos || swept.runs) console.log(`removed what earlier bench runs left: ${n(swept.videos)} videos, ${n(swept.runs)} runs, in ${s(performance.now() - t)}`);
+    }
+    // ---------------------------------------------------------------- the catalog ---
+    t = performance.now();
     const [w, h] = args.size.split('x').map(Number) as [number, number];
     const files = await stampedVideos(path.join(tmp, 'v'), args.videos + args.baseline, { seconds: args.seconds, size: args.size, rate: 10, prefix: `b${nonce}`, nonce });
     const catalog = await writeCatalog(path.join(tmp, 'v/catalog.json'), files.slice(0, args.videos), { idPrefix: label, labels: [label], seconds: args.seconds, width: w, height: h });
@@ -239,7 +249,7 @@ async function main(): Promise<void> {
   } finally {
     if (!args.keep) {
       const t = performance.now();
-      await cleanup(deps, ids, options, workflowId).catch((err: unknown) => console.error(`cleanup failed: ${(err as Error).message}`));
+      await cleanup(deps, ids, options, workflowId ? [workflowId] : []).catch((err: unknown) => console.error(`cleanup failed: ${(err as Error).message}`));
       console.log(`cleaned up in ${s(performance.now() - t)} (rows, videos, frames, manifests; Temporal keeps the histories)`);
     }
     await fs.rm(tmp, { recursive: true, force: true });
@@ -248,16 +258,37 @@ async function main(): Promise<void> {
   }
 }
 
-/** Delete what the bench made: frames (objects, manifests, rows), videos (objects, rows), runs and their manifests. */
-async function cleanup(deps: ReturnType<typeof createActivityDeps>, ids: string[], options: ExtractOptions, workflowId: string | undefined): Promise<void> {
+/**
+ * Delete what the bench made: frames (objects, manifests, rows), videos (objects, rows),
+ * the backfill runs (rows, their pages' rows, and every manifest under `runs/<id>`).
+ */
+async function cleanup(deps: ReturnType<typeof createActivityDeps>, ids: string[], options: ExtractOptions, workflowIds: string[]): Promise<void> {
   const paramsHash = extractionParamsHash(options);
   const videos = await deps.pool.query<{ sha256: string; s3_key: string }>('SELECT sha256, s3_key FROM videos WHERE id = ANY($1::text[])', [ids]);
   const frames = await deps.pool.query<{ s3_key: string }>('SELECT s3_key FROM frames WHERE video_id = ANY($1::text[])', [ids]);
   const keys = [...frames.rows.map((r) => r.s3_key), ...videos.rows.flatMap((v) => [v.s3_key, framesManifestKey(v.sha256, paramsHash)])];
-  if (workflowId) keys.push(...(await deps.store.list(`runs/${workflowId}`)));
+  for (const id of workflowIds) keys.push(...(await deps.store.list(`runs/${id}`)));
   await deps.store.deleteMany(keys);
-  if (workflowId) await deps.pool.query('DELETE FROM runs WHERE workflow_id = $1 OR parent_id = $1', [workflowId]);
+  if (workflowIds.length) await deps.pool.query('DELETE FROM runs WHERE workflow_id = ANY($1::text[]) OR parent_id = ANY($1::text[])', [workflowIds]);
   await deps.pool.query('DELETE FROM videos WHERE id = ANY($1::text[])', [ids]);
+}
+
+/**
+ * Remove what earlier bench runs left (a killed bench never reaches its clean-up): videos
+ * whose ids are `bench-<8 hex>-<n>` or `benchbase-<8 hex>-<n>` and the runs of labels
+ * `bench-<8 hex>` (a backfill and its pages), as {@link cleanup} does.
+ *
+ * @returns how many videos and runs (backfills, not counting their pages) were removed.
+ */
+async function sweepEarlierRuns(deps: ReturnType<typeof createActivityDeps>, options: ExtractOptions): Promise<{ videos: number; runs: number }> {
+  const videos = await deps.pool.query<{ id: string }>(`SELECT id FROM videos WHERE id ~ '^bench(base)?-[0-9a-f]{8}-[0-9]+$'`);
+  const runs = await deps.pool.query<{ workflow_id: string }>(`SELECT workflow_id FROM runs WHERE label ~ '^bench-[0-9a-f]{8}$' AND parent_id IS NULL`);
+  const ids = videos.rows.map((r) => r.id);
+  const runIds = runs.rows.map((r) => r.workflow_id);
+  for (let i = 0; i < Math.max(ids.length, runIds.length); i += 1000) {
+    await cleanup(deps, ids.slice(i, i + 1000), options, runIds.slice(i, i + 1000));
+  }
+  return { videos: ids.length, runs: runIds.length };
 }
 
 main().catch((err: unknown) => {
