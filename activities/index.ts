@@ -14,10 +14,16 @@ import { createDedupeActivities } from './dedupe/activities';
 import { createEmbeddingActivities } from './embeddings/activities';
 import { createFrameActivities } from './frames/activities';
 import { createLabelingActivities } from './labeling/activities';
-import { createModelActivities } from './models/activities';
-import { createTrainingActivities } from './training/activities';
+import { createModelActivities, createModelEvaluationActivities } from './models/activities';
+import { createTrainingActivities as createTrainingDomainActivities } from './training/activities';
 
-export { createTrainingActivities };
+/** Every activity the training worker (GPU queue) serves: training, and the registry's evaluations on the fixed set. */
+export function createTrainingActivities(deps: ActivityDeps) {
+  return {
+    ...createTrainingDomainActivities(deps),
+    ...createModelEvaluationActivities(deps),
+  };
+}
 
 /** Every activity the CPU video worker serves. */
 export function createVideoActivities(deps: ActivityDeps) {

@@ -5,6 +5,8 @@
  *   reelset ingest [catalog.json|folder]     load videos into the catalog (S3 + Postgres)
  *   reelset new-category <label> [--input J] start (or attach to) a new-category run, print its summary
  *   reelset progress <workflow-id>           where a run is (the progress query)
+ *   reelset models list|show|evaluate|promote|rollback   the model registry
+ *   reelset evalset candidates|grow|show     a label's fixed evaluation set
  *
  * Every command that prints results takes `--json`. Exit codes: 0 success, 1 the
  * operation failed, 2 bad usage (nothing started), 3 a service is unreachable
@@ -13,6 +15,7 @@
 import { Command, CommanderError } from 'commander';
 import { EXIT, reportError } from './common';
 import { registerCatalogCommands } from './commands/catalog';
+import { registerModelCommands } from './commands/models';
 import { registerRunCommands } from './commands/runs';
 
 /** The program with every command registered (exported for tests). */
@@ -24,6 +27,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerCatalogCommands(program);
   registerRunCommands(program);
+  registerModelCommands(program);
   return program;
 }
 

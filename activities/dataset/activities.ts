@@ -45,8 +45,14 @@ export function createDatasetActivities(deps: ActivityDeps) {
             videoOfKey.set(k, v.videoId);
           });
         }
+        // Videos of the label's fixed evaluation set are never trained on (nor validated on: they are the test set).
+        const reserved = new Set(
+          (await pool.query<{ video_id: string }>('SELECT video_id FROM eval_set_videos WHERE label = $1', [name])).rows.map((r) => r.video_id),
+        );
+        const labelled = label.frames.filter((f) => !reserved.has(f.videoId));
+        const leftOut = label.frames.length - labelled.length;
         const videoLabel = new Map<string, string>();
-        for (const f of label.frames) videoLabel.set(f.videoId, f.label);
+        for (const f of labelled) videoLabel.set(f.videoId, f.label);
         const present = new Set(videoLabel.values());
         if (present.size < 2) {
           throw new DatasetError(
@@ -60,12 +66,13 @@ export function createDatasetActivities(deps: ActivityDeps) {
           input.seed,
         );
         const warnings = labelsWithoutValidation.map((l) => `label "${l}" has a single video: it is in train only, so it has no validation result`);
+        if (leftOut > 0) warnings.push(`${leftOut} frames of ${new Set(label.frames.filter((f) => reserved.has(f.videoId)).map((f) => f.videoId)).size} videos of the label's evaluation set left out`);
         const ref = (key: string): VectorRef => {
           const r = vectorOf.get(key);
           if (!r) throw new MissingArtifactError(key, 'embedding of a labelled frame (not in any vector index of the embed step)');
           return r;
         };
-        const frames = label.frames.map((f) => ({ key: f.key, videoId: f.videoId, label: f.label, split: splitOf.get(f.videoId)!, vector: ref(f.key) }));
+        const frames = labelled.map((f) => ({ key: f.key, videoId: f.videoId, label: f.label, split: splitOf.get(f.videoId)!, vector: ref(f.key) }));
         const reps = new Set(label.frames.map((f) => f.key));
         const unlabeledTrain = dedupe.clusters
           .flatMap((c) => c.members)

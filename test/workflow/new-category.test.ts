@@ -62,6 +62,9 @@ function mocks(calls: Array<{ name: string; args: unknown }>) {
     trainTeacher: rec('trainTeacher', () => step({ role: 'teacher', epochs: 2, finalLoss: 0.1 })),
     distillStudent: rec('distillStudent', () => step({ role: 'student', epochs: 4, finalLoss: 0.1 })),
     evaluateModels: rec('evaluateModels', () => step(evaluation)),
+    evaluateForPromotion: rec('evaluateForPromotion', () => {
+      throw new Error('new-category does not promote');
+    }),
   };
   return { video, gpu };
 }
