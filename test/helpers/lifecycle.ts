@@ -11,6 +11,7 @@
  * version take seconds to make instead of a training run.
  */
 import { execFile } from 'node:child_process';
+import type { SymbolicTensor } from '@tensorflow/tfjs';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -107,7 +108,7 @@ export async function buildStudent(labels: string[], kernel: Float32Array, workf
       names: ['logits/kernel', 'logits/bias'],
       vars: [toVariable(tf, tf.tensor2d(kernel, [MOBILENET_V2.dim, k]), false), toVariable(tf, tf.zeros([k]), false)],
     };
-    const features = bb.net.full.getLayer(MOBILENET_V2.featureLayer).getOutputAt(0) as import('@tensorflow/tfjs').SymbolicTensor;
+    const features = bb.net.full.getLayer(MOBILENET_V2.featureLayer).getOutputAt(0) as SymbolicTensor;
     const model = headOn(tf, arch, params, bb.net.full.inputs, features, 'reelset_student');
     const s = await serializeModel(model);
     tf.dispose(params.vars);
