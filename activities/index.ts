@@ -2,20 +2,24 @@
  * Activity factories, one per task queue. Workflows import the *types* below only.
  *
  * - {@link createVideoActivities}: the CPU video queue (catalog, frames, embeddings,
- *   dedupe, labelling, dataset, model registry).
+ *   dedupe, labelling, dataset, model registry, the retrain's plan and label dataset,
+ *   run reports).
  * - {@link createTrainingActivities}: the GPU queue (teacher, student, evaluation).
  *
  * Each domain folder imports only `contracts/` and `lib/`, never another domain.
  */
 import type { ActivityDeps } from '../lib/deps';
 import { createCatalogActivities } from './catalog/activities';
+import { createRetrainActivities } from './catalog/retrain';
 import { createDatasetActivities } from './dataset/activities';
+import { createLabelDatasetActivities } from './dataset/label-dataset';
 import { createDedupeActivities } from './dedupe/activities';
 import { createEmbeddingActivities } from './embeddings/activities';
 import { createFrameActivities } from './frames/activities';
 import { createLabelingActivities } from './labeling/activities';
 import { createModelActivities, createModelEvaluationActivities } from './models/activities';
 import { createTrainingActivities as createTrainingDomainActivities } from './training/activities';
+import { createReportActivities } from './reports/activities';
 
 /** Every activity the training worker (GPU queue) serves: training, and the registry's evaluations on the fixed set. */
 export function createTrainingActivities(deps: ActivityDeps) {
@@ -35,6 +39,9 @@ export function createVideoActivities(deps: ActivityDeps) {
     ...createLabelingActivities(deps),
     ...createDatasetActivities(deps),
     ...createModelActivities(deps),
+    ...createRetrainActivities(deps),
+    ...createLabelDatasetActivities(deps),
+    ...createReportActivities(deps),
   };
 }
 

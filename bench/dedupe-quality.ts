@@ -14,14 +14,15 @@
  *   shot are genuinely near-duplicates, and no ground truth separates them.
  * precision = TP / (TP + FP) over these pairs, recall = TP / positives.
  */
+import { corpusPath } from '../infra/corpus';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import type { EmbeddingModel } from '../lib/backbone/model';
 
-/** The corpus directory (`../shared/data` from the project root). */
-export const CORPUS = path.resolve(__dirname, '../../shared/data');
+/** The corpus directory: `../shared/data` from the project root, or its copy fetched by `infra/corpus.ts`. */
+export const CORPUS = corpusPath('shared');
 
 /** Videos of the corpus that show the same scene (its README says so: the same lab set-up, puck and table, filmed twice). */
 export const SAME_SCENE_VIDEOS: ReadonlyArray<readonly [string, string]> = [['Principe_inertie', 'Force_constante']];

@@ -7,6 +7,11 @@
  *   reelset progress <workflow-id>           where a run is (the progress query)
  *   reelset models list|show|evaluate|promote|rollback   the model registry
  *   reelset evalset candidates|grow|show     a label's fixed evaluation set
+ *   reelset labeling status <workflow-id>    where people label a run, tasks done, agreement, deadline
+ *   reelset labeling finish <workflow-id>    stop waiting for people (weak labels for the rest)
+ *   reelset runs list|show|report            watch runs (Temporal visibility, steps, HTML report)
+ *   reelset schedule apply|show|trigger|...  the nightly retraining schedules (infra/schedules.json)
+ *   reelset frames <video> --out <dir>       extract a local file's frames, no services (probe, frames, warnings)
  *
  * Every command that prints results takes `--json`. Exit codes: 0 success, 1 the
  * operation failed, 2 bad usage (nothing started), 3 a service is unreachable
@@ -16,7 +21,13 @@ import { Command, CommanderError } from 'commander';
 import { EXIT, reportError } from './common';
 import { registerCatalogCommands } from './commands/catalog';
 import { registerModelCommands } from './commands/models';
+import { registerLabelingCommands } from './commands/labeling';
+import { registerFramesCommands } from './commands/frames';
 import { registerRunCommands } from './commands/runs';
+import { registerRunsList } from './commands/runs-list';
+import { registerRunsReport } from './commands/runs-report';
+import { registerRunsShow } from './commands/runs-show';
+import { registerScheduleCommands } from './commands/schedule';
 
 /** The program with every command registered (exported for tests). */
 export function buildProgram(): Command {
@@ -28,6 +39,13 @@ export function buildProgram(): Command {
   registerCatalogCommands(program);
   registerRunCommands(program);
   registerModelCommands(program);
+  registerLabelingCommands(program);
+  const runs = program.command('runs').description('watch runs: list them, show one, write its HTML report');
+  registerRunsList(runs);
+  registerRunsShow(runs);
+  registerRunsReport(runs);
+  registerScheduleCommands(program);
+  registerFramesCommands(program);
   return program;
 }
 

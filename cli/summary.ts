@@ -12,7 +12,7 @@ export function formatSummary(r: NewCategoryResult, where: { temporalUi: string;
   lines.push('step       time      reused  summary');
   for (const [step, s] of Object.entries(r.steps) as Array<[string, StepReport]>) {
     const summary = Object.entries(s.summary)
-      .filter(([k, v]) => typeof v !== 'object' || v === null || ['dropped', 'perLabel', 'features', 'fineTune'].includes(k))
+      .filter(([k, v]) => typeof v !== 'object' || v === null || ['dropped', 'perLabel', 'sources', 'features', 'fineTune'].includes(k))
       .filter(([k]) => !['videoIds', 'modelPrefix', 'manifestKey', 'datasetKey', 'label'].includes(k))
       .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(4) : v}`)
       .join(' ');
@@ -45,6 +45,8 @@ export function formatSummary(r: NewCategoryResult, where: { temporalUi: string;
   lines.push('');
   lines.push(`where to look:`);
   lines.push(`  Temporal UI: ${where.temporalUi}/namespaces/${where.namespace}/workflows/${encodeURIComponent(r.workflowId)}`);
+  const labelling = r.steps.label?.summary as { projectUrl?: string } | undefined;
+  if (labelling?.projectUrl) lines.push(`  Label Studio (where people label ${r.label}): ${labelling.projectUrl}`);
   lines.push(`  run manifests: s3://${where.bucket}/${r.runPrefix}/`);
   return lines.join('\n');
 }

@@ -89,8 +89,34 @@ export class ConfigError extends ReelsetError {
   static override readonly mayRetry = false;
 }
 
+/**
+ * A labelling deadline passed with frames not done, and the run's policy is `fail`.
+ * Never retried: the people's labels stay in Postgres and a later run inherits them.
+ */
+export class LabelingDeadlineError extends ReelsetError {
+  static override readonly mayRetry = false;
+}
+
+/**
+ * Label Studio refused a request (4xx: a wrong token, a project or task that is gone, a
+ * label configuration it rejects). Never retried; the message names the call and the
+ * answer, never the token. Unreachable or 5xx answers are a retried {@link TransientError}.
+ */
+export class LabelStudioError extends ReelsetError {
+  static override readonly mayRetry = false;
+}
+
 /** A transient failure of a service or process (S3, Postgres, ffmpeg crashed or timed out): retried. */
 export class TransientError extends ReelsetError {}
+
+/**
+ * The nightly fan-out finished and some labels failed to retrain: thrown after every label
+ * ran, so that the run (and a schedule with pause-on-failure) shows it; `details[0]` is the
+ * fan-out's whole result (`RetrainAllResult`). Never retried.
+ */
+export class RetrainFailedError extends ReelsetError {
+  static override readonly mayRetry = false;
+}
 
 /**
  * A registry transition that is not allowed (a version that does not exist, promoting an
@@ -121,9 +147,12 @@ export const FAILURE_CLASSES = {
   ModelMismatchError,
   TrainingDivergedError,
   ConfigError,
+  LabelingDeadlineError,
+  LabelStudioError,
   TransientError,
   RegistryError,
   PromotionConflictError,
+  RetrainFailedError,
 } as const;
 
 /** Name of a failure class. */

@@ -6,6 +6,7 @@
  * Pure: imports nothing but zod, so it is safe in the workflow sandbox.
  */
 import { z } from 'zod';
+import { LabelingOptions } from './labeling';
 
 /**
  * How frames are picked from a video:
@@ -121,6 +122,8 @@ export const NewCategoryInput = z.object({
   dedupeThreshold: z.number().min(0).max(1).default(0.93),
   /** Most new representatives per label sent on to labelling, chosen mutually distinct (farthest-point). */
   labelBudget: z.number().int().positive().max(10_000_000).default(2000),
+  /** Who labels the representatives and how long the run waits for people (`contracts/labeling.ts`). */
+  labeling: LabelingOptions.prefault({}),
   /** Fraction of each label's videos held out for validation (split by video, never by frame). */
   validationFraction: z.number().min(0).max(0.9).default(0.25),
   /** Seed of the split, the sampling and the training. */

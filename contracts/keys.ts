@@ -11,6 +11,7 @@
  * dedupe-index/<label>/<model key>/<run>.f32                  a label's index segment (+ .json)
  * runs/<run>/<step>/manifest.json                             a step's checkpoint
  * runs/<run>/<step>/<file>                                    a step's other files (contact sheets, checkpoints)
+ * runs/<run>/report.html                                      the run's report (steps, charts, failures)
  * datasets/<label>/v<N>/manifest.json                         a dataset version
  * models/<label>/v<N>/<role>/<file>                           a published model
  * ```
@@ -144,6 +145,11 @@ export function checkpointPrefix(workflowId: string, step: 'train' | 'distill'):
 /** Key of a step's result manifest: `runs/<workflow id>/<step>/manifest.json`. */
 export function stepManifestKey(workflowId: string, step: string): string {
   return stepFileKey(workflowId, step, 'manifest.json');
+}
+
+/** Key of a run's HTML report: `runs/<workflow id>/report.html`. */
+export function runReportKey(workflowId: string): string {
+  return `${runPrefix(workflowId)}/report.html`;
 }
 
 /** Key of a dedupe contact sheet for one label group. */

@@ -64,22 +64,124 @@ export interface SearchManifest extends StepManifest<SearchSummary> {
 
 // ----------------------------------------------------------------------- extract ---
 
-/** What ffprobe says of a video's main video stream, normalised. */
+/** One video stream of a file as the probe saw it, and why it was not chosen when it was not. */
+export interface VideoStreamCandidate {
+  /** ffprobe's stream index (`0:<index>` in ffmpeg's stream specifiers). */
+  index: number;
+  codec: string;
+  width: number;
+  height: number;
+  /** Frames: the container's count, else duration x frame rate; undefined when neither is known. */
+  frames: number | undefined;
+  /** Seconds: the stream's duration, else the container's; undefined when neither is known. */
+  durationS: number | undefined;
+  /** Why the stream cannot be the video (`attached picture (cover art)`, `timed thumbnails`, `a still picture`, `no frame size`); absent for candidates. */
+  skipped?: string;
+}
+
+/**
+ * Which stream of the file is the video, and why. The extraction, the end-of-file check,
+ * the packet count and the scan all map this one stream (`0:<index>`).
+ */
+export interface VideoStreamChoice {
+  /** ffprobe's index of the chosen stream. */
+  index: number;
+  /** Why, in words, e.g. `most frames (75) of 1 candidate; skipped stream 0: attached picture (cover art)`. */
+  reason: string;
+  /** Every video stream of the file, chosen or not, in index order. */
+  streams: VideoStreamCandidate[];
+}
+
+/**
+ * Colour facts of the chosen stream and how its frames are converted to 8-bit BT.709
+ * SDR. Tag names are ffprobe's (`color_space`, `color_transfer`, `color_primaries`,
+ * `color_range`); a tag the file does not carry is assumed (and listed in `assumed`).
+ */
+export interface VideoColour {
+  /** Decoded pixel format, e.g. `yuv420p`, `yuv420p10le`, `yuvj422p`, `rgb24`. */
+  pixelFormat: string;
+  /** Bits per component (8, 10, 12, 16). */
+  bitDepth: number;
+  /** `limited` (video range, Y 16..235 at 8 bits) or `full` (0..255; `yuvj*` formats, `pc` tag, RGB). */
+  range: 'limited' | 'full';
+  /** YCbCr matrix: `bt709`, `bt470bg` / `smpte170m` (BT.601), `bt2020nc`, `bt2020c`, `rgb` (RGB and grey sources), ... Untagged: BT.709 from 720 lines up, BT.601 below. */
+  matrix: string;
+  /** Transfer: `bt709`, `smpte2084` (PQ), `arib-std-b67` (HLG), `bt2020-10`, ... Untagged: `bt709`. */
+  transfer: string;
+  /** Primaries: `bt709`, `bt470bg`, `smpte170m`, `bt2020`, ... Untagged: `bt709`. */
+  primaries: string;
+  /** Which of `range`, `matrix`, `transfer`, `primaries` were not tagged in the file and are assumed. */
+  assumed: Array<'range' | 'matrix' | 'transfer' | 'primaries'>;
+  /** `sdr`, or the HDR transfer: `pq` (SMPTE ST 2084, HDR10) or `hlg` (ARIB STD-B67). */
+  dynamicRange: 'sdr' | 'pq' | 'hlg';
+  /**
+   * How frames become 8-bit BT.709 SDR: `swscale` (scale filter with the source's matrix
+   * and range), `zscale` (primaries converted, e.g. BT.2020 SDR) or `zscale+tonemap`
+   * (PQ / HLG: linear light, BT.709 primaries, Mobius tone mapping).
+   */
+  conversion: 'swscale' | 'zscale' | 'zscale+tonemap';
+  /** HDR only: the brightness the tone mapping maps down from. */
+  hdr?: {
+    /** Peak from the file's metadata (content light level MaxCLL, else mastering display maximum), nits; absent when none. */
+    metadataPeakNits?: number;
+    /** Brightest luma of the scanned frames (4x4-pixel block averages) converted to nits (PQ EOTF; HLG through a 1000-nit display's OOTF); absent when not scanned. */
+    measuredPeakNits?: number;
+    /** The tone mapper's peak in units of the 100-nit reference white: the measured peak capped by the metadata's, else the metadata's, else 10 (1000 nits); at least 1. */
+    toneMapPeak: number;
+  };
+}
+
+/** Scan type of the chosen stream: progressive or interlaced, and how that is known. */
+export interface VideoScanType {
+  /** `progressive`, or the interlaced field order: `tt` / `bb` (top / bottom field first), `tb` / `bt` (coded and displayed in opposite order). */
+  fieldOrder: 'progressive' | 'tt' | 'bb' | 'tb' | 'bt';
+  /** True when frames are deinterlaced (bwdif) before sampling. */
+  interlaced: boolean;
+  /** `stream`: declared by the stream; `idet`: the stream declares nothing and ffmpeg's idet filter measured it; `assumed`: neither (progressive). */
+  source: 'stream' | 'idet' | 'assumed';
+  /** idet's multi-frame counts over the scanned frames, when it ran. */
+  idet?: { tff: number; bff: number; progressive: number; undetermined: number };
+}
+
+/**
+ * What the probe knows of a video: its chosen video stream, duration, geometry, timing,
+ * colour and scan type, normalised. A function of the file's bytes (cached per content
+ * in `videos.probe`, versioned by `PROBE_VERSION`).
+ *
+ * Time base: every timestamp reelset records (`FrameRecord.timestampS`, `durationS`) is
+ * the stream's presentation time in seconds on the file's timeline, which starts at the
+ * container's start time (`startTimeS`): a frame's presentation time in the container's
+ * own clock is `timestampS + startTimeS`. This is ffmpeg's default timeline (`t` in
+ * filters, `pts_time` of showinfo without `-copyts`); frames an edit list discards are
+ * never sampled.
+ */
 export interface VideoProbe {
-  /** Duration in seconds (container, then stream, then frames / rate). */
+  /** Duration in seconds (container, then stream, then frames / rate, then packets / rate). */
   durationS: number;
   /** Coded width and height in pixels. */
   width: number;
   height: number;
-  /** Width and height as displayed: after rotation and sample aspect ratio. */
+  /** Width and height as displayed: after the sample aspect ratio and the rotation. */
   displayWidth: number;
   displayHeight: number;
+  /** Sample (pixel) aspect ratio `num:den`, `1:1` for square pixels or when the file says nothing sane. */
+  sampleAspectRatio: string;
   /** Rotation in degrees clockwise to display upright (-270..270; 0 when none). */
   rotation: number;
   /** Frames per second from the first sane of avg_frame_rate, r_frame_rate, nb_frames / duration; undefined when none is sane. */
   frameRate: number | undefined;
   codec: string;
   hasAudio: boolean;
+  /** The container's start time, seconds (may be negative); 0 when unknown. See the time base above. */
+  startTimeS: number;
+  /** The chosen stream's own start time on the file's timeline (its first presentation time minus `startTimeS`), seconds; 0 when unknown. */
+  streamStartS: number;
+  /** The chosen stream and why. */
+  stream: VideoStreamChoice;
+  /** Colour facts and the conversion to 8-bit BT.709 SDR. */
+  colour: VideoColour;
+  /** Progressive or interlaced. */
+  scan: VideoScanType;
 }
 
 /** Why sampled frames were not kept. */
@@ -342,6 +444,23 @@ export interface LabelledFrame {
   confidence: number;
   /** When the label was not asked for but copied from an earlier run's label of a near-duplicate: that frame's key. */
   inheritedFrom?: string;
+  /** The frame's video's split, decided by the label step when people label (validation frames get two people). */
+  split?: Split;
+  /** Human labels: the people who labelled the frame (Label Studio user emails) and their annotation ids. */
+  annotators?: string[];
+  annotationIds?: number[];
+  /** A `weak` label given at the deadline (or on the finish signal) to a frame people had not labelled. */
+  fallback?: boolean;
+}
+
+/** A representative left out of the dataset by the people: they disagreed (no majority), or skipped it. */
+export interface ExcludedFrame {
+  key: string;
+  videoId: string;
+  reason: 'disagreement' | 'skipped';
+  /** The labels people gave (empty for skipped). */
+  labels: string[];
+  split?: Split;
 }
 
 /** Summary of the label step. */
@@ -353,6 +472,23 @@ export interface LabelSummary {
   sent: number;
   /** Representatives of content seen by an earlier run, whose label was copied from it. */
   inherited: number;
+  /** `human` mode: how the frames' labels came out. */
+  mode?: 'human' | 'weak';
+  /** Frames labelled by people (this run's tasks and inherited human labels). */
+  human?: number;
+  /** Frames that got their weak label because people had not labelled them by the deadline (or the finish signal). */
+  weakFallback?: number;
+  /** Frames people disagreed on or skipped: not in the dataset. */
+  excluded?: number;
+  /** Validation frames with two labels, the share that agree, Cohen's kappa, and the pairs that differ. */
+  pairs?: number;
+  agreement?: number | null;
+  kappa?: number | null;
+  disagreements?: number;
+  /** Why the wait ended: every task done, the deadline, or the finish signal. */
+  finishedBy?: 'complete' | 'deadline' | 'early';
+  /** The Label Studio project where people labelled. */
+  projectUrl?: string;
 }
 
 /** The label step's manifest. */
@@ -360,6 +496,10 @@ export interface LabelStepManifest extends StepManifest<LabelSummary> {
   /** Class names, the run's label first. */
   labels: string[];
   frames: LabelledFrame[];
+  /** `human` mode: representatives left out by the people (disagreement, skipped). */
+  excluded?: ExcludedFrame[];
+  /** `human` mode: the Label Studio project. */
+  labelStudio?: { projectId: number; projectUrl: string };
 }
 
 // ----------------------------------------------------------------------- dataset ---
@@ -384,7 +524,8 @@ export interface DatasetManifest {
   /** Taxonomy path of each label, root first (e.g. object > cup). */
   taxonomy: Record<string, string[]>;
   embedding: EmbeddingModelId;
-  frames: Array<{ key: string; videoId: string; label: string; split: Split; vector: VectorRef }>;
+  /** Labelled frames; `source` says who labelled each (`human`, `weak`, `model`). */
+  frames: Array<{ key: string; videoId: string; label: string; split: Split; vector: VectorRef; source?: LabelSource }>;
   /** Near-duplicate members of training videos: unlabelled data for distillation. */
   unlabeled: Array<{ key: string; videoId: string; vector: VectorRef }>;
   videos: Record<Split, string[]>;
@@ -402,6 +543,8 @@ export interface DatasetSummary {
   counts: Record<Split, Record<string, number>>;
   unlabeled: number;
   warnings: string[];
+  /** Labelled frames per source (`human`, `weak`, `model`). */
+  sources?: Partial<Record<LabelSource, number>>;
 }
 
 /** The dataset step's run manifest (the dataset itself is at `datasetKey`). */
@@ -409,12 +552,14 @@ export type DatasetStepManifest = StepManifest<DatasetSummary>;
 
 // ------------------------------------------------- train, distill, evaluate, publish ---
 
-/** One epoch's mean training loss. */
+/** One epoch's mean training loss (and validation accuracy, when the dataset has validation frames). */
 export interface EpochLoss {
   /** Epoch number, 1-based. */
   epoch: number;
   /** Mean over the epoch's steps of the batch-mean training loss (nats). */
   loss: number;
+  /** Frame accuracy on the validation split after this epoch (0..1); absent when there is no validation frame. */
+  valAccuracy?: number;
 }
 
 /** Summary of a training step (train: teacher; distill: student). */

@@ -4,12 +4,15 @@
 # real video, printing its summary. Idempotent: a second run reuses everything and
 # attaches to (or re-reads) the finished run.
 # Usage: bash infra/demo.sh [label] [input-json]     (default label: person)
+# The demo labels with weak labels so that it finishes unattended; to see the human
+# path, pass '{"labeling": {"mode": "human"}}': it prints the Label Studio project and
+# waits for people (README, "Human labelling").
 set -euo pipefail
 # shellcheck source=infra/env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$REELSET_ROOT"
 label=${1:-person}
-input=${2:-'{}'}
+input=${2:-'{"labeling": {"mode": "weak"}}'}
 export NODE_NO_WARNINGS=1
 
 bash infra/install.sh

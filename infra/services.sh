@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Manage reelset's local services (all bound to 127.0.0.1, state under $REELSET_DATA_DIR).
-#   infra/services.sh start|stop|status|restart [temporal|postgres|s3 ...]   (default: all)
-# Services: temporal (dev server + Web UI, SQLite file), postgres, s3 (versitygw POSIX or minio).
+#   infra/services.sh start|stop|status|restart [temporal|postgres|s3|label-studio ...]   (default: all)
+# Services: temporal (dev server + Web UI, SQLite file), postgres, s3 (versitygw POSIX or minio),
+# label-studio (Django in its own venv; its database in the postgres above, so it starts after it).
 # pid files: $REELSET_DATA_DIR/run/<svc>.pid   logs: $REELSET_DATA_DIR/logs/<svc>.log
 # Run infra/install.sh first.
 set -euo pipefail
@@ -9,12 +10,14 @@ set -euo pipefail
 # shellcheck source=infra/env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
-ALL_SERVICES=(temporal postgres s3)
+ALL_SERVICES=(temporal postgres s3 label-studio)
 STOP_TIMEOUT=10
 TEMPORAL_DIR="$REELSET_DATA_DIR/temporal"
 PG_DIR="$REELSET_DATA_DIR/postgres"
 S3_DIR="$REELSET_DATA_DIR/s3"
 S3_SIDECAR_DIR="$REELSET_DATA_DIR/s3-meta"   # only used when the FS lacks user xattrs
+LS_DIR="$REELSET_DATA_DIR/label-studio"      # its media, exports and generated secret key (keep it)
+LS_START_TIMEOUT=$LABEL_STUDIO_START_TIMEOUT
 
 log() { printf '[services] %s\n' "$*"; }
 err() { printf '[services] ERROR: %s\n' "$*" >&2; }
@@ -39,6 +42,7 @@ proc_name() {
     temporal) echo temporal ;;
     postgres) echo postgres ;;
     s3) if have minio; then echo minio; else echo versitygw; fi ;;
+    label-studio) echo label-studio ;;
   esac
 }
 
@@ -61,10 +65,11 @@ addr_of() {
     temporal) echo "$TEMPORAL_ADDRESS (ui $TEMPORAL_UI_URL)" ;;
     postgres) echo "127.0.0.1:$PG_PORT" ;;
     s3) echo "$S3_ENDPOINT" ;;
+    label-studio) echo "$LABEL_STUDIO_URL" ;;
   esac
 }
 dir_of() {
-  case "$1" in temporal) echo "$TEMPORAL_DIR" ;; postgres) echo "$PG_DIR" ;; s3) echo "$S3_DIR" ;; esac
+  case "$1" in temporal) echo "$TEMPORAL_DIR" ;; postgres) echo "$PG_DIR" ;; s3) echo "$S3_DIR" ;; label-studio) echo "$LS_DIR" ;; esac
 }
 
 port_owner() { ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2 | grep .; }
@@ -118,6 +123,8 @@ healthy() {
       pg_tool pg_isready -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -t 2 ;;
     s3)
       local c; c=$(http_code "$S3_ENDPOINT/"); [ "$c" != 000 ] ;;
+    label-studio)
+      [ "$(http_code "$LABEL_STUDIO_URL/health/")" = 200 ] ;;
   esac
 }
 
@@ -212,6 +219,47 @@ launch_s3() {
   fi
 }
 
+# Label Studio: Django's server in one process, from its own venv, in a clean environment
+# (it reads any LABEL_STUDIO_*, and unprefixed USERNAME, PASSWORD, HOST, PORT, from its
+# environment, so nothing of ours leaks in). The admin and its API token are created on
+# the first start only. Its database lives in our PostgreSQL server. No outbound calls
+# (version check, Sentry, analytics). Private addresses are allowed for webhooks and
+# storages (the gateway and the S3 server are on loopback) except 169.254.0.0/16 (cloud
+# metadata). Secrets reach it through the environment, never the command line or a log.
+launch_label_studio() {
+  [ -x "$LABEL_STUDIO_VENV/bin/label-studio" ] || { err "label-studio not installed in $LABEL_STUDIO_VENV; run infra/install.sh"; return 1; }
+  if ! healthy postgres; then
+    err "label-studio keeps its data in PostgreSQL, which is not running at 127.0.0.1:$PG_PORT: start it first (bash infra/services.sh start postgres)"
+    return 1
+  fi
+  setup_postgres || return 1
+  local q=(pg_tool psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -qtAX)
+  if [ "$("${q[@]}" -c "SELECT 1 FROM pg_database WHERE datname='$LABEL_STUDIO_DATABASE'")" != 1 ]; then
+    log "label-studio: creating database $LABEL_STUDIO_DATABASE"
+    "${q[@]}" -c "CREATE DATABASE $LABEL_STUDIO_DATABASE OWNER reelset" || return 1
+  fi
+  mkdir -p "$LS_DIR" || return 1
+  local fresh=""; [ -s "$LS_DIR/.env" ] || fresh=" (first start: migrations, 30-70 s)"
+  log "label-studio: starting on 127.0.0.1:$LABEL_STUDIO_PORT$fresh"
+  # The secrets travel in the environment of a bash that clears everything else, never in
+  # an argument list (`env -i A=secret ...` would show them in `ps` until it execs).
+  spawn label-studio bash -c "$(declare -f label_studio_exec); label_studio_exec \"\$1\"" label-studio "$LS_DIR"
+}
+
+# Runs in the spawned bash: keep what Label Studio needs, drop every other variable, exec it.
+label_studio_exec() {
+  local dir="$1" venv="$LABEL_STUDIO_VENV" port="$LABEL_STUDIO_PORT" pg_port="$PG_PORT" db="$LABEL_STUDIO_DATABASE"
+  local email="$LABEL_STUDIO_ADMIN_EMAIL" password="$LABEL_STUDIO_ADMIN_PASSWORD" token="$LABEL_STUDIO_API_TOKEN" v
+  for v in $(compgen -e); do unset "$v" 2>/dev/null; done
+  export PATH="$venv/bin:/usr/local/bin:/usr/bin:/bin" HOME="$dir" LANG=C.UTF-8 LABEL_STUDIO_BASE_DATA_DIR="$dir" \
+    DJANGO_DB=default POSTGRE_HOST=127.0.0.1 POSTGRE_PORT="$pg_port" POSTGRE_USER=reelset POSTGRE_PASSWORD= POSTGRE_NAME="$db" \
+    LABEL_STUDIO_USERNAME="$email" LABEL_STUDIO_PASSWORD="$password" LABEL_STUDIO_USER_TOKEN="$token" \
+    LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK=true \
+    LATEST_VERSION_CHECK=false SENTRY_DSN= FRONTEND_SENTRY_DSN= COLLECT_ANALYTICS=false \
+    USE_DEFAULT_BANNED_SUBNETS=false USER_ADDITIONAL_BANNED_SUBNETS=169.254.0.0/16
+  exec "$venv/bin/label-studio" start --no-browser --port "$port" --internal-host 127.0.0.1
+}
+
 # ------------------------------------------------------- post-start setup --
 setup_temporal() {
   # start-dev registers the attributes, but make sure (they are per namespace with SQLite).
@@ -284,6 +332,25 @@ sys.exit(1)
 PY
 }
 
+# The configured API token must work (it is preset on the first start only: an instance
+# created with another token answers 401). The token travels in the environment, never argv.
+setup_label_studio() {
+  local st
+  st=$(LS_URL="$LABEL_STUDIO_URL" LS_TOKEN="$LABEL_STUDIO_API_TOKEN" python3 - <<'PY'
+import os, urllib.request, urllib.error
+req = urllib.request.Request(os.environ["LS_URL"] + "/api/current-user/whoami", headers={"Authorization": "Token " + os.environ["LS_TOKEN"]})
+try: print(urllib.request.urlopen(req, timeout=10).status)
+except urllib.error.HTTPError as e: print(e.code)
+except Exception: print("000")
+PY
+)
+  [ "$st" = 200 ] && return 0
+  err "label-studio answers $st to the configured LABEL_STUDIO_API_TOKEN at $LABEL_STUDIO_URL/api/current-user/whoami:"
+  err "  the admin and its token are created on the first start only; this instance ($LS_DIR, database $LABEL_STUDIO_DATABASE) has other ones."
+  err "  Set LABEL_STUDIO_API_TOKEN to its token, or stop it and remove both to start afresh."
+  return 1
+}
+
 # --------------------------------------------------------------- verbs -----
 wait_healthy() {
   local svc="$1" timeout="$2" i pid
@@ -295,17 +362,21 @@ wait_healthy() {
     fi
     sleep 0.5
   done
+  if [ "$svc" = label-studio ]; then
+    err "label-studio did not answer $LABEL_STUDIO_URL/health/ within ${timeout}s (a fresh database needs 30-70 s of migrations on 2 cores; raise LABEL_STUDIO_START_TIMEOUT on a slower machine); last lines of $(logfile "$svc"):"
+    tail -n 40 "$(logfile "$svc")" >&2; return 1
+  fi
   err "$svc did not become ready within ${timeout}s; last lines of $(logfile "$svc"):"
   tail -n 40 "$(logfile "$svc")" >&2
   return 1
 }
 
-port_of() { case "$1" in temporal) echo "$TEMPORAL_PORT" ;; postgres) echo "$PG_PORT" ;; s3) echo "$S3_PORT" ;; esac; }
+port_of() { case "$1" in temporal) echo "$TEMPORAL_PORT" ;; postgres) echo "$PG_PORT" ;; s3) echo "$S3_PORT" ;; label-studio) echo "$LABEL_STUDIO_PORT" ;; esac; }
 
 start_one() {
   local svc="$1" pid timeout port
   port=$(port_of "$svc")
-  case "$svc" in temporal) timeout=90 ;; *) timeout=45 ;; esac
+  case "$svc" in temporal) timeout=90 ;; label-studio) timeout=$LS_START_TIMEOUT ;; *) timeout=45 ;; esac
   if pid=$(svc_pid "$svc"); then
     log "$svc: already running (pid $pid)"
   elif pid=$(port_owner "$port") &&
@@ -321,11 +392,11 @@ start_one() {
       return 1
     fi
     log "$svc: starting (log $(logfile "$svc"))"
-    "launch_$svc" || { err "$svc: launch failed"; return 1; }
+    "launch_${svc//-/_}" || { err "$svc: launch failed"; return 1; }
   fi
   # Note: callers use `start_one || rc=1`, which disables set -e in here: check explicitly.
   wait_healthy "$svc" "$timeout" || return 1
-  "setup_$svc" || { err "$svc: post-start setup failed"; return 1; }
+  "setup_${svc//-/_}" || { err "$svc: post-start setup failed"; return 1; }
   log "$svc: up (pid $(svc_pid "$svc")) at $(addr_of "$svc")"
 }
 
@@ -348,6 +419,9 @@ stop_one() {
     sleep 0.5
   fi
   rm -f "$(pidfile "$svc")"
+  # The listening socket can outlive the process by a moment: a restart must not find it busy.
+  local port; port=$(port_of "$svc")
+  for ((i = 0; i < 50; i++)); do port_busy "$port" || break; sleep 0.2; done
   log "$svc: stopped"
 }
 
@@ -358,17 +432,17 @@ status_one() {
   else
     pid=-
   fi
-  printf '%-9s %-9s pid=%-8s %-52s %s\n' "$svc" "$state" "$pid" "$(addr_of "$svc")" "$(dir_of "$svc")"
+  printf '%-12s %-9s pid=%-8s %-52s %s\n' "$svc" "$state" "$pid" "$(addr_of "$svc")" "$(dir_of "$svc")"
   [ "$state" = up ]
 }
 
-usage() { echo "usage: $0 start|stop|status|restart [temporal|postgres|s3 ...]" >&2; exit 2; }
+usage() { echo "usage: $0 start|stop|status|restart [temporal|postgres|s3|label-studio ...]" >&2; exit 2; }
 
 [ $# -ge 1 ] || usage
 cmd="$1"; shift
 svcs=("$@"); [ ${#svcs[@]} -gt 0 ] || svcs=("${ALL_SERVICES[@]}")
 for s in "${svcs[@]}"; do
-  case "$s" in temporal | postgres | s3) ;; *) err "unknown service '$s'"; usage ;; esac
+  case "$s" in temporal | postgres | s3 | label-studio) ;; *) err "unknown service '$s'"; usage ;; esac
 done
 PGBIN=$(pg_bindir 2>/dev/null || true)
 

@@ -2,14 +2,16 @@
 # Start, stop or show the reelset workers of this checkout (one per task queue):
 #   video: workflows + CPU activities on $REELSET_VIDEO_TASK_QUEUE (default reelset-video)
 #   gpu:   training activities on $REELSET_GPU_TASK_QUEUE (default reelset-gpu)
-# Usage: infra/workers.sh start|stop|status|restart [video|gpu ...]
+#   gateway: the labelling gateway, Label Studio's webhooks -> signals to waiting runs
+#            (http://$LABEL_STUDIO_GATEWAY_HOST:$LABEL_STUDIO_GATEWAY_PORT/webhooks/label-studio)
+# Usage: infra/workers.sh start|stop|status|restart [video|gpu|gateway ...]
 # Logs: $REELSET_LOG_DIR/worker-<name>.log; pids: $REELSET_RUN_DIR/worker-<name>.pid
 set -euo pipefail
 # shellcheck source=infra/env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 mkdir -p "$REELSET_LOG_DIR" "$REELSET_RUN_DIR"
 
-entry() { case "$1" in video) echo workers/video-worker.ts ;; gpu) echo workers/gpu-worker.ts ;; *) echo "unknown worker $1" >&2; exit 2 ;; esac; }
+entry() { case "$1" in video) echo workers/video-worker.ts ;; gpu) echo workers/gpu-worker.ts ;; gateway) echo workers/labeling-gateway.ts ;; *) echo "unknown worker $1" >&2; exit 2 ;; esac; }
 pid_of() { local f="$REELSET_RUN_DIR/worker-$1.pid"; [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && cat "$f"; }
 
 start_one() {
@@ -53,13 +55,13 @@ status_one() {
 }
 
 cmd=${1:-status}; shift || true
-names=("$@"); [ ${#names[@]} -gt 0 ] || names=(video gpu)
+names=("$@"); [ ${#names[@]} -gt 0 ] || names=(video gpu gateway)
 rc=0
 case "$cmd" in
   start) for n in "${names[@]}"; do start_one "$n"; done ;;
   stop) for n in "${names[@]}"; do stop_one "$n"; done ;;
   restart) for n in "${names[@]}"; do stop_one "$n"; start_one "$n"; done ;;
   status) for n in "${names[@]}"; do status_one "$n" || rc=1; done ;;
-  *) echo "usage: $0 start|stop|status|restart [video|gpu ...]" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|restart [video|gpu|gateway ...]" >&2; exit 2 ;;
 esac
 exit $rc

@@ -33,6 +33,8 @@ export const Config = z.object({
   TEMPORAL_CLI_PATH: z.string().min(1),
   /** The time-skipping test server (workflow tests). */
   TEMPORAL_TEST_SERVER_PATH: z.string().min(1),
+  /** Label Studio's virtual environment (PyPI `label-studio`, installed by `infra/install.sh`). */
+  LABEL_STUDIO_VENV: z.string().min(1),
   /** Local Temporal frontend port (`infra/services.sh`). */
   TEMPORAL_PORT: port,
   /** Local Temporal Web UI port. */
@@ -41,6 +43,10 @@ export const Config = z.object({
   PG_PORT: port,
   /** Local S3 server port. */
   S3_PORT: port,
+  /** Local Label Studio port (`infra/services.sh`). */
+  LABEL_STUDIO_PORT: port,
+  /** Port the labelling gateway (webhook receiver, `workers/labeling-gateway.ts`) listens on, on 127.0.0.1. */
+  LABEL_STUDIO_GATEWAY_PORT: port,
   /** Temporal frontend address, host:port. */
   TEMPORAL_ADDRESS: z.string().min(1),
   /** Temporal namespace the workflows run in. */
@@ -69,6 +75,30 @@ export const Config = z.object({
   S3_MAX_SOCKETS: z.coerce.number().int().positive(),
   /** Frame uploads in flight per extraction (bounded below the socket pool). */
   S3_UPLOAD_CONCURRENCY: z.coerce.number().int().positive().max(256),
+  /** Label Studio's base URL as workers and people reach it (API calls and the project links printed for people). */
+  LABEL_STUDIO_URL: z.url({ protocol: /^https?$/ }),
+  /** Email (user name) of Label Studio's admin, created on its first start; people log in with it unless you invite others. */
+  LABEL_STUDIO_ADMIN_EMAIL: z.string().min(3),
+  /** Password of that admin. Never logged. */
+  LABEL_STUDIO_ADMIN_PASSWORD: z.string().min(8),
+  /** API token of that admin (legacy `Authorization: Token ...`), preset on Label Studio's first start. Never logged. */
+  LABEL_STUDIO_API_TOKEN: z.string().min(6),
+  /** Database of Label Studio in the project's PostgreSQL server (local services only). */
+  LABEL_STUDIO_DATABASE: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'a lower-case PostgreSQL identifier'),
+  /** Seconds `infra/services.sh start` waits for Label Studio's `/health/` before giving up with its log. */
+  LABEL_STUDIO_START_TIMEOUT: z.coerce.number().int().positive(),
+  /** Shared secret Label Studio sends in the `X-Reelset-Webhook-Secret` header of every webhook; the gateway compares it in constant time. Never logged. */
+  LABEL_STUDIO_WEBHOOK_SECRET: z.string().min(12),
+  /** Address the labelling gateway binds (`0.0.0.0` when Label Studio runs on another machine). */
+  LABEL_STUDIO_GATEWAY_HOST: z.string().min(1),
+  /** URL Label Studio posts its webhooks to: the labelling gateway as Label Studio's server reaches it. */
+  LABEL_STUDIO_WEBHOOK_URL: z.url({ protocol: /^https?$/ }),
+  /** S3 endpoint as Label Studio's server reaches it (it streams frame images to the browser from there); empty means AWS S3. */
+  LABEL_STUDIO_S3_ENDPOINT: z.string(),
+  /** Access key Label Studio reads frames with (give it a read-only key outside local development). */
+  LABEL_STUDIO_S3_ACCESS_KEY_ID: z.string().min(1),
+  /** Secret of that key. Never logged. */
+  LABEL_STUDIO_S3_SECRET_ACCESS_KEY: z.string().min(1),
   /** TensorFlow.js backend: `auto` picks tensorflow-gpu, then tensorflow, then wasm, then cpu. */
   REELSET_TF_BACKEND: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']),
   /**
@@ -86,6 +116,12 @@ export const Config = z.object({
   REELSET_ORT_THREADS: z.coerce.number().int().min(0).max(256),
   /** Maximum activities one video worker runs at once. */
   REELSET_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().positive(),
+  /** Address the workers' Prometheus endpoints bind (`0.0.0.0` to be scraped from other machines). */
+  REELSET_METRICS_HOST: z.string().min(1),
+  /** Port of the video worker's `/metrics` (Temporal SDK and reelset metrics); 0 = any free port (logged). A port in use falls back to a free one, with a warning. */
+  REELSET_VIDEO_METRICS_PORT: z.coerce.number().int().min(0).max(65535),
+  /** Port of the training worker's `/metrics`; 0 = any free port. */
+  REELSET_GPU_METRICS_PORT: z.coerce.number().int().min(0).max(65535),
   /** Level of the JSON logger. */
   REELSET_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']),
   /** ffmpeg binary; found on PATH by default. */
@@ -100,6 +136,10 @@ export const Config = z.object({
   REELSET_PROMOTION_MIN_SCORE: z.coerce.number().min(0).max(1),
   /** Frames taken per video (evenly spaced) when a video joins a label's evaluation set. */
   REELSET_EVAL_FRAMES_PER_VIDEO: z.coerce.number().int().min(1).max(1000),
+  /** Seconds each probe process (ffprobe, the packet count, the scan, the end check) may run before it is killed; a timeout is a retryable TransientError, never cached. */
+  FFPROBE_TIMEOUT_S: z.coerce.number().positive().max(86_400),
+  /** Seconds an extraction's ffmpeg may go without a sign of progress (a stderr line, its `-stats` line every 0.5 s included, or an output byte) before it is killed and the attempt retried. */
+  FFMPEG_STALL_TIMEOUT_S: z.coerce.number().positive().max(86_400),
 });
 
 /** The promotion gate's settings from the configuration. */
@@ -109,7 +149,7 @@ export function gateConfig(config: Pick<Config, 'REELSET_PROMOTION_MARGIN' | 'RE
 export type Config = z.infer<typeof Config>;
 
 /** Variables whose empty value means something (and so is not "unset"). */
-const EMPTY_ALLOWED = new Set<string>(['S3_ENDPOINT']);
+const EMPTY_ALLOWED = new Set<string>(['S3_ENDPOINT', 'LABEL_STUDIO_S3_ENDPOINT']);
 
 /** `KEY=VALUE` lines of `infra/defaults.env`, in order, values unexpanded. */
 export function readDefaults(file: string = DEFAULTS_FILE): Array<[string, string]> {
@@ -152,7 +192,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return parsed.data;
 }
 
-/** The configuration with secrets replaced, for logging at start. */
+/** Variables whose values are secrets: never printed or logged ({@link redactConfig}). */
+export const SECRET_VARIABLES = [
+  'S3_SECRET_ACCESS_KEY',
+  'LABEL_STUDIO_ADMIN_PASSWORD',
+  'LABEL_STUDIO_API_TOKEN',
+  'LABEL_STUDIO_WEBHOOK_SECRET',
+  'LABEL_STUDIO_S3_SECRET_ACCESS_KEY',
+] as const satisfies ReadonlyArray<keyof Config>;
+
+/** The configuration with secrets replaced (every {@link SECRET_VARIABLES} entry and the database password), for logging at start. */
 export function redactConfig(config: Config): Record<string, unknown> {
-  return { ...config, S3_SECRET_ACCESS_KEY: '***', DATABASE_URL: config.DATABASE_URL.replace(/:[^:@/]+@/, ':***@') };
+  const out: Record<string, unknown> = { ...config, DATABASE_URL: config.DATABASE_URL.replace(/:[^:@/]+@/, ':***@') };
+  for (const k of SECRET_VARIABLES) out[k] = '***';
+  return out;
 }

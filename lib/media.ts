@@ -91,16 +91,18 @@ export interface FfprobeJson {
  * ffprobe a local file and parse its JSON answer.
  *
  * @param file local path (passed as a `file:` URL, so no name is read as a protocol or an option).
- * @returns the parsed JSON, or `{ error }` with ffprobe's own complaint when it could not read the file.
- * @throws TransientError when ffprobe cannot start or times out (see {@link runProcess}).
+ * @returns the parsed JSON, or `{ error, stderr }` with ffprobe's last complaint (and all it said) when it could not read the file.
+ * @throws TransientError when ffprobe cannot start, times out (see {@link runProcess}) or is killed by a signal.
  */
-export async function ffprobeJson(file: string, opts: RunOptions & { ffprobePath?: string; extraArgs?: string[] } = {}): Promise<FfprobeJson | { error: string }> {
+export async function ffprobeJson(file: string, opts: RunOptions & { ffprobePath?: string; extraArgs?: string[] } = {}): Promise<FfprobeJson | { error: string; stderr?: string }> {
   const r = await runProcess(
     opts.ffprobePath ?? 'ffprobe',
     ['-v', 'error', '-print_format', 'json', '-show_format', '-show_streams', ...(opts.extraArgs ?? []), `file:${file}`],
     { timeoutMs: opts.timeoutMs ?? 30_000, signal: opts.signal, maxBuffer: opts.maxBuffer },
   );
-  if (r.code !== 0) return { error: r.stderr.trim().split('\n').filter(Boolean).at(-1) ?? `ffprobe exited with ${r.code ?? r.signal}` };
+  // Killed from outside (out of memory, an operator): says nothing about the file.
+  if (r.signal) throw new TransientError(`ffprobe was killed by ${r.signal} (${file})`);
+  if (r.code !== 0) return { error: r.stderr.trim().split('\n').filter(Boolean).at(-1) ?? `ffprobe exited with ${r.code ?? r.signal}`, stderr: r.stderr };
   try {
     return JSON.parse(r.stdout) as FfprobeJson;
   } catch {

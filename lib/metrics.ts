@@ -1,44 +1,7 @@
 /**
  * Evaluation of a classifier on frames and on whole videos.
  */
-import { InvalidInputError } from '../contracts';
-
-/** Per-label precision, recall and F1 (van Rijsbergen's F-measure with beta = 1). */
-export interface LabelMetrics {
-  /** TP / (TP + FP); `null` when the label was never predicted (0/0), never NaN. */
-  precision: number | null;
-  /** TP / (TP + FN); `null` when the label has no true examples (support 0). */
-  recall: number | null;
-  /** 2PR / (P + R); `null` when precision or recall is null; 0 when both are 0. */
-  f1: number | null;
-  /** Number of examples whose true label is this one. */
-  support: number;
-}
-
-/** Metrics at one level (frames or videos). */
-export interface LevelMetrics {
-  /** Number of examples. */
-  n: number;
-  /** Fraction correctly classified; `null` when n = 0. */
-  accuracy: number | null;
-  /** Mean F1 over labels whose F1 is not null; `null` when none is. */
-  macroF1: number | null;
-  /** Metrics per label name. */
-  perLabel: Record<string, LabelMetrics>;
-  /** `confusion[t][p]` = number of examples of true class t predicted as p (rows true, columns predicted), numClasses x numClasses. */
-  confusion: number[][];
-}
-
-/** Result of {@link evaluate}. */
-export interface Evaluation {
-  /** Each frame on its own: prediction = argmax of its probabilities. */
-  frames: LevelMetrics;
-  /**
-   * One example per video: its prediction = argmax of the mean of its frames' probabilities;
-   * its true label = the majority of its frames' labels (ties to the lowest class index).
-   */
-  videos: LevelMetrics;
-}
+import { InvalidInputError, type Evaluation, type LabelMetrics, type LevelMetrics } from '../contracts';
 
 /** Options of {@link evaluate}. */
 export interface EvaluateOptions {

@@ -13,7 +13,7 @@ import { initTensorflow } from '../lib/tf';
 import { createWorkerDeps, runWorker } from './deps';
 
 async function main(): Promise<void> {
-  const deps = await createWorkerDeps('worker-gpu');
+  const deps = await createWorkerDeps('worker-gpu', 'gpu');
   const tf = await initTensorflow(deps.config.REELSET_TF_BACKEND, deps.logger);
   const worker = await Worker.create({
     connection: deps.connection,
@@ -22,8 +22,9 @@ async function main(): Promise<void> {
     activities: createTrainingActivities(deps),
     maxConcurrentActivityTaskExecutions: 1,
     shutdownGraceTime: '3 seconds',
+    interceptors: { activity: deps.metrics.activityInterceptors },
   });
-  await runWorker(deps, worker, { kind: 'gpu', taskQueue: deps.config.REELSET_GPU_TASK_QUEUE, backend: tf.backend });
+  await runWorker(deps, worker, { kind: 'gpu', taskQueue: deps.config.REELSET_GPU_TASK_QUEUE, backend: tf.backend, metrics: deps.metrics.url });
 }
 
 main().catch((err: unknown) => {

@@ -10,7 +10,7 @@ import { createVideoActivities } from '../activities';
 import { createWorkerDeps, runWorker } from './deps';
 
 async function main(): Promise<void> {
-  const deps = await createWorkerDeps('worker-video');
+  const deps = await createWorkerDeps('worker-video', 'video');
   const worker = await Worker.create({
     connection: deps.connection,
     namespace: deps.config.TEMPORAL_NAMESPACE,
@@ -23,8 +23,9 @@ async function main(): Promise<void> {
     // workflow's cancellation reaches a running extraction as fast.
     shutdownGraceTime: '1 second',
     maxHeartbeatThrottleInterval: '1 second',
+    interceptors: { activity: deps.metrics.activityInterceptors },
   });
-  await runWorker(deps, worker, { kind: 'video', taskQueue: deps.config.REELSET_VIDEO_TASK_QUEUE });
+  await runWorker(deps, worker, { kind: 'video', taskQueue: deps.config.REELSET_VIDEO_TASK_QUEUE, metrics: deps.metrics.url });
 }
 
 main().catch((err: unknown) => {

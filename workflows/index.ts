@@ -1,3 +1,5 @@
 /** Every workflow the workers register (`workflowsPath` points here). */
 export { newCategoryWorkflow } from './new-category';
 export { extractVideoWorkflow } from './extract-video';
+export { labelingWorkflow } from './labeling';
+export { retrainWorkflow, retrainAllWorkflow } from './retrain';

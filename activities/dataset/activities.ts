@@ -6,15 +6,49 @@ import {
   type DatasetSummary,
   type DedupeStepManifest,
   type EmbedStepManifest,
+  type LabelledFrame,
   type LabelStepManifest,
+  type Split,
   type StepResult,
   type VectorIndex,
   type VectorRef,
 } from '../../contracts';
-import { withTransaction } from '../../lib/db';
+import type { Pool } from 'pg';
+import { resolveVotes, type Vote } from '../../lib/agreement';
 import type { ActivityDeps } from '../../lib/deps';
 import { readStepManifest, runStep } from '../../lib/runs';
+import { allocateVersion, countsOf, evaluationSetVideos, evaluationSetWarning, taxonomyPaths, videosOf } from './common';
 import { splitByVideo } from './split';
+
+/**
+ * The label step's frames with human labels over weak (and model) ones: a frame whose
+ * people's labels in `frame_labels` (from the label's Label Studio project) have a strict
+ * majority takes it (`source: human`).
+ * Frames already labelled by people keep the label step's label.
+ */
+export async function withHumanLabels(pool: Pool, label: string, frames: LabelledFrame[]): Promise<LabelledFrame[]> {
+  const keys = frames.filter((f) => f.source !== 'human').map((f) => f.key);
+  if (keys.length === 0) return frames;
+  // People's labels in the label's own Label Studio project only.
+  const r = await pool.query<{ frame_key: string; label: string; annotator: string; annotation_id: string; updated_at: Date }>(
+    `SELECT fl.frame_key, fl.label, fl.annotator, fl.annotation_id, fl.updated_at FROM frame_labels fl
+     JOIN labeling_annotations la ON la.annotation_id = fl.annotation_id
+     JOIN labeling_projects lp ON lp.project_id = la.project_id AND lp.label = $2
+     WHERE fl.source = 'human' AND fl.frame_key = ANY($1::text[])`,
+    [keys, label],
+  );
+  const votes = new Map<string, Vote[]>();
+  for (const x of r.rows) {
+    votes.set(x.frame_key, [...(votes.get(x.frame_key) ?? []), { annotator: x.annotator, label: x.label, annotationId: Number(x.annotation_id), updatedAt: x.updated_at.toISOString() }]);
+  }
+  return frames.map((f) => {
+    const v = f.source === 'human' ? undefined : votes.get(f.key);
+    const res = v ? resolveVotes(v, 1) : undefined;
+    if (!v || res?.status !== 'agreed') return f;
+    const { fallback: _f, ...rest } = f;
+    return { ...rest, label: res.label, source: 'human' as const, confidence: 1, annotators: [...new Set(v.map((x) => x.annotator))], annotationIds: v.map((x) => x.annotationId) };
+  });
+}
 
 /** Dataset activities (CPU video task queue). */
 export function createDatasetActivities(deps: ActivityDeps) {
@@ -45,76 +79,70 @@ export function createDatasetActivities(deps: ActivityDeps) {
             videoOfKey.set(k, v.videoId);
           });
         }
-        // Videos of the label's fixed evaluation set are never trained on (nor validated on: they are the test set).
-        const reserved = new Set(
-          (await pool.query<{ video_id: string }>('SELECT video_id FROM eval_set_videos WHERE label = $1', [name])).rows.map((r) => r.video_id),
-        );
-        const labelled = label.frames.filter((f) => !reserved.has(f.videoId));
-        const leftOut = label.frames.length - labelled.length;
-        const videoLabel = new Map<string, string>();
-        for (const f of labelled) videoLabel.set(f.videoId, f.label);
-        const present = new Set(videoLabel.values());
+        // Human labels over weak ones: a frame people labelled (in this run's Label Studio
+        // project or any earlier one) takes their label, even when the label step had only
+        // a weak one for it (a person labelled it after the run stopped waiting).
+        // Videos of the label's fixed evaluation set are never trained or validated on.
+        const reserved = await evaluationSetVideos(pool, name);
+        const reservedWarning = evaluationSetWarning(label.frames, reserved);
+        const labelled = (await withHumanLabels(pool, name, label.frames)).filter((f) => !reserved.has(f.videoId));
+        const present = new Set(labelled.map((f) => f.label));
         if (present.size < 2) {
           throw new DatasetError(
             `dataset "${name}" needs frames of at least two labels, found only: ${[...present].join(', ') || 'none'} ` +
               `(add negative videos with maxNegativeVideos, or catalog more videos)`,
           );
         }
-        const { splitOf, labelsWithoutValidation } = splitByVideo(
-          [...videoLabel.entries()].map(([videoId, l]) => ({ videoId, label: l })),
-          input.validationFraction,
-          input.seed,
+        // The split is by video. When people labelled, the label step decided it (their
+        // validation frames got two people); otherwise each video is stratified by the
+        // majority label of its frames.
+        const decided = new Map<string, Split>();
+        for (const f of labelled) if (f.split) decided.set(f.videoId, f.split);
+        const votes = new Map<string, Map<string, number>>();
+        for (const f of labelled) {
+          const m = votes.get(f.videoId) ?? new Map<string, number>();
+          m.set(f.label, (m.get(f.label) ?? 0) + 1);
+          votes.set(f.videoId, m);
+        }
+        const videoLabel = [...votes.entries()].map(([videoId, m]) => ({
+          videoId,
+          label: [...m.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))[0]![0],
+        }));
+        const computed = splitByVideo(videoLabel.filter((v) => !decided.has(v.videoId)), input.validationFraction, input.seed);
+        const splitOf = new Map<string, Split>([...computed.splitOf, ...decided]);
+        const labelsWithoutValidation = [...present].filter((l) => !labelled.some((f) => f.label === l && splitOf.get(f.videoId) === 'validation')).sort();
+        const warnings = labelsWithoutValidation.map((l) =>
+          computed.labelsWithoutValidation.includes(l)
+            ? `label "${l}" has a single video: it is in train only, so it has no validation result`
+            : `label "${l}" has no validation frame: it is in train only, so it has no validation result`,
         );
-        const warnings = labelsWithoutValidation.map((l) => `label "${l}" has a single video: it is in train only, so it has no validation result`);
-        if (leftOut > 0) warnings.push(`${leftOut} frames of ${new Set(label.frames.filter((f) => reserved.has(f.videoId)).map((f) => f.videoId)).size} videos of the label's evaluation set left out`);
+        warnings.push(...reservedWarning);
         const ref = (key: string): VectorRef => {
           const r = vectorOf.get(key);
           if (!r) throw new MissingArtifactError(key, 'embedding of a labelled frame (not in any vector index of the embed step)');
           return r;
         };
-        const frames = labelled.map((f) => ({ key: f.key, videoId: f.videoId, label: f.label, split: splitOf.get(f.videoId)!, vector: ref(f.key) }));
-        const reps = new Set(label.frames.map((f) => f.key));
+        const frames = labelled.map((f) => ({ key: f.key, videoId: f.videoId, label: f.label, split: splitOf.get(f.videoId)!, vector: ref(f.key), source: f.source }));
+        const reps = new Set([...label.frames.map((f) => f.key), ...(label.excluded ?? []).map((f) => f.key)]);
         const unlabeledTrain = dedupe.clusters
           .flatMap((c) => c.members)
           .filter((k) => !reps.has(k) && splitOf.get(videoOfKey.get(k) ?? '') === 'train')
           .map((k) => ({ key: k, videoId: videoOfKey.get(k)!, vector: ref(k) }));
 
-        const labels = label.labels;
-        const counts: DatasetManifest['counts'] = { train: {}, validation: {} };
-        for (const s of ['train', 'validation'] as const) for (const l of labels) counts[s][l] = 0;
-        for (const f of frames) counts[f.split][f.label] = (counts[f.split][f.label] ?? 0) + 1;
-        const videos: DatasetManifest['videos'] = { train: [], validation: [] };
-        for (const [id, s] of [...splitOf.entries()].sort()) videos[s].push(id);
-
-        const taxonomy: Record<string, string[]> = {};
-        for (const l of labels) {
-          const res = await pool.query<{ name: string }>(
-            `WITH RECURSIVE a(name, parent, depth) AS (SELECT name, parent, 0 FROM labels WHERE name = $1
-               UNION SELECT l.name, l.parent, a.depth + 1 FROM labels l JOIN a ON l.name = a.parent WHERE a.depth < 32)
-             SELECT name FROM a ORDER BY depth DESC`,
-            [l],
-          );
-          taxonomy[l] = res.rows.length ? res.rows.map((r) => r.name) : [l];
-        }
-
-        const version = await withTransaction(pool, async (c) => {
-          await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`dataset:${name}`]);
-          const existing = await c.query<{ version: number }>('SELECT version FROM datasets WHERE workflow_id = $1', [input.workflowId]);
-          if (existing.rows[0]) return existing.rows[0].version;
-          const next = await c.query<{ v: number }>('SELECT coalesce(max(version), 0) + 1 AS v FROM datasets WHERE name = $1', [name]);
-          const v = next.rows[0]!.v;
-          await c.query('INSERT INTO datasets (name, version, workflow_id, manifest_key, counts) VALUES ($1, $2, $3, $4, $5)', [
-            name, v, input.workflowId, datasetManifestKey(name, v), JSON.stringify(counts),
-          ]);
-          return v;
-        });
+        const labels = [...label.labels, ...[...present].filter((l) => !label.labels.includes(l)).sort()];
+        const counts = countsOf(labels, frames);
+        const videos = videosOf(splitOf);
+        const taxonomy = await taxonomyPaths(pool, labels);
+        const version = await allocateVersion(pool, name, input.workflowId, counts);
         const manifestKey = datasetManifestKey(name, version);
         const manifest: DatasetManifest = {
           name, version, workflowId: input.workflowId, createdAt: new Date().toISOString(), labels, taxonomy,
           embedding: embed.model, frames, unlabeled: unlabeledTrain, videos, counts, warnings,
         };
         await store.putJson(manifestKey, manifest);
-        const summary: DatasetSummary = { name, version, datasetKey: manifestKey, labels, counts, unlabeled: unlabeledTrain.length, warnings };
+        const sources: NonNullable<DatasetSummary['sources']> = {};
+        for (const f of frames) sources[f.source] = (sources[f.source] ?? 0) + 1;
+        const summary: DatasetSummary = { name, version, datasetKey: manifestKey, labels, counts, unlabeled: unlabeledTrain.length, warnings, sources };
         return { summary };
       });
     },

@@ -1,10 +1,7 @@
-import { createWriteStream, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import type { Readable } from 'node:stream';
 import { Context } from '@temporalio/activity';
-import { GetObjectCommand } from '@aws-sdk/client-s3';
 import {
   CatalogError,
   framesManifestKey,
@@ -24,7 +21,7 @@ import {
 } from '../../contracts';
 import type { ActivityDeps } from '../../lib/deps';
 import { readStepManifest, runStep } from '../../lib/runs';
-import { extractFrames, extractionParamsHash, type ExtractProgress, type ExtractResume } from './extract';
+import { extractFrames, extractionParamsHash, framesManifest, type ExtractProgress, type ExtractResume } from './extract';
 import { PROBE_VERSION, probeVideo, type CachedProbe } from './probe';
 
 /**
@@ -63,26 +60,28 @@ export function createFrameActivities(deps: ActivityDeps) {
    *
    * @throws VideoDecodeError naming the catalog file and the reason (cached or fresh).
    */
-  async function probeContent(sha256: string, cached: CachedProbe | null, file: () => Promise<string>, named: string): Promise<VideoProbe> {
+  async function probeContent(sha256: string, cached: CachedProbe | null, file: () => Promise<string>, named: string, signal: AbortSignal): Promise<VideoProbe> {
     if (cached?.version === PROBE_VERSION) {
       if (cached.error !== undefined) throw new VideoDecodeError(named, cached.error);
       if (cached.probe) return cached.probe;
     }
     const save = (c: CachedProbe) => pool.query('UPDATE videos SET probe = $2 WHERE sha256 = $1', [sha256, JSON.stringify(c)]);
     try {
-      const probe = await probeVideo(await file(), config.FFPROBE_PATH, config.FFMPEG_PATH);
+      // A tool that times out or cannot run throws a TransientError: retried, never cached.
+      const probe = await probeVideo(await file(), {
+        ffprobePath: config.FFPROBE_PATH,
+        ffmpegPath: config.FFMPEG_PATH,
+        timeoutMs: config.FFPROBE_TIMEOUT_S * 1000,
+        signal,
+      });
       await save({ version: PROBE_VERSION, probe });
       return probe;
     } catch (err: unknown) {
       if (!(err instanceof VideoDecodeError)) throw err;
       await save({ version: PROBE_VERSION, error: err.reason });
-      throw new VideoDecodeError(named, err.reason, { cause: err });
+      // No `cause`: failureOf reports the innermost failure, which names the temporary copy.
+      throw new VideoDecodeError(named, err.reason);
     }
-  }
-
-  async function download(key: string, dest: string, signal: AbortSignal): Promise<void> {
-    const res = await store.client.send(new GetObjectCommand({ Bucket: store.bucket, Key: key }), { abortSignal: signal });
-    await pipeline(res.Body as Readable, createWriteStream(dest), { signal });
   }
 
   /** Insert frame rows in one statement (atomic; a retry's duplicates are ignored). */
@@ -188,18 +187,18 @@ export function createFrameActivities(deps: ActivityDeps) {
         };
         let downloaded = false;
         const fetchVideo = async () => {
-          if (!downloaded) await download(video.s3_key, file, ctx.cancellationSignal);
+          if (!downloaded) await store.download(video.s3_key, file, ctx.cancellationSignal);
           downloaded = true;
           return file;
         };
         // Errors name the catalog file and video id, not the temporary copy.
         const named = `${video.file_name} (video ${input.videoId})`;
         const rename = (err: unknown): never => {
-          if (err instanceof VideoDecodeError) throw new VideoDecodeError(named, err.reason, { cause: err });
+          if (err instanceof VideoDecodeError) throw new VideoDecodeError(named, err.reason);
           throw err;
         };
         // A file known to be unusable fails here, before it is even downloaded.
-        const probe = await probeContent(video.sha256, video.probe, fetchVideo, named);
+        const probe = await probeContent(video.sha256, video.probe, fetchVideo, named, ctx.cancellationSignal);
         const probeMs = lap();
         await fetchVideo();
         const downloadMs = lap();
@@ -210,9 +209,8 @@ export function createFrameActivities(deps: ActivityDeps) {
           input.options,
           {
             has: (key) => stored.has(key),
-            put: async (frame, bytes) => {
-              await store.put(frame.key, bytes, input.options.format === 'webp' ? 'image/webp' : 'image/jpeg');
-            },
+            // One signed PUT without the SDK's middleware: the frame's sha256 is the payload hash the server checks.
+            put: (frame, bytes) => store.put(frame.key, bytes, input.options.format === 'webp' ? 'image/webp' : 'image/jpeg', frame.sha256),
             // Rows after objects: a row always points at a stored frame. Idempotent on the key.
             commit: async (frames, progress) => {
               await insertFrameRows(input.videoId, paramsHash, frames);
@@ -223,6 +221,7 @@ export function createFrameActivities(deps: ActivityDeps) {
           {
             ffmpegPath: config.FFMPEG_PATH,
             signal: ctx.cancellationSignal,
+            stallTimeoutMs: config.FFMPEG_STALL_TIMEOUT_S * 1000,
             uploadConcurrency: config.S3_UPLOAD_CONCURRENCY,
             resume,
             // Frames are scored concurrently: keep the furthest point reached.
@@ -232,19 +231,7 @@ export function createFrameActivities(deps: ActivityDeps) {
           },
         ).catch(rename);
         const extractMs = lap();
-        const manifest: VideoFramesManifest = {
-          videoId: input.videoId,
-          videoSha256: video.sha256,
-          paramsHash,
-          options: input.options,
-          probe,
-          plan: result.plan,
-          sampled: result.sampled,
-          frames: result.frames,
-          dropped: result.dropped,
-          decodeErrors: result.decodeErrors,
-          decodeErrorCount: result.decodeErrorCount,
-        };
+        const manifest = framesManifest({ videoId: input.videoId, videoSha256: video.sha256, options: input.options, probe }, result);
         await store.putJson(manifestKey, manifest);
         return summarize(manifest, false, { download: downloadMs, probe: probeMs, extract: extractMs, manifest: lap() });
       } finally {

@@ -36,15 +36,37 @@ abstract class BufferedSplitter implements FrameSplitter {
   protected abstract frameEnd(buf: Buffer): number | undefined;
 }
 
-/** Raw frames of `frameBytes` bytes each (e.g. a `gray` plane: width * height). */
-export class FixedSizeSplitter extends BufferedSplitter {
+/**
+ * Raw frames of `frameBytes` bytes each (e.g. a `gray` plane: width * height). Each byte
+ * is copied once, from the chunk straight into its frame's buffer.
+ */
+export class FixedSizeSplitter implements FrameSplitter {
+  private frame: Buffer | undefined;
+  private filled = 0;
+
   constructor(private readonly frameBytes: number) {
-    super();
     if (!(frameBytes > 0)) throw new RangeError(`frame size must be positive, got ${frameBytes}`);
   }
 
-  protected frameEnd(buf: Buffer): number | undefined {
-    return buf.length >= this.frameBytes ? this.frameBytes : undefined;
+  get pending(): number {
+    return this.filled;
+  }
+
+  push(chunk: Buffer): Buffer[] {
+    const out: Buffer[] = [];
+    let at = 0;
+    while (at < chunk.length) {
+      this.frame ??= Buffer.allocUnsafe(this.frameBytes);
+      const n = chunk.copy(this.frame, this.filled, at, Math.min(chunk.length, at + this.frameBytes - this.filled));
+      this.filled += n;
+      at += n;
+      if (this.filled === this.frameBytes) {
+        out.push(this.frame);
+        this.frame = undefined;
+        this.filled = 0;
+      }
+    }
+    return out;
   }
 }
 

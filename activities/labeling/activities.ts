@@ -11,10 +11,12 @@ import {
 import { withTransaction } from '../../lib/db';
 import type { ActivityDeps } from '../../lib/deps';
 import { readStepManifest, runStep } from '../../lib/runs';
+import { createHumanLabelingActivities } from './human';
 
-/** Labelling activities (CPU video task queue). */
+/** Labelling activities (CPU video task queue): weak labels, and the human labelling of `human.ts`. */
 export function createLabelingActivities(deps: ActivityDeps) {
   return {
+    ...createHumanLabelingActivities(deps),
     /**
      * Step 5, label: give representative frames a label.
      *
@@ -24,8 +26,8 @@ export function createLabelingActivities(deps: ActivityDeps) {
      * Representatives of content an earlier run already had (`seenAs`) are not asked
      * again: they copy the label of an earlier frame of their cluster from `frame_labels`
      * (human over model over weak, latest first), or are sent when none has one. Representatives over the budget
-     * stay unlabelled. Recorded in `frame_labels`. The input and manifest shapes are those
-     * a human-review source (Label Studio) will fill.
+     * stay unlabelled. Recorded in `frame_labels`. `human` runs use `prepareLabeling`,
+     * `syncLabeling` and `finishLabeling` instead (`human.ts`), from the labelling child workflow.
      */
     async labelFrames(input: { workflowId: string; source: LabelSource }): Promise<StepResult<LabelSummary>> {
       if (input.source !== 'weak') throw new InvalidInputError(`label source ${JSON.stringify(input.source)} is not available: only "weak"`);
@@ -65,17 +67,18 @@ export function createLabelingActivities(deps: ActivityDeps) {
           }];
         });
         await withTransaction(deps.pool, async (c) => {
-          for (const f of frames) {
+          // An inherited human label stays where it is: one row per person's annotation.
+          for (const f of frames.filter((x) => x.source !== 'human')) {
             await c.query(
               `INSERT INTO frame_labels (frame_key, workflow_id, label, source, confidence) VALUES ($1, $2, $3, $4, $5)
-               ON CONFLICT (frame_key, workflow_id, source) DO UPDATE SET label = EXCLUDED.label, confidence = EXCLUDED.confidence`,
+               ON CONFLICT (frame_key, workflow_id, source) WHERE source <> 'human' DO UPDATE SET label = EXCLUDED.label, confidence = EXCLUDED.confidence`,
               [f.key, input.workflowId, f.label, f.source, f.confidence],
             );
           }
         });
         const perLabel: Record<string, number> = {};
         for (const f of frames) perLabel[f.label] = (perLabel[f.label] ?? 0) + 1;
-        const summary: LabelSummary = { source: 'weak', frames: frames.length, perLabel, sent, inherited };
+        const summary: LabelSummary = { source: 'weak', mode: 'weak', frames: frames.length, perLabel, sent, inherited };
         return { summary, extra: { labels: [label, NEGATIVE_LABEL], frames } };
       });
     },

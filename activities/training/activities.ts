@@ -15,6 +15,7 @@ import {
   type TeacherParams,
   type TeacherFeatures,
   type TrainSummary,
+  type VectorRef,
 } from '../../contracts';
 import { backboneOptionsFromConfig, decodeForBackbone } from '../../lib/backbone/model';
 import { INCEPTION_V3, MOBILENET_V2, preprocessTag, readNsfwjsModel } from '../../lib/backbone/nsfwjs';
@@ -30,6 +31,7 @@ import { readHeadMetadata } from './head-model';
 import type { OnEpoch, ResumeFrom } from './loop';
 import { evaluate } from './metrics';
 import { predict, predictImages } from './predict';
+import { createPredictionActivities } from './predict-frames';
 import { serializeModel, type SerializedModel } from './serialize';
 import { distillStudent, fineTuneStudent } from './student';
 import { trainTeacher } from './teacher';
@@ -70,7 +72,7 @@ function heartbeating(initial: Record<string, unknown>) {
 /** CutMix samples embedded per call to the embedding thread (a heartbeat after each). */
 const CUTMIX_BATCH = 8;
 
-/** Training activities: the GPU task queue (tfjs-node(-gpu) when installed, else wasm/cpu; backbones on ONNX Runtime). */
+/** Training activities: the GPU task queue (tfjs-node(-gpu) when installed, else wasm/cpu; backbones on ONNX Runtime), with the model pre-annotations of human labelling (`predict-frames.ts`). */
 export function createTrainingActivities(deps: ActivityDeps) {
   const { store } = deps;
   const backend = deps.config.REELSET_TF_BACKEND;
@@ -117,6 +119,17 @@ export function createTrainingActivities(deps: ActivityDeps) {
     return { features, targets, count };
   }
 
+  /**
+   * The validation frames' features and classes, scored after every epoch (the training
+   * curves' validation accuracy). `refOf` maps a frame to its feature row (the teacher's
+   * InceptionV3 packs, or the dataset's embedding for the student's head).
+   */
+  async function validationRows(ds: DatasetManifest, refOf: (f: DatasetManifest['frames'][number]) => VectorRef, dim: number): Promise<{ features: Float32Array; labels: Int32Array } | undefined> {
+    const val = ds.frames.filter((f) => f.split === 'validation');
+    if (!val.length) return undefined;
+    return { features: await gatherFeatures(store, val.map(refOf), dim), labels: Int32Array.from(val.map((f) => ds.labels.indexOf(f.label))) };
+  }
+
   /** `artifact.json` of a run's model. */
   function artifact(role: 'teacher' | 'student', ds: DatasetManifest, model: SerializedModel, workflowId: string, extra: { fineTunedFrom: string | null; training: Record<string, number | boolean | string> }): ModelArtifact {
     const meta = readHeadMetadata(model);
@@ -142,6 +155,7 @@ export function createTrainingActivities(deps: ActivityDeps) {
   }
 
   return {
+    ...createPredictionActivities(deps),
     /**
      * Step 7, train: the teacher, a head on InceptionV3 features. First the features of
      * every dataset frame (labelled and unlabelled) are computed on the embedding thread
@@ -191,6 +205,7 @@ export function createTrainingActivities(deps: ActivityDeps) {
             hidden: input.teacher.hidden, epochs: input.teacher.epochs, learningRate: input.teacher.learningRate,
             labelSmoothing: input.teacher.labelSmoothing, batchSize: input.teacher.batchSize, dropout: input.teacher.dropout,
             classBalanced: input.teacher.classBalanced, seed: input.seed, extraSamples: extra, resume, onEpoch, backend, logger: deps.logger,
+            validation: await validationRows(ds, (f) => refs.get(f.key)!, dim),
           });
           const prefix = runModelPrefix(wf, 'train');
           await saveModel(store, prefix, result.model);
@@ -258,7 +273,7 @@ export function createTrainingActivities(deps: ActivityDeps) {
             hb.set({ phase: 'student head' });
             const { resume, onEpoch } = await checkpointing(store, checkpointPrefix(wf, 'distill'), 'student head');
             resumedAfterEpoch = resume?.epoch ?? 0;
-            const r = await distillStudent({ ...common, features, dim, epochs, resume, onEpoch });
+            const r = await distillStudent({ ...common, features, dim, epochs, resume, onEpoch, validation: await validationRows(ds, (f) => f.vector, dim) });
             head = r.model;
             history = r.history;
             await saveModel(store, headPrefix, head);

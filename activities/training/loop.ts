@@ -66,9 +66,21 @@ export interface CommonTrainOptions {
   resume?: ResumeFrom;
   /** Per-epoch callback (checkpoint, heartbeat). */
   onEpoch?: OnEpoch;
+  /** Held-out rows (`features` n * dim, class `labels`) scored after every epoch into `history[].valAccuracy`; never trained on. */
+  validation?: { features: Float32Array; labels: Int32Array };
   /** TensorFlow.js backend preference if not yet initialised (default `auto`). */
   backend?: TfBackendPreference;
   logger?: Logger;
+}
+
+/** Share of the validation rows whose argmax (no dropout) is their label. */
+function validationAccuracy(tf: Tf, spec: LoopSpec, params: Params): number {
+  const { features, labels } = spec.validation!;
+  const n = labels.length;
+  const pred = tf.tidy(() => tf.argMax(forward(tf, spec.arch, params, tf.tensor2d(features, [n, spec.arch.dim])), 1).dataSync() as Int32Array);
+  let correct = 0;
+  for (let i = 0; i < n; i++) if (pred[i] === labels[i]) correct++;
+  return correct / n;
 }
 
 /** Adam's constants (Kingma & Ba 2015, the paper's defaults; epsilon as Keras). */
@@ -92,6 +104,7 @@ export interface LoopSpec {
   hyper: Record<string, number | boolean>;
   resume?: ResumeFrom;
   onEpoch?: OnEpoch;
+  validation?: { features: Float32Array; labels: Int32Array };
   logger?: Logger;
   /**
    * Trainable layers before the head (the student's backbone top): rows are then the
@@ -343,7 +356,8 @@ export async function runTraining(tf: Tf, spec: LoopSpec): Promise<TrainResult> 
       const loss = (await lossSum.data())[0]! / stepsPerEpoch;
       lossSum.dispose();
       if (!Number.isFinite(loss)) throw new TrainingDivergedError(`${spec.kind} training diverged: loss ${loss} at epoch ${epoch} (learning rate ${learningRate})`);
-      history.push({ epoch, loss });
+      const valAccuracy = spec.validation && spec.validation.labels.length ? validationAccuracy(tf, spec, params) : undefined;
+      history.push(valAccuracy === undefined ? { epoch, loss } : { epoch, loss, valAccuracy });
       spec.logger?.debug({ kind: spec.kind, epoch, loss }, 'epoch done');
       if (spec.onEpoch) {
         const ep = epoch;

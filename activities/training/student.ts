@@ -195,6 +195,7 @@ export async function distillStudent(opts: StudentOptions): Promise<TrainResult>
     hyper: { learningRate: h.learningRate, epochs: h.epochs, batchSize: h.batchSize, temperature: h.temperature, hardLabelWeight: h.hardLabelWeight, classBalanced: h.classBalanced, seed: h.seed },
     resume: opts.resume,
     onEpoch: opts.onEpoch,
+    validation: opts.validation,
     logger: opts.logger,
     gather: gatherer(opts.features, dim, labels, numClasses, targets),
     loss: studentLoss(tf, h),

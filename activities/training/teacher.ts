@@ -101,6 +101,7 @@ export async function trainTeacher(opts: TeacherOptions): Promise<TrainResult> {
     hyper: { learningRate, epochs, batchSize, labelSmoothing: eps, classBalanced, seed, extraSamples: m },
     resume: opts.resume,
     onEpoch: opts.onEpoch,
+    validation: opts.validation,
     logger: opts.logger,
     gather(idx) {
       const x = new Float32Array(idx.length * dim);

@@ -4,6 +4,8 @@ import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { WorkflowIdReusePolicy } from '@temporalio/common';
 import {
   formatIssues,
+  labelingChildWorkflowId,
+  labelingProgressQuery,
   NewCategoryInput,
   newCategoryWorkflowId,
   progressQuery,
@@ -73,8 +75,10 @@ export function registerRunCommands(program: Command): void {
         const timer = setInterval(() => {
           handle
             .query(progressQuery)
-            .then((p) => {
-              const line = progressLine(p);
+            .then(async (p) => {
+              // While people label: where, how far, until when.
+              const l = p.stage === 'label' ? await client.workflow.getHandle(labelingChildWorkflowId(workflowId)).query(labelingProgressQuery).catch(() => undefined) : undefined;
+              const line = progressLine(p) + (l?.projectUrl ? `\n  people label at ${l.projectUrl}: ${l.done}/${l.tasks} done, deadline ${l.deadline}` : '');
               if (line !== last) console.error(line);
               last = line;
             })

@@ -78,6 +78,7 @@ test('new-category survives SIGKILL of its workers during extraction and trainin
     student: { epochsFactor: 1 },
     heartbeatTimeoutS: 4,
     gpuTaskQueue: queues.REELSET_GPU_TASK_QUEUE,
+    labeling: { mode: 'weak' },
   };
   const paramsHash = extractionParamsHash(ExtractOptions.parse(request.extract));
   const old = await svc.pool.query<{ s3_key: string }>('SELECT s3_key FROM frames WHERE params_hash = $1', [paramsHash]);

@@ -9,14 +9,20 @@ import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { DeleteBucketCommand, DeleteObjectCommand } from '@aws-sdk/client-s3';
 import type { Pool } from 'pg';
+import { corpusPath } from '../../infra/corpus';
 import { loadConfig, type Config } from '../../lib/config';
 import { createPool } from '../../lib/db';
+import { LabelStudioClient } from '../../lib/label-studio';
 import { ObjectStore } from '../../lib/s3';
 
 /** Repository root. */
 export const REPO_ROOT = path.resolve(__dirname, '../..');
-/** The shared sample data (catalog.json + videos/), `../shared/data` relative to the repository root. */
-export const SHARED_DATA = path.resolve(__dirname, '../../../shared/data');
+/**
+ * The shared sample data (catalog.json + videos/): `../shared/data` beside the checkout,
+ * else the same 20 videos rebuilt from their Debian packages by `infra/corpus.ts`
+ * (`infra/test.sh` fetches them before jest runs).
+ */
+export const SHARED_DATA = corpusPath('shared');
 export const SHARED_CATALOG = path.join(SHARED_DATA, 'catalog.json');
 export const SHARED_VIDEOS = path.join(SHARED_DATA, 'videos');
 
@@ -113,4 +119,26 @@ export async function deleteBucket(store: ObjectStore): Promise<void> {
 /** Delete one object. */
 export async function deleteKey(store: ObjectStore, key: string): Promise<void> {
   await store.client.send(new DeleteObjectCommand({ Bucket: store.bucket, Key: key }));
+}
+
+/**
+ * Check that Label Studio answers at `LABEL_STUDIO_URL` and accepts the configured API token.
+ *
+ * @returns a client authenticated as the admin.
+ * @throws Error naming the address and how to start it (tests fail, never skip).
+ */
+export async function requireLabelStudio(env: NodeJS.ProcessEnv = process.env): Promise<LabelStudioClient> {
+  const config = loadConfig(env);
+  const ls = new LabelStudioClient(config.LABEL_STUDIO_URL, config.LABEL_STUDIO_API_TOKEN);
+  if (!(await ls.healthy())) {
+    throw new Error(
+      `Label Studio not reachable at ${config.LABEL_STUDIO_URL} (GET /health/); start it with \`bash infra/services.sh start label-studio\` (after \`bash infra/install.sh\`; a fresh database takes 30-70 s)`,
+    );
+  }
+  try {
+    await ls.whoami();
+  } catch (err) {
+    throw new Error(`Label Studio at ${config.LABEL_STUDIO_URL} refuses LABEL_STUDIO_API_TOKEN: ${(err as Error).message}`);
+  }
+  return ls;
 }

@@ -6,6 +6,11 @@ import { FAILURE_CLASSES } from '../../contracts';
  * or a built-in (`TypeError`, `RangeError`).
  */
 export function makeError(type: string): Error {
+  if (type === 'wrapped') {
+    // What the extract activity does: rename a probe's error (about a temporary copy) after the catalog file.
+    const inner = new FAILURE_CLASSES.VideoDecodeError('/tmp/reelset-extract-x/video.mp4', 'truncated');
+    return new FAILURE_CLASSES.VideoDecodeError('clip.mp4 (video v1)', 'truncated', { cause: inner });
+  }
   if (type === 'VideoDecodeError') return new FAILURE_CLASSES.VideoDecodeError('clip.mp4', 'no usable video stream');
   if (type === 'MissingArtifactError') return new FAILURE_CLASSES.MissingArtifactError('s3://b/runs/x/dedupe/manifest.json', 'step manifest');
   const cls = (FAILURE_CLASSES as unknown as Record<string, new (m: string) => Error>)[type];

@@ -12,13 +12,14 @@ export interface WorkerProcess {
 }
 
 /**
- * Start `workers/<name>-worker.ts` as its own process group with `env` added to the
+ * Start `workers/<name>-worker.ts` (or the labelling gateway) as its own process group with `env` added to the
  * environment; resolves when it logs that it started.
  *
  * @throws Error with the worker's output when it exits or takes over 90 s to start.
  */
-export async function startWorker(name: 'video' | 'gpu', env: Record<string, string>): Promise<WorkerProcess> {
-  const proc = spawn(process.execPath, [require.resolve('tsx/cli'), path.join(ROOT, `workers/${name}-worker.ts`)], {
+export async function startWorker(name: 'video' | 'gpu' | 'gateway', env: Record<string, string>): Promise<WorkerProcess> {
+  const file = name === 'gateway' ? 'workers/labeling-gateway.ts' : `workers/${name}-worker.ts`;
+  const proc = spawn(process.execPath, [require.resolve('tsx/cli'), path.join(ROOT, file)], {
     cwd: ROOT,
     env: { ...process.env, NODE_NO_WARNINGS: '1', REELSET_LOG_LEVEL: 'info', ...env },
     detached: true,

@@ -12,7 +12,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { CancelledFailure } from '@temporalio/common';
 import pino from 'pino';
 import { createFrameActivities, type ExtractHeartbeat } from '../../activities/frames/activities';
-import type { VideoExtractSummary, VideoFramesManifest } from '../../contracts';
+import { failureOf, type VideoExtractSummary, type VideoFramesManifest } from '../../contracts';
 import { ExtractOptions } from '../../contracts/inputs';
 import { requireServices, uniqueSuffix, type Services } from '../helpers/services';
 import { lavfiVideo, registerVideo } from '../helpers/videos';
@@ -90,6 +90,20 @@ describe('extractVideo', () => {
     expect(stored.filter((k) => !k.endsWith('manifest.json')).sort()).toEqual(manifest.frames.map((f) => f.key).sort());
     const rows = await svc.pool.query<{ s3_key: string }>('SELECT s3_key FROM frames WHERE video_id = $1 ORDER BY frame_index', [v.id]);
     expect(rows.rows.map((r) => r.s3_key)).toEqual(manifest.frames.map((f) => f.key));
+  });
+
+  it('an unusable file fails naming the catalog file, never the temporary copy: fresh probe and cached verdict alike', async () => {
+    const src = lavfiVideo(path.join(tmp, 'whole.mp4'), 'testsrc=size=160x120:rate=10:d=3');
+    const file = path.join(tmp, 'cut short.mp4');
+    await fs.writeFile(file, (await fs.readFile(src)).subarray(0, 2048));
+    const id = `cut-short-${suffix}`;
+    const v = await registerVideo(svc, file, id);
+    cleanups.push(v.remove);
+    await svc.pool.query('UPDATE videos SET probe = NULL WHERE sha256 = $1', [v.sha256]);
+    for (const when of ['fresh', 'cached']) {
+      const err = await new MockActivityEnvironment().run(activities().extractVideo, { videoId: id, options: ExtractOptions.parse({}) }).catch((e: unknown) => e);
+      expect({ when, ...failureOf(err) }).toMatchObject({ when, type: 'VideoDecodeError', message: expect.stringContaining(`"cut short.mp4 (video ${id})"`) });
+    }
   });
 
   it('cancellation ends ffmpeg within two seconds and removes the temporary files', async () => {

@@ -202,7 +202,7 @@ describe('probeVideo on bad inputs', () => {
   });
 
   it('an ffprobe that cannot run is a retryable TransientError, not a verdict on the file', async () => {
-    const err = await rejectionOf(probeVideo(path.join(SHARED_VIDEOS, 'g1.avi'), '/nonexistent/ffprobe'), TransientError);
+    const err = await rejectionOf(probeVideo(path.join(SHARED_VIDEOS, 'g1.avi'), { ffprobePath: '/nonexistent/ffprobe' }), TransientError);
     expect(err.message).toContain('g1.avi');
     expect(err.message).toMatch(/ffprobe could not run/);
   });

@@ -2,10 +2,11 @@ import { existsSync, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CatalogError } from '../../contracts';
+import { SHARED_CATALOG } from '../helpers/services';
 import { catalogFromFolder, readCatalogFile, readTaxonomyFile } from '../../activities/catalog/catalog-file';
 import { rejectionOf } from '../helpers/errors';
 
-const SHARED_CATALOG = path.resolve(__dirname, '../../../shared/data/catalog.json');
+
 const TAXONOMY = path.resolve(__dirname, '../../infra/taxonomy.json');
 
 let tmp: string;

@@ -1,5 +1,7 @@
 import { ConfigError } from '../../contracts';
-import { loadConfig, redactConfig } from '../../lib/config';
+import { execFileSync } from 'node:child_process';
+import * as path from 'node:path';
+import { Config, loadConfig, readDefaults, redactConfig, REELSET_ROOT, SECRET_VARIABLES } from '../../lib/config';
 
 describe('loadConfig', () => {
   it('fills every default from an empty environment', () => {
@@ -62,7 +64,35 @@ describe('loadConfig', () => {
   });
 });
 
+describe('infra/defaults.env and the Config schema', () => {
+  it('list the same variables (every variable has a default and a type)', () => {
+    expect(readDefaults().map(([k]) => k).sort()).toEqual(Object.keys(Config.shape).sort());
+  });
+
+  it('Label Studio defaults: its own port and URL, the gateway, the webhook URL pointing at the gateway', () => {
+    const c = loadConfig({ LABEL_STUDIO_PORT: '18080', LABEL_STUDIO_GATEWAY_PORT: '18091' });
+    expect(c.LABEL_STUDIO_URL).toBe('http://127.0.0.1:18080');
+    expect(c.LABEL_STUDIO_WEBHOOK_URL).toBe('http://127.0.0.1:18091/webhooks/label-studio');
+    expect(c.LABEL_STUDIO_S3_ENDPOINT).toBe(c.S3_ENDPOINT);
+    expect(loadConfig({ S3_SECRET_ACCESS_KEY: 'k2' }).LABEL_STUDIO_S3_SECRET_ACCESS_KEY).toBe('k2');
+    expect(() => loadConfig({ LABEL_STUDIO_URL: 'not a url' })).toThrow(/LABEL_STUDIO_URL/);
+    expect(() => loadConfig({ LABEL_STUDIO_DATABASE: 'Label-Studio' })).toThrow(/LABEL_STUDIO_DATABASE/);
+  });
+});
+
 describe('redactConfig', () => {
+  it('hides the Label Studio token, passwords and secrets', () => {
+    const c = loadConfig({
+      LABEL_STUDIO_API_TOKEN: 'tok-123456789',
+      LABEL_STUDIO_ADMIN_PASSWORD: 'admin-pass-123',
+      LABEL_STUDIO_WEBHOOK_SECRET: 'hook-secret-12345',
+      LABEL_STUDIO_S3_SECRET_ACCESS_KEY: 'ls-s3-secret',
+    });
+    const text = JSON.stringify(redactConfig(c));
+    for (const v of ['tok-123456789', 'admin-pass-123', 'hook-secret-12345', 'ls-s3-secret']) expect(text).not.toContain(v);
+    for (const k of SECRET_VARIABLES) expect(redactConfig(c)[k]).toBe('***');
+  });
+
   it('hides the S3 secret and the database password, keeps the rest', () => {
     const c = loadConfig({
       S3_SECRET_ACCESS_KEY: 'super-secret-value',
@@ -83,5 +113,28 @@ describe('redactConfig', () => {
   it('leaves a password-less DATABASE_URL unchanged', () => {
     const r = redactConfig(loadConfig({ DATABASE_URL: 'postgres://reelset@127.0.0.1:55432/reelset' }));
     expect(r.DATABASE_URL).toBe('postgres://reelset@127.0.0.1:55432/reelset');
+  });
+});
+
+describe('one place for every default', () => {
+  it('infra/defaults.env and the schema name the same variables', () => {
+    expect(readDefaults().map(([k]) => k).sort()).toEqual(Object.keys(Config.shape).sort());
+  });
+
+  it('infra/env.sh and loadConfig resolve every variable to the same value', () => {
+    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !(k in Config.shape) && k !== 'REELSET_ROOT'));
+    const cases: NodeJS.ProcessEnv[] = [{}, { PG_PORT: '1234', REELSET_DATA_DIR: '/tmp/elsewhere', S3_ENDPOINT: '' }];
+    for (const extra of cases) {
+      const out = execFileSync('bash', ['-c', 'source infra/env.sh && env -0'], { cwd: REELSET_ROOT, env: { ...clean, ...extra } }).toString('utf8');
+      const fromShell = Object.fromEntries(out.split('\0').filter(Boolean).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+      const fromCode = loadConfig(extra);
+      for (const key of Object.keys(Config.shape)) expect([key, String(fromCode[key as keyof typeof fromCode])]).toEqual([key, fromShell[key]]);
+    }
+  });
+
+  it('the data directory is the checkout\'s .data, whatever the working directory', () => {
+    expect(loadConfig({}).REELSET_DATA_DIR).toBe(path.join(REELSET_ROOT, '.data'));
+    expect(loadConfig({ PG_PORT: '1234' }).DATABASE_URL).toBe('postgres://reelset@127.0.0.1:1234/reelset');
+    expect(loadConfig({ S3_ENDPOINT: '' }).S3_ENDPOINT).toBe('');
   });
 });

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
+import { SHARED_VIDEOS } from '../helpers/services';
 import { embeddingModelKey, InvalidInputError } from '../../contracts';
 import { loadConfig } from '../../lib/config';
 import { initTensorflow } from '../../lib/tf';
@@ -15,8 +16,7 @@ import {
 } from '../../lib/backbone/model';
 import { EmbeddingThread } from '../../lib/backbone/thread';
 
-// The repository's own sample videos (copies of ../shared/data files), so a clone without ../shared passes.
-const VIDEOS = path.resolve(__dirname, '../../samples/videos');
+const VIDEOS = SHARED_VIDEOS;
 const OPTIONS = backboneOptionsFromConfig(loadConfig());
 jest.setTimeout(60_000);
 

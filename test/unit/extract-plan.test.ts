@@ -1,4 +1,3 @@
-import type ffmpeg from 'fluent-ffmpeg';
 import { ExtractOptions } from '../../contracts/inputs';
 import { VideoDecodeError } from '../../contracts';
 import {
@@ -10,7 +9,8 @@ import {
   mjpegQscale,
   targetSize,
 } from '../../activities/frames/extract';
-import { describeProbe, parseFrameRate } from '../../activities/frames/probe';
+import { describeProbe, parseFrameRate, type ProbeJson } from '../../activities/frames/probe';
+import type { ProbeStream } from '../../activities/frames/stream-choice';
 
 const defaults = ExtractOptions.parse({});
 
@@ -179,9 +179,9 @@ describe('parseFrameRate', () => {
   });
 });
 
-type Stream = Partial<ffmpeg.FfprobeStream> & Record<string, unknown>;
-function probeData(streams: Stream[], format: Record<string, unknown> = { duration: 10 }): ffmpeg.FfprobeData {
-  return { streams, format, chapters: [] } as unknown as ffmpeg.FfprobeData;
+type Stream = ProbeStream;
+function probeData(streams: Stream[], format: Record<string, unknown> = { duration: 10 }): ProbeJson {
+  return { streams: streams.map((s, index) => ({ index, ...s })), format };
 }
 const h264 = (extra: Stream = {}): Stream => ({
   codec_type: 'video',
@@ -212,10 +212,30 @@ describe('describeProbe', () => {
       height: 1080,
       displayWidth: 1920,
       displayHeight: 1080,
+      sampleAspectRatio: '1:1',
       rotation: 0,
       frameRate: 30,
       codec: 'h264',
       hasAudio: true,
+      startTimeS: 0,
+      streamStartS: 0,
+      stream: {
+        index: 0,
+        reason: 'stream 0: the only video stream (h264 1920x1080, 375 frames, 12.50 s)',
+        streams: [{ index: 0, codec: 'h264', width: 1920, height: 1080, frames: 375, durationS: 12.5 }],
+      },
+      colour: {
+        pixelFormat: 'unknown',
+        bitDepth: 8,
+        range: 'limited',
+        matrix: 'bt709',
+        transfer: 'bt709',
+        primaries: 'bt709',
+        assumed: ['range', 'matrix', 'transfer', 'primaries'],
+        dynamicRange: 'sdr',
+        conversion: 'swscale',
+      },
+      scan: { fieldOrder: 'progressive', interlaced: false, source: 'assumed' },
     });
   });
 
@@ -234,7 +254,7 @@ describe('describeProbe', () => {
 
   it('an attached picture (cover art) is not a video stream', () => {
     const err = decodeError(() =>
-      describeProbe('a.mp3', probeData([{ codec_type: 'audio' }, h264({ codec_name: 'mjpeg', disposition: { attached_pic: 1 } as never })])),
+      describeProbe('a.mp3', probeData([{ codec_type: 'audio' }, h264({ codec_name: 'mjpeg', disposition: { attached_pic: 1 } })])),
     );
     expect(err.message).toContain('audio only');
   });

@@ -23,6 +23,12 @@ describe('NewCategoryInput', () => {
     expect(v.teacher.batchSize).toBe(32);
     expect(v.student.epochsFactor).toBe(2);
     expect(v.student.temperature).toBe(2);
+    expect(v.labeling).toEqual({ mode: 'human', deadlineHours: 72, onDeadline: 'proceed', reconcileIntervalS: 60, validationAnnotators: 2, continueAfterSyncs: 200 });
+  });
+
+  it('labeling: weak or human, a deadline policy, bounded intervals', () => {
+    expect(NewCategoryInput.parse({ label: 'dog', labeling: { mode: 'weak' } }).labeling.mode).toBe('weak');
+    expect(NewCategoryInput.parse({ label: 'dog', labeling: { deadlineHours: 0.5, onDeadline: 'fail' } }).labeling).toMatchObject({ mode: 'human', deadlineHours: 0.5, onDeadline: 'fail' });
   });
 
   it('a partial nested object keeps the other nested defaults', () => {
@@ -62,6 +68,11 @@ describe('NewCategoryInput', () => {
     [{ label: 'dog', teacher: { epochs: 'many' } }, 'teacher.epochs'],
     [{ label: 'dog', student: { temperature: 0 } }, 'student.temperature'],
     [{ label: 'dog', heartbeatTimeoutS: 1 }, 'heartbeatTimeoutS'],
+    [{ label: 'dog', labeling: { mode: 'crowd' } }, 'labeling.mode'],
+    [{ label: 'dog', labeling: { onDeadline: 'wait' } }, 'labeling.onDeadline'],
+    [{ label: 'dog', labeling: { deadlineHours: 0 } }, 'labeling.deadlineHours'],
+    [{ label: 'dog', labeling: { reconcileIntervalS: 0.1 } }, 'labeling.reconcileIntervalS'],
+    [{ label: 'dog', labeling: { validationAnnotators: 0 } }, 'labeling.validationAnnotators'],
   ])('%j -> issue at %s', (input, field) => {
     expect(issuePaths(input)).toContain(field);
   });

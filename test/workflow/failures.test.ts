@@ -69,6 +69,12 @@ test.each(table)('%s throws %s: the workflow sees that type with its retry decis
   if (isNonRetryable(type)) expect(seen.nonRetryable).toBe(true);
 });
 
+test.each(PLACES)('%s throws a failure that wraps another: the workflow reports the outer one, not its cause', async (place) => {
+  const seen = await env.client.workflow.execute(failureTableWorkflow, { taskQueue: 'failures', workflowId: `failures-${place}-wrapped`, args: [place, 'wrapped'] });
+  expect(seen.type).toBe('VideoDecodeError');
+  expect(seen.message).toBe('cannot decode video "clip.mp4 (video v1)": truncated');
+});
+
 test('the table covers every non-retryable type and the retryable ones', () => {
   expect(NON_RETRYABLE_ERROR_TYPES.every((t) => TYPES.includes(t))).toBe(true);
   expect(TYPES.filter((t) => !isNonRetryable(t))).toEqual(expect.arrayContaining(['TransientError', 'ReelsetError', 'TypeError']));

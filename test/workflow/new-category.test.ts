@@ -57,6 +57,7 @@ function mocks(calls: Array<{ name: string; args: unknown }>) {
       step({ name: 'cup', version: 1, datasetKey: 'datasets/cup/v1/manifest.json', labels: ['cup', 'other'], counts: { train: { cup: 2 }, validation: { cup: 1 } }, unlabeled: 4, warnings: [] }),
     ),
     publishModels: rec('publishModels', () => step({ models: [{ role: 'teacher', name: 'cup', version: 1, artifactPrefix: 'models/cup/v1/teacher' }], evaluation })),
+    writeRunReport: rec('writeRunReport', (a: { workflowId: string }) => ({ reportKey: `runs/${a.workflowId}/report.html`, bytes: 1, charts: 0, contactSheets: 0, steps: 10 })),
   };
   const gpu: Record<keyof TrainingActivities, unknown> = {
     trainTeacher: rec('trainTeacher', () => step({ role: 'teacher', epochs: 2, finalLoss: 0.1 })),
@@ -65,6 +66,7 @@ function mocks(calls: Array<{ name: string; args: unknown }>) {
     evaluateForPromotion: rec('evaluateForPromotion', () => {
       throw new Error('new-category does not promote');
     }),
+    predictFrames: rec('predictFrames', () => ({ model: null, frames: 0, predictionsKey: null })),
   };
   return { video, gpu };
 }
@@ -103,7 +105,7 @@ test('a video that cannot be decoded is reported and the run goes on', async () 
   const handle = await env.client.workflow.start(newCategoryWorkflow, {
     taskQueue: 'test-video',
     workflowId: 'nc-ok',
-    args: [{ label: 'cup', gpuTaskQueue: 'test-gpu' }],
+    args: [{ label: 'cup', gpuTaskQueue: 'test-gpu', labeling: { mode: 'weak' } }],
   });
   // Queries need a worker: ask while the workers still run.
   const { result, progress } = await withWorkers(calls, async () => {
@@ -116,7 +118,7 @@ test('a video that cannot be decoded is reported and the run goes on', async () 
   const order = calls.map((c) => c.name).filter((n) => n !== 'extractVideo');
   expect(order).toEqual([
     'startRun', 'searchVideos', 'finishExtract', 'embedFrames', 'dedupeFrames', 'labelFrames',
-    'buildDataset', 'trainTeacher', 'distillStudent', 'evaluateModels', 'publishModels', 'finishRun',
+    'buildDataset', 'trainTeacher', 'distillStudent', 'evaluateModels', 'publishModels', 'finishRun', 'writeRunReport',
   ]);
   // The failing video was tried once (non-retryable); the others extracted.
   expect(calls.filter((c) => c.name === 'extractVideo').map((c) => (c.args as { videoId: string }).videoId).sort()).toEqual(['v-a', 'v-bad', 'v-n']);

@@ -1,0 +1,251 @@
+/**
+ * The retrain's view of the catalog: which of a label's videos no run of the label has
+ * used yet, whether its labelled frames changed since the dataset its published model
+ * was trained on, and the labels a nightly fan-out retrains.
+ */
+import {
+  NewCategoryInput,
+  retrainInputOf,
+  stepManifestKey,
+  type DatasetManifest,
+  type ExtractStepManifest,
+  type PipelineOverrides,
+  type RetrainPlan,
+  type SearchHit,
+  type SearchManifest,
+  type SearchSummary,
+  type StepResult,
+} from '../../contracts';
+import type { ActivityDeps } from '../../lib/deps';
+import { labelledFrames, labelRunIds, labelsFingerprint } from '../../lib/labelled';
+import { runStep } from '../../lib/runs';
+import { resolveLabel, searchCatalog } from './search';
+
+/** Caps of one retrain's new videos (the pipeline input's `maxPositiveVideos`, `maxNegativeVideos`). */
+interface Caps {
+  maxPositiveVideos: number;
+  maxNegativeVideos: number;
+  seed: number;
+}
+
+/** Videos of a label no run of it has used, as a retrain takes them. */
+interface NewVideos {
+  label: string;
+  terms: string[];
+  positives: SearchHit[];
+  negatives: SearchHit[];
+  positivesLeftForLater: number;
+  knownUnusable: number;
+}
+
+/** Retrain activities (CPU video task queue): the plan, the new-video search, the fan-out's labels. */
+export function createRetrainActivities(deps: ActivityDeps) {
+  const { pool, store } = deps;
+
+  /**
+   * Read the search and extract manifests of the label's runs not read yet into
+   * `label_videos`: the videos of a run whose label step finished (`extracted`), and
+   * videos that cannot be decoded (`unusable`); a finished run is then marked in
+   * `label_runs_scanned` and never read again. Idempotent.
+   */
+  async function recordLabelRuns(label: string): Promise<void> {
+    const res = await pool.query<{ workflow_id: string; status: string }>(
+      `SELECT r.workflow_id, r.status FROM runs r
+        WHERE (r.label = $1 OR r.workflow_id IN (SELECT workflow_id FROM datasets WHERE name = $1))
+          AND NOT EXISTS (SELECT 1 FROM label_runs_scanned s WHERE s.workflow_id = r.workflow_id)
+        ORDER BY r.started_at`,
+      [label],
+    );
+    for (const run of res.rows) {
+      const [search, extract, labelled] = await Promise.all([
+        store.getJson<SearchManifest>(stepManifestKey(run.workflow_id, 'search')),
+        store.getJson<ExtractStepManifest>(stepManifestKey(run.workflow_id, 'extract')),
+        store.head(stepManifestKey(run.workflow_id, 'label')),
+      ]);
+      const roleOf = new Map((search?.hits ?? []).map((h) => [h.videoId, h.role]));
+      const rows: Array<[string, string, string]> = [];
+      // A video counts as used once the run's label step finished: a run that stopped
+      // between extraction and labelling leaves its videos for the next retrain.
+      if (labelled !== undefined) for (const v of extract?.videos ?? []) rows.push([v.videoId, roleOf.get(v.videoId) ?? 'positive', 'extracted']);
+      for (const f of extract?.failures ?? []) if (f.type === 'VideoDecodeError') rows.push([f.videoId, roleOf.get(f.videoId) ?? 'positive', 'unusable']);
+      if (rows.length) {
+        await pool.query(
+          `INSERT INTO label_videos (label, video_id, workflow_id, role, outcome)
+           SELECT $1, v, $2, r, o FROM unnest($3::text[], $4::text[], $5::text[]) AS t(v, r, o)
+            WHERE EXISTS (SELECT 1 FROM videos WHERE id = v)
+           ON CONFLICT (label, video_id) DO UPDATE SET outcome = 'extracted', workflow_id = EXCLUDED.workflow_id
+             WHERE label_videos.outcome <> 'extracted' AND EXCLUDED.outcome = 'extracted'`,
+          [label, run.workflow_id, rows.map((r) => r[0]), rows.map((r) => r[1]), rows.map((r) => r[2])],
+        );
+      }
+      if (run.status !== 'running') {
+        await pool.query(`INSERT INTO label_runs_scanned (workflow_id, label, videos) VALUES ($1, $2, $3) ON CONFLICT (workflow_id) DO NOTHING`, [
+          run.workflow_id,
+          label,
+          rows.length,
+        ]);
+      }
+    }
+  }
+
+  /**
+   * The label's catalog videos that no run of it has used: the catalog search (labels,
+   * descendants, synonyms, titles; negatives sampled from other labels, in the same
+   * deterministic order as new-category), less the videos in `label_videos` and those
+   * whose content is known not to decode. At most `maxPositiveVideos` positives (the
+   * rest wait for the next retrain) and, only when there are new positives, at most
+   * `maxNegativeVideos` new negatives.
+   */
+  async function newVideos(label: string, caps: Caps): Promise<NewVideos> {
+    await recordLabelRuns(label);
+    const { resolved, hits } = await searchCatalog(pool, { label, maxPositiveVideos: Number.MAX_SAFE_INTEGER, maxNegativeVideos: Number.MAX_SAFE_INTEGER, seed: caps.seed });
+    const used = new Set(
+      (await pool.query<{ video_id: string }>('SELECT video_id FROM label_videos WHERE label = $1', [resolved.label])).rows.map((r) => r.video_id),
+    );
+    const unusable = new Set(
+      (await pool.query<{ id: string }>(`SELECT id FROM videos WHERE probe ? 'error'`)).rows.map((r) => r.id),
+    );
+    const fresh = hits.filter((h) => !used.has(h.videoId));
+    const knownUnusable = fresh.filter((h) => unusable.has(h.videoId) && h.role === 'positive').length;
+    const usable = fresh.filter((h) => !unusable.has(h.videoId));
+    const allPositives = usable.filter((h) => h.role === 'positive');
+    const positives = allPositives.slice(0, caps.maxPositiveVideos);
+    const negatives = positives.length ? usable.filter((h) => h.role === 'negative').slice(0, caps.maxNegativeVideos) : [];
+    return { label: resolved.label, terms: resolved.terms, positives, negatives, positivesLeftForLater: allPositives.length - positives.length, knownUnusable };
+  }
+
+  /** Fingerprint and size of the labelled frames a dataset version was built from (cached in `dataset_fingerprints`). */
+  async function datasetFingerprint(name: string, version: number, manifestKey: string): Promise<{ fingerprint: string; labelledFrames: number } | undefined> {
+    const cached = await pool.query<{ labels_fingerprint: string; labelled_frames: number }>(
+      'SELECT labels_fingerprint, labelled_frames FROM dataset_fingerprints WHERE name = $1 AND version = $2',
+      [name, version],
+    );
+    if (cached.rows[0]) return { fingerprint: cached.rows[0].labels_fingerprint, labelledFrames: cached.rows[0].labelled_frames };
+    const ds = await store.getJson<DatasetManifest>(manifestKey);
+    if (!ds) return undefined;
+    const fingerprint = labelsFingerprint(ds.frames);
+    await pool.query(
+      `INSERT INTO dataset_fingerprints (name, version, labels_fingerprint, labelled_frames) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+      [name, version, fingerprint, ds.frames.length],
+    );
+    return { fingerprint, labelledFrames: ds.frames.length };
+  }
+
+  return {
+    /**
+     * The retrain's first step: what arrived for the label since its last dataset, and
+     * the pipeline parameters to use. Reads Postgres (and, once per earlier run or
+     * dataset, its manifests); writes nothing but those caches. Changed when:
+     * `force`; or catalog videos of the label no run of it has used; or the label's
+     * labelled frames (the best label of every frame its runs labelled) differ from those
+     * of the dataset its latest published model was trained on (new or changed human
+     * labels, frames of runs after that dataset); or the label has labelled frames and
+     * no published model.
+     *
+     * Parameters: the new-category defaults, overridden by the input of the label's
+     * latest new-category or retrain run (its `labeling` mode included: a label people
+     * label is retrained with people), overridden by `overrides` (`retrainInputOf`).
+     *
+     * @throws InvalidInputError (not retried) when the overrides make an invalid input.
+     */
+    async planRetrain(input: { workflowId: string; label: string; force: boolean; overrides: PipelineOverrides }): Promise<RetrainPlan> {
+      const resolved = await resolveLabel(pool, input.label);
+      const label = resolved.label;
+      const runIds = await labelRunIds(pool, label);
+      const last = await pool.query<{ workflow_id: string; input: unknown }>(
+        `SELECT workflow_id, input FROM runs WHERE workflow_id = ANY($1::text[]) AND workflow_id <> $2 AND kind IN ('new-category', 'retrain')
+          ORDER BY started_at DESC LIMIT 1`,
+        [runIds, input.workflowId],
+      );
+      const reasons: string[] = [];
+      let inputFrom: string | null = null;
+      let effective: NewCategoryInput;
+      const fromLast = last.rows[0] ? retrainInputOf(last.rows[0].input as Record<string, unknown>, input.overrides, label) : undefined;
+      if (fromLast?.success) {
+        effective = fromLast.data;
+        inputFrom = last.rows[0]!.workflow_id;
+      } else {
+        if (fromLast) reasons.push(`the parameters of run ${last.rows[0]!.workflow_id} no longer validate; using the defaults`);
+        effective = NewCategoryInput.parse({ ...input.overrides, label });
+      }
+
+      const fresh = await newVideos(label, effective);
+      const now = await labelledFrames(pool, label);
+      const fingerprint = labelsFingerprint(now.map((f) => ({ key: f.frameKey, label: f.label })));
+      const base = await pool.query<{ name: string; version: number; manifest_key: string }>(
+        `SELECT d.name, d.version, d.manifest_key FROM datasets d
+          WHERE d.name = $1 AND EXISTS (SELECT 1 FROM models m WHERE m.dataset_name = d.name AND m.dataset_version = d.version)
+          ORDER BY d.version DESC LIMIT 1`,
+        [label],
+      );
+      let baseline: RetrainPlan['labels']['baseline'] = null;
+      if (base.rows[0]) {
+        const b = base.rows[0];
+        const fp = await datasetFingerprint(b.name, b.version, b.manifest_key);
+        if (fp) baseline = { dataset: b.name, version: b.version, labelledFrames: fp.labelledFrames, fingerprint: fp.fingerprint };
+      }
+
+      let changed = false;
+      if (input.force) {
+        changed = true;
+        reasons.push('forced');
+      }
+      if (fresh.positives.length) {
+        changed = true;
+        reasons.push(`${fresh.positives.length} new video(s) of "${label}"${fresh.negatives.length ? ` and ${fresh.negatives.length} new negative(s)` : ''}`);
+      }
+      if (fresh.positivesLeftForLater) reasons.push(`${fresh.positivesLeftForLater} more new video(s) left for a later retrain (maxPositiveVideos ${effective.maxPositiveVideos})`);
+      if (fresh.knownUnusable) reasons.push(`${fresh.knownUnusable} new video(s) skipped: known not to decode`);
+      if (baseline) {
+        if (baseline.fingerprint !== fingerprint) {
+          changed = true;
+          reasons.push(`labelled frames changed since dataset ${baseline.dataset} v${baseline.version} (${baseline.labelledFrames} then, ${now.length} now)`);
+        }
+      } else if (now.length) {
+        changed = true;
+        reasons.push(`${now.length} labelled frame(s) and no published model`);
+      }
+      if (!changed) {
+        reasons.push(
+          baseline
+            ? `nothing new since dataset ${baseline.dataset} v${baseline.version}: no unused catalog video, labels unchanged`
+            : `nothing to train on: no catalog video of "${label}" and no labelled frame`,
+        );
+      }
+      return {
+        label,
+        changed,
+        reasons,
+        newVideos: { positives: fresh.positives.length, negatives: fresh.negatives.length, positivesLeftForLater: fresh.positivesLeftForLater, knownUnusable: fresh.knownUnusable },
+        labels: { labelledFrames: now.length, fingerprint, baseline },
+        earlierRuns: runIds.filter((id) => id !== input.workflowId).length,
+        input: effective,
+        inputFrom,
+      };
+    },
+
+    /**
+     * Step 1 of a retrain that has work: the label's videos no run of it has used, as the
+     * run's `search` manifest (the same shape new-category's search writes, so extract,
+     * embed, dedupe and label read it unchanged). May find none (labels changed only).
+     */
+    async searchNewVideos(input: { workflowId: string; label: string } & Caps): Promise<StepResult<SearchSummary>> {
+      return runStep(deps, input.workflowId, 'search', async () => {
+        const fresh = await newVideos(input.label, input);
+        const hits = [...fresh.positives, ...fresh.negatives];
+        const summary: SearchSummary = { label: fresh.label, positives: fresh.positives.length, negatives: fresh.negatives.length, videoIds: hits.map((h) => h.videoId) };
+        return { summary, extra: { terms: fresh.terms, hits, scope: 'new videos only (retrain)', positivesLeftForLater: fresh.positivesLeftForLater } };
+      });
+    },
+
+    /**
+     * The labels a nightly fan-out retrains: `all` = every label with a published model
+     * (in name order); or the list given, each once.
+     */
+    async listRetrainLabels(input: { labels: 'all' | string[] }): Promise<string[]> {
+      if (input.labels !== 'all') return [...new Set(input.labels)];
+      const res = await pool.query<{ name: string }>('SELECT DISTINCT name FROM models ORDER BY name');
+      return res.rows.map((r) => r.name);
+    },
+  };
+}

@@ -1,0 +1,72 @@
+/**
+ * What both dataset builders share (the run's dataset, `buildDataset`, and the label's
+ * cumulative one, `buildLabelDataset`): counts per split, taxonomy paths, and the
+ * version allocated once per run.
+ */
+import type { Pool } from 'pg';
+import { datasetManifestKey, type DatasetManifest, type Split } from '../../contracts';
+import { withTransaction } from '../../lib/db';
+
+/** Frames per label and split; every label present in both splits (0 when none). */
+export function countsOf(labels: string[], frames: Array<{ label: string; split: Split }>): DatasetManifest['counts'] {
+  const counts: DatasetManifest['counts'] = { train: {}, validation: {} };
+  for (const s of ['train', 'validation'] as const) for (const l of labels) counts[s][l] = 0;
+  for (const f of frames) counts[f.split][f.label] = (counts[f.split][f.label] ?? 0) + 1;
+  return counts;
+}
+
+/** Video ids per split, sorted. */
+export function videosOf(splitOf: Map<string, Split>): DatasetManifest['videos'] {
+  const videos: DatasetManifest['videos'] = { train: [], validation: [] };
+  for (const [id, s] of [...splitOf.entries()].sort()) videos[s].push(id);
+  return videos;
+}
+
+/** Taxonomy path of each label, root first (`labels` rows; a label not in the taxonomy is its own path). */
+export async function taxonomyPaths(pool: Pool, labels: string[]): Promise<Record<string, string[]>> {
+  const taxonomy: Record<string, string[]> = {};
+  for (const l of labels) {
+    const res = await pool.query<{ name: string }>(
+      `WITH RECURSIVE a(name, parent, depth) AS (SELECT name, parent, 0 FROM labels WHERE name = $1
+         UNION SELECT l.name, l.parent, a.depth + 1 FROM labels l JOIN a ON l.name = a.parent WHERE a.depth < 32)
+       SELECT name FROM a ORDER BY depth DESC`,
+      [l],
+    );
+    taxonomy[l] = res.rows.length ? res.rows.map((r) => r.name) : [l];
+  }
+  return taxonomy;
+}
+
+/**
+ * The dataset version of a run: allocated once (the next version of `name`, under an
+ * advisory lock), so a retried attempt gets the same one.
+ */
+export async function allocateVersion(pool: Pool, name: string, workflowId: string, counts: DatasetManifest['counts']): Promise<number> {
+  return withTransaction(pool, async (c) => {
+    await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`dataset:${name}`]);
+    const existing = await c.query<{ version: number }>('SELECT version FROM datasets WHERE workflow_id = $1', [workflowId]);
+    if (existing.rows[0]) return existing.rows[0].version;
+    const next = await c.query<{ v: number }>('SELECT coalesce(max(version), 0) + 1 AS v FROM datasets WHERE name = $1', [name]);
+    const v = next.rows[0]!.v;
+    await c.query('INSERT INTO datasets (name, version, workflow_id, manifest_key, counts) VALUES ($1, $2, $3, $4, $5)', [
+      name, v, workflowId, datasetManifestKey(name, v), JSON.stringify(counts),
+    ]);
+    return v;
+  });
+}
+
+/**
+ * Videos of the label's fixed evaluation set (`eval_set_videos`, `reelset evalset grow`):
+ * no dataset version of the label trains or validates on them, so every model's numbers
+ * on that set stay those of unseen videos.
+ */
+export async function evaluationSetVideos(pool: Pool, label: string): Promise<Set<string>> {
+  const r = await pool.query<{ video_id: string }>('SELECT video_id FROM eval_set_videos WHERE label = $1', [label]);
+  return new Set(r.rows.map((x) => x.video_id));
+}
+
+/** A warning for the frames the evaluation set kept out of a dataset, or none. */
+export function evaluationSetWarning(frames: Array<{ videoId: string }>, reserved: Set<string>): string[] {
+  const out = frames.filter((f) => reserved.has(f.videoId));
+  return out.length ? [`${out.length} labelled frame(s) of ${new Set(out.map((f) => f.videoId)).size} video(s) of the label's evaluation set left out`] : [];
+}
