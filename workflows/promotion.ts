@@ -14,6 +14,8 @@ import { failureOf, long, SHORT, type PromotionOutcome } from '../contracts';
 export interface PromotionStepOptions {
   heartbeatTimeoutS: number;
   gpuTaskQueue: string;
+  /** Incremented for every activity scheduled (the run's cost). */
+  counter?: { n: number };
 }
 
 /**
@@ -26,6 +28,7 @@ export async function promotionStep(workflowId: string, name: string, version: n
   const gpu = proxyActivities<TrainingActivities>(long(opts.heartbeatTimeoutS, '1 hour', opts.gpuTaskQueue));
   const cpu = proxyActivities<VideoActivities>(SHORT);
   for (let attempt = 1; ; attempt++) {
+    if (opts.counter) opts.counter.n += 2;
     const ev = await gpu.evaluateForPromotion({ name, version });
     try {
       const out = await cpu.promoteIfBetter({ workflowId, name, version, expectedProduction: ev.production });

@@ -63,13 +63,18 @@ export const PROMOTION_GATE_PATCH = 'promotion-gate';
  * model on the label's fixed evaluation set and promoted only when the gate passes
  * (`workflows/promotion.ts`); otherwise the decision says which rule held it back.
  */
-async function promotionGate(workflowId: string, models: PublishedModel[], input: Pick<NewCategoryInput, 'heartbeatTimeoutS' | 'gpuTaskQueue'>): Promise<PromotionDecision> {
+async function promotionGate(
+  workflowId: string,
+  models: PublishedModel[],
+  input: Pick<NewCategoryInput, 'heartbeatTimeoutS' | 'gpuTaskQueue'>,
+  counter: { n: number },
+): Promise<PromotionDecision> {
   if (!patched(PROMOTION_GATE_PATCH)) {
     return { decision: 'not-evaluated', note: 'published as candidates; recorded before the promotion gate existed' };
   }
   const student = models.find((m) => m.role === 'student');
   if (!student) return { decision: 'not-evaluated', note: 'no student was published: nothing to promote' };
-  const out = await promotionStep(workflowId, student.name, student.version, { heartbeatTimeoutS: input.heartbeatTimeoutS, gpuTaskQueue: input.gpuTaskQueue });
+  const out = await promotionStep(workflowId, student.name, student.version, { heartbeatTimeoutS: input.heartbeatTimeoutS, gpuTaskQueue: input.gpuTaskQueue, counter });
   return { decision: out.decision, note: out.gate.reason, gate: out.gate, production: out.production };
 }
 
@@ -159,7 +164,7 @@ export async function retrainWorkflow(request: RetrainRequest, state?: RetrainCo
     const publish = await trainAndPublish(run, workflowId, input);
 
     // The promotion gate: compare the candidate with production on the fixed set; promote only on a win.
-    const promotion = await promotionGate(workflowId, publish.models, input);
+    const promotion = await promotionGate(workflowId, publish.models, input, counter);
 
     const detail: RetrainResult['run'] = {
       runPrefix: runPrefix(workflowId),

@@ -117,6 +117,7 @@ function mocks(calls: Call[], scenarioOf: (label: string) => Scenario, opts: { p
       if (a.workflowId === 'rt-race' && ++race.promotions === 1) throw new PromotionConflictError('production of "cup" changed while cup@2 was being compared');
       return { decision: 'held-back', gate: { ...GATE, reason: `held back: video-margin: vs production v${a.expectedProduction}` }, production: a.expectedProduction };
     }),
+    writeRunReport: rec('writeRunReport', (a: { workflowId: string }) => ({ reportKey: `runs/${a.workflowId}/report.html`, bytes: 1, charts: 0, contactSheets: 0, steps: 1 })),
   };
   const gpu: Record<keyof TrainingActivities, unknown> = {
     predictFrames: rec('predictFrames', (a: { workflowId: string }) => ({ model: { name: 'cup', version: 1, role: 'teacher' }, frames: 5, predictionsKey: `runs/${a.workflowId}/label/predictions.json` })),
@@ -212,7 +213,7 @@ test('labels changed, no new video: no extraction, the dataset and models are re
   );
   expect(r.outcome).toBe('retrained');
   expect(calls.map((c) => c.name)).toEqual([
-    'planRetrain', 'startRun', 'searchNewVideos', 'buildLabelDataset', 'trainTeacher', 'distillStudent', 'evaluateModels', 'publishModels', 'finishRun', 'writeRunReport',
+    'planRetrain', 'startRun', 'searchNewVideos', 'buildLabelDataset', 'trainTeacher', 'distillStudent', 'evaluateModels', 'publishModels', 'evaluateForPromotion', 'promoteIfBetter', 'finishRun', 'writeRunReport',
   ]);
   expect(Object.keys(r.run!.steps)).toEqual(['search', 'dataset', 'train', 'distill', 'evaluate', 'publish']);
 }, 60_000);
