@@ -7,6 +7,7 @@
  *   reelset progress <workflow-id>           where a run is (the progress query)
  *   reelset models list|show|evaluate|promote|rollback   the model registry
  *   reelset evalset candidates|grow|show     a label's fixed evaluation set
+ *   reelset predict <path> --model l@v       classify a video, image or folder (per frame + the video)
  *   reelset labeling status <workflow-id>    where people label a run, tasks done, agreement, deadline
  *   reelset labeling finish <workflow-id>    stop waiting for people (weak labels for the rest)
  *   reelset runs list|show|report            watch runs (Temporal visibility, steps, HTML report)
@@ -21,6 +22,7 @@ import { Command, CommanderError } from 'commander';
 import { EXIT, reportError } from './common';
 import { registerCatalogCommands } from './commands/catalog';
 import { registerModelCommands } from './commands/models';
+import { registerPredictCommands } from './commands/predict';
 import { registerLabelingCommands } from './commands/labeling';
 import { registerFramesCommands } from './commands/frames';
 import { registerRunCommands } from './commands/runs';
@@ -39,6 +41,7 @@ export function buildProgram(): Command {
   registerCatalogCommands(program);
   registerRunCommands(program);
   registerModelCommands(program);
+  registerPredictCommands(program);
   registerLabelingCommands(program);
   const runs = program.command('runs').description('watch runs: list them, show one, write its HTML report');
   registerRunsList(runs);

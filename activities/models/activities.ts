@@ -21,6 +21,7 @@ import { withTransaction } from '../../lib/db';
 import type { ActivityDeps } from '../../lib/deps';
 import { readStepManifest, runStep } from '../../lib/runs';
 import { evaluateOnEvalSet } from './evaluate';
+import { calibrateScope } from './scope';
 import { currentEvalVersion, gateDecision, productionVersion, promote, recordPublished } from './registry';
 
 /** Model registry activities (CPU video task queue). */
@@ -100,8 +101,8 @@ export function createModelActivities(deps: ActivityDeps) {
 export function createModelEvaluationActivities(deps: ActivityDeps) {
   return {
     /**
-     * Evaluate a candidate and the label's production model on the label's current fixed
-     * evaluation set (each once: a recorded evaluation is reused), heartbeating the frames
+     * Calibrate the candidate's out-of-scope gate (`scope.json`), then evaluate it and the
+     * label's production model on the label's current fixed evaluation set (each once: a recorded evaluation is reused), heartbeating the frames
      * done. With no evaluation set nothing is evaluated (the gate then holds the candidate
      * back and says so).
      *
@@ -111,6 +112,11 @@ export function createModelEvaluationActivities(deps: ActivityDeps) {
       const { pool } = deps;
       const evalVersion = await currentEvalVersion(pool, input.name);
       const production = await productionVersion(pool, input.name);
+      // The candidate's out-of-scope gate (scope.json), so predict can answer `unknown`.
+      // Best effort: the gate does not depend on it, and a dataset without frames to calibrate on must not fail the run.
+      await calibrateScope(deps, { name: input.name, version: input.version }, (phase, done) => Context.current().heartbeat({ phase: `scope ${phase}`, done })).catch((err: unknown) =>
+        deps.logger.warn({ model: `${input.name}@${input.version}`, err: err instanceof Error ? err.message : String(err) }, 'out-of-scope gate not calibrated'),
+      );
       if (evalVersion) {
         const beat = (phase: string) => (done: number, of: number) => Context.current().heartbeat({ phase, done, of });
         await evaluateOnEvalSet(deps, { name: input.name, version: input.version, evalVersion }, beat(`candidate v${input.version}`));

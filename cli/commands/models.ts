@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import type { Pool } from 'pg';
 import { evalSetCandidates, evalSetHistory, getEvalSet, growEvalSet } from '../../activities/models/evalset';
 import { evaluateOnEvalSet } from '../../activities/models/evaluate';
+import { calibrateScope } from '../../activities/models/scope';
 import { gateDecision, listModels, productionVersion, promote, resolveModel, rollback, transitionsOf, type RegisteredModel } from '../../activities/models/registry';
 import { balancedAccuracy, parseModelRef, type GateDecision, type ModelTransition } from '../../contracts';
 import { gateConfig, loadConfig, type Config } from '../../lib/config';
@@ -129,6 +130,24 @@ export function registerModelCommands(program: Command): void {
         console.log(`${m.name}@${m.version} on evaluation set v${e.evalVersion}: frames ${e.metrics.frames.n} acc ${pct(e.metrics.frames.accuracy)}; videos ${e.metrics.videos.n} balanced acc ${pct(balancedAccuracy(e.metrics.videos))}`);
       }),
     );
+
+  models
+    .command('calibrate')
+    .description("set a version's out-of-scope gate (scope.json): reference features of its training frames, threshold at a quantile of in-scope scores")
+    .argument('<model>', 'label@version (or @production, @latest)')
+    .option('--quantile <q>', 'share of in-scope frames the threshold may reject', '0.05')
+    .option('--force', 'recompute when scope.json exists')
+    .option('--json', 'print as JSON')
+    .action(async (ref: string, opts: { quantile: string; force?: boolean; json?: boolean }) => {
+      const q = Number(opts.quantile);
+      if (!(q > 0 && q < 0.5)) throw new UsageError(`--quantile ${opts.quantile}: a number in (0, 0.5)`);
+      return withClients(async ({ config, pool, store }) => {
+        const m = await resolveModel(pool, parseModelRef(ref));
+        const s = await calibrateScope({ config, pool, store, logger: createLogger('warn', 'cli') }, { name: m.name, version: m.version, quantile: q, force: opts.force ?? false });
+        if (opts.json) return printJson(s);
+        console.log(`${m.name}@${m.version}: out-of-scope threshold ${s.threshold.toFixed(4)} (quantile ${q} of ${s.calibrationFrames} in-scope frames, ${s.calibration}; ${s.references} references) -> ${store.uri(s.key)}`);
+      });
+    });
 
   models
     .command('promote')

@@ -85,14 +85,14 @@ export async function ingestWithFrames(svc: Services, ids: string[], perVideo = 
   return out;
 }
 
-/** Register a run and a dataset version of `label` whose manifest trains on `trainVideos`. */
-export async function registerDataset(svc: Services, label: string, workflowId: string, trainVideos: string[]): Promise<number> {
+/** Register a run and a dataset version of `label` whose manifest trains on `trainVideos` (their frames, with their classes). */
+export async function registerDataset(svc: Services, label: string, workflowId: string, trainVideos: string[], framesOf: Map<string, string[]> = new Map(), classOf: (videoId: string) => string = () => label): Promise<number> {
   await svc.pool.query(`INSERT INTO runs (workflow_id, kind, label, input, status) VALUES ($1, 'test', $2, '{}', 'completed') ON CONFLICT DO NOTHING`, [workflowId, label]);
   const existing = await svc.pool.query<{ version: number }>('SELECT version FROM datasets WHERE workflow_id = $1', [workflowId]);
   if (existing.rows[0]) return existing.rows[0].version;
   const v = (await svc.pool.query<{ v: number }>('SELECT coalesce(max(version), 0) + 1 AS v FROM datasets WHERE name = $1', [label])).rows[0]!.v;
   const key = `datasets/${label}/v${v}/manifest.json`;
-  await svc.store.putJson(key, { name: label, version: v, workflowId, labels: [label, 'other'], frames: [], unlabeled: [], videos: { train: trainVideos, validation: [] }, counts: { train: {}, validation: {} }, warnings: [] });
+  await svc.store.putJson(key, { name: label, version: v, workflowId, labels: [label, 'other'], frames: trainVideos.flatMap((v) => (framesOf.get(v) ?? []).map((key) => ({ key, videoId: v, label: classOf(v), split: 'train', vector: { key: '', row: 0 } }))), unlabeled: [], videos: { train: trainVideos, validation: [] }, counts: { train: {}, validation: {} }, warnings: [] });
   await svc.pool.query(`INSERT INTO datasets (name, version, workflow_id, manifest_key, counts) VALUES ($1,$2,$3,$4,'{}')`, [label, v, workflowId, key]);
   return v;
 }

@@ -5,17 +5,28 @@
  * (first model, a worse candidate and a tie held back with the rule that held them back),
  * concurrent promotions (one wins), rollback, and the `reelset models` / `evalset` CLI.
  */
+import { execFile } from 'node:child_process';
+import * as fsSync from 'node:fs';
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { modelFromDir, predictPaths, type PathPrediction, type PredictModel } from '../../cli/commands/predict';
 import { main } from '../../cli/reelset';
+import { calibrateScope } from '../../activities/models/scope';
+import { loadConfig } from '../../lib/config';
+import { applyScope, lumaStd } from '../../lib/scope';
 import { evalSetCandidates, getEvalSet, growEvalSet } from '../../activities/models/evalset';
 import { evaluateOnEvalSet } from '../../activities/models/evaluate';
 import { listModels, productionVersion, promote, rollback, transitionsOf } from '../../activities/models/registry';
 import { balancedAccuracy, type GateConfig } from '../../contracts';
 import { createLogger } from '../../lib/logger';
 import { initTensorflow } from '../../lib/tf';
-import { buildStudent, ingestWithFrames, prototypeKernel, publishStudent, registerDataset } from '../helpers/lifecycle';
+import { buildStudent, CORPUS, ingestWithFrames, prototypeKernel, publishStudent, registerDataset } from '../helpers/lifecycle';
 import { requireServices, type Services } from '../helpers/services';
 
 jest.setTimeout(600_000);
+const run = promisify(execFile);
 
 const LABEL = 'screen-recording';
 const TRAIN = { pos: ['gnome-mahjongg-video', 'five-glines-demo', 'gnomedev-message-board'], neg: ['blupi-play101', 'lebiniou-lebiniou-2021-06-10_12-19-19', 'visp-cube'] };
@@ -25,6 +36,7 @@ const WF = 'test-lifecycle-run';
 
 let svc: Services;
 let deps: Parameters<typeof evaluateOnEvalSet>[0];
+let fixtureFrames: Map<string, string[]>;
 
 async function cleanLabel(): Promise<void> {
   const q = (sql: string) => svc.pool.query(sql, [LABEL]);
@@ -61,7 +73,8 @@ beforeAll(async () => {
   deps = { ...svc, logger: createLogger('silent', 'test') };
   await cleanLabel();
   const frames = await ingestWithFrames(svc, [...TRAIN.pos, ...TRAIN.neg, ...EVAL.pos, ...EVAL.neg]);
-  const dsVersion = await registerDataset(svc, LABEL, WF, [...TRAIN.pos, ...TRAIN.neg]);
+  fixtureFrames = frames;
+  const dsVersion = await registerDataset(svc, LABEL, WF, [...TRAIN.pos, ...TRAIN.neg], frames, (v) => (TRAIN.pos.includes(v) ? LABEL : 'other'));
   const framesOf = { [LABEL]: TRAIN.pos.flatMap((v) => frames.get(v)!), other: TRAIN.neg.flatMap((v) => frames.get(v)!) };
   const labels = [LABEL, 'other'];
   const good = await prototypeKernel(svc, labels, framesOf, 20);
@@ -215,5 +228,74 @@ describe('reelset models / evalset (CLI)', () => {
     ]);
     const bad = await cli('models', 'show', `${LABEL}@x`, '--json');
     expect(bad.code).toBe(2);
+  });
+});
+
+describe('predict and the out-of-scope gate', () => {
+  let dir: string;
+  let model: PredictModel;
+  const config = loadConfig();
+  const corpusVideo = (id: string) => path.join(CORPUS, 'videos', fsSync.readdirSync(path.join(CORPUS, 'videos')).find((f) => f.startsWith(`${id}.`))!);
+
+  beforeAll(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'reelset-predict-'));
+    const cal = await calibrateScope(deps, { name: LABEL, version: 1, force: true });
+    expect(cal).toMatchObject({ calibration: 'leave-one-video-out', quantile: 0.05, references: 36, dim: 1280 });
+    // The registry's copy, as a user gets it (models pull), then predict with no service.
+    const pulled = await cli('models', 'pull', `${LABEL}@1`, '--out', path.join(dir, 'model'), '--json');
+    expect(pulled.code).toBe(0);
+    expect((JSON.parse(pulled.out) as { files: string[] }).files).toEqual(expect.arrayContaining(['model.json', 'weights.bin', 'artifact.json', 'scope.json']));
+    model = await modelFromDir(path.join(dir, 'model'));
+  });
+  afterAll(async () => {
+    model?.classifier.dispose();
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  it('classifies a held-out video of the label and one of another label, per frame and aggregated by the mean probability', async () => {
+    const [pos, neg] = await predictPaths(model, [corpusVideo('python-basic'), corpusVideo('blupi-play103')], { fps: 1, maxFrames: 8, config });
+    expect(pos!.error).toBeUndefined();
+    expect(pos!.kind).toBe('video');
+    expect(pos!.frames.length).toBeGreaterThanOrEqual(4);
+    expect(pos!.result).toMatchObject({ label: LABEL, aggregation: 'mean-probability' });
+    expect(neg!.result!.label).toBe('other');
+    for (const f of pos!.frames) expect(Object.values(f.probabilities).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 4);
+    // The CLI on the same model directory, and a file that is not a video: reported, the others go on.
+    await fs.writeFile(path.join(dir, 'notes.txt'), 'not a video');
+    const r = await cli('predict', path.join(dir, 'notes.txt'), '--model-dir', path.join(dir, 'model'), '--json');
+    expect(r.code).toBe(1);
+    expect((JSON.parse(r.out) as { inputs: PathPrediction[] }).inputs[0]!.error!.type).toBe('VideoDecodeError');
+    const reg = await cli('predict', corpusVideo('python-basic'), '--model', `${LABEL}@1`, '--max-frames', '4', '--json');
+    expect(reg.code).toBe(0);
+    expect((JSON.parse(reg.out) as { inputs: PathPrediction[] }).inputs[0]!.result!.label).toBe(LABEL);
+  });
+
+  it('answers unknown for lavfi test patterns, and measures its cost on the evaluation set', async () => {
+    const patterns = ['testsrc', 'testsrc2', 'smptebars', 'smptehdbars', 'pal100bars', 'rgbtestsrc', 'yuvtestsrc', 'mandelbrot', 'color=c=black', 'color=c=white', 'color=c=gray', 'cellauto', 'life', 'sierpinski', 'gradients'];
+    const pdir = path.join(dir, 'patterns');
+    await fs.mkdir(pdir);
+    for (const p of patterns) {
+      await run('ffmpeg', ['-v', 'error', '-f', 'lavfi', '-i', `${p}${p.includes('=') ? ':' : '='}size=320x240`, '-frames:v', '1', path.join(pdir, `${p.replace(/[^a-z0-9]/g, '_')}.png`)]);
+    }
+    const res = await predictPaths(model, await fs.readdir(pdir).then((n) => n.map((x) => path.join(pdir, x))), { fps: 1, maxFrames: 1, config });
+    expect(res.every((r) => !r.error)).toBe(true);
+    const rejected = res.filter((r) => r.frames[0]!.label === 'unknown').length / res.length;
+    // In scope: the frames of the held-out (evaluation-set) videos of both classes.
+    const heldOut = [...EVAL.pos, ...EVAL.neg].flatMap((v) => fixtureFrames.get(v)!);
+    const images = await Promise.all(heldOut.map(async (k) => (await svc.store.get(k))!));
+    const p = await model.classifier.predict(images);
+    const gated = applyScope(model.scope!, p.features, p.featureDim, await Promise.all(images.map((b) => lumaStd(b))));
+    const kept = gated.inScope;
+    console.log(`held-out in-scope scores: ${Array.from(gated.scores!).sort().map((x) => x.toFixed(2)).join(' ')}`);
+    const cost = kept.filter((k) => !k).length / kept.length;
+    console.log(`out-of-scope gate: rejected ${res.filter((r) => r.frames[0]!.label === 'unknown').length}/${res.length} lavfi patterns (${(100 * rejected).toFixed(0)}%); in-scope evaluation-set frames rejected ${kept.filter((k) => !k).length}/${kept.length} (${(100 * cost).toFixed(1)}%)`);
+    console.log(`threshold ${model.scope!.threshold.toFixed(3)}\n${res.map((r) => `${path.basename(r.path)} ${r.frames[0]!.label} ${r.frames[0]!.outOfScope ?? ''} ${r.frames[0]!.scopeScore!.toFixed(3)}`).join('\n')}`);
+    // Flat frames (black, white, grey) are always rejected; structured patterns only when
+    // they are far from every training frame (measured and printed; README).
+    for (const c of ['color_c_black.png', 'color_c_white.png', 'color_c_gray.png']) {
+      expect(res.find((r) => path.basename(r.path) === c)!.frames[0]).toMatchObject({ label: 'unknown', outOfScope: 'degenerate' });
+    }
+    expect(rejected).toBeGreaterThanOrEqual(3 / 15);
+    expect(cost).toBeLessThanOrEqual(0.25);
   });
 });

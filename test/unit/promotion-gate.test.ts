@@ -1,7 +1,9 @@
 /** The promotion gate's rules, model references and the video aggregation (pure logic). */
 import { evenlySpaced } from '../../activities/models/evalset';
 import { balancedAccuracy, parseModelRef, promotionGate, type EvalSetMetrics, type GateConfig, type LevelMetrics } from '../../contracts';
+import sharp from 'sharp';
 import { aggregateVideo } from '../../lib/classifier';
+import { applyScope, centred, lumaStd, meanRow, nearestSimilarity, quantile } from '../../lib/scope';
 
 /** Metrics from per-label recalls at the frame and video levels. */
 function metrics(frameRecall: Record<string, number | null>, videoRecall: Record<string, number | null>): EvalSetMetrics {
@@ -98,5 +100,32 @@ describe('evenlySpaced', () => {
   it('picks k of n spread over the whole range', () => {
     expect(evenlySpaced(3, 8)).toEqual([0, 1, 2]);
     expect(evenlySpaced(10, 4)).toEqual([1, 3, 6, 8]);
+  });
+});
+
+describe('out-of-scope scoring (lib/scope)', () => {
+  it('nearest similarity skips the query group (leave-one-video-out), and the type-7 quantile', () => {
+    const refs = Float32Array.from([1, 0, 0, 1]);
+    const q = Float32Array.from([1, 0]);
+    expect(Array.from(nearestSimilarity(q, refs, 2))).toEqual([1]);
+    expect(Array.from(nearestSimilarity(q, refs, 2, { query: ['a'], refs: ['a', 'b'] }))).toEqual([0]);
+    expect(Array.from(nearestSimilarity(q, refs, 2, { query: ['a'], refs: ['a', 'a'] }))).toEqual([-1]);
+    expect(quantile([1, 2, 3, 4, 5], 0.25)).toBe(2);
+    expect(quantile([0, 10], 0.05)).toBeCloseTo(0.5);
+  });
+  it('centring removes the shared component: two frames equal to the mean plus opposite offsets become opposite', () => {
+    const rows = Float32Array.from([1, 1, 1, 0, 1, 1, 1, 2]);
+    const c = meanRow(rows, 4);
+    expect(Array.from(c)).toEqual([1, 1, 1, 1]);
+    const z = centred(rows, c, 4);
+    expect(Array.from(z)).toEqual([0, 0, 0, -1, 0, 0, 0, 1]);
+  });
+  it('flags flat frames as degenerate without any scope file', async () => {
+    const flat = await sharp({ create: { width: 32, height: 32, channels: 3, background: { r: 10, g: 10, b: 10 } } }).png().toBuffer();
+    const noisy = await sharp(Buffer.from(Array.from({ length: 32 * 32 * 3 }, (_, i) => (i * 7919) % 256)), { raw: { width: 32, height: 32, channels: 3 } }).png().toBuffer();
+    const stds = [await lumaStd(flat), await lumaStd(noisy)];
+    expect(stds[0]).toBeLessThan(1);
+    expect(stds[1]).toBeGreaterThan(20);
+    expect(applyScope(null, new Float32Array(0), 0, stds)).toMatchObject({ inScope: [false, true], reasons: ['degenerate', null], scores: null });
   });
 });
