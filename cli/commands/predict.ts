@@ -17,6 +17,7 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import { extractFrames } from '../../activities/frames/extract';
 import { probeVideo } from '../../activities/frames/probe';
+import { exportStudent } from '../../activities/models/export';
 import { resolveModel } from '../../activities/models/registry';
 import { failureOf, parseModelRef, type FrameRecord } from '../../contracts';
 import { ExtractOptions } from '../../contracts/inputs';
@@ -232,6 +233,35 @@ export function registerPredictCommands(program: Command): void {
     });
 
   const models = program.commands.find((c) => c.name() === 'models');
+  (models ?? program)
+    .command('export')
+    .description('export a student to ONNX: student.onnx (float32) and student-fp16.onnx (float16 weights), uint8 pixels in, probabilities and features out')
+    .argument('[model]', 'label[@version|@production|@latest] from the registry')
+    .option('--model-dir <dir>', 'export a model directory instead of a registry version')
+    .requiredOption('--out <dir>', 'directory to write (student.onnx, student-fp16.onnx, artifact.json, export.json)')
+    .option('--json', 'print export.json')
+    .action(async (ref: string | undefined, opts: { modelDir?: string; out: string; json?: boolean }) => {
+      if (!ref === !opts.modelDir) throw new UsageError('give a model reference or --model-dir, not both');
+      const config = loadConfig();
+      let files: ClassifierFiles;
+      let source: string;
+      let scope: ScopeFile | null = null;
+      if (opts.modelDir) {
+        files = await readClassifierDir(opts.modelDir);
+        source = path.resolve(opts.modelDir);
+      } else {
+        const r = await registryFiles(config, ref!);
+        r.store.destroy();
+        files = r.files;
+        source = r.source;
+        scope = r.scope;
+      }
+      const m = await exportStudent(files, opts.out, { toolsDir: config.REELSET_TOOLS_DIR, source });
+      if (scope) await fs.writeFile(path.join(opts.out, 'scope.json'), JSON.stringify(scope));
+      if (opts.json) printJson(m);
+      else console.log(`${source} -> ${path.resolve(opts.out)}: student.onnx ${(m.files.float32.bytes / 1e6).toFixed(1)} MB, student-fp16.onnx ${(m.files.float16Weights.bytes / 1e6).toFixed(1)} MB`);
+    });
+
   (models ?? program)
     .command('pull')
     .description('copy a published student (model.json, weights.bin, artifact.json, labels.json, scope.json) to a local directory for predict --model-dir')

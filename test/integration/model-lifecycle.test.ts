@@ -5,7 +5,7 @@
  * (first model, a worse candidate and a tie held back with the rule that held them back),
  * concurrent promotions (one wins), rollback, and the `reelset models` / `evalset` CLI.
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import * as fsSync from 'node:fs';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
@@ -297,5 +297,30 @@ describe('predict and the out-of-scope gate', () => {
     }
     expect(rejected).toBeGreaterThanOrEqual(3 / 15);
     expect(cost).toBeLessThanOrEqual(0.25);
+  });
+});
+
+describe('ONNX export', () => {
+  it("exports the student as one ONNX file (and a float16-weights one) that give the registry model's answers", () => {
+    // In a child process: ONNX Runtime's tensors fail instanceof checks inside jest's vm realm.
+    let stdout: string;
+    try {
+      stdout = execFileSync(process.execPath, [require.resolve('tsx/cli'), path.join(__dirname, '../../bench/export.ts'), `${LABEL}@1`, '1'], { encoding: 'utf8', env: { ...process.env, NODE_NO_WARNINGS: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    } catch (err) {
+      const e = err as { stdout?: string; stderr?: string };
+      throw new Error(`bench/export.ts failed:\n${e.stdout ?? ''}\n${e.stderr ?? ''}`);
+    }
+    console.log(stdout);
+    const r = JSON.parse(stdout.trim().split('\n').at(-1)!) as { frames: number; rows: Array<{ runtime: string; mb: number; maxProbDiff: number; argmaxAgreement: number; frameAccuracy: number }> };
+    expect(r.frames).toBe(36);
+    const [tfjs, f32, f16] = r.rows;
+    expect(f32!.maxProbDiff).toBeLessThan(1e-3);
+    expect(f32!.argmaxAgreement).toBe(1);
+    expect(f32!.frameAccuracy).toBe(tfjs!.frameAccuracy);
+    expect(f16!.mb).toBeLessThan(0.55 * f32!.mb);
+    // The fixture's prototype head has small margins (two similar class means): float16
+    // convolution kernels move a few frames across it (a trained student moved none; README).
+    expect(f16!.maxProbDiff).toBeLessThan(0.1);
+    expect(f16!.argmaxAgreement).toBeGreaterThanOrEqual(0.85);
   });
 });
