@@ -18,6 +18,7 @@ import { createEmbeddingActivities } from './embeddings/activities';
 import { createFrameActivities } from './frames/activities';
 import { createLabelingActivities } from './labeling/activities';
 import { createModelActivities, createModelEvaluationActivities } from './models/activities';
+import { createBatchPredictActivities } from './models/batch';
 import { createTrainingActivities as createTrainingDomainActivities } from './training/activities';
 import { createReportActivities } from './reports/activities';
 
@@ -26,6 +27,7 @@ export function createTrainingActivities(deps: ActivityDeps) {
   return {
     ...createTrainingDomainActivities(deps),
     ...createModelEvaluationActivities(deps),
+    predictVideos: createBatchPredictActivities(deps).predictVideos,
   };
 }
 
@@ -39,6 +41,7 @@ export function createVideoActivities(deps: ActivityDeps) {
     ...createLabelingActivities(deps),
     ...createDatasetActivities(deps),
     ...createModelActivities(deps),
+    planBatchPredict: createBatchPredictActivities(deps).planBatchPredict,
     ...createRetrainActivities(deps),
     ...createLabelDatasetActivities(deps),
     ...createReportActivities(deps),

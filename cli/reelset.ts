@@ -8,6 +8,7 @@
  *   reelset models list|show|evaluate|promote|rollback   the model registry
  *   reelset evalset candidates|grow|show     a label's fixed evaluation set
  *   reelset predict <path> --model l@v       classify a video, image or folder (per frame + the video)
+ *   reelset predict-batch <l@v> [--videos]   the batch predict workflow (model labels)
  *   reelset labeling status <workflow-id>    where people label a run, tasks done, agreement, deadline
  *   reelset labeling finish <workflow-id>    stop waiting for people (weak labels for the rest)
  *   reelset runs list|show|report            watch runs (Temporal visibility, steps, HTML report)

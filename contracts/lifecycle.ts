@@ -4,7 +4,9 @@
  * promotion gate's rules. Pure: the gate is a function of two evaluations and a
  * configuration, so the activity, the CLI and the tests share one implementation.
  */
+import { z } from 'zod';
 import { InvalidInputError } from './failures';
+import { ExtractOptions } from './inputs';
 import { keySegment } from './keys';
 import type { LevelMetrics } from './manifests';
 
@@ -241,4 +243,57 @@ export interface PromotionOutcome {
 /** S3 key of a model's per-frame predictions on an evaluation-set version: `evaluations/<name>/v<version>/<role>/eval-v<E>.json`. */
 export function evaluationKey(name: string, version: number, role: 'teacher' | 'student', evalVersion: number): string {
   return `evaluations/${keySegment(name)}/v${version}/${keySegment(role)}/eval-v${evalVersion}.json`;
+}
+
+// ------------------------------------------------------------------ batch predict ---
+
+/** Input of the batch predict workflow (`batchPredictWorkflow`). */
+export const BatchPredictInput = z.object({
+  /** The model: `label`, `label@<version>`, `label@production` (default) or `label@latest`. */
+  model: z.string().min(1),
+  /** Catalog videos to classify; when empty, videos of `catalogLabel` (or the whole catalog), at most `maxVideos`. */
+  videoIds: z.array(z.string().min(1)).max(10_000).default([]),
+  /** Select the catalog videos carrying this label (or a descendant). */
+  catalogLabel: z.string().min(1).optional(),
+  maxVideos: z.number().int().min(1).max(10_000).default(100),
+  /** Frame sampling (the pipeline's extraction; frames already extracted with the same options are reused). */
+  extract: ExtractOptions.prefault({ mode: 'fps', fps: 1, maxFramesPerVideo: 32 }),
+  /** Extraction child workflows at once. */
+  concurrency: z.number().int().min(1).max(64).default(4),
+  heartbeatTimeoutS: z.number().int().min(2).max(3600).default(30),
+  gpuTaskQueue: z.string().min(1).default('reelset-gpu'),
+});
+/** Parsed input of the batch predict workflow. */
+export type BatchPredictInput = z.infer<typeof BatchPredictInput>;
+/** What a caller passes (defaults filled in by the workflow). */
+export type BatchPredictRequest = z.input<typeof BatchPredictInput>;
+
+/** One video's line in the batch predictions (`runs/<id>/predict/predictions.json`). */
+export interface BatchVideoPrediction {
+  videoId: string;
+  /** The aggregated class (mean probability of the in-scope frames), `unknown`, or null when the video failed. */
+  label: string | null;
+  probabilities: Record<string, number>;
+  frames: number;
+  unknownFrames: number;
+  error?: { type: string; message: string };
+}
+
+/** Result of the batch predict workflow. */
+export interface BatchPredictResult {
+  workflowId: string;
+  model: { name: string; version: number; stage: string };
+  videos: number;
+  failed: number;
+  /** Videos per aggregated class (and `unknown`). */
+  perLabel: Record<string, number>;
+  /** `frame_labels` rows written (`source = 'model'`). */
+  frameLabels: number;
+  /** S3 key of every frame's and video's prediction. */
+  predictionsKey: string;
+}
+
+/** S3 key of a batch predict run's predictions. */
+export function batchPredictionsKey(workflowId: string): string {
+  return `runs/${keySegment(workflowId)}/predict/predictions.json`;
 }

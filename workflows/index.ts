@@ -3,3 +3,4 @@ export { newCategoryWorkflow } from './new-category';
 export { extractVideoWorkflow } from './extract-video';
 export { labelingWorkflow } from './labeling';
 export { retrainWorkflow, retrainAllWorkflow } from './retrain';
+export { batchPredictWorkflow } from './batch-predict';

@@ -19,7 +19,8 @@ import { extractFrames } from '../../activities/frames/extract';
 import { probeVideo } from '../../activities/frames/probe';
 import { exportStudent } from '../../activities/models/export';
 import { resolveModel } from '../../activities/models/registry';
-import { failureOf, parseModelRef, type FrameRecord } from '../../contracts';
+import { BatchPredictInput, failureOf, formatIssues, parseModelRef, type BatchPredictRequest, type FrameRecord } from '../../contracts';
+import { batchPredictWorkflow } from '../../workflows/batch-predict';
 import { ExtractOptions } from '../../contracts/inputs';
 import { aggregateVideo, loadClassifier, readClassifierDir, readClassifierS3, type ClassifierFiles, type ImageClassifier, type VideoResult } from '../../lib/classifier';
 import { loadConfig, type Config } from '../../lib/config';
@@ -27,7 +28,7 @@ import { createPool } from '../../lib/db';
 import { sha256File } from '../../lib/hash';
 import { ObjectStore } from '../../lib/s3';
 import { applyScope, lumaStd, MIN_LUMA_STD, type ScopeFile } from '../../lib/scope';
-import { EXIT, printJson, ServiceUnavailableError, UsageError } from '../common';
+import { EXIT, printJson, ServiceUnavailableError, temporalClient, UsageError, workflowUrl } from '../common';
 
 /** File extensions read as images (anything else is probed as a video). */
 export const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif', '.bmp']);
@@ -229,6 +230,44 @@ export function registerPredictCommands(program: Command): void {
         if (results.some((r) => r.error)) process.exitCode = EXIT.failed;
       } finally {
         model.classifier.dispose();
+      }
+    });
+
+  program
+    .command('predict-batch')
+    .description('start the batch predict workflow: a model classifies a catalog selection and records model labels')
+    .argument('<model>', 'label[@version|@production|@latest]')
+    .option('--videos <ids>', 'comma-separated catalog video ids (default: the catalog, or --catalog-label)')
+    .option('--catalog-label <label>', 'catalog videos carrying this label (or a descendant)')
+    .option('--max-videos <n>', 'most videos', '100')
+    .option('--id <workflowId>', 'workflow id (default: batch-predict-<label>-<time>)')
+    .option('--no-wait', 'start and print the workflow id')
+    .option('--json', 'print the result as JSON')
+    .action(async (ref: string, opts: { videos?: string; catalogLabel?: string; maxVideos: string; id?: string; wait: boolean; json?: boolean }) => {
+      const config = loadConfig();
+      const request: BatchPredictRequest = {
+        model: ref,
+        videoIds: opts.videos ? opts.videos.split(',').map((s) => s.trim()).filter(Boolean) : [],
+        ...(opts.catalogLabel ? { catalogLabel: opts.catalogLabel } : {}),
+        maxVideos: Number(opts.maxVideos),
+        gpuTaskQueue: config.REELSET_GPU_TASK_QUEUE,
+      };
+      const parsed = BatchPredictInput.safeParse(request);
+      if (!parsed.success) throw new UsageError(`invalid batch predict input: ${formatIssues(parsed.error)}`);
+      const workflowId = opts.id ?? `batch-predict-${parseModelRef(ref).label}-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+      const { client, close } = await temporalClient(config);
+      try {
+        const handle = await client.workflow.start(batchPredictWorkflow, { taskQueue: config.REELSET_VIDEO_TASK_QUEUE, workflowId, args: [request] });
+        if (!opts.wait) {
+          if (opts.json) printJson({ workflowId, url: workflowUrl(config, workflowId) });
+          else console.log(`started ${workflowId}: ${workflowUrl(config, workflowId)}`);
+          return;
+        }
+        const r = await handle.result();
+        if (opts.json) printJson(r);
+        else console.log(`${r.model.name}@${r.model.version}: ${r.videos} videos (${r.failed} failed) ${JSON.stringify(r.perLabel)}; ${r.frameLabels} model labels; ${r.predictionsKey}`);
+      } finally {
+        await close();
       }
     });
 

@@ -12,7 +12,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { modelFromDir, predictPaths, type PathPrediction, type PredictModel } from '../../cli/commands/predict';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createTrainingActivities, createVideoActivities } from '../../activities';
 import { main } from '../../cli/reelset';
+import { labelRunIds } from '../../lib/labelled';
+import { batchPredictWorkflow } from '../../workflows/batch-predict';
+import { WORKFLOWS_PATH } from '../helpers/temporal';
 import { calibrateScope } from '../../activities/models/scope';
 import { loadConfig } from '../../lib/config';
 import { applyScope, lumaStd } from '../../lib/scope';
@@ -322,5 +328,43 @@ describe('ONNX export', () => {
     // convolution kernels move a few frames across it (a trained student moved none; README).
     expect(f16!.maxProbDiff).toBeLessThan(0.1);
     expect(f16!.argmaxAgreement).toBeGreaterThanOrEqual(0.85);
+  });
+});
+
+describe('batch predict workflow', () => {
+  it('classifies a catalog selection on real workers and records model labels, reporting a video that fails', async () => {
+    const suffix = `${Date.now().toString(36)}`;
+    const queues = { video: `bp-video-${suffix}`, gpu: `bp-gpu-${suffix}` };
+    const connection = await NativeConnection.connect({ address: svc.config.TEMPORAL_ADDRESS });
+    const client = new Client({ connection: await Connection.connect({ address: svc.config.TEMPORAL_ADDRESS }), namespace: svc.config.TEMPORAL_NAMESPACE });
+    const video = await Worker.create({ connection, namespace: svc.config.TEMPORAL_NAMESPACE, taskQueue: queues.video, workflowsPath: WORKFLOWS_PATH, activities: createVideoActivities(deps) });
+    const gpu = await Worker.create({ connection, namespace: svc.config.TEMPORAL_NAMESPACE, taskQueue: queues.gpu, activities: createTrainingActivities(deps) });
+    const id = `bp-${suffix}`;
+    try {
+      const result = await video.runUntil(
+        gpu.runUntil(
+          client.workflow.execute(batchPredictWorkflow, {
+            taskQueue: queues.video,
+            workflowId: id,
+            args: [{ model: `${LABEL}@1`, videoIds: ['python-basic', 'blupi-play103', 'no-such-video'], extract: { fps: 1, maxFramesPerVideo: 6 }, gpuTaskQueue: queues.gpu, heartbeatTimeoutS: 30 }],
+          }),
+        ),
+      );
+      expect(result).toMatchObject({ model: { name: LABEL, version: 1 }, videos: 3, failed: 1 });
+      expect(result.perLabel[LABEL]).toBe(1);
+      expect(result.perLabel['other']).toBe(1);
+      const file = (await svc.store.getJson<{ videos: Array<{ videoId: string; label: string | null; error?: { type: string } }> }>(result.predictionsKey))!;
+      expect(file.videos.find((v) => v.videoId === 'no-such-video')!.error!.type).toBe('CatalogError');
+      expect(file.videos.find((v) => v.videoId === 'python-basic')!.label).toBe(LABEL);
+      const rows = await svc.pool.query<{ label: string; source: string; n: string }>(`SELECT label, source, count(*) AS n FROM frame_labels WHERE workflow_id = $1 GROUP BY 1, 2`, [id]);
+      expect(rows.rows.every((r) => r.source === 'model')).toBe(true);
+      expect(rows.rows.reduce((a, r) => a + Number(r.n), 0)).toBe(result.frameLabels);
+      expect(result.frameLabels).toBeGreaterThan(0);
+      // Model labels of a batch are pre-annotations, never training labels of the label's datasets.
+      expect(await labelRunIds(svc.pool, LABEL)).not.toContain(id);
+    } finally {
+      await connection.close();
+      await client.connection.close();
+    }
   });
 });

@@ -124,6 +124,9 @@ function mocks(calls: Call[], scenarioOf: (label: string) => Scenario, opts: { p
     trainTeacher: rec('trainTeacher', () => step({ role: 'teacher', epochs: 2, finalLoss: 0.1 })),
     distillStudent: rec('distillStudent', () => step({ role: 'student', epochs: 4, finalLoss: 0.1 })),
     evaluateModels: rec('evaluateModels', () => step(evaluation)),
+    predictVideos: rec('predictVideos', () => {
+      throw new Error('not a batch predict');
+    }),
     evaluateForPromotion: rec('evaluateForPromotion', () => ({ evalVersion: 1, production: race.evaluations++ === 0 ? 1 : 3, gate: GATE })),
   };
   return { video, gpu };
