@@ -97,13 +97,14 @@ export function createBatchPredictActivities(deps: ActivityDeps) {
             });
             const rows = frameResults.filter((f) => f.label !== 'unknown');
             if (rows.length) {
-              await pool.query(
+              // Only frames with a row in `frames` (a manifest reused from S3 may list frames whose rows were deleted).
+              const res = await pool.query(
                 `INSERT INTO frame_labels (frame_key, workflow_id, label, source, confidence)
-                 SELECT k, $2, l, 'model', c FROM unnest($1::text[], $3::text[], $4::real[]) AS t(k, l, c)
+                 SELECT t.k, $2, t.l, 'model', t.c FROM unnest($1::text[], $3::text[], $4::real[]) AS t(k, l, c) JOIN frames f ON f.s3_key = t.k
                  ON CONFLICT (frame_key, workflow_id, source) WHERE source <> 'human' DO UPDATE SET label = EXCLUDED.label, confidence = EXCLUDED.confidence, updated_at = now()`,
                 [rows.map((r) => r.key), input.workflowId, rows.map((r) => r.label), rows.map((r) => Math.max(...r.probabilities))],
               );
-              frameLabels += rows.length;
+              frameLabels += res.rowCount ?? 0;
             }
             out.push({ videoId: v.videoId, label: agg.label, probabilities: agg.probabilities, frames: agg.frames, unknownFrames: agg.unknownFrames, frameResults });
           } catch (err) {

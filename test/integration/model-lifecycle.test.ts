@@ -28,7 +28,7 @@ import { listModels, productionVersion, promote, rollback, transitionsOf } from 
 import { balancedAccuracy, type GateConfig } from '../../contracts';
 import { createLogger } from '../../lib/logger';
 import { initTensorflow } from '../../lib/tf';
-import { buildStudent, CORPUS, ingestWithFrames, prototypeKernel, publishStudent, registerDataset } from '../helpers/lifecycle';
+import { buildStudent, CORPUS, FIXTURE_PARAMS, ingestWithFrames, prototypeKernel, publishStudent, registerDataset } from '../helpers/lifecycle';
 import { requireServices, type Services } from '../helpers/services';
 
 jest.setTimeout(600_000);
@@ -53,6 +53,9 @@ async function cleanLabel(): Promise<void> {
   await q('DELETE FROM eval_set_videos WHERE label = $1');
   await q('DELETE FROM eval_sets WHERE label = $1');
   await q('DELETE FROM datasets WHERE name = $1');
+  await svc.pool.query('DELETE FROM labeling_annotations WHERE annotation_id BETWEEN 9130000 AND 9139999');
+  // Frames an earlier run's batch predict extracted: the evaluation set takes a video's latest extraction.
+  await svc.pool.query('DELETE FROM frames WHERE video_id = ANY($1) AND params_hash <> $2', [[...EVAL.pos, ...EVAL.neg], FIXTURE_PARAMS]);
 }
 
 async function cli(...args: string[]): Promise<{ code: number; out: string }> {
@@ -116,11 +119,25 @@ describe('fixed evaluation set', () => {
   });
 
   it('grows on purpose into versions: v2 keeps every frame of v1 and records who and why', async () => {
+    // Two people in Label Studio agree that one frame of the negative video shows the label;
+    // on another frame they disagree (no consensus: the catalog's class stands).
+    const [agreed, split] = fixtureFrames.get(EVAL.neg[0]!)!;
+    const ann = (id: number, frame: string, who: string, label: string) =>
+      svc.pool.query(
+        `INSERT INTO labeling_annotations (annotation_id, task_id, project_id, frame_key, annotator, annotator_id, label, ls_updated_at) VALUES ($1, $2, 913, $3, $4, $5, $6, now())`,
+        [id, 9_130_000 + (frame === agreed ? 1 : 2), frame, who, id, label],
+      );
+    await ann(9_130_001, agreed!, 'ann@x', LABEL);
+    await ann(9_130_002, agreed!, 'bob@x', LABEL);
+    await ann(9_130_003, split!, 'ann@x', LABEL);
+    await ann(9_130_004, split!, 'bob@x', 'other');
     const v1 = await growEvalSet(svc.pool, svc.store, { label: LABEL, videoIds: [EVAL.pos[0]!, EVAL.neg[0]!], actor: 'alice', reason: 'first held-out videos', framesPerVideo: 6 });
     expect(v1.version).toBe(1);
     expect(v1.frames).toHaveLength(12);
-    expect(v1.counts).toEqual({ [LABEL]: 6, other: 6 });
-    expect(v1.frames.every((f) => f.labelSource === 'catalog')).toBe(true);
+    expect(v1.counts).toEqual({ [LABEL]: 7, other: 5 });
+    expect(v1.frames.find((f) => f.frameKey === agreed)).toMatchObject({ class: LABEL, labelSource: 'consensus' });
+    expect(v1.frames.find((f) => f.frameKey === split)).toMatchObject({ class: 'other', labelSource: 'catalog' });
+    expect(v1.frames.filter((f) => f.labelSource === 'catalog')).toHaveLength(11);
     const v2 = await growEvalSet(svc.pool, svc.store, { label: LABEL, videoIds: [...EVAL.pos.slice(1), ...EVAL.neg.slice(1)], actor: 'bob', reason: 'more videos', framesPerVideo: 6 });
     expect(v2.version).toBe(2);
     expect(v2.videos).toHaveLength(6);
@@ -139,6 +156,7 @@ describe('evaluation and the promotion gate', () => {
     const e2 = await evaluateOnEvalSet(deps, { name: LABEL, version: 2 });
     expect(e1.evalVersion).toBe(2);
     expect(e1.metrics.frames.n).toBe(36);
+    expect(e1.metrics.frames.perLabel[LABEL]!.support).toBe(19); // 18 frames of the label's videos + the one two people moved
     expect(e1.metrics.videos.n).toBe(6);
     expect(balancedAccuracy(e1.metrics.videos)!).toBeGreaterThanOrEqual(0.8);
     expect(balancedAccuracy(e2.metrics.videos)!).toBeLessThan(balancedAccuracy(e1.metrics.videos)!);
@@ -332,6 +350,7 @@ describe('ONNX export', () => {
 });
 
 describe('batch predict workflow', () => {
+  // On training videos of the fixture: the evaluation set takes a video's latest extraction, and these are never in it.
   it('classifies a catalog selection on real workers and records model labels, reporting a video that fails', async () => {
     const suffix = `${Date.now().toString(36)}`;
     const queues = { video: `bp-video-${suffix}`, gpu: `bp-gpu-${suffix}` };
@@ -346,7 +365,7 @@ describe('batch predict workflow', () => {
           client.workflow.execute(batchPredictWorkflow, {
             taskQueue: queues.video,
             workflowId: id,
-            args: [{ model: `${LABEL}@1`, videoIds: ['python-basic', 'blupi-play103', 'no-such-video'], extract: { fps: 1, maxFramesPerVideo: 6 }, gpuTaskQueue: queues.gpu, heartbeatTimeoutS: 30 }],
+            args: [{ model: `${LABEL}@1`, videoIds: [TRAIN.pos[0]!, TRAIN.neg[0]!, 'no-such-video'], extract: { fps: 1, maxFramesPerVideo: 6 }, gpuTaskQueue: queues.gpu, heartbeatTimeoutS: 30 }],
           }),
         ),
       );
@@ -355,7 +374,7 @@ describe('batch predict workflow', () => {
       expect(result.perLabel['other']).toBe(1);
       const file = (await svc.store.getJson<{ videos: Array<{ videoId: string; label: string | null; error?: { type: string } }> }>(result.predictionsKey))!;
       expect(file.videos.find((v) => v.videoId === 'no-such-video')!.error!.type).toBe('CatalogError');
-      expect(file.videos.find((v) => v.videoId === 'python-basic')!.label).toBe(LABEL);
+      expect(file.videos.find((v) => v.videoId === TRAIN.pos[0])!.label).toBe(LABEL);
       const rows = await svc.pool.query<{ label: string; source: string; n: string }>(`SELECT label, source, count(*) AS n FROM frame_labels WHERE workflow_id = $1 GROUP BY 1, 2`, [id]);
       expect(rows.rows.every((r) => r.source === 'model')).toBe(true);
       expect(rows.rows.reduce((a, r) => a + Number(r.n), 0)).toBe(result.frameLabels);
