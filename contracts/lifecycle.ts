@@ -252,10 +252,11 @@ export const BatchPredictInput = z.object({
   /** The model: `label`, `label@<version>`, `label@production` (default) or `label@latest`. */
   model: z.string().min(1),
   /** Catalog videos to classify; when empty, videos of `catalogLabel` (or the whole catalog), at most `maxVideos`. */
-  videoIds: z.array(z.string().min(1)).max(10_000).default([]),
+  videoIds: z.array(z.string().min(1)).max(2000).default([]),
   /** Select the catalog videos carrying this label (or a descendant). */
   catalogLabel: z.string().min(1).optional(),
-  maxVideos: z.number().int().min(1).max(10_000).default(100),
+  /** At most 2,000: one extraction child per video in one history (no continue-as-new yet). */
+  maxVideos: z.number().int().min(1).max(2000).default(100),
   /** Frame sampling (the pipeline's extraction; frames already extracted with the same options are reused). */
   extract: ExtractOptions.prefault({ mode: 'fps', fps: 1, maxFramesPerVideo: 32 }),
   /** Extraction child workflows at once. */

@@ -30,7 +30,9 @@ import { extractVideoWorkflow } from './extract-video';
  * 4. `finishRun`.
  *
  * Invalid input fails at once (`InvalidInputError`). Selections are bounded by
- * `maxVideos` (10,000); the history holds one child per video.
+ * `maxVideos` (at most 2,000: the history holds one child per video, no continue-as-new yet);
+ * `predictVideos` is one activity that heartbeats per video and, retried, starts over
+ * (its label rows are upserts).
  */
 export async function batchPredictWorkflow(request: BatchPredictRequest): Promise<BatchPredictResult> {
   const parsed = BatchPredictInput.safeParse(request);
