@@ -26,6 +26,8 @@ TFJS_NODE_VERSION=4.22.0
 
 log() { printf '[install-gpu] %s\n' "$*"; }
 die() { printf '[install-gpu] ERROR: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=infra/tfjs-addon.sh
+source "$(dirname "${BASH_SOURCE[0]}")/tfjs-addon.sh"
 
 [ "$(uname -s)/$(uname -m)" = Linux/x86_64 ] || die "Linux x86-64 only"
 command -v nvidia-smi >/dev/null 2>&1 || log "warning: nvidia-smi not found; is the NVIDIA driver installed?"
@@ -77,17 +79,7 @@ if [ "$(cat "$GDIR/.reelset-build" 2>/dev/null)" != "$want" ]; then
   [ -f "$GDIR/package.json" ] || echo '{"name":"reelset-tfjs-node-gpu","private":true}' > "$GDIR/package.json"
   log "npm install --ignore-scripts @tensorflow/tfjs-node-gpu@$TFJS_NODE_VERSION in $GDIR"
   (cd "$GDIR" && npm install --ignore-scripts --no-audit --no-fund "@tensorflow/tfjs-node-gpu@$TFJS_NODE_VERSION" >/dev/null)
-  rm -rf "$PKG/deps" "$PKG/lib" "$PKG/build"
-  mkdir -p "$PKG/deps/lib"
-  ln -s "$TF/include" "$PKG/deps/include"
-  for lib in libtensorflow_cc.so.2 libtensorflow_framework.so.2; do
-    ln "$TF/$lib" "$PKG/deps/lib/$lib" 2>/dev/null || cp "$TF/$lib" "$PKG/deps/lib/$lib"
-  done
-  ln -s libtensorflow_cc.so.2 "$PKG/deps/lib/libtensorflow.so"
-  ln -s libtensorflow_framework.so.2 "$PKG/deps/lib/libtensorflow_framework.so"
-  log "building the tfjs-node-gpu addon against TensorFlow $TENSORFLOW_GPU_VERSION (GPU build)"
-  (cd "$PKG" && npm_config_nodedir="${npm_config_nodedir:-/usr}" npm run --silent build-addon-from-source >"$REELSET_LOG_DIR/tfjs-node-gpu-build.log" 2>&1) ||
-    die "tfjs-node-gpu addon build failed (log: $REELSET_LOG_DIR/tfjs-node-gpu-build.log)"
+  build_tfjs_addon "$PKG" "$TF" "$REELSET_LOG_DIR/tfjs-node-gpu-build.log" "tfjs-node-gpu (TensorFlow $TENSORFLOW_GPU_VERSION, GPU build)"
   echo "$want" > "$GDIR/.reelset-build"
 fi
 # shellcheck disable=SC1091

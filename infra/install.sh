@@ -36,6 +36,8 @@ GO_MIN_TOOLCHAIN=go1.25.0   # versitygw v1.8.0 needs go >= 1.25
 
 log() { printf '[install] %s\n' "$*"; }
 die() { printf '[install] ERROR: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=infra/tfjs-addon.sh
+source "$(dirname "${BASH_SOURCE[0]}")/tfjs-addon.sh"
 have() { command -v "$1" >/dev/null 2>&1; }
 
 mkdir -p "$REELSET_DATA_DIR" "$REELSET_TOOLS_DIR/bin" "$REELSET_LOG_DIR" "$REELSET_RUN_DIR"
@@ -282,17 +284,7 @@ else
     cp "$REELSET_ROOT/infra/tfjs-node/package.json" "$REELSET_ROOT/infra/tfjs-node/package-lock.json" "$TFN/"
     log "npm ci --ignore-scripts in $TFN (@tensorflow/tfjs-node $TFJS_NODE_VERSION)"
     (cd "$TFN" && npm ci --ignore-scripts --no-audit --no-fund >/dev/null)
-    rm -rf "$PKG/deps" "$PKG/lib" "$PKG/build"
-    mkdir -p "$PKG/deps/lib"
-    ln -s "$TF/include" "$PKG/deps/include"
-    for lib in libtensorflow_cc.so.2 libtensorflow_framework.so.2; do
-      ln "$TF/$lib" "$PKG/deps/lib/$lib" 2>/dev/null || cp "$TF/$lib" "$PKG/deps/lib/$lib"
-    done
-    ln -s libtensorflow_cc.so.2 "$PKG/deps/lib/libtensorflow.so"
-    ln -s libtensorflow_framework.so.2 "$PKG/deps/lib/libtensorflow_framework.so"
-    log "building the tfjs-node addon against TensorFlow $TENSORFLOW_VERSION (node-pre-gyp --build-from-source)"
-    (cd "$PKG" && npm_config_nodedir="${npm_config_nodedir:-/usr}" npm run --silent build-addon-from-source >"$REELSET_LOG_DIR/tfjs-node-build.log" 2>&1) ||
-      die "tfjs-node addon build failed (log: $REELSET_LOG_DIR/tfjs-node-build.log)"
+    build_tfjs_addon "$PKG" "$TF" "$REELSET_LOG_DIR/tfjs-node-build.log" "tfjs-node (TensorFlow $TENSORFLOW_VERSION)"
     echo "$want_stamp" > "$TFN/.reelset-build"
     tfjs_node_ok || die "tfjs-node built but does not load (log: $REELSET_LOG_DIR/tfjs-node-build.log)"
     log "tfjs-node: built in $((SECONDS - started)) s ($TFN)"

@@ -34,3 +34,24 @@ export function splitByVideo(
   }
   return { splitOf, labelsWithoutValidation };
 }
+
+/**
+ * Each video's majority label: the label most of its frames carry (ties broken by label
+ * name, so the result is deterministic). The input of {@link splitByVideo} when a video's
+ * frames carry several labels (people label frames, not videos).
+ *
+ * @param frames one entry per frame.
+ * @returns one entry per video, in first-seen order.
+ */
+export function majorityLabelByVideo(frames: Iterable<{ videoId: string; label: string }>): Array<{ videoId: string; label: string }> {
+  const votes = new Map<string, Map<string, number>>();
+  for (const f of frames) {
+    const m = votes.get(f.videoId) ?? new Map<string, number>();
+    m.set(f.label, (m.get(f.label) ?? 0) + 1);
+    votes.set(f.videoId, m);
+  }
+  return [...votes.entries()].map(([videoId, m]) => ({
+    videoId,
+    label: [...m.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))[0]![0],
+  }));
+}

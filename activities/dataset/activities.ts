@@ -18,7 +18,7 @@ import { resolveVotes, type Vote } from '../../lib/agreement';
 import type { ActivityDeps } from '../../lib/deps';
 import { readStepManifest, runStep } from '../../lib/runs';
 import { allocateVersion, countsOf, evaluationSetVideos, evaluationSetWarning, taxonomyPaths, videosOf } from './common';
-import { splitByVideo } from './split';
+import { majorityLabelByVideo, splitByVideo } from './split';
 
 /**
  * The label step's frames with human labels over weak (and model) ones: a frame whose
@@ -98,16 +98,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
         // majority label of its frames.
         const decided = new Map<string, Split>();
         for (const f of labelled) if (f.split) decided.set(f.videoId, f.split);
-        const votes = new Map<string, Map<string, number>>();
-        for (const f of labelled) {
-          const m = votes.get(f.videoId) ?? new Map<string, number>();
-          m.set(f.label, (m.get(f.label) ?? 0) + 1);
-          votes.set(f.videoId, m);
-        }
-        const videoLabel = [...votes.entries()].map(([videoId, m]) => ({
-          videoId,
-          label: [...m.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))[0]![0],
-        }));
+        const videoLabel = majorityLabelByVideo(labelled);
         const computed = splitByVideo(videoLabel.filter((v) => !decided.has(v.videoId)), input.validationFraction, input.seed);
         const splitOf = new Map<string, Split>([...computed.splitOf, ...decided]);
         const labelsWithoutValidation = [...present].filter((l) => !labelled.some((f) => f.label === l && splitOf.get(f.videoId) === 'validation')).sort();

@@ -21,7 +21,7 @@ import type { ActivityDeps } from '../../lib/deps';
 import { labelledFrames, labelRunIds, labelsFingerprint } from '../../lib/labelled';
 import { runStep } from '../../lib/runs';
 import { allocateVersion, countsOf, evaluationSetVideos, evaluationSetWarning, taxonomyPaths, videosOf } from './common';
-import { splitByVideo } from './split';
+import { majorityLabelByVideo, splitByVideo } from './split';
 
 /** Summary of the label dataset step: the run dataset's summary, plus where its frames came from. */
 export interface LabelDatasetSummary extends DatasetSummary {
@@ -107,16 +107,7 @@ export function createLabelDatasetActivities(deps: ActivityDeps) {
           );
         }
         const labels = [name, ...present.filter((l) => l !== name && l !== NEGATIVE_LABEL).sort(), ...(present.includes(NEGATIVE_LABEL) ? [NEGATIVE_LABEL] : [])];
-        const votes = new Map<string, Map<string, number>>();
-        for (const f of usable) {
-          const m = votes.get(f.videoId) ?? new Map<string, number>();
-          m.set(f.label, (m.get(f.label) ?? 0) + 1);
-          votes.set(f.videoId, m);
-        }
-        const videoLabel = [...votes.entries()].map(([videoId, m]) => ({
-          videoId,
-          label: [...m.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))[0]![0],
-        }));
+        const videoLabel = majorityLabelByVideo(usable);
         const { splitOf, labelsWithoutValidation: singleVideo } = splitByVideo(videoLabel, input.validationFraction, input.seed);
         const withoutValidation = present.filter((l) => !usable.some((f) => f.label === l && splitOf.get(f.videoId) === 'validation')).sort();
         const warnings = withoutValidation.map((l) =>
