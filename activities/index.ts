@@ -19,11 +19,19 @@ import { createEmbeddingActivities } from './embeddings/activities';
 import { createFrameActivities } from './frames/activities';
 import { createFrameBackfillActivities } from './frames/backfill';
 import { createLabelingActivities } from './labeling/activities';
-import { createModelActivities } from './models/activities';
+import { createModelActivities, createModelEvaluationActivities } from './models/activities';
+import { createBatchPredictActivities } from './models/batch';
+import { createTrainingActivities as createTrainingDomainActivities } from './training/activities';
 import { createReportActivities } from './reports/activities';
-import { createTrainingActivities } from './training/activities';
 
-export { createTrainingActivities };
+/** Every activity the training worker (GPU queue) serves: training, and the registry's evaluations on the fixed set. */
+export function createTrainingActivities(deps: ActivityDeps) {
+  return {
+    ...createTrainingDomainActivities(deps),
+    ...createModelEvaluationActivities(deps),
+    predictVideos: createBatchPredictActivities(deps).predictVideos,
+  };
+}
 
 /** Every activity the CPU video worker serves. */
 export function createVideoActivities(deps: ActivityDeps) {
@@ -37,6 +45,7 @@ export function createVideoActivities(deps: ActivityDeps) {
     ...createLabelingActivities(deps),
     ...createDatasetActivities(deps),
     ...createModelActivities(deps),
+    planBatchPredict: createBatchPredictActivities(deps).planBatchPredict,
     ...createRetrainActivities(deps),
     ...createLabelDatasetActivities(deps),
     ...createReportActivities(deps),

@@ -8,6 +8,10 @@
  *   reelset backfill <label> [--since D | --videos ids... | --catalog f | --prefix s3://.. | --folder d]
  *                                            start (or attach to) a label's backfill, live progress bar
  *   reelset cancel <workflow-id>             cancel a run cleanly and wait until it stopped
+ *   reelset models list|show|evaluate|promote|rollback   the model registry
+ *   reelset evalset candidates|grow|show     a label's fixed evaluation set
+ *   reelset predict <path> --model l@v       classify a video, image or folder (per frame + the video)
+ *   reelset predict-batch <l@v> [--videos]   the batch predict workflow (model labels)
  *   reelset labeling status <workflow-id>    where people label a run, tasks done, agreement, deadline
  *   reelset labeling finish <workflow-id>    stop waiting for people (weak labels for the rest)
  *   reelset runs list|show|report            watch runs (Temporal visibility, steps, HTML report)
@@ -23,6 +27,8 @@ import { EXIT, reportError } from './common';
 import { registerBackfillCommand } from './commands/backfill';
 import { registerCancelCommand } from './commands/cancel';
 import { registerCatalogCommands } from './commands/catalog';
+import { registerModelCommands } from './commands/models';
+import { registerPredictCommands } from './commands/predict';
 import { registerLabelingCommands } from './commands/labeling';
 import { registerFramesCommands } from './commands/frames';
 import { registerRunCommands } from './commands/runs';
@@ -42,6 +48,8 @@ export function buildProgram(): Command {
   registerRunCommands(program);
   registerBackfillCommand(program);
   registerCancelCommand(program);
+  registerModelCommands(program);
+  registerPredictCommands(program);
   registerLabelingCommands(program);
   const runs = program.command('runs').description('watch runs: list them, show one, write its HTML report');
   registerRunsList(runs);

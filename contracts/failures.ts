@@ -118,6 +118,24 @@ export class RetrainFailedError extends ReelsetError {
   static override readonly mayRetry = false;
 }
 
+/**
+ * A registry transition that is not allowed (a version that does not exist, promoting an
+ * archived model, a rollback with nothing to roll back to, a model not evaluated on the
+ * evaluation set). Never retried; the message says what the registry holds.
+ */
+export class RegistryError extends ReelsetError {
+  static override readonly mayRetry = false;
+}
+
+/**
+ * A promotion that lost a race: the production model changed between the gate's
+ * comparison and the promotion (another promotion or rollback won). Never retried: the
+ * gate must compare against the new production model first.
+ */
+export class PromotionConflictError extends ReelsetError {
+  static override readonly mayRetry = false;
+}
+
 /** Every failure class, by name (for the thread boundary and tests). */
 export const FAILURE_CLASSES = {
   ReelsetError,
@@ -132,6 +150,8 @@ export const FAILURE_CLASSES = {
   LabelingDeadlineError,
   LabelStudioError,
   TransientError,
+  RegistryError,
+  PromotionConflictError,
   RetrainFailedError,
 } as const;
 

@@ -11,6 +11,7 @@ export * from './failures';
 export * from './ids';
 export * from './inputs';
 export * from './keys';
+export * from './lifecycle';
 export * from './labeling';
 export * from './manifests';
 export * from './models';

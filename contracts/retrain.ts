@@ -7,6 +7,7 @@ import { defineQuery } from '@temporalio/workflow';
 import { z } from 'zod';
 import { NewCategoryInput } from './inputs';
 import { keySegment } from './keys';
+import type { GateDecision } from './lifecycle';
 import type { EvaluateSummary, PublishedModel, Split, VideoFailure } from './manifests';
 import type { NewCategoryResult } from './steps';
 import { formatIssues } from './validate';
@@ -107,10 +108,19 @@ export interface RetrainPlan {
   inputFrom: string | null;
 }
 
-/** Where a promotion gate will decide (issue 13); today every retrain publishes candidates only. */
+/**
+ * What the promotion gate decided for the retrain's candidate (`workflows/promotion.ts`):
+ * `promoted` (now in production), `held-back` (the gate's `note` says which rule held it
+ * back), or `not-evaluated` (histories recorded before the gate existed; nothing published).
+ */
 export interface PromotionDecision {
-  decision: 'not-evaluated';
+  decision: 'promoted' | 'held-back' | 'not-evaluated';
+  /** One line: the gate's reason. */
   note: string;
+  /** Every rule the gate checked, with the numbers compared. */
+  gate?: GateDecision;
+  /** The label's production version after the step. */
+  production?: number | null;
 }
 
 /** Result of the retrain workflow: small, for the history, the CLI and the schedule's "last results". */

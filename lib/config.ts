@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { ConfigError, formatIssues } from '../contracts';
+import { ConfigError, formatIssues, type GateConfig } from '../contracts';
 
 /** The checkout's root (parent of `lib/`); `${REELSET_ROOT}` in `infra/defaults.env`. */
 export const REELSET_ROOT = path.resolve(__dirname, '..');
@@ -140,11 +140,24 @@ export const Config = z.object({
   FFMPEG_PATH: z.string().min(1),
   /** ffprobe binary. */
   FFPROBE_PATH: z.string().min(1),
+  /** Promotion gate: the candidate's video-level balanced accuracy on the fixed evaluation set must beat production's by at least this (0..1). */
+  REELSET_PROMOTION_MARGIN: z.coerce.number().min(0).max(1),
+  /** Promotion gate: no label's frame-level recall may fall more than this below production's (0..1). */
+  REELSET_PROMOTION_RECALL_TOLERANCE: z.coerce.number().min(0).max(1),
+  /** Promotion gate: with no production model, the candidate's video-level balanced accuracy must reach this (0..1). */
+  REELSET_PROMOTION_MIN_SCORE: z.coerce.number().min(0).max(1),
+  /** Frames taken per video (evenly spaced) when a video joins a label's evaluation set. */
+  REELSET_EVAL_FRAMES_PER_VIDEO: z.coerce.number().int().min(1).max(1000),
   /** Seconds each probe process (ffprobe, the packet count, the scan, the end check) may run before it is killed; a timeout is a retryable TransientError, never cached. */
   FFPROBE_TIMEOUT_S: z.coerce.number().positive().max(86_400),
   /** Seconds an extraction's ffmpeg may go without a sign of progress (a stderr line, its `-stats` line every 0.5 s included, or an output byte) before it is killed and the attempt retried. */
   FFMPEG_STALL_TIMEOUT_S: z.coerce.number().positive().max(86_400),
 });
+
+/** The promotion gate's settings from the configuration. */
+export function gateConfig(config: Pick<Config, 'REELSET_PROMOTION_MARGIN' | 'REELSET_PROMOTION_RECALL_TOLERANCE' | 'REELSET_PROMOTION_MIN_SCORE'>): GateConfig {
+  return { margin: config.REELSET_PROMOTION_MARGIN, recallTolerance: config.REELSET_PROMOTION_RECALL_TOLERANCE, minScore: config.REELSET_PROMOTION_MIN_SCORE };
+}
 export type Config = z.infer<typeof Config>;
 
 /** Variables whose empty value means something (and so is not "unset"). */

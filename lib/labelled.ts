@@ -25,9 +25,11 @@ export interface LabelledFrameRow {
  * and runs that built a dataset named after it (a new-category run started with a
  * synonym records the synonym but names its dataset after the canonical label).
  */
+// Batch predict runs (kind `batch-predict`) are left out: their `model` labels are
+// pre-annotations for people, never training labels of the label's datasets.
 export async function labelRunIds(pool: Pool, label: string): Promise<string[]> {
   const res = await pool.query<{ workflow_id: string }>(
-    `SELECT workflow_id FROM runs WHERE label = $1 UNION SELECT workflow_id FROM datasets WHERE name = $1 ORDER BY 1`,
+    `SELECT workflow_id FROM runs WHERE label = $1 AND kind <> 'batch-predict' UNION SELECT workflow_id FROM datasets WHERE name = $1 ORDER BY 1`,
     [label],
   );
   return res.rows.map((r) => r.workflow_id);
@@ -49,7 +51,7 @@ export async function labelledFrames(pool: Pool, label: string, alsoRun?: string
     frame_key: string; video_id: string; label: string; source: LabelSource; confidence: number; workflow_id: string;
     annotator: string | null; annotation_id: string | null; updated_at: Date;
   }>(
-    `WITH lr AS (SELECT workflow_id FROM runs WHERE label = $1
+    `WITH lr AS (SELECT workflow_id FROM runs WHERE label = $1 AND kind <> 'batch-predict'
                  UNION SELECT workflow_id FROM datasets WHERE name = $1
                  UNION SELECT $2::text WHERE $2::text IS NOT NULL)
      SELECT fl.frame_key, f.video_id, fl.label, fl.source, fl.confidence, fl.workflow_id, fl.annotator, fl.annotation_id, fl.updated_at

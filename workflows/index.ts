@@ -4,3 +4,4 @@ export { extractVideoWorkflow } from './extract-video';
 export { backfillWorkflow } from './backfill';
 export { labelingWorkflow } from './labeling';
 export { retrainWorkflow, retrainAllWorkflow } from './retrain';
+export { batchPredictWorkflow } from './batch-predict';

@@ -6,6 +6,7 @@
 import {
   ContinueAsNew,
   continueAsNew,
+  patched,
   executeChild,
   log,
   ParentClosePolicy,
@@ -31,7 +32,9 @@ import {
   SHORT,
   STAGE_ATTRIBUTE,
   type ContinueState,
+  type NewCategoryInput,
   type NewCategoryResult,
+  type PublishedModel,
   type PromotionDecision,
   type RetrainAllProgress,
   type RetrainAllRequest,
@@ -42,6 +45,7 @@ import {
   type RetrainRequest,
   type RetrainResult,
 } from '../contracts';
+import { promotionStep } from './promotion';
 import { counted, embedAndDedupe, extractStep, finishFailedRun, labelStep, trackRun, trainAndPublish, writeReport } from './pipeline';
 
 /** What a retrain carries through continue-as-new (during its extraction fan-out). */
@@ -51,14 +55,27 @@ export interface RetrainContinueState {
   activities: number;
 }
 
+/** Histories recorded before the promotion gate existed replay without its activities. */
+export const PROMOTION_GATE_PATCH = 'promotion-gate';
+
 /**
- * The promotion gate's place (issue 13 builds it). Today every retrain publishes its
- * teacher and student as `candidate` and promotes nothing; the gate will compare the
- * candidate with the production model on the label's fixed evaluation set here, before
- * the run ends, and promote only on a win.
+ * The promotion gate (issue 13): the published student is evaluated with the production
+ * model on the label's fixed evaluation set and promoted only when the gate passes
+ * (`workflows/promotion.ts`); otherwise the decision says which rule held it back.
  */
-function promotionGate(): PromotionDecision {
-  return { decision: 'not-evaluated', note: 'published as candidates; the promotion gate (issue 13) is not built yet, nothing was promoted' };
+async function promotionGate(
+  workflowId: string,
+  models: PublishedModel[],
+  input: Pick<NewCategoryInput, 'heartbeatTimeoutS' | 'gpuTaskQueue'>,
+  counter: { n: number },
+): Promise<PromotionDecision> {
+  if (!patched(PROMOTION_GATE_PATCH)) {
+    return { decision: 'not-evaluated', note: 'published as candidates; recorded before the promotion gate existed' };
+  }
+  const student = models.find((m) => m.role === 'student');
+  if (!student) return { decision: 'not-evaluated', note: 'no student was published: nothing to promote' };
+  const out = await promotionStep(workflowId, student.name, student.version, { heartbeatTimeoutS: input.heartbeatTimeoutS, gpuTaskQueue: input.gpuTaskQueue, counter });
+  return { decision: out.decision, note: out.gate.reason, gate: out.gate, production: out.production };
 }
 
 /**
@@ -146,8 +163,8 @@ export async function retrainWorkflow(request: RetrainRequest, state?: RetrainCo
     run.done('dataset', dataset);
     const publish = await trainAndPublish(run, workflowId, input);
 
-    // PROMOTION GATE (issue 13): compare the candidates with production here; promote only on a win.
-    const promotion = promotionGate();
+    // The promotion gate: compare the candidate with production on the fixed set; promote only on a win.
+    const promotion = await promotionGate(workflowId, publish.models, input, counter);
 
     const detail: RetrainResult['run'] = {
       runPrefix: runPrefix(workflowId),

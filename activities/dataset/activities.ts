@@ -17,7 +17,7 @@ import type { Pool } from 'pg';
 import { resolveVotes, type Vote } from '../../lib/agreement';
 import type { ActivityDeps } from '../../lib/deps';
 import { readStepManifest, runStep } from '../../lib/runs';
-import { allocateVersion, countsOf, taxonomyPaths, videosOf } from './common';
+import { allocateVersion, countsOf, evaluationSetVideos, evaluationSetWarning, taxonomyPaths, videosOf } from './common';
 import { majorityLabelByVideo, splitByVideo } from './split';
 
 /**
@@ -82,7 +82,10 @@ export function createDatasetActivities(deps: ActivityDeps) {
         // Human labels over weak ones: a frame people labelled (in this run's Label Studio
         // project or any earlier one) takes their label, even when the label step had only
         // a weak one for it (a person labelled it after the run stopped waiting).
-        const labelled = await withHumanLabels(pool, name, label.frames);
+        // Videos of the label's fixed evaluation set are never trained or validated on.
+        const reserved = await evaluationSetVideos(pool, name);
+        const reservedWarning = evaluationSetWarning(label.frames, reserved);
+        const labelled = (await withHumanLabels(pool, name, label.frames)).filter((f) => !reserved.has(f.videoId));
         const present = new Set(labelled.map((f) => f.label));
         if (present.size < 2) {
           throw new DatasetError(
@@ -104,6 +107,7 @@ export function createDatasetActivities(deps: ActivityDeps) {
             ? `label "${l}" has a single video: it is in train only, so it has no validation result`
             : `label "${l}" has no validation frame: it is in train only, so it has no validation result`,
         );
+        warnings.push(...reservedWarning);
         const ref = (key: string): VectorRef => {
           const r = vectorOf.get(key);
           if (!r) throw new MissingArtifactError(key, 'embedding of a labelled frame (not in any vector index of the embed step)');

@@ -54,3 +54,19 @@ export async function allocateVersion(pool: Pool, name: string, workflowId: stri
     return v;
   });
 }
+
+/**
+ * Videos of the label's fixed evaluation set (`eval_set_videos`, `reelset evalset grow`):
+ * no dataset version of the label trains or validates on them, so every model's numbers
+ * on that set stay those of unseen videos.
+ */
+export async function evaluationSetVideos(pool: Pool, label: string): Promise<Set<string>> {
+  const r = await pool.query<{ video_id: string }>('SELECT video_id FROM eval_set_videos WHERE label = $1', [label]);
+  return new Set(r.rows.map((x) => x.video_id));
+}
+
+/** A warning for the frames the evaluation set kept out of a dataset, or none. */
+export function evaluationSetWarning(frames: Array<{ videoId: string }>, reserved: Set<string>): string[] {
+  const out = frames.filter((f) => reserved.has(f.videoId));
+  return out.length ? [`${out.length} labelled frame(s) of ${new Set(out.map((f) => f.videoId)).size} video(s) of the label's evaluation set left out`] : [];
+}

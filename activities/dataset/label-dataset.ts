@@ -20,7 +20,7 @@ import {
 import type { ActivityDeps } from '../../lib/deps';
 import { labelledFrames, labelRunIds, labelsFingerprint } from '../../lib/labelled';
 import { runStep } from '../../lib/runs';
-import { allocateVersion, countsOf, taxonomyPaths, videosOf } from './common';
+import { allocateVersion, countsOf, evaluationSetVideos, evaluationSetWarning, taxonomyPaths, videosOf } from './common';
 import { majorityLabelByVideo, splitByVideo } from './split';
 
 /** Summary of the label dataset step: the run dataset's summary, plus where its frames came from. */
@@ -58,7 +58,10 @@ export function createLabelDatasetActivities(deps: ActivityDeps) {
     async buildLabelDataset(input: { workflowId: string; label: string; validationFraction: number; seed: number }): Promise<StepResult<LabelDatasetSummary>> {
       return runStep(deps, input.workflowId, 'dataset', async () => {
         const name = input.label;
-        const rows = await labelledFrames(pool, name, input.workflowId);
+        // Videos of the label's fixed evaluation set are never trained or validated on.
+        const reserved = await evaluationSetVideos(pool, name);
+        const allRows = await labelledFrames(pool, name, input.workflowId);
+        const rows = allRows.filter((r) => !reserved.has(r.videoId));
         const runIds = [...new Set([...(await labelRunIds(pool, name)), input.workflowId])];
         const order = await pool.query<{ workflow_id: string }>(
           'SELECT workflow_id FROM runs WHERE workflow_id = ANY($1::text[]) ORDER BY (workflow_id = $2) DESC, started_at DESC',
@@ -112,6 +115,7 @@ export function createLabelDatasetActivities(deps: ActivityDeps) {
             ? `label "${l}" has a single video: it is in train only, so it has no validation result`
             : `label "${l}" has no validation frame: it is in train only, so it has no validation result`,
         );
+        warnings.push(...evaluationSetWarning(allRows, reserved));
         if (withoutEmbedding) warnings.push(`${withoutEmbedding} labelled frame(s) left out: no embedding with model ${modelKey}`);
         const frames = usable.map((f) => ({ key: f.frameKey, videoId: f.videoId, label: f.label, split: splitOf.get(f.videoId)!, vector: vectorOf.get(f.frameKey)!, source: f.source }));
 

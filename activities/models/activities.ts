@@ -8,14 +8,21 @@ import {
   runModelPrefix,
   type DatasetManifest,
   type DatasetStepManifest,
+  type GateDecision,
+  type PromotionOutcome,
   type EvaluateSummary,
   type PublishSummary,
   type StepManifest,
   type StepResult,
 } from '../../contracts';
+import { Context } from '@temporalio/activity';
+import { gateConfig } from '../../lib/config';
 import { withTransaction } from '../../lib/db';
 import type { ActivityDeps } from '../../lib/deps';
 import { readStepManifest, runStep } from '../../lib/runs';
+import { evaluateOnEvalSet } from './evaluate';
+import { calibrateScope } from './scope';
+import { currentEvalVersion, gateDecision, productionVersion, promote, recordPublished } from './registry';
 
 /** Model registry activities (CPU video task queue). */
 export function createModelActivities(deps: ActivityDeps) {
@@ -57,9 +64,67 @@ export function createModelActivities(deps: ActivityDeps) {
           );
           models.push({ role, name: ds.name, version, artifactPrefix: prefix });
         }
+        await recordPublished(pool, ds.name, version, `workflow:${input.workflowId}`);
         const summary: PublishSummary = { models, evaluation };
         return { summary };
       });
+    },
+
+    /**
+     * Automatic promotion (after {@link createModelEvaluationActivities}' `evaluateForPromotion`):
+     * the gate compares the candidate with the production model on the label's fixed
+     * evaluation set and, when it passes, promotes it (actor `workflow:<id>`). Held back:
+     * nothing changes, and the decision says which rule held it back.
+     *
+     * @param input.expectedProduction the production version the evaluation compared against.
+     * @throws PromotionConflictError when production changed since (another promotion won).
+     */
+    async promoteIfBetter(input: { workflowId: string; name: string; version: number; expectedProduction: number | null }): Promise<PromotionOutcome> {
+      const res = await promote(pool, {
+        name: input.name,
+        version: input.version,
+        actor: `workflow:${input.workflowId}`,
+        reason: 'automatic promotion by the retrain workflow: the gate passed',
+        expectedProduction: input.expectedProduction,
+        gate: gateConfig(deps.config),
+      });
+      deps.logger.info({ model: `${input.name}@${input.version}`, promoted: res.promoted, reason: res.gate.reason }, 'promotion gate');
+      return { decision: res.promoted ? 'promoted' : 'held-back', gate: res.gate, production: res.production };
+    },
+  };
+}
+
+/**
+ * The registry's activities that run models (the training worker's queue: they need
+ * TensorFlow.js).
+ */
+export function createModelEvaluationActivities(deps: ActivityDeps) {
+  return {
+    /**
+     * Calibrate the candidate's out-of-scope gate (`scope.json`), then evaluate it and the
+     * label's production model on the label's current fixed evaluation set (each once: a recorded evaluation is reused), heartbeating the frames
+     * done. With no evaluation set nothing is evaluated (the gate then holds the candidate
+     * back and says so).
+     *
+     * @returns the set version (null: none), the production version compared against, and the gate's preview.
+     */
+    async evaluateForPromotion(input: { name: string; version: number }): Promise<{ evalVersion: number | null; production: number | null; gate: GateDecision }> {
+      const { pool } = deps;
+      const evalVersion = await currentEvalVersion(pool, input.name);
+      const production = await productionVersion(pool, input.name);
+      // The candidate's out-of-scope gate (scope.json), so predict can answer `unknown`.
+      // Best effort: the gate does not depend on it, and a dataset without frames to calibrate on must not fail the run.
+      await calibrateScope(deps, { name: input.name, version: input.version }, (phase, done) => Context.current().heartbeat({ phase: `scope ${phase}`, done })).catch((err: unknown) =>
+        deps.logger.warn({ model: `${input.name}@${input.version}`, err: err instanceof Error ? err.message : String(err) }, 'out-of-scope gate not calibrated'),
+      );
+      if (evalVersion) {
+        const beat = (phase: string) => (done: number, of: number) => Context.current().heartbeat({ phase, done, of });
+        await evaluateOnEvalSet(deps, { name: input.name, version: input.version, evalVersion }, beat(`candidate v${input.version}`));
+        if (production !== null && production !== input.version) {
+          await evaluateOnEvalSet(deps, { name: input.name, version: production, evalVersion }, beat(`production v${production}`));
+        }
+      }
+      return { evalVersion, production, gate: await gateDecision(pool, input.name, input.version, gateConfig(deps.config)) };
     },
   };
 }

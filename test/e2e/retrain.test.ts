@@ -133,7 +133,9 @@ test('new-category, then retrain: no-op, new video, no-op, relabelled frame, fan
   expect(steps.extract!.summary).toMatchObject({ videos: 1, succeeded: 1 });
   expect(retrained.run!.dataset.version).toBe(2);
   expect(retrained.run!.models.map((m) => m.version)).toEqual([2, 2]);
-  expect(retrained.promotion?.decision).toBe('not-evaluated');
+  // The label has no fixed evaluation set: the gate holds the candidate back and says so.
+  expect(retrained.promotion?.decision).toBe('held-back');
+  expect(retrained.promotion?.note).toMatch(/no fixed evaluation set/);
   const v2 = (await svc.store.getJson<DatasetManifest & { sources: Record<string, number> }>(retrained.run!.dataset.datasetKey))!;
   const v2keys = new Set(v2.frames.map((f) => f.key));
   for (const f of v1.frames) expect(v2keys.has(f.key)).toBe(true); // everything labelled so far

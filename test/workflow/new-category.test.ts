@@ -63,6 +63,12 @@ function mocks(calls: Array<{ name: string; args: unknown }>) {
     trainTeacher: rec('trainTeacher', () => step({ role: 'teacher', epochs: 2, finalLoss: 0.1 })),
     distillStudent: rec('distillStudent', () => step({ role: 'student', epochs: 4, finalLoss: 0.1 })),
     evaluateModels: rec('evaluateModels', () => step(evaluation)),
+    predictVideos: rec('predictVideos', () => {
+      throw new Error('not a batch predict');
+    }),
+    evaluateForPromotion: rec('evaluateForPromotion', () => {
+      throw new Error('new-category does not promote');
+    }),
     predictFrames: rec('predictFrames', () => ({ model: null, frames: 0, predictionsKey: null })),
   };
   return { video, gpu };

@@ -11,7 +11,7 @@ import { defineSearchAttributeKey, SearchAttributeType, type ApplicationFailure 
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type { TrainingActivities, VideoActivities } from '../../activities';
-import { DatasetError, NewCategoryInput, type RetrainAllResult, type RetrainPlan } from '../../contracts';
+import { DatasetError, NewCategoryInput, PromotionConflictError, type GateDecision, type RetrainAllResult, type RetrainPlan } from '../../contracts';
 import { retrainAllWorkflow, retrainWorkflow } from '../../workflows/retrain';
 import { temporalBinaries, WORKFLOWS_PATH } from '../helpers/temporal';
 
@@ -36,6 +36,16 @@ afterAll(async () => {
 type Call = { name: string; args: unknown; wf: string };
 const step = <T extends object>(s: T) => ({ ...s, manifestKey: 'runs/x/step/manifest.json', reused: false, durationMs: 1 });
 const evaluation = { validationFrames: 2, validationVideos: 1, teacher: null, student: null };
+/** A gate decision as the mocked activities return it. */
+const GATE: GateDecision = {
+  promote: false,
+  rules: [{ rule: 'video-margin', passed: false, detail: 'tie' }],
+  reason: 'held back: video-margin: tie',
+  candidate: { name: 'cup', version: 2, score: 0.5 },
+  production: { version: 1, score: 0.5 },
+  evalVersion: 1,
+  config: { margin: 0.02, recallTolerance: 0.05, minScore: 0.5 },
+};
 const labelCounts = { tasks: 5, done: 5, labelled: 5, annotations: 6, validation: { tasks: 1, done: 1, pairs: 1, agreement: 1, kappa: null, disagreements: 0 } };
 
 /** What the mocked plan says per label: new videos, changed labels, or nothing. */
@@ -57,6 +67,7 @@ function plan(label: string, scenario: Scenario): RetrainPlan {
 }
 
 function mocks(calls: Call[], scenarioOf: (label: string) => Scenario, opts: { planDelayMs?: number; running?: { now: number; max: number } } = {}) {
+  const race = { promotions: 0, evaluations: 0 };
   const rec = <A, R>(name: string, out: (a: A) => R | Promise<R>) => async (a: A) => {
     calls.push({ name, args: a, wf: Context.current().info.workflowExecution?.workflowId ?? '' });
     return out(a);
@@ -98,7 +109,14 @@ function mocks(calls: Call[], scenarioOf: (label: string) => Scenario, opts: { p
     buildLabelDataset: rec('buildLabelDataset', (a: { label: string }) =>
       step({ name: a.label, version: 2, datasetKey: `datasets/${a.label}/v2/manifest.json`, labels: [a.label, 'other'], counts: { train: {}, validation: {} }, unlabeled: 0, warnings: [] }),
     ),
-    publishModels: rec('publishModels', (a: { workflowId: string }) => step({ models: [{ role: 'teacher', name: a.workflowId, version: 2, artifactPrefix: 'models/x/v2/teacher' }], evaluation })),
+    publishModels: rec('publishModels', (a: { workflowId: string }) =>
+      step({ models: [{ role: 'teacher', name: a.workflowId, version: 2, artifactPrefix: 'models/x/v2/teacher' }, { role: 'student', name: 'cup', version: 2, artifactPrefix: 'models/cup/v2/student' }], evaluation }),
+    ),
+    promoteIfBetter: rec('promoteIfBetter', (a: { workflowId: string; expectedProduction: number | null }) => {
+      // rt-race's first promotion loses a race: production moved from v1 to v3 meanwhile.
+      if (a.workflowId === 'rt-race' && ++race.promotions === 1) throw new PromotionConflictError('production of "cup" changed while cup@2 was being compared');
+      return { decision: 'held-back', gate: { ...GATE, reason: `held back: video-margin: vs production v${a.expectedProduction}` }, production: a.expectedProduction };
+    }),
     writeRunReport: rec('writeRunReport', (a: { workflowId: string }) => ({ reportKey: `runs/${a.workflowId}/report.html`, bytes: 1, charts: 0, contactSheets: 0, steps: 1 })),
   };
   const gpu: Record<keyof TrainingActivities, unknown> = {
@@ -106,6 +124,10 @@ function mocks(calls: Call[], scenarioOf: (label: string) => Scenario, opts: { p
     trainTeacher: rec('trainTeacher', () => step({ role: 'teacher', epochs: 2, finalLoss: 0.1 })),
     distillStudent: rec('distillStudent', () => step({ role: 'student', epochs: 4, finalLoss: 0.1 })),
     evaluateModels: rec('evaluateModels', () => step(evaluation)),
+    predictVideos: rec('predictVideos', () => {
+      throw new Error('not a batch predict');
+    }),
+    evaluateForPromotion: rec('evaluateForPromotion', () => ({ evalVersion: 1, production: race.evaluations++ === 0 ? 1 : 3, gate: GATE })),
   };
   return { video, gpu };
 }
@@ -141,7 +163,7 @@ test('new videos: only they are extracted, the label dataset is rebuilt, candida
   const own = calls.filter((c) => c.wf === 'rt-new').map((c) => c.name);
   expect(own).toEqual([
     'planRetrain', 'startRun', 'searchNewVideos', 'finishExtract', 'embedFrames', 'dedupeFrames', 'labelFrames',
-    'buildLabelDataset', 'trainTeacher', 'distillStudent', 'evaluateModels', 'publishModels', 'finishRun', 'writeRunReport',
+    'buildLabelDataset', 'trainTeacher', 'distillStudent', 'evaluateModels', 'publishModels', 'evaluateForPromotion', 'promoteIfBetter', 'finishRun', 'writeRunReport',
   ]);
   // Every activity the workflow scheduled itself is counted (the extract children's are their own).
   expect(r.cost.activities).toBe(own.length);
@@ -149,9 +171,19 @@ test('new videos: only they are extracted, the label dataset is rebuilt, candida
   expect(calls.filter((c) => c.name === 'extractVideo').every((c) => c.wf.startsWith('rt-new/extract/'))).toBe(true);
   expect(calls.find((c) => c.name === 'planRetrain')!.args).toMatchObject({ label: 'cup', force: false, overrides: { teacher: { epochs: 3 } } });
   expect(calls.find((c) => c.name === 'startRun')!.args).toMatchObject({ kind: 'retrain', label: 'cup' });
-  expect(r.promotion?.decision).toBe('not-evaluated');
+  expect(r.promotion).toMatchObject({ decision: 'held-back', note: 'held back: video-margin: vs production v1', production: 1 });
+  expect(calls.find((c) => c.name === 'promoteIfBetter')!.args).toMatchObject({ workflowId: 'rt-new', name: 'cup', version: 2, expectedProduction: 1 });
   expect(r.reportKey).toBe('runs/rt-new/report.html');
   expect(Object.keys(r.run!.steps)).toEqual(['search', 'extract', 'embed', 'dedupe', 'label', 'dataset', 'train', 'distill', 'evaluate', 'publish']);
+}, 60_000);
+
+test('automatic promotion: a promotion that lost a race is compared again against the new production model', async () => {
+  const calls: Call[] = [];
+  const r = await withWorkers(mocks(calls, () => 'labels-only'), () => env.client.workflow.execute(retrainWorkflow, { taskQueue: 'rt-video', workflowId: 'rt-race', args: [{ label: 'cup' }] }));
+  const own = calls.filter((c) => c.wf === 'rt-race').map((c) => c.name);
+  expect(own.filter((n) => n === 'evaluateForPromotion' || n === 'promoteIfBetter')).toEqual(['evaluateForPromotion', 'promoteIfBetter', 'evaluateForPromotion', 'promoteIfBetter']);
+  expect(calls.filter((c) => c.name === 'promoteIfBetter').map((c) => (c.args as { expectedProduction: number }).expectedProduction)).toEqual([1, 3]);
+  expect(r.promotion).toMatchObject({ decision: 'held-back', production: 3 });
 }, 60_000);
 
 test('a label people label: only the new frames go to them, through the same labelling child as new-category', async () => {
@@ -163,7 +195,7 @@ test('a label people label: only the new frames go to them, through the same lab
   const own = calls.filter((c) => c.wf === 'rt-human').map((c) => c.name);
   expect(own).toEqual([
     'planRetrain', 'startRun', 'searchNewVideos', 'finishExtract', 'embedFrames', 'dedupeFrames',
-    'buildLabelDataset', 'trainTeacher', 'distillStudent', 'evaluateModels', 'publishModels', 'finishRun', 'writeRunReport',
+    'buildLabelDataset', 'trainTeacher', 'distillStudent', 'evaluateModels', 'publishModels', 'evaluateForPromotion', 'promoteIfBetter', 'finishRun', 'writeRunReport',
   ]);
   // The label step is the child `<retrain id>/label`: the published model pre-annotates,
   // the retrain's own (new, deduplicated) frames become tasks, the run waits until they are done.
@@ -184,7 +216,7 @@ test('labels changed, no new video: no extraction, the dataset and models are re
   );
   expect(r.outcome).toBe('retrained');
   expect(calls.map((c) => c.name)).toEqual([
-    'planRetrain', 'startRun', 'searchNewVideos', 'buildLabelDataset', 'trainTeacher', 'distillStudent', 'evaluateModels', 'publishModels', 'finishRun', 'writeRunReport',
+    'planRetrain', 'startRun', 'searchNewVideos', 'buildLabelDataset', 'trainTeacher', 'distillStudent', 'evaluateModels', 'publishModels', 'evaluateForPromotion', 'promoteIfBetter', 'finishRun', 'writeRunReport',
   ]);
   expect(Object.keys(r.run!.steps)).toEqual(['search', 'dataset', 'train', 'distill', 'evaluate', 'publish']);
 }, 60_000);

@@ -1,0 +1,205 @@
+/**
+ * The fixed evaluation set of a label: frames of videos that no dataset version of the
+ * label trains on, versioned in Postgres (`eval_sets`, `eval_set_frames`,
+ * `eval_set_videos`), grown only on purpose (`reelset evalset grow`, with who and why),
+ * never rewritten: version N+1 is version N plus the frames of the videos added.
+ *
+ * A frame's true class is the consensus of two people when the labelling tables have it
+ * (two distinct annotators agreeing in Label Studio, `labeling_annotations`), else the
+ * video's catalog label (the label or one of its descendants: the label; anything else:
+ * `other`), marked `catalog` so a reader knows no person checked the frame.
+ */
+import type { Pool, PoolClient } from 'pg';
+import { DatasetError, InvalidInputError, RegistryError, type DatasetManifest, type EvalSet, type EvalSetFrame } from '../../contracts';
+import { withTransaction } from '../../lib/db';
+import type { ObjectStore } from '../../lib/s3';
+
+type Queryable = Pool | PoolClient;
+
+/** A video that may join a label's evaluation set. */
+export interface EvalSetCandidate {
+  videoId: string;
+  /** The class its frames get from the catalog (`label` or `other`). */
+  catalogClass: string;
+  /** Extracted frames in Postgres. */
+  frames: number;
+}
+
+/** Videos the label's dataset versions put in their training split (read from their manifests in S3). */
+export async function trainedVideos(db: Queryable, store: ObjectStore, label: string): Promise<Map<string, number[]>> {
+  const r = await db.query<{ version: number; manifest_key: string }>('SELECT version, manifest_key FROM datasets WHERE name = $1 ORDER BY version', [label]);
+  const out = new Map<string, number[]>();
+  for (const row of r.rows) {
+    const ds = await store.getJson<DatasetManifest>(row.manifest_key);
+    if (!ds) throw new DatasetError(`dataset ${label} v${row.version}: manifest ${store.uri(row.manifest_key)} is missing, so which videos it trains on is unknown`);
+    for (const v of ds.videos.train) out.set(v, [...(out.get(v) ?? []), row.version]);
+  }
+  return out;
+}
+
+/** The videos reserved for a label's evaluation (left out of every dataset of the label). */
+export async function evalSetVideos(db: Queryable, label: string): Promise<Set<string>> {
+  const r = await db.query<{ video_id: string }>('SELECT video_id FROM eval_set_videos WHERE label = $1', [label]);
+  return new Set(r.rows.map((x) => x.video_id));
+}
+
+async function catalogClasses(db: Queryable, label: string, videoIds: string[]): Promise<Map<string, string>> {
+  const r = await db.query<{ video_id: string }>(
+    `WITH RECURSIVE d(name, depth) AS (SELECT $1::text, 0 UNION SELECT l.name, d.depth + 1 FROM labels l JOIN d ON l.parent = d.name WHERE d.depth < 32)
+     SELECT DISTINCT video_id FROM video_labels WHERE video_id = ANY($2) AND label IN (SELECT name FROM d)`,
+    [label, videoIds],
+  );
+  const pos = new Set(r.rows.map((x) => x.video_id));
+  return new Map(videoIds.map((v) => [v, pos.has(v) ? label : 'other']));
+}
+
+/**
+ * Videos with extracted frames that may join the label's evaluation set: in no training
+ * split of any dataset version of the label, and not in the set already.
+ */
+export async function evalSetCandidates(db: Queryable, store: ObjectStore, label: string): Promise<EvalSetCandidate[]> {
+  const trained = await trainedVideos(db, store, label);
+  const inSet = await evalSetVideos(db, label);
+  const r = await db.query<{ video_id: string; n: string }>('SELECT video_id, count(*) AS n FROM frames GROUP BY video_id ORDER BY video_id');
+  const ids = r.rows.map((x) => x.video_id).filter((v) => !trained.has(v) && !inSet.has(v));
+  const cls = await catalogClasses(db, label, ids);
+  return r.rows.filter((x) => ids.includes(x.video_id)).map((x) => ({ videoId: x.video_id, catalogClass: cls.get(x.video_id)!, frames: Number(x.n) }));
+}
+
+/** Pick `k` of `n` indices evenly spaced (all when n <= k). */
+export function evenlySpaced(n: number, k: number): number[] {
+  if (n <= k) return Array.from({ length: n }, (_, i) => i);
+  return Array.from({ length: k }, (_, i) => Math.floor(((i + 0.5) * n) / k));
+}
+
+/** Consensus labels of frames: a label given by at least two distinct people (and given by more people than any other label). */
+async function consensusLabels(db: Queryable, frameKeys: string[]): Promise<Map<string, string>> {
+  const exists = await db.query<{ t: string | null }>(`SELECT to_regclass('labeling_annotations')::text AS t`);
+  if (!exists.rows[0]?.t || frameKeys.length === 0) return new Map();
+  const r = await db.query<{ frame_key: string; label: string; people: string }>(
+    `SELECT frame_key, label, count(DISTINCT annotator) AS people FROM labeling_annotations
+     WHERE frame_key = ANY($1) AND label IS NOT NULL AND NOT cancelled GROUP BY frame_key, label`,
+    [frameKeys],
+  );
+  const by = new Map<string, { label: string; people: number }[]>();
+  for (const row of r.rows) by.set(row.frame_key, [...(by.get(row.frame_key) ?? []), { label: row.label, people: Number(row.people) }]);
+  const out = new Map<string, string>();
+  for (const [k, ls] of by) {
+    ls.sort((a, b) => b.people - a.people);
+    if (ls[0]!.people >= 2 && (ls.length === 1 || ls[1]!.people < ls[0]!.people)) out.set(k, ls[0]!.label);
+  }
+  return out;
+}
+
+/** A version of the label's evaluation set (default: the newest), or null when it has none. */
+export async function getEvalSet(db: Queryable, label: string, version?: number): Promise<EvalSet | null> {
+  const h = await db.query<{ version: number; counts: Record<string, number>; actor: string; reason: string; created_at: Date }>(
+    `SELECT version, counts, actor, reason, created_at FROM eval_sets WHERE label = $1 AND ($2::int IS NULL OR version = $2) ORDER BY version DESC LIMIT 1`,
+    [label, version ?? null],
+  );
+  const head = h.rows[0];
+  if (!head) return null;
+  const f = await db.query<{ frame_key: string; video_id: string; class: string; label_source: EvalSetFrame['labelSource'] }>(
+    'SELECT frame_key, video_id, class, label_source FROM eval_set_frames WHERE label = $1 AND version = $2 ORDER BY video_id, frame_key',
+    [label, head.version],
+  );
+  const frames = f.rows.map((x) => ({ frameKey: x.frame_key, videoId: x.video_id, class: x.class, labelSource: x.label_source }));
+  return {
+    label,
+    version: head.version,
+    frames,
+    videos: [...new Set(frames.map((x) => x.videoId))],
+    counts: head.counts,
+    actor: head.actor,
+    reason: head.reason,
+    createdAt: head.created_at.toISOString(),
+  };
+}
+
+/** Every version of a label's evaluation set: version, frames, videos, who, why, when. */
+export async function evalSetHistory(db: Queryable, label: string): Promise<Array<{ version: number; frames: number; videos: number; counts: Record<string, number>; actor: string; reason: string; createdAt: string }>> {
+  const r = await db.query<{ version: number; frames: number; videos: number; counts: Record<string, number>; actor: string; reason: string; created_at: Date }>(
+    'SELECT version, frames, videos, counts, actor, reason, created_at FROM eval_sets WHERE label = $1 ORDER BY version',
+    [label],
+  );
+  return r.rows.map((x) => ({ version: x.version, frames: x.frames, videos: x.videos, counts: x.counts, actor: x.actor, reason: x.reason, createdAt: x.created_at.toISOString() }));
+}
+
+/**
+ * Grow a label's evaluation set with the frames of `videoIds` (on purpose: who and why are
+ * recorded): a new version holding the previous version's frames plus up to
+ * `framesPerVideo` frames of each new video, evenly spaced in time, taken from the video's
+ * most recent extraction. Runs under the label's evaluation-set lock, so two growths never
+ * interleave.
+ *
+ * @throws InvalidInputError when no video is given, a reason is missing, or a video is
+ *   unknown, has no extracted frame, is in the set already, or is in the training split
+ *   of a dataset version of the label (naming the versions).
+ */
+export async function growEvalSet(
+  pool: Pool,
+  store: ObjectStore,
+  req: { label: string; videoIds: string[]; actor: string; reason: string; framesPerVideo: number },
+): Promise<EvalSet> {
+  const label = req.label.trim().toLowerCase();
+  const videoIds = [...new Set(req.videoIds)];
+  if (!label) throw new InvalidInputError('evaluation set: label is empty');
+  if (videoIds.length === 0) throw new InvalidInputError('evaluation set: no video given (--videos id,id,...; `reelset evalset candidates <label>` lists the eligible ones)');
+  if (!req.reason.trim()) throw new InvalidInputError('evaluation set: a reason is required (--reason): the set grows only on purpose');
+  const trained = await trainedVideos(pool, store, label);
+  return withTransaction(pool, async (c) => {
+    await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`evalset:${label}`]);
+    const inSet = await evalSetVideos(c, label);
+    const problems: string[] = [];
+    const known = await c.query<{ id: string }>('SELECT id FROM videos WHERE id = ANY($1)', [videoIds]);
+    const knownIds = new Set(known.rows.map((x) => x.id));
+    const picked: Array<{ key: string; videoId: string }> = [];
+    for (const v of videoIds) {
+      if (!knownIds.has(v)) problems.push(`video "${v}" is not in the catalog`);
+      else if (inSet.has(v)) problems.push(`video "${v}" is in the evaluation set already`);
+      else if (trained.has(v)) problems.push(`video "${v}" is in the training split of dataset ${label} v${trained.get(v)!.join(', v')}`);
+      else {
+        const fr = await c.query<{ s3_key: string }>(
+          `SELECT s3_key FROM frames WHERE video_id = $1 AND params_hash = (SELECT params_hash FROM frames WHERE video_id = $1 ORDER BY created_at DESC, params_hash LIMIT 1)
+           ORDER BY timestamp_s, frame_index`,
+          [v],
+        );
+        if (fr.rows.length === 0) problems.push(`video "${v}" has no extracted frame (run new-category or reelset frames on it first)`);
+        for (const i of evenlySpaced(fr.rows.length, req.framesPerVideo)) picked.push({ key: fr.rows[i]!.s3_key, videoId: v });
+      }
+    }
+    if (problems.length) throw new InvalidInputError(`cannot grow the evaluation set of "${label}": ${problems.join('; ')}`);
+    const cls = await catalogClasses(c, label, videoIds);
+    const consensus = await consensusLabels(c, picked.map((p) => p.key));
+    const prev = await getEvalSet(c, label);
+    const version = (prev?.version ?? 0) + 1;
+    const frames: EvalSetFrame[] = [
+      ...(prev?.frames ?? []),
+      ...picked.map((p) => {
+        const agreed = consensus.get(p.key);
+        return agreed ? { frameKey: p.key, videoId: p.videoId, class: agreed, labelSource: 'consensus' as const } : { frameKey: p.key, videoId: p.videoId, class: cls.get(p.videoId)!, labelSource: 'catalog' as const };
+      }),
+    ];
+    const counts: Record<string, number> = {};
+    for (const f of frames) counts[f.class] = (counts[f.class] ?? 0) + 1;
+    const videos = [...new Set(frames.map((f) => f.videoId))];
+    await c.query('INSERT INTO eval_sets (label, version, frames, videos, counts, actor, reason) VALUES ($1,$2,$3,$4,$5,$6,$7)', [
+      label,
+      version,
+      frames.length,
+      videos.length,
+      JSON.stringify(counts),
+      req.actor,
+      req.reason,
+    ]);
+    await c.query(
+      `INSERT INTO eval_set_frames (label, version, frame_key, video_id, class, label_source)
+       SELECT $1, $2, f.k, f.v, f.c, f.s FROM unnest($3::text[], $4::text[], $5::text[], $6::text[]) AS f(k, v, c, s)`,
+      [label, version, frames.map((f) => f.frameKey), frames.map((f) => f.videoId), frames.map((f) => f.class), frames.map((f) => f.labelSource)],
+    );
+    await c.query('INSERT INTO eval_set_videos (label, video_id, added_in) SELECT $1, v, $2 FROM unnest($3::text[]) AS v', [label, version, videoIds]);
+    const out = await getEvalSet(c, label, version);
+    if (!out) throw new RegistryError(`evaluation set ${label} v${version} vanished inside its transaction`);
+    return out;
+  });
+}

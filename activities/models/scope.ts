@@ -1,0 +1,109 @@
+/**
+ * Calibration of a published student's out-of-scope gate (`lib/scope.ts`): reference
+ * features of its dataset's training frames and a threshold set on in-scope frames the
+ * references do not hold; written as `scope.json` beside the model, so `reelset predict`
+ * (from the registry or from a copied model directory) applies it with no service.
+ */
+import { DatasetError, MissingArtifactError, RegistryError, type DatasetManifest } from '../../contracts';
+import { loadClassifier, readClassifierS3, type ImageClassifier } from '../../lib/classifier';
+import type { ActivityDeps } from '../../lib/deps';
+import { centred, encodeReferences, meanRow, nearestSimilarity, quantile, type ScopeFile } from '../../lib/scope';
+import { evenlySpaced } from './evalset';
+import { resolveModel } from './registry';
+
+/** Options of {@link calibrateScope}. */
+export interface CalibrateOptions {
+  name: string;
+  version: number;
+  /** Share of in-scope frames the threshold may reject (default 0.05). */
+  quantile?: number;
+  /** Most reference frames kept (default 400), evenly spread over the training frames. */
+  maxReferences?: number;
+  /** Recompute even when `scope.json` exists. */
+  force?: boolean;
+}
+
+async function featuresOf(deps: ActivityDeps, clf: ImageClassifier, keys: string[], onProgress?: (done: number) => void): Promise<{ features: Float32Array; dim: number }> {
+  const parts: Float32Array[] = [];
+  let dim = 0;
+  for (let s = 0; s < keys.length; s += 32) {
+    const images = await Promise.all(
+      keys.slice(s, s + 32).map(async (k) => {
+        const b = await deps.store.get(k);
+        if (!b) throw new MissingArtifactError(deps.store.uri(k), 'dataset frame');
+        return b;
+      }),
+    );
+    const p = await clf.predict(images);
+    dim = p.featureDim;
+    parts.push(p.features);
+    onProgress?.(Math.min(keys.length, s + 32));
+  }
+  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return { features: out, dim };
+}
+
+/**
+ * Write `scope.json` for `name@version`'s student (kept when there already is one, unless
+ * `force`).
+ *
+ * @returns the scope file's summary (without the reference features).
+ * @throws RegistryError when the model is unknown; DatasetError when its dataset has no training frame.
+ */
+export async function calibrateScope(deps: ActivityDeps, opts: CalibrateOptions, onProgress?: (phase: string, done: number) => void): Promise<Omit<ScopeFile, 'references'> & { references: number; key: string }> {
+  const { pool, store } = deps;
+  const model = await resolveModel(pool, { label: opts.name, version: opts.version });
+  if (!model.studentPrefix) throw new RegistryError(`${opts.name}@${opts.version} has no student model`);
+  const key = `${model.studentPrefix}/scope.json`;
+  const summary = (s: ScopeFile) => ({ ...s, references: s.references.frameKeys.length, key });
+  if (!opts.force) {
+    const have = await store.getJson<ScopeFile>(key);
+    if (have) return summary(have);
+  }
+  const ds = await pool.query<{ manifest_key: string }>('SELECT manifest_key FROM datasets WHERE name = $1 AND version = $2', [model.dataset.name, model.dataset.version]);
+  const manifest = ds.rows[0] ? await store.getJson<DatasetManifest>(ds.rows[0].manifest_key) : undefined;
+  if (!manifest) throw new MissingArtifactError(`dataset ${model.dataset.name} v${model.dataset.version}`, 'dataset manifest of the model');
+  const train = manifest.frames.filter((f) => f.split === 'train');
+  if (train.length === 0) throw new DatasetError(`dataset ${model.dataset.name} v${model.dataset.version} has no training frame to take references from`);
+  const refs = evenlySpaced(train.length, opts.maxReferences ?? 400).map((i) => train[i]!);
+  const val = manifest.frames.filter((f) => f.split === 'validation');
+  const q = opts.quantile ?? 0.05;
+  const clf = await loadClassifier(await readClassifierS3(store, model.studentPrefix), deps.config.REELSET_TF_BACKEND);
+  try {
+    const raw = await featuresOf(deps, clf, refs.map((f) => f.key), (d) => onProgress?.('references', d));
+    const center = meanRow(raw.features, raw.dim);
+    const r = { features: centred(raw.features, center, raw.dim), dim: raw.dim };
+    let scores: Float32Array;
+    let calibration: ScopeFile['calibration'];
+    if (val.length >= 10) {
+      const v = await featuresOf(deps, clf, evenlySpaced(val.length, 400).map((i) => val[i]!.key), (d) => onProgress?.('validation', d));
+      scores = nearestSimilarity(centred(v.features, center, r.dim), r.features, r.dim);
+      calibration = 'validation';
+    } else {
+      const videos = refs.map((f) => f.videoId);
+      scores = nearestSimilarity(r.features, r.features, r.dim, { query: videos, refs: videos }).filter((s) => s > -1);
+      calibration = 'leave-one-video-out';
+    }
+    if (scores.length === 0) throw new DatasetError(`dataset ${model.dataset.name} v${model.dataset.version}: no in-scope frame to set the out-of-scope threshold on (one training video, no validation frame)`);
+    const scope: ScopeFile = {
+      format: 'reelset-scope/1',
+      k: 1,
+      threshold: quantile(scores, q),
+      quantile: q,
+      calibration,
+      calibrationFrames: scores.length,
+      dim: r.dim,
+      center: encodeReferences(center),
+      references: { frameKeys: refs.map((f) => f.key), videoIds: refs.map((f) => f.videoId), features: encodeReferences(r.features) },
+    };
+    await store.putJson(key, scope);
+    return summary(scope);
+  } finally {
+    clf.dispose();
+  }
+}

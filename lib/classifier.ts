@@ -1,0 +1,237 @@
+/**
+ * A published image classifier (the student: `model.json` + `weights.bin` +
+ * `artifact.json`, see `contracts/models.ts`) loaded for inference, from a directory, from
+ * S3 or from bytes; and the aggregation of frame probabilities into a video's result.
+ * Used by the evaluation on the fixed set, `reelset predict` and the batch predict.
+ */
+import { readFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import type * as TfModule from '@tensorflow/tfjs';
+import { InvalidInputError, MissingArtifactError, ModelMismatchError, type ImageInput, type ModelArtifact } from '../contracts';
+import { decodeForBackbone } from './backbone/model';
+import { MOBILENET_V2, type BackboneSpec } from './backbone/nsfwjs';
+import type { ObjectStore } from './s3';
+import { initTensorflow, type TfBackendPreference } from './tf';
+
+/** The files of a published image model. */
+export interface ClassifierFiles {
+  modelJson: string;
+  weights: Buffer;
+  artifact: ModelArtifact;
+}
+
+/** Per-image outputs of {@link ImageClassifier.predict}. */
+export interface ImagePredictions {
+  /** `n * labels.length` probabilities, row-major. */
+  probs: Float32Array;
+  /** `n * featureDim` L2-normalised backbone features (`flatten_1`), row-major; empty when the model has no such layer. */
+  features: Float32Array;
+  featureDim: number;
+}
+
+/** A loaded image classifier. */
+export interface ImageClassifier {
+  artifact: ModelArtifact;
+  labels: string[];
+  spec: BackboneSpec;
+  /**
+   * Run the model on encoded images (JPEG, PNG, WebP...), each prepared as
+   * `artifact.input.preprocess` says ({@link decodeForBackbone}), in batches of 16.
+   * @throws InvalidInputError naming the image's index when one cannot be decoded.
+   */
+  predict(images: Buffer[]): Promise<ImagePredictions>;
+  dispose(): void;
+}
+
+interface StoredModelJson {
+  format?: string;
+  modelTopology: object;
+  weightsManifest?: { paths: string[]; weights: TfModule.io.WeightsManifestEntry[] }[];
+  weightSpecs?: TfModule.io.WeightsManifestEntry[];
+}
+
+/**
+ * Load a classifier from its files.
+ *
+ * @throws ModelMismatchError when the artifact is not an image model or its input is not the backbone's square RGB input.
+ * @throws InvalidInputError when model.json is malformed or the weights do not fit it.
+ */
+export async function loadClassifier(files: ClassifierFiles, backend: TfBackendPreference = 'auto'): Promise<ImageClassifier> {
+  const { artifact } = files;
+  if (artifact.input.kind !== 'image') throw new ModelMismatchError(`the ${artifact.role} model takes ${artifact.input.kind}, not images: predict runs on the student (image model)`);
+  const input: ImageInput = artifact.input;
+  const spec: BackboneSpec = { ...MOBILENET_V2, inputSize: input.size, blurSigma: input.blurSigma };
+  const { tf } = await initTensorflow(backend);
+  let json: StoredModelJson;
+  try {
+    json = JSON.parse(files.modelJson) as StoredModelJson;
+  } catch (err) {
+    throw new InvalidInputError('model.json is not JSON', { cause: err });
+  }
+  const specs = json.weightSpecs ?? (json.weightsManifest ?? []).flatMap((g) => g.weights);
+  let net: TfModule.LayersModel;
+  try {
+    net = await tf.loadLayersModel(
+      tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: specs, weightData: new Uint8Array(files.weights).buffer as ArrayBuffer, format: json.format }),
+    );
+  } catch (err) {
+    throw new InvalidInputError(`model.json / weights.bin cannot be loaded: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+  const s = spec.inputSize;
+  const inShape = net.inputs[0]!.shape;
+  if (inShape.length !== 4 || inShape[1] !== s || inShape[2] !== s || inShape[3] !== 3) {
+    net.dispose();
+    throw new ModelMismatchError(`model input ${JSON.stringify(inShape)} is not a ${s}x${s} RGB image`);
+  }
+  // Probabilities and the backbone's pooled features in one pass, when the layer is there.
+  let both: TfModule.LayersModel | null = null;
+  try {
+    const feat = net.getLayer(MOBILENET_V2.featureLayer).getOutputAt(0) as TfModule.SymbolicTensor;
+    both = tf.model({ inputs: net.inputs, outputs: [net.outputs[0]!, feat] });
+  } catch {
+    both = null;
+  }
+  const k = artifact.labels.length;
+  return {
+    artifact,
+    labels: artifact.labels,
+    spec,
+    async predict(images: Buffer[]): Promise<ImagePredictions> {
+      const n = images.length;
+      const probs = new Float32Array(n * k);
+      let dim = 0;
+      let features = new Float32Array(0);
+      const per = s * s * 3;
+      for (let start = 0; start < n; start += 16) {
+        const end = Math.min(n, start + 16);
+        const pixels = await Promise.all(
+          images.slice(start, end).map((b, i) =>
+            decodeForBackbone(b, spec).catch((err: unknown) => {
+              throw new InvalidInputError(`image ${start + i}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+            }),
+          ),
+        );
+        const x = new Float32Array(pixels.length * per);
+        pixels.forEach((p, i) => {
+          for (let j = 0; j < per; j++) x[i * per + j] = (p[j] as number) / 255;
+        });
+        const outs = tf.tidy(() => {
+          const t = tf.tensor4d(x, [pixels.length, s, s, 3]);
+          if (!both) return [net.predict(t) as TfModule.Tensor];
+          const [p, f] = both.predict(t) as TfModule.Tensor[];
+          return [p!, tf.div(f!, tf.maximum(tf.norm(f!, 'euclidean', 1, true), 1e-12))];
+        });
+        try {
+          probs.set((await outs[0]!.data()) as Float32Array, start * k);
+          if (outs[1]) {
+            dim = outs[1].shape[1] as number;
+            if (features.length === 0) features = new Float32Array(n * dim);
+            features.set((await outs[1].data()) as Float32Array, start * dim);
+          }
+        } finally {
+          tf.dispose(outs);
+        }
+        await new Promise((r) => setImmediate(r));
+      }
+      const bad = probs.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) throw new ModelMismatchError(`model output is not finite (image ${Math.floor(bad / k)})`);
+      return { probs, features, featureDim: dim };
+    },
+    dispose() {
+      net.dispose();
+    },
+  };
+}
+
+function checkArtifact(a: unknown, where: string): ModelArtifact {
+  const art = a as ModelArtifact | null;
+  if (!art || typeof art !== 'object' || !Array.isArray(art.labels) || !art.input) {
+    throw new InvalidInputError(`${where} is not a reelset artifact.json (format, labels, input)`);
+  }
+  return art;
+}
+
+/**
+ * Read a model directory (`model.json`, `weights.bin`, `artifact.json`), e.g. a copy of
+ * `models/<label>/v<N>/student/`.
+ * @throws MissingArtifactError naming the file that is missing.
+ */
+export async function readClassifierDir(dir: string): Promise<ClassifierFiles> {
+  const read = async (f: string) => {
+    try {
+      return await readFile(path.join(dir, f));
+    } catch (err) {
+      throw new MissingArtifactError(path.join(dir, f), 'model file', { cause: err });
+    }
+  };
+  const [modelJson, weights, artifact] = await Promise.all([read('model.json'), read('weights.bin'), read('artifact.json')]);
+  let art: unknown;
+  try {
+    art = JSON.parse(artifact.toString('utf8'));
+  } catch (err) {
+    throw new InvalidInputError(`${path.join(dir, 'artifact.json')} is not JSON`, { cause: err });
+  }
+  return { modelJson: modelJson.toString('utf8'), weights, artifact: checkArtifact(art, path.join(dir, 'artifact.json')) };
+}
+
+/**
+ * Read a published model's files from S3 (`<prefix>/model.json`, `weights.bin`, `artifact.json`).
+ * @throws MissingArtifactError naming the key that is missing.
+ */
+export async function readClassifierS3(store: ObjectStore, prefix: string): Promise<ClassifierFiles> {
+  const get = async (f: string) => {
+    const b = await store.get(`${prefix}/${f}`);
+    if (!b) throw new MissingArtifactError(store.uri(`${prefix}/${f}`), 'published model file');
+    return b;
+  };
+  const [modelJson, weights, artifact] = await Promise.all([get('model.json'), get('weights.bin'), get('artifact.json')]);
+  return { modelJson: modelJson.toString('utf8'), weights, artifact: checkArtifact(JSON.parse(artifact.toString('utf8')), store.uri(`${prefix}/artifact.json`)) };
+}
+
+/** A video's result from its frames. */
+export interface VideoResult {
+  /** The winning class, or `unknown` when most frames were out of scope. */
+  label: string;
+  /** The mean probability of each class over the in-scope frames. */
+  probabilities: Record<string, number>;
+  /** Frames whose argmax is each class (in-scope frames), a second view of the same evidence. */
+  votes: Record<string, number>;
+  frames: number;
+  unknownFrames: number;
+  aggregation: 'mean-probability';
+}
+
+/**
+ * A video's class from its frames' probabilities: the argmax of the **mean probability**
+ * over the frames that are in scope (soft voting; Kittler et al. 1998, "On combining
+ * classifiers": the mean rule is the most robust of the product, max, min, median and
+ * vote rules to errors in the individual estimates). It uses each frame's confidence,
+ * so a few uncertain frames weigh less than a majority vote would count them, and it is
+ * what the evaluation's video level uses, so predict and the gate agree. When more than
+ * half the frames are out of scope the video is `unknown`.
+ *
+ * @param probs `n * labels.length` probabilities.
+ * @param inScope per frame, whether the out-of-scope gate kept it (all true without a gate).
+ */
+export function aggregateVideo(probs: Float32Array, labels: string[], inScope?: boolean[]): VideoResult {
+  const k = labels.length;
+  const n = probs.length / k;
+  const sums = new Float64Array(k);
+  const votes: Record<string, number> = Object.fromEntries(labels.map((l) => [l, 0]));
+  let m = 0;
+  for (let i = 0; i < n; i++) {
+    if (inScope && !inScope[i]) continue;
+    m++;
+    let best = 0;
+    for (let j = 0; j < k; j++) {
+      sums[j]! += probs[i * k + j]!;
+      if (probs[i * k + j]! > probs[i * k + best]!) best = j;
+    }
+    votes[labels[best]!]! += 1;
+  }
+  const probabilities = Object.fromEntries(labels.map((l, j) => [l, m ? sums[j]! / m : 0]));
+  let best = 0;
+  for (let j = 1; j < k; j++) if (sums[j]! > sums[best]!) best = j;
+  const unknownFrames = n - m;
+  return { label: m === 0 || unknownFrames * 2 > n ? 'unknown' : labels[best]!, probabilities, votes, frames: n, unknownFrames, aggregation: 'mean-probability' };
+}
