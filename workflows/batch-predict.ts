@@ -2,7 +2,7 @@
  * Batch predict: a published student classifies a selection of the catalog and the
  * results are recorded as `model` labels (pre-annotations for the labelling step).
  */
-import { executeChild, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, executeChild, isCancellation, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { TrainingActivities, VideoActivities } from '../activities';
 import {
   BatchPredictInput,
@@ -66,7 +66,9 @@ export async function batchPredictWorkflow(request: BatchPredictRequest): Promis
     upsertSearchAttributes([{ key: STAGE_ATTRIBUTE, value: 'done' }]);
     return result;
   } catch (err) {
-    await cpu.finishRun({ workflowId, status: 'failed', result: { error: failureOf(err) } });
+    // Recorded also when the run is being cancelled (`reelset cancel`): `cancelled`, not `failed`.
+    const status = isCancellation(err) ? 'cancelled' : 'failed';
+    await CancellationScope.nonCancellable(() => cpu.finishRun({ workflowId, status, result: { error: failureOf(err) } }));
     upsertSearchAttributes([{ key: STAGE_ATTRIBUTE, value: 'failed' }]);
     throw err;
   }
