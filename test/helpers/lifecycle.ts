@@ -27,12 +27,12 @@ import { MOBILENET_V2 } from '../../lib/backbone/nsfwjs';
 import { createLogger } from '../../lib/logger';
 import { initTensorflow } from '../../lib/tf';
 import type { Services } from './services';
-import { SHARED_DATA } from './services';
+import { corpusPath } from '../../infra/corpus';
 
 const run = promisify(execFile);
 
 /** The registry corpus (49 real videos with labels). */
-export const CORPUS = path.join(SHARED_DATA, 'registry-corpus');
+export const CORPUS = corpusPath('registry');
 
 /** Frames extraction parameters' tag used by these fixtures (`frames.params_hash`). */
 export const FIXTURE_PARAMS = 'test-lifecycle-6';

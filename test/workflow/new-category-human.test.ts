@@ -3,25 +3,16 @@
  * with the search attributes the run sets), activities mocked: the step runs as the
  * child `<run>/label`, weak labelling does not run, and the child's summary is the step's.
  */
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { type TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
-import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { labelingChildWorkflowId } from '../../contracts';
 import { newCategoryWorkflow } from '../../workflows/new-category';
-import { temporalBinaries, WORKFLOWS_PATH } from '../helpers/temporal';
+import { localDevEnvironment, WORKFLOWS_PATH } from '../helpers/temporal';
 
 let env: TestWorkflowEnvironment;
 
 beforeAll(async () => {
-  env = await TestWorkflowEnvironment.createLocal({
-    server: {
-      executable: { type: 'existing-path', path: temporalBinaries().cli },
-      searchAttributes: [
-        defineSearchAttributeKey('ReelsetLabel', SearchAttributeType.KEYWORD),
-        defineSearchAttributeKey('ReelsetStage', SearchAttributeType.KEYWORD),
-      ],
-    },
-  });
+  env = await localDevEnvironment();
 }, 120_000);
 
 afterAll(async () => {

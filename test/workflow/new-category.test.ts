@@ -3,27 +3,19 @@
  * mocked activities: input validation, fan-out with a failing video, step order,
  * small payloads, progress query and search attributes.
  */
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { type TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { WorkflowFailedError } from '@temporalio/client';
-import { type ApplicationFailure, defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import type { ApplicationFailure } from '@temporalio/common';
 import { VideoDecodeError } from '../../contracts';
 import type { TrainingActivities, VideoActivities } from '../../activities';
 import { newCategoryWorkflow } from '../../workflows/new-category';
-import { temporalBinaries, WORKFLOWS_PATH } from '../helpers/temporal';
+import { localDevEnvironment, WORKFLOWS_PATH } from '../helpers/temporal';
 
 let env: TestWorkflowEnvironment;
 
 beforeAll(async () => {
-  env = await TestWorkflowEnvironment.createLocal({
-    server: {
-      executable: { type: 'existing-path', path: temporalBinaries().cli },
-      searchAttributes: [
-        defineSearchAttributeKey('ReelsetLabel', SearchAttributeType.KEYWORD),
-        defineSearchAttributeKey('ReelsetStage', SearchAttributeType.KEYWORD),
-      ],
-    },
-  });
+  env = await localDevEnvironment();
 }, 120_000);
 
 afterAll(async () => {

@@ -7,26 +7,18 @@
  */
 import { Context } from '@temporalio/activity';
 import { WorkflowFailedError } from '@temporalio/client';
-import { defineSearchAttributeKey, SearchAttributeType, type ApplicationFailure } from '@temporalio/common';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { ApplicationFailure } from '@temporalio/common';
+import { type TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type { TrainingActivities, VideoActivities } from '../../activities';
 import { DatasetError, NewCategoryInput, PromotionConflictError, type GateDecision, type RetrainAllResult, type RetrainPlan } from '../../contracts';
 import { retrainAllWorkflow, retrainWorkflow } from '../../workflows/retrain';
-import { temporalBinaries, WORKFLOWS_PATH } from '../helpers/temporal';
+import { localDevEnvironment, WORKFLOWS_PATH } from '../helpers/temporal';
 
 let env: TestWorkflowEnvironment;
 
 beforeAll(async () => {
-  env = await TestWorkflowEnvironment.createLocal({
-    server: {
-      executable: { type: 'existing-path', path: temporalBinaries().cli },
-      searchAttributes: [
-        defineSearchAttributeKey('ReelsetLabel', SearchAttributeType.KEYWORD),
-        defineSearchAttributeKey('ReelsetStage', SearchAttributeType.KEYWORD),
-      ],
-    },
-  });
+  env = await localDevEnvironment();
 }, 120_000);
 
 afterAll(async () => {

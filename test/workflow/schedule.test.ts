@@ -13,12 +13,11 @@
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { type TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { applySchedules, DEFAULT_SCHEDULES_FILE, overlapPolicy, readSchedulesFile } from '../../cli/commands/schedule';
 import { NewCategoryInput, ScheduleConfig, type RetrainPlan, type SchedulesFile } from '../../contracts';
-import { temporalBinaries, WORKFLOWS_PATH } from '../helpers/temporal';
+import { localDevEnvironment, WORKFLOWS_PATH } from '../helpers/temporal';
 
 jest.setTimeout(180_000);
 
@@ -28,17 +27,7 @@ let dir: string;
 let env: TestWorkflowEnvironment | undefined;
 
 async function startServer(): Promise<TestWorkflowEnvironment> {
-  return TestWorkflowEnvironment.createLocal({
-    server: {
-      executable: { type: 'existing-path', path: temporalBinaries().cli },
-      dbFilename: path.join(dir, 'temporal.db'),
-      ui: false,
-      searchAttributes: [
-        defineSearchAttributeKey('ReelsetLabel', SearchAttributeType.KEYWORD),
-        defineSearchAttributeKey('ReelsetStage', SearchAttributeType.KEYWORD),
-      ],
-    },
-  });
+  return localDevEnvironment({ dbFilename: path.join(dir, 'temporal.db'), ui: false });
 }
 
 /** Real workflows; activities mocked: one label, a plan that takes `planMs` and finds nothing new. */
