@@ -2,7 +2,8 @@
  * What every CLI command shares: exit codes, the Temporal client, JSON output and the
  * mapping from errors to exit codes.
  */
-import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
+import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type WorkflowStartOptions } from '@temporalio/client';
+import { WorkflowIdReusePolicy, type Workflow } from '@temporalio/common';
 import { failureOf, InvalidInputError, isNonRetryable } from '../contracts';
 import { loadConfig, type Config } from '../lib/config';
 import { temporalConnectionOptions } from '../lib/temporal';
@@ -43,6 +44,24 @@ export function parseJsonOption(value: string, option: string): unknown {
     return JSON.parse(value) as unknown;
   } catch (err) {
     throw new UsageError(`${option} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Start `workflow` under `workflowId` on `taskQueue`, or attach to the run that has that id:
+ * a running or completed run is attached to, a failed or cancelled one starts again under
+ * the same id (`ALLOW_DUPLICATE_FAILED_ONLY`) and resumes from its checkpoints.
+ *
+ * @returns `attached`: true when a run with that id was already there.
+ * @throws whatever the client throws other than "already started" (e.g. an unreachable server).
+ */
+export async function startOrAttach<W extends Workflow>(client: Client, workflow: W, opts: WorkflowStartOptions<W>): Promise<{ attached: boolean }> {
+  try {
+    await client.workflow.start(workflow, { ...opts, workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY });
+    return { attached: false };
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) return { attached: true };
+    throw err;
   }
 }
 

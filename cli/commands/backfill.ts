@@ -5,8 +5,7 @@
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { SingleBar } from 'cli-progress';
-import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
-import { WorkflowIdReusePolicy } from '@temporalio/common';
+import type { Client } from '@temporalio/client';
 import {
   BackfillInput,
   backfillPageRunId,
@@ -21,7 +20,7 @@ import {
 } from '../../contracts';
 import { loadConfig, type Config } from '../../lib/config';
 import { backfillWorkflow } from '../../workflows/backfill';
-import { EXIT, parseJsonOption, printJson, temporalClient, UsageError, workflowUrl } from '../common';
+import { EXIT, parseJsonOption, printJson, startOrAttach, temporalClient, UsageError, workflowUrl } from '../common';
 import { backfillGeneration, catalogClients } from '../generation';
 
 /** Options of `reelset backfill`, as commander parses them. */
@@ -215,19 +214,7 @@ export function registerBackfillCommand(program: Command): void {
       }
       const { client, close } = await temporalClient(config);
       try {
-        let attached = false;
-        try {
-          await client.workflow.start(backfillWorkflow, {
-            taskQueue: config.REELSET_VIDEO_TASK_QUEUE,
-            workflowId,
-            args: [request],
-            // A failed or cancelled backfill of the same work may start again; a running or completed one is attached to.
-            workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-          });
-        } catch (err) {
-          if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-          attached = true;
-        }
+        const { attached } = await startOrAttach(client, backfillWorkflow, { taskQueue: config.REELSET_VIDEO_TASK_QUEUE, workflowId, args: [request] });
         const url = workflowUrl(config, workflowId);
         console.error(`${attached ? 'attached to existing backfill' : 'started backfill'} ${workflowId}\nTemporal UI: ${url}`);
         if (opts.detach) {

@@ -1,7 +1,5 @@
 /** `reelset new-category` and `reelset progress`: start, attach to and watch runs. */
 import type { Command } from 'commander';
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
-import { WorkflowIdReusePolicy } from '@temporalio/common';
 import {
   formatIssues,
   labelingChildWorkflowId,
@@ -14,7 +12,7 @@ import {
 } from '../../contracts';
 import { loadConfig } from '../../lib/config';
 import { newCategoryWorkflow } from '../../workflows/new-category';
-import { parseJsonOption, printJson, temporalClient, UsageError, workflowUrl } from '../common';
+import { parseJsonOption, printJson, startOrAttach, temporalClient, UsageError, workflowUrl } from '../common';
 import { catalogClients, newCategoryGeneration } from '../generation';
 import { formatSummary } from '../summary';
 
@@ -58,19 +56,7 @@ export function registerRunCommands(program: Command): void {
       const workflowId = opts.id ?? newCategoryWorkflowId(input);
       const { client, close } = await temporalClient(config);
       try {
-        let attached = false;
-        try {
-          await client.workflow.start(newCategoryWorkflow, {
-            taskQueue: config.REELSET_VIDEO_TASK_QUEUE,
-            workflowId,
-            args: [request],
-            // A failed or cancelled run of the same work may start again; a running or completed one is attached to.
-            workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-          });
-        } catch (err) {
-          if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-          attached = true;
-        }
+        const { attached } = await startOrAttach(client, newCategoryWorkflow, { taskQueue: config.REELSET_VIDEO_TASK_QUEUE, workflowId, args: [request] });
         const handle = client.workflow.getHandle<typeof newCategoryWorkflow>(workflowId);
         console.error(`${attached ? 'attached to existing run' : 'started'} ${workflowId}`);
         console.error(`Temporal UI: ${workflowUrl(config, workflowId)}`);
