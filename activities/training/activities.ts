@@ -26,7 +26,7 @@ import { runStep } from '../../lib/runs';
 import type { ObjectStore } from '../../lib/s3';
 import { initTensorflow } from '../../lib/tf';
 import { float32Bytes, gatherFeatures, toFloat32 } from '../../lib/vectors';
-import { computeTeacherFeatures, fetchFrames, loadDataset, loadModel, readTeacherFeatures, requireModel, saveModel, teacherRefs } from './data';
+import { computeTeacherFeatures, fetchFrames, loadDataset, loadModel, readTeacherFeatures, requireModel, saveModel, teacherRefOf, teacherRefs } from './data';
 import { readHeadMetadata } from './head-model';
 import type { OnEpoch, ResumeFrom } from './loop';
 import { evaluate } from './metrics';
@@ -181,7 +181,8 @@ export function createTrainingActivities(deps: ActivityDeps) {
           const wf = input.workflowId;
           const refs = await teacherRefs(store, teacherFeatures);
           const dim = packs.model.dim;
-          const features = await gatherFeatures(store, train.map((f) => refs.get(f.key)!), dim);
+          const refOf = teacherRefOf(refs, ds);
+          const features = await gatherFeatures(store, train.map(refOf), dim);
 
           // CutMix rows are computed once per run and cached beside the checkpoint.
           const m = Math.round(train.length * input.teacher.cutmixPerFrame);
@@ -205,7 +206,7 @@ export function createTrainingActivities(deps: ActivityDeps) {
             hidden: input.teacher.hidden, epochs: input.teacher.epochs, learningRate: input.teacher.learningRate,
             labelSmoothing: input.teacher.labelSmoothing, batchSize: input.teacher.batchSize, dropout: input.teacher.dropout,
             classBalanced: input.teacher.classBalanced, seed: input.seed, extraSamples: extra, resume, onEpoch, backend, logger: deps.logger,
-            validation: await validationRows(ds, (f) => refs.get(f.key)!, dim),
+            validation: await validationRows(ds, refOf, dim),
           });
           const prefix = runModelPrefix(wf, 'train');
           await saveModel(store, prefix, result.model);
@@ -248,14 +249,14 @@ export function createTrainingActivities(deps: ActivityDeps) {
             throw new InvalidInputError(`student.fineTune is "on" but the training backend is ${trainingBackend}, which cannot train convolutions (install tfjs-node with infra/install.sh)`);
           }
           const teacher = await requireModel(store, runModelPrefix(wf, 'train'), 'train');
-          const { features: teacherPacks, refOf } = await readTeacherFeatures(store, wf);
+          const { features: teacherPacks, refOf } = await readTeacherFeatures(store, wf, ds);
           const train = ds.frames.filter((f) => f.split === 'train');
           const rows = [...train.map((f) => ({ key: f.key, vector: f.vector })), ...ds.unlabeled.map((u) => ({ key: u.key, vector: u.vector }))];
           const labels = Int32Array.from([...train.map((f) => ds.labels.indexOf(f.label)), ...ds.unlabeled.map(() => -1)]);
           const dim = ds.embedding.dim;
           const features = await gatherFeatures(store, rows.map((r) => r.vector), dim);
           const tDim = teacherPacks.model.dim;
-          const teacherProbs = await predict(teacher, await gatherFeatures(store, rows.map((r) => refOf(r.key)), tDim), tDim);
+          const teacherProbs = await predict(teacher, await gatherFeatures(store, rows.map(refOf), tDim), tDim);
           const epochs = Math.max(1, Math.round(input.teacher.epochs * input.student.epochsFactor));
           const common = {
             numClasses: ds.labels.length, labels, teacher, teacherProbs, distillLoss: input.student.distillLoss,
@@ -359,10 +360,10 @@ export function createTrainingActivities(deps: ActivityDeps) {
           const videoIds = val.map((f) => f.videoId);
           const score = (probs: Float32Array) => evaluate({ probs, numClasses: ds.labels.length, labels, labelNames: ds.labels, videoIds });
 
-          const { features: teacherPacks, refOf } = await readTeacherFeatures(store, wf);
+          const { features: teacherPacks, refOf } = await readTeacherFeatures(store, wf, ds);
           const teacher = await requireModel(store, runModelPrefix(wf, 'train'), 'train');
           const tDim = teacherPacks.model.dim;
-          const teacherEval = score(await predict(teacher, await gatherFeatures(store, val.map((f) => refOf(f.key)), tDim), tDim));
+          const teacherEval = score(await predict(teacher, await gatherFeatures(store, val.map(refOf), tDim), tDim));
 
           hb.set({ phase: 'student on images', done: 0, of: val.length });
           const student = await requireModel(store, runModelPrefix(wf, 'distill'), 'distill');

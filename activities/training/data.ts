@@ -108,17 +108,33 @@ export async function teacherRefs(store: ObjectStore, tf: TeacherFeatures): Prom
  * The teacher features the train step left.
  * @throws MissingArtifactError when the train step has not run or predates teacher features.
  */
-export async function readTeacherFeatures(store: ObjectStore, workflowId: string): Promise<{ features: TeacherFeatures; refOf: (key: string) => VectorRef }> {
+export async function readTeacherFeatures(store: ObjectStore, workflowId: string, ds: DatasetManifest): Promise<{ features: TeacherFeatures; refOf: (frame: { key: string; vector: VectorRef }) => VectorRef }> {
   const train = await readStepManifest<TrainStepManifest>(store, workflowId, 'train');
   if (!train.teacherFeatures) throw new MissingArtifactError(store.uri(train.summary.modelPrefix), 'teacher features (the train step predates them: rerun it)');
   const refs = await teacherRefs(store, train.teacherFeatures);
-  return {
-    features: train.teacherFeatures,
-    refOf: (key) => {
-      const r = refs.get(key);
-      if (!r) throw new MissingArtifactError(key, 'teacher features of a dataset frame (not in the train step packs)');
-      return r;
-    },
+  return { features: train.teacherFeatures, refOf: teacherRefOf(refs, ds) };
+}
+
+/**
+ * The teacher feature row of a dataset frame. Pixel-identical frames share one embedding
+ * row (embedded once), and the teacher's packs hold one row per embedding row under one of
+ * their keys, so a frame whose key the packs do not list takes the row made for its
+ * embedding row.
+ *
+ * @param refs frame key -> teacher row, from {@link teacherRefs}.
+ * @returns a lookup by frame (`key` and its embedding `vector` reference).
+ * @throws MissingArtifactError (from the lookup) naming a frame that has neither.
+ */
+export function teacherRefOf(refs: Map<string, VectorRef>, ds: DatasetManifest): (frame: { key: string; vector: VectorRef }) => VectorRef {
+  const byVector = new Map<string, VectorRef>();
+  for (const f of datasetRows(ds)) {
+    const r = refs.get(f.key);
+    if (r) byVector.set(`${f.vector.key}#${f.vector.row}`, r);
+  }
+  return (f) => {
+    const r = refs.get(f.key) ?? byVector.get(`${f.vector.key}#${f.vector.row}`);
+    if (!r) throw new MissingArtifactError(f.key, 'teacher features of a dataset frame (not in the train step packs)');
+    return r;
   };
 }
 
