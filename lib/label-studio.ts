@@ -39,6 +39,7 @@ export interface LsResult {
   value: { choices?: string[] } & Record<string, unknown>;
 }
 
+/** A Label Studio project as its REST API returns it (`/api/projects/<id>`; fields reelset reads). */
 export interface LsProject {
   id: number;
   title: string;
@@ -50,6 +51,7 @@ export interface LsProject {
   finished_task_number?: number;
 }
 
+/** A Label Studio webhook (`/api/webhooks/<id>`): where events go, with which headers and for which actions. */
 export interface LsWebhook {
   id: number;
   project: number | null;
@@ -61,6 +63,7 @@ export interface LsWebhook {
   actions: string[];
 }
 
+/** A Label Studio S3 import storage (`/api/storages/s3/<id>`): the bucket and prefix it serves images from. */
 export interface LsS3Storage {
   id: number;
   project: number;

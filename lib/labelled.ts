@@ -24,9 +24,11 @@ export interface LabelledFrameRow {
  * Workflow ids of a label's runs: runs recorded with the label (new-category, retrain)
  * and runs that built a dataset named after it (a new-category run started with a
  * synonym records the synonym but names its dataset after the canonical label).
+ * Batch predict runs (kind `batch-predict`) are left out: their `model` labels are
+ * pre-annotations for people, never training labels of the label's datasets.
+ *
+ * @returns workflow ids, sorted.
  */
-// Batch predict runs (kind `batch-predict`) are left out: their `model` labels are
-// pre-annotations for people, never training labels of the label's datasets.
 export async function labelRunIds(pool: Pool, label: string): Promise<string[]> {
   const res = await pool.query<{ workflow_id: string }>(
     `SELECT workflow_id FROM runs WHERE label = $1 AND kind <> 'batch-predict' UNION SELECT workflow_id FROM datasets WHERE name = $1 ORDER BY 1`,
