@@ -12,11 +12,16 @@ const common = {
   roots: ['<rootDir>/test'],
   modulePathIgnorePatterns: ['<rootDir>/.data/'],
 };
+// Projects that start Temporal workers in the test process: none outlives its test file (a
+// timed-out test would leave one polling for ever, keeping jest from exiting).
+const withWorkers = { ...common, setupFilesAfterEnv: ['<rootDir>/test/helpers/worker-guard.ts'] };
 module.exports = {
+  // One line per test file to $REELSET_JEST_PROGRESS (infra/test.sh prints it when a run is stopped).
+  reporters: ['default', '<rootDir>/test/helpers/progress-reporter.js'],
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },
-    { ...common, displayName: 'workflow', testMatch: ['<rootDir>/test/workflow/**/*.test.ts'] },
-    { ...common, displayName: 'integration', testMatch: ['<rootDir>/test/integration/**/*.test.ts'] },
-    { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/e2e/**/*.test.ts'] },
+    { ...withWorkers, displayName: 'workflow', testMatch: ['<rootDir>/test/workflow/**/*.test.ts'] },
+    { ...withWorkers, displayName: 'integration', testMatch: ['<rootDir>/test/integration/**/*.test.ts'] },
+    { ...withWorkers, displayName: 'e2e', testMatch: ['<rootDir>/test/e2e/**/*.test.ts'] },
   ],
 };

@@ -20,5 +20,32 @@ node node_modules/typescript/bin/tsc --noEmit -p .
 # Lint: typescript-eslint, workflow determinism, the layering and no import cycle (eslint.config.mjs).
 node node_modules/eslint/bin/eslint.js --max-warnings 0 .
 # Projects run one after another (--runInBand): the e2e test starts its own workers
-# and the machine has two cores.
-node node_modules/jest/bin/jest.js --runInBand "$@"
+# and the machine has two cores. --forceExit: a handle a failed test left open (a worker
+# process, a socket) must not keep the run alive after its summary.
+#
+# A watchdog bounds the whole command (installs included) to REELSET_TEST_BUDGET_S
+# (default 80 minutes, under CI's 90): if jest is still running then, it is stopped, and
+# either way the per-file progress log (test/helpers/progress-reporter.js) says what
+# failed and, after a stop, which files were still running.
+PROGRESS="$REELSET_DATA_DIR/logs/jest-progress.log"
+mkdir -p "$(dirname "$PROGRESS")"
+: >"$PROGRESS"
+budget=$(( ${REELSET_TEST_BUDGET_S:-4800} - SECONDS ))
+(( budget > 60 )) || budget=60
+rc=0
+REELSET_JEST_PROGRESS="$PROGRESS" timeout --kill-after=30 "$budget" \
+  node node_modules/jest/bin/jest.js --runInBand --forceExit "$@" || rc=$?
+if (( rc == 124 || rc == 137 )); then
+  echo "infra/test.sh: jest stopped by the watchdog after ${budget} s (REELSET_TEST_BUDGET_S)." >&2
+  echo "Test files started but not finished:" >&2
+  awk '$2 == "start" { open[$4] = $0 } $2 == "PASS" || $2 == "FAIL" { delete open[$4] } END { for (f in open) print "  " open[f] }' "$PROGRESS" >&2
+fi
+if grep -q '  retried: ' "$PROGRESS"; then
+  echo "--- tests that failed once and passed on their retry ($PROGRESS) ---" >&2
+  grep '  retried: ' "$PROGRESS" >&2
+fi
+if (( rc != 0 )); then
+  echo "--- per-file progress ($PROGRESS): failures ---" >&2
+  grep -E ' (FAIL|  failed:|  error:|run end)' "$PROGRESS" >&2 || true
+fi
+exit "$rc"
