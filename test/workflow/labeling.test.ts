@@ -7,7 +7,7 @@ import { Context } from '@temporalio/activity';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { WorkflowFailedError } from '@temporalio/client';
-import type { ApplicationFailure } from '@temporalio/common';
+import type { ApplicationFailure, SignalDefinition } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import {
   finishLabelingSignal,
@@ -95,6 +95,27 @@ async function syncs(calls: Calls, n: number): Promise<void> {
   if (calls.sync.length < n) throw new Error(`waited 120 s for ${n} syncs, saw ${calls.sync.length}`);
 }
 
+/**
+ * Send `signal` and wait (real time, up to 60 s) until `handled()` says the workflow acted on it.
+ *
+ * The time-skipping test server strands a run whose workflow task cancels a timer that fired while
+ * the task was with the worker: it refuses the completion ("invalid history builder state for
+ * action", temporalio/sdk-java#3088) and never sends the task again, so the test hangs. A signal
+ * that ends a `condition(fn, timeout)` cancels its timer; awaiting `result()` at once lets the
+ * server skip time to that timer while the signal's task is still at the worker. Waiting for the
+ * workflow to act on the signal first closes that window.
+ */
+async function signalAndSettle<A extends unknown[]>(
+  handle: { signal: (def: SignalDefinition<A>, ...args: A) => Promise<void> },
+  def: SignalDefinition<A>,
+  arg: A[0],
+  handled: () => boolean,
+): Promise<void> {
+  await handle.signal(def, ...([arg] as A));
+  for (let i = 0; i < 600 && !handled(); i++) await new Promise((r) => setTimeout(r, 100));
+  if (!handled()) throw new Error('the workflow did not act on the signal within 60 s');
+}
+
 test('at the deadline with policy proceed, the run finishes with what people did (after 72 h of workflow time, polled hourly)', async () => {
   const { calls, activities } = mocks(() => progress(1));
   const w = await worker(activities, 'q-proceed');
@@ -151,12 +172,15 @@ test('the finish signal ends the wait early; the progress query shows labelled /
     const p1 = await handle.query(labelingProgressQuery);
     expect(p1).toMatchObject({ state: 'waiting', tasks: 3, done: 1, labelled: 1, projectUrl: 'http://ls/projects/5/data', onDeadline: 'proceed' });
     expect(p1.timeLeftS).toBeGreaterThan(9.9 * 3600);
-    await env.sleep('3 hours');
+    // Two and a half hours, not three: the skip must land between the hourly timers. Landing on
+    // one leaves it due a few milliseconds later, when the finish signal's task cancels it (see
+    // signalAndSettle).
+    await env.sleep('150 minutes');
     // Time left as of the workflow's last task (its clock moves with its timers, hourly here).
     const p2 = await handle.query(labelingProgressQuery);
     expect(p2.timeLeftS).toBeLessThanOrEqual(p1.timeLeftS! - 2 * 3600);
     expect(p2.timeLeftS).toBeGreaterThanOrEqual(p1.timeLeftS! - 3 * 3600);
-    await handle.signal(finishLabelingSignal, { reason: 'test' });
+    await signalAndSettle(handle, finishLabelingSignal, { reason: 'test' }, () => calls.finish.length > 0);
     const r = await handle.result();
     expect(await handle.query(labelingProgressQuery)).toMatchObject({ state: 'done', finishedBy: 'early' });
     return r;
@@ -176,7 +200,7 @@ test('signals arriving together are synced in one batch with their ids; deletion
     await handle.signal(labelingEventSignal, { action: 'ANNOTATION_UPDATED', annotationIds: [12], deletedAnnotationIds: [], full: false });
     await handle.signal(labelingEventSignal, { action: 'ANNOTATIONS_DELETED', annotationIds: [], deletedAnnotationIds: [9, 11], full: false });
     await syncs(calls, 2);
-    await handle.signal(finishLabelingSignal, {});
+    await signalAndSettle(handle, finishLabelingSignal, {}, () => calls.finish.length > 0);
     await handle.result();
   });
   const incremental = calls.sync.filter((s) => !s.full);
