@@ -415,7 +415,7 @@ export interface DedupeCluster {
   exactDuplicates: number;
   /** A frame of an earlier run of the label in the same cluster: this content was seen before. */
   seenAs?: string;
-  /** Keys of the earlier runs' frames in the cluster (at most 32, `seenAs` first). */
+  /** Keys of the earlier runs' frames in the cluster: every one with a label first, then at most 32 others; `seenAs` first. */
   seenKeys?: string[];
   /** The representative goes on to labelling. */
   toLabel: boolean;

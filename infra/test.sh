@@ -40,10 +40,6 @@ if (( rc == 124 || rc == 137 )); then
   echo "Test files started but not finished:" >&2
   awk '$2 == "start" { open[$4] = $0 } $2 == "PASS" || $2 == "FAIL" { delete open[$4] } END { for (f in open) print "  " open[f] }' "$PROGRESS" >&2
 fi
-if grep -q '  retried: ' "$PROGRESS"; then
-  echo "--- tests that failed once and passed on their retry ($PROGRESS) ---" >&2
-  grep '  retried: ' "$PROGRESS" >&2
-fi
 if (( rc != 0 )); then
   echo "--- per-file progress ($PROGRESS): failures ---" >&2
   grep -E ' (FAIL|  failed:|  error:|run end)' "$PROGRESS" >&2 || true

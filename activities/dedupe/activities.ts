@@ -57,6 +57,12 @@ export function createDedupeActivities(deps: ActivityDeps) {
         const roleOf = new Map(search.hits.map((h) => [h.videoId, h.role]));
         const group = videoIds.map((v) => (roleOf.get(v) === 'positive' ? label : NEGATIVE_LABEL));
         const earlier = await readLabelIndex(deps, label, modelKey, dim, input.workflowId);
+        // Earlier frames with a label: the label step inherits from these (see planDedupe's `labelled`).
+        const labelled = new Set(
+          earlier.keys.length
+            ? (await deps.pool.query<{ frame_key: string }>(`SELECT DISTINCT frame_key FROM frame_labels WHERE frame_key = ANY($1::text[])`, [earlier.keys])).rows.map((r) => r.frame_key)
+            : [],
+        );
 
         let progress: Record<string, unknown> = { phase: 'cluster' };
         const beat = setInterval(() => ctx.heartbeat(progress), 5000);
@@ -66,6 +72,7 @@ export function createDedupeActivities(deps: ActivityDeps) {
             dim,
             run: { ...run, quality: keys.map((k) => qualityOf.get(k) ?? { sharpness: 0, brightness: 128 }), group },
             earlier,
+            labelled,
             labelBudget,
             cluster: async (vectors, d) => {
               if (vectors.length / d <= INLINE_MAX_ROWS) return nearDuplicateClusters(vectors, d, options);

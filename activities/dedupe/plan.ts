@@ -25,6 +25,12 @@ export interface PlanInput {
   };
   /** Frames already in the label's index from earlier runs. */
   earlier: DedupeRows;
+  /**
+   * Keys of earlier frames that carry a label (in `frame_labels`): a cluster's `seenKeys`
+   * always lists these, first, so the label step finds the label an earlier run gave
+   * (other earlier keys are capped at {@link SEEN_KEYS_CAP}). Default: none.
+   */
+  labelled?: ReadonlySet<string>;
   /** At most this many new representatives per label group go on to labelling. */
   labelBudget: number;
   /** Clusters rows (injected: on a worker thread in the activity, inline in tests). */
@@ -41,11 +47,14 @@ export interface PlannedCluster {
   exactDuplicates: number;
   /** Key of an earlier run's frame in the same cluster: the content was seen before. */
   seenAs?: string;
-  /** Keys of the earlier frames in the cluster (at most 32; `seenAs` first). */
+  /** Keys of the earlier frames in the cluster: every labelled one first, then at most {@link SEEN_KEYS_CAP} others; `seenAs` first. */
   seenKeys?: string[];
   /** True when the representative goes on to labelling (new content within the budget). */
   toLabel: boolean;
 }
+
+/** Unlabelled earlier keys listed per cluster in `seenKeys` (they only say the content was seen). */
+export const SEEN_KEYS_CAP = 32;
 
 /** Result of {@link planDedupe}. */
 export interface DedupePlan {
@@ -100,11 +109,16 @@ export async function planDedupe(input: PlanInput): Promise<DedupePlan> {
   const clusterOfRow = (r: number) => result.clusterOf[uniqueOf[firstOf[r]!]!]!;
 
   const runMembers = new Map<number, number[]>();
-  const earlierKeys = new Map<number, string[]>();
+  const earlierKeys = new Map<number, { labelled: string[]; others: string[] }>();
   const noteEarlier = (c: number, key: string) => {
-    const list = earlierKeys.get(c);
-    if (!list) earlierKeys.set(c, [key]);
-    else if (list.length < 32) list.push(key);
+    let e = earlierKeys.get(c);
+    if (!e) earlierKeys.set(c, (e = { labelled: [], others: [] }));
+    if (input.labelled?.has(key)) e.labelled.push(key);
+    else if (e.others.length < SEEN_KEYS_CAP) e.others.push(key);
+  };
+  const seenKeysOf = (c: number) => {
+    const e = earlierKeys.get(c);
+    return e ? [...e.labelled, ...e.others] : undefined;
   };
   for (let r = 0; r < total; r++) {
     const c = clusterOfRow(r);
@@ -125,7 +139,7 @@ export async function planDedupe(input: PlanInput): Promise<DedupePlan> {
       representative: rep,
       members: [rep, ...members.filter((m) => m !== rep)],
       exactDuplicates: members.filter((m) => firstOf[m] !== m).length,
-      ...(earlierKeys.has(c) ? { seenAs: earlierKeys.get(c)![0]!, seenKeys: earlierKeys.get(c)! } : {}),
+      ...(earlierKeys.has(c) ? { seenAs: seenKeysOf(c)![0]!, seenKeys: seenKeysOf(c)! } : {}),
       toLabel: false,
     };
   });

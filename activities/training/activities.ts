@@ -26,7 +26,7 @@ import { runStep } from '../../lib/runs';
 import type { ObjectStore } from '../../lib/s3';
 import { initTensorflow } from '../../lib/tf';
 import { float32Bytes, gatherFeatures, toFloat32 } from '../../lib/vectors';
-import { computeTeacherFeatures, fetchFrames, loadDataset, loadModel, readTeacherFeatures, requireModel, saveModel, teacherRefOf, teacherRefs } from './data';
+import { computeTeacherFeatures, fetchFrames, loadDataset, loadModel, readTeacherFeatures, requireModel, saveModel, teacherLookup } from './data';
 import { readHeadMetadata } from './head-model';
 import type { OnEpoch, ResumeFrom } from './loop';
 import { evaluate } from './metrics';
@@ -179,9 +179,8 @@ export function createTrainingActivities(deps: ActivityDeps) {
           const packs = await computeTeacherFeatures(store, thread(), ds, (p) => hb.set({ phase: 'teacher features', ...p }));
           const teacherFeatures: TeacherFeatures = { model: packs.model, videos: packs.videos };
           const wf = input.workflowId;
-          const refs = await teacherRefs(store, teacherFeatures);
           const dim = packs.model.dim;
-          const refOf = teacherRefOf(refs, ds);
+          const refOf = await teacherLookup(store, teacherFeatures, ds);
           const features = await gatherFeatures(store, train.map(refOf), dim);
 
           // CutMix rows are computed once per run and cached beside the checkpoint.

@@ -90,18 +90,76 @@ export async function computeTeacherFeatures(store: ObjectStore, thread: Embeddi
 }
 
 /**
- * The teacher's feature row of each frame key, from the packs the train step made.
+ * The train step's teacher feature rows, by frame key and by the content hash (sha256 of the
+ * encoded frame) each row was computed from. The packs are cached by content, so a pack made
+ * for an earlier dataset lists that dataset's keys: a frame pixel-identical to one of them,
+ * or the same row under another key, is found by content.
+ */
+export interface TeacherRows {
+  byKey: Map<string, VectorRef>;
+  bySha256: Map<string, VectorRef>;
+}
+
+/**
+ * Read the teacher packs' indexes into {@link TeacherRows}.
  *
  * @throws MissingArtifactError when a pack's index is missing.
  */
-export async function teacherRefs(store: ObjectStore, tf: TeacherFeatures): Promise<Map<string, VectorRef>> {
-  const refs = new Map<string, VectorRef>();
+export async function teacherRefs(store: ObjectStore, tf: TeacherFeatures): Promise<TeacherRows> {
+  const rows: TeacherRows = { byKey: new Map(), bySha256: new Map() };
   for (const v of tf.videos) {
     const idx = await store.getJson<VectorIndex>(v.indexKey);
     if (!idx) throw new MissingArtifactError(store.uri(v.indexKey), `teacher features of video ${v.videoId} (written by the train step)`);
-    idx.frameKeys.forEach((k, row) => refs.set(k, { key: v.vectorsKey, row }));
+    idx.frameKeys.forEach((k, row) => rows.byKey.set(k, { key: v.vectorsKey, row }));
+    idx.frameSha256.forEach((sha, row) => rows.bySha256.set(sha, { key: v.vectorsKey, row }));
   }
-  return refs;
+  return rows;
+}
+
+/**
+ * The content hash of every embedding row the dataset's frames point at, from the embed
+ * step's pack indexes: the content the teacher's row for such a frame was computed from
+ * ({@link teacherRequests} asks for exactly these hashes).
+ *
+ * @returns `"<pack key>#<row>"` -> sha256.
+ * @throws MissingArtifactError when an embedding pack's index is missing.
+ */
+export async function embeddingContent(store: ObjectStore, ds: DatasetManifest): Promise<Map<string, string>> {
+  const content = new Map<string, string>();
+  for (const packKey of new Set(datasetRows(ds).map((f) => f.vector.key))) {
+    const idx = await store.getJson<VectorIndex>(indexKeyOf(packKey));
+    if (!idx) throw new MissingArtifactError(store.uri(indexKeyOf(packKey)), 'vector index of a dataset frame (written by the embed step)');
+    idx.frameSha256.forEach((sha, row) => content.set(`${packKey}#${row}`, sha));
+  }
+  return content;
+}
+
+/**
+ * The teacher feature row of a dataset frame: by its key, else by the content of its
+ * embedding row. Pixel-identical frames share one embedding row, the teacher's packs hold one
+ * row per embedding row under one key, and a cached pack lists the keys of the dataset it
+ * was first made for.
+ *
+ * @param rows from {@link teacherRefs}.
+ * @param content from {@link embeddingContent}.
+ * @returns a lookup by frame (`key` and its embedding `vector` reference).
+ * @throws MissingArtifactError (from the lookup) naming a frame found neither way.
+ */
+export function teacherRefOf(rows: TeacherRows, content: Map<string, string>): (frame: { key: string; vector: VectorRef }) => VectorRef {
+  return (f) => {
+    const sha = content.get(`${f.vector.key}#${f.vector.row}`);
+    const r = rows.byKey.get(f.key) ?? (sha === undefined ? undefined : rows.bySha256.get(sha));
+    if (!r) throw new MissingArtifactError(f.key, 'teacher features of a dataset frame (not in the train step packs, by key or by content)');
+    return r;
+  };
+}
+
+/**
+ * The teacher feature row lookup for a dataset: {@link teacherRefOf} over the packs of `tf`.
+ * @throws MissingArtifactError when a teacher or embedding pack's index is missing.
+ */
+export async function teacherLookup(store: ObjectStore, tf: TeacherFeatures, ds: DatasetManifest): Promise<(frame: { key: string; vector: VectorRef }) => VectorRef> {
+  return teacherRefOf(await teacherRefs(store, tf), await embeddingContent(store, ds));
 }
 
 /**
@@ -111,31 +169,7 @@ export async function teacherRefs(store: ObjectStore, tf: TeacherFeatures): Prom
 export async function readTeacherFeatures(store: ObjectStore, workflowId: string, ds: DatasetManifest): Promise<{ features: TeacherFeatures; refOf: (frame: { key: string; vector: VectorRef }) => VectorRef }> {
   const train = await readStepManifest<TrainStepManifest>(store, workflowId, 'train');
   if (!train.teacherFeatures) throw new MissingArtifactError(store.uri(train.summary.modelPrefix), 'teacher features (the train step predates them: rerun it)');
-  const refs = await teacherRefs(store, train.teacherFeatures);
-  return { features: train.teacherFeatures, refOf: teacherRefOf(refs, ds) };
-}
-
-/**
- * The teacher feature row of a dataset frame. Pixel-identical frames share one embedding
- * row (embedded once), and the teacher's packs hold one row per embedding row under one of
- * their keys, so a frame whose key the packs do not list takes the row made for its
- * embedding row.
- *
- * @param refs frame key -> teacher row, from {@link teacherRefs}.
- * @returns a lookup by frame (`key` and its embedding `vector` reference).
- * @throws MissingArtifactError (from the lookup) naming a frame that has neither.
- */
-export function teacherRefOf(refs: Map<string, VectorRef>, ds: DatasetManifest): (frame: { key: string; vector: VectorRef }) => VectorRef {
-  const byVector = new Map<string, VectorRef>();
-  for (const f of datasetRows(ds)) {
-    const r = refs.get(f.key);
-    if (r) byVector.set(`${f.vector.key}#${f.vector.row}`, r);
-  }
-  return (f) => {
-    const r = refs.get(f.key) ?? byVector.get(`${f.vector.key}#${f.vector.row}`);
-    if (!r) throw new MissingArtifactError(f.key, 'teacher features of a dataset frame (not in the train step packs)');
-    return r;
-  };
+  return { features: train.teacherFeatures, refOf: await teacherLookup(store, train.teacherFeatures, ds) };
 }
 
 /**

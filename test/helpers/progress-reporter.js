@@ -38,9 +38,6 @@ class ProgressReporter {
     this.write(`${status} ${this.name(test)} ${seconds} s (${result.numPassingTests} passed, ${result.numFailingTests} failed)`);
     if (result.testExecError) this.write(`  error: ${String(result.testExecError.message).split('\n')[0]}`);
     for (const t of failed) this.write(`  failed: ${t.fullName}: ${String(t.failureMessages[0] ?? '').split('\n')[0].slice(0, 300)}`);
-    for (const t of result.testResults.filter((r) => r.status === 'passed' && (r.invocations ?? 1) > 1)) {
-      this.write(`  retried: ${t.fullName} passed on run ${t.invocations}; first failure: ${String(t.retryReasons?.[0] ?? '').split('\n')[0].slice(0, 300)}`);
-    }
   }
 
   onRunComplete(_contexts, results) {

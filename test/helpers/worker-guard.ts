@@ -10,10 +10,7 @@
  * warning naming its task queue (the test that left it failed or timed out). Workers on the
  * services' own server (integration, e2e) are covered by jest's --forceExit in infra/test.sh.
  * (Not an `afterAll` here: a setup file's hooks run before the test file's own.)
- *
- * It also retries a failed test once (jest.retryTimes) in these projects, which talk to real
- * servers and processes; the progress log (test/helpers/progress-reporter.js) names every
- * test that needed it, so a flaky test is seen, not hidden.
+
  */
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
@@ -51,5 +48,3 @@ TestWorkflowEnvironment.prototype.teardown = async function guardedTeardown(this
   await stopLeftoverWorkers('when its test server was torn down');
   return teardown.call(this);
 };
-
-jest.retryTimes(1, { logErrorsBeforeRetry: true });

@@ -94,4 +94,23 @@ describe('planDedupe', () => {
     ]);
     expect(plan.added).toEqual([0, 2]);
   });
+
+  it('lists every labelled earlier frame of a cluster in seenKeys, first, however many unlabelled ones come before it', async () => {
+    // One shot seen by an earlier run in 60 frames (all reused by this run); the earlier run
+    // labelled frame 45 only. With the first 32 keys alone the label step missed it and sent
+    // the content to labelling again (seen in the run-identity e2e test).
+    const n = 60;
+    const keys = Array.from({ length: n }, (_, i) => `f${i}`);
+    const rows = { vectors: at(...keys.map((_, i) => i * 0.01)), keys, videoIds: keys.map(() => 'v1'), pixelHashes: keys.map((k) => `h-${k}`) };
+    const base = { dim: 2, run: { ...rows, quality: keys.map(() => q(1)), group: keys.map(() => 'cat') }, earlier: rows, labelBudget: 10, cluster };
+    const without = await planDedupe(base);
+    expect(without.clusters).toHaveLength(1);
+    expect(without.clusters[0]!.seenKeys).toHaveLength(32);
+    expect(without.clusters[0]!.seenKeys).not.toContain('f45');
+    const plan = await planDedupe({ ...base, labelled: new Set(['f45']) });
+    expect(plan.clusters[0]!.seenKeys![0]).toBe('f45');
+    expect(plan.clusters[0]!.seenAs).toBe('f45');
+    expect(plan.clusters[0]!.seenKeys).toHaveLength(33);
+    expect(plan.clusters[0]!.toLabel).toBe(false);
+  });
 });
