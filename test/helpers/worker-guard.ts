@@ -1,6 +1,6 @@
 /**
- * Jest setup (setupFilesAfterEnv, every project): no in-process Temporal worker outlives its
- * test file.
+ * Jest setup (setupFilesAfterEnv of the workflow, integration and e2e projects): no
+ * in-process Temporal worker outlives the test server it polls.
  *
  * A test that times out leaves its `worker.runUntil(...)` pending: the worker keeps polling,
  * and once the file's `afterAll` tears the test server down it retries against a closed port
@@ -10,7 +10,6 @@
  * warning naming its task queue (the test that left it failed or timed out). Workers on the
  * services' own server (integration, e2e) are covered by jest's --forceExit in infra/test.sh.
  * (Not an `afterAll` here: a setup file's hooks run before the test file's own.)
-
  */
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
@@ -26,12 +25,12 @@ const create = Worker.create.bind(Worker);
 };
 
 /** Shut down every recorded worker that is still running and wait (up to 30 s each) for it to stop. */
-async function stopLeftoverWorkers(when: string): Promise<void> {
+async function stopLeftoverWorkers(): Promise<void> {
   const left = [...created].filter((w) => w.getState() === 'RUNNING');
   for (const w of created) if (w.getState() === 'STOPPED' || w.getState() === 'FAILED') created.delete(w);
   await Promise.all(
     left.map(async (w) => {
-      process.stderr.write(`worker-guard: a worker on task queue "${w.options.taskQueue}" was still running ${when}; shutting it down\n`);
+      process.stderr.write(`worker-guard: a worker on task queue "${w.options.taskQueue}" was still running when its test server was torn down; shutting it down\n`);
       try {
         w.shutdown();
       } catch {
@@ -45,6 +44,6 @@ async function stopLeftoverWorkers(when: string): Promise<void> {
 
 const teardown = TestWorkflowEnvironment.prototype.teardown;
 TestWorkflowEnvironment.prototype.teardown = async function guardedTeardown(this: TestWorkflowEnvironment) {
-  await stopLeftoverWorkers('when its test server was torn down');
+  await stopLeftoverWorkers();
   return teardown.call(this);
 };
