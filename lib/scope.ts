@@ -107,15 +107,16 @@ export function encodeReferences(features: Float32Array): string {
  * `dim` wide), skipping references whose group equals the query's (leave-one-group-out:
  * a video scored against the other videos).
  *
- * @returns one score per query row in [-1, 1]; -1 when every reference was skipped.
+ * @returns one score per query row in [-1, 1]; NaN when every reference was skipped (not
+ *   -1, which is a real score: two centred references are exactly opposite).
  */
 export function nearestSimilarity(queries: Float32Array, refs: Float32Array, dim: number, groups?: { query: string[]; refs: string[] }): Float32Array {
   const nq = queries.length / dim;
   const nr = refs.length / dim;
-  const out = new Float32Array(nq).fill(-1);
+  const out = new Float32Array(nq).fill(NaN);
   for (let i = 0; i < nq; i++) {
     const qo = i * dim;
-    let best = -1;
+    let best = -Infinity;
     for (let j = 0; j < nr; j++) {
       if (groups && groups.query[i] === groups.refs[j]) continue;
       const ro = j * dim;
@@ -123,7 +124,7 @@ export function nearestSimilarity(queries: Float32Array, refs: Float32Array, dim
       for (let d = 0; d < dim; d++) s += queries[qo + d]! * refs[ro + d]!;
       if (s > best) best = s;
     }
-    out[i] = best;
+    out[i] = best === -Infinity ? NaN : best;
   }
   return out;
 }

@@ -86,7 +86,9 @@ export async function calibrateScope(deps: ActivityDeps, opts: CalibrateOptions,
       calibration = 'validation';
     } else {
       const videos = refs.map((f) => f.videoId);
-      scores = nearestSimilarity(r.features, r.features, r.dim, { query: videos, refs: videos }).filter((s) => s > -1);
+      // NaN: a reference with no other video to compare against. (With two references the
+      // centred features are opposite, both scores -1, and the gate lets everything through.)
+      scores = nearestSimilarity(r.features, r.features, r.dim, { query: videos, refs: videos }).filter((s) => !Number.isNaN(s));
       calibration = 'leave-one-video-out';
     }
     if (scores.length === 0) throw new DatasetError(`dataset ${model.dataset.name} v${model.dataset.version}: no in-scope frame to set the out-of-scope threshold on (one training video, no validation frame)`);

@@ -109,7 +109,12 @@ describe('out-of-scope scoring (lib/scope)', () => {
     const q = Float32Array.from([1, 0]);
     expect(Array.from(nearestSimilarity(q, refs, 2))).toEqual([1]);
     expect(Array.from(nearestSimilarity(q, refs, 2, { query: ['a'], refs: ['a', 'b'] }))).toEqual([0]);
-    expect(Array.from(nearestSimilarity(q, refs, 2, { query: ['a'], refs: ['a', 'a'] }))).toEqual([-1]);
+    expect(Array.from(nearestSimilarity(q, refs, 2, { query: ['a'], refs: ['a', 'a'] }))).toEqual([NaN]);
+    // Two centred references are opposite: a real score of -1, not "no reference" (the
+    // calibration dropped both as such, and failed on a two-video training split).
+    const two = centred(Float32Array.from([1, 2, 3, 1]), meanRow(Float32Array.from([1, 2, 3, 1]), 2), 2);
+    const s = Array.from(nearestSimilarity(two, two, 2, { query: ['v1', 'v2'], refs: ['v1', 'v2'] }));
+    expect(s.every((x) => !Number.isNaN(x) && x < -0.999)).toBe(true);
     expect(quantile([1, 2, 3, 4, 5], 0.25)).toBe(2);
     expect(quantile([0, 10], 0.05)).toBeCloseTo(0.5);
   });
