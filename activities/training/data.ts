@@ -96,7 +96,9 @@ export async function computeTeacherFeatures(store: ObjectStore, thread: Embeddi
  * or the same row under another key, is found by content.
  */
 export interface TeacherRows {
+  /** Frame key (S3 key of the JPEG) -> its row in a teacher pack. */
   byKey: Map<string, VectorRef>;
+  /** sha256 of the encoded frame a row was computed from -> that row. */
   bySha256: Map<string, VectorRef>;
 }
 

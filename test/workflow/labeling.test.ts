@@ -100,10 +100,11 @@ async function syncs(calls: Calls, n: number): Promise<void> {
  *
  * The time-skipping test server strands a run whose workflow task cancels a timer that fired while
  * the task was with the worker: it refuses the completion ("invalid history builder state for
- * action", temporalio/sdk-java#2606) and never sends the task again (#3088), so the test hangs. A signal
- * that ends a `condition(fn, timeout)` cancels its timer; awaiting `result()` at once lets the
- * server skip time to that timer while the signal's task is still at the worker. Waiting for the
- * workflow to act on the signal first closes that window.
+ * action", temporalio/sdk-java#2606) and never sends the task again (#3088), so the test hangs. A
+ * signal that ends a `condition(fn, timeout)` cancels its timer. The hang seen here was a timer
+ * due milliseconds after an `env.sleep` ended (hence skips that land between timers); this wait
+ * is a precaution for the other window: `result()` unlocks time skipping, so awaiting it before
+ * the signal's task is done could let the server skip to that timer meanwhile.
  */
 async function signalAndSettle<A extends unknown[]>(
   handle: { signal: (def: SignalDefinition<A>, ...args: A) => Promise<void> },
