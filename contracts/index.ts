@@ -1,12 +1,14 @@
 /**
  * reelset's contracts: the pure definitions every part shares (workflow inputs, step
  * manifests and summaries, the S3 key layout, failure classes, Temporal policies,
- * search attributes, queries and signals).
+ * search attributes, queries and signals), and the bootstrap intervals the promotion gate
+ * and benches share (`bootstrap.ts`).
  *
  * Imports nothing Node-only (zod and Temporal's common/workflow definitions only), so
  * workflows, activities, workers, the CLI and benches import it by value. A lint rule
  * keeps it that way.
  */
+export * from './bootstrap';
 export * from './failures';
 export * from './ids';
 export * from './inputs';
