@@ -5,6 +5,7 @@
  * configuration, so the activity, the CLI and the tests share one implementation.
  */
 import { z } from 'zod';
+import { balancedAccuracyInterval, BOOTSTRAP_DEFAULTS, chanceTest, outcomesFromConfusion, type BootstrapInterval } from './bootstrap';
 import { InvalidInputError } from './failures';
 import { ExtractOptions } from './inputs';
 import { keySegment } from './keys';
@@ -90,16 +91,43 @@ export interface GateConfig {
   margin: number;
   /** No label's frame-level recall may drop by more than this below production's (absolute, 0..1). */
   recallTolerance: number;
-  /** With no production model, the candidate's video-level balanced accuracy must reach this. */
-  minScore: number;
+  /**
+   * `above-chance`: the lower end of the bootstrap interval of the candidate's video-level
+   * balanced accuracy must reach this, for a label against `other` (2 classes, chance
+   * 0.5). With k classes the minimum is as far from chance (1/k) towards 1 as this is
+   * from 0.5 ({@link chanceMinimum}). 0 (or less) lets any 2-class model through.
+   */
+  minLowerBound: number;
+  /** Coverage of that interval (default 0.95). */
+  confidence?: number;
+  /** Bootstrap resamples (default 2,000). */
+  resamples?: number;
 }
 
 /** One rule's outcome. */
 export interface GateRule {
-  rule: 'eval-set' | 'evaluated' | 'first-model' | 'video-margin' | 'label-recall';
+  /** `first-model` appears only in decisions recorded before issue 17 (a point estimate against `REELSET_PROMOTION_MIN_SCORE`); `above-chance` replaced it. */
+  rule: 'eval-set' | 'evaluated' | 'above-chance' | 'first-model' | 'video-margin' | 'label-recall';
   passed: boolean;
   /** What was compared, in words with the numbers. */
   detail: string;
+}
+
+/**
+ * The bootstrap interval of a candidate's video-level balanced accuracy on the fixed set
+ * ({@link scoreInterval}), with the chance level and the minimum its lower end was held to.
+ */
+export interface ScoreInterval extends BootstrapInterval {
+  /** Classes with at least one video in the set (k). */
+  classes: number;
+  /** Balanced accuracy of a model that always answers the same class: 1/k (null when k = 0). */
+  chance: number | null;
+  /** The minimum for the lower end, {@link chanceMinimum} of the configured `minLowerBound` (null when k < 2). */
+  minimum: number | null;
+  /** P(a model guessing with chance 1/k per video does as well on these videos) ({@link chanceTest}); 1 when k < 2. */
+  guessP: number;
+  /** Largest `guessP` the rule accepts, (1 - confidence) / 2 (0.025), when the minimum is above chance; null when it is not (no guess test). */
+  guessLevel: number | null;
 }
 
 /** The gate's decision. */
@@ -109,7 +137,8 @@ export interface GateDecision {
   rules: GateRule[];
   /** One line: "promoted: ..." or "held back: <failing rule details>". */
   reason: string;
-  candidate: { name: string; version: number; score: number | null };
+  /** `score`: video-level balanced accuracy; `interval`: its bootstrap interval (null when the candidate was not evaluated). */
+  candidate: { name: string; version: number; score: number | null; interval?: ScoreInterval | null };
   production: { version: number; score: number | null } | null;
   evalVersion: number | null;
   config: GateConfig;
@@ -131,6 +160,74 @@ export function balancedAccuracy(level: LevelMetrics): number | null {
 }
 
 const pct = (x: number | null) => (x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`);
+const thousands = (n: number) => String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+
+/**
+ * The minimum for the lower end of the interval with k classes: as far from chance (1/k)
+ * towards a perfect score as `minLowerBound` is from 0.5 with two classes, i.e.
+ * `1/k + (minLowerBound - 0.5) * (1 - 1/k) / 0.5`. In chance-corrected terms (adjusted
+ * balanced accuracy, `(BA - 1/k) / (1 - 1/k)`, scikit-learn's `adjusted=True`) the
+ * default 0.6 asks for 0.2 whatever k: 0.6 with 2 classes, 0.467 with 3, 0.36 with 5.
+ * Why relative to chance: a fixed 0.6 would be 1.2 times chance with 2 classes and 3
+ * times chance with 5, so a model of several labels would need far more evidence than a
+ * label against `other`; a fixed distance above chance (1/k + 0.1) would ask for less
+ * and less as k grows, while the room above chance shrinks by (1 - 1/k).
+ *
+ * @param minLowerBound the configured minimum for 2 classes (`REELSET_PROMOTION_MIN_LOWER_BOUND`).
+ * @param classes k, the classes with videos in the set; at least 2.
+ * @throws InvalidInputError when k < 2 (one class has no chance level to beat).
+ */
+export function chanceMinimum(minLowerBound: number, classes: number): number {
+  if (!Number.isInteger(classes) || classes < 2) throw new InvalidInputError(`chanceMinimum: needs at least 2 classes, got ${classes}`);
+  const chance = 1 / classes;
+  return chance + ((minLowerBound - 0.5) * (1 - chance)) / 0.5;
+}
+
+/**
+ * The bootstrap interval of a model's video-level balanced accuracy on an evaluation
+ * ({@link balancedAccuracyInterval} on the videos of `metrics.videos.confusion`: each
+ * video's true class and predicted class, resampled within its true class, so no
+ * resample lacks a class), with the chance level and the gate's minimum for its lower end.
+ *
+ * @param config `minLowerBound`, `confidence` (default 0.95) and `resamples` (default 2,000) of the gate.
+ * @returns the interval; with no video, every number null; with one class, `minimum` null.
+ */
+export function scoreInterval(metrics: EvalSetMetrics, config: Pick<GateConfig, 'minLowerBound' | 'confidence' | 'resamples'>): ScoreInterval {
+  const { truth, predicted } = outcomesFromConfusion(metrics.videos.confusion ?? []);
+  const interval = balancedAccuracyInterval(truth, predicted, {
+    confidence: config.confidence ?? BOOTSTRAP_DEFAULTS.confidence,
+    resamples: config.resamples ?? BOOTSTRAP_DEFAULTS.resamples,
+  });
+  const classes = new Set(truth).size;
+  const minimum = classes >= 2 ? chanceMinimum(config.minLowerBound, classes) : null;
+  const guess = chanceTest(truth, predicted, { draws: interval.resamples });
+  return {
+    ...interval,
+    classes,
+    chance: classes ? 1 / classes : null,
+    minimum,
+    guessP: guess.pValue,
+    guessLevel: minimum !== null && minimum > 1 / classes + 1e-9 ? (1 - interval.confidence) / 2 : null,
+  };
+}
+
+/** The `above-chance` rule on a candidate's interval. */
+function aboveChance(iv: ScoreInterval): GateRule {
+  const videos = `${iv.units} video${iv.units === 1 ? '' : 's'}`;
+  if (iv.units === 0) return { rule: 'above-chance', passed: false, detail: 'no video-level result to bootstrap (evaluate the model again)' };
+  if (iv.minimum === null || iv.lower === null || iv.chance === null) {
+    return { rule: 'above-chance', passed: false, detail: `the ${videos} of the evaluation set are all of one class: no chance level to beat (grow the set with videos of every class)` };
+  }
+  const ci = `${pct(iv.estimate)} (${Math.round(100 * iv.confidence)}% CI ${pct(iv.lower).slice(0, -1)}–${pct(iv.upper)}, ${thousands(iv.resamples)} bootstrap resamples over ${videos})`;
+  const bounded = iv.lower >= iv.minimum - 1e-9;
+  const lucky = iv.guessLevel !== null && iv.guessP > iv.guessLevel;
+  const p = iv.guessP < 0.001 ? '<0.1%' : pct(iv.guessP);
+  const guess = `a guess right on each video with probability ${pct(iv.chance)} does as well ${p} of the time`;
+  let detail = `video balanced accuracy ${ci}: lower bound ${pct(iv.lower)} ${bounded ? '≥' : 'below'} ${pct(iv.minimum)} (${iv.classes} classes, chance ${pct(iv.chance)})`;
+  if (bounded && lucky) detail += `, but ${guess} (more than ${pct(iv.guessLevel)}: too few videos of a class to tell)`;
+  else if (bounded && iv.guessLevel !== null) detail += `; ${guess}`;
+  return { rule: 'above-chance', passed: bounded && !lucky, detail };
+}
 
 /**
  * The promotion gate. Rules, in order:
@@ -138,17 +235,34 @@ const pct = (x: number | null) => (x === null ? 'n/a' : `${(100 * x).toFixed(1)}
  * 1. `eval-set`: the label has a fixed evaluation set (`evalVersion` not null).
  * 2. `evaluated`: the candidate (and production, when there is one) was evaluated on that
  *    same version, so the numbers compare.
- * 3. No production model: `first-model`: the candidate's video-level balanced accuracy
- *    reaches `minScore`.
- * 4. `video-margin`: candidate's video-level balanced accuracy >= production's + `margin`.
- * 5. `label-recall`: for each label with examples in the set, the candidate's frame-level
- *    recall >= production's - `recallTolerance` (frames, not videos: a set has a few videos
- *    per label, so a video-level recall moves in steps of 25-50% and a tolerance of a few
- *    percent would mean "no change at all").
+ * 3. `above-chance`, for every candidate, first model or not: the lower end of the
+ *    bootstrap interval ({@link scoreInterval}: 95%, 2,000 resamples of the set's videos
+ *    within their class) of the candidate's video-level balanced accuracy reaches
+ *    {@link chanceMinimum} of `minLowerBound` (0.6 with 2 classes), and, when that minimum
+ *    is above chance, a model guessing at chance does as well on videos like these at most
+ *    (1 - confidence) / 2 = 2.5% of the time ({@link chanceTest}: the interval alone lets a
+ *    lucky guess on a class of 1-3 videos through). A set whose videos are all of one class
+ *    fails it. It applies with a production model too: a candidate that beats a production
+ *    model at chance (one promoted before this rule) is still at chance.
+ * 4. With a production model, `video-margin`: candidate's video-level balanced accuracy >=
+ *    production's + `margin` (point estimates: both models are measured on the same videos).
+ * 5. With a production model, `label-recall`: for each label with examples in the set, the
+ *    candidate's frame-level recall >= production's - `recallTolerance` (frames, not videos:
+ *    a set has a few videos per label, so a video-level recall moves in steps of 25-50% and
+ *    a tolerance of a few percent would mean "no change at all").
+ *
+ * Every rule from 3 on is checked and every failing one is named in `reason`.
+ * Deterministic (the bootstrap's seed is fixed): the same evaluations and configuration
+ * give the same decision.
  *
  * @param candidate the candidate's evaluation on the current set version, or null.
  * @param production the production model's, or null when there is no production model (its
  *   `version` is given separately so a missing evaluation is reported).
+ * @example
+ *   // 12 videos, 6 of each class, half of each right: held back.
+ *   promotionGate({ name: 'cartoon', candidateVersion: 1, candidate, productionVersion: null, production: null, evalVersion: 1,
+ *                   config: { margin: 0.02, recallTolerance: 0.05, minLowerBound: 0.6 } }).reason;
+ *   // 'held back: above-chance: video balanced accuracy 50.0% (95% CI 25.0–75.0%, 2,000 bootstrap resamples over 12 videos): lower bound 25.0% below 60.0% (2 classes, chance 50.0%)'
  */
 export function promotionGate(input: {
   name: string;
@@ -163,6 +277,7 @@ export function promotionGate(input: {
   const rules: GateRule[] = [];
   const cScore = input.candidate ? balancedAccuracy(input.candidate.videos) : null;
   const pScore = input.production ? balancedAccuracy(input.production.videos) : null;
+  const interval = input.candidate ? scoreInterval(input.candidate, config) : null;
   const decide = (): GateDecision => {
     const failed = rules.filter((r) => !r.passed);
     const promote = failed.length === 0;
@@ -170,7 +285,7 @@ export function promotionGate(input: {
       promote,
       rules,
       reason: promote ? `promoted: ${rules.map((r) => r.detail).join('; ')}` : `held back: ${failed.map((r) => `${r.rule}: ${r.detail}`).join('; ')}`,
-      candidate: { name: input.name, version: input.candidateVersion, score: cScore },
+      candidate: { name: input.name, version: input.candidateVersion, score: cScore, interval },
       production: input.productionVersion === null ? null : { version: input.productionVersion, score: pScore },
       evalVersion: input.evalVersion,
       config,
@@ -189,14 +304,8 @@ export function promotionGate(input: {
     return decide();
   }
   const cand = input.candidate!;
-  if (input.productionVersion === null) {
-    rules.push({
-      rule: 'first-model',
-      passed: cScore !== null && cScore >= config.minScore,
-      detail: `no production model; video balanced accuracy ${pct(cScore)} vs minimum ${pct(config.minScore)}`,
-    });
-    return decide();
-  }
+  rules.push(aboveChance(interval!));
+  if (input.productionVersion === null) return decide();
   const prod = input.production!;
   rules.push({
     rule: 'video-margin',

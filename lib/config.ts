@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { ConfigError, formatIssues, type GateConfig } from '../contracts';
+import { BOOTSTRAP_DEFAULTS, ConfigError, formatIssues, type GateConfig } from '../contracts';
 
 /** The checkout's root (parent of `lib/`); `${REELSET_ROOT}` in `infra/defaults.env`. */
 export const REELSET_ROOT = path.resolve(__dirname, '..');
@@ -144,8 +144,22 @@ export const Config = z.object({
   REELSET_PROMOTION_MARGIN: z.coerce.number().min(0).max(1),
   /** Promotion gate: no label's frame-level recall may fall more than this below production's (0..1). */
   REELSET_PROMOTION_RECALL_TOLERANCE: z.coerce.number().min(0).max(1),
-  /** Promotion gate: with no production model, the candidate's video-level balanced accuracy must reach this (0..1). */
-  REELSET_PROMOTION_MIN_SCORE: z.coerce.number().min(0).max(1),
+  /**
+   * Promotion gate, `above-chance` (every candidate): the lower end of the 95% bootstrap
+   * interval of the candidate's video-level balanced accuracy on the fixed evaluation set
+   * must reach this, for a label against `other` (2 classes, chance 0.5); with k classes,
+   * the same distance from chance 1/k towards 1 (`chanceMinimum` in `contracts/lifecycle.ts`).
+   * 0 lets any 2-class model through (tests of the mechanism on tiny models).
+   */
+  REELSET_PROMOTION_MIN_LOWER_BOUND: z.coerce.number().min(0).max(1),
+  /**
+   * Deprecated (issue 17): the old name of `REELSET_PROMOTION_MIN_LOWER_BOUND`, once the
+   * first model's minimum point estimate. Empty by default (kept as text, as `infra/env.sh`
+   * exports it); when set, a number in [0, 1] used as
+   * the lower-bound minimum in place of `REELSET_PROMOTION_MIN_LOWER_BOUND`, so a deployment
+   * that set it keeps its choice (now applied to the interval's lower end, which is stricter).
+   */
+  REELSET_PROMOTION_MIN_SCORE: z.string().refine((v) => v === '' || (/^\s*[0-9.]+\s*$/.test(v) && Number(v) >= 0 && Number(v) <= 1), 'empty, or a number in [0, 1]'),
   /** Frames taken per video (evenly spaced) when a video joins a label's evaluation set. */
   REELSET_EVAL_FRAMES_PER_VIDEO: z.coerce.number().int().min(1).max(1000),
   /** Seconds each probe process (ffprobe, the packet count, the scan, the end check) may run before it is killed; a timeout is a retryable TransientError, never cached. */
@@ -154,9 +168,21 @@ export const Config = z.object({
   FFMPEG_STALL_TIMEOUT_S: z.coerce.number().positive().max(86_400),
 });
 
-/** The promotion gate's settings from the configuration. */
-export function gateConfig(config: Pick<Config, 'REELSET_PROMOTION_MARGIN' | 'REELSET_PROMOTION_RECALL_TOLERANCE' | 'REELSET_PROMOTION_MIN_SCORE'>): GateConfig {
-  return { margin: config.REELSET_PROMOTION_MARGIN, recallTolerance: config.REELSET_PROMOTION_RECALL_TOLERANCE, minScore: config.REELSET_PROMOTION_MIN_SCORE };
+/**
+ * The promotion gate's settings from the configuration: the margin, the recall tolerance
+ * and the `above-chance` minimum (`REELSET_PROMOTION_MIN_SCORE` when the deprecated name is
+ * set, else `REELSET_PROMOTION_MIN_LOWER_BOUND`); the interval is 95% over 2,000 resamples.
+ */
+export function gateConfig(
+  config: Pick<Config, 'REELSET_PROMOTION_MARGIN' | 'REELSET_PROMOTION_RECALL_TOLERANCE' | 'REELSET_PROMOTION_MIN_LOWER_BOUND' | 'REELSET_PROMOTION_MIN_SCORE'>,
+): GateConfig {
+  return {
+    margin: config.REELSET_PROMOTION_MARGIN,
+    recallTolerance: config.REELSET_PROMOTION_RECALL_TOLERANCE,
+    minLowerBound: config.REELSET_PROMOTION_MIN_SCORE === '' ? config.REELSET_PROMOTION_MIN_LOWER_BOUND : Number(config.REELSET_PROMOTION_MIN_SCORE),
+    confidence: BOOTSTRAP_DEFAULTS.confidence,
+    resamples: BOOTSTRAP_DEFAULTS.resamples,
+  };
 }
 export type Config = z.infer<typeof Config>;
 

@@ -61,7 +61,9 @@ function modelLine(m: RegisteredModel): string {
 }
 
 function printGate(g: GateDecision): void {
-  console.log(`gate: ${g.promote ? 'PASS' : 'HOLD'} (margin ${pct(g.config.margin)}, recall tolerance ${pct(g.config.recallTolerance)}, minimum ${pct(g.config.minScore)})`);
+  const iv = g.candidate.interval;
+  const minimum = iv?.minimum ?? g.config.minLowerBound;
+  console.log(`gate: ${g.promote ? 'PASS' : 'HOLD'} (margin ${pct(g.config.margin)}, recall tolerance ${pct(g.config.recallTolerance)}, lower-bound minimum ${pct(minimum)})`);
   for (const r of g.rules) console.log(`  ${r.passed ? 'ok  ' : 'FAIL'} ${r.rule}: ${r.detail}`);
 }
 

@@ -1,7 +1,7 @@
 import { ConfigError } from '../../contracts';
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
-import { Config, loadConfig, readDefaults, redactConfig, REELSET_ROOT, SECRET_VARIABLES } from '../../lib/config';
+import { Config, gateConfig, loadConfig, readDefaults, redactConfig, REELSET_ROOT, SECRET_VARIABLES } from '../../lib/config';
 
 describe('loadConfig', () => {
   it('fills every default from an empty environment', () => {
@@ -77,6 +77,22 @@ describe('infra/defaults.env and the Config schema', () => {
     expect(loadConfig({ S3_SECRET_ACCESS_KEY: 'k2' }).LABEL_STUDIO_S3_SECRET_ACCESS_KEY).toBe('k2');
     expect(() => loadConfig({ LABEL_STUDIO_URL: 'not a url' })).toThrow(/LABEL_STUDIO_URL/);
     expect(() => loadConfig({ LABEL_STUDIO_DATABASE: 'Label-Studio' })).toThrow(/LABEL_STUDIO_DATABASE/);
+  });
+});
+
+describe('gateConfig', () => {
+  it('the above-chance minimum is REELSET_PROMOTION_MIN_LOWER_BOUND (default 0.6), over a 95% interval of 2,000 resamples', () => {
+    expect(gateConfig(loadConfig({}))).toEqual({ margin: 0.02, recallTolerance: 0.05, minLowerBound: 0.6, confidence: 0.95, resamples: 2000 });
+    expect(gateConfig(loadConfig({ REELSET_PROMOTION_MIN_LOWER_BOUND: '0' })).minLowerBound).toBe(0);
+    expect(() => loadConfig({ REELSET_PROMOTION_MIN_LOWER_BOUND: '1.5' })).toThrow(/REELSET_PROMOTION_MIN_LOWER_BOUND/);
+  });
+
+  it('the deprecated REELSET_PROMOTION_MIN_SCORE, when set, is used in its place (a deployment keeps its choice)', () => {
+    expect(loadConfig({}).REELSET_PROMOTION_MIN_SCORE).toBe('');
+    expect(gateConfig(loadConfig({ REELSET_PROMOTION_MIN_SCORE: '0' })).minLowerBound).toBe(0);
+    expect(gateConfig(loadConfig({ REELSET_PROMOTION_MIN_SCORE: '0.7', REELSET_PROMOTION_MIN_LOWER_BOUND: '0.6' })).minLowerBound).toBe(0.7);
+    expect(() => loadConfig({ REELSET_PROMOTION_MIN_SCORE: 'high' })).toThrow(/REELSET_PROMOTION_MIN_SCORE/);
+    expect(() => loadConfig({ REELSET_PROMOTION_MIN_SCORE: '2' })).toThrow(/REELSET_PROMOTION_MIN_SCORE/);
   });
 });
 

@@ -36,7 +36,7 @@ const GATE: GateDecision = {
   candidate: { name: 'cup', version: 2, score: 0.5 },
   production: { version: 1, score: 0.5 },
   evalVersion: 1,
-  config: { margin: 0.02, recallTolerance: 0.05, minScore: 0.5 },
+  config: { margin: 0.02, recallTolerance: 0.05, minLowerBound: 0.6 },
 };
 const labelCounts = { tasks: 5, done: 5, labelled: 5, annotations: 6, validation: { tasks: 1, done: 1, pairs: 1, agreement: 1, kappa: null, disagreements: 0 } };
 
