@@ -21,7 +21,7 @@ import { withTransaction } from '../../lib/db';
 import type { ActivityDeps } from '../../lib/deps';
 import { readStepManifest, runStep } from '../../lib/runs';
 import { evaluateOnEvalSet } from './evaluate';
-import { calibrateScope } from './scope';
+import { ensureScope } from './scope';
 import { currentEvalVersion, gateDecision, productionVersion, promote, recordPublished } from './registry';
 
 /** Model registry activities (CPU video task queue). */
@@ -114,9 +114,7 @@ export function createModelEvaluationActivities(deps: ActivityDeps) {
       const production = await productionVersion(pool, input.name);
       // The candidate's out-of-scope gate (scope.json), so predict can answer `unknown`.
       // Best effort: the gate does not depend on it, and a dataset without frames to calibrate on must not fail the run.
-      await calibrateScope(deps, { name: input.name, version: input.version }, (phase, done) => Context.current().heartbeat({ phase: `scope ${phase}`, done })).catch((err: unknown) =>
-        deps.logger.warn({ model: `${input.name}@${input.version}`, err: err instanceof Error ? err.message : String(err) }, 'out-of-scope gate not calibrated'),
-      );
+      await ensureScope(deps, input.name, input.version, (phase, done) => Context.current().heartbeat({ phase: `scope ${phase}`, done }));
       if (evalVersion) {
         const beat = (phase: string) => (done: number, of: number) => Context.current().heartbeat({ phase, done, of });
         await evaluateOnEvalSet(deps, { name: input.name, version: input.version, evalVersion }, beat(`candidate v${input.version}`));

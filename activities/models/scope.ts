@@ -109,3 +109,33 @@ export async function calibrateScope(deps: ActivityDeps, opts: CalibrateOptions,
     clf.dispose();
   }
 }
+
+/** What {@link ensureScope} did: the scope file's summary, or why there is none. */
+export type ScopeOutcome =
+  | { ok: true; key: string; threshold: number; calibration: ScopeFile['calibration']; calibrationFrames: number; references: number }
+  | { ok: false; error: { type: string; message: string } };
+
+/**
+ * Make sure `name@version`'s student has `scope.json` before (or right after) it goes
+ * into production: {@link calibrateScope} without `force`, so a calibrated version keeps
+ * its file and one without gets it. Every promotion path calls it: the retrain's
+ * `evaluateForPromotion`, `reelset models promote` and `reelset models rollback`.
+ *
+ * Best effort: it never throws. A model that cannot be calibrated (a dataset with one
+ * training video and no validation frame, a missing manifest) is still promotable, and
+ * predict then applies only the flat-frame rule; the failure is logged as a warning and
+ * returned, so the caller can say so.
+ *
+ * @param onProgress as {@link calibrateScope}'s (a heartbeat in an activity).
+ * @returns `ok: true` with the file's key and threshold, or `ok: false` with the error's type and message.
+ */
+export async function ensureScope(deps: ActivityDeps, name: string, version: number, onProgress?: (phase: string, done: number) => void): Promise<ScopeOutcome> {
+  try {
+    const s = await calibrateScope(deps, { name, version }, onProgress);
+    return { ok: true, key: s.key, threshold: s.threshold, calibration: s.calibration, calibrationFrames: s.calibrationFrames, references: s.references };
+  } catch (err) {
+    const e = err instanceof Error ? { type: err.name, message: err.message } : { type: 'Error', message: String(err) };
+    deps.logger.warn({ model: `${name}@${version}`, err: e.message }, 'out-of-scope gate not calibrated');
+    return { ok: false, error: e };
+  }
+}

@@ -7,9 +7,9 @@ import type { Command } from 'commander';
 import type { Pool } from 'pg';
 import { evalSetCandidates, evalSetHistory, getEvalSet, growEvalSet } from '../../activities/models/evalset';
 import { evaluateOnEvalSet } from '../../activities/models/evaluate';
-import { calibrateScope } from '../../activities/models/scope';
+import { calibrateScope, ensureScope, type ScopeOutcome } from '../../activities/models/scope';
 import { gateDecision, listModels, productionVersion, promote, resolveModel, rollback, transitionsOf, type RegisteredModel } from '../../activities/models/registry';
-import { balancedAccuracy, parseModelRef, type GateDecision, type ModelTransition } from '../../contracts';
+import { balancedAccuracy, balancedAccuracyInterval, outcomesFromConfusion, parseModelRef, type GateDecision, type ModelTransition } from '../../contracts';
 import { gateConfig, loadConfig, type Config } from '../../lib/config';
 import { createPool } from '../../lib/db';
 import { createLogger } from '../../lib/logger';
@@ -54,9 +54,18 @@ function versionOf(ref: string): { label: string; version: number } {
   return { label: r.label, version: r.version };
 }
 
+/** The 95% bootstrap interval of a video-level balanced accuracy (the gate's), or null with no video. */
+function videoInterval(confusion: number[][] | undefined): { lower: number | null; upper: number | null } | null {
+  const { truth, predicted } = outcomesFromConfusion(confusion ?? []);
+  return truth.length ? balancedAccuracyInterval(truth, predicted) : null;
+}
+
 function modelLine(m: RegisteredModel): string {
   const e = m.evaluation;
-  const score = e ? `eval v${e.evalVersion}: video balanced acc ${pct(balancedAccuracy(e.metrics.videos))}, frame acc ${pct(e.metrics.frames.accuracy)}` : 'not evaluated on the current set';
+  const ci = e ? videoInterval(e.metrics.videos.confusion) : null;
+  const score = e
+    ? `eval v${e.evalVersion}: video balanced acc ${pct(balancedAccuracy(e.metrics.videos))}${ci ? ` (95% CI ${pct(ci.lower)}–${pct(ci.upper)})` : ''}, frame acc ${pct(e.metrics.frames.accuracy)}`
+    : 'not evaluated on the current set';
   return `${`${m.name}@${m.version}`.padEnd(20)} ${m.stage.padEnd(10)} dataset v${m.dataset.version}  ${m.createdAt.slice(0, 19)}Z  ${score}`;
 }
 
@@ -65,6 +74,11 @@ function printGate(g: GateDecision): void {
   const minimum = iv?.minimum ?? g.config.minLowerBound;
   console.log(`gate: ${g.promote ? 'PASS' : 'HOLD'} (margin ${pct(g.config.margin)}, recall tolerance ${pct(g.config.recallTolerance)}, lower-bound minimum ${pct(minimum)})`);
   for (const r of g.rules) console.log(`  ${r.passed ? 'ok  ' : 'FAIL'} ${r.rule}: ${r.detail}`);
+}
+
+function printScope(store: ObjectStore, s: ScopeOutcome): void {
+  if (s.ok) console.log(`  out-of-scope gate: threshold ${s.threshold.toFixed(4)} (${s.calibration}, ${s.calibrationFrames} frames) in ${store.uri(s.key)}`);
+  else console.log(`  out-of-scope gate NOT calibrated (${s.error.type}: ${s.error.message}); predict applies only the flat-frame rule`);
 }
 
 function printTransitions(ts: ModelTransition[]): void {
@@ -153,7 +167,9 @@ export function registerModelCommands(program: Command): void {
 
   models
     .command('promote')
-    .description('promote a candidate to production if the gate passes (it beats production on the fixed set by the margin and loses no label recall beyond the tolerance)')
+    .description(
+      "promote a candidate to production if the gate passes (its video balanced accuracy on the fixed set is clearly above chance, the lower end of a bootstrap interval; it beats production by the margin and loses no label recall beyond the tolerance); calibrates its out-of-scope gate (scope.json)",
+    )
     .argument('<model>', 'label@version')
     .option('--reason <text>', 'why (recorded)')
     .option('--by <name>', 'who (default: $REELSET_ACTOR or the OS user)')
@@ -166,16 +182,24 @@ export function registerModelCommands(program: Command): void {
         const logger = createLogger('warn', 'cli');
         // Evaluate both on the current set first (each once), so the gate compares like with like.
         const deps = { config, pool, store, logger };
-        const evalOk = await gateDecision(pool, label, version, gateConfig(config));
+        const gate = gateConfig(config);
+        const evalOk = await gateDecision(pool, label, version, gate);
         if (evalOk.evalVersion !== null) {
           await evaluateOnEvalSet(deps, { name: label, version });
           if (expected !== null && expected !== version) await evaluateOnEvalSet(deps, { name: label, version: expected });
         }
-        const res = await promote(pool, { name: label, version, actor: who(opts.by), reason, expectedProduction: expected, gate: gateConfig(config) });
-        if (opts.json) printJson(res);
+        // A version that passes goes into production with its out-of-scope gate (scope.json):
+        // calibrated before the promotion, so predict never sees it without one.
+        // Its failure is reported below (and in --json), not logged on stdout.
+        const quiet = { ...deps, logger: createLogger('silent', 'cli') };
+        let scope: ScopeOutcome | null = (await gateDecision(pool, label, version, gate)).promote ? await ensureScope(quiet, label, version) : null;
+        const res = await promote(pool, { name: label, version, actor: who(opts.by), reason, expectedProduction: expected, gate });
+        if (res.promoted && !scope) scope = await ensureScope(quiet, label, version);
+        if (opts.json) printJson({ ...res, scope: res.promoted ? scope : null });
         else {
           console.log(res.promoted ? `${label}@${version} is now in production` : `${label}@${version} held back; production stays ${expected === null ? 'none' : `v${expected}`}`);
           printGate(res.gate);
+          if (res.promoted && scope) printScope(store, scope);
           printTransitions(res.transitions);
         }
         if (!res.promoted) process.exitCode = EXIT.failed;
@@ -184,7 +208,7 @@ export function registerModelCommands(program: Command): void {
 
   models
     .command('rollback')
-    .description('archive the production version and put the previous production version (or --to) back')
+    .description('archive the production version and put the previous production version (or --to) back; calibrates its out-of-scope gate (scope.json) if it has none')
     .argument('<label>', 'the label')
     .option('--to <version>', 'the version to put in production (default: the one before)')
     .option('--reason <text>', 'why (recorded)')
@@ -194,10 +218,14 @@ export function registerModelCommands(program: Command): void {
       const reason = requireReason(opts.reason);
       const to = opts.to === undefined ? undefined : Number(opts.to.replace(/^v/, ''));
       if (to !== undefined && (!Number.isInteger(to) || to < 1)) throw new UsageError(`--to ${opts.to}: not a version number`);
-      return withClients(async ({ pool }) => {
+      return withClients(async ({ config, pool, store }) => {
         const res = await rollback(pool, { name: label.toLowerCase(), ...(to !== undefined ? { to } : {}), actor: who(opts.by), reason });
-        if (opts.json) return printJson(res);
+        // The version back in production gets scope.json if it has none (one promoted before
+        // every promotion path calibrated). After the rollback, which must not wait for it.
+        const scope = await ensureScope({ config, pool, store, logger: createLogger('silent', 'cli') }, label.toLowerCase(), res.production);
+        if (opts.json) return printJson({ ...res, scope });
         console.log(`${label}@${res.production} is now in production`);
+        printScope(store, scope);
         printTransitions(res.transitions);
       });
     });

@@ -259,14 +259,19 @@ describe('reelset models / evalset (CLI)', () => {
     // The CLI's gate is the configuration's (default: the above-chance minimum 0.6).
     const held = await cli('models', 'promote', `${LABEL}@2`, '--reason', 'manual try', '--by', 'dave', '--json');
     expect(held.code).toBe(1);
-    const heldOut = JSON.parse(held.out) as { gate: { reason: string } };
+    const heldOut = JSON.parse(held.out) as { gate: { reason: string }; scope: unknown };
     expect(heldOut.gate.reason).toMatch(/^held back: above-chance: video balanced accuracy .*\(95% CI .*over 6 videos\).*; video-margin: /);
+    expect(heldOut.scope).toBeNull(); // a held-back candidate is not calibrated by promote
 
     const noReason = await cli('models', 'rollback', LABEL, '--json');
     expect(noReason.code).toBe(2);
+    // v3 has no out-of-scope gate (published by the test, never promoted by a retrain): the rollback makes one.
+    await svc.store.deleteMany([`models/${LABEL}/v3/student/scope.json`]);
     const rb = await cli('models', 'rollback', LABEL, '--to', '3', '--reason', 'pin v3', '--by', 'dave', '--json');
     expect(rb.code).toBe(0);
     expect(await productionVersion(svc.pool, LABEL)).toBe(3);
+    expect(JSON.parse(rb.out)).toMatchObject({ production: 3, scope: { ok: true, key: `models/${LABEL}/v3/student/scope.json`, calibration: 'leave-one-video-out' } });
+    expect(await svc.store.head(`models/${LABEL}/v3/student/scope.json`)).toBeGreaterThan(1000);
 
     const es = await cli('evalset', 'show', LABEL, '--json');
     expect((JSON.parse(es.out) as { history: { version: number; actor: string }[] }).history.map((h) => [h.version, h.actor])).toEqual([
@@ -275,6 +280,44 @@ describe('reelset models / evalset (CLI)', () => {
     ]);
     const bad = await cli('models', 'show', `${LABEL}@x`, '--json');
     expect(bad.code).toBe(2);
+  });
+});
+
+describe('reelset models promote calibrates the out-of-scope gate', () => {
+  it('promotes a candidate by CLI (gate from the environment) and leaves its scope.json in S3', async () => {
+    const candidate = (await listModels(svc.pool, LABEL)).find((m) => m.stage === 'candidate' && m.version >= 3)!;
+    expect(candidate).toBeDefined();
+    const key = `models/${LABEL}/v${candidate.version}/student/scope.json`;
+    await svc.store.deleteMany([key]);
+    expect(await svc.store.head(key)).toBeUndefined();
+    // A tie with production v3 (the same prototypes at another scale) passes with margin 0; the
+    // above-chance minimum at 0 as for GATE above. Set for this CLI call only.
+    const saved = { m: process.env['REELSET_PROMOTION_MARGIN'], b: process.env['REELSET_PROMOTION_MIN_LOWER_BOUND'] };
+    process.env['REELSET_PROMOTION_MARGIN'] = '0';
+    process.env['REELSET_PROMOTION_MIN_LOWER_BOUND'] = '0';
+    let res: { code: number; out: string };
+    try {
+      res = await cli('models', 'promote', `${LABEL}@${candidate.version}`, '--reason', 'same model, new scale', '--by', 'erin', '--json');
+    } finally {
+      for (const [k, v] of [['REELSET_PROMOTION_MARGIN', saved.m], ['REELSET_PROMOTION_MIN_LOWER_BOUND', saved.b]] as const) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+    expect(res.code).toBe(0);
+    const out = JSON.parse(res.out) as { promoted: boolean; production: number; gate: { rules: { rule: string }[] }; scope: { ok: boolean; key: string; threshold: number } };
+    expect(out).toMatchObject({ promoted: true, production: candidate.version, scope: { ok: true, key } });
+    expect(out.gate.rules.map((r) => r.rule)).toEqual(['eval-set', 'above-chance', 'video-margin', 'label-recall']);
+    expect(await productionVersion(svc.pool, LABEL)).toBe(candidate.version);
+    expect(await svc.store.head(key)).toBeGreaterThan(1000);
+    const scope = (await svc.store.getJson<{ format: string; threshold: number; references: { frameKeys: string[] } }>(key))!;
+    expect(scope.format).toBe('reelset-scope/1');
+    expect(scope.threshold).toBe(out.scope.threshold);
+    expect(scope.references.frameKeys).toHaveLength(36);
+    // The version promoted is the one predict now finds in production, with its scope.
+    const pulled = await cli('models', 'pull', `${LABEL}@production`, '--out', path.join(os.tmpdir(), `reelset-promoted-${process.pid}`), '--json');
+    expect((JSON.parse(pulled.out) as { files: string[] }).files).toContain('scope.json');
+    await fs.rm(path.join(os.tmpdir(), `reelset-promoted-${process.pid}`), { recursive: true, force: true });
   });
 });
 
