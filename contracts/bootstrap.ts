@@ -59,7 +59,9 @@ export interface BootstrapInterval {
   units: number;
   /** Whether the units were resampled within strata. */
   stratified: boolean;
+  /** Seed of the resampling generator. */
   seed: number;
+  /** How the ends were read: the percentile interval ({@link percentileEnds}). */
   method: 'percentile';
 }
 
@@ -250,7 +252,9 @@ function classStatistic(truth: ArrayLike<number>, stratify: boolean, metric: (in
  * A bootstrap interval of video-level balanced accuracy (see {@link balancedAccuracyOf}),
  * resampling videos (by default within their true class).
  *
- * @param truth true class of each video; @param predicted the model's class of each video.
+ * @param truth true class of each video (class ids, see {@link balancedAccuracyOf}).
+ * @param predicted the model's class of each video.
+ * @param opts resamples, confidence, seed, and `stratify` (default true).
  * @throws InvalidInputError when the lengths differ, or as {@link bootstrapInterval}.
  * @example
  *   const { truth, predicted } = outcomesFromConfusion(evaluation.metrics.videos.confusion);
@@ -318,6 +322,7 @@ export interface ChanceTest {
   pValue: number;
   /** Guessers simulated. */
   draws: number;
+  /** Seed of the generator. */
   seed: number;
 }
 
@@ -337,7 +342,8 @@ export interface ChanceTest {
  * (measured: with 3 videos of the label and 20 of `other`, a guesser's interval clears 0.6
  * one time in nine). This test has no such blind spot.
  *
- * @param truth true class of each video; @param predicted the model's class of each video.
+ * @param truth true class of each video (class ids, see {@link balancedAccuracyOf}).
+ * @param predicted the model's class of each video.
  * @param opts.draws guessers simulated (default 2,000); opts.seed (default 17).
  * @throws InvalidInputError when the lengths differ or draws is not a positive integer.
  */
