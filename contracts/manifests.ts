@@ -415,7 +415,7 @@ export interface DedupeCluster {
   exactDuplicates: number;
   /** A frame of an earlier run of the label in the same cluster: this content was seen before. */
   seenAs?: string;
-  /** Keys of the earlier runs' frames in the cluster: every one with a label first, then at most 32 others; `seenAs` first. */
+  /** Keys of the earlier runs' frames in the cluster: every one with a label of the label's own runs (or exclusion evidence) first, then at most 32 others; `seenAs` first. */
   seenKeys?: string[];
   /** The representative goes on to labelling. */
   toLabel: boolean;
@@ -444,8 +444,20 @@ export interface LabelledFrame {
   source: LabelSource;
   /** 0..1: 1 for a catalog label, 0.7 for a title match, 1 for negatives sampled from labelled videos. */
   confidence: number;
-  /** When the label was not asked for but copied from an earlier run's label of a near-duplicate: that frame's key. */
+  /**
+   * When the label was not asked for: the frame whose label was copied (an earlier frame of
+   * the near-duplicate cluster, labelled by a run of the same label), or, with `evidence`,
+   * the frame that is a positive of a label this one excludes.
+   */
   inheritedFrom?: string;
+  /** The run that labelled `inheritedFrom` (a run of the same label; with `evidence`, a run of the excluding label). */
+  inheritedRun?: string;
+  /**
+   * Set on an `other` that is not the search's guess but evidence: `inheritedFrom` carries
+   * the positive `label` of `runLabel` (by people or weak), and the taxonomy says that label
+   * excludes this one (`lib/taxonomy.ts`). Never set from another label's `other`.
+   */
+  evidence?: { label: string; runLabel: string; source: 'human' | 'weak' };
   /** The frame's video's split, decided by the label step when people label (validation frames get two people). */
   split?: Split;
   /** Human labels: the people who labelled the frame (Label Studio user emails) and their annotation ids. */
@@ -472,8 +484,13 @@ export interface LabelSummary {
   perLabel: Record<string, number>;
   /** Representatives sent to labelling (new content within the label budget). */
   sent: number;
-  /** Representatives of content seen by an earlier run, whose label was copied from it. */
+  /** Representatives of content seen by an earlier run of the label, whose label was copied from it. */
   inherited: number;
+  /**
+   * Representatives whose guess is `other` on exclusion evidence (a positive of a label the
+   * taxonomy says excludes this one): labelled so in `weak` mode, pre-annotated so in `human` mode.
+   */
+  evidence?: number;
   /** `human` mode: how the frames' labels came out. */
   mode?: 'human' | 'weak';
   /** Frames labelled by people (this run's tasks and inherited human labels). */

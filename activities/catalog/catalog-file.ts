@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { CatalogError } from '../../contracts';
+import { exclusionProblems } from '../../lib/taxonomy';
 
 /** One entry of a catalog file (the format of `../shared/data/catalog.json`). */
 export const CatalogEntry = z.object({
@@ -29,11 +30,16 @@ export const CatalogEntry = z.object({
 });
 export type CatalogEntry = z.infer<typeof CatalogEntry>;
 
-/** A taxonomy entry: label, its parent, its synonyms. */
+/**
+ * A taxonomy entry: label, its parent, its synonyms, and the labels it excludes (a frame of
+ * this label cannot show them; symmetric, inherited by descendants: see `lib/taxonomy.ts`).
+ */
 export const TaxonomyEntry = z.object({
   name: z.string().trim().toLowerCase().min(1),
   parent: z.string().trim().toLowerCase().min(1).nullable().default(null),
   synonyms: z.array(z.string().trim().toLowerCase().min(1)).default([]),
+  /** Labels a frame of this one cannot show (default none). Never itself, an ancestor or a descendant. */
+  excludes: z.array(z.string().trim().toLowerCase().min(1)).default([]),
 });
 export type TaxonomyEntry = z.infer<typeof TaxonomyEntry>;
 
@@ -92,12 +98,13 @@ export async function catalogFromFolder(dir: string, labels: string[] = []): Pro
 /**
  * Read a taxonomy file: a JSON array of {@link TaxonomyEntry}.
  *
- * @throws CatalogError naming the file, the entry and the field.
+ * @throws CatalogError naming the file, the entry and the field; or an exclusion of a
+ *   label's own line (itself, an ancestor, a descendant), named.
  */
 export async function readTaxonomyFile(file: string): Promise<TaxonomyEntry[]> {
   const raw = JSON.parse(await fs.readFile(file, 'utf8')) as unknown;
   if (!Array.isArray(raw)) throw new CatalogError(`${file}: expected a JSON array`);
-  return raw.map((item, i) => {
+  const entries = raw.map((item, i) => {
     const parsed = TaxonomyEntry.safeParse(item);
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;
@@ -105,4 +112,7 @@ export async function readTaxonomyFile(file: string): Promise<TaxonomyEntry[]> {
     }
     return parsed.data;
   });
+  const problems = exclusionProblems(entries);
+  if (problems.length) throw new CatalogError(`${file}: field "excludes": ${problems.join('; ')}`);
+  return entries;
 }

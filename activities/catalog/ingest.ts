@@ -25,8 +25,12 @@ export interface IngestReport {
 }
 
 /**
- * Upsert a label taxonomy (parents first). Labels referenced only by videos are
- * created without a parent by {@link ingestCatalog}.
+ * Upsert a label taxonomy (parents first): parent, synonyms and declared exclusions of
+ * each entry (replaced by the file's). Labels named only as a parent or an exclusion are
+ * created bare; labels referenced only by videos are created without a parent by
+ * {@link ingestCatalog}. Idempotent: an unchanged entry writes nothing.
+ *
+ * @returns the number of entries.
  */
 export async function upsertTaxonomy(pool: Pool, taxonomy: TaxonomyEntry[]): Promise<number> {
   const byName = new Map(taxonomy.map((t) => [t.name, t]));
@@ -42,12 +46,13 @@ export async function upsertTaxonomy(pool: Pool, taxonomy: TaxonomyEntry[]): Pro
   taxonomy.forEach((t) => visit(t));
   await withTransaction(pool, async (c) => {
     for (const t of ordered) {
-      if (t.parent) await c.query('INSERT INTO labels (name) VALUES ($1) ON CONFLICT DO NOTHING', [t.parent]);
+      for (const other of [t.parent, ...t.excludes]) if (other) await c.query('INSERT INTO labels (name) VALUES ($1) ON CONFLICT DO NOTHING', [other]);
       await c.query(
-        `INSERT INTO labels (name, parent, synonyms) VALUES ($1, $2, $3)
-         ON CONFLICT (name) DO UPDATE SET parent = EXCLUDED.parent, synonyms = EXCLUDED.synonyms
-         WHERE labels.parent IS DISTINCT FROM EXCLUDED.parent OR labels.synonyms IS DISTINCT FROM EXCLUDED.synonyms`,
-        [t.name, t.parent, t.synonyms],
+        `INSERT INTO labels (name, parent, synonyms, excludes) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (name) DO UPDATE SET parent = EXCLUDED.parent, synonyms = EXCLUDED.synonyms, excludes = EXCLUDED.excludes
+         WHERE labels.parent IS DISTINCT FROM EXCLUDED.parent OR labels.synonyms IS DISTINCT FROM EXCLUDED.synonyms
+            OR labels.excludes IS DISTINCT FROM EXCLUDED.excludes`,
+        [t.name, t.parent, t.synonyms, [...new Set(t.excludes)].sort()],
       );
     }
   });

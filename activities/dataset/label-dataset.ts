@@ -18,7 +18,7 @@ import {
   type VectorRef,
 } from '../../contracts';
 import type { ActivityDeps } from '../../lib/deps';
-import { labelledFrames, labelRunIds, labelsFingerprint } from '../../lib/labelled';
+import { labelledFramesWithRepair, labelRunIds, labelsFingerprint, type DropReason } from '../../lib/labelled';
 import { runStep } from '../../lib/runs';
 import { allocateVersion, countsOf, evaluationSetVideos, evaluationSetWarning, taxonomyPaths, videosOf } from './common';
 import { majorityLabelByVideo, splitByVideo } from './split';
@@ -27,12 +27,18 @@ import { majorityLabelByVideo, splitByVideo } from './split';
 export interface LabelDatasetSummary extends DatasetSummary {
   /** Runs of the label whose labelled frames are in it. */
   runs: number;
-  /** Frames per label source (human, model, weak). */
+  /** Frames per label source (human, weak; a model's label is never one). */
   sources: Partial<Record<LabelSource, number>>;
   /** Fingerprint of the labelled frames it was built from (see `lib/labelled.ts`). */
   labelsFingerprint: string;
   /** Labelled frames left out: no embedding with the dataset's model. */
   withoutEmbedding: number;
+  /**
+   * Rows of the label's runs in `frame_labels` not read as its labels, by reason
+   * (`keepLabelRow` in `lib/labelled.ts`: labels an earlier label step copied from other
+   * labels' runs, model labels, ...). Absent when none.
+   */
+  leftOutLabels?: Partial<Record<DropReason, number>>;
 }
 
 /** Label dataset activities (CPU video task queue). */
@@ -42,9 +48,11 @@ export function createLabelDatasetActivities(deps: ActivityDeps) {
     /**
      * The retrain's dataset step: a new version of the label's dataset from everything
      * labelled so far. Frames: every frame any run of the label labelled, once, with its
-     * best label (people's majority, else the model's, else the weak one, the latest
-     * first; a frame people disagree on is left out; `lib/labelled.ts`). Each frame of the
-     * manifest says its source (`human`, `model`, `weak`).
+     * best label among the label's own runs (people's majority, else the weak one, the
+     * latest first; a frame people disagree on is left out; never a model's label; rows
+     * the label's runs hold that are not the label's own, such as labels an earlier label
+     * step copied from another label's runs, are left out and counted in `leftOutLabels`;
+     * `lib/labelled.ts`). Each frame of the manifest says its source (`human`, `weak`).
      * Embeddings: from the runs' embed steps, with the embedding model of this run (or of
      * the label's latest run when this one embedded nothing); frames embedded with
      * another model are left out and counted. Split by video as new-category's (same
@@ -60,7 +68,7 @@ export function createLabelDatasetActivities(deps: ActivityDeps) {
         const name = input.label;
         // Videos of the label's fixed evaluation set are never trained or validated on.
         const reserved = await evaluationSetVideos(pool, name);
-        const allRows = await labelledFrames(pool, name, input.workflowId);
+        const { frames: allRows, dropped } = await labelledFramesWithRepair(pool, name, input.workflowId);
         const rows = allRows.filter((r) => !reserved.has(r.videoId));
         const runIds = [...new Set([...(await labelRunIds(pool, name)), input.workflowId])];
         const order = await pool.query<{ workflow_id: string }>(
@@ -156,6 +164,7 @@ export function createLabelDatasetActivities(deps: ActivityDeps) {
         const summary: LabelDatasetSummary = {
           name, version, datasetKey, labels, counts, unlabeled: unlabeled.length, warnings,
           runs: usedRuns, sources, labelsFingerprint: fingerprint, withoutEmbedding,
+          ...(Object.keys(dropped).length ? { leftOutLabels: dropped } : {}),
         };
         return { summary };
       });

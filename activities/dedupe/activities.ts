@@ -12,7 +12,9 @@ import {
   type VideoFramesManifest,
 } from '../../contracts';
 import type { ActivityDeps } from '../../lib/deps';
+import { exclusionEvidence, ownLabels } from '../../lib/labelled';
 import { readStepManifest, runStep } from '../../lib/runs';
+import { loadTaxonomy } from '../../lib/taxonomy';
 import { ModuleThread } from '../../lib/thread';
 import { loadRunVectors } from '../../lib/vectors';
 import { nearDuplicateClusters, type NearDuplicateOptions, type NearDuplicateResult } from './ann';
@@ -35,6 +37,8 @@ export function createDedupeActivities(deps: ActivityDeps) {
      * representative per cluster by sharpness, exposure and centrality; members stay in
      * the manifest. Clusters already seen by an earlier run are marked `seenAs`; of the
      * new ones at most `labelBudget` per label, mutually distinct, go on to labelling.
+     * A seen cluster lists first the earlier frames the label's own runs labelled (or that
+     * carry exclusion evidence, `lib/labelled.ts`), never ordered by another label's labels.
      * Writes the run's segment of the label's index and a contact sheet per label.
      * Large runs cluster on a worker thread and heartbeat their progress.
      */
@@ -57,12 +61,15 @@ export function createDedupeActivities(deps: ActivityDeps) {
         const roleOf = new Map(search.hits.map((h) => [h.videoId, h.role]));
         const group = videoIds.map((v) => (roleOf.get(v) === 'positive' ? label : NEGATIVE_LABEL));
         const earlier = await readLabelIndex(deps, label, modelKey, dim, input.workflowId);
-        // Earlier frames with a label: the label step inherits from these (see planDedupe's `labelled`).
-        const labelled = new Set(
-          earlier.keys.length
-            ? (await deps.pool.query<{ frame_key: string }>(`SELECT DISTINCT frame_key FROM frame_labels WHERE frame_key = ANY($1::text[])`, [earlier.keys])).rows.map((r) => r.frame_key)
-            : [],
-        );
+        // Earlier frames with a label of the label's own runs (what the label step inherits) or
+        // with exclusion evidence: listed first in `seenKeys` (see planDedupe's `labelled`).
+        // Labels of other labels' runs on the same (shared) frames do not count.
+        const labelled = new Set<string>();
+        if (earlier.keys.length) {
+          const taxonomy = await loadTaxonomy(deps.pool);
+          for (const k of (await ownLabels(deps.pool, label, { keys: earlier.keys, exceptRun: input.workflowId, taxonomy })).keys()) labelled.add(k);
+          for (const k of (await exclusionEvidence(deps.pool, label, earlier.keys, { taxonomy })).keys()) labelled.add(k);
+        }
 
         let progress: Record<string, unknown> = { phase: 'cluster' };
         const beat = setInterval(() => ctx.heartbeat(progress), 5000);

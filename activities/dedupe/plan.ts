@@ -26,7 +26,7 @@ export interface PlanInput {
   /** Frames already in the label's index from earlier runs. */
   earlier: DedupeRows;
   /**
-   * Keys of earlier frames that carry a label (in `frame_labels`): a cluster's `seenKeys`
+   * Keys of earlier frames that carry a label of the label's own runs (or exclusion evidence): a cluster's `seenKeys`
    * always lists these, first, so the label step finds the label an earlier run gave
    * (other earlier keys are capped at {@link SEEN_KEYS_CAP}). Default: none.
    */

@@ -27,11 +27,14 @@ import {
 import { resolveVotes, type Vote } from '../../lib/agreement';
 import type { ActivityDeps } from '../../lib/deps';
 import { LabelStudioClient } from '../../lib/label-studio';
+import { exclusionEvidence } from '../../lib/labelled';
 import { readStepManifest, runStep } from '../../lib/runs';
 import { splitByVideo } from '../../lib/split';
 import { countsOf, knownTasks, reconcileProjectTasks, removeAnnotations, runVotes, upsertAnnotation } from './mirror';
 import { ensureProject } from './project';
 import { modelPrediction, orderForPeople, taskOf, uncertaintyOf, type LabelingPlan, type PlannedFrame } from './plan';
+import { upsertRunLabel } from './provenance';
+import { earlierKeysOf, evidenceFor, evidenceKeysOf } from './weak';
 
 const round4 = (x: number | null) => (x === null ? null : Math.round(x * 1e4) / 1e4);
 
@@ -126,9 +129,12 @@ export function createHumanLabelingActivities(deps: ActivityDeps) {
     /**
      * Send a run's representatives to people: the label's project (created or reused),
      * one task per representative that needs a person (a frame a person labelled in an
-     * earlier run is inherited instead; a task an earlier run made for the same frame is
-     * reused, never duplicated), with the weak label and the model's prediction as
-     * pre-annotations, most uncertain first. Validation frames (the split is decided
+     * earlier run of the label, in its own project, is inherited instead; a task an earlier
+     * run made for the same frame is reused, never duplicated), with the weak label and the
+     * model's prediction as pre-annotations, most uncertain first. The weak label is `other`
+     * where the frame's cluster holds a positive of a label the taxonomy says excludes this
+     * one (`evidenceFor` in `weak.ts`; the task's hint says so); another label's `other` is
+     * never read. Validation frames (the split is decided
      * here, by video) need `validationAnnotators` distinct people (task overlap).
      * Records the tasks in `labeling_tasks` batch by batch, so a retried attempt finds
      * the tasks an interrupted one imported (by frame key) and imports only the rest.
@@ -174,7 +180,7 @@ export function createHumanLabelingActivities(deps: ActivityDeps) {
       const candidates = dedupe.clusters.filter((c) => c.toLabel || c.seenAs !== undefined);
 
       // Human labels of earlier runs: the representative itself, or an earlier frame of its cluster.
-      const priorKeys = [...new Set(candidates.flatMap((c) => [c.representative, ...(c.seenKeys ?? (c.seenAs !== undefined ? [c.seenAs] : []))]))];
+      const priorKeys = [...new Set(candidates.flatMap((c) => [c.representative, ...earlierKeysOf(c)]))];
       const prior = new Map<string, Vote[]>();
       if (priorKeys.length) {
         // Only this label's project: a frame a person labelled for another label says nothing of this one.
@@ -208,11 +214,17 @@ export function createHumanLabelingActivities(deps: ActivityDeps) {
       ]);
       const timestampOf = new Map(ts.rows.map((r) => [r.s3_key, r.timestamp_s]));
 
+      // Exclusion evidence, for the frames people are asked about: a positive of a label the
+      // taxonomy says excludes this one makes `other` the guess (never another label's `other`).
+      const withoutPrior = candidates.filter((c) => ![c.representative, ...earlierKeysOf(c)].some((k) => humanLabelOf(k) !== undefined));
+      const evidence = await exclusionEvidence(pool, search.summary.label, withoutPrior.flatMap(evidenceKeysOf));
+      const roleOf = (v: string) => hitOf.get(v)?.role;
+
       const inherited: LabelledFrame[] = [];
       const planned: PlannedFrame[] = [];
       for (const c of candidates) {
         const split = splitOf.get(c.videoId) ?? 'train';
-        const earlierKeys = [c.representative, ...(c.seenKeys ?? (c.seenAs !== undefined ? [c.seenAs] : []))];
+        const earlierKeys = [c.representative, ...earlierKeysOf(c)];
         const found = earlierKeys.map((k) => ({ k, h: humanLabelOf(k) })).find((x) => x.h !== undefined);
         if (found?.h) {
           inherited.push({
@@ -224,12 +236,14 @@ export function createHumanLabelingActivities(deps: ActivityDeps) {
         }
         const hit = hitOf.get(c.videoId);
         const positive = hit?.role === 'positive';
-        const weakConfidence = positive && hit?.matchedBy === 'title' ? 0.7 : 1;
+        const e = evidenceFor(c, evidence, roleOf);
+        const weakConfidence = !e && positive && hit?.matchedBy === 'title' ? 0.7 : 1;
         const model = modelPrediction(predictions, c.representative, choices);
         planned.push({
           key: c.representative, videoId: c.videoId, timestampS: timestampOf.get(c.representative) ?? null, split,
           required: split === 'validation' ? input.options.validationAnnotators : 1,
-          weakLabel: positive ? input.label : NEGATIVE_LABEL, weakConfidence, model, uncertainty: uncertaintyOf(weakConfidence, model),
+          weakLabel: positive && !e ? input.label : NEGATIVE_LABEL, weakConfidence, model, uncertainty: uncertaintyOf(weakConfidence, model),
+          ...(e ? { evidence: { frameKey: e.frameKey, label: e.label, runLabel: e.runLabel, source: e.source, workflowId: e.workflowId } } : {}),
         });
       }
       const frames = orderForPeople(planned);
@@ -321,7 +335,8 @@ export function createHumanLabelingActivities(deps: ActivityDeps) {
      * The label step's end in `human` mode: a last full sync (when Label Studio answers),
      * then each frame's label: people's (a strict majority of the people who labelled
      * it), else, when the run stopped waiting before people were done, its weak label
-     * marked `weak` with `fallback` (also written to `frame_labels`). Frames people
+     * marked `weak` with `fallback` (also written to `frame_labels`, with its provenance:
+     * exclusion evidence when the guess was `other` on evidence). Frames people
      * disagreed on (no majority, even after a third person) or skipped are left out of
      * the dataset and listed in `excluded`. Inherited human labels are kept. The summary
      * has the agreement of the first two people on validation frames (Cohen's kappa).
@@ -358,21 +373,19 @@ export function createHumanLabelingActivities(deps: ActivityDeps) {
           } else if (r.status === 'skipped') {
             excluded.push({ ...base, reason: 'skipped', labels: [] });
           } else {
-            frames.push({ ...base, label: f.weakLabel, source: 'weak', confidence: f.weakConfidence, fallback: true });
+            const ev = f.evidence
+              ? { inheritedFrom: f.evidence.frameKey, inheritedRun: f.evidence.workflowId, evidence: { label: f.evidence.label, runLabel: f.evidence.runLabel, source: f.evidence.source } }
+              : {};
+            frames.push({ ...base, label: f.weakLabel, source: 'weak', confidence: f.weakConfidence, fallback: true, ...ev });
             weakFallback++;
           }
         }
-        for (const f of frames.filter((x) => x.fallback)) {
-          await pool.query(
-            `INSERT INTO frame_labels (frame_key, workflow_id, label, source, confidence) VALUES ($1, $2, $3, 'weak', $4)
-             ON CONFLICT (frame_key, workflow_id, source) WHERE source <> 'human' DO UPDATE SET label = EXCLUDED.label, confidence = EXCLUDED.confidence`,
-            [f.key, wf, f.label, f.confidence],
-          );
-        }
+        for (const f of frames.filter((x) => x.fallback)) await upsertRunLabel(pool, wf, f);
         const perLabel: Record<string, number> = {};
         for (const f of frames) perLabel[f.label] = (perLabel[f.label] ?? 0) + 1;
         const summary: LabelSummary = {
           source: 'human', mode: 'human', frames: frames.length, perLabel, sent: plan.frames.length, inherited: plan.inherited.length,
+          evidence: plan.frames.filter((f) => f.evidence).length,
           human, weakFallback, excluded: excluded.length, pairs: validation.pairs, agreement: round4(validation.agreement), kappa: round4(validation.kappa),
           disagreements: validation.disagreements, finishedBy: input.finishedBy, projectUrl: plan.projectUrl,
         };

@@ -20,6 +20,12 @@ export interface PlannedFrame {
   model: { label: string; score: number; margin: number } | null;
   /** 0..1, higher first: 1 − the model's margin between its top two classes, or 1 − the weak label's confidence without a model. */
   uncertainty: number;
+  /**
+   * Set when the guess (`weakLabel`) is `other` on exclusion evidence: `frameKey` (of the
+   * cluster) is a positive `label` of `runLabel` by `source` in run `workflowId`, and the
+   * taxonomy says that label excludes this one.
+   */
+  evidence?: { frameKey: string; label: string; runLabel: string; source: 'human' | 'weak'; workflowId: string };
   /** Label Studio task id, once the task exists. */
   taskId?: number;
 }
@@ -62,9 +68,16 @@ function choiceResult(choice: string): LsResult[] {
   return [{ from_name: CHOICES_NAME, to_name: IMAGE_NAME, type: 'choices', value: { choices: [choice] } }];
 }
 
-/** The hint line above the frame: what the search and the model say. */
-export function hintOf(f: Pick<PlannedFrame, 'weakLabel' | 'weakConfidence' | 'model'>, label: string): string {
-  const search = f.weakLabel === NEGATIVE_LABEL ? `a video without "${label}"` : f.weakConfidence < 1 ? `title mentions "${label}"` : `catalog says "${label}"`;
+/**
+ * The hint line above the frame: what the search (or the exclusion evidence) and the model say.
+ *
+ * @example hintOf({ weakLabel: 'other', weakConfidence: 1, model: null, evidence: { label: 'street', runLabel: 'street', source: 'human', ... } }, 'office')
+ *   // 'Search: people labelled it "street", which excludes "office" · no model yet'
+ */
+export function hintOf(f: Pick<PlannedFrame, 'weakLabel' | 'weakConfidence' | 'model' | 'evidence'>, label: string): string {
+  const search = f.evidence
+    ? `${f.evidence.source === 'human' ? 'people labelled it' : 'its catalog label is'} "${f.evidence.label}", which excludes "${label}"`
+    : f.weakLabel === NEGATIVE_LABEL ? `a video without "${label}"` : f.weakConfidence < 1 ? `title mentions "${label}"` : `catalog says "${label}"`;
   const model = f.model ? `model: ${f.model.label} (${Math.round(f.model.score * 100)}%)` : 'no model yet';
   return `Search: ${search} · ${model}`;
 }
@@ -73,8 +86,9 @@ export function hintOf(f: Pick<PlannedFrame, 'weakLabel' | 'weakConfidence' | 'm
  * The Label Studio task of a planned frame: the image as an `s3://` URI (Label Studio
  * resolves it through its S3 storage and streams the bytes; no credential or presigned
  * URL reaches the browser), the frame key, video, timestamp and run id, and the
- * pre-annotations: the weak label (`model_version: weak-search`) and, when there is one,
- * the published model's prediction with its score.
+ * pre-annotations: the weak label (`model_version: weak-search`: `other` on exclusion
+ * evidence, with the evidence in `data.evidence`) and, when there is one, the published
+ * model's prediction with its score.
  */
 export function taskOf(f: PlannedFrame, run: { workflowId: string; label: string; bucket: string; modelVersion: string | null }): LsImportTask {
   const predictions: NonNullable<LsImportTask['predictions']> = [{ model_version: 'weak-search', score: f.weakConfidence, result: choiceResult(f.weakLabel) }];
@@ -92,6 +106,7 @@ export function taskOf(f: PlannedFrame, run: { workflowId: string; label: string
       modelScore: f.model ? Number(f.model.score.toFixed(4)) : null,
       uncertainty: Number(f.uncertainty.toFixed(4)),
       hint: hintOf(f, run.label),
+      ...(f.evidence ? { evidence: `${f.evidence.label} (${f.evidence.source}, ${f.evidence.runLabel})` } : {}),
     },
     predictions,
   };

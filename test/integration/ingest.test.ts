@@ -8,6 +8,7 @@ import { readCatalogFile, readTaxonomyFile, type ResolvedEntry } from '../../act
 import { ingestCatalog, upsertTaxonomy } from '../../activities/catalog/ingest';
 import { videoKey } from '../../contracts';
 import { sha256File } from '../../lib/hash';
+import { loadTaxonomy } from '../../lib/taxonomy';
 import { resolveLabel, searchCatalog } from '../../activities/catalog/search';
 import type { ObjectStore } from '../../lib/s3';
 import { deleteKey, requireServices, SHARED_CATALOG, uniqueSuffix, type Services } from '../helpers/services';
@@ -74,6 +75,20 @@ describe('upsertTaxonomy', () => {
     expect(row.rows[0]!.synonyms).toEqual(expect.arrayContaining(['bike', 'cyclist']));
     const cockatoo = await pool.query<{ parent: string }>('SELECT parent FROM labels WHERE name = $1', ['cockatoo']);
     expect(cockatoo.rows[0]!.parent).toBe('bird');
+  });
+
+  it('stores declared exclusions, replaces them when the file changes, and makes labels they name', async () => {
+    const [a, b, c] = [`excl-a-${suffix}`, `excl-b-${suffix}`, `excl-c-${suffix}`];
+    cleanupLabels.push(a, b, c);
+    const excludes = async (name: string) => (await pool.query<{ excludes: string[] }>('SELECT excludes FROM labels WHERE name = $1', [name])).rows[0]?.excludes;
+    await upsertTaxonomy(pool, [{ name: a, parent: null, synonyms: [], excludes: [c, b] }]);
+    expect(await excludes(a)).toEqual([b, c].sort());
+    expect(await excludes(b)).toEqual([]); // made bare; the relation is symmetric when read (lib/taxonomy.ts)
+    await upsertTaxonomy(pool, [{ name: a, parent: null, synonyms: [], excludes: [b] }]);
+    expect(await excludes(a)).toEqual([b]);
+    const t = await loadTaxonomy(pool);
+    expect(t.excludes(b, a)).toBe(true);
+    expect(t.excludes(a, c)).toBe(false);
   });
 });
 
