@@ -19,7 +19,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import type { EmbeddingModel } from '../lib/backbone/model';
+import type { FeatureExtractor } from '../lib/backbone/model';
 
 /** The corpus directory: `../shared/data` from the project root, or its copy fetched by `infra/corpus.ts`. */
 export const CORPUS = corpusPath('shared');
@@ -166,7 +166,7 @@ export function recallByTransform(images: QualityImage[], sim: (i: number, j: nu
 /** Embedding and dHash similarity functions over a quality set, and the embeddings (`images.length * dim`). */
 export async function similarityFunctions(
   images: QualityImage[],
-  model: Pick<EmbeddingModel, 'id' | 'embed'>,
+  model: Pick<FeatureExtractor, 'id' | 'embed'>,
 ): Promise<{ embedding: (i: number, j: number) => number; dhash: (i: number, j: number) => number; vectors: Float32Array }> {
   const dim = model.id.dim;
   const vectors = await model.embed(images.map((im) => im.bytes), { batchSize: 16 });

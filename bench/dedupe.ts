@@ -17,10 +17,13 @@
 import { execFileSync } from 'node:child_process';
 import * as os from 'node:os';
 import { nearDuplicateClusters, type NearDuplicateOptions } from '../activities/dedupe/ann';
-import { loadEmbeddingModel } from '../lib/backbone/model';
+import { loadConfig } from '../lib/config';
+import { backboneOptionsFromConfig } from '../lib/backbone/model';
+import { EmbeddingThread } from '../lib/backbone/thread';
+import { embeddingModelKey } from '../contracts';
 import { NewCategoryInput } from '../contracts/inputs';
 import { clusterAgreement, syntheticClusters } from '../test/helpers/synthetic';
-import { buildQualitySet, precisionRecall, recallByTransform, scorePairs, similarityFunctions, type QualityImage } from './dedupe-quality';
+import { buildQualitySet, precisionRecall, recallByTransform, SAME_SCENE_VIDEOS, scorePairs, similarityFunctions, type QualityImage } from './dedupe-quality';
 
 const DIM = 1280;
 const THRESHOLD = NewCategoryInput.parse({ label: 'x' }).dedupeThreshold;
@@ -36,12 +39,33 @@ const mb = (kb: number) => `${(kb / 1024).toFixed(0)} MB`;
 async function quality(images: QualityImage[]): Promise<void> {
   const originals = images.filter((i) => i.kind === 'original').length;
   console.log(`\n## 1. Near-duplicate quality: ${originals} frames of ${new Set(images.map((i) => i.video)).size} corpus videos, 5 re-upload copies each`);
-  const sims = await similarityFunctions(images, await loadEmbeddingModel());
+  // The embed step's backbone as the embed step runs it: ONNX Runtime on the embedding thread.
+  const config = loadConfig();
+  const thread = new EmbeddingThread(backboneOptionsFromConfig(config));
+  let sims: Awaited<ReturnType<typeof similarityFunctions>>;
+  try {
+    const embedder = await thread.embedder(config.REELSET_EMBED_BACKBONE);
+    console.log(`embeddings: ${embedder.backend}, model ${embeddingModelKey(embedder.id)}`);
+    sims = await similarityFunctions(images, embedder);
+  } finally {
+    await thread.close();
+  }
   const emb = scorePairs(images, sims.embedding);
   const dh = scorePairs(images, sims.dhash);
   console.log(`${emb.positive.length} positive pairs (original, copy), ${emb.negative.length} pairs of different videos; dHash similarity = 1 - Hamming/64`);
+  // The threshold: the lowest (most recall) at which precision is >= 99.5% there and above, in steps
+  // of 0.01, and at least 0.1 above the most similar frames of two unrelated videos (a margin for
+  // catalogs larger than this sample, where look-alikes get closer).
+  const sameScene = new Set(SAME_SCENE_VIDEOS.map(([a, b]) => [a, b].sort().join('|')));
+  const unrelated = Math.max(...[...emb.maxByVideoPair.entries()].filter(([pair]) => !sameScene.has(pair.split('|').sort().join('|'))).map(([, v]) => v));
+  const grid = Array.from({ length: 30 }, (_, i) => Math.round((0.7 + i * 0.01) * 100) / 100);
+  const chosen = grid.find((t) => t >= unrelated + 0.1 - 1e-9 && grid.filter((u) => u >= t).every((u) => precisionRecall(emb, u).precision >= 0.995));
+  console.log(
+    `chosen threshold: ${chosen ?? 'none'} (the lowest with precision >= 99.5% there and above, and >= the most similar unrelated videos' frames ${unrelated.toFixed(3)} + 0.1); ` +
+      `default in contracts/inputs.ts: ${THRESHOLD}${chosen !== undefined && chosen !== THRESHOLD ? ' (differs: update it)' : ''}`,
+  );
   console.log('threshold | embedding precision | recall | dHash precision | recall');
-  for (const t of [0.8, 0.84, 0.86, 0.88, 0.9, 0.91, 0.92, 0.93, 0.94, 0.96]) {
+  for (const t of [...new Set([0.72, 0.75, 0.78, 0.8, 0.82, 0.84, 0.86, 0.88, 0.9, 0.92, 0.93, 0.94, 0.96, THRESHOLD, ...(chosen ? [chosen] : [])])].sort()) {
     const e = precisionRecall(emb, t);
     const d = precisionRecall(dh, t);
     console.log(`${t.toFixed(2)}${t === THRESHOLD ? '*' : ' '}     | ${pct(e.precision).padStart(6)} (fp ${e.fp})      | ${pct(e.recall).padStart(6)} | ${pct(d.precision).padStart(6)} (fp ${d.fp})  | ${pct(d.recall).padStart(6)}`);

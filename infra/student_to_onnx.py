@@ -5,14 +5,16 @@ Keras model from the tfjs topology in TensorFlow's Keras, loads the float32 weig
 name, converts it with tf2onnx, and writes two files:
 
 - `<out>/student.onnx`: uint8 RGB pixels in (`pixels`, [N, size, size, 3], the
-  preprocessed image of artifact.json; the graph divides by 255), class probabilities out
-  (`probabilities`, [N, classes]) and the backbone's pooled features (`features`,
-  [N, 1280], for the out-of-scope gate);
+  preprocessed image of artifact.json; the graph casts them to float, and divides by 255
+  for models of the first format, whose input range is [0, 1]), class probabilities out
+  (`probabilities`, [N, classes]), the backbone's pooled features (`features`, [N, 1280])
+  and, for models of the EfficientNet backbones, its ImageNet logits (`imagenet_logits`,
+  [N, 1000]): both for the out-of-scope gate;
 - `<out>/student-fp16.onnx`: the same graph with the convolution kernels stored as
   float16 and cast back to float32 when the session loads it (weights-only half
   precision: about half the file, the same arithmetic; the head stays float32).
 
-    python student_to_onnx.py <model.json> <weights.bin> <opset> <out dir>
+    python student_to_onnx.py <model.json> <weights.bin> <opset> <out dir> <input range max: 255 or 1>
 
 Prints one JSON line with the converter versions and the files.
 """
@@ -77,19 +79,22 @@ def rename_output(proto, old: str, new: str) -> None:
             o.name = new
 
 
-def uint8_input(proto, size: int) -> None:
-    """The input becomes the RGB bytes (uint8, NHWC); the graph divides by 255."""
+def uint8_input(proto, size: int, range_max: float) -> None:
+    """The input becomes the RGB bytes (uint8, NHWC); the graph casts them and, for a [0, 1] model, divides by 255."""
     float_in = proto.graph.input[0].name
     pixels = helper.make_tensor_value_info("pixels", TensorProto.UINT8, ["N", size, size, 3])
-    scale = helper.make_tensor("pixels_scale", TensorProto.FLOAT, [], [255.0])
-    prep = [
-        helper.make_node("Cast", ["pixels"], ["pixels_float"], name="pixels_to_float", to=TensorProto.FLOAT),
-        helper.make_node("Div", ["pixels_float", "pixels_scale"], [float_in], name="pixels_over_255"),
-    ]
+    if range_max == 255:
+        prep = [helper.make_node("Cast", ["pixels"], [float_in], name="pixels_to_float", to=TensorProto.FLOAT)]
+    else:
+        scale = helper.make_tensor("pixels_scale", TensorProto.FLOAT, [], [255.0])
+        prep = [
+            helper.make_node("Cast", ["pixels"], ["pixels_float"], name="pixels_to_float", to=TensorProto.FLOAT),
+            helper.make_node("Div", ["pixels_float", "pixels_scale"], [float_in], name="pixels_over_255"),
+        ]
+        proto.graph.initializer.append(scale)
     nodes = list(proto.graph.node)
     del proto.graph.node[:]
     proto.graph.node.extend(prep + nodes)
-    proto.graph.initializer.append(scale)
     del proto.graph.input[:]
     proto.graph.input.extend([pixels])
 
@@ -119,15 +124,21 @@ def fp16_weights(proto):
 
 
 def main() -> None:
-    model_json, weights_bin, opset, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    model_json, weights_bin, opset, out, range_max = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], float(sys.argv[5])
     model = load(model_json, weights_bin)
     size = int(model.input.shape[1])
-    both = tf.keras.Model(model.input, [model.output, model.get_layer("flatten_1").output])
+    names = [layer.name for layer in model.layers]
+    probs = model.outputs[0]
+    features = model.get_layer("features" if "features" in names else "flatten_1").output
+    outputs = [probs, features] + ([model.get_layer("imagenet_logits").output] if "imagenet_logits" in names else [])
+    both = tf.keras.Model(model.input, outputs)
     spec = (tf.TensorSpec([None, size, size, 3], tf.float32, name="input"),)
     proto, _ = tf2onnx.convert.from_keras(both, input_signature=spec, opset=opset)
-    rename_output(proto, proto.graph.output[0].name, "probabilities")
-    rename_output(proto, proto.graph.output[1].name, "features")
-    uint8_input(proto, size)
+    out_names = ["probabilities", "features", "imagenet_logits"][: len(outputs)]
+    old = [o.name for o in proto.graph.output]
+    for o, n in zip(old, out_names):
+        rename_output(proto, o, n)
+    uint8_input(proto, size, range_max)
     proto.producer_name = "reelset infra/student_to_onnx.py (tf2onnx)"
     onnx.checker.check_model(proto)
     os.makedirs(out, exist_ok=True)
@@ -145,7 +156,7 @@ def main() -> None:
         "numpy": np.__version__,
         "opset": opset,
         "inputName": "pixels",
-        "outputs": ["probabilities", "features"],
+        "outputs": out_names,
         "files": {"float32": "student.onnx", "float16Weights": "student-fp16.onnx"},
     }))
 

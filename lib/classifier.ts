@@ -8,8 +8,8 @@ import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import type * as TfModule from '@tensorflow/tfjs';
 import { InvalidInputError, MissingArtifactError, ModelMismatchError, type ImageInput, type ModelArtifact } from '../contracts';
-import { decodeForBackbone } from './backbone/model';
-import { MOBILENET_V2, type BackboneSpec } from './backbone/nsfwjs';
+import { decodeForBackbone, pixelsToFloats, preparationOf, type ImagePreparation } from './backbone/model';
+import { FEATURES_LAYER, IMAGENET_LOGITS_LAYER } from './backbone/tfjs-backbone';
 import type { ObjectStore } from './s3';
 import { initTensorflow, type TfBackendPreference } from './tf';
 
@@ -24,19 +24,25 @@ export interface ClassifierFiles {
 export interface ImagePredictions {
   /** `n * labels.length` probabilities, row-major. */
   probs: Float32Array;
-  /** `n * featureDim` L2-normalised backbone features (`flatten_1`), row-major; empty when the model has no such layer. */
+  /** `n * featureDim` L2-normalised pooled backbone features, row-major; empty when the model has no such layer. */
   features: Float32Array;
   featureDim: number;
+  /** `n * 1000` ImageNet logits of the backbone's own classifier; empty for models without it (the first format). */
+  imagenetLogits: Float32Array;
 }
+
+/** Names the pooled-features layer has had: EfficientNet rebuilds (`features`), the first format's nsfwjs MobileNetV2 (`flatten_1`). */
+const FEATURE_LAYERS = [FEATURES_LAYER, 'flatten_1'];
 
 /** A loaded image classifier. */
 export interface ImageClassifier {
   artifact: ModelArtifact;
   labels: string[];
-  spec: BackboneSpec;
+  /** How an image becomes the model's input (from `artifact.input`). */
+  prep: ImagePreparation;
   /**
    * Run the model on encoded images (JPEG, PNG, WebP...), each prepared as
-   * `artifact.input.preprocess` says ({@link decodeForBackbone}), in batches of 16.
+   * `artifact.input` says ({@link decodeForBackbone}), in batches of 16.
    * @throws InvalidInputError naming the image's index when one cannot be decoded.
    */
   predict(images: Buffer[]): Promise<ImagePredictions>;
@@ -60,7 +66,7 @@ export async function loadClassifier(files: ClassifierFiles, backend: TfBackendP
   const { artifact } = files;
   if (artifact.input.kind !== 'image') throw new ModelMismatchError(`the ${artifact.role} model takes ${artifact.input.kind}, not images: predict runs on the student (image model)`);
   const input: ImageInput = artifact.input;
-  const spec: BackboneSpec = { ...MOBILENET_V2, inputSize: input.size, blurSigma: input.blurSigma };
+  const prep = preparationOf(input);
   const { tf } = await initTensorflow(backend);
   let json: StoredModelJson;
   try {
@@ -77,57 +83,66 @@ export async function loadClassifier(files: ClassifierFiles, backend: TfBackendP
   } catch (err) {
     throw new InvalidInputError(`model.json / weights.bin cannot be loaded: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
-  const s = spec.inputSize;
+  const s = prep.inputSize;
   const inShape = net.inputs[0]!.shape;
   if (inShape.length !== 4 || inShape[1] !== s || inShape[2] !== s || inShape[3] !== 3) {
     net.dispose();
     throw new ModelMismatchError(`model input ${JSON.stringify(inShape)} is not a ${s}x${s} RGB image`);
   }
-  // Probabilities and the backbone's pooled features in one pass, when the layer is there.
-  let both: TfModule.LayersModel | null = null;
-  try {
-    const feat = net.getLayer(MOBILENET_V2.featureLayer).getOutputAt(0) as TfModule.SymbolicTensor;
-    both = tf.model({ inputs: net.inputs, outputs: [net.outputs[0]!, feat] });
-  } catch {
-    both = null;
-  }
+  // Probabilities, the backbone's pooled features and its ImageNet logits in one pass, when the layers are there.
+  const layerOut = (names: string[]) => {
+    for (const name of names) {
+      try {
+        return net.getLayer(name).getOutputAt(0) as TfModule.SymbolicTensor;
+      } catch {
+        // not this one
+      }
+    }
+    return null;
+  };
+  const feat = layerOut(FEATURE_LAYERS);
+  const imagenet = layerOut([IMAGENET_LOGITS_LAYER]);
+  const outputs = [net.outputs[0]!, ...(feat ? [feat] : []), ...(imagenet ? [imagenet] : [])];
+  const all = tf.model({ inputs: net.inputs, outputs });
   const k = artifact.labels.length;
   return {
     artifact,
     labels: artifact.labels,
-    spec,
+    prep,
     async predict(images: Buffer[]): Promise<ImagePredictions> {
       const n = images.length;
       const probs = new Float32Array(n * k);
       let dim = 0;
       let features = new Float32Array(0);
+      const imagenetLogits = new Float32Array(imagenet ? n * (imagenet.shape[1] as number) : 0);
       const per = s * s * 3;
       for (let start = 0; start < n; start += 16) {
         const end = Math.min(n, start + 16);
         const pixels = await Promise.all(
           images.slice(start, end).map((b, i) =>
-            decodeForBackbone(b, spec).catch((err: unknown) => {
+            decodeForBackbone(b, prep).catch((err: unknown) => {
               throw new InvalidInputError(`image ${start + i}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
             }),
           ),
         );
-        const x = new Float32Array(pixels.length * per);
-        pixels.forEach((p, i) => {
-          for (let j = 0; j < per; j++) x[i * per + j] = (p[j] as number) / 255;
-        });
+        const x = pixelsToFloats(pixels, per, prep.range);
+        // [probabilities, features (normalised) when present, ImageNet logits when present]
         const outs = tf.tidy(() => {
-          const t = tf.tensor4d(x, [pixels.length, s, s, 3]);
-          if (!both) return [net.predict(t) as TfModule.Tensor];
-          const [p, f] = both.predict(t) as TfModule.Tensor[];
-          return [p!, tf.div(f!, tf.maximum(tf.norm(f!, 'euclidean', 1, true), 1e-12))];
+          const res = all.predict(tf.tensor4d(x, [pixels.length, s, s, 3]));
+          const list = Array.isArray(res) ? res : [res];
+          if (feat) list[1] = tf.div(list[1]!, tf.maximum(tf.norm(list[1]!, 'euclidean', 1, true), 1e-12));
+          return list;
         });
         try {
           probs.set((await outs[0]!.data()) as Float32Array, start * k);
-          if (outs[1]) {
-            dim = outs[1].shape[1] as number;
+          const f = feat ? outs[1]! : null;
+          const l = imagenet ? outs[feat ? 2 : 1]! : null;
+          if (f) {
+            dim = f.shape[1] as number;
             if (features.length === 0) features = new Float32Array(n * dim);
-            features.set((await outs[1].data()) as Float32Array, start * dim);
+            features.set((await f.data()) as Float32Array, start * dim);
           }
+          if (l) imagenetLogits.set((await l.data()) as Float32Array, start * (l.shape[1] as number));
         } finally {
           tf.dispose(outs);
         }
@@ -135,7 +150,7 @@ export async function loadClassifier(files: ClassifierFiles, backend: TfBackendP
       }
       const bad = probs.findIndex((v) => !Number.isFinite(v));
       if (bad >= 0) throw new ModelMismatchError(`model output is not finite (image ${Math.floor(bad / k)})`);
-      return { probs, features, featureDim: dim };
+      return { probs, features, featureDim: dim, imagenetLogits };
     },
     dispose() {
       net.dispose();

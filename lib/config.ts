@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { BOOTSTRAP_DEFAULTS, ConfigError, formatIssues, type GateConfig } from '../contracts';
+import { BackboneName, BOOTSTRAP_DEFAULTS, ConfigError, formatIssues, type GateConfig } from '../contracts';
 
 /** The checkout's root (parent of `lib/`); `${REELSET_ROOT}` in `infra/defaults.env`. */
 export const REELSET_ROOT = path.resolve(__dirname, '..');
@@ -116,8 +116,13 @@ export const Config = z.object({
    * against PyPI TensorFlow's C library; looked up after the checkout's own node_modules.
    */
   REELSET_TFJS_NODE_DIR: z.string().min(1),
-  /** ONNX backbones converted at install time (`infra/convert-backbones.ts`); the checkout's `backbones/` is searched after it. */
+  /** The backbones converted at install time (`infra/convert-backbones.ts`: ONNX files, weights for the tfjs rebuild, provenance). */
   REELSET_MODELS_DIR: z.string().min(1),
+  /**
+   * Backbone of the embed step, dedupe and the student (their vectors are one: the student's head trains on the
+   * embed step's rows). A deployment's choice: a label's dedupe index and caches are per backbone.
+   */
+  REELSET_EMBED_BACKBONE: BackboneName,
   /** Runtime of the backbones (embed step, teacher features, CutMix): `auto` is ONNX Runtime when its file loads, else tfjs (`REELSET_TF_BACKEND`). */
   REELSET_EMBED_RUNTIME: z.enum(['auto', 'onnxruntime', 'tfjs']),
   /** ONNX Runtime execution provider: `auto` is CUDA when its libraries are installed (`infra/install-gpu.sh`), else CPU. */

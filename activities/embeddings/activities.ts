@@ -18,14 +18,15 @@ export function createEmbeddingActivities(deps: ActivityDeps) {
   const { store } = deps;
   return {
     /**
-     * Step 3, embed: an L2-normalised MobileNetV2 embedding (nsfwjs weights, head removed)
-     * per extracted frame, with its norm, packed per video and cached in S3 under a key
+     * Step 3, embed: an L2-normalised embedding per extracted frame (the pooled features of
+     * `REELSET_EMBED_BACKBONE`, EfficientNet-Lite0 with ImageNet weights by default), with
+     * its norm, packed per video and cached in S3 under a key
      * made of the model id (backbone, weights, preprocessing, runtime) and the frames'
      * content hashes (`vectorPackKey`), so a later run over the same frames computes
      * nothing and runtimes never share a cache.
      *
-     * The model runs on a worker thread, on ONNX Runtime when its file is there (else
-     * tfjs wasm; `REELSET_EMBED_RUNTIME`); frames are fetched from S3 one batch ahead
+     * The model runs on a worker thread, on ONNX Runtime (else the same weights in tfjs
+     * wasm; `REELSET_EMBED_RUNTIME`); frames are fetched from S3 one batch ahead
      * while the thread computes, and pixel-identical frames of a batch are embedded once.
      * Heartbeats every batch and every 5 s.
      */
@@ -43,7 +44,7 @@ export function createEmbeddingActivities(deps: ActivityDeps) {
             if (!fm) throw new MissingArtifactError(store.uri(v.manifestKey), `frames manifest of video ${v.videoId}`);
             requests.push({ videoId: v.videoId, videoSha256: fm.videoSha256, frames: fm.frames.map((f) => ({ key: f.key, sha256: f.sha256 })) });
           }
-          const r = await embedPacks(store, thread, 'mobilenet_v2', requests, {
+          const r = await embedPacks(store, thread, deps.config.REELSET_EMBED_BACKBONE, requests, {
             batchSize: input.batchSize ?? 16,
             onProgress: (p) => {
               progress = { ...p };

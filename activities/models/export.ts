@@ -25,7 +25,7 @@ export interface ExportManifest {
   source: string;
   labels: string[];
   input: { name: 'pixels'; dtype: 'uint8'; shape: ['N', number, number, 3]; preprocess: ModelArtifact['input'] };
-  outputs: { probabilities: ['N', number]; features: ['N', 1280] };
+  outputs: { probabilities: ['N', number]; features: ['N', 1280]; imagenet_logits?: ['N', 1000] };
   files: Record<'float32' | 'float16Weights', { file: string; bytes: number; sha256: string }>;
   converter: Record<string, unknown>;
 }
@@ -44,7 +44,9 @@ export async function exportStudent(files: ClassifierFiles, outDir: string, opts
     await fs.writeFile(path.join(work, 'model.json'), files.modelJson);
     await fs.writeFile(path.join(work, 'weights.bin'), files.weights);
     await fs.mkdir(outDir, { recursive: true });
-    const { stdout } = await run(python, [path.join(REELSET_ROOT, 'infra', 'student_to_onnx.py'), path.join(work, 'model.json'), path.join(work, 'weights.bin'), String(EXPORT_OPSET), outDir], {
+    if (files.artifact.input.kind !== 'image') throw new ConfigError('only image models (students) are exported');
+    const rangeMax = String(files.artifact.input.range?.[1] ?? 1);
+    const { stdout } = await run(python, [path.join(REELSET_ROOT, 'infra', 'student_to_onnx.py'), path.join(work, 'model.json'), path.join(work, 'weights.bin'), String(EXPORT_OPSET), outDir, rangeMax], {
       env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2', CUDA_VISIBLE_DEVICES: '' },
       maxBuffer: 16 << 20,
     });
@@ -57,7 +59,7 @@ export async function exportStudent(files: ClassifierFiles, outDir: string, opts
       source: opts.source,
       labels: a.labels,
       input: { name: 'pixels', dtype: 'uint8', shape: ['N', a.input.size, a.input.size, 3], preprocess: a.input },
-      outputs: { probabilities: ['N', a.labels.length], features: ['N', 1280] },
+      outputs: { probabilities: ['N', a.labels.length], features: ['N', 1280], ...((converter['outputs'] as string[] | undefined)?.includes('imagenet_logits') ? { imagenet_logits: ['N', 1000] as ['N', 1000] } : {}) },
       files: { float32: await info('student.onnx'), float16Weights: await info('student-fp16.onnx') },
       converter,
     };

@@ -1,9 +1,10 @@
+import { createHash } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import {
   DatasetError,
   embeddingModelKey,
   InvalidInputError,
-  MODEL_ARTIFACT_FORMAT,
+  MissingArtifactError,
   checkpointPrefix,
   runModelPrefix,
   stepFileKey,
@@ -17,8 +18,8 @@ import {
   type TrainSummary,
   type VectorRef,
 } from '../../contracts';
-import { backboneOptionsFromConfig, decodeForBackbone } from '../../lib/backbone/model';
-import { INCEPTION_V3, MOBILENET_V2, preprocessTag, readNsfwjsModel } from '../../lib/backbone/nsfwjs';
+import { BACKBONES, type BackboneSpec } from '../../lib/backbone/backbones';
+import { backboneOptionsFromConfig, decodeForBackbone, preparationOf } from '../../lib/backbone/model';
 import { getEmbeddingThread } from '../../lib/backbone/thread';
 import type { ActivityDeps } from '../../lib/deps';
 import { deriveSeed, mulberry32, randInt } from '../../lib/rng';
@@ -26,16 +27,17 @@ import { runStep } from '../../lib/runs';
 import type { ObjectStore } from '../../lib/s3';
 import { initTensorflow } from '../../lib/tf';
 import { float32Bytes, gatherFeatures, toFloat32 } from '../../lib/vectors';
-import { computeTeacherFeatures, fetchFrames, loadDataset, loadModel, readTeacherFeatures, requireModel, saveModel, teacherLookup } from './data';
-import { readHeadMetadata } from './head-model';
+import { featureModelArtifact, imageModelArtifact } from './artifact';
+import { computeTeacherFeatures, fetchFrames, loadDataset, loadModel, readTeacherFeatures, requireModel, saveModel, teacherLookup, teacherParts } from './data';
+import { readHeadMetadata, withLogitOffsets } from './head-model';
 import type { OnEpoch, ResumeFrom } from './loop';
 import { evaluate } from './metrics';
 import { predict, predictImages } from './predict';
 import { createPredictionActivities } from './predict-frames';
 import { serializeModel, type SerializedModel } from './serialize';
-import { distillStudent, fineTuneStudent } from './student';
-import { trainTeacher } from './teacher';
-import { FINE_TUNE_FROM, hasConvolutionGradients, loadStudentBackbone, studentImageModel, trunkInputs } from './trunk';
+import { fineTuneStudent, fitStudent } from './student';
+import { fitTeacher } from './teacher';
+import { hasConvolutionGradients, imageModel, loadSplitBackbone, trunkInputs } from './trunk';
 
 export { loadModel, saveModel } from './data';
 
@@ -80,17 +82,19 @@ export function createTrainingActivities(deps: ActivityDeps) {
 
   /**
    * CutMix rows for the teacher: pairs of training frames of different labels, mixed at
-   * the pixel level and embedded by the teacher's backbone (InceptionV3) on the embedding
-   * thread, `CUTMIX_BATCH` at a time with a heartbeat after each batch. Pairs and boxes
-   * come from seeded streams: the same seed gives the same rows.
-   * @returns raw feature rows (`count * 2048`) and their soft targets.
+   * the pixel level and embedded by each of the teacher's backbones on the embedding
+   * thread (the same box for each: the same seeds), `CUTMIX_BATCH` at a time with a
+   * heartbeat after each batch. Pairs and boxes come from seeded streams: the same seed
+   * gives the same rows.
+   * @returns raw feature rows (`count * dim`, the backbones' features concatenated), their
+   *   soft targets, and each row's two videos (so cross-fitting can leave a fold's out).
    */
-  async function cutmixSamples(ds: DatasetManifest, count: number, seed: number, beat: (p: Record<string, unknown>) => void) {
+  async function cutmixSamples(ds: DatasetManifest, backbones: BackboneSpec[], count: number, seed: number, beat: (p: Record<string, unknown>) => void) {
     const train = ds.frames.filter((f) => f.split === 'train');
     const k = ds.labels.length;
-    if (count <= 0 || train.length < 2) return { features: new Float32Array(0), targets: new Float32Array(0), count: 0 };
+    const dim = backbones.reduce((n, b) => n + b.dim, 0);
+    if (count <= 0 || train.length < 2) return { features: new Float32Array(0), targets: new Float32Array(0), videos: [] as Array<[string, string]>, count: 0 };
     const t = thread();
-    const { id } = await t.model('inception_v3');
     const rng = mulberry32(deriveSeed(seed, 7));
     const pairs = Array.from({ length: count }, () => {
       const a = train[randInt(rng, train.length)]!;
@@ -98,72 +102,78 @@ export function createTrainingActivities(deps: ActivityDeps) {
       for (let tries = 0; tries < 8 && b.label === a.label; tries++) b = train[randInt(rng, train.length)]!;
       return [a, b] as const;
     });
-    const features = new Float32Array(count * id.dim);
+    const features = new Float32Array(count * dim);
     const targets = new Float32Array(count * k);
     for (let start = 0; start < count; start += CUTMIX_BATCH) {
       const batch = pairs.slice(start, start + CUTMIX_BATCH);
       const bytes = await fetchFrames(store, batch.flatMap(([a, b]) => [a.key, b.key]));
       const seeds = batch.map((_, j) => deriveSeed(seed, 8, start + j));
-      const r = await t.cutmix(batch.map((_, j) => [bytes[2 * j]!, bytes[2 * j + 1]!] as [Uint8Array, Uint8Array]), seeds, CUTMIX_BATCH, 'inception_v3');
-      batch.forEach(([a, b], j) => {
-        const i = start + j;
-        const norm = r.norms[j]!;
-        for (let d = 0; d < id.dim; d++) features[i * id.dim + d] = r.vectors[j * id.dim + d]! * norm;
-        const ta = i * k + ds.labels.indexOf(a.label);
-        const tb = i * k + ds.labels.indexOf(b.label);
-        targets[ta] = targets[ta]! + r.lambdas[j]!;
-        targets[tb] = targets[tb]! + (1 - r.lambdas[j]!);
-      });
+      const images = batch.map((_, j) => [bytes[2 * j]!, bytes[2 * j + 1]!] as [Uint8Array, Uint8Array]);
+      let off = 0;
+      for (const spec of backbones) {
+        const r = await t.cutmix(images, seeds, CUTMIX_BATCH, spec.name);
+        batch.forEach((_, j) => {
+          const i = start + j;
+          const norm = r.norms[j]!;
+          for (let d = 0; d < spec.dim; d++) features[i * dim + off + d] = r.vectors[j * spec.dim + d]! * norm;
+          if (off === 0) {
+            const [a, b] = batch[j]!;
+            targets[i * k + ds.labels.indexOf(a.label)]! += r.lambdas[j]!;
+            targets[i * k + ds.labels.indexOf(b.label)]! += 1 - r.lambdas[j]!;
+          }
+        });
+        off += spec.dim;
+      }
       beat({ phase: 'cutmix', done: start + batch.length, of: count });
     }
-    return { features, targets, count };
+    return { features, targets, videos: pairs.map(([a, b]) => [a.videoId, b.videoId] as [string, string]), count };
   }
 
   /**
    * The validation frames' features and classes, scored after every epoch (the training
-   * curves' validation accuracy). `refOf` maps a frame to its feature row (the teacher's
-   * InceptionV3 packs, or the dataset's embedding for the student's head).
+   * curves' validation accuracy), from `rowsOf` (the teacher's packs, or the dataset's
+   * embedding for the student's head).
    */
-  async function validationRows(ds: DatasetManifest, refOf: (f: DatasetManifest['frames'][number]) => VectorRef, dim: number): Promise<{ features: Float32Array; labels: Int32Array } | undefined> {
+  async function validationRows(ds: DatasetManifest, rowsOf: (frames: Array<{ key: string; vector: VectorRef }>) => Promise<Float32Array>): Promise<{ features: Float32Array; labels: Int32Array } | undefined> {
     const val = ds.frames.filter((f) => f.split === 'validation');
     if (!val.length) return undefined;
-    return { features: await gatherFeatures(store, val.map(refOf), dim), labels: Int32Array.from(val.map((f) => ds.labels.indexOf(f.label))) };
+    return { features: await rowsOf(val), labels: Int32Array.from(val.map((f) => ds.labels.indexOf(f.label))) };
   }
 
+  /** The dataset's embedding rows (raw features: the embed step's unit rows times their norms) of frames. */
+  const embeddingRows = (ds: DatasetManifest) => (frames: Array<{ vector: VectorRef }>) => gatherFeatures(store, frames.map((f) => f.vector), ds.embedding.dim);
+
   /** `artifact.json` of a run's model. */
-  function artifact(role: 'teacher' | 'student', ds: DatasetManifest, model: SerializedModel, workflowId: string, extra: { fineTunedFrom: string | null; training: Record<string, number | boolean | string> }): ModelArtifact {
+  function artifact(
+    role: 'teacher' | 'student',
+    ds: DatasetManifest,
+    model: SerializedModel,
+    workflowId: string,
+    extra: { backbones: BackboneSpec[]; fineTunedFrom: string | null; training: Record<string, number | boolean | string> },
+  ): ModelArtifact {
     const meta = readHeadMetadata(model);
-    const spec = role === 'teacher' ? INCEPTION_V3 : MOBILENET_V2;
-    const src = readNsfwjsModel(spec);
-    const k = ds.labels.length;
-    return {
-      format: MODEL_ARTIFACT_FORMAT,
-      role,
-      framework: 'tfjs-layers-model',
-      files: { model: 'model.json', weights: 'weights.bin' },
-      labels: ds.labels,
-      input:
-        role === 'student'
-          ? { kind: 'image', shape: [null, spec.inputSize, spec.inputSize, 3], preprocess: preprocessTag(spec), size: spec.inputSize, blurSigma: spec.blurSigma }
-          : { kind: 'features', shape: [null, spec.dim], backbone: { name: spec.name, weightsSha256: src.weightsSha256, inputSize: spec.inputSize, dim: spec.dim, preprocess: preprocessTag(spec) } },
-      output: { kind: 'probabilities', shape: [null, k], layer: 'probs' },
-      backbone: { name: spec.name, weightsSha256: src.weightsSha256, nsfwjsVersion: src.nsfwjsVersion, fineTunedFrom: extra.fineTunedFrom },
-      head: { hidden: meta?.arch.hidden ?? 0, dropout: meta?.arch.dropout ?? 0 },
-      training: { ...(meta?.hyper ?? {}), ...extra.training },
-      workflowId,
-    };
+    const parts = { labels: ds.labels, head: { hidden: meta?.arch.hidden ?? 0, dropout: meta?.arch.dropout ?? 0 }, training: { ...(meta?.hyper ?? {}), ...extra.training }, workflowId };
+    return role === 'student'
+      ? imageModelArtifact({ ...parts, backbone: extra.backbones[0]!, fineTunedFrom: extra.fineTunedFrom })
+      : featureModelArtifact({ ...parts, backbones: extra.backbones });
   }
 
   return {
     ...createPredictionActivities(deps),
     /**
-     * Step 7, train: the teacher, a head on InceptionV3 features. First the features of
-     * every dataset frame (labelled and unlabelled) are computed on the embedding thread
-     * (ONNX Runtime; packed per video and cached by content, so a retried attempt or a
-     * later dataset over the same frames reuses them), then CutMix rows (pairs of training
-     * frames mixed at the pixel level, embedded by InceptionV3; cached beside the
+     * Step 7, train: the teacher, a head on the pooled features of its backbones
+     * (`teacher.backbones`, concatenated). First the features of every dataset frame
+     * (labelled and unlabelled) are computed on the embedding thread (ONNX Runtime; packed
+     * per video and backbone and cached by content, so a retried attempt or a later
+     * dataset over the same frames reuses them), then CutMix rows (pairs of training
+     * frames mixed at the pixel level, embedded by the backbones; cached beside the
      * checkpoint), then the head is trained with label smoothing and class-balanced
      * batches, checkpointed to S3 every epoch; a retried attempt resumes bit-identically.
+     * Then, with `calibrationFolds` >= 2, the cross-fitting by video (`crossfit.ts`): the
+     * head again on each fold's complement, out-of-fold probabilities for every frame of
+     * the training videos (each fold's result kept in S3, so a retry skips it), the
+     * video-level logit offsets chosen on them (`calibrate.ts`) and added to the teacher's
+     * logits; the shifted out-of-fold probabilities are the student's targets.
      *
      * @throws DatasetError (not retried) when the training split has fewer than two labels.
      */
@@ -176,47 +186,64 @@ export function createTrainingActivities(deps: ActivityDeps) {
           const labels = Int32Array.from(train.map((f) => ds.labels.indexOf(f.label)));
           if (new Set(labels).size < 2) throw new DatasetError(`training split of ${ds.name} v${ds.version} has fewer than two labels`);
           const { backend: trainingBackend } = await initTensorflow(backend, deps.logger);
-          const packs = await computeTeacherFeatures(store, thread(), ds, (p) => hb.set({ phase: 'teacher features', ...p }));
-          const teacherFeatures: TeacherFeatures = { model: packs.model, videos: packs.videos };
+          const backbones = input.teacher.backbones.map((b) => BACKBONES[b]);
+          const packs = await computeTeacherFeatures(store, thread(), ds, input.teacher.backbones, (p) => hb.set({ phase: 'teacher features', ...p }));
+          const teacherFeatures: TeacherFeatures = packs.features;
           const wf = input.workflowId;
-          const dim = packs.model.dim;
-          const refOf = await teacherLookup(store, teacherFeatures, ds);
-          const features = await gatherFeatures(store, train.map(refOf), dim);
+          const { dim, rowsOf } = await teacherLookup(store, teacherFeatures, ds);
+          const features = await rowsOf(train);
+          const featuresKey = teacherParts(teacherFeatures).map((p) => embeddingModelKey(p.model)).join('+');
 
           // CutMix rows are computed once per run and cached beside the checkpoint.
           const m = Math.round(train.length * input.teacher.cutmixPerFrame);
-          let extra: { features: Float32Array; targets: Float32Array } | undefined;
+          let extra: { features: Float32Array; targets: Float32Array; videos: Array<[string, string]> } | undefined;
           if (m > 0) {
-            const featuresKey = stepFileKey(wf, 'train', `cutmix-features-${embeddingModelKey(packs.model)}.f32`);
-            const targetsKey = stepFileKey(wf, 'train', `cutmix-targets-${embeddingModelKey(packs.model)}.f32`);
-            const [f, t] = await Promise.all([store.get(featuresKey), store.get(targetsKey)]);
-            if (f && t) extra = { features: toFloat32(f), targets: toFloat32(t) };
+            const cacheKey = stepFileKey(wf, 'train', `cutmix-${createHash('sha256').update(`${featuresKey}:${m}:${input.seed}`).digest('hex').slice(0, 16)}`);
+            const [f, t, v] = await Promise.all([store.get(`${cacheKey}.features.f32`), store.get(`${cacheKey}.targets.f32`), store.getJson<Array<[string, string]>>(`${cacheKey}.videos.json`)]);
+            if (f && t && v) extra = { features: toFloat32(f), targets: toFloat32(t), videos: v };
             else {
-              const s = await cutmixSamples(ds, m, input.seed, (p) => hb.set(p));
-              extra = { features: s.features, targets: s.targets };
-              await store.put(featuresKey, float32Bytes(s.features));
-              await store.put(targetsKey, float32Bytes(s.targets));
+              const c = await cutmixSamples(ds, backbones, m, input.seed, (p) => hb.set(p));
+              extra = { features: c.features, targets: c.targets, videos: c.videos };
+              await store.put(`${cacheKey}.features.f32`, float32Bytes(c.features));
+              await store.put(`${cacheKey}.targets.f32`, float32Bytes(c.targets));
+              await store.putJson(`${cacheKey}.videos.json`, c.videos);
             }
           }
+          const k = ds.labels.length;
+          const unlabeled = ds.unlabeled.filter((u) => ds.videos.train.includes(u.videoId));
           hb.set({ phase: 'training' });
           const { resume, onEpoch } = await checkpointing(store, checkpointPrefix(wf, 'train'), 'teacher');
-          const result = await trainTeacher({
-            features, dim, labels, numClasses: ds.labels.length,
-            hidden: input.teacher.hidden, epochs: input.teacher.epochs, learningRate: input.teacher.learningRate,
-            labelSmoothing: input.teacher.labelSmoothing, batchSize: input.teacher.batchSize, dropout: input.teacher.dropout,
-            classBalanced: input.teacher.classBalanced, seed: input.seed, extraSamples: extra, resume, onEpoch, backend, logger: deps.logger,
-            validation: await validationRows(ds, refOf, dim),
+          const folds = input.teacher.calibrationFolds;
+          const fit = await fitTeacher({
+            features, dim, labels, videoIds: train.map((f) => f.videoId), numClasses: k, params: input.teacher, seed: input.seed,
+            extra, unlabeled: folds >= 2 ? { features: await rowsOf(unlabeled), videoIds: unlabeled.map((u) => u.videoId) } : undefined,
+            resume, onEpoch, validation: await validationRows(ds, rowsOf), backend, logger: deps.logger,
+            // Each fold's out-of-fold probabilities are kept in S3: a retried attempt skips the folds done.
+            foldCache: {
+              get: async (fold) => {
+                const b = await store.get(stepFileKey(wf, 'train', `crossfit-${folds}-${fold}.f32`));
+                return b ? toFloat32(b) : undefined;
+              },
+              put: (fold, probs) => store.put(stepFileKey(wf, 'train', `crossfit-${folds}-${fold}.f32`), float32Bytes(probs)),
+            },
+            onFold: (fold) => hb.set({ phase: 'cross-fitting', fold, of: folds }),
           });
+          const { model, calibration } = fit;
+          if (fit.outOfFold) {
+            await store.put(stepFileKey(wf, 'train', 'out-of-fold.f32'), float32Bytes(fit.outOfFold));
+            await store.putJson(stepFileKey(wf, 'train', 'out-of-fold.json'), { keys: [...train.map((f) => f.key), ...unlabeled.map((u) => u.key)], numClasses: k, offsets: calibration?.offsets ?? [] });
+          }
           const prefix = runModelPrefix(wf, 'train');
-          await saveModel(store, prefix, result.model);
-          await store.putJson(`${prefix}/artifact.json`, artifact('teacher', ds, result.model, wf, { fineTunedFrom: null, training: { backbone: embeddingModelKey(packs.model) } }));
+          await saveModel(store, prefix, model);
+          await store.putJson(`${prefix}/artifact.json`, artifact('teacher', ds, model, wf, { backbones, fineTunedFrom: null, training: { backbone: featuresKey, ...(calibration ? { logitOffsets: calibration.offsets.join(',') } : {}) } }));
           const summary: TrainSummary = {
-            role: 'teacher', epochs: input.teacher.epochs, finalLoss: result.history.at(-1)?.loss ?? NaN,
+            role: 'teacher', epochs: input.teacher.epochs, finalLoss: fit.history.at(-1)?.loss ?? NaN,
             resumedAfterEpoch: resume?.epoch ?? 0, trainFrames: train.length, unlabeledFrames: 0,
-            cutmixSamples: extra ? extra.targets.length / ds.labels.length : 0, modelPrefix: prefix, trainingBackend,
-            features: { model: embeddingModelKey(packs.model), backend: packs.backend, computed: packs.computed, cached: packs.cached },
+            cutmixSamples: extra ? extra.targets.length / k : 0, modelPrefix: prefix, trainingBackend,
+            features: { model: featuresKey, backend: packs.backend, computed: packs.computed, cached: packs.cached },
+            calibration,
           };
-          return { summary, extra: { history: result.history, teacherFeatures } };
+          return { summary, extra: { history: fit.history, teacherFeatures } };
         } finally {
           hb.stop();
         }
@@ -224,15 +251,18 @@ export function createTrainingActivities(deps: ActivityDeps) {
     },
 
     /**
-     * Step 8, distill: the student, MobileNetV2 with a small head, distilled from the
-     * teacher's softened outputs (the teacher run on its InceptionV3 features of the same
-     * frames) with the Jensen-Shannon loss on labelled and unlabelled (near-duplicate)
-     * training frames, at a tenth of the teacher's learning rate for more epochs. First
-     * the head on frozen MobileNetV2 features; then, when the training backend has
-     * convolution gradients (tfjs-node; `student.fineTune`), the top of the backbone
-     * (`block_16`, `Conv_1`) fine-tuned with the head for `fineTuneEpochs`. Both phases
-     * checkpoint every epoch and resume. The model left is the published student: one
-     * image model, backbone and head together, with its `artifact.json`.
+     * Step 8, distill: the student, the embed step's backbone (EfficientNet-Lite0 by
+     * default) with a small head, distilled from the teacher with the Jensen-Shannon loss
+     * on labelled and unlabelled (near-duplicate) training frames, at a tenth of the
+     * teacher's learning rate for more epochs. Its targets are the teacher's cross-fitted
+     * (out-of-fold, calibrated) probabilities when the train step left them, else the
+     * teacher run on its features of the same frames. First the head on frozen features;
+     * then, when the training backend has convolution gradients (tfjs-node;
+     * `student.fineTune`), the top of the backbone (its last block and head convolution)
+     * fine-tuned with the head for `fineTuneEpochs`. Both phases checkpoint every epoch and
+     * resume. The model left is the published student: one image model, backbone and head
+     * together (with the backbone's ImageNet logits as a second output), with its
+     * `artifact.json`.
      *
      * @throws InvalidInputError (not retried) when `fineTune` is `on` and the backend cannot train convolutions.
      */
@@ -247,57 +277,83 @@ export function createTrainingActivities(deps: ActivityDeps) {
           if (input.student.fineTune === 'on' && !hasConvolutionGradients(trainingBackend)) {
             throw new InvalidInputError(`student.fineTune is "on" but the training backend is ${trainingBackend}, which cannot train convolutions (install tfjs-node with infra/install.sh)`);
           }
+          const spec = BACKBONES[ds.embedding.name as keyof typeof BACKBONES];
+          if (!spec) throw new InvalidInputError(`dataset ${ds.name} v${ds.version} was embedded with ${ds.embedding.name}, not one of today's backbones: rebuild it (a new run re-embeds its frames)`);
           const teacher = await requireModel(store, runModelPrefix(wf, 'train'), 'train');
-          const { features: teacherPacks, refOf } = await readTeacherFeatures(store, wf, ds);
+          const teacherRows = await readTeacherFeatures(store, wf, ds);
           const train = ds.frames.filter((f) => f.split === 'train');
           const rows = [...train.map((f) => ({ key: f.key, vector: f.vector })), ...ds.unlabeled.map((u) => ({ key: u.key, vector: u.vector }))];
           const labels = Int32Array.from([...train.map((f) => ds.labels.indexOf(f.label)), ...ds.unlabeled.map(() => -1)]);
           const dim = ds.embedding.dim;
-          const features = await gatherFeatures(store, rows.map((r) => r.vector), dim);
-          const tDim = teacherPacks.model.dim;
-          const teacherProbs = await predict(teacher, await gatherFeatures(store, rows.map(refOf), tDim), tDim);
+          const features = await embeddingRows(ds)(rows);
+          const k = ds.labels.length;
+          // The teacher's cross-fitted probabilities where it left them; its own prediction otherwise.
+          const teacherProbs = await predict(teacher, await teacherRows.rowsOf(rows), teacherRows.dim);
+          const oof = input.student.teacherTargets === 'cross-fitted' ? await store.getJson<{ keys: string[]; numClasses: number }>(stepFileKey(wf, 'train', 'out-of-fold.json')) : undefined;
+          let crossFitted = 0;
+          if (oof && oof.numClasses === k) {
+            const buf = await store.get(stepFileKey(wf, 'train', 'out-of-fold.f32'));
+            if (buf) {
+              const p = toFloat32(buf);
+              const at = new Map(oof.keys.map((key, i) => [key, i]));
+              rows.forEach((r, i) => {
+                const j = at.get(r.key);
+                if (j === undefined || !Number.isFinite(p[j * k]!)) return;
+                teacherProbs.set(p.subarray(j * k, (j + 1) * k), i * k);
+                crossFitted++;
+              });
+            }
+          }
           const epochs = Math.max(1, Math.round(input.teacher.epochs * input.student.epochsFactor));
           const common = {
-            numClasses: ds.labels.length, labels, teacher, teacherProbs, distillLoss: input.student.distillLoss,
+            numClasses: k, labels, teacher, teacherProbs, distillLoss: input.student.distillLoss,
             temperature: input.student.temperature, hidden: input.student.hidden, dropout: input.student.dropout,
             hardLabelWeight: input.student.hardLabelWeight, learningRate: input.teacher.learningRate * input.student.learningRateFactor,
             batchSize: input.teacher.batchSize, classBalanced: input.teacher.classBalanced, seed: input.seed, backend, logger: deps.logger,
           };
 
-          // Phase 1: the head on frozen features (kept at distill/head once done).
+          // Phase 1: the head on frozen features and its video-level calibration (kept at distill/head once done).
           const headPrefix = stepFileKey(wf, 'distill', 'head');
+          const calibrationKey = stepFileKey(wf, 'distill', 'calibration.json');
           let head = await loadModel(store, headPrefix);
+          let calibration = head ? ((await store.getJson<{ calibration: TrainSummary['calibration'] }>(calibrationKey))?.calibration ?? null) : null;
           let resumedAfterEpoch = 0;
           let history = head ? (readHeadMetadata(head)?.history ?? []) : [];
           if (!head) {
             hb.set({ phase: 'student head' });
             const { resume, onEpoch } = await checkpointing(store, checkpointPrefix(wf, 'distill'), 'student head');
             resumedAfterEpoch = resume?.epoch ?? 0;
-            const r = await distillStudent({ ...common, features, dim, epochs, resume, onEpoch, validation: await validationRows(ds, (f) => f.vector, dim) });
+            const videoIds = [...train.map((f) => f.videoId), ...ds.unlabeled.map((u) => u.videoId)];
+            const r = await fitStudent({
+              ...common, features, dim, epochs, resume, onEpoch, validation: await validationRows(ds, embeddingRows(ds)),
+              videoIds, calibrationFolds: input.student.calibrationFolds, onFold: (fold) => hb.set({ phase: 'student cross-fitting', fold }),
+            });
             head = r.model;
             history = r.history;
+            calibration = r.calibration;
+            await store.putJson(calibrationKey, { calibration });
             await saveModel(store, headPrefix, head);
           }
 
           // Phase 2: the top of the backbone with the head (tfjs-node only).
-          const bb = await loadStudentBackbone(tf);
+          const bb = await loadSplitBackbone(tf, spec.name, { modelsDirs: [deps.config.REELSET_MODELS_DIR] });
           try {
             let finalHead = head;
             let fine: TrainSummary['fineTune'] = null;
             if (fineTune) {
-              const inputsKey = stepFileKey(wf, 'distill', 'trunk-inputs.f32');
+              const inputsKey = stepFileKey(wf, 'distill', `trunk-inputs-${spec.name}.f32`);
               const cached = await store.get(inputsKey);
               let acts: Float32Array;
               if (cached) acts = toFloat32(cached);
               else {
                 // 32 frames at a time (fetched, decoded, through the frozen bottom): memory holds the
-                // activations (7 x 7 x 160 floats, 31 KB a row), never all the decoded frames.
+                // activations (7 x 7 x 192 floats, 37 KB a row for Lite0), never all the decoded frames.
                 hb.set({ phase: 'backbone activations', done: 0, of: rows.length });
                 const rowSize = bb.trunk.inputShape.reduce((a, b) => a * b, 1);
                 acts = new Float32Array(rows.length * rowSize);
                 for (let s = 0; s < rows.length; s += 32) {
                   const bytes = await fetchFrames(store, rows.slice(s, s + 32).map((r) => r.key));
-                  const pixels = await Promise.all(bytes.map((b) => decodeForBackbone(b, MOBILENET_V2)));
+                  const pixels = await Promise.all(bytes.map((b) => decodeForBackbone(b, spec)));
                   acts.set(await trunkInputs(bb, pixels, 16), s * rowSize);
                   hb.set({ phase: 'backbone activations', done: s + pixels.length, of: rows.length });
                 }
@@ -307,24 +363,31 @@ export function createTrainingActivities(deps: ActivityDeps) {
               const { resume, onEpoch } = await checkpointing(store, stepFileKey(wf, 'distill', 'checkpoint-finetune'), 'fine-tuning');
               const r = await fineTuneStudent({ ...common, trunk: bb.trunk, trunkInputs: acts, head, epochs: input.student.fineTuneEpochs, resume, onEpoch });
               finalHead = r.model;
-              fine = { from: FINE_TUNE_FROM, epochs: input.student.fineTuneEpochs, firstLoss: r.history[0]?.loss ?? NaN, finalLoss: r.history.at(-1)?.loss ?? NaN, resumedAfterEpoch: resume?.epoch ?? 0 };
+              fine = { from: bb.fineTuneFrom, epochs: input.student.fineTuneEpochs, firstLoss: r.history[0]?.loss ?? NaN, finalLoss: r.history.at(-1)?.loss ?? NaN, resumedAfterEpoch: resume?.epoch ?? 0 };
             }
             hb.set({ phase: 'saving' });
-            const image = await studentImageModel(bb, finalHead);
+            const image = await imageModel(bb, finalHead, 'reelset_student');
             const meta = readHeadMetadata(finalHead)!;
-            const published = await serializeModel(image, { metadata: { reelset: { ...meta, kind: 'student', image: true } } });
+            let published = await serializeModel(image, { metadata: { reelset: { ...meta, kind: 'student', image: true } } });
+            if (calibration) published = await withLogitOffsets(published, calibration.offsets);
             const prefix = runModelPrefix(wf, 'distill');
             await saveModel(store, prefix, published);
             await store.putJson(
               `${prefix}/artifact.json`,
               artifact('student', ds, finalHead, wf, {
-                fineTunedFrom: fine ? FINE_TUNE_FROM : null,
-                training: { distillLoss: input.student.distillLoss, headEpochs: epochs, fineTuneEpochs: fine ? fine.epochs : 0, teacherBackbone: embeddingModelKey(teacherPacks.model), trainingBackend },
+                backbones: [spec],
+                fineTunedFrom: fine ? bb.fineTuneFrom : null,
+                training: {
+                  distillLoss: input.student.distillLoss, headEpochs: epochs, fineTuneEpochs: fine ? fine.epochs : 0,
+                  teacherBackbone: teacherParts(teacherRows.features).map((p) => embeddingModelKey(p.model)).join('+'),
+                  crossFittedTargets: crossFitted, trainingBackend,
+                  ...(calibration ? { logitOffsets: calibration.offsets.join(',') } : {}),
+                },
               }),
             );
             const summary: TrainSummary = {
               role: 'student', epochs, finalLoss: history.at(-1)?.loss ?? NaN, resumedAfterEpoch,
-              trainFrames: train.length, unlabeledFrames: ds.unlabeled.length, cutmixSamples: 0, modelPrefix: prefix, trainingBackend, fineTune: fine,
+              trainFrames: train.length, unlabeledFrames: ds.unlabeled.length, cutmixSamples: 0, modelPrefix: prefix, trainingBackend, fineTune: fine, calibration,
             };
             return { summary, extra: { history } };
           } finally {
@@ -359,18 +422,18 @@ export function createTrainingActivities(deps: ActivityDeps) {
           const videoIds = val.map((f) => f.videoId);
           const score = (probs: Float32Array) => evaluate({ probs, numClasses: ds.labels.length, labels, labelNames: ds.labels, videoIds });
 
-          const { features: teacherPacks, refOf } = await readTeacherFeatures(store, wf, ds);
+          const teacherRows = await readTeacherFeatures(store, wf, ds);
           const teacher = await requireModel(store, runModelPrefix(wf, 'train'), 'train');
-          const tDim = teacherPacks.model.dim;
-          const teacherEval = score(await predict(teacher, await gatherFeatures(store, val.map(refOf), tDim), tDim));
+          const teacherEval = score(await predict(teacher, await teacherRows.rowsOf(val), teacherRows.dim));
 
           hb.set({ phase: 'student on images', done: 0, of: val.length });
           const student = await requireModel(store, runModelPrefix(wf, 'distill'), 'distill');
           await initTensorflow(backend, deps.logger);
-          const probs = await predictImages(student, MOBILENET_V2, async (start, end) => fetchFrames(store, val.slice(start, end).map((f) => f.key)), val.length, (done) => hb.set({ phase: 'student on images', done, of: val.length }));
+          const studentArtifact = await store.getJson<ModelArtifact>(`${runModelPrefix(wf, 'distill')}/artifact.json`);
+          if (!studentArtifact || studentArtifact.input.kind !== 'image') throw new MissingArtifactError(store.uri(`${runModelPrefix(wf, 'distill')}/artifact.json`), 'artifact.json of the student (written by the distill step)');
+          const probs = await predictImages(student, preparationOf(studentArtifact.input), async (start, end) => fetchFrames(store, val.slice(start, end).map((f) => f.key)), val.length, (done) => hb.set({ phase: 'student on images', done, of: val.length }));
           const summary: EvaluateSummary = { ...base, teacher: teacherEval, student: score(probs) };
-          const artifactJson = await store.getJson<ModelArtifact>(`${runModelPrefix(wf, 'distill')}/artifact.json`);
-          if (artifactJson?.backbone.fineTunedFrom) {
+          if (studentArtifact.backbone.fineTunedFrom) {
             const head = await loadModel(store, stepFileKey(wf, 'distill', 'head'));
             if (head) summary.studentBeforeFineTune = score(await predict(head, await gatherFeatures(store, val.map((f) => f.vector), ds.embedding.dim), ds.embedding.dim));
           }

@@ -5,6 +5,8 @@
  */
 import {
   MissingArtifactError,
+  type BackboneName,
+  type BackbonePacks,
   type DatasetManifest,
   type DatasetStepManifest,
   type TeacherFeatures,
@@ -18,7 +20,7 @@ import { embedPacks } from '../../lib/backbone/packs';
 import type { EmbeddingThread } from '../../lib/backbone/thread';
 import { readStepManifest } from '../../lib/runs';
 import type { ObjectStore } from '../../lib/s3';
-import { indexKeyOf } from '../../lib/vectors';
+import { gatherFeatures, indexKeyOf } from '../../lib/vectors';
 import type { SerializedModel } from './serialize';
 
 /** Where a model's files are: `<prefix>/model.json` and `<prefix>/weights.bin`. */
@@ -48,14 +50,14 @@ export async function loadDataset(deps: ActivityDeps, workflowId: string): Promi
   return ds;
 }
 
-/** Every frame of a dataset (labelled and unlabelled) with the MobileNetV2 row it points at. */
+/** Every frame of a dataset (labelled and unlabelled) with the embedding row (embed step's backbone) it points at. */
 function datasetRows(ds: DatasetManifest): Array<{ key: string; videoId: string; vector: VectorRef }> {
   return [...ds.frames, ...ds.unlabeled];
 }
 
 /**
- * What to embed with the teacher's backbone: the dataset's frames, one request per
- * MobileNetV2 pack they point at (frames in pack order), with each frame's content hash
+ * What to embed with the teacher's backbones: the dataset's frames, one request per
+ * embedding pack they point at (frames in pack order), with each frame's content hash
  * and its video's from the pack's index. So the teacher's packs are keyed by content
  * like the embed step's, and a later dataset over the same frames reuses them.
  *
@@ -81,12 +83,42 @@ export async function teacherRequests(store: ObjectStore, ds: DatasetManifest): 
 }
 
 /**
- * The teacher's features of every dataset frame: InceptionV3 on the embedding thread
- * (ONNX Runtime, CUDA when installed), packed per video and cached by content.
+ * The teacher's features of every dataset frame: each of its backbones on the embedding
+ * thread (ONNX Runtime, CUDA when installed), packed per video and backbone and cached by
+ * content (a backbone that is also the embed step's reuses the embed step's packs).
+ *
+ * @returns the packs in `backbones` order, as a {@link TeacherFeatures}, and what was computed.
  */
-export async function computeTeacherFeatures(store: ObjectStore, thread: EmbeddingThread, ds: DatasetManifest, onProgress: (p: PackProgress) => void) {
+export async function computeTeacherFeatures(
+  store: ObjectStore,
+  thread: EmbeddingThread,
+  ds: DatasetManifest,
+  backbones: BackboneName[],
+  onProgress: (p: PackProgress & { backbone: BackboneName }) => void,
+): Promise<{ features: TeacherFeatures; backend: string; computed: number; cached: number }> {
   const requests = await teacherRequests(store, ds);
-  return embedPacks(store, thread, 'inception_v3', requests, { batchSize: 8, onProgress });
+  const parts: BackbonePacks[] = [];
+  let backend = '';
+  let computed = 0;
+  let cached = 0;
+  for (const backbone of backbones) {
+    const r = await embedPacks(store, thread, backbone, requests, { batchSize: 8, onProgress: (p) => onProgress({ ...p, backbone }) });
+    parts.push({ model: r.model, videos: r.videos });
+    backend = r.backend;
+    computed += r.computed;
+    cached += r.cached;
+  }
+  return { features: { ...parts[0]!, backbones: parts }, backend, computed, cached };
+}
+
+/** The packs of every backbone of a teacher's features (older manifests: the one). */
+export function teacherParts(tf: TeacherFeatures): BackbonePacks[] {
+  return tf.backbones?.length ? tf.backbones : [{ model: tf.model, videos: tf.videos }];
+}
+
+/** Width of the teacher's input: the backbones' dimensions summed. */
+export function teacherDim(tf: TeacherFeatures): number {
+  return teacherParts(tf).reduce((n, p) => n + p.model.dim, 0);
 }
 
 /**
@@ -107,7 +139,7 @@ export interface TeacherRows {
  *
  * @throws MissingArtifactError when a pack's index is missing.
  */
-export async function teacherRefs(store: ObjectStore, tf: TeacherFeatures): Promise<TeacherRows> {
+export async function teacherRefs(store: ObjectStore, tf: BackbonePacks): Promise<TeacherRows> {
   const rows: TeacherRows = { byKey: new Map(), bySha256: new Map() };
   for (const v of tf.videos) {
     const idx = await store.getJson<VectorIndex>(v.indexKey);
@@ -156,22 +188,48 @@ export function teacherRefOf(rows: TeacherRows, content: Map<string, string>): (
   };
 }
 
+/** A dataset frame: its key and the embedding row it points at. */
+export type FrameRef = { key: string; vector: VectorRef };
+
 /**
- * The teacher feature row lookup for a dataset: {@link teacherRefOf} over the packs of `tf`.
- * @throws MissingArtifactError when a teacher or embedding pack's index is missing.
+ * The teacher's input rows for dataset frames: each backbone's row ({@link teacherRefOf})
+ * gathered and concatenated, `frames.length * teacherDim` floats (raw features).
  */
-export async function teacherLookup(store: ObjectStore, tf: TeacherFeatures, ds: DatasetManifest): Promise<(frame: { key: string; vector: VectorRef }) => VectorRef> {
-  return teacherRefOf(await teacherRefs(store, tf), await embeddingContent(store, ds));
+export type TeacherRowsOf = (frames: FrameRef[]) => Promise<Float32Array>;
+
+/**
+ * The teacher feature lookup for a dataset: {@link teacherRefOf} over each backbone's packs
+ * of `tf`, and a gatherer of concatenated rows.
+ * @throws MissingArtifactError when a teacher or embedding pack's index is missing (or, from
+ *   the gatherer, a frame found in no pack).
+ */
+export async function teacherLookup(store: ObjectStore, tf: TeacherFeatures, ds: DatasetManifest): Promise<{ dim: number; rowsOf: TeacherRowsOf }> {
+  const content = await embeddingContent(store, ds);
+  const parts = await Promise.all(teacherParts(tf).map(async (p) => ({ dim: p.model.dim, refOf: teacherRefOf(await teacherRefs(store, p), content) })));
+  const dim = parts.reduce((n, p) => n + p.dim, 0);
+  return {
+    dim,
+    async rowsOf(frames) {
+      const out = new Float32Array(frames.length * dim);
+      let off = 0;
+      for (const p of parts) {
+        const rows = await gatherFeatures(store, frames.map(p.refOf), p.dim);
+        for (let i = 0; i < frames.length; i++) out.set(rows.subarray(i * p.dim, (i + 1) * p.dim), i * dim + off);
+        off += p.dim;
+      }
+      return out;
+    },
+  };
 }
 
 /**
- * The teacher features the train step left.
+ * The teacher features the train step left, and their lookup.
  * @throws MissingArtifactError when the train step has not run or predates teacher features.
  */
-export async function readTeacherFeatures(store: ObjectStore, workflowId: string, ds: DatasetManifest): Promise<{ features: TeacherFeatures; refOf: (frame: { key: string; vector: VectorRef }) => VectorRef }> {
+export async function readTeacherFeatures(store: ObjectStore, workflowId: string, ds: DatasetManifest): Promise<{ features: TeacherFeatures; dim: number; rowsOf: TeacherRowsOf }> {
   const train = await readStepManifest<TrainStepManifest>(store, workflowId, 'train');
   if (!train.teacherFeatures) throw new MissingArtifactError(store.uri(train.summary.modelPrefix), 'teacher features (the train step predates them: rerun it)');
-  return { features: train.teacherFeatures, refOf: await teacherLookup(store, train.teacherFeatures, ds) };
+  return { features: train.teacherFeatures, ...(await teacherLookup(store, train.teacherFeatures, ds)) };
 }
 
 /**

@@ -8,10 +8,10 @@
  * with `hidden = 0` the head is a linear softmax classifier (`input -> 'logits' -> 'probs'`).
  */
 import type * as TfModule from '@tensorflow/tfjs';
-import type { EpochLoss } from '../../contracts';
+import { ModelMismatchError, type EpochLoss } from '../../contracts';
 import type { Rng } from '../../lib/rng';
-import type { Tf } from '../../lib/tf';
-import { readModelMetadata, type SerializedModel } from './serialize';
+import { initTensorflow, type Tf } from '../../lib/tf';
+import { deserializeModel, readModelMetadata, serializeModel, type SerializedModel } from './serialize';
 
 /** Shape of a head. */
 export interface HeadArch {
@@ -33,6 +33,8 @@ export interface HeadMetadata {
   history: EpochLoss[];
   /** Hyper-parameters of the run (learningRate, epochs, batchSize, seed, ...). */
   hyper: Record<string, number | boolean>;
+  /** Offsets added to the logits' bias by the video-level calibration (absent: none). */
+  logitOffsets?: number[];
 }
 
 /** Read the head metadata of a model trained here, or undefined for other models. */
@@ -112,8 +114,17 @@ export function buildLayersModel(tf: Tf, arch: HeadArch, params: Params, trunk?:
 /**
  * Append the head's layers (`hidden`, `dropout`, `logits`, `probs`) to a symbolic tensor
  * of features and make the model from `input`, with the head's weights set from `params`.
+ * Output 0 is `probs`; `extraOutputs` (e.g. the backbone's ImageNet logits) follow it.
  */
-export function headOn(tf: Tf, arch: HeadArch, params: Params, input: TfModule.SymbolicTensor | TfModule.SymbolicTensor[], features: TfModule.SymbolicTensor, name: string): TfModule.LayersModel {
+export function headOn(
+  tf: Tf,
+  arch: HeadArch,
+  params: Params,
+  input: TfModule.SymbolicTensor | TfModule.SymbolicTensor[],
+  features: TfModule.SymbolicTensor,
+  name: string,
+  extraOutputs: TfModule.SymbolicTensor[] = [],
+): TfModule.LayersModel {
   let h = features;
   if (arch.hidden > 0) {
     h = tf.layers.dense({ units: arch.hidden, activation: 'relu', name: 'hidden' }).apply(h) as TfModule.SymbolicTensor;
@@ -121,7 +132,7 @@ export function headOn(tf: Tf, arch: HeadArch, params: Params, input: TfModule.S
   }
   h = tf.layers.dense({ units: arch.numClasses, name: 'logits' }).apply(h) as TfModule.SymbolicTensor;
   const out = tf.layers.softmax({ name: 'probs' }).apply(h) as TfModule.SymbolicTensor;
-  const model = tf.model({ inputs: input, outputs: out, name });
+  const model = tf.model({ inputs: input, outputs: extraOutputs.length ? [out, ...extraOutputs] : out, name });
   const headLayers = HEAD_LAYERS.filter((n) => model.layers.some((l) => l.name === n) && n !== 'dropout' && n !== 'probs');
   let i = 0;
   for (const n of headLayers) {
@@ -169,4 +180,36 @@ export function forward(tf: Tf, arch: HeadArch, params: Params, x: TfModule.Tens
     return tf.add(matMulTrain(tf, h, v[2]!, true), v[3]!);
   }
   return tf.add(matMulTrain(tf, x, v[0]!, inputNeedsGrad), v[1]!);
+}
+
+/**
+ * A copy of a serialised head (or image model) whose `logits` layer's bias has `offsets`
+ * added (the video-level calibration, `calibrate.ts`): every probability it gives is then
+ * `softmax(logits + offsets)`. The metadata is kept, with the offsets recorded under
+ * `reelset.logitOffsets` (added to any there before).
+ *
+ * @throws ModelMismatchError when the model has no `logits` layer of `offsets.length` units.
+ */
+export async function withLogitOffsets(model: SerializedModel, offsets: number[]): Promise<SerializedModel> {
+  const { tf } = await initTensorflow();
+  const net = await deserializeModel(model);
+  try {
+    let layer: TfModule.layers.Layer;
+    try {
+      layer = net.getLayer('logits');
+    } catch {
+      throw new ModelMismatchError('model has no logits layer to calibrate');
+    }
+    const [kernel, bias] = layer.getWeights();
+    if (!kernel || !bias || bias.shape[0] !== offsets.length) throw new ModelMismatchError(`logits layer has ${bias?.shape[0]} units, ${offsets.length} offsets given`);
+    const shifted = tf.tidy(() => tf.add(bias, tf.tensor1d(offsets)));
+    layer.setWeights([kernel, shifted]);
+    shifted.dispose();
+    const meta = (readModelMetadata(model) ?? {}) as { reelset?: Record<string, unknown> };
+    const before = (meta.reelset?.['logitOffsets'] as number[] | undefined) ?? offsets.map(() => 0);
+    const reelset = { ...(meta.reelset ?? {}), logitOffsets: offsets.map((o, i) => o + (before[i] ?? 0)) };
+    return await serializeModel(net, { metadata: { ...meta, reelset } });
+  } finally {
+    net.dispose();
+  }
 }

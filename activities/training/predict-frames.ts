@@ -5,7 +5,7 @@
  */
 import { Context } from '@temporalio/activity';
 import { predictionsKey, type DedupeStepManifest, type ModelArtifact, type PredictionsFile, type PredictionsSummary } from '../../contracts';
-import { MOBILENET_V2 } from '../../lib/backbone/nsfwjs';
+import { preparationOf } from '../../lib/backbone/model';
 import type { ActivityDeps } from '../../lib/deps';
 import { readStepManifest } from '../../lib/runs';
 import { fetchFrames } from './data';
@@ -46,8 +46,9 @@ export function createPredictionActivities(deps: ActivityDeps) {
      * newest candidate) on their frames, and write `runs/<run>/label/predictions.json`: per
      * frame key, the predicted label, its probability and the margin to the runner-up.
      * Nothing is written (a `note` says why) when the label has no model yet, or when its
-     * model is not an image model of the backbone this worker has (a model published before
-     * `artifact.json`). Idempotent: an existing file is returned.
+     * model is not an image model (a model published before `artifact.json`). Models of
+     * either backbone format predict (their `artifact.json` says how to prepare frames).
+     * Idempotent: an existing file is returned.
      */
     async predictFrames(input: { workflowId: string; label: string }): Promise<PredictionsSummary> {
       const key = predictionsKey(input.workflowId);
@@ -67,15 +68,15 @@ export function createPredictionActivities(deps: ActivityDeps) {
       ]);
       const name = `model ${row.name} v${row.version} (${row.role})`;
       if (!json || !weights) return { model: null, frames: 0, predictionsKey: null, note: `${name} has missing files under ${row.artifact_prefix}/` };
-      if (!art || art.input.kind !== 'image' || art.backbone.name !== MOBILENET_V2.name || art.input.size !== MOBILENET_V2.inputSize) {
-        return { model: null, frames: 0, predictionsKey: null, note: `${name} is not an image model of ${MOBILENET_V2.name} (published before artifact.json?): retrain the label for pre-annotations` };
+      if (!art || art.input.kind !== 'image') {
+        return { model: null, frames: 0, predictionsKey: null, note: `${name} is not an image model (published before artifact.json?): retrain the label for pre-annotations` };
       }
       const dedupe = await readStepManifest<DedupeStepManifest>(store, input.workflowId, 'dedupe');
       const rows = dedupe.clusters.filter((c) => c.toLabel || c.seenAs !== undefined).map((c) => c.representative);
       const ctx = Context.current();
       ctx.heartbeat({ done: 0, of: rows.length });
       const model: SerializedModel = { modelJson: json.toString('utf8'), weights };
-      const probs = await predictImages(model, MOBILENET_V2, (s, e) => fetchFrames(store, rows.slice(s, e)), rows.length, (done) => ctx.heartbeat({ done, of: rows.length }));
+      const probs = await predictImages(model, preparationOf(art.input), (s, e) => fetchFrames(store, rows.slice(s, e)), rows.length, (done) => ctx.heartbeat({ done, of: rows.length }));
       const top = topAndMargin(probs, art.labels.length);
       const file: PredictionsFile = {
         model: { name: row.name, version: row.version, role: row.role, artifactPrefix: row.artifact_prefix },

@@ -2,7 +2,7 @@
 import type * as TfModule from '@tensorflow/tfjs';
 import { InvalidInputError, ModelMismatchError } from '../../contracts';
 import { initTensorflow } from '../../lib/tf';
-import { decodeForBackbone, toUnitFloats, type BackboneSpec } from '../../lib/backbone/model';
+import { decodeForBackbone, pixelsToFloats, type ImagePreparation } from '../../lib/backbone/model';
 import { deserializeModel, type SerializedModel } from './serialize';
 
 /**
@@ -47,8 +47,9 @@ export async function predict(model: SerializedModel, features: Float32Array, di
 
 /**
  * Class probabilities of an image model (the published student) on encoded frames:
- * each decoded as the backbone's input ({@link decodeForBackbone}), bytes / 255, then
- * the model in batches, yielding to the event loop between batches.
+ * each decoded as its `artifact.json` says ({@link decodeForBackbone} with `prep`), the
+ * values in its range, then the model in batches (output 0, the probabilities), yielding
+ * to the event loop between batches.
  *
  * @param fetch returns the encoded images `[start, end)`.
  * @param onBatch called with the number of images done after each batch.
@@ -57,7 +58,7 @@ export async function predict(model: SerializedModel, features: Float32Array, di
  */
 export async function predictImages(
   model: SerializedModel,
-  spec: BackboneSpec,
+  prep: ImagePreparation,
   fetch: (start: number, end: number) => Promise<Buffer[]>,
   n: number,
   onBatch?: (done: number) => void,
@@ -67,7 +68,7 @@ export async function predictImages(
   const net = await deserializeModel(model);
   try {
     const inShape = net.inputs[0]!.shape;
-    const s = spec.inputSize;
+    const s = prep.inputSize;
     if (inShape.length !== 4 || inShape[1] !== s || inShape[2] !== s || inShape[3] !== 3) {
       throw new ModelMismatchError(`model input ${JSON.stringify(inShape)} is not a ${s}x${s} RGB image`);
     }
@@ -77,9 +78,12 @@ export async function predictImages(
     const per = s * s * 3;
     for (let start = 0; start < n; start += batchSize) {
       const end = Math.min(n, start + batchSize);
-      const pixels = await Promise.all((await fetch(start, end)).map((b) => decodeForBackbone(b, spec)));
-      const input = toUnitFloats(pixels, per);
-      const y = tf.tidy(() => net.predict(tf.tensor4d(input, [pixels.length, s, s, 3])) as TfModule.Tensor);
+      const pixels = await Promise.all((await fetch(start, end)).map((b) => decodeForBackbone(b, prep)));
+      const input = pixelsToFloats(pixels, per, prep.range);
+      const y = tf.tidy(() => {
+        const out = net.predict(tf.tensor4d(input, [pixels.length, s, s, 3]));
+        return Array.isArray(out) ? out[0]! : out;
+      });
       try {
         out.set((await y.data()) as Float32Array, start * k);
       } finally {

@@ -10,6 +10,7 @@ import type * as TfModule from '@tensorflow/tfjs';
 import { InvalidInputError, ModelMismatchError, StudentParams, TeacherParams } from '../../contracts';
 import { initTensorflow, type Tf } from '../../lib/tf';
 import { argmaxRow, checkFinite, checkHyper, checkRows } from './checks';
+import { calibrateOnFolds, crossFit } from './crossfit';
 import { readHeadMetadata, type HeadArch, type Trunk } from './head-model';
 import { runTraining, type CommonTrainOptions, type TrainResult } from './loop';
 import { jensenShannonDistillation, kullbackLeiblerDistillation, maskedCrossEntropy, softenProbabilities } from './losses';
@@ -259,4 +260,80 @@ export async function fineTuneStudent(opts: FineTuneOptions): Promise<TrainResul
     loss: studentLoss(tf, h),
     auxShapes: [[numClasses], [numClasses], []],
   });
+}
+
+/** Options of {@link fitStudent}: the student's options, each row's video, and the cross-fitting folds. */
+export interface FitStudentOptions extends StudentOptions {
+  /** Video of each row (labelled and unlabelled). */
+  videoIds: string[];
+  /** Folds of the cross-fitting that sets the student's video-level decision (0: none; see `crossfit.ts`). */
+  calibrationFolds: number;
+  /** Called when a fold starts (heartbeat). */
+  onFold?: (fold: number) => void;
+}
+
+/** What {@link fitStudent} returns: the head as trained (no offsets in it) and the offsets its decision needs. */
+export interface FitStudentResult extends TrainResult {
+  /** Video-level calibration of the student's own cross-fitted predictions, or null when off or impossible. */
+  calibration: { folds: number; offsets: number[]; before: number; after: number; videos: number } | null;
+}
+
+/**
+ * The student head as the distill step makes it ({@link distillStudent}), and, with
+ * `calibrationFolds` >= 2, the video-level calibration of its own decision: the head
+ * distilled again on each fold's complement of the training videos (same targets), its
+ * out-of-fold probabilities, and the logit offsets chosen on them (`calibrate.ts`). The
+ * offsets are returned, not applied: the caller adds them to the published model's
+ * logits after any fine-tuning (`withLogitOffsets`), so fine-tuning starts from the head
+ * as trained.
+ *
+ * @throws as {@link distillStudent}.
+ */
+export async function fitStudent(o: FitStudentOptions): Promise<FitStudentResult> {
+  const result = await distillStudent(o);
+  if (o.calibrationFolds < 2) return { ...result, calibration: null };
+  const { numClasses: k, dim } = o;
+  const pick = (a: Float32Array, width: number, rows: ArrayLike<number>) => {
+    const out = new Float32Array(rows.length * width);
+    for (let i = 0; i < rows.length; i++) out.set(a.subarray(rows[i]! * width, (rows[i]! + 1) * width), i * width);
+    return out;
+  };
+  // Every row's teacher probabilities once, so each fold distils from the same targets.
+  const targets = await studentTargets(o, settle(o).temperature, o.distillLoss ?? 'jensen-shannon');
+  const teacherProbs = o.distillLoss === 'none' ? undefined : (o.teacherProbs ?? (await predictTeacher(o)));
+  const cf = await crossFit<TrainResult>({
+    videoIds: o.videoIds,
+    // Unlabelled rows take part in a fold's training through the teacher; for the split, each row counts with its label.
+    labels: o.labels,
+    numClasses: k,
+    folds: o.calibrationFolds,
+    seed: o.seed ?? 0,
+    train: async (rows, fold) => {
+      o.onFold?.(fold);
+      const trainVideos = new Set(Array.from(rows, (i) => o.videoIds[i]!));
+      const taking = new Set(targets.rows);
+      const keep = Int32Array.from(o.labels.keys()).filter((i) => trainVideos.has(o.videoIds[i]!) && taking.has(i));
+      return distillStudent({
+        ...o,
+        features: pick(o.features, dim, keep),
+        labels: Int32Array.from(keep, (i) => o.labels[i]!),
+        teacherProbs: teacherProbs ? pick(teacherProbs, k, keep) : undefined,
+        teacherFeatures: undefined,
+        resume: undefined,
+        onEpoch: undefined,
+        validation: undefined,
+      });
+    },
+    predict: async (model, rows) => predict(model.model, pick(o.features, dim, rows), dim),
+  });
+  if (cf.trainedFolds !== o.calibrationFolds) return { ...result, calibration: null };
+  const { calibration: c } = calibrateOnFolds(cf, o.videoIds, o.labels, k);
+  return { ...result, calibration: { folds: cf.trainedFolds, offsets: c.offsets, before: c.before, after: c.after, videos: c.videos } };
+}
+
+/** The teacher's probabilities on the rows (from `teacherFeatures`, or the student's own features). */
+async function predictTeacher(o: StudentOptions): Promise<Float32Array> {
+  if (!o.teacher) throw new InvalidInputError('distillation needs a teacher (or teacherProbs)');
+  const input = o.teacherFeatures ?? { features: o.features, dim: o.dim };
+  return predict(o.teacher, input.features, input.dim);
 }

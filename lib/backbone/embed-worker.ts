@@ -165,6 +165,29 @@ export async function cutmixFrames(backbone: BackboneName, pairs: Array<[Uint8Ar
   return { vectors: f.vectors, norms: f.norms, lambdas };
 }
 
+/**
+ * Decode encoded images as the backbone's input and run the whole network: pooled
+ * features and the ImageNet logits (the out-of-scope gate's and the tests' view of what
+ * the backbone itself recognises).
+ *
+ * @returns unit rows, norms and `images.length * 1000` logits.
+ * @throws InvalidInputError naming the image when one cannot be decoded.
+ */
+export async function logitsFrames(backbone: BackboneName, images: Uint8Array[], batchSize: number): Promise<{ vectors: Float32Array; norms: Float32Array; logits: Float32Array }> {
+  const m = await model(backbone);
+  const pixels = await Promise.all(
+    images.map((img, i) =>
+      prepare(img, m.spec).then(
+        (p) => p.pixels!,
+        (err: unknown) => {
+          throw new InvalidInputError(`image ${i}: ${err instanceof Error ? err.message : String(err)}`);
+        },
+      ),
+    ),
+  );
+  return m.featuresAndLogits(pixels, { batchSize });
+}
+
 /** Live tensors in the thread's TensorFlow.js engine (0 when tfjs was never started in the thread). */
 export async function numTensors(): Promise<number> {
   const rt = tensorflowIfStarted();

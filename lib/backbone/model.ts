@@ -1,37 +1,37 @@
 /**
- * Feature extractors: a backbone ({@link BackboneSpec}: MobileNetV2 for the embed step,
- * dedupe and the student, InceptionV3 for the teacher) on a runtime, ONNX Runtime
- * (`onnxruntime-node`, from the converted files, CPU or CUDA provider) or TensorFlow.js
- * (the nsfwjs layers model on wasm, the fallback).
+ * Feature extractors: a backbone ({@link BackboneSpec}: EfficientNet-Lite0/1/2, see
+ * `backbones.ts`) on a runtime, ONNX Runtime (`onnxruntime-node`, from the converted
+ * files, CPU or CUDA provider) or TensorFlow.js (the same weights rebuilt as a layers
+ * model, `tfjs-backbone.ts`: the fallback).
  *
  * Both runtimes take the same input: the frame decoded by {@link decodeForBackbone}
- * (EXIF rotation, sRGB, the whole frame stretched to the input size with Lanczos-3, the
- * backbone's blur), bytes / 255 in [0, 1], NHWC. Rows come back L2-normalised together
- * with their norms (row times norm = the raw feature vector the classifier heads take).
+ * (EXIF rotation, sRGB, resized to the square input size as the backbone says, Lanczos-3),
+ * RGB bytes, NHWC; the network normalises them itself (`(pixel - 127) / 128`). Rows come
+ * back L2-normalised together with their norms (row times norm = the raw pooled feature
+ * vector the classifier heads take), and the ImageNet logits when asked for.
  */
 import sharp from 'sharp';
 import { embeddingModelKey, InvalidInputError, type EmbeddingModelId } from '../../contracts';
 import type { Logger } from '../logger';
+import { withDefaults } from '../config';
 import { initTensorflow, type TfBackendPreference } from '../tf';
-import { MOBILENET_V2, preprocessTag, readNsfwjsModel, type BackboneName, type BackboneSpec } from './nsfwjs';
-import { COMMITTED_BACKBONES_DIR, findOnnxBackbone, openOnnxSession, type OrtProviderPreference } from './onnx';
-import { loadTfjsBackbone, tfjsFeatures } from './tfjs-backbone';
-
-export { toUnitFloats } from './tfjs-backbone';
+import { EFFICIENTNET_LITE0, preprocessTag, readBackboneWeights, requireBackboneFiles, type BackboneName, type BackboneSpec } from './backbones';
+import { openOnnxSession, type OrtProviderPreference } from './onnx';
+import { buildTfjsBackbone, tfjsFeaturesAndLogits } from './tfjs-backbone';
 import type * as Ort from 'onnxruntime-node';
 
-export { BACKBONES, INCEPTION_V3, MOBILENET_V2, type BackboneName, type BackboneSpec } from './nsfwjs';
+export { BACKBONES, EFFICIENTNET_LITE0, EFFICIENTNET_LITE1, EFFICIENTNET_LITE2, type BackboneName, type BackboneSpec } from './backbones';
 
 /** Runtime preference (`REELSET_EMBED_RUNTIME`): `auto` is ONNX Runtime when its file loads, else tfjs. */
 export type EmbedRuntimePreference = 'auto' | 'onnxruntime' | 'tfjs';
 
-/** How backbones are loaded: runtime, ONNX Runtime provider and threads, where the ONNX files are, the tfjs backend. */
+/** How backbones are loaded: runtime, ONNX Runtime provider and threads, where the converted files are, the tfjs backend. */
 export interface BackboneOptions {
   runtime: EmbedRuntimePreference;
   ortProvider: OrtProviderPreference;
   /** ONNX Runtime intra-op threads (0: its default). */
   ortThreads: number;
-  /** Folders searched for `<backbone>.onnx`, in order; the checkout's `backbones/` is always searched last. */
+  /** Folders searched for the converted files (`<backbone>.onnx`, `.weights.f32`, ...), in order; empty: `REELSET_MODELS_DIR`. */
   modelsDirs: string[];
   /** tfjs backend of the fallback (`auto` means wasm, then cpu: the native backends are for training on the main thread). */
   tfBackend: TfBackendPreference;
@@ -54,8 +54,14 @@ export function backboneOptionsFromConfig(config: {
   };
 }
 
-/** Defaults when nothing is configured: auto runtime, auto provider, ONNX Runtime's threads, the checkout's files, wasm fallback. */
+/** Defaults when nothing is configured: auto runtime, auto provider, ONNX Runtime's threads, `REELSET_MODELS_DIR`, wasm fallback. */
 export const DEFAULT_BACKBONE_OPTIONS: BackboneOptions = { runtime: 'auto', ortProvider: 'auto', ortThreads: 0, modelsDirs: [], tfBackend: 'auto' };
+
+/** The folders to search: the options' own, else the configured `REELSET_MODELS_DIR`. */
+export function modelsDirsOf(opts: Pick<BackboneOptions, 'modelsDirs'>): string[] {
+  if (opts.modelsDirs.length) return opts.modelsDirs;
+  return [withDefaults(process.env)['REELSET_MODELS_DIR']!];
+}
 
 /** Options of {@link FeatureExtractor.embed}. */
 export interface EmbedOptions {
@@ -63,12 +69,14 @@ export interface EmbedOptions {
   batchSize?: number;
 }
 
-/** Unit rows and their norms. */
+/** Unit rows and their norms (and the ImageNet logits, when asked for). */
 export interface Features {
   /** `n * dim` float32, row i the L2-normalised features of image i. */
   vectors: Float32Array;
   /** `n` norms: row i times `norms[i]` is the raw feature vector. */
   norms: Float32Array;
+  /** `n * 1000` ImageNet logits (only from {@link FeatureExtractor.featuresAndLogits}). */
+  logits?: Float32Array;
 }
 
 /** A loaded backbone (one per backbone and process, see {@link loadFeatureExtractor}). */
@@ -93,12 +101,11 @@ export interface FeatureExtractor {
    * @throws InvalidInputError when a buffer has the wrong length or the batch size is bad.
    */
   features(pixels: Uint8Array[], options?: EmbedOptions): Promise<Features>;
+  /** Like {@link features}, with the ImageNet logits (`n * 1000`) of the same forward passes. */
+  featuresAndLogits(pixels: Uint8Array[], options?: EmbedOptions): Promise<Required<Features>>;
   /** Like {@link features}, rows only. */
   embedRaw(pixels: Uint8Array[], options?: EmbedOptions): Promise<Float32Array>;
 }
-
-/** The embed step's model type (MobileNetV2 is a {@link FeatureExtractor}). */
-export type EmbeddingModel = FeatureExtractor;
 
 /** A decoded frame: 8-bit pixels, interleaved, EXIF orientation applied. */
 export interface DecodedPixels {
@@ -123,24 +130,57 @@ export async function decodePixels(image: Buffer | Uint8Array): Promise<DecodedP
   }
 }
 
+/** What {@link inputFromPixels} needs of a backbone. */
+export type InputSpec = Pick<BackboneSpec, 'inputSize' | 'resize' | 'blurSigma'>;
+
 /**
- * A backbone's input from decoded pixels: alpha flattened onto black, sRGB, the whole
- * frame resized to the square input size without keeping the aspect ratio (`fit:
- * 'fill'`, as nsfwjs stretches its input: a crop would drop the edges of 16:9 frames)
- * with sharp's Lanczos-3 kernel, then the backbone's Gaussian blur (MobileNetV2: sigma 1,
- * which keeps re-encoded and resized copies of a frame close; see `bench/dedupe.ts`).
- * The network then takes bytes / 255 in [0, 1] (no mean or standard deviation).
+ * How an image model's input is made (from its `artifact.json`, `ImageInput`): the
+ * resize, and the range of the float values it takes: `[0, 255]` (the bytes; models of
+ * EfficientNet backbones normalise inside) or `[0, 1]` (bytes / 255; models published on
+ * the first, nsfwjs backbones).
+ */
+export interface ImagePreparation extends InputSpec {
+  range: [0, 255] | [0, 1];
+}
+
+/**
+ * The preparation an image input describes; fields absent in the first artifact format
+ * default to its values (`fill`, `[0, 1]`).
+ */
+export function preparationOf(input: { size: number; blurSigma: number; resize?: 'crop' | 'fill'; range?: [0, 255] | [0, 1] }): ImagePreparation {
+  return { inputSize: input.size, blurSigma: input.blurSigma, resize: input.resize ?? 'fill', range: input.range ?? [0, 1] };
+}
+
+/** The values of byte images as float32 in the preparation's range (`n * per`). */
+export function pixelsToFloats(batch: Uint8Array[], per: number, range: ImagePreparation['range']): Float32Array {
+  const input = new Float32Array(batch.length * per);
+  const scale = range[1] === 255 ? 1 : 1 / 255;
+  batch.forEach((p, i) => {
+    const off = i * per;
+    if (scale === 1) input.set(p, off);
+    else for (let k = 0; k < per; k++) input[off + k] = p[k]! * scale;
+  });
+  return input;
+}
+
+/**
+ * A backbone's input from decoded pixels: alpha flattened onto black, sRGB, then resized
+ * to the square input size with sharp's Lanczos-3 kernel, as the backbone says: `crop`
+ * (short side to the input size, centre crop: how ImageNet networks are evaluated, and
+ * measured better for these backbones than stretching, see docs) or `fill` (the whole
+ * frame stretched, no crop), then the backbone's Gaussian blur when it has one.
+ * The network normalises the bytes itself.
  *
  * @returns `size * size * 3` bytes, RGB, row-major (HWC).
  * @throws InvalidInputError when the pixels cannot be resized.
  */
-export async function inputFromPixels(px: DecodedPixels, spec: BackboneSpec = MOBILENET_V2): Promise<Buffer> {
+export async function inputFromPixels(px: DecodedPixels, spec: InputSpec = EFFICIENTNET_LITE0): Promise<Buffer> {
   const size = spec.inputSize;
   try {
     let s = sharp(px.data, { raw: { width: px.width, height: px.height, channels: px.channels as 1 | 2 | 3 | 4 } })
       .flatten({ background: { r: 0, g: 0, b: 0 } })
       .toColourspace('srgb')
-      .resize(size, size, { fit: 'fill' });
+      .resize(size, size, { fit: spec.resize === 'crop' ? 'cover' : 'fill', position: 'centre', kernel: 'lanczos3' });
     if (spec.blurSigma > 0) s = s.blur(spec.blurSigma);
     const { data, info } = await s.removeAlpha().raw().toBuffer({ resolveWithObject: true });
     if (info.channels !== 3 || data.length !== size * size * 3) throw new Error(`unexpected decoded shape ${info.width}x${info.height}x${info.channels}`);
@@ -156,24 +196,12 @@ export async function inputFromPixels(px: DecodedPixels, spec: BackboneSpec = MO
  * step, teacher features, CutMix, fine-tuning, evaluation, and the published student).
  *
  * @param image encoded bytes (JPEG, PNG, WebP, ...).
- * @param spec the backbone (default MobileNetV2).
+ * @param spec the backbone (default EfficientNet-Lite0).
  * @returns `size * size * 3` bytes, RGB, row-major (HWC).
  * @throws InvalidInputError when sharp cannot decode the image.
  */
-export async function decodeForBackbone(image: Buffer | Uint8Array, spec: BackboneSpec = MOBILENET_V2): Promise<Buffer> {
+export async function decodeForBackbone(image: Buffer | Uint8Array, spec: InputSpec = EFFICIENTNET_LITE0): Promise<Buffer> {
   return inputFromPixels(await decodePixels(image), spec);
-}
-
-/** Standard deviation in pixels of MobileNetV2's input blur (see {@link MOBILENET_V2}). */
-export const EMBEDDING_BLUR_SIGMA = MOBILENET_V2.blurSigma;
-/** MobileNetV2's input side. */
-export const EMBEDDING_INPUT_SIZE = MOBILENET_V2.inputSize;
-/** MobileNetV2's feature width. */
-export const EMBEDDING_DIM = MOBILENET_V2.dim;
-
-/** MobileNetV2 input pixels ({@link decodeForBackbone} with MobileNetV2). */
-export function decodeForEmbedding(image: Buffer | Uint8Array): Promise<Buffer> {
-  return decodeForBackbone(image, MOBILENET_V2);
 }
 
 /**
@@ -218,6 +246,12 @@ function checkBatchSize(batchSize: number | undefined): number {
   return b;
 }
 
+/** Raw outputs of one batch: `batch * dim` features and `batch * classes` logits. */
+interface RawBatch {
+  features: Float32Array;
+  logits: Float32Array;
+}
+
 /** Shared batching of both runtimes around one raw forward pass. */
 abstract class BaseExtractor implements FeatureExtractor {
   abstract readonly id: EmbeddingModelId;
@@ -227,8 +261,8 @@ abstract class BaseExtractor implements FeatureExtractor {
     readonly fallbacks: string[],
   ) {}
 
-  /** Raw features of one batch, `batch.length * dim`. */
-  protected abstract forward(batch: Uint8Array[]): Promise<Float32Array>;
+  /** Raw features and logits of one batch. */
+  protected abstract forward(batch: Uint8Array[]): Promise<RawBatch>;
 
   async embed(images: Buffer[], options?: EmbedOptions): Promise<Float32Array> {
     const batchSize = checkBatchSize(options?.batchSize);
@@ -246,26 +280,32 @@ abstract class BaseExtractor implements FeatureExtractor {
     return out;
   }
 
-  async features(pixels: Uint8Array[], options?: EmbedOptions): Promise<Features> {
+  async featuresAndLogits(pixels: Uint8Array[], options?: EmbedOptions): Promise<Required<Features>> {
     const batchSize = checkBatchSize(options?.batchSize);
     const expected = this.spec.inputSize * this.spec.inputSize * 3;
     pixels.forEach((p, i) => {
       if (p.length !== expected) throw new InvalidInputError(`pixels ${i}: ${p.length} bytes, expected ${expected}`);
     });
-    const dim = this.spec.dim;
+    const { dim, classes } = this.spec;
     const vectors = new Float32Array(pixels.length * dim);
+    const logits = new Float32Array(pixels.length * classes);
     for (let start = 0; start < pixels.length; start += batchSize) {
-      vectors.set(await this.forward(pixels.slice(start, start + batchSize)), start * dim);
+      const r = await this.forward(pixels.slice(start, start + batchSize));
+      vectors.set(r.features, start * dim);
+      logits.set(r.logits, start * classes);
     }
-    return { vectors, norms: normaliseRows(vectors, dim) };
+    return { vectors, norms: normaliseRows(vectors, dim), logits };
+  }
+
+  async features(pixels: Uint8Array[], options?: EmbedOptions): Promise<Features> {
+    const { vectors, norms } = await this.featuresAndLogits(pixels, options);
+    return { vectors, norms };
   }
 
   async embedRaw(pixels: Uint8Array[], options?: EmbedOptions): Promise<Float32Array> {
     return (await this.features(pixels, options)).vectors;
   }
 }
-
-
 
 class OrtExtractor extends BaseExtractor {
   constructor(
@@ -279,19 +319,21 @@ class OrtExtractor extends BaseExtractor {
     super(spec, fallbacks);
   }
 
-  protected async forward(batch: Uint8Array[]): Promise<Float32Array> {
+  protected async forward(batch: Uint8Array[]): Promise<RawBatch> {
     const s = this.spec.inputSize;
     const per = s * s * 3;
     const bytes = new Uint8Array(batch.length * per);
     batch.forEach((p, i) => bytes.set(p, i * per));
-    // The graph takes the bytes and divides by 255 itself (see infra/keras_to_onnx.py).
+    // The graph takes the bytes and normalises them itself (see infra/efficientnet_to_onnx.py).
     const input = new this.ort.Tensor('uint8', bytes, [batch.length, s, s, 3]);
     const out = await this.session.run({ pixels: input });
     const f = out['features']!;
+    const l = out['logits']!;
     try {
-      return new Float32Array(f.data as Float32Array);
+      return { features: new Float32Array(f.data as Float32Array), logits: new Float32Array(l.data as Float32Array) };
     } finally {
       f.dispose();
+      l.dispose();
       input.dispose();
     }
   }
@@ -303,12 +345,12 @@ class TfjsExtractor extends BaseExtractor {
     fallbacks: string[],
     readonly id: EmbeddingModelId,
     readonly backend: string,
-    private readonly run: (batch: Uint8Array[]) => Promise<Float32Array>,
+    private readonly run: (batch: Uint8Array[]) => Promise<RawBatch>,
   ) {
     super(spec, fallbacks);
   }
 
-  protected forward(batch: Uint8Array[]): Promise<Float32Array> {
+  protected forward(batch: Uint8Array[]): Promise<RawBatch> {
     return this.run(batch);
   }
 }
@@ -324,13 +366,13 @@ const cache = new Map<BackboneName, Promise<FeatureExtractor>>();
  * Load a backbone once per process (later calls return the same instance, whatever
  * their options; a failed load is not cached).
  *
- * `auto`: ONNX Runtime on the first ONNX file whose provenance matches the installed
- * nsfwjs weights (`modelsDirs`, then the checkout's `backbones/`), on CUDA when its
- * provider is installed; when none loads, tfjs (the reasons are in `fallbacks` and
- * logged). One warm-up batch runs before the extractor is returned.
+ * `auto`: ONNX Runtime on the converted file (its provenance names the pinned
+ * checkpoint, its bytes the recorded sha256), on CUDA when its provider is installed;
+ * when ONNX Runtime does not start, the same weights rebuilt in tfjs (the reasons are in
+ * `fallbacks` and logged). One warm-up batch runs before the extractor is returned.
  *
- * @throws InvalidInputError when the runtime asked for explicitly cannot start (no ONNX
- *   file for `onnxruntime`, no tfjs backend for `tfjs`).
+ * @throws MissingArtifactError when the backbone's converted files are not there (run infra/install.sh).
+ * @throws InvalidInputError when the runtime asked for explicitly cannot start.
  */
 export function loadFeatureExtractor(spec: BackboneSpec, opts: LoadExtractorOptions = {}): Promise<FeatureExtractor> {
   let p = cache.get(spec.name);
@@ -353,43 +395,31 @@ export function createFeatureExtractor(spec: BackboneSpec, opts: LoadExtractorOp
   return load(spec, { ...DEFAULT_BACKBONE_OPTIONS, ...opts });
 }
 
-/** MobileNetV2, the embed step's model ({@link loadFeatureExtractor}). */
-export function loadEmbeddingModel(opts: LoadExtractorOptions = {}): Promise<FeatureExtractor> {
-  return loadFeatureExtractor(MOBILENET_V2, opts);
-}
-
 async function load(spec: BackboneSpec, opts: BackboneOptions & { logger?: Logger }): Promise<FeatureExtractor> {
   const started = Date.now();
-  const source = readNsfwjsModel(spec);
-  const base = { name: spec.name, weightsSha256: source.weightsSha256, inputSize: spec.inputSize, dim: spec.dim, preprocess: preprocessTag(spec) };
+  const files = requireBackboneFiles(spec, modelsDirsOf(opts));
+  const base = { name: spec.name, weightsSha256: spec.source.pthSha256, inputSize: spec.inputSize, dim: spec.dim, preprocess: preprocessTag(spec) };
   const fallbacks: string[] = [];
   let extractor: FeatureExtractor | undefined;
   if (opts.runtime !== 'tfjs') {
-    const found = findOnnxBackbone(spec, [...opts.modelsDirs, COMMITTED_BACKBONES_DIR], source.weightsSha256);
-    if ('reasons' in found) {
-      const why = `onnxruntime: no ONNX file for ${spec.name} (${found.reasons.join('; ')})`;
-      if (opts.runtime === 'onnxruntime') throw new InvalidInputError(`${why}; convert it with infra/convert-backbones.ts (infra/install.sh does)`);
+    try {
+      const ort = require('onnxruntime-node') as typeof Ort;
+      const s = await openOnnxSession(files, { provider: opts.ortProvider, threads: opts.ortThreads });
+      if (s.fallback) fallbacks.push(s.fallback);
+      const id: EmbeddingModelId = { ...base, runtime: 'onnxruntime', onnxSha256: files.provenance.onnxSha256 };
+      extractor = new OrtExtractor(spec, fallbacks, id, `onnxruntime/${s.provider}`, ort, s.session);
+    } catch (err) {
+      const why = `onnxruntime: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`;
+      if (opts.runtime === 'onnxruntime') throw new InvalidInputError(`${spec.name}: ${why}`, { cause: err });
       fallbacks.push(why);
-    } else {
-      try {
-        const ort = require('onnxruntime-node') as typeof Ort;
-        const s = await openOnnxSession(found, { provider: opts.ortProvider, threads: opts.ortThreads });
-        if (s.fallback) fallbacks.push(s.fallback);
-        const id: EmbeddingModelId = { ...base, runtime: 'onnxruntime', onnxSha256: found.provenance.onnxSha256 };
-        extractor = new OrtExtractor(spec, fallbacks, id, `onnxruntime/${s.provider}`, ort, s.session);
-      } catch (err) {
-        const why = `onnxruntime: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`;
-        if (opts.runtime === 'onnxruntime') throw new InvalidInputError(`${spec.name}: ${why}`, { cause: err });
-        fallbacks.push(why);
-      }
     }
   }
   if (!extractor) {
     const pref: TfBackendPreference = opts.tfBackend === 'auto' ? 'wasm' : opts.tfBackend;
     const { tf, backend } = await initTensorflow(pref, opts.logger).catch(() => initTensorflow('cpu', opts.logger));
-    const net = await loadTfjsBackbone(tf, spec);
+    const net = buildTfjsBackbone(tf, readBackboneWeights(spec, files));
     const id: EmbeddingModelId = { ...base, runtime: 'tfjs' };
-    extractor = new TfjsExtractor(spec, fallbacks, id, `tfjs/${backend}`, (batch) => tfjsFeatures(tf, net.features, spec, batch));
+    extractor = new TfjsExtractor(spec, fallbacks, id, `tfjs/${backend}`, (batch) => tfjsFeaturesAndLogits(tf, net, batch));
   }
   await extractor.features([new Uint8Array(spec.inputSize * spec.inputSize * 3)]); // warm-up
   opts.logger?.info(

@@ -26,7 +26,7 @@ export class EmbeddingThread {
   ) {}
 
   /** Model identity and where it runs (loads the backbone in the thread on first call). */
-  model(backbone: BackboneName = 'mobilenet_v2'): Promise<ThreadModelInfo> {
+  model(backbone: BackboneName = 'efficientnet_lite0'): Promise<ThreadModelInfo> {
     let p = this.info.get(backbone);
     if (!p) {
       const started = Date.now();
@@ -52,7 +52,7 @@ export class EmbeddingThread {
    * @returns unit-length rows, their norms, pixel hashes, and how many forward passes ran.
    * @throws InvalidInputError naming the image when one cannot be decoded.
    */
-  async embed(images: Uint8Array[], batchSize = 8, backbone: BackboneName = 'mobilenet_v2'): Promise<ThreadEmbedResult> {
+  async embed(images: Uint8Array[], batchSize = 8, backbone: BackboneName = 'efficientnet_lite0'): Promise<ThreadEmbedResult> {
     await this.model(backbone);
     return this.thread.call<ThreadEmbedResult>('embedFrames', [backbone, images, batchSize]);
   }
@@ -63,9 +63,19 @@ export class EmbeddingThread {
    * @returns unit-length rows of the mixed images, their norms and each one's lambda.
    * @throws InvalidInputError naming the sample when an image cannot be decoded.
    */
-  async cutmix(pairs: Array<[Uint8Array, Uint8Array]>, seeds: number[], batchSize = 8, backbone: BackboneName = 'mobilenet_v2'): Promise<ThreadCutmixResult> {
+  async cutmix(pairs: Array<[Uint8Array, Uint8Array]>, seeds: number[], batchSize = 8, backbone: BackboneName = 'efficientnet_lite0'): Promise<ThreadCutmixResult> {
     await this.model(backbone);
     return this.thread.call<ThreadCutmixResult>('cutmixFrames', [backbone, pairs, seeds, batchSize]);
+  }
+
+  /**
+   * Pooled features and ImageNet logits of encoded images in the thread (see `logitsFrames` in `./embed-worker.ts`).
+   * @returns unit rows, norms and `images.length * 1000` logits.
+   * @throws InvalidInputError naming the image when one cannot be decoded.
+   */
+  async logits(images: Uint8Array[], backbone: BackboneName = 'efficientnet_lite0', batchSize = 8): Promise<{ vectors: Float32Array; norms: Float32Array; logits: Float32Array }> {
+    await this.model(backbone);
+    return this.thread.call('logitsFrames', [backbone, images, batchSize]);
   }
 
   /**
@@ -73,7 +83,7 @@ export class EmbeddingThread {
    * `embed`): for code that takes a model (quality checks, benchmarks) and for jest, where
    * ONNX Runtime's tensors cannot cross into the test's vm realm in-process.
    */
-  async embedder(backbone: BackboneName = 'mobilenet_v2'): Promise<Pick<FeatureExtractor, 'id' | 'backend' | 'embed'>> {
+  async embedder(backbone: BackboneName = 'efficientnet_lite0'): Promise<Pick<FeatureExtractor, 'id' | 'backend' | 'embed'>> {
     const info = await this.model(backbone);
     return {
       id: info.id,

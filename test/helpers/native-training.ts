@@ -10,14 +10,14 @@ import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import type * as TfModule from '@tensorflow/tfjs';
 import pino from 'pino';
-import { decodeForBackbone, MOBILENET_V2 } from '../../lib/backbone/model';
+import { decodeForBackbone, EFFICIENTNET_LITE0, preparationOf } from '../../lib/backbone/model';
 import { initTensorflow, type TfBackendPreference } from '../../lib/tf';
 import { readHeadMetadata } from '../../activities/training/head-model';
 import { predict, predictImages } from '../../activities/training/predict';
 import { deserializeModel, serializeModel, type SerializedModel } from '../../activities/training/serialize';
 import { distillStudent, fineTuneStudent } from '../../activities/training/student';
 import { trainTeacher } from '../../activities/training/teacher';
-import { hasConvolutionGradients, loadStudentBackbone, studentImageModel, trunkInputs } from '../../activities/training/trunk';
+import { hasConvolutionGradients, imageModel, loadSplitBackbone, trunkInputs } from '../../activities/training/trunk';
 
 const VIDEOS = path.resolve(__dirname, '../../samples/videos');
 
@@ -48,10 +48,10 @@ async function main(): Promise<void> {
   // Three classes, one sample video each.
   const images = [...frames('cockatoo.mp4', 6, 4), ...frames('tree.avi', 6, 4), ...frames('motion.mov', 6, 3)];
   const labels = Int32Array.from(images.map((_, i) => Math.floor(i / 6)));
-  const pixels = await Promise.all(images.map((b) => decodeForBackbone(b, MOBILENET_V2)));
-  const bb = await loadStudentBackbone(tf);
+  const pixels = await Promise.all(images.map((b) => decodeForBackbone(b, EFFICIENTNET_LITE0)));
+  const bb = await loadSplitBackbone(tf, 'efficientnet_lite0');
   const acts = await trunkInputs(bb, pixels, 8);
-  // Features through the trunk as loaded (the backbone's own flatten_1).
+  // Features through the trunk as loaded (the backbone's own pooled features).
   const feats = tf.tidy(() => bb.trunk.apply(tf.tensor(acts, [images.length, ...bb.trunk.inputShape])).dataSync() as Float32Array);
   const dim = 1280;
   const teacher = await trainTeacher({ features: feats, dim, labels, numClasses: 3, hidden: 16, epochs: 8, batchSize: 6, seed: 3, backend: preference });
@@ -65,14 +65,14 @@ async function main(): Promise<void> {
   const after = bb.trunk.vars.map((v) => v.dataSync().slice() as Float32Array);
   const changed = before.filter((b, i) => maxAbsDiff(b, after[i]!) > 0).length;
   // Resume from the epoch-1 checkpoint on a freshly loaded backbone: same final weights, bit for bit.
-  const bb2 = await loadStudentBackbone(tf);
+  const bb2 = await loadSplitBackbone(tf, 'efficientnet_lite0');
   const resumed = await fineTuneStudent({ ...common, trunk: bb2.trunk, trunkInputs: acts, head: head.model, epochs: 3, resume: { epoch: 1, weights: ckpt! } });
   const identicalResume = full.model.weights.equals(resumed.model.weights);
 
   // The published image model gives the same probabilities as the trunk and head on the activations.
-  const image = await studentImageModel(bb, full.model);
+  const image = await imageModel(bb, full.model, 'reelset_student');
   const published = await serializeModel(image, { metadata: { reelset: readHeadMetadata(full.model) } });
-  const onImages = await predictImages(published, MOBILENET_V2, async (s, e) => images.slice(s, e), images.length);
+  const onImages = await predictImages(published, preparationOf({ size: 224, blurSigma: 0, resize: 'crop', range: [0, 255] }), async (s, e) => images.slice(s, e), images.length);
   const topHead = await deserializeModel(full.model);
   const onActs = tf.tidy(() => (topHead.predict(tf.tensor(acts, [images.length, ...bb.trunk.inputShape])) as TfModule.Tensor).dataSync() as Float32Array);
   topHead.dispose();
@@ -89,6 +89,8 @@ async function main(): Promise<void> {
     headChangedPredictions: maxAbsDiff(onActs, headOnFrozen),
     publishedInput: image.inputs[0]!.shape,
     publishedOutput: image.outputs[0]!.shape,
+    publishedImagenetOutput: image.outputs[1]?.shape ?? null,
+    fineTuneFrom: bb.fineTuneFrom,
     publishedWeightsPaths: json.weightsManifest[0]!.paths,
     publishedLayers: json.modelTopology.model_config?.config.layers.length ?? null,
     publishedBytes: published.weights.length,

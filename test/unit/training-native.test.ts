@@ -1,7 +1,7 @@
 /**
  * The native TensorFlow backend (tfjs-node built by infra/install.sh against PyPI
  * TensorFlow's C library): chosen automatically and logged, wasm when it is missing, and
- * fine-tuning the top of the student's MobileNetV2 on real frames. Runs
+ * fine-tuning the top of the student's EfficientNet-Lite0 on real frames. Runs
  * test/helpers/native-training.ts in child processes: inside jest's vm realm tfjs-node's
  * native typed arrays fail tfjs's instanceof checks.
  */
@@ -52,10 +52,11 @@ describe('student fine-tuning (tfjs-node)', () => {
     r = run(['tensorflow']);
   });
 
-  it('trains the top of MobileNetV2 (block_16, Conv_1) with the head', () => {
+  it('trains the top of EfficientNet-Lite0 (its last block and the head convolution) with the head', () => {
     expect(r['convGradients']).toBe(true);
-    expect(r['trunkInputShape']).toEqual([7, 7, 160]);
-    // block_16 expand / depthwise / project kernels, Conv_1 kernel, and four batch norms' gamma and beta.
+    expect(r['fineTuneFrom']).toBe('block15_expand_conv');
+    expect(r['trunkInputShape']).toEqual([7, 7, 192]);
+    // block15 expand / depthwise / project kernels, the head convolution's kernel, and four batch norms' gamma and beta.
     expect(r['trunkParams']).toBe(12);
     expect(r['trunkChanged']).toBe(12);
     expect((r['fineTuneLoss'] as number[]).every(Number.isFinite)).toBe(true);
@@ -69,10 +70,11 @@ describe('student fine-tuning (tfjs-node)', () => {
   it('publishes one image model whose probabilities equal the trunk and head on the activations', () => {
     expect(r['publishedInput']).toEqual([null, 224, 224, 3]);
     expect(r['publishedOutput']).toEqual([null, 3]);
+    expect(r['publishedImagenetOutput']).toEqual([null, 1000]);
     expect(r['publishedWeightsPaths']).toEqual(['weights.bin']);
     expect(r['imageVsTrunkMaxDiff']).toBeLessThan(1e-5);
-    // MobileNetV2 to flatten_1 (2.26 M float32 parameters, batch-norm statistics included) and the head.
-    expect(r['publishedBytes']).toBeGreaterThan(8_500_000);
-    expect(r['publishedBytes']).toBeLessThan(10_000_000);
+    // EfficientNet-Lite0 with its ImageNet classifier (4.69 M float32 parameters, batch-norm statistics included) and the head.
+    expect(r['publishedBytes']).toBeGreaterThan(18_500_000);
+    expect(r['publishedBytes']).toBeLessThan(19_500_000);
   });
 });
