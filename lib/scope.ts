@@ -1,7 +1,7 @@
 /**
  * The out-of-scope gate: is a frame like anything the model was trained on? A frame's
  * score is its cosine similarity to the nearest of the model's reference frames in the
- * student's own feature space (its MobileNetV2 `flatten_1`, L2-normalised): the deep
+ * student's own feature space (its backbone's pooled features, L2-normalised): the deep
  * nearest-neighbour detector of Sun et al. 2022 ("Out-of-distribution detection with
  * deep nearest neighbors", ICML) with k = 1. Frames scoring below the threshold come
  * back as `unknown` instead of a class. The threshold is a low quantile of the scores of
@@ -10,6 +10,14 @@
  * guessed; its rejection of real out-of-scope frames is measured (README).
  *
  * `scope.json` beside a published student holds the references and the threshold.
+ *
+ * A second score uses what the backbone's own ImageNet classifier knows (students of the
+ * EfficientNet backbones give its logits as a second output): the log-sum-exp of the 1000
+ * logits, the negative of the free energy of Liu et al. 2020 ("Energy-based
+ * out-of-distribution detection", NeurIPS), higher for inputs like the network's training
+ * images. A frame scoring below its threshold (also a quantile of in-scope frames) is out
+ * of scope too. With both scores, each threshold takes half the quantile, so that together
+ * they reject about the quantile of in-scope frames.
  *
  * A second rule needs no calibration: a frame with (almost) no structure, whose luma
  * standard deviation is below {@link MIN_LUMA_STD} (a black, white or flat-colour frame,
@@ -61,6 +69,27 @@ export interface ScopeFile {
   center: string;
   /** Reference frames (dataset training frames), and their features: base64 of `n * dim` float32 little-endian, centred rows L2-normalised. */
   references: { frameKeys: string[]; videoIds: string[]; features: string };
+  /**
+   * The ImageNet score's rule (absent for students of the first format, which have no
+   * ImageNet head): `logsumexp` of the backbone's logits, out of scope below `threshold`,
+   * the `quantile` of the in-scope frames' scores (half the file's `quantile`; the
+   * nearest-neighbour `threshold` is then set at that half too).
+   */
+  imagenet?: { score: 'logsumexp'; threshold: number; quantile: number };
+}
+
+/** Log-sum-exp of each row of `n * classes` logits (the negative free energy, Liu et al. 2020). */
+export function logSumExp(logits: Float32Array, classes: number): Float32Array {
+  const n = logits.length / classes;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    let m = -Infinity;
+    for (let j = 0; j < classes; j++) m = Math.max(m, logits[i * classes + j]!);
+    let s = 0;
+    for (let j = 0; j < classes; j++) s += Math.exp(logits[i * classes + j]! - m);
+    out[i] = m + Math.log(s);
+  }
+  return out;
 }
 
 function decode(s: string): Float32Array {
@@ -138,21 +167,34 @@ export function quantile(values: ArrayLike<number>, q: number): number {
   return a[lo]! + (h - lo) * ((a[Math.min(lo + 1, a.length - 1)] ?? a[lo]!) - a[lo]!);
 }
 
+/** Why the gate rejected a frame: no structure (`degenerate`), unlike every reference frame (`far`), unlike what ImageNet's classifier knows (`unfamiliar`). */
+export type OutOfScopeReason = 'degenerate' | 'far' | 'unfamiliar';
+
 /**
- * Which rows the gate keeps, and why not. `scope` null: the nearest-neighbour rule is
- * skipped (no scope.json), the degenerate-frame rule still applies when `lumaStds` is given.
+ * Which rows the gate keeps, and why not. `scope` null: the nearest-neighbour and ImageNet
+ * rules are skipped (no scope.json), the degenerate-frame rule still applies when
+ * `lumaStds` is given. The ImageNet rule applies when the scope has one and `imagenetLogits` are given.
  *
  * @param lumaStds per row, {@link lumaStd} of its image (optional).
+ * @param imagenetLogits `n * 1000` logits of the backbone's ImageNet classifier (optional).
+ * @throws Error when the features' width is not the scope's.
  */
 export function applyScope(
   scope: ScopeFile | null,
   features: Float32Array,
   dim: number,
   lumaStds?: number[],
-): { inScope: boolean[]; scores: Float32Array | null; reasons: Array<'degenerate' | 'far' | null> } {
+  imagenetLogits?: Float32Array,
+): { inScope: boolean[]; scores: Float32Array | null; imagenetScores: Float32Array | null; reasons: Array<OutOfScopeReason | null> } {
   const n = dim > 0 ? features.length / dim : (lumaStds?.length ?? 0);
   if (scope && dim !== scope.dim) throw new Error(`scope.json has ${scope.dim}-d references, the model gives ${dim}-d features`);
   const scores = scope ? nearestSimilarity(centred(features, decode(scope.center), dim), referenceMatrix(scope), dim) : null;
-  const reasons = Array.from({ length: n }, (_, i) => (lumaStds && lumaStds[i]! < MIN_LUMA_STD ? 'degenerate' : scores && scope && scores[i]! < scope.threshold ? 'far' : null));
-  return { inScope: reasons.map((r) => r === null), scores, reasons };
+  const imagenetScores = scope?.imagenet && imagenetLogits && imagenetLogits.length === n * 1000 ? logSumExp(imagenetLogits, 1000) : null;
+  const reasons = Array.from({ length: n }, (_, i): OutOfScopeReason | null => {
+    if (lumaStds && lumaStds[i]! < MIN_LUMA_STD) return 'degenerate';
+    if (scores && scope && scores[i]! < scope.threshold) return 'far';
+    if (imagenetScores && scope?.imagenet && imagenetScores[i]! < scope.imagenet.threshold) return 'unfamiliar';
+    return null;
+  });
+  return { inScope: reasons.map((r) => r === null), scores, imagenetScores, reasons };
 }

@@ -88,7 +88,7 @@ export function createBatchPredictActivities(deps: ActivityDeps) {
             const frames = manifest.frames;
             const images = await Promise.all(frames.map(async (f) => (await store.get(f.key)) ?? Buffer.alloc(0)));
             const p = await clf.predict(images);
-            const gate = applyScope(scope, p.features, p.featureDim, await Promise.all(images.map((b) => lumaStd(b))));
+            const gate = applyScope(scope, p.features, p.featureDim, await Promise.all(images.map((b) => lumaStd(b))), p.imagenetLogits);
             const agg = aggregateVideo(p.probs, labels, gate.inScope);
             const frameResults = frames.map((f, i) => {
               const row = Array.from(p.probs.subarray(i * k, (i + 1) * k));

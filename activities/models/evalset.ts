@@ -72,14 +72,20 @@ export function evenlySpaced(n: number, k: number): number[] {
   return Array.from({ length: k }, (_, i) => Math.floor(((i + 0.5) * n) / k));
 }
 
-/** Consensus labels of frames: a label given by at least two distinct people (and given by more people than any other label). */
-async function consensusLabels(db: Queryable, frameKeys: string[]): Promise<Map<string, string>> {
+/**
+ * Consensus labels of frames in `label`'s own Label Studio project: a label given by at
+ * least two distinct people (and by more people than any other label). Annotations in other
+ * labels' projects never count: their `other` means "not that label" (the label's data is
+ * its own, as in the dataset step).
+ */
+async function consensusLabels(db: Queryable, label: string, frameKeys: string[]): Promise<Map<string, string>> {
   const exists = await db.query<{ t: string | null }>(`SELECT to_regclass('labeling_annotations')::text AS t`);
   if (!exists.rows[0]?.t || frameKeys.length === 0) return new Map();
   const r = await db.query<{ frame_key: string; label: string; people: string }>(
-    `SELECT frame_key, label, count(DISTINCT annotator) AS people FROM labeling_annotations
-     WHERE frame_key = ANY($1) AND label IS NOT NULL AND NOT cancelled GROUP BY frame_key, label`,
-    [frameKeys],
+    `SELECT la.frame_key, la.label, count(DISTINCT la.annotator) AS people FROM labeling_annotations la
+     JOIN labeling_projects lp ON lp.project_id = la.project_id AND lp.label = $2
+     WHERE la.frame_key = ANY($1) AND la.label IS NOT NULL AND NOT la.cancelled GROUP BY la.frame_key, la.label`,
+    [frameKeys, label],
   );
   const by = new Map<string, { label: string; people: number }[]>();
   for (const row of r.rows) by.set(row.frame_key, [...(by.get(row.frame_key) ?? []), { label: row.label, people: Number(row.people) }]);
@@ -170,7 +176,7 @@ export async function growEvalSet(
     }
     if (problems.length) throw new InvalidInputError(`cannot grow the evaluation set of "${label}": ${problems.join('; ')}`);
     const cls = await catalogClasses(c, label, videoIds);
-    const consensus = await consensusLabels(c, picked.map((p) => p.key));
+    const consensus = await consensusLabels(c, label, picked.map((p) => p.key));
     const prev = await getEvalSet(c, label);
     const version = (prev?.version ?? 0) + 1;
     const frames: EvalSetFrame[] = [

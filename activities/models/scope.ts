@@ -7,7 +7,7 @@
 import { DatasetError, MissingArtifactError, RegistryError, type DatasetManifest } from '../../contracts';
 import { loadClassifier, readClassifierS3, type ImageClassifier } from '../../lib/classifier';
 import type { ActivityDeps } from '../../lib/deps';
-import { centred, encodeReferences, meanRow, nearestSimilarity, quantile, type ScopeFile } from '../../lib/scope';
+import { centred, encodeReferences, logSumExp, meanRow, nearestSimilarity, quantile, type ScopeFile } from '../../lib/scope';
 import { evenlySpaced } from './evalset';
 import { resolveModel } from './registry';
 
@@ -15,7 +15,7 @@ import { resolveModel } from './registry';
 export interface CalibrateOptions {
   name: string;
   version: number;
-  /** Share of in-scope frames the threshold may reject (default 0.05). */
+  /** Share of in-scope frames the gate may reject (default 0.05; split evenly between the nearest-neighbour and the ImageNet rule when the student has an ImageNet head). */
   quantile?: number;
   /** Most reference frames kept (default 400), evenly spread over the training frames. */
   maxReferences?: number;
@@ -23,8 +23,10 @@ export interface CalibrateOptions {
   force?: boolean;
 }
 
-async function featuresOf(deps: ActivityDeps, clf: ImageClassifier, keys: string[], onProgress?: (done: number) => void): Promise<{ features: Float32Array; dim: number }> {
+/** Features (`keys.length * dim`) and, where the student has an ImageNet head, its logits (`keys.length * 1000`, else empty). */
+async function featuresOf(deps: ActivityDeps, clf: ImageClassifier, keys: string[], onProgress?: (done: number) => void): Promise<{ features: Float32Array; dim: number; imagenetLogits: Float32Array }> {
   const parts: Float32Array[] = [];
+  const logits: Float32Array[] = [];
   let dim = 0;
   for (let s = 0; s < keys.length; s += 32) {
     const images = await Promise.all(
@@ -37,15 +39,20 @@ async function featuresOf(deps: ActivityDeps, clf: ImageClassifier, keys: string
     const p = await clf.predict(images);
     dim = p.featureDim;
     parts.push(p.features);
+    logits.push(p.imagenetLogits);
     onProgress?.(Math.min(keys.length, s + 32));
   }
+  return { features: concat(parts), dim, imagenetLogits: concat(logits) };
+}
+
+function concat(parts: Float32Array[]): Float32Array {
   const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
   let o = 0;
   for (const p of parts) {
     out.set(p, o);
     o += p.length;
   }
-  return { features: out, dim };
+  return out;
 }
 
 /**
@@ -80,9 +87,13 @@ export async function calibrateScope(deps: ActivityDeps, opts: CalibrateOptions,
     const r = { features: centred(raw.features, center, raw.dim), dim: raw.dim };
     let scores: Float32Array;
     let calibration: ScopeFile['calibration'];
+    // The in-scope frames' ImageNet logits: the validation frames', or the references' own
+    // (the ImageNet head is not trained on them, so they are not favoured).
+    let logits = raw.imagenetLogits;
     if (val.length >= 10) {
       const v = await featuresOf(deps, clf, evenlySpaced(val.length, 400).map((i) => val[i]!.key), (d) => onProgress?.('validation', d));
       scores = nearestSimilarity(centred(v.features, center, r.dim), r.features, r.dim);
+      logits = v.imagenetLogits;
       calibration = 'validation';
     } else {
       const videos = refs.map((f) => f.videoId);
@@ -92,16 +103,20 @@ export async function calibrateScope(deps: ActivityDeps, opts: CalibrateOptions,
       calibration = 'leave-one-video-out';
     }
     if (scores.length === 0) throw new DatasetError(`dataset ${model.dataset.name} v${model.dataset.version}: no in-scope frame to set the out-of-scope threshold on (one training video, no validation frame)`);
+    // Two rules share the quantile: each rejects about q/2 of the in-scope frames.
+    const energy = logits.length > 0 ? logSumExp(logits, 1000) : null;
+    const qEach = energy ? q / 2 : q;
     const scope: ScopeFile = {
       format: 'reelset-scope/1',
       k: 1,
-      threshold: quantile(scores, q),
+      threshold: quantile(scores, qEach),
       quantile: q,
       calibration,
       calibrationFrames: scores.length,
       dim: r.dim,
       center: encodeReferences(center),
       references: { frameKeys: refs.map((f) => f.key), videoIds: refs.map((f) => f.videoId), features: encodeReferences(r.features) },
+      ...(energy ? { imagenet: { score: 'logsumexp' as const, threshold: quantile(energy, qEach), quantile: qEach } } : {}),
     };
     await store.putJson(key, scope);
     return summary(scope);

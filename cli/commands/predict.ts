@@ -27,7 +27,7 @@ import { loadConfig, type Config } from '../../lib/config';
 import { createPool } from '../../lib/db';
 import { sha256File } from '../../lib/hash';
 import { ObjectStore } from '../../lib/s3';
-import { applyScope, lumaStd, MIN_LUMA_STD, type ScopeFile } from '../../lib/scope';
+import { applyScope, lumaStd, MIN_LUMA_STD, type OutOfScopeReason, type ScopeFile } from '../../lib/scope';
 import { EXIT, printJson, ServiceUnavailableError, temporalClient, UsageError, workflowUrl } from '../common';
 
 /** File extensions read as images (anything else is probed as a video). */
@@ -43,8 +43,10 @@ export interface FramePrediction {
   /** Cosine similarity (centred features) to the nearest reference frame (null without scope.json). */
   scopeScore: number | null;
   inScope: boolean;
-  /** Why the gate rejected it: `degenerate` (no structure: black, white, flat) or `far` (unlike every reference frame). */
-  outOfScope?: 'degenerate' | 'far';
+  /** Log-sum-exp of the backbone's 1000 ImageNet logits (the negative free energy; null without scope.json's ImageNet rule or an ImageNet head). */
+  imagenetScore: number | null;
+  /** Why the gate rejected it: `degenerate` (no structure: black, white, flat), `far` (unlike every reference frame) or `unfamiliar` (low ImageNet log-sum-exp). */
+  outOfScope?: OutOfScopeReason;
 }
 
 /** The result for one input path. */
@@ -107,10 +109,10 @@ async function inputsOf(p: string): Promise<string[]> {
   return names.map((n) => path.join(p, n));
 }
 
-async function framePredictions(model: PredictModel, images: Buffer[], probs: Float32Array, features: Float32Array, dim: number, timestamps: (number | null)[]): Promise<FramePrediction[]> {
+async function framePredictions(model: PredictModel, images: Buffer[], probs: Float32Array, features: Float32Array, dim: number, timestamps: (number | null)[], imagenetLogits?: Float32Array): Promise<FramePrediction[]> {
   const labels = model.classifier.labels;
   const k = labels.length;
-  const gate = model.gate ? applyScope(model.scope, features, dim, await Promise.all(images.map((b) => lumaStd(b)))) : null;
+  const gate = model.gate ? applyScope(model.scope, features, dim, await Promise.all(images.map((b) => lumaStd(b))), imagenetLogits) : null;
   return timestamps.map((t, i) => {
     const p = probs.subarray(i * k, (i + 1) * k);
     let best = 0;
@@ -121,6 +123,7 @@ async function framePredictions(model: PredictModel, images: Buffer[], probs: Fl
       label: inScope ? labels[best]! : 'unknown',
       probabilities: Object.fromEntries(labels.map((l, j) => [l, p[j]!])),
       scopeScore: gate?.scores ? gate.scores[i]! : null,
+      imagenetScore: gate?.imagenetScores ? gate.imagenetScores[i]! : null,
       inScope,
       ...(gate?.reasons[i] ? { outOfScope: gate.reasons[i]! } : {}),
     };
@@ -142,7 +145,7 @@ export async function predictPaths(model: PredictModel, paths: string[], opts: {
       if (kind === 'image') {
         const image = await fs.readFile(p);
         const r = await model.classifier.predict([image]);
-        const frames = await framePredictions(model, [image], r.probs, r.features, r.featureDim, [null]);
+        const frames = await framePredictions(model, [image], r.probs, r.features, r.featureDim, [null], r.imagenetLogits);
         out.push({ path: p, kind, frames, result: aggregateVideo(r.probs, model.classifier.labels, frames.map((f) => f.inScope)) });
         continue;
       }
@@ -159,7 +162,7 @@ export async function predictPaths(model: PredictModel, paths: string[], opts: {
         continue;
       }
       const pr = await model.classifier.predict(got.map((g) => g.bytes));
-      const frames = await framePredictions(model, got.map((g) => g.bytes), pr.probs, pr.features, pr.featureDim, got.map((g) => g.frame.timestampS));
+      const frames = await framePredictions(model, got.map((g) => g.bytes), pr.probs, pr.features, pr.featureDim, got.map((g) => g.frame.timestampS), pr.imagenetLogits);
       out.push({ path: p, kind, frames, result: aggregateVideo(pr.probs, model.classifier.labels, frames.map((f) => f.inScope)), dropped: { ...r.dropped } });
     } catch (err) {
       out.push({ path: p, kind, frames: [], result: null, error: failureOf(err) });

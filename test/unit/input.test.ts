@@ -7,7 +7,7 @@ describe('NewCategoryInput', () => {
     expect(v.maxPositiveVideos).toBe(50);
     expect(v.maxNegativeVideos).toBe(8);
     expect(v.extractConcurrency).toBe(4);
-    expect(v.dedupeThreshold).toBe(0.93);
+    expect(v.dedupeThreshold).toBe(0.79);
     expect(v.validationFraction).toBe(0.25);
     expect(v.seed).toBe(1);
     expect(v.gpuTaskQueue).toBe('reelset-gpu');

@@ -3,7 +3,7 @@ import { evenlySpaced } from '../../activities/models/evalset';
 import { balancedAccuracy, chanceMinimum, InvalidInputError, parseModelRef, promotionGate, type EvalSetMetrics, type GateConfig, type LevelMetrics } from '../../contracts';
 import sharp from 'sharp';
 import { aggregateVideo } from '../../lib/classifier';
-import { applyScope, centred, lumaStd, meanRow, nearestSimilarity, quantile } from '../../lib/scope';
+import { applyScope, centred, logSumExp, lumaStd, meanRow, nearestSimilarity, quantile } from '../../lib/scope';
 
 /**
  * A level's metrics from per-label recalls: `perClass` examples of each label with a recall
@@ -239,5 +239,31 @@ describe('out-of-scope scoring (lib/scope)', () => {
     expect(stds[0]).toBeLessThan(1);
     expect(stds[1]).toBeGreaterThan(20);
     expect(applyScope(null, new Float32Array(0), 0, stds)).toMatchObject({ inScope: [false, true], reasons: ['degenerate', null], scores: null });
+  });
+  it('log-sum-exp of the ImageNet logits (the negative free energy) and the unfamiliar rule', () => {
+    const logits = new Float32Array(2000);
+    logits[0] = 10; // row 0: one confident class, log-sum-exp ~ 10 + log(1 + 999 e^-10)
+    const lse = logSumExp(logits, 1000);
+    expect(lse[0]).toBeCloseTo(10 + Math.log(1 + 999 * Math.exp(-10)), 4);
+    expect(lse[1]).toBeCloseTo(Math.log(1000), 4); // all zero: log 1000
+    // A scope with the ImageNet rule: far rows go first, then low-energy rows are unfamiliar.
+    const refs = Float32Array.from([1, 0]);
+    const scope = {
+      format: 'reelset-scope/1' as const, k: 1, threshold: 0.5, quantile: 0.05, calibration: 'validation' as const, calibrationFrames: 10, dim: 2,
+      center: Buffer.from(new Float32Array([0, 0]).buffer).toString('base64'),
+      references: { frameKeys: ['r'], videoIds: ['v'], features: Buffer.from(refs.buffer).toString('base64') },
+      imagenet: { score: 'logsumexp' as const, threshold: 8, quantile: 0.025 },
+    };
+    const features = Float32Array.from([1, 0, 1, 0, 0, 1]);
+    const three = new Float32Array(3000);
+    three[0] = 10; // near, confident: in scope
+    three[1000 + 5] = 0; // near, flat logits (log 1000 = 6.9 < 8): unfamiliar
+    three[2000] = 12; // far: far
+    const r = applyScope(scope, features, 2, undefined, three);
+    expect(r.reasons).toEqual([null, 'unfamiliar', 'far']);
+    expect(r.inScope).toEqual([true, false, false]);
+    expect(r.imagenetScores![0]).toBeGreaterThan(8);
+    // Without logits (a student of the first format), the ImageNet rule is skipped.
+    expect(applyScope(scope, features, 2).reasons).toEqual([null, null, 'far']);
   });
 });
