@@ -45,17 +45,16 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Command } from 'commander';
 import type * as TfModule from '@tensorflow/tfjs';
-import { readCatalogFile, type ResolvedEntry } from '../activities/catalog/catalog-file';
+import { readCatalogFile } from '../activities/catalog/catalog-file';
+import { corpusFrames, withAncestors, type Frame } from './corpus-frames';
 import { nearDuplicateClusters } from '../activities/dedupe/ann';
-import { extractFrames, extractionParamsHash } from '../activities/frames/extract';
-import { probeVideo } from '../activities/frames/probe';
 import { withLogitOffsets } from '../activities/training/head-model';
 import { predict } from '../activities/training/predict';
 import { deserializeModel } from '../activities/training/serialize';
 import { fineTuneStudent, fitStudent, type DistillLoss } from '../activities/training/student';
 import { fitTeacher, trainTeacher } from '../activities/training/teacher';
 import { hasConvolutionGradients, loadSplitBackbone, trunkInputs } from '../activities/training/trunk';
-import { balancedAccuracyOf, bootstrapInterval, embeddingModelKey, ExtractOptions, NewCategoryInput, pairedDifferenceInterval, StudentParams, TeacherParams, type BackboneName, type BootstrapInterval } from '../contracts';
+import { balancedAccuracyOf, bootstrapInterval, embeddingModelKey, NewCategoryInput, pairedDifferenceInterval, StudentParams, TeacherParams, type BackboneName, type BootstrapInterval } from '../contracts';
 import { corpusPath } from '../infra/corpus';
 import { BACKBONE_NAMES, BACKBONES } from '../lib/backbone/backbones';
 import { backboneOptionsFromConfig, decodeForBackbone } from '../lib/backbone/model';
@@ -68,44 +67,6 @@ const DEFAULTS = NewCategoryInput.parse({ label: 'x' });
 const TEACHER = TeacherParams.parse({});
 const STUDENT = StudentParams.parse({});
 const pct = (x: number | null | undefined) => (x === null || x === undefined || Number.isNaN(x) ? '–' : `${(100 * x).toFixed(1)}%`);
-
-interface Frame {
-  videoId: string;
-  bytes: Buffer;
-}
-
-/** A video's labels and their taxonomy ancestors. */
-function withAncestors(labels: string[], parent: Map<string, string>): Set<string> {
-  const out = new Set<string>();
-  for (let l of labels) {
-    out.add(l);
-    for (let d = 0; d < 32 && parent.has(l); d++) out.add((l = parent.get(l)!));
-  }
-  return out;
-}
-
-/** Frames of every video with the pipeline's extraction, cached on disk. */
-async function corpusFrames(cacheDir: string, entries: ResolvedEntry[]): Promise<Frame[]> {
-  const opts = ExtractOptions.parse({});
-  const dir = path.join(cacheDir, `frames-${extractionParamsHash(opts).slice(0, 12)}`);
-  mkdirSync(dir, { recursive: true });
-  const frames: Frame[] = [];
-  for (const e of entries) {
-    const file = path.join(dir, `${e.id}.json`);
-    if (!existsSync(file)) {
-      const got: Array<{ index: number; b64: string }> = [];
-      try {
-        const probe = await probeVideo(e.absPath);
-        await extractFrames(e.absPath, e.sha256 ?? '0'.repeat(64), probe, opts, { has: () => false, put: async (f, bytes) => void got.push({ index: f.index, b64: bytes.toString('base64') }) });
-      } catch (err) {
-        console.log(`  ${e.id}: no frames (${err instanceof Error ? err.message.split('\n')[0] : String(err)})`);
-      }
-      writeFileSync(file, JSON.stringify(got.sort((a, b) => a.index - b.index).map((g) => g.b64)));
-    }
-    for (const b64 of JSON.parse(readFileSync(file, 'utf8')) as string[]) frames.push({ videoId: e.id, bytes: Buffer.from(b64, 'base64') });
-  }
-  return frames;
-}
 
 /** Raw features (and unit rows) of every frame for a backbone, on the embedding thread, cached by model key. */
 async function backboneFeatures(thread: EmbeddingThread, backbone: BackboneName, frames: Frame[], cacheDir: string) {
