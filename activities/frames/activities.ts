@@ -157,7 +157,14 @@ export function createFrameActivities(deps: ActivityDeps) {
         ...(timingsMs ? { timingsMs } : {}),
       });
       const existing = await store.getJson<VideoFramesManifest>(manifestKey);
-      if (existing) return summarize(existing, true);
+      if (existing) {
+        // The manifest is content-addressed and can outlive the video's rows (a catalog
+        // entry removed and registered again, a cleanup of one extraction's rows): put any
+        // missing row back, so every frame a run reads from the manifest has its row
+        // (frame_labels and the dataset reference them). Idempotent.
+        await insertFrameRows(input.videoId, paramsHash, existing.frames);
+        return summarize(existing, true);
+      }
 
       const prefix = framesPrefix(video.sha256, paramsHash);
       const details = ctx.info.heartbeatDetails as ExtractHeartbeat | undefined;

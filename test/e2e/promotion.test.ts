@@ -3,7 +3,8 @@
  * catalog of lavfi-made videos under a label of this test's own.
  *
  * 1. new-category makes dataset v1 and the first candidates;
- * 2. its validation videos (no dataset version trains on them) become the label's fixed
+ * 2. its validation videos of both classes (no dataset version trains on them; the
+ *    negatives are whichever labelled videos the search sampled) become the label's fixed
  *    evaluation set (`reelset evalset grow`);
  * 3. a forced retrain builds v2 without them, publishes, and the gate promotes v2 (no
  *    production model; the above-chance minimum, REELSET_PROMOTION_MIN_LOWER_BOUND, is set
@@ -19,7 +20,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { main } from '../../cli/reelset';
-import type { NewCategoryRequest, NewCategoryResult, RetrainResult } from '../../contracts';
+import type { DatasetManifest, NewCategoryRequest, NewCategoryResult, RetrainResult } from '../../contracts';
 import { requireServices, uniqueSuffix, type Services } from '../helpers/services';
 import { tinyCatalog, TINY_SOURCES, type TinyCatalog } from '../helpers/tiny-catalog';
 import { startWorker, type WorkerProcess } from '../helpers/workers';
@@ -96,9 +97,13 @@ test('a retrain promotes its candidate through the gate on the fixed evaluation 
   expect(nc.dataset.version).toBe(1);
 
   // 2. The held-out videos become the evaluation set.
+  // The dataset's validation videos, both classes: the label's own and its sampled
+  // negatives (any labelled video of another label in the catalog, this test's or not).
+  const manifest = (await svc.store.getJson<DatasetManifest>(nc.dataset.datasetKey))!;
+  const ids = manifest.videos.validation;
   const cand = JSON.parse((await cli('evalset', 'candidates', LABEL, '--json')).out) as { candidates: Array<{ videoId: string; catalogClass: string }> };
-  const ids = cand.candidates.map((c) => c.videoId).filter((v) => v.startsWith(LABEL));
-  expect(ids.length).toBeGreaterThanOrEqual(2);
+  expect(cand.candidates.map((c) => c.videoId)).toEqual(expect.arrayContaining(ids));
+  expect(new Set(cand.candidates.filter((c) => ids.includes(c.videoId)).map((c) => c.catalogClass))).toEqual(new Set([LABEL, 'other']));
   const grown = await cli('evalset', 'grow', LABEL, '--videos', ids.join(','), '--reason', 'v1 validation videos', '--by', 'e2e', '--json');
   expect(grown.code).toBe(0);
   expect(JSON.parse(grown.out)).toMatchObject({ version: 1, actor: 'e2e' });
@@ -119,7 +124,7 @@ test('a retrain promotes its candidate through the gate on the fixed evaluation 
   expect(await svc.store.head(`models/${LABEL}/v2/student/scope.json`)).toBeGreaterThan(1000);
 
   // 4. predict from the registry's production model, on a held-out video's file.
-  const file = path.join(dir, `${ids[0]}.mp4`);
+  const file = path.join(dir, `${ids.find((v) => v.startsWith(LABEL))!}.mp4`);
   const p = await cli('predict', file, '--model', LABEL, '--max-frames', '4', '--json');
   expect(p.code).toBe(0);
   const out = JSON.parse(p.out) as { model: { source: string }; inputs: Array<{ kind: string; frames: unknown[]; result: { label: string; aggregation: string } }> };

@@ -90,6 +90,13 @@ describe('extractVideo', () => {
     expect(stored.filter((k) => !k.endsWith('manifest.json')).sort()).toEqual(manifest.frames.map((f) => f.key).sort());
     const rows = await svc.pool.query<{ s3_key: string }>('SELECT s3_key FROM frames WHERE video_id = $1 ORDER BY frame_index', [v.id]);
     expect(rows.rows.map((r) => r.s3_key)).toEqual(manifest.frames.map((f) => f.key));
+
+    // The manifest in S3 outlives rows deleted under it: a later run reuses it and puts the rows back.
+    await svc.pool.query('DELETE FROM frames WHERE video_id = $1 AND frame_index >= 100', [v.id]);
+    const again = (await new MockActivityEnvironment().run(acts.extractVideo, { videoId: v.id, options })) as VideoExtractSummary;
+    expect(again).toMatchObject({ reused: true, frames: 120 });
+    const restored = await svc.pool.query<{ s3_key: string }>('SELECT s3_key FROM frames WHERE video_id = $1 ORDER BY frame_index', [v.id]);
+    expect(restored.rows.map((r) => r.s3_key)).toEqual(manifest.frames.map((f) => f.key));
   });
 
   it('an unusable file fails naming the catalog file, never the temporary copy: fresh probe and cached verdict alike', async () => {
