@@ -8,22 +8,10 @@ import { provenanceOf } from '../../activities/labeling/provenance';
 import { decideWeakLabels, evidenceFor, evidenceKeysOf } from '../../activities/labeling/weak';
 import type { DedupeCluster, SearchHit } from '../../contracts';
 import { bestLabels, keepLabelRow, type ExclusionEvidence, type LabelledFrameRow, type LabelRuleContext, type StoredLabelRow } from '../../lib/labelled';
-import { Taxonomy, type TaxonomyNode } from '../../lib/taxonomy';
+import { Taxonomy } from '../../lib/taxonomy';
+import { node, testTaxonomy } from '../helpers/taxonomy-fixture';
 
-const node = (name: string, parent: string | null = null, excludes: string[] = [], synonyms: string[] = []): TaxonomyNode => ({ name, parent, synonyms, excludes });
-
-// person > face; animation > cartoon; game-cinematic; scene > office, street; office excludes street, person excludes game-cinematic.
-const taxonomy = new Taxonomy([
-  node('person', null, ['game-cinematic'], ['people']),
-  node('face', 'person'),
-  node('animation'),
-  node('cartoon', 'animation', [], ['toon']),
-  node('game-cinematic'),
-  node('cutscene', 'game-cinematic'),
-  node('scene'),
-  node('office', 'scene', ['street']),
-  node('street', 'scene'),
-]);
+const taxonomy = testTaxonomy;
 
 const t0 = new Date('2025-01-01T00:00:00Z');
 const at = (s: number) => new Date(t0.getTime() + s * 1000);

@@ -7,22 +7,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { readTaxonomyFile } from '../../activities/catalog/catalog-file';
 import { CatalogError } from '../../contracts';
-import { exclusionProblems, Taxonomy, type TaxonomyNode } from '../../lib/taxonomy';
+import { exclusionProblems } from '../../lib/taxonomy';
+import { node, testTaxonomy } from '../helpers/taxonomy-fixture';
 import { rejectionOf } from '../helpers/errors';
 
-const node = (name: string, parent: string | null = null, excludes: string[] = [], synonyms: string[] = []): TaxonomyNode => ({ name, parent, synonyms, excludes });
-
-const taxonomy = new Taxonomy([
-  node('person', null, ['game-cinematic'], ['people']),
-  node('face', 'person'),
-  node('animation'),
-  node('cartoon', 'animation', [], ['toon']),
-  node('game-cinematic'),
-  node('cutscene', 'game-cinematic'),
-  node('scene'),
-  node('office', 'scene', ['street']),
-  node('street', 'scene'),
-]);
+const taxonomy = testTaxonomy;
 
 describe('taxonomy exclusions', () => {
   it('hold both ways, whichever side declared them', () => {
