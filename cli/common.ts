@@ -33,6 +33,35 @@ export async function temporalClient(config: Config = loadConfig()): Promise<{ c
   return { config, client: new Client({ connection, namespace: config.TEMPORAL_NAMESPACE }), close: () => connection.close() };
 }
 
+/**
+ * Call `tick` every `intervalMs`, one call at a time, under an abort signal (progress
+ * queries while a command waits for a workflow). `stop()` ends the polling, aborts a call
+ * in flight and waits for it to settle, so the connection can be closed after it: a
+ * query's gRPC retry that fires after `connection.close()` throws "Channel has been shut
+ * down" from a timer and kills the process with exit code 1, after the work succeeded.
+ * Errors of a tick are ignored (a progress line is best effort).
+ */
+export function poller(client: Client, intervalMs: number, tick: () => Promise<unknown>): { stop: () => Promise<void> } {
+  const abort = new AbortController();
+  let inflight: Promise<void> | null = null;
+  const timer = setInterval(() => {
+    if (inflight) return;
+    inflight = client
+      .withAbortSignal(abort.signal, tick)
+      .then(() => undefined, () => undefined)
+      .finally(() => {
+        inflight = null;
+      });
+  }, intervalMs);
+  return {
+    async stop() {
+      clearInterval(timer);
+      abort.abort();
+      await inflight;
+    },
+  };
+}
+
 /** A service the command needs did not answer (exit code 3). */
 export class ServiceUnavailableError extends Error {
   override name = 'ServiceUnavailableError';

@@ -20,7 +20,7 @@ import {
 } from '../../contracts';
 import { loadConfig, type Config } from '../../lib/config';
 import { backfillWorkflow } from '../../workflows/backfill';
-import { EXIT, parseJsonOption, printJson, startOrAttach, temporalClient, UsageError, workflowUrl } from '../common';
+import { EXIT, parseJsonOption, poller, printJson, startOrAttach, temporalClient, UsageError, workflowUrl } from '../common';
 import { backfillGeneration, catalogClients } from '../generation';
 
 /** Options of `reelset backfill`, as commander parses them. */
@@ -162,9 +162,7 @@ export async function watchBackfill(client: Client, workflowId: string, opts: { 
     abort.abort();
   };
   process.once('SIGINT', onSigint);
-  const poll = setInterval(() => {
-    handle.query(backfillProgressQuery).then(show, () => undefined);
-  }, 500);
+  const poll = poller(client, 500, () => handle.query(backfillProgressQuery).then(show));
   try {
     const out = await Promise.race([client.withAbortSignal(abort.signal, () => handle.result()), detached]);
     if (out && bar && started) {
@@ -174,7 +172,7 @@ export async function watchBackfill(client: Client, workflowId: string, opts: { 
     }
     return out;
   } finally {
-    clearInterval(poll);
+    await poll.stop();
     process.removeListener('SIGINT', onSigint);
     bar?.stop();
   }

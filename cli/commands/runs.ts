@@ -12,7 +12,7 @@ import {
 } from '../../contracts';
 import { loadConfig } from '../../lib/config';
 import { newCategoryWorkflow } from '../../workflows/new-category';
-import { parseJsonOption, printJson, startOrAttach, temporalClient, UsageError, workflowUrl } from '../common';
+import { parseJsonOption, poller, printJson, startOrAttach, temporalClient, UsageError, workflowUrl } from '../common';
 import { catalogClients, newCategoryGeneration } from '../generation';
 import { formatSummary } from '../summary';
 
@@ -65,24 +65,20 @@ export function registerRunCommands(program: Command): void {
           return;
         }
         let last = '';
-        const timer = setInterval(() => {
-          handle
-            .query(progressQuery)
-            .then(async (p) => {
-              // While people label: where, how far, until when.
-              const l = p.stage === 'label' ? await client.workflow.getHandle(labelingChildWorkflowId(workflowId)).query(labelingProgressQuery).catch(() => undefined) : undefined;
-              const line = progressLine(p) + (l?.projectUrl ? `\n  people label at ${l.projectUrl}: ${l.done}/${l.tasks} done, deadline ${l.deadline}` : '');
-              if (line !== last) console.error(line);
-              last = line;
-            })
-            .catch(() => undefined);
-        }, 2000);
+        const poll = poller(client, 2000, async () => {
+          const p = await handle.query(progressQuery);
+          // While people label: where, how far, until when.
+          const l = p.stage === 'label' ? await client.workflow.getHandle(labelingChildWorkflowId(workflowId)).query(labelingProgressQuery).catch(() => undefined) : undefined;
+          const line = progressLine(p) + (l?.projectUrl ? `\n  people label at ${l.projectUrl}: ${l.done}/${l.tasks} done, deadline ${l.deadline}` : '');
+          if (line !== last) console.error(line);
+          last = line;
+        });
         try {
           const result = await handle.result();
           if (opts.json) printJson(result);
           else console.log(formatSummary(result, { temporalUi: config.TEMPORAL_UI_URL, namespace: config.TEMPORAL_NAMESPACE, bucket: config.S3_BUCKET }));
         } finally {
-          clearInterval(timer);
+          await poll.stop();
         }
       } finally {
         await close();

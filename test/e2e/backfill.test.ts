@@ -75,6 +75,7 @@ test('a folder of 120 clips: bounded history through continue-as-new, then a sec
   const args = ['backfill', label, '--folder', folder, '--no-embed', '--input', '{"pageSize":10,"maxHistoryEvents":400}', '--json'];
 
   const first = await runCli(args, env);
+  if (first.code !== 0) console.log(`first backfill exited ${first.code}:\n${first.stdout.slice(-4000)}\n${first.stderr.slice(-4000)}`);
   expect(first.stderr).toContain('started backfill');
   expect(first.code).toBe(0);
   const r = json<BackfillResult>(first.stdout);

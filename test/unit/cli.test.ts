@@ -3,7 +3,8 @@
  * field named and exit code 2; help exits 0; JSON errors are machine-readable.
  */
 import { main } from '../../cli/reelset';
-import { EXIT } from '../../cli/common';
+import type { Client } from '@temporalio/client';
+import { EXIT, poller } from '../../cli/common';
 import { newCategoryRequest } from '../../cli/commands/runs';
 
 function capture(): { out: string[]; err: string[]; restore: () => void } {
@@ -66,5 +67,35 @@ describe('reelset CLI exit codes', () => {
     expect(input.gpuTaskQueue).toBe('gpu-here');
     expect(newCategoryRequest('coin', '{"gpuTaskQueue": "other"}', 'gpu-here').input.gpuTaskQueue).toBe('other');
     expect(() => newCategoryRequest('coin', '[1]', 'q')).toThrow(/JSON object/);
+  });
+});
+
+describe('poller (progress queries while a command waits)', () => {
+  it('runs one tick at a time and stop() aborts the one in flight and waits for it to settle', async () => {
+    let signal: AbortSignal | undefined;
+    const client = { withAbortSignal: (s: AbortSignal, fn: () => Promise<unknown>) => ((signal = s), fn()) } as unknown as Client;
+    let running = 0;
+    let most = 0;
+    let settled = 0;
+    const p = poller(client, 5, async () => {
+      running++;
+      most = Math.max(most, running);
+      // A slow query (a gRPC retry under load): it ends when the signal is aborted, or after 60 ms.
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 60);
+        signal!.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+      });
+      running--;
+      settled++;
+      throw new Error('a failed tick is ignored');
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    await p.stop();
+    expect(most).toBe(1);
+    expect(signal!.aborted).toBe(true);
+    expect(running).toBe(0); // nothing in flight once stop() resolved: the connection may close
+    const after = settled;
+    await new Promise((r) => setTimeout(r, 30));
+    expect(settled).toBe(after); // no tick after stop()
   });
 });
