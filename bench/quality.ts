@@ -181,24 +181,20 @@ function metricsOf(scores: Scores, frames: Frame[], videos: string[], positive: 
     }
     return n ? r / n : null;
   };
-  const precision = (ix: Int32Array) => {
-    let tp = 0;
-    let p = 0;
-    for (const i of ix) if (pred[i] === 0) {
-      p++;
-      if (truth[i] === 0) tp++;
+  // Share of the videos in `given` (resampled by ix) that are also in `hit`: precision (given the
+  // prediction is the label) and recall (given the truth is), class 0 being the label.
+  const share = (given: Int32Array, hit: Int32Array) => (ix: Int32Array) => {
+    let both = 0;
+    let all = 0;
+    for (const i of ix) {
+      if (given[i] !== 0) continue;
+      all++;
+      if (hit[i] === 0) both++;
     }
-    return p ? tp / p : null;
+    return all ? both / all : null;
   };
-  const recall = (ix: Int32Array) => {
-    let tp = 0;
-    let pos = 0;
-    for (const i of ix) if (truth[i] === 0) {
-      pos++;
-      if (pred[i] === 0) tp++;
-    }
-    return pos ? tp / pos : null;
-  };
+  const precision = share(pred, truth);
+  const recall = share(truth, pred);
   const n = videos.length;
   return {
     videoAccuracy: bootstrapInterval(n, acc, { strata }),

@@ -20,6 +20,21 @@ export function featureBackbone(b: BackboneSpec): FeatureBackbone {
   return { name: b.name, weightsSha256: b.source.pthSha256, inputSize: b.inputSize, dim: b.dim, preprocess: preprocessTag(b) };
 }
 
+/** The fields every artifact has, from its parts. */
+function shared(p: ArtifactParts, role: ModelArtifact['role']): Omit<ModelArtifact, 'input' | 'backbone' | 'extraOutputs'> {
+  return {
+    format: MODEL_ARTIFACT_FORMAT,
+    role,
+    framework: 'tfjs-layers-model',
+    files: { model: 'model.json', weights: 'weights.bin' },
+    labels: p.labels,
+    output: { kind: 'probabilities', shape: [null, p.labels.length], layer: 'probs' },
+    head: p.head,
+    training: p.training,
+    workflowId: p.workflowId,
+  };
+}
+
 function backboneOf(b: BackboneSpec, fineTunedFrom: string | null): ModelArtifact['backbone'] {
   return { name: b.name, weightsSha256: b.source.pthSha256, source: `${b.source.package} ${b.source.version}`, fineTunedFrom };
 }
@@ -32,18 +47,10 @@ function backboneOf(b: BackboneSpec, fineTunedFrom: string | null): ModelArtifac
 export function imageModelArtifact(p: ArtifactParts & { backbone: BackboneSpec; fineTunedFrom: string | null }): ModelArtifact {
   const b = p.backbone;
   return {
-    format: MODEL_ARTIFACT_FORMAT,
-    role: 'student',
-    framework: 'tfjs-layers-model',
-    files: { model: 'model.json', weights: 'weights.bin' },
-    labels: p.labels,
+    ...shared(p, 'student'),
     input: { kind: 'image', shape: [null, b.inputSize, b.inputSize, 3], preprocess: preprocessTag(b), size: b.inputSize, blurSigma: b.blurSigma, resize: b.resize, range: [0, 255] },
-    output: { kind: 'probabilities', shape: [null, p.labels.length], layer: 'probs' },
     extraOutputs: [{ kind: 'imagenet-logits', shape: [null, b.classes], layer: IMAGENET_LOGITS_LAYER }],
     backbone: backboneOf(b, p.fineTunedFrom),
-    head: p.head,
-    training: p.training,
-    workflowId: p.workflowId,
   };
 }
 
@@ -54,16 +61,8 @@ export function imageModelArtifact(p: ArtifactParts & { backbone: BackboneSpec; 
 export function featureModelArtifact(p: ArtifactParts & { backbones: BackboneSpec[] }): ModelArtifact {
   const first = p.backbones[0]!;
   return {
-    format: MODEL_ARTIFACT_FORMAT,
-    role: 'teacher',
-    framework: 'tfjs-layers-model',
-    files: { model: 'model.json', weights: 'weights.bin' },
-    labels: p.labels,
+    ...shared(p, 'teacher'),
     input: { kind: 'features', shape: [null, p.backbones.reduce((n, b) => n + b.dim, 0)], backbone: featureBackbone(first), backbones: p.backbones.map(featureBackbone) },
-    output: { kind: 'probabilities', shape: [null, p.labels.length], layer: 'probs' },
     backbone: backboneOf(first, null),
-    head: p.head,
-    training: p.training,
-    workflowId: p.workflowId,
   };
 }
