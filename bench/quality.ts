@@ -35,7 +35,12 @@
  * bootstrap intervals over videos of the differences that say whether the teacher earns
  * its name (teacher vs the student without a teacher; the distilled student vs both).
  *
- * Usage: `npx tsx bench/quality.ts [--folds 5] [--min-videos 5] [--labels a,b] [--skip finetune]`
+ * With `--whole-teacher on` (default `auto`: on a GPU backend only) a further row: the
+ * teacher with its whole backbone fine-tuned (`teacher.fineTune`, the GPU workers'
+ * teacher; `--whole-epochs` and `--whole-batch` shrink it for a CPU), compared with the
+ * teacher on frozen features and the student without a teacher.
+ *
+ * Usage: `npx tsx bench/quality.ts [--folds 5] [--min-videos 5] [--labels a,b] [--skip finetune] [--whole-teacher auto|on|off]`
  * (`npm run bench:quality -- [options]` installs, starts the services and migrates first;
  * the services are not used). Frames and features are cached under `$REELSET_DATA_DIR/bench/quality/`.
  */
@@ -53,8 +58,9 @@ import { predict } from '../activities/training/predict';
 import { deserializeModel } from '../activities/training/serialize';
 import { fineTuneStudent, fitStudent, type DistillLoss } from '../activities/training/student';
 import { fitTeacher, trainTeacher } from '../activities/training/teacher';
+import { fineTuneTeacher, predictPixels, wholeBackboneTeacher } from '../activities/training/teacher-finetune';
 import { hasConvolutionGradients, loadSplitBackbone, trunkInputs } from '../activities/training/trunk';
-import { balancedAccuracyOf, bootstrapInterval, embeddingModelKey, NewCategoryInput, pairedDifferenceInterval, StudentParams, TeacherParams, type BackboneName, type BootstrapInterval } from '../contracts';
+import { BackboneName, balancedAccuracyOf, bootstrapInterval, embeddingModelKey, NewCategoryInput, pairedDifferenceInterval, StudentParams, TeacherParams, type BootstrapInterval } from '../contracts';
 import { corpusPath } from '../infra/corpus';
 import { BACKBONE_NAMES, BACKBONES } from '../lib/backbone/backbones';
 import { backboneOptionsFromConfig, decodeForBackbone } from '../lib/backbone/model';
@@ -227,8 +233,12 @@ async function main(): Promise<void> {
     .option('--labels <list>', 'only these labels (comma-separated)')
     .option('--seed <n>', 'seed of the folds and the training', '1')
     .option('--skip <parts>', 'comma-separated: probes, students, finetune', '')
+    .option('--whole-teacher <mode>', 'the teacher with its whole backbone fine-tuned: auto (on a GPU backend), on, off', 'auto')
+    .option('--whole-epochs <n>', 'its epochs (default: the recipe, teacher.fineTune.epochs)')
+    .option('--whole-batch <n>', 'its batch size (default: the recipe, teacher.fineTune.batchSize)')
+    .option('--whole-backbone <name>', 'its backbone (default: the recipe, teacher.fineTune.backbone)')
     .parse()
-    .opts<{ folds: string; minVideos: string; labels?: string; seed: string; skip: string }>();
+    .opts<{ folds: string; minVideos: string; labels?: string; seed: string; skip: string; wholeTeacher: 'auto' | 'on' | 'off'; wholeEpochs?: string; wholeBatch?: string; wholeBackbone?: string }>();
   const started = performance.now();
   const skip = new Set(o.skip.split(',').filter(Boolean));
   const seed = Number(o.seed);
@@ -236,7 +246,11 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const cacheDir = path.join(config.REELSET_DATA_DIR, 'bench', 'quality');
   mkdirSync(cacheDir, { recursive: true });
-  const { tf, backend: trainingBackend } = await initTensorflow(config.REELSET_TF_BACKEND);
+  const rt = await initTensorflow(config.REELSET_TF_BACKEND);
+  const { tf, backend: trainingBackend } = rt;
+  const whole = wholeBackboneTeacher(o.wholeTeacher, rt)
+    ? { ...TEACHER.fineTune, ...(o.wholeEpochs ? { epochs: Number(o.wholeEpochs) } : {}), ...(o.wholeBatch ? { batchSize: Number(o.wholeBatch) } : {}), ...(o.wholeBackbone ? { backbone: BackboneName.parse(o.wholeBackbone) } : {}) }
+    : null;
   console.log(`# Quality benchmark: leave-videos-out, ${k} folds (${os.cpus().length} cores, load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}, training on ${trainingBackend})`);
 
   const taxonomy = JSON.parse(readFileSync(path.resolve(__dirname, '../infra/taxonomy.json'), 'utf8')) as Array<{ name: string; parent?: string }>;
@@ -282,6 +296,15 @@ async function main(): Promise<void> {
       const pixels = await Promise.all(frames.slice(s, s + 32).map((f) => decodeForBackbone(f.bytes, BACKBONES[config.REELSET_EMBED_BACKBONE])));
       acts.set(await trunkInputs(split, pixels, 16), s * rowSize);
     }
+  }
+
+  // The whole-backbone teacher's images (S x S x 3 bytes each: 203 KB at Lite2's 260 pixels) and its backbone.
+  let wholeBb: Awaited<ReturnType<typeof loadSplitBackbone>> | undefined;
+  let wholePixels: Uint8Array[] = [];
+  if (whole) {
+    wholeBb = await loadSplitBackbone(tf, whole.backbone, { modelsDirs: [config.REELSET_MODELS_DIR], at: 'whole' });
+    for (let s = 0; s < frames.length; s += 64) wholePixels.push(...(await Promise.all(frames.slice(s, s + 64).map((f) => decodeForBackbone(f.bytes, BACKBONES[whole.backbone])))));
+    console.log(`whole-backbone teacher: ${whole.backbone}, ${whole.epochs} epochs, batch ${whole.batchSize}, SGD ${whole.learningRate} momentum ${whole.momentum}, CutMix ${whole.cutmixProbability}`);
   }
 
   const timings: Record<string, number> = {};
@@ -358,6 +381,20 @@ async function main(): Promise<void> {
         }),
       );
       put('teacher', testIdx, await predict(teacher.model, teacherRow(testIdx), teacherDim));
+      if (whole && wholeBb) {
+        const bb = wholeBb;
+        const probs = await time('teacher, whole backbone fine-tuned', async () => {
+          const initial = bb.trunk.vars.map((v) => tf.clone(v));
+          try {
+            const r = await fineTuneTeacher({ bb, pixels: reps.map((i) => wholePixels[i]!), labels: repLabels, numClasses: 2, params: whole, labelSmoothing: TEACHER.labelSmoothing, classBalanced: TEACHER.classBalanced, seed: fseed });
+            return await predictPixels(tf, r.model, testIdx.map((i) => wholePixels[i]!));
+          } finally {
+            bb.trunk.vars.forEach((v, i) => v.assign(initial[i]!)); // the next fit starts from the ImageNet weights
+            tf.dispose(initial);
+          }
+        });
+        put('teacher, whole backbone fine-tuned', testIdx, probs);
+      }
       if (skip.has('students')) continue;
 
       // Students on the embed step's features: representatives labelled, members unlabelled.
@@ -399,6 +436,8 @@ async function main(): Promise<void> {
     results.push({ label, positives: videos.filter(positive).length, scores });
   }
   split?.dispose();
+  wholeBb?.dispose();
+  wholePixels = [];
   await thread.close();
 
   // Per label.
@@ -453,6 +492,8 @@ async function main(): Promise<void> {
     ['student, Kullback-Leibler', 'student, Jensen-Shannon'],
     ['student, Jensen-Shannon', 'student, Jensen-Shannon, top fine-tuned'],
     [`linear probe, ${config.REELSET_EMBED_BACKBONE}`, 'teacher'],
+    ['teacher', 'teacher, whole backbone fine-tuned'],
+    ['student, no teacher', 'teacher, whole backbone fine-tuned'],
   ] as Array<[string, string]>) {
     if (!rowNames.includes(a) || !rowNames.includes(b)) continue;
     const { iv } = pooled(a, b);

@@ -59,6 +59,34 @@ export type ExtractOptions = z.infer<typeof ExtractOptions>;
 export const BackboneName = z.enum(['efficientnet_lite0', 'efficientnet_lite1', 'efficientnet_lite2']);
 export type BackboneName = z.infer<typeof BackboneName>;
 
+/**
+ * The teacher's whole-backbone fine-tuning: every convolution and batch normalisation of
+ * one backbone trained with a linear head, in the practitioners' setting (SGD with
+ * momentum, learning rate 0.01 decayed by a cosine, batch 256, about 30 epochs, pixel
+ * CutMix, label smoothing and class-balanced batches from {@link TeacherParams}). Made for
+ * GPU workers (tfjs-node-gpu); on a CPU it runs, slowly (a tiny configuration is what CI
+ * trains). With it on, the teacher is an image model (`artifact.json` `input.kind` `image`,
+ * `backbone.fineTunedFrom` `stem_conv`) instead of a head on frozen features, and its
+ * cross-fitting (`calibrationFolds`) fine-tunes once more per fold.
+ */
+export const TeacherFineTuneParams = z.object({
+  /** `auto`: on when the training backend is TensorFlow on a GPU; `on`: always (needs tfjs-node or tfjs-node-gpu: wasm has no convolution gradients); `off`: never. */
+  mode: z.enum(['auto', 'on', 'off']).default('auto'),
+  /** The backbone fine-tuned (its input size: 224, 240, 260 pixels for Lite0, 1, 2). */
+  backbone: BackboneName.default('efficientnet_lite2'),
+  /** Epochs; an epoch is ceil(training frames / batchSize) steps. */
+  epochs: z.number().int().positive().max(1000).default(30),
+  /** Images per step. */
+  batchSize: z.number().int().positive().max(4096).default(256),
+  /** Peak SGD learning rate (the cosine decays it to 0 over the run). */
+  learningRate: z.number().positive().max(10).default(0.01),
+  /** SGD momentum (Sutskever et al. 2013). */
+  momentum: z.number().min(0).max(0.999).default(0.9),
+  /** Share of batches CutMixed (each image with a random partner of its batch; Yun et al. 2019). 0 turns CutMix off. */
+  cutmixProbability: z.number().min(0).max(1).default(0.5),
+});
+export type TeacherFineTuneParams = z.infer<typeof TeacherFineTuneParams>;
+
 /** Teacher training (step 7). */
 export const TeacherParams = z.object({
   /**
@@ -90,6 +118,8 @@ export const TeacherParams = z.object({
   dropout: z.number().min(0).max(0.9).default(0.2),
   /** Sample batches with probability inversely proportional to class frequency. */
   classBalanced: z.boolean().default(true),
+  /** The whole-backbone fine-tuning that replaces the head on frozen features (GPU workers: see {@link TeacherFineTuneParams}). */
+  fineTune: TeacherFineTuneParams.prefault({}),
 });
 export type TeacherParams = z.infer<typeof TeacherParams>;
 

@@ -30,13 +30,14 @@ import { float32Bytes, gatherFeatures, toFloat32 } from '../../lib/vectors';
 import { featureModelArtifact, imageModelArtifact } from './artifact';
 import { computeTeacherFeatures, fetchFrames, loadDataset, loadModel, readTeacherFeatures, requireModel, saveModel, teacherLookup, teacherParts } from './data';
 import { readHeadMetadata, withLogitOffsets } from './head-model';
-import type { OnEpoch, ResumeFrom } from './loop';
+import type { OnEpoch, ResumeFrom, TrainResult } from './loop';
 import { evaluate } from './metrics';
 import { predict, predictImages } from './predict';
 import { createPredictionActivities } from './predict-frames';
 import { serializeModel, type SerializedModel } from './serialize';
 import { fineTuneStudent, fitStudent } from './student';
 import { fitTeacher } from './teacher';
+import { fitWholeTeacher, wholeBackboneTeacher } from './teacher-finetune';
 import { hasConvolutionGradients, imageModel, loadSplitBackbone, trunkInputs } from './trunk';
 
 export { loadModel, saveModel } from './data';
@@ -149,13 +150,107 @@ export function createTrainingActivities(deps: ActivityDeps) {
     ds: DatasetManifest,
     model: SerializedModel,
     workflowId: string,
-    extra: { backbones: BackboneSpec[]; fineTunedFrom: string | null; training: Record<string, number | boolean | string> },
+    extra: { backbones: BackboneSpec[]; fineTunedFrom: string | null; training: Record<string, number | boolean | string>; image?: boolean },
   ): ModelArtifact {
     const meta = readHeadMetadata(model);
     const parts = { labels: ds.labels, head: { hidden: meta?.arch.hidden ?? 0, dropout: meta?.arch.dropout ?? 0 }, training: { ...(meta?.hyper ?? {}), ...extra.training }, workflowId };
-    return role === 'student'
-      ? imageModelArtifact({ ...parts, backbone: extra.backbones[0]!, fineTunedFrom: extra.fineTunedFrom })
+    return role === 'student' || extra.image
+      ? imageModelArtifact({ ...parts, role, backbone: extra.backbones[0]!, fineTunedFrom: extra.fineTunedFrom })
       : featureModelArtifact({ ...parts, backbones: extra.backbones });
+  }
+
+  /**
+   * The teacher's probabilities on frames (`frames.length * labels`): an image model (the
+   * whole backbone fine-tuned) on the frames' images, a head on features on its
+   * backbones' features (the packs the train step left).
+   */
+  async function teacherProbabilities(wf: string, ds: DatasetManifest, frames: Array<{ key: string; vector: VectorRef }>, onBatch?: (done: number) => void): Promise<{ probs: Float32Array; backbone: string }> {
+    const prefix = runModelPrefix(wf, 'train');
+    const teacher = await requireModel(store, prefix, 'train');
+    const art = await store.getJson<ModelArtifact>(`${prefix}/artifact.json`);
+    if (art?.input.kind === 'image') {
+      await initTensorflow(backend, deps.logger);
+      const probs = await predictImages(teacher, preparationOf(art.input), async (start, end) => fetchFrames(store, frames.slice(start, end).map((f) => f.key)), frames.length, onBatch);
+      return { probs, backbone: `${art.backbone.name} fine-tuned from ${art.backbone.fineTunedFrom}` };
+    }
+    const rows = await readTeacherFeatures(store, wf, ds);
+    return { probs: await predict(teacher, await rows.rowsOf(frames), rows.dim), backbone: teacherParts(rows.features).map((p) => embeddingModelKey(p.model)).join('+') };
+  }
+
+  /**
+   * The train step with the teacher's whole backbone fine-tuned (`teacher.fineTune`,
+   * `teacher-finetune.ts`): the training frames' and the training videos' unlabelled
+   * frames' images decoded for the backbone (memory: `S * S * 3` bytes each, 203 KB at
+   * Lite2's 260 pixels), the fine-tuning and its cross-fitting by video, each fit
+   * checkpointed to S3 every epoch and each fold's out-of-fold probabilities kept, so that
+   * a retried attempt resumes; the teacher published as an image model.
+   */
+  async function trainWholeTeacher(input: { workflowId: string; teacher: TeacherParams; seed: number }, ds: DatasetManifest, trainingBackend: string, hb: ReturnType<typeof heartbeating>): Promise<{ summary: TrainSummary; extra: { history: TrainResult['history'] } }> {
+    const wf = input.workflowId;
+    const ft = input.teacher.fineTune;
+    const spec = BACKBONES[ft.backbone];
+    const { tf } = await initTensorflow(backend, deps.logger);
+    const train = ds.frames.filter((f) => f.split === 'train');
+    const labels = Int32Array.from(train.map((f) => ds.labels.indexOf(f.label)));
+    const folds = input.teacher.calibrationFolds;
+    const unlabeled = folds >= 2 ? ds.unlabeled.filter((u) => ds.videos.train.includes(u.videoId)) : [];
+    const keys = [...train.map((f) => f.key), ...unlabeled.map((u) => u.key)];
+    const pixels: Uint8Array[] = [];
+    for (let s = 0; s < keys.length; s += 32) {
+      const bytes = await fetchFrames(store, keys.slice(s, s + 32));
+      pixels.push(...(await Promise.all(bytes.map((b) => decodeForBackbone(b, spec)))));
+      hb.set({ phase: 'teacher images', done: pixels.length, of: keys.length });
+    }
+    const bb = await loadSplitBackbone(tf, ft.backbone, { modelsDirs: [deps.config.REELSET_MODELS_DIR], at: 'whole' });
+    try {
+      let resumedAfterEpoch = 0;
+      const fit = await fitWholeTeacher({
+        bb, pixels: pixels.slice(0, train.length), labels, numClasses: ds.labels.length, params: ft,
+        labelSmoothing: input.teacher.labelSmoothing, classBalanced: input.teacher.classBalanced, seed: input.seed, logger: deps.logger,
+        videoIds: train.map((f) => f.videoId), calibrationFolds: folds,
+        unlabeled: unlabeled.length ? { pixels: pixels.slice(train.length), videoIds: unlabeled.map((u) => u.videoId) } : undefined,
+        checkpoints: async (fold) => {
+          hb.set({ phase: fold === null ? 'fine-tuning' : 'cross-fitting', fold, of: folds });
+          const c = await checkpointing(store, stepFileKey(wf, 'train', fold === null ? 'checkpoint-whole' : `checkpoint-whole-fold-${fold}`), fold === null ? 'fine-tuning' : `cross-fitting fold ${fold}`);
+          if (fold === null) resumedAfterEpoch = c.resume?.epoch ?? 0;
+          return c;
+        },
+        foldCache: {
+          get: async (fold) => {
+            const b = await store.get(stepFileKey(wf, 'train', `crossfit-whole-${folds}-${fold}.f32`));
+            return b ? toFloat32(b) : undefined;
+          },
+          put: (fold, probs) => store.put(stepFileKey(wf, 'train', `crossfit-whole-${folds}-${fold}.f32`), float32Bytes(probs)),
+        },
+      });
+      const k = ds.labels.length;
+      if (fit.outOfFold) {
+        await store.put(stepFileKey(wf, 'train', 'out-of-fold.f32'), float32Bytes(fit.outOfFold));
+        await store.putJson(stepFileKey(wf, 'train', 'out-of-fold.json'), { keys, numClasses: k, offsets: fit.calibration?.offsets ?? [] });
+      }
+      hb.set({ phase: 'saving' });
+      const image = await imageModel(bb, fit.model, 'reelset_teacher');
+      const meta = readHeadMetadata(fit.model)!;
+      const published = await serializeModel(image, { metadata: { reelset: { ...meta, kind: 'teacher', image: true } } });
+      const prefix = runModelPrefix(wf, 'train');
+      await saveModel(store, prefix, published);
+      await store.putJson(
+        `${prefix}/artifact.json`,
+        artifact('teacher', ds, fit.model, wf, {
+          backbones: [spec], fineTunedFrom: bb.fineTuneFrom, image: true,
+          training: { trainingBackend, ...(fit.calibration ? { logitOffsets: fit.calibration.offsets.join(',') } : {}) },
+        }),
+      );
+      const summary: TrainSummary = {
+        role: 'teacher', epochs: ft.epochs, finalLoss: fit.history.at(-1)?.loss ?? NaN, resumedAfterEpoch,
+        trainFrames: train.length, unlabeledFrames: 0, cutmixSamples: 0, modelPrefix: prefix, trainingBackend,
+        calibration: fit.calibration,
+        fineTune: { from: bb.fineTuneFrom, epochs: ft.epochs, firstLoss: fit.history[0]?.loss ?? NaN, finalLoss: fit.history.at(-1)?.loss ?? NaN, resumedAfterEpoch },
+      };
+      return { summary, extra: { history: fit.history } };
+    } finally {
+      bb.dispose();
+    }
   }
 
   return {
@@ -185,7 +280,9 @@ export function createTrainingActivities(deps: ActivityDeps) {
           const train = ds.frames.filter((f) => f.split === 'train');
           const labels = Int32Array.from(train.map((f) => ds.labels.indexOf(f.label)));
           if (new Set(labels).size < 2) throw new DatasetError(`training split of ${ds.name} v${ds.version} has fewer than two labels`);
-          const { backend: trainingBackend } = await initTensorflow(backend, deps.logger);
+          const rt = await initTensorflow(backend, deps.logger);
+          const trainingBackend = rt.backend;
+          if (wholeBackboneTeacher(input.teacher.fineTune.mode, rt)) return await trainWholeTeacher(input, ds, trainingBackend, hb);
           const backbones = input.teacher.backbones.map((b) => BACKBONES[b]);
           const packs = await computeTeacherFeatures(store, thread(), ds, input.teacher.backbones, (p) => hb.set({ phase: 'teacher features', ...p }));
           const teacherFeatures: TeacherFeatures = packs.features;
@@ -280,7 +377,6 @@ export function createTrainingActivities(deps: ActivityDeps) {
           const spec = BACKBONES[ds.embedding.name as keyof typeof BACKBONES];
           if (!spec) throw new InvalidInputError(`dataset ${ds.name} v${ds.version} was embedded with ${ds.embedding.name}, not one of today's backbones: rebuild it (a new run re-embeds its frames)`);
           const teacher = await requireModel(store, runModelPrefix(wf, 'train'), 'train');
-          const teacherRows = await readTeacherFeatures(store, wf, ds);
           const train = ds.frames.filter((f) => f.split === 'train');
           const rows = [...train.map((f) => ({ key: f.key, vector: f.vector })), ...ds.unlabeled.map((u) => ({ key: u.key, vector: u.vector }))];
           const labels = Int32Array.from([...train.map((f) => ds.labels.indexOf(f.label)), ...ds.unlabeled.map(() => -1)]);
@@ -288,7 +384,8 @@ export function createTrainingActivities(deps: ActivityDeps) {
           const features = await embeddingRows(ds)(rows);
           const k = ds.labels.length;
           // The teacher's cross-fitted probabilities where it left them; its own prediction otherwise.
-          const teacherProbs = await predict(teacher, await teacherRows.rowsOf(rows), teacherRows.dim);
+          hb.set({ phase: 'teacher targets', done: 0, of: rows.length });
+          const { probs: teacherProbs, backbone: teacherBackbone } = await teacherProbabilities(wf, ds, rows, (done) => hb.set({ phase: 'teacher targets', done, of: rows.length }));
           const oof = input.student.teacherTargets === 'cross-fitted' ? await store.getJson<{ keys: string[]; numClasses: number }>(stepFileKey(wf, 'train', 'out-of-fold.json')) : undefined;
           let crossFitted = 0;
           if (oof && oof.numClasses === k) {
@@ -379,7 +476,7 @@ export function createTrainingActivities(deps: ActivityDeps) {
                 fineTunedFrom: fine ? bb.fineTuneFrom : null,
                 training: {
                   distillLoss: input.student.distillLoss, headEpochs: epochs, fineTuneEpochs: fine ? fine.epochs : 0,
-                  teacherBackbone: teacherParts(teacherRows.features).map((p) => embeddingModelKey(p.model)).join('+'),
+                  teacherBackbone,
                   crossFittedTargets: crossFitted, trainingBackend,
                   ...(calibration ? { logitOffsets: calibration.offsets.join(',') } : {}),
                 },
@@ -422,9 +519,8 @@ export function createTrainingActivities(deps: ActivityDeps) {
           const videoIds = val.map((f) => f.videoId);
           const score = (probs: Float32Array) => evaluate({ probs, numClasses: ds.labels.length, labels, labelNames: ds.labels, videoIds });
 
-          const teacherRows = await readTeacherFeatures(store, wf, ds);
-          const teacher = await requireModel(store, runModelPrefix(wf, 'train'), 'train');
-          const teacherEval = score(await predict(teacher, await teacherRows.rowsOf(val), teacherRows.dim));
+          hb.set({ phase: 'teacher', done: 0, of: val.length });
+          const teacherEval = score((await teacherProbabilities(wf, ds, val, (done) => hb.set({ phase: 'teacher', done, of: val.length }))).probs);
 
           hb.set({ phase: 'student on images', done: 0, of: val.length });
           const student = await requireModel(store, runModelPrefix(wf, 'distill'), 'distill');

@@ -40,14 +40,15 @@ function backboneOf(b: BackboneSpec, fineTunedFrom: string | null): ModelArtifac
 }
 
 /**
- * The artifact of an image model (the student): a backbone and a head, image in
- * (`[null, S, S, 3]`, pixel values in [0, 255], resized as the backbone says), class
- * probabilities out (output 0) and the backbone's ImageNet logits (output 1).
+ * The artifact of an image model (the student, or the teacher with its whole backbone
+ * fine-tuned): a backbone and a head, image in (`[null, S, S, 3]`, pixel values in
+ * [0, 255], resized as the backbone says), class probabilities out (output 0) and the
+ * backbone's ImageNet logits (output 1).
  */
-export function imageModelArtifact(p: ArtifactParts & { backbone: BackboneSpec; fineTunedFrom: string | null }): ModelArtifact {
+export function imageModelArtifact(p: ArtifactParts & { backbone: BackboneSpec; fineTunedFrom: string | null; role?: ModelArtifact['role'] }): ModelArtifact {
   const b = p.backbone;
   return {
-    ...shared(p, 'student'),
+    ...shared(p, p.role ?? 'student'),
     input: { kind: 'image', shape: [null, b.inputSize, b.inputSize, 3], preprocess: preprocessTag(b), size: b.inputSize, blurSigma: b.blurSigma, resize: b.resize, range: [0, 255] },
     extraOutputs: [{ kind: 'imagenet-logits', shape: [null, b.classes], layer: IMAGENET_LOGITS_LAYER }],
     backbone: backboneOf(b, p.fineTunedFrom),

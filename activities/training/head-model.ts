@@ -85,7 +85,7 @@ export function initParams(tf: Tf, arch: HeadArch, rng: Rng): Params {
 }
 
 /**
- * Layers trained before the head: the student's backbone top (`trunk.ts`). `apply` runs
+ * Layers trained before the head: the student's backbone top or the teacher's whole backbone (`trunk.ts`). `apply` runs
  * them in inference mode (batch-norm statistics frozen) with gradients to `vars`.
  */
 export interface Trunk {
@@ -95,8 +95,8 @@ export interface Trunk {
   names: string[];
   /** The trainable variables, in `names` order. */
   vars: TfModule.Variable[];
-  /** The layers in order, input to features (applied again to a new input when a checkpoint model is built). */
-  layers: TfModule.layers.Layer[];
+  /** The same layers on a symbolic input (shared, not copied): how a checkpoint model is built. */
+  build(x: TfModule.SymbolicTensor): TfModule.SymbolicTensor;
   /** Forward pass `[b, ...inputShape] -> [b, dim]`. */
   apply(x: TfModule.Tensor): TfModule.Tensor2D;
   /** Copy the trunk's weights from a checkpoint model holding layers of the same names. */
@@ -106,8 +106,7 @@ export interface Trunk {
 /** Build the inference layers model (softmax output) holding copies of the parameters; with a trunk, its layers come first (shared, not copied). */
 export function buildLayersModel(tf: Tf, arch: HeadArch, params: Params, trunk?: Trunk): TfModule.LayersModel {
   const input = trunk ? tf.input({ shape: trunk.inputShape, name: 'trunk_input' }) : tf.input({ shape: [arch.dim], name: 'features' });
-  let h: TfModule.SymbolicTensor = input;
-  if (trunk) for (const layer of trunk.layers) h = layer.apply(h) as TfModule.SymbolicTensor;
+  const h = trunk ? trunk.build(input) : input;
   return headOn(tf, arch, params, input, h, trunk ? 'reelset_student_top' : 'reelset_head');
 }
 

@@ -1,14 +1,17 @@
 /**
  * The training loop shared by the teacher and the student: seeded batches, inverted
- * dropout, tfjs's Adam optimizer (`tf.train.adam`, Kingma & Ba 2015), a callback after
- * every epoch with a checkpoint, and resumption from a checkpoint.
+ * dropout, tfjs's Adam optimizer (`tf.train.adam`, Kingma & Ba 2015) or SGD with momentum
+ * and a cosine learning-rate decay (`tf.train.momentum`; the teacher's whole-backbone
+ * fine-tuning), a callback after every epoch with a checkpoint, and resumption from a
+ * checkpoint.
  *
  * Determinism: initial weights, batch sampling and dropout masks come from
  * {@link mulberry32} streams derived from `(seed, epoch)`, and a checkpoint holds the
  * parameters and the whole optimizer state (first and second moments, step count, and
  * the running powers of beta1 and beta2 that Adam's bias correction uses), so a run
  * resumed from the checkpoint of epoch k ends with bit-identical weights to an
- * uninterrupted run on the same backend. (tfjs's own `setWeights` recomputes those
+ * uninterrupted run on the same backend (with SGD: the step count and the momentum
+ * accumulators; the learning rate is a function of the step). (tfjs's own `setWeights` recomputes those
  * powers with `pow`, which differs in the last bits from the running product: we save and
  * restore them exactly.)
  */
@@ -114,12 +117,33 @@ export interface LoopSpec {
   trunk?: Trunk;
   /** Start from this head's weights (a model of the same arch) instead of Glorot-uniform ones. */
   initialHead?: SerializedModel;
-  /** Build the batch for row indices: inputs (features, or trunk inputs) and auxiliary per-row arrays. */
-  gather(idx: Int32Array): { x: Float32Array; aux: Float32Array[] };
+  /** The optimizer (default Adam at `learningRate`). */
+  optimizer?: OptimizerSpec;
+  /**
+   * Build the batch for row indices: inputs (features, or trunk inputs) and auxiliary
+   * per-row arrays. `step` is the global step (0-based, over all epochs): a seed for
+   * per-batch augmentation that a resumed run draws again identically.
+   */
+  gather(idx: Int32Array, step: number): { x: Float32Array; aux: Float32Array[] };
   /** Per-row shapes of the auxiliary arrays. */
   auxShapes: number[][];
   /** Batch loss from logits `[b, numClasses]` and the auxiliary tensors. */
   loss(logits: TfModule.Tensor2D, aux: TfModule.Tensor[]): TfModule.Scalar;
+}
+
+/**
+ * How parameters are updated: Adam at the spec's learning rate, or SGD with momentum
+ * (`v <- m v + g; w <- w - lr_t v`, tfjs's `MomentumOptimizer`, Sutskever et al. 2013) whose
+ * learning rate decays with the step `t` of `T`: `cosine` is
+ * `lr_t = lr (1 + cos(pi t / T)) / 2` (Loshchilov & Hutter 2017, "SGDR", without restarts),
+ * `constant` keeps `lr`.
+ */
+export type OptimizerSpec = { kind: 'adam' } | { kind: 'sgd'; momentum: number; schedule: 'cosine' | 'constant' };
+
+/** The learning rate of global step `t` (0-based) of `total` under `opt` (see {@link OptimizerSpec}). */
+export function learningRateAt(opt: OptimizerSpec, learningRate: number, t: number, total: number): number {
+  if (opt.kind === 'sgd' && opt.schedule === 'cosine' && total > 0) return (learningRate * (1 + Math.cos((Math.PI * t) / total))) / 2;
+  return learningRate;
 }
 
 /** The fields of tfjs's AdamOptimizer that its `getWeights` leaves out. */
@@ -128,23 +152,31 @@ interface AdamInternals {
   accBeta2: TfModule.Variable;
 }
 
-function newAdam(tf: Tf, learningRate: number): TfModule.AdamOptimizer {
-  return tf.train.adam(learningRate, ADAM.beta1, ADAM.beta2, ADAM.epsilon);
+type Optimizer = TfModule.AdamOptimizer | TfModule.MomentumOptimizer;
+
+function newOptimizer(tf: Tf, spec: Pick<LoopSpec, 'optimizer' | 'learningRate'>): Optimizer {
+  const o = spec.optimizer ?? { kind: 'adam' };
+  return o.kind === 'sgd' ? tf.train.momentum(spec.learningRate, o.momentum) : tf.train.adam(spec.learningRate, ADAM.beta1, ADAM.beta2, ADAM.epsilon);
 }
 
 /**
- * The optimizer's whole state as named tensors: `adam/iterations`, `adam/accBeta1|2`,
- * `adam/m/<param>`, `adam/v/<param>`. The iterations scalar is a new tensor the caller
- * must dispose; the others are the optimizer's own variables.
+ * The optimizer's whole state as named tensors. Adam: `adam/iterations`,
+ * `adam/accBeta1|2`, `adam/m/<param>`, `adam/v/<param>`; SGD: `sgd/iterations`,
+ * `sgd/momentum/<param>`. The iterations scalar is a new tensor the caller must dispose;
+ * the others are the optimizer's own variables.
  */
-async function optimizerState(optimizer: TfModule.AdamOptimizer, params: Params): Promise<{ name: string; tensor: TfModule.Tensor }[]> {
+async function optimizerState(optimizer: Optimizer, params: Params): Promise<{ name: string; tensor: TfModule.Tensor }[]> {
   // `params` here is every trained variable: the head's, then the trunk's (see allParams).
   const weights = await optimizer.getWeights();
-  const [iterations, ...moments] = weights;
+  const [iterations, ...slots] = weights;
   const n = params.names.length;
-  if (!iterations || moments.length !== 2 * n) {
+  const adam = optimizer.getClassName() === 'Adam';
+  if (!iterations || slots.length !== (adam ? 2 : 1) * n) {
     iterations?.tensor.dispose();
     return [];
+  }
+  if (!adam) {
+    return [{ name: 'sgd/iterations', tensor: iterations.tensor }, ...params.names.map((name, i) => ({ name: `sgd/momentum/${name}`, tensor: slots[i]!.tensor }))];
   }
   const internals = optimizer as unknown as AdamInternals;
   return [
@@ -152,17 +184,24 @@ async function optimizerState(optimizer: TfModule.AdamOptimizer, params: Params)
     { name: 'adam/accBeta1', tensor: internals.accBeta1 },
     { name: 'adam/accBeta2', tensor: internals.accBeta2 },
     ...params.names.flatMap((name, i) => [
-      { name: `adam/m/${name}`, tensor: moments[i]!.tensor },
-      { name: `adam/v/${name}`, tensor: moments[n + i]!.tensor },
+      { name: `adam/m/${name}`, tensor: slots[i]!.tensor },
+      { name: `adam/v/${name}`, tensor: slots[n + i]!.tensor },
     ]),
   ];
 }
 
 /**
  * Restore an optimizer from {@link optimizerState}'s tensors. False when the checkpoint
- * has none (Adam then restarts from zero moments).
+ * has none of its kind (the optimizer then restarts from zero state).
  */
-async function restoreOptimizer(optimizer: TfModule.AdamOptimizer, params: Params, state: TfModule.NamedTensorMap): Promise<boolean> {
+async function restoreOptimizer(optimizer: Optimizer, params: Params, state: TfModule.NamedTensorMap): Promise<boolean> {
+  if (optimizer.getClassName() !== 'Adam') {
+    const iterations = state['sgd/iterations'];
+    const mom = params.names.map((nm) => state[`sgd/momentum/${nm}`]);
+    if (!iterations || mom.some((t) => !t)) return false;
+    await optimizer.setWeights([{ name: 'iter', tensor: iterations }, ...params.names.map((nm, i) => ({ name: `${nm}/momentum`, tensor: mom[i]! }))]);
+    return true;
+  }
   const iterations = state['adam/iterations'];
   const m = params.names.map((nm) => state[`adam/m/${nm}`]);
   const v = params.names.map((nm) => state[`adam/v/${nm}`]);
@@ -192,7 +231,7 @@ async function checkpoint(
   tf: Tf,
   spec: LoopSpec,
   params: Params,
-  optimizer: TfModule.AdamOptimizer | null,
+  optimizer: Optimizer | null,
   epoch: number,
   history: EpochLoss[],
 ): Promise<SerializedModel> {
@@ -213,7 +252,7 @@ async function checkpoint(
     });
   } finally {
     model.dispose();
-    state?.find((s) => s.name === 'adam/iterations')?.tensor.dispose();
+    state?.find((s) => s.name.endsWith('/iterations'))?.tensor.dispose();
   }
 }
 
@@ -259,7 +298,7 @@ async function initialHeadParams(tf: Tf, spec: LoopSpec, model: SerializedModel)
  *
  * @throws ModelMismatchError when the checkpoint's head has another shape or was taken after another epoch.
  */
-async function restore(tf: Tf, spec: LoopSpec, resume: ResumeFrom): Promise<{ params: Params; optimizer: TfModule.AdamOptimizer; history: EpochLoss[] }> {
+async function restore(tf: Tf, spec: LoopSpec, resume: ResumeFrom): Promise<{ params: Params; optimizer: Optimizer; history: EpochLoss[] }> {
   const meta = readHeadMetadata(resume.weights);
   const a = spec.arch;
   if (meta && (meta.arch.dim !== a.dim || meta.arch.hidden !== a.hidden || meta.arch.numClasses !== a.numClasses)) {
@@ -276,11 +315,11 @@ async function restore(tf: Tf, spec: LoopSpec, resume: ResumeFrom): Promise<{ pa
   } finally {
     net.dispose();
   }
-  const optimizer = newAdam(tf, spec.learningRate);
+  const optimizer = newOptimizer(tf, spec);
   const state = await readOptimizerState(resume.weights);
   try {
     if (!(await restoreOptimizer(optimizer, allParams(params, spec.trunk), state))) {
-      spec.logger?.warn('resume checkpoint has no optimizer state; Adam restarts (the run will differ from an uninterrupted one)');
+      spec.logger?.warn('resume checkpoint has no optimizer state; the optimizer restarts (the run will differ from an uninterrupted one)');
     }
   } finally {
     // The optimizer's variables hold their own reference to the decoded data.
@@ -290,7 +329,7 @@ async function restore(tf: Tf, spec: LoopSpec, resume: ResumeFrom): Promise<{ pa
 }
 
 /**
- * Train a head: `spec.epochs` epochs of `ceil(rows / batchSize)` Adam steps each.
+ * Train a head (and a trunk): `spec.epochs` epochs of `ceil(rows / batchSize)` optimizer steps each.
  *
  * @returns the final model (probabilities out) and the loss of every epoch.
  * @throws InvalidInputError when `resume.epoch` is out of range.
@@ -307,7 +346,7 @@ export async function runTraining(tf: Tf, spec: LoopSpec): Promise<TrainResult> 
     ? await restore(tf, spec, spec.resume)
     : {
         params: spec.initialHead ? await initialHeadParams(tf, spec, spec.initialHead) : initParams(tf, arch, mulberry32(deriveSeed(seed, STREAM_INIT))),
-        optimizer: newAdam(tf, learningRate),
+        optimizer: newOptimizer(tf, spec),
         history: [] as EpochLoss[],
       };
   const trained = allParams(params, spec.trunk);
@@ -315,11 +354,13 @@ export async function runTraining(tf: Tf, spec: LoopSpec): Promise<TrainResult> 
   const trunk = spec.trunk;
   const sampler = spec.classes ? classBalancedSampler(spec.classes, arch.numClasses) : null;
   const stepsPerEpoch = Math.ceil(rows / batchSize);
+  const opt = spec.optimizer ?? { kind: 'adam' as const };
+  const totalSteps = epochs * stepsPerEpoch;
   const useDropout = arch.hidden > 0 && arch.dropout > 0;
   const keep = 1 - arch.dropout;
   const started = Date.now();
   spec.logger?.info(
-    { kind: spec.kind, arch, rows, epochs, startEpoch, stepsPerEpoch, learningRate, classBalanced: !!sampler },
+    { kind: spec.kind, arch, rows, epochs, startEpoch, stepsPerEpoch, learningRate, optimizer: opt, classBalanced: !!sampler },
     `training ${spec.kind} head`,
   );
   try {
@@ -330,7 +371,9 @@ export async function runTraining(tf: Tf, spec: LoopSpec): Promise<TrainResult> 
       for (let step = 0; step < stepsPerEpoch; step++) {
         const idx = sampler ? sampler(rng, batchSize) : order!.subarray(step * batchSize, Math.min(rows, (step + 1) * batchSize));
         const b = idx.length;
-        const { x, aux } = spec.gather(idx);
+        const t = (epoch - 1) * stepsPerEpoch + step;
+        if (opt.kind === 'sgd') (optimizer as TfModule.MomentumOptimizer).setLearningRate(learningRateAt(opt, learningRate, t, totalSteps));
+        const { x, aux } = spec.gather(idx, t);
         let maskValues: Float32Array | undefined;
         if (useDropout) {
           maskValues = new Float32Array(b * arch.hidden);

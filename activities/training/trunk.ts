@@ -16,7 +16,7 @@ import type * as TfModule from '@tensorflow/tfjs';
 import { InvalidInputError, type BackboneName } from '../../contracts';
 import { readBackboneWeights, requireBackboneFiles, BACKBONES } from '../../lib/backbone/backbones';
 import { modelsDirsOf } from '../../lib/backbone/model';
-import { blockPrefix, buildTfjsBackbone, FEATURES_LAYER, IMAGENET_LOGITS_LAYER, type TfjsBackbone } from '../../lib/backbone/tfjs-backbone';
+import { blockPrefix, buildTfjsBackbone, FEATURES_LAYER, IMAGENET_LOGITS_LAYER, NORMALISE_LAYER, type TfjsBackbone } from '../../lib/backbone/tfjs-backbone';
 import type { Tf } from '../../lib/tf';
 import { deserializeModel, type SerializedModel } from './serialize';
 import { headOn, readHeadMetadata, toVariable, type HeadArch, type Params, type Trunk } from './head-model';
@@ -31,9 +31,9 @@ export interface SplitBackbone {
   tf: Tf;
   name: BackboneName;
   net: TfjsBackbone;
-  /** First layer of the trainable top (`block<last>_expand_conv`), recorded in `artifact.json` as `fineTunedFrom`. */
+  /** First trained layer (`block<last>_expand_conv`, or `stem_conv` for the whole backbone), recorded in `artifact.json` as `fineTunedFrom`. */
   fineTuneFrom: string;
-  /** Input pixels to the last frozen layer's output: `[n, S, S, 3] -> [n, 7, 7, C]` (S 224 for Lite0: C 192). */
+  /** Input pixels to the last frozen layer's output: `[n, S, S, 3] -> [n, 7, 7, C]` (S 224 for Lite0: C 192); the identity for the whole backbone. */
   bottom: TfModule.LayersModel;
   /** The trainable top as a {@link Trunk}. */
   trunk: Trunk;
@@ -46,47 +46,81 @@ export interface SplitOptions {
   modelsDirs?: string[];
 }
 
+/** Where {@link loadSplitBackbone} cuts: before the last block (the student's top) or before the first layer (the whole backbone: the teacher's fine-tuning). */
+export type SplitAt = 'last-block' | 'whole';
+
+/** Names of the layers a layer reads (its first node: the backbone's own graph). */
+function inboundOf(l: TfModule.layers.Layer): string[] {
+  return (l.inboundNodes[0]?.inboundLayers ?? []).map((x) => x.name);
+}
+
 /**
- * Build a backbone in tfjs from its converted weights and split it before its last block.
+ * Run `layers` (a topologically ordered part of a layers model's graph) on a new input:
+ * the layer named `cut` stands for `x`, every other layer reads what its inbound layers
+ * gave (a residual `add` reads two). Works on symbolic tensors (building a model) and on
+ * concrete ones (training, with `kwargs` `{ training: false }`).
+ *
+ * @returns the last layer's output.
+ */
+function runGraph<T extends TfModule.Tensor | TfModule.SymbolicTensor>(layers: TfModule.layers.Layer[], cut: string, x: T, kwargs?: Record<string, unknown>): T {
+  const out = new Map<string, T>([[cut, x]]);
+  let last = x;
+  for (const l of layers) {
+    const ins = inboundOf(l).map((n) => out.get(n)!);
+    last = l.apply((ins.length === 1 ? ins[0]! : ins) as TfModule.Tensor | TfModule.Tensor[], kwargs) as T;
+    out.set(l.name, last);
+  }
+  return last;
+}
+
+/**
+ * Build a backbone in tfjs from its converted weights and split it into a frozen bottom
+ * and a trainable top: before its last block (`last-block`, the default: the student's
+ * fine-tuning) or before its first layer (`whole`: every convolution and batch
+ * normalisation trains, the teacher's whole-backbone fine-tuning; the bottom is then the
+ * identity and the top's input the pixels).
  *
  * @throws MissingArtifactError when the backbone's converted files are not there.
- * @throws Error when the layers after the cut are not a simple chain (another architecture).
+ * @throws Error when a top layer reads a layer below the cut other than the cut itself.
  */
-export async function loadSplitBackbone(tf: Tf, name: BackboneName, opts: SplitOptions = {}): Promise<SplitBackbone> {
+export async function loadSplitBackbone(tf: Tf, name: BackboneName, opts: SplitOptions & { at?: SplitAt } = {}): Promise<SplitBackbone> {
   const spec = BACKBONES[name];
   const files = requireBackboneFiles(spec, modelsDirsOf({ modelsDirs: opts.modelsDirs ?? [] }));
   const net = buildTfjsBackbone(tf, readBackboneWeights(spec, files));
   const full = net.full;
-  const lastBlock = net.weights.index.architecture.blocks.at(-1)!;
-  const fineTuneFrom = `${blockPrefix(lastBlock.index)}_${lastBlock.expandRatio !== 1 ? 'expand' : 'dw'}_conv`;
   const layers = full.layers;
-  const from = layers.findIndex((l) => l.name === fineTuneFrom);
+  let fineTuneFrom: string;
+  if (opts.at === 'whole') {
+    fineTuneFrom = layers.find((l) => l.getClassName() !== 'InputLayer' && l.name !== NORMALISE_LAYER)!.name;
+  } else {
+    const lastBlock = net.weights.index.architecture.blocks.at(-1)!;
+    fineTuneFrom = `${blockPrefix(lastBlock.index)}_${lastBlock.expandRatio !== 1 ? 'expand' : 'dw'}_conv`;
+  }
+  // The whole backbone keeps its input normalisation in the top (it has no weights).
+  const first = opts.at === 'whole' ? NORMALISE_LAYER : fineTuneFrom;
+  const from = layers.findIndex((l) => l.name === first);
   const to = layers.findIndex((l) => l.name === FEATURES_LAYER);
-  if (from < 0 || to < from) throw new Error(`${name}: no ${fineTuneFrom} before ${FEATURES_LAYER}`);
+  if (from < 0 || to < from) throw new Error(`${name}: no ${first} before ${FEATURES_LAYER}`);
   const top = layers.slice(from, to + 1);
-  // Each top layer must read exactly the previous one's output (a chain), the first one the cut.
-  const inboundOf = (l: TfModule.layers.Layer) => (l.inboundNodes[0]?.inboundLayers ?? []).map((x) => x.name);
   const cutLayer = inboundOf(top[0]!);
-  if (cutLayer.length !== 1) throw new Error(`${name}: ${fineTuneFrom} has ${cutLayer.length} inputs`);
-  top.forEach((l, i) => {
-    if (i > 0 && (inboundOf(l).length !== 1 || inboundOf(l)[0] !== top[i - 1]!.name)) {
-      throw new Error(`${name}: the layers from ${fineTuneFrom} are not a chain at ${l.name}`);
-    }
-  });
+  if (cutLayer.length !== 1) throw new Error(`${name}: ${first} has ${cutLayer.length} inputs`);
+  const known = new Set([cutLayer[0]!]);
+  for (const l of top) {
+    const bad = inboundOf(l).find((n) => !known.has(n));
+    if (bad) throw new Error(`${name}: ${l.name} reads ${bad}, below the cut before ${first}`);
+    known.add(l.name);
+  }
   const cut = full.getLayer(cutLayer[0]!);
-  const bottom = tf.model({ inputs: full.inputs, outputs: cut.output as TfModule.SymbolicTensor });
-  const inputShape = (cut.output as TfModule.SymbolicTensor).shape.slice(1) as number[];
+  const cutOut = (cut.getClassName() === 'InputLayer' ? full.inputs[0]! : cut.output) as TfModule.SymbolicTensor;
+  const bottom = tf.model({ inputs: full.inputs, outputs: cutOut });
+  const inputShape = cutOut.shape.slice(1) as number[];
   const trainable = top.flatMap((l) => l.trainableWeights.map((w) => ({ layer: l.name, w })));
   const trunk: Trunk = {
     inputShape,
     names: trainable.map(({ w }) => w.originalName),
     vars: trainable.map(({ w }) => w.read() as TfModule.Variable),
-    layers: top,
-    apply(x) {
-      let h: TfModule.Tensor = x;
-      for (const l of top) h = l.apply(h, { training: false }) as TfModule.Tensor;
-      return h as TfModule.Tensor2D;
-    },
+    build: (x) => runGraph(top, cut.name, x),
+    apply: (x) => runGraph(top, cut.name, x, { training: false }) as TfModule.Tensor2D,
     restore(src) {
       for (const l of top) {
         let from: TfModule.layers.Layer;

@@ -197,13 +197,26 @@ test('new-category survives SIGKILL of its workers during extraction and trainin
   const history = await handle.fetchHistory();
   expect((history.events ?? []).some((e) => e.childWorkflowExecutionFailedEventAttributes)).toBe(true);
 
-  // A second run with the same input reuses every frame and embedding.
+  // A second run with the same input reuses every frame and embedding. Its teacher is the
+  // GPU workers' whole-backbone fine-tuning in a tiny configuration (one epoch, batch 8, on tfjs-node's CPU).
+  const wholeTeacher = { mode: 'on', backbone: 'efficientnet_lite0', epochs: 1, batchSize: 8 } as const;
   const again = (await client.workflow.execute('newCategoryWorkflow', {
     taskQueue: queues.REELSET_VIDEO_TASK_QUEUE,
     workflowId: `${workflowId}-again`,
-    args: [{ ...request, teacher: { epochs: 2, cutmixPerFrame: 0 } }],
+    args: [{ ...request, teacher: { epochs: 2, cutmixPerFrame: 0, calibrationFolds: 2, fineTune: wholeTeacher } }],
   })) as NewCategoryResult;
   expect((again.steps.embed!.summary as { computed: number }).computed).toBe(0);
+  // The whole-backbone teacher: an image model, cross-fitted, evaluated, and the student distilled from it.
+  const wholeTrain = again.steps.train!.summary as unknown as TrainSummary;
+  expect(wholeTrain.fineTune).toMatchObject({ from: 'stem_conv', epochs: 1 });
+  expect(wholeTrain.calibration?.folds).toBe(2);
+  const wholeArtifact = (await svc.store.getJson<ModelArtifact>(`${wholeTrain.modelPrefix}/artifact.json`))!;
+  expect(wholeArtifact).toMatchObject({ role: 'teacher', input: { kind: 'image', size: 224 }, backbone: { name: 'efficientnet_lite0', fineTunedFrom: 'stem_conv' } });
+  expect(wholeArtifact.training).toMatchObject({ momentum: 0.9, learningRate: 0.01, wholeBackbone: true });
+  expect(again.evaluation.teacher?.videos.accuracy).toEqual(expect.any(Number));
+  const wholeDistill = (await svc.store.getJson<ModelArtifact>(`${(again.steps.distill!.summary as unknown as TrainSummary).modelPrefix}/artifact.json`))!;
+  expect(wholeDistill.training).toMatchObject({ teacherBackbone: 'efficientnet_lite0 fine-tuned from stem_conv', crossFittedTargets: expect.any(Number) });
+  expect(wholeDistill.training['crossFittedTargets']).toBeGreaterThan(0);
   // Incremental dedupe: the second run finds every cluster in the label's index from the
   // first run, sends nothing new to labelling and copies the earlier labels.
   const first = result.steps.dedupe!.summary as { clusters: number; contactSheets: Record<string, string> };

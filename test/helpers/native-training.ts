@@ -18,6 +18,9 @@ import { deserializeModel, serializeModel, type SerializedModel } from '../../ac
 import { distillStudent, fineTuneStudent } from '../../activities/training/student';
 import { trainTeacher } from '../../activities/training/teacher';
 import { hasConvolutionGradients, imageModel, loadSplitBackbone, trunkInputs } from '../../activities/training/trunk';
+import { fineTuneTeacher, fitWholeTeacher, predictPixels } from '../../activities/training/teacher-finetune';
+import { TeacherFineTuneParams } from '../../contracts';
+import type { Tf } from '../../lib/tf';
 
 const VIDEOS = path.resolve(__dirname, '../../samples/videos');
 
@@ -49,6 +52,11 @@ async function main(): Promise<void> {
   const images = [...frames('cockatoo.mp4', 6, 4), ...frames('tree.avi', 6, 4), ...frames('motion.mov', 6, 3)];
   const labels = Int32Array.from(images.map((_, i) => Math.floor(i / 6)));
   const pixels = await Promise.all(images.map((b) => decodeForBackbone(b, EFFICIENTNET_LITE0)));
+  if (process.argv[3] === 'teacher-whole') {
+    Object.assign(out, await wholeBackboneTeacher(tf, images, pixels, labels));
+    process.stdout.write(`${JSON.stringify(out)}\n`);
+    return;
+  }
   const bb = await loadSplitBackbone(tf, 'efficientnet_lite0');
   const acts = await trunkInputs(bb, pixels, 8);
   // Features through the trunk as loaded (the backbone's own pooled features).
@@ -98,6 +106,54 @@ async function main(): Promise<void> {
   bb.dispose();
   bb2.dispose();
   process.stdout.write(`${JSON.stringify(out)}\n`);
+}
+
+/**
+ * The teacher's whole-backbone fine-tuning in a tiny configuration (Lite0, 18 frames,
+ * batch 6, 2 epochs, every batch CutMixed): what changed, the loss, a bit-identical resume
+ * (SGD momentum and the cosine schedule by step), the published image model against the
+ * checkpoint model, and the cross-fitting over four pseudo-videos per class.
+ */
+async function wholeBackboneTeacher(tf: Tf, images: Buffer[], pixels: Buffer[], labels: Int32Array): Promise<Record<string, unknown>> {
+  const params = { ...TeacherFineTuneParams.parse({}), backbone: 'efficientnet_lite0' as const, epochs: 2, batchSize: 6, cutmixProbability: 1 };
+  const started = Date.now();
+  const bb = await loadSplitBackbone(tf, 'efficientnet_lite0', { at: 'whole' });
+  const before = bb.trunk.vars.map((v) => v.dataSync().slice() as Float32Array);
+  const common = { bb, pixels, labels, numClasses: 3, params, labelSmoothing: 0.1, classBalanced: true, seed: 4 };
+  let ckpt: SerializedModel | undefined;
+  const full = await fineTuneTeacher({ ...common, onEpoch: async (e, _l, w) => void (e === 1 ? (ckpt = await w()) : undefined) });
+  const fitMs = Date.now() - started;
+  const after = bb.trunk.vars.map((v) => v.dataSync().slice() as Float32Array);
+  const changed = before.filter((b, i) => maxAbsDiff(b, after[i]!) > 0).length;
+  const bb2 = await loadSplitBackbone(tf, 'efficientnet_lite0', { at: 'whole' });
+  const resumed = await fineTuneTeacher({ ...common, bb: bb2, resume: { epoch: 1, weights: ckpt! } });
+  const identicalResume = full.model.weights.equals(resumed.model.weights);
+  bb2.dispose();
+  const onPixels = await predictPixels(tf, full.model, pixels);
+  const image = await imageModel(bb, full.model, 'reelset_teacher');
+  const published = await serializeModel(image, { metadata: { reelset: readHeadMetadata(full.model) } });
+  const onImages = await predictImages(published, preparationOf({ size: 224, blurSigma: 0, resize: 'crop', range: [0, 255] }), async (s, e) => images.slice(s, e), images.length);
+  // Cross-fitting: two folds over two pseudo-videos per class (frames 0-2 and 3-5 of each video).
+  const videoIds = Array.from(labels, (l, i) => `v${l}-${Math.floor((i % 6) / 3)}`);
+  const fit = await fitWholeTeacher({ ...common, params: { ...params, epochs: 1 }, videoIds, calibrationFolds: 2 });
+  const trunkAfterFit = bb.trunk.vars.map((v) => v.dataSync().slice() as Float32Array);
+  bb.dispose();
+  return {
+    wholeFineTuneFrom: bb.fineTuneFrom,
+    wholeInputShape: bb.trunk.inputShape,
+    wholeParams: bb.trunk.names.length,
+    wholeChanged: changed,
+    wholeLoss: full.history.map((h) => h.loss),
+    wholeHyper: readHeadMetadata(full.model)?.hyper,
+    wholeIdenticalResume: identicalResume,
+    wholePublishedVsCheckpoint: maxAbsDiff(onImages, onPixels),
+    wholePublishedOutputs: image.outputs.map((o) => o.shape),
+    wholeCalibration: fit.calibration,
+    wholeOutOfFoldFinite: fit.outOfFold ? Array.from(fit.outOfFold).every(Number.isFinite) : null,
+    // The cross-fitting restarts every fold from the ImageNet weights: the last fit differs from the first one's end.
+    wholeFoldsRestart: maxAbsDiff(trunkAfterFit[0]!, after[0]!) > 0,
+    wholeFitMs: fitMs,
+  };
 }
 
 main().catch((err: unknown) => {

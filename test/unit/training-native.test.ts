@@ -78,3 +78,37 @@ describe('student fine-tuning (tfjs-node)', () => {
     expect(r['publishedBytes']).toBeLessThan(19_500_000);
   });
 });
+
+describe('teacher whole-backbone fine-tuning (tfjs-node, tiny configuration)', () => {
+  let r: Record<string, unknown>;
+  beforeAll(() => {
+    r = run(['tensorflow', 'teacher-whole']);
+  });
+
+  it('trains every convolution and batch normalisation of EfficientNet-Lite0 with SGD, momentum and CutMix', () => {
+    expect(r['wholeFineTuneFrom']).toBe('stem_conv');
+    expect(r['wholeInputShape']).toEqual([224, 224, 3]);
+    // 16 blocks' convolutions and batch norms, the stem and the head convolution: every trainable weight below `features`.
+    expect(r['wholeParams']).toBeGreaterThan(140);
+    expect(r['wholeChanged']).toBe(r['wholeParams']);
+    const loss = r['wholeLoss'] as number[];
+    expect(loss).toHaveLength(2);
+    expect(loss.every(Number.isFinite)).toBe(true);
+    expect(r['wholeHyper']).toMatchObject({ learningRate: 0.01, momentum: 0.9, batchSize: 6, cutmixProbability: 1, labelSmoothing: 0.1, classBalanced: true, wholeBackbone: true });
+  });
+
+  it('resumes from a checkpoint with bit-identical weights (momentum, cosine schedule and CutMix draws by step)', () => {
+    expect(r['wholeIdenticalResume']).toBe(true);
+  });
+
+  it('publishes an image model that gives the checkpoint model probabilities, with the ImageNet logits beside them', () => {
+    expect(r['wholePublishedOutputs']).toEqual([[null, 3], [null, 1000]]);
+    expect(r['wholePublishedVsCheckpoint']).toBeLessThan(1e-5);
+  });
+
+  it('cross-fits by video from the ImageNet weights each fold, for out-of-fold targets and a calibration', () => {
+    expect(r['wholeCalibration']).toMatchObject({ folds: 2, videos: 6 });
+    expect(r['wholeOutOfFoldFinite']).toBe(true);
+    expect(r['wholeFoldsRestart']).toBe(true);
+  });
+});

@@ -4,6 +4,9 @@ import { readHeadMetadata } from '../../activities/training/head-model';
 import { predict } from '../../activities/training/predict';
 import { distillStudent, fineTuneStudent } from '../../activities/training/student';
 import { trainTeacher } from '../../activities/training/teacher';
+import { wholeBackboneTeacher } from '../../activities/training/teacher-finetune';
+import { learningRateAt } from '../../activities/training/loop';
+import { TeacherParams } from '../../contracts/inputs';
 import { evaluate } from '../../activities/training/metrics';
 import { deserializeModel, serializeModel, type SerializedModel } from '../../activities/training/serialize';
 import { cutmix, cutmixTarget } from '../../lib/backbone/cutmix';
@@ -296,7 +299,7 @@ describe('teacher', () => {
 describe('fine-tuning on wasm', () => {
   it('is refused with a named error: wasm has no convolution gradients', async () => {
     const t = await trainTeacher({ features: train.features, dim: DIM, labels: train.labels, numClasses: K, epochs: 1, seed: 1 });
-    const trunk = { inputShape: [DIM], names: [], vars: [], layers: [], apply: (x: never) => x, restore: () => undefined };
+    const trunk = { inputShape: [DIM], names: [], vars: [], build: (x: never) => x, apply: (x: never) => x, restore: () => undefined };
     await expect(
       fineTuneStudent({ labels: train.labels, numClasses: K, teacher: t.model, teacherProbs: await predict(t.model, train.features, DIM), trunk, trunkInputs: train.features, head: t.model, epochs: 1 }),
     ).rejects.toThrow(/wasm backend cannot fine-tune convolutions/);
@@ -390,5 +393,30 @@ describe('evaluate', () => {
     expect(() =>
       evaluate({ probs: new Float32Array(4), numClasses: 2, labels: new Int32Array(2), labelNames: ['a', 'a'], videoIds: ['x', 'y'] }),
     ).toThrow(InvalidInputError);
+  });
+});
+
+describe('the teacher whole-backbone fine-tuning: when and how fast', () => {
+  it('defaults to the practitioners setting on the GPU only', () => {
+    expect(TeacherParams.parse({}).fineTune).toEqual({ mode: 'auto', backbone: 'efficientnet_lite2', epochs: 30, batchSize: 256, learningRate: 0.01, momentum: 0.9, cutmixProbability: 0.5 });
+    expect(wholeBackboneTeacher('auto', { backend: 'tensorflow', native: { gpu: true } })).toBe(true);
+    expect(wholeBackboneTeacher('auto', { backend: 'tensorflow', native: { gpu: false } })).toBe(false);
+    expect(wholeBackboneTeacher('auto', { backend: 'wasm' })).toBe(false);
+    expect(wholeBackboneTeacher('on', { backend: 'tensorflow', native: { gpu: false } })).toBe(true);
+    expect(wholeBackboneTeacher('off', { backend: 'tensorflow', native: { gpu: true } })).toBe(false);
+  });
+
+  it('refuses "on" where convolutions cannot be trained, naming the backend and the way out', () => {
+    expect(() => wholeBackboneTeacher('on', { backend: 'wasm' })).toThrow(InvalidInputError);
+    expect(() => wholeBackboneTeacher('on', { backend: 'wasm' })).toThrow(/training backend is wasm.*infra\/install.sh/);
+  });
+
+  it('decays the SGD learning rate by a cosine from its peak to 0; Adam keeps it', () => {
+    const sgd = { kind: 'sgd', momentum: 0.9, schedule: 'cosine' } as const;
+    expect(learningRateAt(sgd, 0.01, 0, 100)).toBeCloseTo(0.01, 12);
+    expect(learningRateAt(sgd, 0.01, 50, 100)).toBeCloseTo(0.005, 12);
+    expect(learningRateAt(sgd, 0.01, 99, 100)).toBeLessThan(1e-5);
+    expect(learningRateAt({ kind: 'sgd', momentum: 0.9, schedule: 'constant' }, 0.01, 99, 100)).toBe(0.01);
+    expect(learningRateAt({ kind: 'adam' }, 0.001, 50, 100)).toBe(0.001);
   });
 });
