@@ -41,4 +41,6 @@ export interface ContinueState {
   extracted: number;
   /** Videos whose frames an earlier run had made (their child returned the existing manifest). */
   reusedVideos?: number;
+  /** When the extract step started (workflow time, epoch ms), kept across continue-as-new for its duration. */
+  startedAtMs?: number;
 }

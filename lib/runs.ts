@@ -15,6 +15,9 @@ import type { ObjectStore } from './s3';
  * `extra`) is written to S3 first and the `run_steps` row second; a crash between the
  * two is repaired by the next attempt, which finds the manifest and writes the row.
  *
+ * @param opts.startedAtMs when the step began (epoch ms), for a step whose work ran before
+ *   this activity (the extract fan-out's children): `durationMs` counts from it, not from
+ *   `compute`'s start.
  * @returns the step's summary with `manifestKey`, `reused` and `durationMs`.
  * @throws whatever `compute` throws (nothing is written then).
  */
@@ -23,13 +26,14 @@ export async function runStep<S extends object>(
   workflowId: string,
   step: string,
   compute: () => Promise<{ summary: S; extra?: Record<string, unknown> }>,
+  opts: { startedAtMs?: number } = {},
 ): Promise<StepResult<S>> {
   const key = stepManifestKey(workflowId, step);
   let manifest = await deps.store.getJson<StepManifest<S>>(key);
   let reused = true;
   if (!manifest) {
     reused = false;
-    const started = Date.now();
+    const started = opts.startedAtMs ?? Date.now();
     const out = await compute();
     manifest = {
       step,

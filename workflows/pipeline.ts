@@ -151,7 +151,7 @@ export async function extractStep(run: RunTracker, opts: ExtractStepOptions): Pr
   const progress = run.progress;
   progress.videos.total = ids.length;
   const failures: VideoFailure[] = [...(state?.failures ?? [])];
-  const started = Date.now();
+  const started = state?.startedAtMs ?? Date.now();
   let reusedVideos = state?.reusedVideos ?? 0;
   let cursor = state?.cursor ?? 0;
   const children: Promise<void>[] = [];
@@ -160,7 +160,7 @@ export async function extractStep(run: RunTracker, opts: ExtractStepOptions): Pr
     if (workflowInfo().continueAsNewSuggested) {
       await condition(() => progress.videos.running === 0);
       await Promise.all(children);
-      await opts.continueAsNew({ cursor, failures, extracted: progress.videos.extracted, reusedVideos });
+      await opts.continueAsNew({ cursor, failures, extracted: progress.videos.extracted, reusedVideos, startedAtMs: started });
     }
     const videoId = ids[cursor++]!;
     progress.videos.running++;
@@ -184,9 +184,10 @@ export async function extractStep(run: RunTracker, opts: ExtractStepOptions): Pr
     );
   }
   await Promise.all(children);
-  const extract = await cpu.finishExtract({ workflowId, options: input.extract, failures });
+  // The step's duration is recorded from its start here (run_steps, the report), not from finishExtract's own start.
+  const extract = await cpu.finishExtract({ workflowId, options: input.extract, failures, startedAtMs: started });
   // reusedVideos: videos whose frames an earlier run (or attempt) had made, found by content.
-  const report = { ...extract, reusedVideos, durationMs: extract.reused ? extract.durationMs : Date.now() - started };
+  const report = { ...extract, reusedVideos };
   run.done('extract', report);
   return { extract, failures };
 }

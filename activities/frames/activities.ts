@@ -251,8 +251,11 @@ export function createFrameActivities(deps: ActivityDeps) {
      * Step 2 (whole run): gather the per-video results into the extract step's manifest.
      *
      * @param failures videos whose child workflow failed, as the workflow saw them.
+     * @param startedAtMs when the workflow started the step's first child (workflow time,
+     *   epoch ms): the step's recorded duration counts from it (the run report's and the
+     *   CLI's step times).
      */
-    async finishExtract(input: { workflowId: string; options: ExtractOptions; failures: VideoFailure[] }): Promise<StepResult<ExtractStepSummary>> {
+    async finishExtract(input: { workflowId: string; options: ExtractOptions; failures: VideoFailure[]; startedAtMs?: number }): Promise<StepResult<ExtractStepSummary>> {
       return runStep(deps, input.workflowId, 'extract', async () => {
         const search = await readStepManifest<SearchManifest>(store, input.workflowId, 'search');
         const paramsHash = extractionParamsHash(input.options);
@@ -280,7 +283,7 @@ export function createFrameActivities(deps: ActivityDeps) {
           decodeErrorCount,
         };
         return { summary, extra: { videos, failures: input.failures } };
-      });
+      }, { startedAtMs: input.startedAtMs });
     },
   };
 }

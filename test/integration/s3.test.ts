@@ -198,6 +198,15 @@ describe('runStep', () => {
     expect(rows.rows[0]!.duration_ms).toBe(first.durationMs);
   });
 
+  it('counts a fan-out step from when it began, not from the gathering activity (the report agrees with the CLI)', async () => {
+    const began = Date.now() - 7_100;
+    const r = await runStep({ store, pool }, workflowId, 'fanout', async () => ({ summary: { n: 2 } }), { startedAtMs: began });
+    expect(r.durationMs).toBeGreaterThanOrEqual(7_100);
+    expect(r.durationMs).toBeLessThan(7_100 + 5_000);
+    const rows = await pool.query<{ duration_ms: number }>('SELECT duration_ms FROM run_steps WHERE workflow_id = $1 AND step = $2', [workflowId, 'fanout']);
+    expect(rows.rows[0]!.duration_ms).toBe(r.durationMs);
+  });
+
   it('repairs a missing run_steps row from an existing manifest without recomputing', async () => {
     const compute = jest.fn(async () => ({ summary: { n: 1 } }));
     await runStep({ store, pool }, workflowId, 'search', compute);

@@ -119,6 +119,8 @@ test('a video that cannot be decoded is reported and the run goes on', async () 
   expect(calls.filter((c) => c.name === 'extractVideo').map((c) => (c.args as { videoId: string }).videoId).sort()).toEqual(['v-a', 'v-bad', 'v-n']);
   // finishExtract learns the failure; every payload stays small.
   expect((calls.find((c) => c.name === 'finishExtract')!.args as { failures: unknown[] }).failures).toHaveLength(1);
+  // ... and when the step began, so the recorded step time covers the children (the run report's and the CLI's agree).
+  expect((calls.find((c) => c.name === 'finishExtract')!.args as { startedAtMs: number }).startedAtMs).toEqual(expect.any(Number));
   for (const c of calls) expect(JSON.stringify(c.args ?? null).length).toBeLessThan(4_000);
   expect(Object.keys(result.steps)).toEqual(['search', 'extract', 'embed', 'dedupe', 'label', 'dataset', 'train', 'distill', 'evaluate', 'publish']);
   expect(result.dataset.datasetKey).toBe('datasets/cup/v1/manifest.json');
