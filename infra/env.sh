@@ -25,7 +25,10 @@ while IFS= read -r _reelset_line || [ -n "$_reelset_line" ]; do
     continue
   fi
   # Values are plain text with ${NAME} references only (see the file's header).
-  eval "export $_reelset_key=\"${_reelset_line#*=}\""
+  eval "$_reelset_key=\"${_reelset_line#*=}\""
+  # An empty default stays unset: tools read a set-but-empty variable as set (the Temporal
+  # CLI turns TLS on for an empty TEMPORAL_TLS_CLIENT_CERT_PATH). S3_ENDPOINT is the exception.
+  if [ -n "${!_reelset_key}" ] || [ "$_reelset_key" = S3_ENDPOINT ]; then export "${_reelset_key?}"; else unset "$_reelset_key"; fi
 done < "$REELSET_ROOT/infra/defaults.env"
 unset _reelset_line _reelset_key
 

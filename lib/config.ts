@@ -47,15 +47,23 @@ export const Config = z.object({
   LABEL_STUDIO_PORT: port,
   /** Port the labelling gateway (webhook receiver, `workers/labeling-gateway.ts`) listens on, on 127.0.0.1. */
   LABEL_STUDIO_GATEWAY_PORT: port,
-  /** Temporal frontend address, host:port. */
+  /** Temporal frontend address, host:port (the standard `TEMPORAL_*` variables: `@temporalio/envconfig`, see `lib/temporal.ts`). */
   TEMPORAL_ADDRESS: z.string().min(1),
-  /** Connect to Temporal over TLS (verified by the system's CAs, or `TEMPORAL_TLS_CA`); implied by the three below and by an API key. */
-  TEMPORAL_TLS: bool,
-  /** Client certificate (PEM file) for mTLS to a remote cluster or Temporal Cloud; with `TEMPORAL_TLS_KEY`. Empty: none. */
-  TEMPORAL_TLS_CERT: z.string(),
-  /** Private key (PEM file) of `TEMPORAL_TLS_CERT`. */
-  TEMPORAL_TLS_KEY: z.string(),
+  /** `true`: connect over TLS (verified by the system's CAs, or the server CA below); `false`: never; empty: TLS when a certificate, a CA or an API key is set. */
+  TEMPORAL_TLS: z.union([z.literal(''), bool]).transform((v) => (v === '' ? undefined : v)),
+  /** Client certificate (PEM file) for mTLS to a remote cluster or Temporal Cloud; with `TEMPORAL_TLS_CLIENT_KEY_PATH`. Empty: none. */
+  TEMPORAL_TLS_CLIENT_CERT_PATH: z.string(),
+  /** Private key (PEM file) of the client certificate. */
+  TEMPORAL_TLS_CLIENT_KEY_PATH: z.string(),
   /** CA certificate (PEM file) the server's certificate is checked against, for a private CA. Empty: the system's CAs. */
+  TEMPORAL_TLS_SERVER_CA_CERT_PATH: z.string(),
+  /** Server name (SNI) to expect in the server's certificate, when it differs from the address's host. Empty: the host. */
+  TEMPORAL_TLS_SERVER_NAME: z.string(),
+  /** Earlier name of `TEMPORAL_TLS_CLIENT_CERT_PATH`, still accepted (the standard name wins). */
+  TEMPORAL_TLS_CERT: z.string(),
+  /** Earlier name of `TEMPORAL_TLS_CLIENT_KEY_PATH`, still accepted. */
+  TEMPORAL_TLS_KEY: z.string(),
+  /** Earlier name of `TEMPORAL_TLS_SERVER_CA_CERT_PATH`, still accepted. */
   TEMPORAL_TLS_CA: z.string(),
   /** Temporal Cloud API key (implies TLS). Never logged. */
   TEMPORAL_API_KEY: z.string(),

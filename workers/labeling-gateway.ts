@@ -26,6 +26,7 @@ import { labelingChildWorkflowId, labelingEventSignal, type LabelingEvent } from
 import { applyLabelingEvent, labelStudioOf } from '../activities/labeling/human';
 import { WEBHOOK_SECRET_HEADER } from '../activities/labeling/project';
 import { createActivityDeps, type ActivityDeps } from '../lib/deps';
+import { temporalConnectionOptions } from '../lib/temporal';
 import { parseWebhook, secretMatches, type WebhookEvent } from './labeling-events';
 
 /** Largest body accepted (Label Studio's payloads are a few KB). */
@@ -163,7 +164,7 @@ export function createGateway(deps: Pick<ActivityDeps, 'pool' | 'config' | 'logg
 
 async function main(): Promise<void> {
   const deps = createActivityDeps('labeling-gateway');
-  const connection = await Connection.connect({ address: deps.config.TEMPORAL_ADDRESS });
+  const connection = await Connection.connect(temporalConnectionOptions(deps.config));
   const client = new Client({ connection, namespace: deps.config.TEMPORAL_NAMESPACE });
   const { server, drain } = createGateway(deps, temporalSignaller(client));
   const host = deps.config.LABEL_STUDIO_GATEWAY_HOST;
