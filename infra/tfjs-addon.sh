@@ -17,6 +17,7 @@ build_tfjs_addon() {
   ln -s libtensorflow_cc.so.2 "$pkg/deps/lib/libtensorflow.so"
   ln -s libtensorflow_framework.so.2 "$pkg/deps/lib/libtensorflow_framework.so"
   log "building the $what addon against $tf (node-pre-gyp --build-from-source)"
-  (cd "$pkg" && npm_config_nodedir="${npm_config_nodedir:-/usr}" npm run --silent build-addon-from-source >"$logfile" 2>&1) ||
+  # Node's headers: those of the node that runs (its prefix's include/: the registry build, or Debian's /usr).
+  (cd "$pkg" && npm_config_nodedir="${npm_config_nodedir:-$(node -p "require('path').resolve(process.execPath, '../..')")}" npm run --silent build-addon-from-source >"$logfile" 2>&1) ||
     die "$what addon build failed (log: $logfile)"
 }
