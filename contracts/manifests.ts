@@ -4,7 +4,7 @@
  * section per step, in pipeline order. Types only, plus a few constants: pure, safe in
  * the workflow sandbox, imported by value by every domain.
  */
-import type { ExtractOptions, SamplingMode } from './inputs';
+import type { ExtractOptions, SamplingMode } from './extraction';
 
 // ------------------------------------------------------------------------ common ---
 

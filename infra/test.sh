@@ -19,6 +19,8 @@ node node_modules/tsx/dist/cli.mjs infra/corpus.ts registry >/dev/null
 node node_modules/typescript/bin/tsc --noEmit -p .
 # Lint: typescript-eslint, workflow determinism, the layering and no import cycle (eslint.config.mjs).
 node node_modules/eslint/bin/eslint.js --max-warnings 0 .
+# ... and no import cycle with type-only imports either (eslint's rule skips them).
+node node_modules/tsx/dist/cli.mjs infra/check-cycles.ts
 # Projects run one after another (--runInBand): the e2e test starts its own workers
 # and the machine has two cores. --forceExit: a handle a failed test left open (a worker
 # process, a socket) must not keep the run alive after its summary.
