@@ -24,7 +24,7 @@ import type { FeatureExtractor } from '../lib/backbone/model';
 /** The corpus directory: `../shared/data` from the project root, or its copy fetched by `infra/corpus.ts`. */
 export const CORPUS = corpusPath('shared');
 
-/** Videos of the corpus that show the same scene (its README says so: the same lab set-up, puck and table, filmed twice). */
+/** Videos of the corpus that show the same scene (the corpus's own README, ../shared/data/README.md, outside this repository, says so: the same lab set-up, puck and table, filmed twice; see docs/benchmarks.md#near-duplicate-quality). */
 export const SAME_SCENE_VIDEOS: ReadonlyArray<readonly [string, string]> = [['Principe_inertie', 'Force_constante']];
 
 /** The re-upload transforms. */

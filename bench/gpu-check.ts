@@ -4,7 +4,7 @@
  * the CPU; does ONNX Runtime's CUDA provider start, and how fast are the backbones on it.
  * Exits 1 when tfjs-node-gpu does not place work on a GPU or the CUDA provider fails.
  *
- * NOT RUN ON A GPU YET (written on CPU-only machines; see README "GPU workers").
+ * NOT RUN ON A GPU YET (written on CPU-only machines; see docs/training.md#gpu-workers-not-run-on-a-gpu-here).
  *
  * Each measurement runs in a child process: `tensorflow-gpu` with the GPU visible,
  * `tensorflow-gpu` with `CUDA_VISIBLE_DEVICES=` (the same library on the CPU), and

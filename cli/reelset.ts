@@ -20,7 +20,7 @@
  *
  * Every command that prints results takes `--json`. Exit codes: 0 success, 1 the
  * operation failed, 2 bad usage (nothing started), 3 a service is unreachable
- * (`cli/common.ts`). Configuration comes from the environment (README, `infra/defaults.env`).
+ * (`cli/common.ts`). Configuration comes from the environment (docs/operations.md#configuration, `infra/defaults.env`).
  */
 import { Command, CommanderError } from 'commander';
 import { EXIT, reportError } from './common';

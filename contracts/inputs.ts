@@ -52,7 +52,7 @@ export type TeacherFineTuneParams = z.infer<typeof TeacherFineTuneParams>;
 export const TeacherParams = z.object({
   /**
    * Backbones whose pooled features (concatenated, in this order) the teacher's head
-   * takes. Chosen by measurement (docs/benchmarks: `npm run bench:quality`).
+   * takes. Chosen by measurement (docs/benchmarks.md#quality-benchmark: `npm run bench:quality`).
    */
   backbones: z.array(BackboneName).min(1).max(3).default(['efficientnet_lite0', 'efficientnet_lite1', 'efficientnet_lite2']),
   /**

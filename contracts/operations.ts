@@ -87,7 +87,7 @@ function validTimeZone(tz: string): boolean {
 
 /**
  * One schedule of the retraining, as declared in `infra/schedules.json`. Every field but
- * `id`, `calendars` and `timeZone` has a default; the README explains the chosen ones.
+ * `id`, `calendars` and `timeZone` has a default; docs/operations.md#the-schedule explains the chosen ones.
  */
 export const ScheduleConfig = z.strictObject({
   /** Schedule id in Temporal (also the prefix of the workflow ids it starts). */

@@ -6,7 +6,7 @@
 # Usage: bash infra/demo.sh [label] [input-json]     (default label: person)
 # The demo labels with weak labels so that it finishes unattended; to see the human
 # path, pass '{"labeling": {"mode": "human"}}': it prints the Label Studio project and
-# waits for people (README, "Human labelling").
+# waits for people (docs/labelling.md).
 set -euo pipefail
 # shellcheck source=infra/env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"

@@ -2,7 +2,7 @@
 # The GPU worker check (after infra/install-gpu.sh): tfjs-node-gpu places training on a
 # GPU and how much faster than the CPU it is; ONNX Runtime's CUDA provider starts and how
 # fast the backbones run on it. Prints a table; exits 1 when the GPU is not used.
-# NOT RUN ON A GPU YET (see README, "GPU workers").
+# NOT RUN ON A GPU YET (see docs/training.md#gpu-workers-not-run-on-a-gpu-here).
 set -euo pipefail
 # shellcheck source=infra/env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"

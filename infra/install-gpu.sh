@@ -4,7 +4,7 @@
 # must support CUDA 13 for the ONNX Runtime provider). Idempotent.
 #
 # NOT RUN ON A GPU YET: written and shell-checked on CPU-only machines; `bash
-# infra/gpu-check.sh` is the check a GPU machine runs (see README, "GPU workers").
+# infra/gpu-check.sh` is the check a GPU machine runs (see docs/training.md#gpu-workers-not-run-on-a-gpu-here).
 #
 #   1. $REELSET_TOOLS_DIR/tf-gpu-venv: PyPI `tensorflow[and-cuda]` (the GPU build of the
 #      same TensorFlow as the CPU path, with the nvidia-* CUDA 12 / cuDNN wheels it pins).

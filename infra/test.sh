@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's second command (`npm test` runs it): install what is missing, start
+# The README's second command (`npm test` runs it; docs/testing.md): install what is missing, start
 # every service the tests need, apply migrations, then run the whole jest suite
 # (unit, workflow, integration, e2e). Extra arguments go to jest.
 set -euo pipefail

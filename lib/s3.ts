@@ -170,7 +170,7 @@ export class ObjectStore {
    * With a configured store this is one signed HTTP request on Node's keep-alive agent,
    * without the SDK's middleware stack (SigV4 by the SDK's own signer, path-style or
    * virtual-hosted as configured): about 0.4 ms of CPU against 2 ms per request through
-   * the SDK (README, "Frame extraction against bare ffmpeg"), which the many small frame
+   * the SDK (docs/benchmarks.md#frame-extraction-against-bare-ffmpeg), which the many small frame
    * uploads feel. The payload hash the signature covers is `sha256Hex` when the caller
    * has it (the server checks the body against it), else computed. Network errors, 5xx
    * and 429 answers are retried up to 5 attempts with exponential backoff.

@@ -7,7 +7,7 @@
  * back as `unknown` instead of a class. The threshold is a low quantile of the scores of
  * in-scope frames the references do not contain (the dataset's validation videos, or each
  * training video scored against the others), so its cost on in-scope frames is set, not
- * guessed; its rejection of real out-of-scope frames is measured (README).
+ * guessed; its rejection of real out-of-scope frames is measured (docs/benchmarks.md#out-of-scope-gate).
  *
  * `scope.json` beside a published student holds the references and the threshold.
  *

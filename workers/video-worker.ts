@@ -2,7 +2,7 @@
  * The CPU video worker: every workflow, and the catalog, frames, embeddings, dedupe,
  * labelling, dataset and publish activities, on `REELSET_VIDEO_TASK_QUEUE`.
  *
- * Usage: `tsx workers/video-worker.ts` (configuration from the environment, see README).
+ * Usage: `tsx workers/video-worker.ts` (configuration from the environment, see docs/operations.md#configuration).
  * SIGINT/SIGTERM: stops polling, lets running activities see cancellation, then exits.
  */
 import { Worker } from '@temporalio/worker';

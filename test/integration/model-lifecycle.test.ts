@@ -400,7 +400,7 @@ describe('predict and the out-of-scope gate', () => {
     console.log(`out-of-scope gate: rejected ${res.filter((r) => r.frames[0]!.label === 'unknown').length}/${res.length} lavfi patterns (${(100 * rejected).toFixed(0)}%); in-scope evaluation-set frames rejected ${kept.filter((k) => !k).length}/${kept.length} (${(100 * cost).toFixed(1)}%)`);
     console.log(`thresholds: nearest-neighbour ${model.scope!.threshold.toFixed(3)}, ImageNet log-sum-exp ${model.scope!.imagenet?.threshold.toFixed(2)}\n${res.map((r) => `${path.basename(r.path)} ${r.frames[0]!.label} ${r.frames[0]!.outOfScope ?? ''} ${r.frames[0]!.scopeScore!.toFixed(3)} ${r.frames[0]!.imagenetScore?.toFixed(2)}`).join('\n')}`);
     // Flat frames (black, white, grey) are always rejected; structured patterns only when
-    // they are far from every training frame (measured and printed; README).
+    // they are far from every training frame (measured and printed; docs/benchmarks.md#out-of-scope-gate).
     for (const c of ['color_c_black.png', 'color_c_white.png', 'color_c_gray.png']) {
       expect(res.find((r) => path.basename(r.path) === c)!.frames[0]).toMatchObject({ label: 'unknown', outOfScope: 'degenerate' });
     }
@@ -428,7 +428,7 @@ describe('ONNX export', () => {
     expect(f32!.frameAccuracy).toBe(tfjs!.frameAccuracy);
     expect(f16!.mb).toBeLessThan(0.55 * f32!.mb);
     // The fixture's prototype head has small margins (two similar class means): float16
-    // convolution kernels move a few frames across it (a trained student moved none; README).
+    // convolution kernels move a few frames across it (a trained student moved none; docs/benchmarks.md#onnx-export).
     expect(f16!.maxProbDiff).toBeLessThan(0.1);
     expect(f16!.argmaxAgreement).toBeGreaterThanOrEqual(0.85);
   });
