@@ -12,8 +12,12 @@
  * runs/<run>/<step>/manifest.json                             a step's checkpoint
  * runs/<run>/<step>/<file>                                    a step's other files (contact sheets, checkpoints)
  * runs/<run>/report.html                                      the run's report (steps, charts, failures)
+ * runs/<run>/label/predictions.json                           model pre-annotations of a run's representatives
+ * runs/<run>/label/plan.json                                  a run's labelling plan (sent, inherited)
+ * runs/<run>/predict/predictions.json                         a batch predict run's predictions
  * datasets/<label>/v<N>/manifest.json                         a dataset version
  * models/<label>/v<N>/<role>/<file>                           a published model
+ * evaluations/<label>/v<N>/<role>/eval-v<E>.json              a model's predictions on an evaluation-set version
  * ```
  */
 
@@ -172,4 +176,24 @@ export function modelPrefix(name: string, version: number, role: string): string
 function checkVersion(v: number): number {
   if (!Number.isInteger(v) || v < 1) throw new TypeError(`version must be an integer >= 1, got ${v}`);
   return v;
+}
+
+/** Key of the model predictions for a run's representatives (written by `predictFrames`): `runs/<run>/label/predictions.json`. */
+export function predictionsKey(workflowId: string): string {
+  return stepFileKey(workflowId, 'label', 'predictions.json');
+}
+
+/** Key of the labelling plan of a run (which frames went to people, which were inherited): `runs/<run>/label/plan.json`. */
+export function labelingPlanKey(workflowId: string): string {
+  return stepFileKey(workflowId, 'label', 'plan.json');
+}
+
+/** Key of a batch predict run's predictions: `runs/<run>/predict/predictions.json`. */
+export function batchPredictionsKey(workflowId: string): string {
+  return stepFileKey(workflowId, 'predict', 'predictions.json');
+}
+
+/** Key of a model's per-frame predictions on an evaluation-set version: `evaluations/<name>/v<version>/<role>/eval-v<E>.json`. */
+export function evaluationKey(name: string, version: number, role: 'teacher' | 'student', evalVersion: number): string {
+  return `evaluations/${keySegment(name)}/v${version}/${keySegment(role)}/eval-v${evalVersion}.json`;
 }

@@ -6,7 +6,6 @@
  */
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 import { z } from 'zod';
-import { stepFileKey } from './keys';
 import type { LabelSummary, StepResult } from './manifests';
 
 /**
@@ -64,16 +63,6 @@ export const HUMAN_LABELING_PATCH = 'human-labeling';
 /** Id of the labelling child of a run: `<run id>/label`. */
 export function labelingChildWorkflowId(runWorkflowId: string): string {
   return `${runWorkflowId}/label`;
-}
-
-/** Key of the model predictions for a run's representatives (written by `predictFrames`): `runs/<run>/label/predictions.json`. */
-export function predictionsKey(workflowId: string): string {
-  return stepFileKey(workflowId, 'label', 'predictions.json');
-}
-
-/** Key of the labelling plan of a run (which frames went to people, which were inherited): `runs/<run>/label/plan.json`. */
-export function labelingPlanKey(workflowId: string): string {
-  return stepFileKey(workflowId, 'label', 'plan.json');
 }
 
 // ----------------------------------------------------------- signals, queries ---

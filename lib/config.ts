@@ -161,7 +161,7 @@ export const Config = z.object({
    * Promotion gate, `above-chance` (every candidate): the lower end of the 95% bootstrap
    * interval of the candidate's video-level balanced accuracy on the fixed evaluation set
    * must reach this, for a label against `other` (2 classes, chance 0.5); with k classes,
-   * the same distance from chance 1/k towards 1 (`chanceMinimum` in `contracts/lifecycle.ts`).
+   * the same distance from chance 1/k towards 1 (`chanceMinimum` in `activities/models/gate.ts`).
    * 0 lets any 2-class model through (tests of the mechanism on tiny models).
    */
   REELSET_PROMOTION_MIN_LOWER_BOUND: z.coerce.number().min(0).max(1),

@@ -12,8 +12,8 @@
  * production versions of a label impossible even for writers that skip this module.
  */
 import type { Pool, PoolClient } from 'pg';
+import { promotionGate } from './gate';
 import {
-  promotionGate,
   PromotionConflictError,
   RegistryError,
   type EvalSetMetrics,

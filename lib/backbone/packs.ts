@@ -15,12 +15,12 @@ import type { ThreadEmbedResult } from './embed-worker';
 import type { EmbeddingThread } from './thread';
 
 /**
- * Key (without extension) of a video's packed vectors ({@link vectorPackBase}); the
- * frames hash is the first 24 hex of sha256 over the frames' content hashes, one per
- * line, in order, so the key changes when the model or any frame's bytes change.
+ * The frames hash of a video's pack key (`vectorPackBase` in contracts/keys.ts): the
+ * first 24 hex of sha256 over the frames' content hashes, one per line, in order, so the
+ * key changes when the model or any frame's bytes change.
  */
-export function vectorPackKey(modelKey: string, videoSha256: string, frameSha256: readonly string[]): string {
-  return vectorPackBase(modelKey, videoSha256, sha256Hex(frameSha256.join('\n')).slice(0, 24));
+export function framesHash(frameSha256: readonly string[]): string {
+  return sha256Hex(frameSha256.join('\n')).slice(0, 24);
 }
 
 /** The frames of one video to embed, in pack order. */
@@ -87,7 +87,7 @@ export async function embedPacks(store: ObjectStore, thread: EmbeddingThread, ba
   let forwardPasses = 0;
   const videos: VideoVectors[] = [];
   for (const req of requests) {
-    const base = vectorPackKey(mkey, req.videoSha256, req.frames.map((f) => f.sha256));
+    const base = vectorPackBase(mkey, req.videoSha256, framesHash(req.frames.map((f) => f.sha256)));
     const entry: VideoVectors = { videoId: req.videoId, vectorsKey: `${base}.f32`, indexKey: `${base}.json`, count: req.frames.length };
     videos.push(entry);
     const wanted = req.frames.map((f) => f.key);

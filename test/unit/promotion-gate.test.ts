@@ -1,6 +1,7 @@
 /** The promotion gate's rules, model references and the video aggregation (pure logic). */
 import { evenlySpaced } from '../../activities/models/evalset';
-import { balancedAccuracy, chanceMinimum, InvalidInputError, parseModelRef, promotionGate, type EvalSetMetrics, type GateConfig, type LevelMetrics } from '../../contracts';
+import { chanceMinimum, promotionGate } from '../../activities/models/gate';
+import { balancedAccuracy, InvalidInputError, parseModelRef, type EvalSetMetrics, type GateConfig, type LevelMetrics } from '../../contracts';
 import sharp from 'sharp';
 import { aggregateVideo } from '../../lib/classifier';
 import { applyScope, centred, logSumExp, lumaStd, meanRow, nearestSimilarity, quantile } from '../../lib/scope';
