@@ -49,6 +49,68 @@ export interface ImageClassifier {
   dispose(): void;
 }
 
+/** What one runtime gives for a batch of prepared images: raw (unnormalised) outputs, row-major. */
+export interface BatchOutputs {
+  /** `b * k` probabilities. */
+  probs: Float32Array;
+  /** `b * dim` pooled backbone features, when the model has them. */
+  features?: { data: Float32Array; dim: number };
+  /** `b * classes` ImageNet logits, when the model has them. */
+  imagenetLogits?: { data: Float32Array; classes: number };
+}
+
+/** Images per forward pass of {@link predictInBatches}. */
+export const PREDICT_BATCH = 16;
+
+/**
+ * The predict loop both runtimes share (tfjs here, ONNX Runtime in `onnx-classifier.ts`):
+ * decode and prepare `PREDICT_BATCH` images at a time as `prep` says, run `runBatch` on
+ * their RGB bytes (`b * S * S * 3`), gather the probabilities, the L2-normalised
+ * features and the ImageNet logits, yielding the event loop between batches.
+ *
+ * @param k classes of the model's probabilities.
+ * @throws InvalidInputError naming the image's index when one cannot be decoded.
+ * @throws ModelMismatchError when a probability is not finite (naming the image).
+ */
+export async function predictInBatches(images: Buffer[], prep: ImagePreparation, k: number, runBatch: (pixels: Buffer[]) => Promise<BatchOutputs>): Promise<ImagePredictions> {
+  const n = images.length;
+  const probs = new Float32Array(n * k);
+  let features = new Float32Array(0);
+  let featureDim = 0;
+  let imagenetLogits = new Float32Array(0);
+  for (let start = 0; start < n; start += PREDICT_BATCH) {
+    const pixels = await Promise.all(
+      images.slice(start, start + PREDICT_BATCH).map((b, i) =>
+        decodeForBackbone(b, prep).catch((err: unknown) => {
+          throw new InvalidInputError(`image ${start + i}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+        }),
+      ),
+    );
+    const out = await runBatch(pixels);
+    probs.set(out.probs, start * k);
+    if (out.features) {
+      const { data, dim } = out.features;
+      featureDim = dim;
+      if (features.length === 0) features = new Float32Array(n * dim);
+      for (let i = 0; i < pixels.length; i++) {
+        let q = 0;
+        for (let d = 0; d < dim; d++) q += data[i * dim + d]! ** 2;
+        const inv = 1 / Math.max(Math.sqrt(q), 1e-12);
+        for (let d = 0; d < dim; d++) features[(start + i) * dim + d] = data[i * dim + d]! * inv;
+      }
+    }
+    if (out.imagenetLogits) {
+      const { data, classes } = out.imagenetLogits;
+      if (imagenetLogits.length === 0) imagenetLogits = new Float32Array(n * classes);
+      imagenetLogits.set(data, start * classes);
+    }
+    await new Promise((r) => setImmediate(r));
+  }
+  const bad = probs.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0) throw new ModelMismatchError(`model output is not finite (image ${Math.floor(bad / k)})`);
+  return { probs, features, featureDim, imagenetLogits };
+}
+
 interface StoredModelJson {
   format?: string;
   modelTopology: object;
@@ -110,47 +172,25 @@ export async function loadClassifier(files: ClassifierFiles, backend: TfBackendP
     labels: artifact.labels,
     prep,
     async predict(images: Buffer[]): Promise<ImagePredictions> {
-      const n = images.length;
-      const probs = new Float32Array(n * k);
-      let dim = 0;
-      let features = new Float32Array(0);
-      const imagenetLogits = new Float32Array(imagenet ? n * (imagenet.shape[1] as number) : 0);
       const per = s * s * 3;
-      for (let start = 0; start < n; start += 16) {
-        const end = Math.min(n, start + 16);
-        const pixels = await Promise.all(
-          images.slice(start, end).map((b, i) =>
-            decodeForBackbone(b, prep).catch((err: unknown) => {
-              throw new InvalidInputError(`image ${start + i}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-            }),
-          ),
-        );
-        const x = pixelsToFloats(pixels, per, prep.range);
-        // [probabilities, features (normalised) when present, ImageNet logits when present]
+      return predictInBatches(images, prep, k, async (pixels) => {
+        // [probabilities, features when present, ImageNet logits when present]
         const outs = tf.tidy(() => {
-          const res = all.predict(tf.tensor4d(x, [pixels.length, s, s, 3]));
-          const list = Array.isArray(res) ? res : [res];
-          if (feat) list[1] = tf.div(list[1]!, tf.maximum(tf.norm(list[1]!, 'euclidean', 1, true), 1e-12));
-          return list;
+          const res = all.predict(tf.tensor4d(pixelsToFloats(pixels, per, prep.range), [pixels.length, s, s, 3]));
+          return Array.isArray(res) ? res : [res];
         });
         try {
-          probs.set((await outs[0]!.data()) as Float32Array, start * k);
           const f = feat ? outs[1]! : null;
           const l = imagenet ? outs[feat ? 2 : 1]! : null;
-          if (f) {
-            dim = f.shape[1] as number;
-            if (features.length === 0) features = new Float32Array(n * dim);
-            features.set((await f.data()) as Float32Array, start * dim);
-          }
-          if (l) imagenetLogits.set((await l.data()) as Float32Array, start * (l.shape[1] as number));
+          return {
+            probs: (await outs[0]!.data()) as Float32Array,
+            ...(f ? { features: { data: (await f.data()) as Float32Array, dim: f.shape[1] as number } } : {}),
+            ...(l ? { imagenetLogits: { data: (await l.data()) as Float32Array, classes: l.shape[1] as number } } : {}),
+          };
         } finally {
           tf.dispose(outs);
         }
-        await new Promise((r) => setImmediate(r));
-      }
-      const bad = probs.findIndex((v) => !Number.isFinite(v));
-      if (bad >= 0) throw new ModelMismatchError(`model output is not finite (image ${Math.floor(bad / k)})`);
-      return { probs, features, featureDim: dim, imagenetLogits };
+      });
     },
     dispose() {
       net.dispose();

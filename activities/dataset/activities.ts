@@ -18,7 +18,7 @@ import { resolveVotes, type Vote } from '../../lib/agreement';
 import type { ActivityDeps } from '../../lib/deps';
 import { readStepManifest, runStep } from '../../lib/runs';
 import { allocateVersion, countsOf, evaluationSetVideos, evaluationSetWarning, taxonomyPaths, videosOf } from './common';
-import { majorityLabelByVideo, splitByVideo } from './split';
+import { majorityLabelByVideo, splitByVideo } from '../../lib/split';
 
 /**
  * The label step's frames with human labels over weak (and model) ones: a frame whose

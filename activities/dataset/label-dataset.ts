@@ -21,7 +21,7 @@ import type { ActivityDeps } from '../../lib/deps';
 import { labelledFramesWithRepair, labelRunIds, labelsFingerprint, type DropReason } from '../../lib/labelled';
 import { runStep } from '../../lib/runs';
 import { allocateVersion, countsOf, evaluationSetVideos, evaluationSetWarning, taxonomyPaths, videosOf } from './common';
-import { majorityLabelByVideo, splitByVideo } from './split';
+import { majorityLabelByVideo, splitByVideo } from '../../lib/split';
 
 /** Summary of the label dataset step: the run dataset's summary, plus where its frames came from. */
 export interface LabelDatasetSummary extends DatasetSummary {

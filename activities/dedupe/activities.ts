@@ -1,4 +1,4 @@
-import { Context } from '@temporalio/activity';
+import { heartbeat } from '../../lib/heartbeat';
 import {
   contactSheetKey,
   embeddingModelKey,
@@ -44,7 +44,6 @@ export function createDedupeActivities(deps: ActivityDeps) {
      */
     async dedupeFrames(input: { workflowId: string; threshold: number; labelBudget?: number }): Promise<StepResult<DedupeSummary>> {
       return runStep(deps, input.workflowId, 'dedupe', async () => {
-        const ctx = Context.current();
         const labelBudget = input.labelBudget ?? Number.MAX_SAFE_INTEGER;
         const search = await readStepManifest<SearchManifest>(deps.store, input.workflowId, 'search');
         const embed = await readStepManifest<EmbedStepManifest>(deps.store, input.workflowId, 'embed');
@@ -71,8 +70,7 @@ export function createDedupeActivities(deps: ActivityDeps) {
           for (const k of (await exclusionEvidence(deps.pool, label, earlier.keys, { taxonomy })).keys()) labelled.add(k);
         }
 
-        let progress: Record<string, unknown> = { phase: 'cluster' };
-        const beat = setInterval(() => ctx.heartbeat(progress), 5000);
+        const hb = heartbeat<Record<string, unknown>>({ phase: 'cluster' }, 5000);
         try {
           const options: Omit<NearDuplicateOptions, 'onProgress'> = { threshold: input.threshold };
           const plan = await planDedupe({
@@ -85,9 +83,7 @@ export function createDedupeActivities(deps: ActivityDeps) {
               if (vectors.length / d <= INLINE_MAX_ROWS) return nearDuplicateClusters(vectors, d, options);
               thread ??= new ModuleThread(require.resolve('./cluster-worker'));
               return thread.call<NearDuplicateResult>('cluster', [vectors, d, options], {
-                onProgress: (p) => {
-                  progress = p as Record<string, unknown>;
-                },
+                onProgress: (p) => hb.update(p as Record<string, unknown>),
               });
             },
           });
@@ -101,7 +97,7 @@ export function createDedupeActivities(deps: ActivityDeps) {
             toLabel: c.toLabel,
             group: group[c.representative]!,
           }));
-          progress = { phase: 'index segment and contact sheets' };
+          hb.update({ phase: 'index segment and contact sheets' });
           const added = plan.added;
           const vectors = new Float32Array(added.length * dim);
           added.forEach((r, i) => vectors.set(run.vectors.subarray(r * dim, (r + 1) * dim), i * dim));
@@ -134,7 +130,7 @@ export function createDedupeActivities(deps: ActivityDeps) {
           };
           return { summary, extra: { clusters } };
         } finally {
-          clearInterval(beat);
+          hb.stop();
         }
       });
     },

@@ -1,4 +1,4 @@
-import { Context } from '@temporalio/activity';
+import { heartbeat } from '../../lib/heartbeat';
 import {
   embeddingModelKey,
   MissingArtifactError,
@@ -32,11 +32,9 @@ export function createEmbeddingActivities(deps: ActivityDeps) {
      */
     async embedFrames(input: { workflowId: string; batchSize?: number }): Promise<StepResult<EmbedSummary>> {
       return runStep(deps, input.workflowId, 'embed', async () => {
-        const ctx = Context.current();
         const extract = await readStepManifest<ExtractStepManifest>(store, input.workflowId, 'extract');
         const thread = getEmbeddingThread(backboneOptionsFromConfig(deps.config), deps.logger);
-        let progress: Record<string, unknown> = { phase: 'loading model' };
-        const beat = setInterval(() => ctx.heartbeat(progress), 5000);
+        const hb = heartbeat<Record<string, unknown>>({ phase: 'loading model' }, 5000);
         try {
           const requests: PackRequest[] = [];
           for (const v of extract.videos) {
@@ -46,10 +44,7 @@ export function createEmbeddingActivities(deps: ActivityDeps) {
           }
           const r = await embedPacks(store, thread, deps.config.REELSET_EMBED_BACKBONE, requests, {
             batchSize: input.batchSize ?? 16,
-            onProgress: (p) => {
-              progress = { ...p };
-              ctx.heartbeat(progress);
-            },
+            onProgress: (p) => hb.set({ ...p }),
           });
           const summary: EmbedSummary = {
             frames: r.computed + r.cached,
@@ -62,7 +57,7 @@ export function createEmbeddingActivities(deps: ActivityDeps) {
           };
           return { summary, extra: { model: r.model, videos: r.videos } };
         } finally {
-          clearInterval(beat);
+          hb.stop();
         }
       });
     },

@@ -20,6 +20,7 @@ import {
   type VideoProbe,
 } from '../../contracts';
 import type { ActivityDeps } from '../../lib/deps';
+import { heartbeat } from '../../lib/heartbeat';
 import { readStepManifest, runStep } from '../../lib/runs';
 import { extractFrames, extractionParamsHash, framesManifest, type ExtractProgress, type ExtractResume } from './extract';
 import { PROBE_VERSION, probeVideo, type CachedProbe } from './probe';
@@ -173,16 +174,14 @@ export function createFrameActivities(deps: ActivityDeps) {
       const stored = new Set(ctx.info.attempt > 1 || details ? await store.list(prefix) : []);
       const resume = await resumePoint(input.videoId, paramsHash, details);
       if (resume) deps.logger.info({ videoId: input.videoId, progress: resume.progress }, 'extract: resuming after the last heartbeat');
-      let beat: ExtractHeartbeat = {
+      const hb = heartbeat<ExtractHeartbeat>({
         paramsHash,
         progress: resume?.progress ?? { sampled: 0, frames: 0, lastTimestampS: null, dropped: { nearBlack: 0, nearWhite: 0, blurred: 0 }, decodeErrorCount: 0 },
         videoS: resume?.progress.lastTimestampS ?? 0,
         decodeErrors: resume?.decodeErrors ?? [],
-      };
-      const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'reelset-extract-'));
+      });
       // A timer, not the frames, drives heartbeats: a scene or keyframe scan can go long without a pick.
-      ctx.heartbeat(beat);
-      const timer = setInterval(() => ctx.heartbeat(beat), 1000);
+      const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'reelset-extract-'));
       try {
         const file = path.join(tmp, `video${path.extname(video.file_name)}`);
         let t = performance.now();
@@ -221,8 +220,7 @@ export function createFrameActivities(deps: ActivityDeps) {
             // Rows after objects: a row always points at a stored frame. Idempotent on the key.
             commit: async (frames, progress) => {
               await insertFrameRows(input.videoId, paramsHash, frames);
-              beat = { ...beat, progress };
-              ctx.heartbeat(beat);
+              hb.set({ ...hb.progress, progress });
             },
           },
           {
@@ -233,7 +231,7 @@ export function createFrameActivities(deps: ActivityDeps) {
             resume,
             // Frames are scored concurrently: keep the furthest point reached.
             onFrame: (p) => {
-              if (p.timestampS > beat.videoS) beat = { ...beat, videoS: p.timestampS };
+              if (p.timestampS > hb.progress.videoS) hb.update({ ...hb.progress, videoS: p.timestampS });
             },
           },
         ).catch(rename);
@@ -242,7 +240,7 @@ export function createFrameActivities(deps: ActivityDeps) {
         await store.putJson(manifestKey, manifest);
         return summarize(manifest, false, { download: downloadMs, probe: probeMs, extract: extractMs, manifest: lap() });
       } finally {
-        clearInterval(timer);
+        hb.stop();
         await fs.rm(tmp, { recursive: true, force: true });
       }
     },

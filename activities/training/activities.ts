@@ -23,6 +23,7 @@ import { backboneOptionsFromConfig, decodeForBackbone, preparationOf } from '../
 import { getEmbeddingThread } from '../../lib/backbone/thread';
 import type { ActivityDeps } from '../../lib/deps';
 import { deriveSeed, mulberry32, randInt } from '../../lib/rng';
+import { heartbeat, type Heartbeat } from '../../lib/heartbeat';
 import { runStep } from '../../lib/runs';
 import type { ObjectStore } from '../../lib/s3';
 import { initTensorflow } from '../../lib/tf';
@@ -31,7 +32,7 @@ import { featureModelArtifact, imageModelArtifact } from './artifact';
 import { computeTeacherFeatures, fetchFrames, loadDataset, loadModel, readTeacherFeatures, requireModel, saveModel, teacherLookup, teacherParts } from './data';
 import { readHeadMetadata, withLogitOffsets } from './head-model';
 import type { OnEpoch, ResumeFrom, TrainResult } from './loop';
-import { evaluate } from './metrics';
+import { evaluate } from '../../lib/metrics';
 import { predict, predictImages } from './predict';
 import { createPredictionActivities } from './predict-frames';
 import { serializeModel, type SerializedModel } from './serialize';
@@ -56,20 +57,6 @@ async function checkpointing(store: ObjectStore, prefix: string, phase: string):
     Context.current().heartbeat({ phase, epoch, loss });
   };
   return { resume, onEpoch };
-}
-
-/** Heartbeat the latest progress every second until `stop()` (long synchronous steps yield between batches). */
-function heartbeating(initial: Record<string, unknown>) {
-  const ctx = Context.current();
-  let progress = initial;
-  const timer = setInterval(() => ctx.heartbeat(progress), 1000);
-  return {
-    set(p: Record<string, unknown>) {
-      progress = p;
-      ctx.heartbeat(p);
-    },
-    stop: () => clearInterval(timer),
-  };
 }
 
 /** CutMix samples embedded per call to the embedding thread (a heartbeat after each). */
@@ -185,7 +172,7 @@ export function createTrainingActivities(deps: ActivityDeps) {
    * checkpointed to S3 every epoch and each fold's out-of-fold probabilities kept, so that
    * a retried attempt resumes; the teacher published as an image model.
    */
-  async function trainWholeTeacher(input: { workflowId: string; teacher: TeacherParams; seed: number }, ds: DatasetManifest, trainingBackend: string, hb: ReturnType<typeof heartbeating>): Promise<{ summary: TrainSummary; extra: { history: TrainResult['history'] } }> {
+  async function trainWholeTeacher(input: { workflowId: string; teacher: TeacherParams; seed: number }, ds: DatasetManifest, trainingBackend: string, hb: Heartbeat<Record<string, unknown>>): Promise<{ summary: TrainSummary; extra: { history: TrainResult['history'] } }> {
     const wf = input.workflowId;
     const ft = input.teacher.fineTune;
     const spec = BACKBONES[ft.backbone];
@@ -274,7 +261,7 @@ export function createTrainingActivities(deps: ActivityDeps) {
      */
     async trainTeacher(input: { workflowId: string; teacher: TeacherParams; seed: number }): Promise<StepResult<TrainSummary>> {
       return runStep(deps, input.workflowId, 'train', async () => {
-        const hb = heartbeating({ phase: 'teacher features' });
+        const hb = heartbeat<Record<string, unknown>>({ phase: 'teacher features' });
         try {
           const ds = await loadDataset(deps, input.workflowId);
           const train = ds.frames.filter((f) => f.split === 'train');
@@ -365,7 +352,7 @@ export function createTrainingActivities(deps: ActivityDeps) {
      */
     async distillStudent(input: { workflowId: string; teacher: TeacherParams; student: StudentParams; seed: number }): Promise<StepResult<TrainSummary>> {
       return runStep(deps, input.workflowId, 'distill', async () => {
-        const hb = heartbeating({ phase: 'loading' });
+        const hb = heartbeat<Record<string, unknown>>({ phase: 'loading' });
         try {
           const ds = await loadDataset(deps, input.workflowId);
           const wf = input.workflowId;
@@ -505,7 +492,7 @@ export function createTrainingActivities(deps: ActivityDeps) {
      */
     async evaluateModels(input: { workflowId: string }): Promise<StepResult<EvaluateSummary>> {
       return runStep(deps, input.workflowId, 'evaluate', async () => {
-        const hb = heartbeating({ phase: 'loading' });
+        const hb = heartbeat<Record<string, unknown>>({ phase: 'loading' });
         try {
           const ds = await loadDataset(deps, input.workflowId);
           const wf = input.workflowId;

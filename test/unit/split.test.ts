@@ -1,4 +1,4 @@
-import { splitByVideo } from '../../activities/dataset/split';
+import { splitByVideo } from '../../lib/split';
 
 function videos(spec: Record<string, number>): Array<{ videoId: string; label: string }> {
   return Object.entries(spec).flatMap(([label, n]) => Array.from({ length: n }, (_, i) => ({ videoId: `${label}-${i}`, label })));

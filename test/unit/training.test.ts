@@ -7,7 +7,7 @@ import { trainTeacher } from '../../activities/training/teacher';
 import { wholeBackboneTeacher } from '../../activities/training/teacher-finetune';
 import { learningRateAt } from '../../activities/training/loop';
 import { TeacherParams } from '../../contracts/inputs';
-import { evaluate } from '../../activities/training/metrics';
+import { evaluate } from '../../lib/metrics';
 import { deserializeModel, serializeModel, type SerializedModel } from '../../activities/training/serialize';
 import { cutmix, cutmixTarget } from '../../lib/backbone/cutmix';
 import { classBalancedSampler, deriveSeed, mulberry32, permutation, randNormal } from '../../lib/rng';
