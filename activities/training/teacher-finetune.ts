@@ -16,10 +16,11 @@ import { cutmix } from '../../lib/backbone/cutmix';
 import type { Logger } from '../../lib/logger';
 import { deriveSeed, mulberry32, permutation } from '../../lib/rng';
 import type { Tf } from '../../lib/tf';
-import { calibrateOnFolds, crossFit } from './crossfit';
-import { withLogitOffsets, type HeadArch } from './head-model';
+import { crossFit } from './crossfit';
+import type { HeadArch } from './head-model';
 import { runTraining, type OnEpoch, type ResumeFrom, type TrainResult } from './loop';
 import { softTargetCrossEntropy } from './losses';
+import { calibratedOnFolds, type FitTeacherResult } from './teacher';
 import { deserializeModel } from './serialize';
 import { hasConvolutionGradients, type SplitBackbone } from './trunk';
 
@@ -184,12 +185,8 @@ export interface FitWholeTeacherOptions extends Omit<FineTuneTeacherOptions, 're
   onFold?: (fold: number) => void;
 }
 
-/** What {@link fitWholeTeacher} returns (as `fitTeacher`'s: `teacher.ts`). */
-export interface FitWholeTeacherResult extends TrainResult {
-  calibration: { folds: number; offsets: number[]; before: number; after: number; videos: number } | null;
-  /** Calibrated out-of-fold probabilities of the labelled then the unlabelled rows, or null. */
-  outOfFold: Float32Array | null;
-}
+/** What {@link fitWholeTeacher} returns: as `fitTeacher`'s. */
+export type FitWholeTeacherResult = FitTeacherResult;
 
 /**
  * The whole-backbone teacher as the train step makes it: {@link fineTuneTeacher} on every
@@ -238,17 +235,7 @@ export async function fitWholeTeacher(o: FitWholeTeacherOptions): Promise<FitWho
         return out;
       },
     });
-    if (cf.trainedFolds !== o.calibrationFolds) {
-      o.logger?.warn({ folds: o.calibrationFolds, trained: cf.trainedFolds }, 'cross-fitting: a fold lacked a class; no calibration, in-sample distillation targets');
-      return { ...final, calibration: null, outOfFold: null };
-    }
-    const { calibration: c, shifted } = calibrateOnFolds(cf, videoIds, allLabels, k);
-    return {
-      model: await withLogitOffsets(final.model, c.offsets),
-      history: final.history,
-      calibration: { folds: cf.trainedFolds, offsets: c.offsets, before: c.before, after: c.after, videos: c.videos },
-      outOfFold: shifted,
-    };
+    return await calibratedOnFolds(final, cf, o.calibrationFolds, videoIds, allLabels, k, o.logger);
   } finally {
     tf.dispose(initial);
   }

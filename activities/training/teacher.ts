@@ -7,7 +7,8 @@
 import { DatasetError, InvalidInputError, TeacherParams } from '../../contracts';
 import { initTensorflow } from '../../lib/tf';
 import { argmaxRow, checkFinite, checkHyper, checkRows } from './checks';
-import { calibrateOnFolds, crossFit } from './crossfit';
+import { calibrateOnFolds, crossFit, type CrossFitResult } from './crossfit';
+import type { Logger } from '../../lib/logger';
 import { withLogitOffsets, type HeadArch } from './head-model';
 import { runTraining, type CommonTrainOptions, type TrainResult } from './loop';
 import { softTargetCrossEntropy } from './losses';
@@ -215,11 +216,22 @@ export async function fitTeacher(o: FitTeacherOptions): Promise<FitTeacherResult
     },
     predict: async (full, rows) => pick(full, k, rows),
   });
-  if (cf.trainedFolds !== p.calibrationFolds) {
-    o.logger?.warn({ folds: p.calibrationFolds, trained: cf.trainedFolds }, 'cross-fitting: a fold lacked a class; no calibration, in-sample distillation targets');
+  return calibratedOnFolds(result, cf, p.calibrationFolds, videoIds, allLabels, k, o.logger);
+}
+
+/**
+ * A teacher with the video-level calibration its cross-fitting chose: the offsets added
+ * to `result`'s logits and the calibrated out-of-fold probabilities; `result` as it is
+ * (no calibration, in-sample targets) when a fold lacked a class.
+ *
+ * @param labels class of each row of `cf`, -1 for unlabelled rows.
+ */
+export async function calibratedOnFolds(result: TrainResult, cf: CrossFitResult, folds: number, videoIds: string[], labels: Int32Array, k: number, logger?: Logger): Promise<FitTeacherResult> {
+  if (cf.trainedFolds !== folds) {
+    logger?.warn({ folds, trained: cf.trainedFolds }, 'cross-fitting: a fold lacked a class; no calibration, in-sample distillation targets');
     return { ...result, calibration: null, outOfFold: null };
   }
-  const { calibration: c, shifted } = calibrateOnFolds(cf, videoIds, allLabels, k);
+  const { calibration: c, shifted } = calibrateOnFolds(cf, videoIds, labels, k);
   return {
     model: await withLogitOffsets(result.model, c.offsets),
     history: result.history,
