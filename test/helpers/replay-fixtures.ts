@@ -115,7 +115,9 @@ export function replayActivities() {
           await wait(50);
         }
       }
-      await wait(5);
+      // Batch videos `b<i>` finish one after another (150 ms apart), each in a workflow task of its own.
+      const b = /^b(\d+)/.exec(a.videoId);
+      await wait(b ? 150 * Number(b[1]) : 5);
       const n = /^v(\d+)$/.exec(a.videoId);
       if (a.videoId.endsWith('-bad') || (n && Number(n[1]) % 50 === 3)) throw new VideoDecodeError(`${a.videoId}.mp4`, 'moov atom not found');
       return frames(a.videoId, a.videoId.endsWith('-empty') ? 0 : 3);
@@ -244,6 +246,15 @@ export const SCENARIOS: Scenario[] = [
     covers: 'batch predict of 8 videos 3 at a time: one cannot be decoded (a failing child), one has no frame, one reused; completed',
     workflowType: 'batchPredictWorkflow',
     args: [{ model: 'cup', videoIds: batchVideos, concurrency: 3, gpuTaskQueue: GPU_QUEUE }],
+    ends: 'completed',
+  },
+  {
+    name: 'replay-batch-predict-long',
+    covers:
+      'batch predict of 40 videos 4 at a time whose request carries maxHistoryEvents: 200 (code before the field existed ignored it): ' +
+      'code that continues as new on that bound replays it only behind the batch-predict-fan-out patch',
+    workflowType: 'batchPredictWorkflow',
+    args: [{ model: 'cup', videoIds: Array.from({ length: 40 }, (_, i) => `c${i + 1}`), concurrency: 4, gpuTaskQueue: GPU_QUEUE, maxHistoryEvents: 200 }],
     ends: 'completed',
   },
   {
