@@ -9,7 +9,8 @@
  * - {@link FanOutPool}: the bound and the callbacks. `launch(item)` starts an item
  *   (`start(item)`: an `executeChild` or an activity call); when it settles, `onSuccess` or
  *   `onFailure` runs (a failing item is reported and the others go on), then `onSettled`.
- *   The backfill, whose items come from pages planned on the way, drives a pool itself.
+ *   The backfill, whose items come from pages planned on the way, drives a pool itself
+ *   (and {@link historyFull} with its own count of the events its open pages can add).
  * - {@link fanOut}: a cursor over a list through a pool
  *   (`fanOut(new FanOutPool({...}), items, { cursor })`). Before each item it checks the
  *   history ({@link historyFull}: Temporal's `continueAsNewSuggested`, or the caller's
@@ -108,18 +109,16 @@ export interface HistoryBound {
 }
 
 /**
- * True when a fan-out should take no more items in this run: Temporal suggests
- * continue-as-new, or (only once this run has started an item, so that every run makes
- * progress) the caller's bound would be reached.
+ * True when a fan-out should take no more work in this run: Temporal suggests
+ * continue-as-new, or the history plus what the work already taken can still add
+ * (`committed` events) would reach the caller's `maxEvents`.
  *
- * @param running items running now.
- * @param progressed whether this run has started an item yet.
+ * @param maxEvents the caller's bound, if any.
+ * @param committed events the running (and next) work can still add to this history.
  */
-export function historyFull(bound: HistoryBound | undefined, running: number, progressed: boolean): boolean {
+export function historyFull(maxEvents: number | undefined, committed = 0): boolean {
   const info = workflowInfo();
-  if (info.continueAsNewSuggested) return true;
-  if (!bound || !progressed) return false;
-  return info.historyLength + (running + 1) * bound.eventsPerItem + bound.reserve >= bound.maxEvents;
+  return info.continueAsNewSuggested || (maxEvents !== undefined && info.historyLength + committed >= maxEvents);
 }
 
 /** Options of {@link fanOut}. */
@@ -153,7 +152,9 @@ export async function fanOut<T, R>(pool: FanOutPool<T, R>, items: readonly T[], 
   let cursor = first;
   while (cursor < items.length) {
     await pool.room();
-    if (historyFull(opts.historyBound, pool.running, cursor > first)) {
+    // The caller's bound counts once this run has started an item, so that every run makes progress.
+    const bound = cursor > first ? opts.historyBound : undefined;
+    if (historyFull(bound?.maxEvents, bound ? (pool.running + 1) * bound.eventsPerItem + bound.reserve : 0)) {
       await pool.drain();
       return { done: false, cursor };
     }
