@@ -57,9 +57,6 @@ export interface LabelingInput {
   heartbeatTimeoutS: number;
 }
 
-/** Patch id (`patched()`) of the label step's human branch: workflows started before it replay their weak labelling. */
-export const HUMAN_LABELING_PATCH = 'human-labeling';
-
 /** Id of the labelling child of a run: `<run id>/label`. */
 export function labelingChildWorkflowId(runWorkflowId: string): string {
   return `${runWorkflowId}/label`;

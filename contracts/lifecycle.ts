@@ -180,22 +180,32 @@ export interface PromotionOutcome {
 
 // ------------------------------------------------------------------ batch predict ---
 
+/**
+ * Most videos of one batch predict. The history no longer bounds it (the extraction
+ * continues as new); what does is the size of `predictVideos`' one input, a row per video
+ * (its id and frames manifest key, ~150 bytes): 5,000 videos make ~0.8 MB, well under
+ * Temporal's 2 MB payload limit. Going further needs `predictVideos` to take pages.
+ */
+export const BATCH_PREDICT_MAX_VIDEOS = 5000;
+
 /** Input of the batch predict workflow (`batchPredictWorkflow`). */
 export const BatchPredictInput = z.object({
   /** The model: `label`, `label@<version>`, `label@production` (default) or `label@latest`. */
   model: z.string().min(1),
   /** Catalog videos to classify; when empty, videos of `catalogLabel` (or the whole catalog), at most `maxVideos`. */
-  videoIds: z.array(z.string().min(1)).max(2000).default([]),
+  videoIds: z.array(z.string().min(1)).max(BATCH_PREDICT_MAX_VIDEOS).default([]),
   /** Select the catalog videos carrying this label (or a descendant). */
   catalogLabel: z.string().min(1).optional(),
-  /** At most 2,000: one extraction child per video in one history (no continue-as-new yet). */
-  maxVideos: z.number().int().min(1).max(2000).default(100),
+  /** At most {@link BATCH_PREDICT_MAX_VIDEOS} (the size of `predictVideos`' input, not the history, bounds it). */
+  maxVideos: z.number().int().min(1).max(BATCH_PREDICT_MAX_VIDEOS).default(100),
   /** Frame sampling (the pipeline's extraction; frames already extracted with the same options are reused). */
   extract: ExtractOptions.prefault({ mode: 'fps', fps: 1, maxFramesPerVideo: 32 }),
   /** Extraction child workflows at once. */
   concurrency: z.number().int().min(1).max(64).default(4),
   heartbeatTimeoutS: z.number().int().min(2).max(3600).default(30),
   gpuTaskQueue: z.string().min(1).default('reelset-gpu'),
+  /** A run stops starting extraction children and continues as new before its history reaches this many events (Temporal warns at 10,240). */
+  maxHistoryEvents: z.number().int().min(200).max(50_000).default(8000),
 });
 /** Parsed input of the batch predict workflow. */
 export type BatchPredictInput = z.infer<typeof BatchPredictInput>;

@@ -21,8 +21,6 @@ import {
   backfillProgressQuery,
   extractChildWorkflowId,
   failureOf,
-  fieldIssues,
-  formatIssues,
   InvalidInputError,
   LABEL_ATTRIBUTE,
   long,
@@ -42,6 +40,8 @@ import {
   type VideoFailure,
 } from '../contracts';
 import { extractVideoWorkflow } from './extract-video';
+import { FanOutPool, historyFull } from './fan-out';
+import { parseInput } from './parse-input';
 
 /** One planned page: videos still extracting, its failures, whether its gathering has begun. */
 interface OpenPage {
@@ -50,6 +50,33 @@ interface OpenPage {
   failures: VideoFailure[];
   finalizing: boolean;
   cancelled: boolean;
+}
+
+/** One video to extract, and its page. */
+interface Job {
+  page: OpenPage;
+  videoId: string;
+}
+
+/** What the parts of one backfill run share: its input, activities, counts and the state it carries. */
+interface BackfillRun {
+  input: BackfillInput;
+  workflowId: string;
+  short: VideoActivities;
+  longer: VideoActivities;
+  counts: BackfillCounts;
+  /** The first {@link MAX_REPORTED_FAILURES} failures (every one is in its page's manifest). */
+  failures: VideoFailure[];
+  startedAtMs: number;
+  runsBefore: number;
+  maxHistoryLength: number;
+  select?: BackfillSelectSummary;
+  ingest?: IngestSourceSummary;
+  phase: BackfillPhase;
+  /** The extract children running now, across pages. */
+  videos?: FanOutPool<Job, VideoExtractSummary>;
+  /** Enter a phase: the progress query and the `ReelsetStage` (and `ReelsetLabel`) search attributes say so. */
+  setPhase(p: BackfillPhase): void;
 }
 
 /** A step result less its bookkeeping fields, as kept in state and result. */
@@ -87,241 +114,275 @@ function summaryOf<S extends object>(r: S & { manifestKey?: string; reused?: boo
  * @param state carried by continue-as-new only.
  */
 export async function backfillWorkflow(request: BackfillRequest, state?: BackfillState): Promise<BackfillResult> {
-  const parsed = BackfillInput.safeParse(request);
-  if (!parsed.success) {
-    throw new InvalidInputError(`invalid backfill input: ${formatIssues(parsed.error)}`, { details: [fieldIssues(parsed.error)] });
-  }
-  const input = parsed.data;
-  const { workflowId } = workflowInfo();
-  const short = proxyActivities<VideoActivities>(SHORT);
-  const longer = proxyActivities<VideoActivities>(long(input.heartbeatTimeoutS, '2 hours'));
-  // A large source can take hours to ingest; a retried attempt skips what is already in (ETag, content).
-  const ingesting = proxyActivities<VideoActivities>(long(input.heartbeatTimeoutS, '12 hours'));
-
-  const counts: BackfillCounts = state?.counts ?? {
-    total: 0,
-    extracted: 0,
-    reused: 0,
-    failed: 0,
-    frames: 0,
-    framesReused: 0,
-    embedded: 0,
-    embeddingsCached: 0,
-    pagesDone: 0,
-    pages: 0,
-  };
-  const failures: VideoFailure[] = [...(state?.failures ?? [])];
-  const startedAtMs = state?.startedAtMs ?? Date.now();
-  const runsBefore = state?.runsBefore ?? 0;
-  let maxHistoryLength = state?.maxHistoryLength ?? 0;
-  let select: BackfillSelectSummary | undefined = state?.select;
-  let ingest: IngestSourceSummary | undefined = state?.ingest;
-  let phase: BackfillPhase = state ? 'extract' : 'start';
-  let running = 0;
-
-  const rate = () => {
-    const s = (Date.now() - startedAtMs) / 1000;
-    return s > 0 ? (counts.extracted + counts.failed) / s : 0;
-  };
-  setHandler(backfillProgressQuery, (): BackfillProgress => ({
-    label: select?.label ?? input.label,
-    phase,
-    ...counts,
-    done: counts.extracted + counts.reused + counts.failed,
-    running,
-    startedAt: new Date(startedAtMs).toISOString(),
-    elapsedS: (Date.now() - startedAtMs) / 1000,
-    videosPerSecond: rate(),
-    run: runsBefore + 1,
-    historyLength: workflowInfo().historyLength,
-  }));
-  const setPhase = (p: BackfillPhase) => {
-    phase = p;
-    upsertSearchAttributes([
-      { key: LABEL_ATTRIBUTE, value: input.label },
-      { key: STAGE_ATTRIBUTE, value: p },
-    ]);
-  };
-
-  const children = new Set<Promise<void>>();
+  const input = parseInput(BackfillInput, request, 'backfill');
+  const run = openRun(input, state);
   try {
-    if (!state) {
-      setPhase('start');
-      await short.startRun({ workflowId, kind: 'backfill', label: input.label, input });
-      if (input.ingest) {
-        setPhase('ingest');
-        ingest = summaryOf(await ingesting.ingestSource({ workflowId, label: input.label, source: input.ingest }));
-      }
-      setPhase('select');
-      select = summaryOf(
-        await longer.selectBackfill({
-          workflowId,
-          label: input.label,
-          since: input.since,
-          videoIds: input.videoIds,
-          fromIngest: input.ingest !== undefined,
-          pageSize: input.pageSize,
-        }),
-      );
-      counts.total = select.total;
-      counts.pages = select.pages;
-      setPhase('extract');
-    }
-    if (!select) throw new InvalidInputError('backfill state without a selection');
-
-    // ------------------------------------------------------------- the page pipeline ---
-    const queue: Array<{ page: OpenPage; videoId: string }> = [];
-    const open = new Map<number, OpenPage>();
-    let cursor = state?.cursor ?? 0;
-    let planning = false;
-    let stopPlanning = false;
-    let fatal: unknown;
-    let gathering: Promise<void> = Promise.resolve();
-
-    const gather = (p: OpenPage) => {
-      if (p.pending > 0 || p.finalizing || p.cancelled) return;
-      p.finalizing = true;
-      const pageId = backfillPageRunId(workflowId, p.page);
-      gathering = gathering.then(async () => {
-        try {
-          await short.finishExtract({ workflowId: pageId, options: input.extract, failures: p.failures });
-          if (input.embed) {
-            const e = await longer.embedFrames({ workflowId: pageId });
-            counts.embedded += e.computed;
-            counts.embeddingsCached += e.cached;
-          }
-          await short.finishRun({ workflowId: pageId, status: 'completed', result: { page: p.page, failed: p.failures.length } });
-          counts.pagesDone++;
-          open.delete(p.page);
-        } catch (err) {
-          fatal ??= err;
-        }
-      });
-    };
-
-    const plan = async (page: number) => {
-      planning = true;
-      try {
-        const r = await short.planBackfillPage({ workflowId: backfillPageRunId(workflowId, page), page, options: input.extract });
-        counts.reused += r.reused;
-        counts.framesReused += r.reusedFrames;
-        const p: OpenPage = { page, pending: r.toExtract.length, failures: [], finalizing: false, cancelled: false };
-        open.set(page, p);
-        for (const videoId of r.toExtract) queue.push({ page: p, videoId });
-        gather(p);
-      } catch (err) {
-        fatal ??= err;
-      } finally {
-        planning = false;
-      }
-    };
-
-    const launch = (job: { page: OpenPage; videoId: string }) => {
-      running++;
-      const { page, videoId } = job;
-      const child: Promise<void> = executeChild(extractVideoWorkflow, {
-        workflowId: extractChildWorkflowId(workflowId, videoId),
-        args: [{ videoId, options: input.extract, heartbeatTimeoutS: input.heartbeatTimeoutS }],
-      })
-        .then((r: VideoExtractSummary) => {
-          if (r.reused) {
-            counts.reused++;
-            counts.framesReused += r.frames;
-          } else {
-            counts.extracted++;
-            counts.frames += r.frames;
-          }
-        })
-        .catch((err: unknown) => {
-          if (isCancellation(err)) {
-            page.cancelled = true;
-            return;
-          }
-          const failed: VideoFailure = { videoId, ...failureOf(err) };
-          page.failures.push(failed);
-          if (failures.length < MAX_REPORTED_FAILURES) failures.push(failed);
-          counts.failed++;
-          log.warn('video failed; the backfill goes on without it', { ...failed });
-        })
-        .finally(() => {
-          running--;
-          page.pending--;
-          children.delete(child);
-          gather(page);
-        });
-      children.add(child);
-    };
-
-    /** Events the work already taken can still add to this run's history. */
-    const committed = () => (queue.length + running) * BACKFILL_EVENTS_PER_VIDEO + (open.size + 1) * BACKFILL_EVENTS_PER_PAGE + BACKFILL_EVENTS_RESERVE;
-    const nextPageCost = input.pageSize * BACKFILL_EVENTS_PER_VIDEO + BACKFILL_EVENTS_PER_PAGE;
-    const canPlan = () => !stopPlanning && !planning && cursor < counts.pages && open.size < 2 && queue.length < input.concurrency;
-    const drained = () => !planning && queue.length === 0 && running === 0 && open.size === 0;
-
-    for (;;) {
-      if (fatal !== undefined) throw fatal;
-      const info = workflowInfo();
-      if (!stopPlanning && cursor < counts.pages && (info.continueAsNewSuggested || info.historyLength + committed() + nextPageCost >= input.maxHistoryEvents)) {
-        stopPlanning = true;
-        log.info('history bound reached: finishing the open pages, then continuing as new', { historyLength: info.historyLength, cursor });
-      }
-      if (canPlan()) void plan(cursor++);
-      if (running < input.concurrency && queue.length > 0) {
-        launch(queue.shift()!);
-        continue;
-      }
-      if (drained() && (stopPlanning || cursor >= counts.pages)) break;
-      await condition(() => fatal !== undefined || (running < input.concurrency && queue.length > 0) || canPlan() || drained());
-    }
-    await gathering;
-    if (fatal !== undefined) throw fatal;
-
-    maxHistoryLength = Math.max(maxHistoryLength, workflowInfo().historyLength);
-    if (cursor < counts.pages) {
-      await continueAsNew<typeof backfillWorkflow>(request, {
-        cursor,
-        counts,
-        failures,
-        startedAtMs,
-        runsBefore: runsBefore + 1,
-        maxHistoryLength,
-        select,
-        ...(ingest ? { ingest } : {}),
-      });
-    }
-
-    const durationS = (Date.now() - startedAtMs) / 1000;
-    const result: BackfillResult = {
-      workflowId,
-      label: select.label,
-      runPrefix: runPrefix(workflowId),
-      ...(ingest ? { ingest } : {}),
-      select,
-      ...counts,
-      failures,
-      runs: runsBefore + 1,
-      maxHistoryLength,
-      durationS,
-      videosPerSecond: rate(),
-    };
-    setPhase('done');
-    await short.finishRun({ workflowId, status: 'completed', result });
-    return result;
+    if (!state) await selectVideos(run);
+    if (!run.select) throw new InvalidInputError('backfill state without a selection');
+    const cursor = await runPages(run, state?.cursor ?? 0);
+    run.maxHistoryLength = Math.max(run.maxHistoryLength, workflowInfo().historyLength);
+    if (cursor < run.counts.pages) await continueAsNew<typeof backfillWorkflow>(request, carriedState(run, cursor));
+    return await finishBackfill(run, run.select);
   } catch (err) {
     if (err instanceof ContinueAsNew) throw err;
-    const cancelled = isCancellation(err);
-    const { type, message } = failureOf(err);
-    const failedAt = phase;
-    await CancellationScope.nonCancellable(async () => {
-      // The children finish cancelling first: their ffmpeg is gone and temp files removed.
-      await Promise.allSettled([...children]);
-      setPhase(cancelled ? 'cancelled' : 'failed');
-      await short.finishRun({
-        workflowId,
-        status: cancelled ? 'cancelled' : 'failed',
-        result: { phase: failedAt, type, error: message, counts, failures },
-      });
-    }).catch(() => undefined);
+    await recordEnd(run, err);
     throw err;
   }
+}
+
+/** The run's shared parts, from the state a continued run was handed (if any), and its progress query. */
+function openRun(input: BackfillInput, state: BackfillState | undefined): BackfillRun {
+  const run: BackfillRun = {
+    input,
+    workflowId: workflowInfo().workflowId,
+    short: proxyActivities<VideoActivities>(SHORT),
+    longer: proxyActivities<VideoActivities>(long(input.heartbeatTimeoutS, '2 hours')),
+    counts: state?.counts ?? { total: 0, extracted: 0, reused: 0, failed: 0, frames: 0, framesReused: 0, embedded: 0, embeddingsCached: 0, pagesDone: 0, pages: 0 },
+    failures: [...(state?.failures ?? [])],
+    startedAtMs: state?.startedAtMs ?? Date.now(),
+    runsBefore: state?.runsBefore ?? 0,
+    maxHistoryLength: state?.maxHistoryLength ?? 0,
+    select: state?.select,
+    ingest: state?.ingest,
+    phase: state ? 'extract' : 'start',
+    setPhase(p) {
+      run.phase = p;
+      upsertSearchAttributes([
+        { key: LABEL_ATTRIBUTE, value: input.label },
+        { key: STAGE_ATTRIBUTE, value: p },
+      ]);
+    },
+  };
+  setHandler(backfillProgressQuery, (): BackfillProgress => ({
+    label: run.select?.label ?? input.label,
+    phase: run.phase,
+    ...run.counts,
+    done: run.counts.extracted + run.counts.reused + run.counts.failed,
+    running: run.videos?.running ?? 0,
+    startedAt: new Date(run.startedAtMs).toISOString(),
+    elapsedS: (Date.now() - run.startedAtMs) / 1000,
+    videosPerSecond: rate(run),
+    run: run.runsBefore + 1,
+    historyLength: workflowInfo().historyLength,
+  }));
+  return run;
+}
+
+/** Videos finished (extracted or failed) per second since the backfill started. */
+function rate(run: BackfillRun): number {
+  const s = (Date.now() - run.startedAtMs) / 1000;
+  return s > 0 ? (run.counts.extracted + run.counts.failed) / s : 0;
+}
+
+/** The first run's start: record the run, ingest `ingest` when given, select the videos and cut them into pages. */
+async function selectVideos(run: BackfillRun): Promise<void> {
+  const { input, workflowId } = run;
+  // A large source can take hours to ingest; a retried attempt skips what is already in (ETag, content).
+  const ingesting = proxyActivities<VideoActivities>(long(input.heartbeatTimeoutS, '12 hours'));
+  run.setPhase('start');
+  await run.short.startRun({ workflowId, kind: 'backfill', label: input.label, input });
+  if (input.ingest) {
+    run.setPhase('ingest');
+    run.ingest = summaryOf(await ingesting.ingestSource({ workflowId, label: input.label, source: input.ingest }));
+  }
+  run.setPhase('select');
+  run.select = summaryOf(
+    await run.longer.selectBackfill({
+      workflowId,
+      label: input.label,
+      since: input.since,
+      videoIds: input.videoIds,
+      fromIngest: input.ingest !== undefined,
+      pageSize: input.pageSize,
+    }),
+  );
+  run.counts.total = run.select.total;
+  run.counts.pages = run.select.pages;
+  run.setPhase('extract');
+}
+
+/**
+ * The page pipeline, from page `cursor` on: a page is planned (`planBackfillPage`; one
+ * plan at a time, at most two pages open, the next planned once fewer than `concurrency`
+ * videos wait), its videos run as extract children through one pool of `concurrency`
+ * across pages, and a page whose videos have all settled is gathered ({@link gatherPage},
+ * one page after another). Stops taking pages when the history bound is reached
+ * ({@link historyFull} with what the open work can still add) and lets the open pages
+ * finish.
+ *
+ * @returns the next page to plan (the page count when every page is done).
+ * @throws the first failure of a plan or a gathering (the backfill fails with it).
+ */
+async function runPages(run: BackfillRun, cursor: number): Promise<number> {
+  const { input, counts } = run;
+  const queue: Job[] = [];
+  const open = new Map<number, OpenPage>();
+  const gate = { planning: false, stopPlanning: false, fatal: undefined as unknown, gathering: Promise.resolve() };
+  const gather = (p: OpenPage) => gatherPage(run, p, open, gate);
+  const videos = extractPool(run, gather);
+  run.videos = videos;
+
+  const plan = async (page: number) => {
+    gate.planning = true;
+    try {
+      const r = await run.short.planBackfillPage({ workflowId: backfillPageRunId(run.workflowId, page), page, options: input.extract });
+      counts.reused += r.reused;
+      counts.framesReused += r.reusedFrames;
+      const p: OpenPage = { page, pending: r.toExtract.length, failures: [], finalizing: false, cancelled: false };
+      open.set(page, p);
+      for (const videoId of r.toExtract) queue.push({ page: p, videoId });
+      gather(p);
+    } catch (err) {
+      gate.fatal ??= err;
+    } finally {
+      gate.planning = false;
+    }
+  };
+
+  /** Events the work already taken can still add to this run's history, and what the next page would. */
+  const committed = () => (queue.length + videos.running) * BACKFILL_EVENTS_PER_VIDEO + (open.size + 1) * BACKFILL_EVENTS_PER_PAGE + BACKFILL_EVENTS_RESERVE;
+  const nextPageCost = input.pageSize * BACKFILL_EVENTS_PER_VIDEO + BACKFILL_EVENTS_PER_PAGE;
+  const canPlan = () => !gate.stopPlanning && !gate.planning && cursor < counts.pages && open.size < 2 && queue.length < input.concurrency;
+  const drained = () => !gate.planning && queue.length === 0 && videos.running === 0 && open.size === 0;
+
+  for (;;) {
+    if (gate.fatal !== undefined) throw gate.fatal;
+    if (!gate.stopPlanning && cursor < counts.pages && historyFull(input.maxHistoryEvents, committed() + nextPageCost)) {
+      gate.stopPlanning = true;
+      log.info('history bound reached: finishing the open pages, then continuing as new', { historyLength: workflowInfo().historyLength, cursor });
+    }
+    if (canPlan()) void plan(cursor++);
+    if (videos.hasRoom && queue.length > 0) {
+      videos.launch(queue.shift()!);
+      continue;
+    }
+    if (drained() && (gate.stopPlanning || cursor >= counts.pages)) break;
+    await condition(() => gate.fatal !== undefined || (videos.hasRoom && queue.length > 0) || canPlan() || drained());
+  }
+  await gate.gathering;
+  if (gate.fatal !== undefined) throw gate.fatal;
+  return cursor;
+}
+
+/**
+ * The extract children of the run's pages, at most `concurrency` at once: counts, and
+ * failures recorded on the page (and the first few in the run's); a page whose children
+ * have all settled is gathered. A cancelled child marks its page cancelled (never gathered).
+ */
+function extractPool(run: BackfillRun, gather: (p: OpenPage) => void): FanOutPool<Job, VideoExtractSummary> {
+  const { input, counts } = run;
+  return new FanOutPool<Job, VideoExtractSummary>({
+    concurrency: input.concurrency,
+    start: ({ videoId }) =>
+      executeChild(extractVideoWorkflow, {
+        workflowId: extractChildWorkflowId(run.workflowId, videoId),
+        args: [{ videoId, options: input.extract, heartbeatTimeoutS: input.heartbeatTimeoutS }],
+      }),
+    onSuccess: (_job, r) => {
+      if (r.reused) {
+        counts.reused++;
+        counts.framesReused += r.frames;
+      } else {
+        counts.extracted++;
+        counts.frames += r.frames;
+      }
+    },
+    onFailure: ({ page, videoId }, err) => {
+      if (isCancellation(err)) {
+        page.cancelled = true;
+        return;
+      }
+      const failed: VideoFailure = { videoId, ...failureOf(err) };
+      page.failures.push(failed);
+      if (run.failures.length < MAX_REPORTED_FAILURES) run.failures.push(failed);
+      counts.failed++;
+      log.warn('video failed; the backfill goes on without it', { ...failed });
+    },
+    onSettled: ({ page }) => {
+      page.pending--;
+      gather(page);
+    },
+  });
+}
+
+/**
+ * Gather a page whose videos have all settled, after the pages gathered before it: its
+ * extract manifest (`finishExtract`, with its failures), its embeddings when `embed`
+ * (`embedFrames`, cached by content), its page run recorded completed; then it is closed.
+ * A failure is kept in `gate.fatal` (the pipeline throws it).
+ */
+function gatherPage(run: BackfillRun, p: OpenPage, open: Map<number, OpenPage>, gate: { fatal: unknown; gathering: Promise<void> }): void {
+  if (p.pending > 0 || p.finalizing || p.cancelled) return;
+  p.finalizing = true;
+  const pageId = backfillPageRunId(run.workflowId, p.page);
+  gate.gathering = gate.gathering.then(async () => {
+    try {
+      await run.short.finishExtract({ workflowId: pageId, options: run.input.extract, failures: p.failures });
+      if (run.input.embed) {
+        const e = await run.longer.embedFrames({ workflowId: pageId });
+        run.counts.embedded += e.computed;
+        run.counts.embeddingsCached += e.cached;
+      }
+      await run.short.finishRun({ workflowId: pageId, status: 'completed', result: { page: p.page, failed: p.failures.length } });
+      run.counts.pagesDone++;
+      open.delete(p.page);
+    } catch (err) {
+      gate.fatal ??= err;
+    }
+  });
+}
+
+/** What the next run of the chain starts from: a page cursor and counts, never video lists. */
+function carriedState(run: BackfillRun, cursor: number): BackfillState {
+  return {
+    cursor,
+    counts: run.counts,
+    failures: run.failures,
+    startedAtMs: run.startedAtMs,
+    runsBefore: run.runsBefore + 1,
+    maxHistoryLength: run.maxHistoryLength,
+    select: run.select!,
+    ...(run.ingest ? { ingest: run.ingest } : {}),
+  };
+}
+
+/** Every page done: the backfill's result, recorded (`finishRun`) and returned. */
+async function finishBackfill(run: BackfillRun, select: BackfillSelectSummary): Promise<BackfillResult> {
+  const result: BackfillResult = {
+    workflowId: run.workflowId,
+    label: select.label,
+    runPrefix: runPrefix(run.workflowId),
+    ...(run.ingest ? { ingest: run.ingest } : {}),
+    select,
+    ...run.counts,
+    failures: run.failures,
+    runs: run.runsBefore + 1,
+    maxHistoryLength: run.maxHistoryLength,
+    durationS: (Date.now() - run.startedAtMs) / 1000,
+    videosPerSecond: rate(run),
+  };
+  run.setPhase('done');
+  await run.short.finishRun({ workflowId: run.workflowId, status: 'completed', result });
+  return result;
+}
+
+/**
+ * The end of a backfill that failed or was cancelled, recorded even while it is being
+ * cancelled: the running children finish cancelling first (their ffmpeg is gone and
+ * temporary files removed), then the phase `cancelled` or `failed` and the run's end in
+ * Postgres (the phase it stopped at, the failure, the counts). Never throws.
+ */
+async function recordEnd(run: BackfillRun, err: unknown): Promise<void> {
+  const cancelled = isCancellation(err);
+  const { type, message } = failureOf(err);
+  const failedAt = run.phase;
+  await CancellationScope.nonCancellable(async () => {
+    await run.videos?.settled();
+    run.setPhase(cancelled ? 'cancelled' : 'failed');
+    await run.short.finishRun({
+      workflowId: run.workflowId,
+      status: cancelled ? 'cancelled' : 'failed',
+      result: { phase: failedAt, type, error: message, counts: run.counts, failures: run.failures },
+    });
+  }).catch(() => undefined);
 }

@@ -2,9 +2,6 @@ import { ContinueAsNew, continueAsNew, proxyActivities, workflowInfo } from '@te
 import type { VideoActivities } from '../activities';
 import {
   DatasetError,
-  fieldIssues,
-  formatIssues,
-  InvalidInputError,
   NewCategoryInput,
   runPrefix,
   SHORT,
@@ -12,6 +9,7 @@ import {
   type NewCategoryRequest,
   type NewCategoryResult,
 } from '../contracts';
+import { parseInput } from './parse-input';
 import { embedAndDedupe, extractStep, finishFailedRun, labelStep, trackRun, trainAndPublish, writeReport } from './pipeline';
 
 /**
@@ -35,11 +33,7 @@ import { embedAndDedupe, extractStep, finishFailedRun, labelStep, trackRun, trai
  * The steps it shares with the retrain are in `./pipeline.ts`.
  */
 export async function newCategoryWorkflow(request: NewCategoryRequest, state?: ContinueState): Promise<NewCategoryResult> {
-  const parsed = NewCategoryInput.safeParse(request);
-  if (!parsed.success) {
-    throw new InvalidInputError(`invalid new-category input: ${formatIssues(parsed.error)}`, { details: [fieldIssues(parsed.error)] });
-  }
-  const input = parsed.data;
+  const input = parseInput(NewCategoryInput, request, 'new-category');
   const { workflowId } = workflowInfo();
   const cpu = proxyActivities<VideoActivities>(SHORT);
   const run = trackRun(input.label, state);

@@ -8,7 +8,7 @@
  * - {@link trackRun}: the progress query, the `ReelsetLabel` / `ReelsetStage` search
  *   attributes and the per-step report of the result;
  * - {@link extractStep}: the extraction fan-out (one child per video, bounded, continue-as-new
- *   when the history grows) and the extract step's manifest;
+ *   when the history grows: `./fan-out.ts`) and the extract step's manifest;
  * - {@link embedAndDedupe}: steps 3 and 4;
  * - {@link labelStep}: step 5, by people in Label Studio (a child workflow) or weak labels;
  * - {@link trainAndPublish}: steps 7 to 10 (teacher, student, evaluation, candidates);
@@ -16,7 +16,6 @@
  */
 import {
   CancellationScope,
-  condition,
   executeChild,
   isCancellation,
   log,
@@ -24,13 +23,11 @@ import {
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
-  workflowInfo,
 } from '@temporalio/workflow';
 import type { TrainingActivities, VideoActivities } from '../activities';
 import {
   extractChildWorkflowId,
   failureOf,
-  HUMAN_LABELING_PATCH,
   LABEL_ATTRIBUTE,
   labelingChildWorkflowId,
   long,
@@ -50,7 +47,9 @@ import {
   type VideoFailure,
 } from '../contracts';
 import { extractVideoWorkflow } from './extract-video';
+import { fanOut, FanOutPool } from './fan-out';
 import { labelingWorkflow } from './labeling';
+import { HUMAN_LABELING_PATCH, RUN_REPORT_PATCH } from './patches';
 
 /** The run's progress and step reports, and the two calls that move them. */
 export interface RunTracker {
@@ -153,37 +152,32 @@ export async function extractStep(run: RunTracker, opts: ExtractStepOptions): Pr
   const failures: VideoFailure[] = [...(state?.failures ?? [])];
   const started = state?.startedAtMs ?? Date.now();
   let reusedVideos = state?.reusedVideos ?? 0;
-  let cursor = state?.cursor ?? 0;
-  const children: Promise<void>[] = [];
-  while (cursor < ids.length) {
-    await condition(() => progress.videos.running < input.extractConcurrency);
-    if (workflowInfo().continueAsNewSuggested) {
-      await condition(() => progress.videos.running === 0);
-      await Promise.all(children);
-      await opts.continueAsNew({ cursor, failures, extracted: progress.videos.extracted, reusedVideos, startedAtMs: started });
-    }
-    const videoId = ids[cursor++]!;
-    progress.videos.running++;
-    children.push(
-      executeChild(extractVideoWorkflow, {
+  const pool = new FanOutPool<string, VideoExtractSummary>({
+    concurrency: input.extractConcurrency,
+    start: (videoId) => {
+      progress.videos.running++;
+      return executeChild(extractVideoWorkflow, {
         workflowId: extractChildWorkflowId(workflowId, videoId),
         args: [{ videoId, options: input.extract, heartbeatTimeoutS: input.heartbeatTimeoutS }],
-      })
-        .then((r: VideoExtractSummary) => {
-          progress.videos.extracted++;
-          if (r.reused) reusedVideos++;
-          log.info('video extracted', { videoId, frames: r.frames, reused: r.reused });
-        })
-        .catch((err: unknown) => {
-          const failed: VideoFailure = { videoId, ...failureOf(err) };
-          failures.push(failed);
-          progress.videos.failed++;
-          log.warn('video failed; the run goes on without it', { ...failed });
-        })
-        .finally(() => progress.videos.running--),
-    );
+      });
+    },
+    onSuccess: (videoId, r) => {
+      progress.videos.extracted++;
+      if (r.reused) reusedVideos++;
+      log.info('video extracted', { videoId, frames: r.frames, reused: r.reused });
+    },
+    onFailure: (videoId, err) => {
+      const failed: VideoFailure = { videoId, ...failureOf(err) };
+      failures.push(failed);
+      progress.videos.failed++;
+      log.warn('video failed; the run goes on without it', { ...failed });
+    },
+    onSettled: () => progress.videos.running--,
+  });
+  const out = await fanOut(pool, ids, { cursor: state?.cursor ?? 0 });
+  if (!out.done) {
+    await opts.continueAsNew({ cursor: out.cursor, failures, extracted: progress.videos.extracted, reusedVideos, startedAtMs: started });
   }
-  await Promise.all(children);
   // The step's duration is recorded from its start here (run_steps, the report), not from finishExtract's own start.
   const extract = await cpu.finishExtract({ workflowId, options: input.extract, failures, startedAtMs: started });
   // reusedVideos: videos whose frames an earlier run (or attempt) had made, found by content.
@@ -279,9 +273,6 @@ export async function finishFailedRun(run: RunTracker, workflowId: string, err: 
     cpu.finishRun({ workflowId, status, result: { stage: failedAt, type, error: message, steps: run.steps } }),
   ).catch(() => undefined);
 }
-
-/** Patch id of the report written at the end of a run (histories from before it replay without it). */
-export const RUN_REPORT_PATCH = 'run-report';
 
 /**
  * Write the run's HTML report (`runs/<id>/report.html`) as the run's last activity, also

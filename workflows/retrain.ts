@@ -6,22 +6,18 @@
 import {
   ContinueAsNew,
   continueAsNew,
-  patched,
   executeChild,
   log,
   ParentClosePolicy,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
-  condition,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { VideoActivities } from '../activities';
 import {
   failureOf,
-  fieldIssues,
-  formatIssues,
-  InvalidInputError,
   LABEL_ATTRIBUTE,
   RetrainAllInput,
   retrainAllProgressQuery,
@@ -45,8 +41,11 @@ import {
   type RetrainRequest,
   type RetrainResult,
 } from '../contracts';
-import { promotionStep } from './promotion';
+import { fanOut, FanOutPool } from './fan-out';
+import { parseInput } from './parse-input';
+import { PROMOTION_GATE_PATCH } from './patches';
 import { counted, embedAndDedupe, extractStep, finishFailedRun, labelStep, trackRun, trainAndPublish, writeReport } from './pipeline';
+import { promotionStep } from './promotion';
 
 /** What a retrain carries through continue-as-new (during its extraction fan-out). */
 export interface RetrainContinueState {
@@ -54,9 +53,6 @@ export interface RetrainContinueState {
   extract: ContinueState;
   activities: number;
 }
-
-/** Histories recorded before the promotion gate existed replay without its activities. */
-export const PROMOTION_GATE_PATCH = 'promotion-gate';
 
 /**
  * The promotion gate (issue 13): the published student is evaluated with the production
@@ -99,11 +95,7 @@ async function promotionGate(
  * Invalid input fails at once (`InvalidInputError`, not retried).
  */
 export async function retrainWorkflow(request: RetrainRequest, state?: RetrainContinueState): Promise<RetrainResult> {
-  const parsed = RetrainInput.safeParse(request);
-  if (!parsed.success) {
-    throw new InvalidInputError(`invalid retrain input: ${formatIssues(parsed.error)}`, { details: [fieldIssues(parsed.error)] });
-  }
-  const req = parsed.data;
+  const req = parseInput(RetrainInput, request, 'retrain');
   const info = workflowInfo();
   const { workflowId } = info;
   const counter = { n: state?.activities ?? 0 };
@@ -186,6 +178,29 @@ export async function retrainWorkflow(request: RetrainRequest, state?: RetrainCo
   }
 }
 
+/** One label's line in the fan-out's result, from its retrain's result. */
+function labelOutcome(label: string, workflowId: string, r: RetrainResult): RetrainLabelOutcome {
+  return {
+    label,
+    workflowId,
+    outcome: r.outcome,
+    reasons: r.reasons,
+    ...(r.run
+      ? {
+          models: r.run.models,
+          dataset: { version: r.run.dataset.version, counts: r.run.dataset.counts },
+          evaluation: {
+            validationFrames: r.run.evaluation.validationFrames,
+            validationVideos: r.run.evaluation.validationVideos,
+            teacherAccuracy: r.run.evaluation.teacher?.frames.accuracy ?? null,
+            studentAccuracy: r.run.evaluation.student?.frames.accuracy ?? null,
+          },
+          failures: r.run.failures,
+        }
+      : {}),
+  };
+}
+
 /**
  * Retrain every label with a published model (or the labels given), `concurrency` at a
  * time, one {@link retrainWorkflow} child per label (`<id>/retrain/<label>`). A label that
@@ -195,11 +210,7 @@ export async function retrainWorkflow(request: RetrainRequest, state?: RetrainCo
  * when the history grows.
  */
 export async function retrainAllWorkflow(request: RetrainAllRequest = {}, state?: RetrainAllState): Promise<RetrainAllResult> {
-  const parsed = RetrainAllInput.safeParse(request);
-  if (!parsed.success) {
-    throw new InvalidInputError(`invalid retrain-all input: ${formatIssues(parsed.error)}`, { details: [fieldIssues(parsed.error)] });
-  }
-  const input = parsed.data;
+  const input = parseInput(RetrainAllInput, request, 'retrain-all');
   const { workflowId } = workflowInfo();
   const cpu = proxyActivities<VideoActivities>(SHORT);
   upsertSearchAttributes([{ key: STAGE_ATTRIBUTE, value: 'retrain' }]);
@@ -211,54 +222,26 @@ export async function retrainAllWorkflow(request: RetrainAllRequest = {}, state?
   const progress = (): RetrainAllProgress => ({ total: labels.length, running: [...running], done: done.map((d) => ({ label: d.label, outcome: d.outcome })) });
   setHandler(retrainAllProgressQuery, progress);
 
-  let cursor = state?.cursor ?? 0;
-  const children: Promise<void>[] = [];
-  while (cursor < labels.length) {
-    await condition(() => running.size < input.concurrency);
-    if (workflowInfo().continueAsNewSuggested) {
-      await condition(() => running.size === 0);
-      await Promise.all(children);
-      await continueAsNew<typeof retrainAllWorkflow>(request, { labels, cursor, done });
-    }
-    const label = labels[cursor++]!;
-    const childId = retrainChildWorkflowId(workflowId, label);
-    running.add(label);
-    children.push(
-      executeChild(retrainWorkflow, {
-        workflowId: childId,
+  const pool = new FanOutPool<string, RetrainResult>({
+    concurrency: input.concurrency,
+    start: (label) => {
+      running.add(label);
+      return executeChild(retrainWorkflow, {
+        workflowId: retrainChildWorkflowId(workflowId, label),
         args: [{ label, force: input.force, overrides: input.overrides }],
         parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
-      })
-        .then((r) => {
-          done.push({
-            label,
-            workflowId: childId,
-            outcome: r.outcome,
-            reasons: r.reasons,
-            ...(r.run
-              ? {
-                  models: r.run.models,
-                  dataset: { version: r.run.dataset.version, counts: r.run.dataset.counts },
-                  evaluation: {
-                    validationFrames: r.run.evaluation.validationFrames,
-                    validationVideos: r.run.evaluation.validationVideos,
-                    teacherAccuracy: r.run.evaluation.teacher?.frames.accuracy ?? null,
-                    studentAccuracy: r.run.evaluation.student?.frames.accuracy ?? null,
-                  },
-                  failures: r.run.failures,
-                }
-              : {}),
-          });
-        })
-        .catch((err: unknown) => {
-          const error = failureOf(err);
-          done.push({ label, workflowId: childId, outcome: 'failed', error });
-          log.warn('retrain of a label failed; the others go on', { label, ...error });
-        })
-        .finally(() => running.delete(label)),
-    );
-  }
-  await Promise.all(children);
+      });
+    },
+    onSuccess: (label, r) => done.push(labelOutcome(label, retrainChildWorkflowId(workflowId, label), r)),
+    onFailure: (label, err) => {
+      const error = failureOf(err);
+      done.push({ label, workflowId: retrainChildWorkflowId(workflowId, label), outcome: 'failed', error });
+      log.warn('retrain of a label failed; the others go on', { label, ...error });
+    },
+    onSettled: (label) => running.delete(label),
+  });
+  const out = await fanOut(pool, labels, { cursor: state?.cursor ?? 0 });
+  if (!out.done) await continueAsNew<typeof retrainAllWorkflow>(request, { labels, cursor: out.cursor, done });
 
   const counts = { retrained: 0, unchanged: 0, failed: 0 };
   for (const d of done) counts[d.outcome]++;
