@@ -27,6 +27,7 @@ import {
 } from '../../contracts';
 import type { ActivityDeps } from '../../lib/deps';
 import { sha256File } from '../../lib/hash';
+import { repos } from '../../lib/repositories';
 import { readStepManifest, runStep } from '../../lib/runs';
 import { ObjectStore } from '../../lib/s3';
 import { catalogFromFolder, readCatalogFile, type ResolvedEntry } from './catalog-file';
@@ -173,7 +174,7 @@ export function createCatalogBackfillActivities(deps: ActivityDeps) {
           );
           const knownByUri = new Map(known.rows.map((r) => [r.uri, r]));
           const labelsOf = await catalogLabels(objects.map((o) => knownByUri.get(o.uri)?.id ?? o.id));
-          await pool.query('INSERT INTO labels (name) VALUES ($1) ON CONFLICT DO NOTHING', [input.label]);
+          await repos.labels.ensure(pool, input.label);
           const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'reelset-ingest-'));
           try {
             await forEachLimit(

@@ -4,6 +4,7 @@ import type { Pool } from 'pg';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { CatalogError, ReelsetError, videoKey } from '../../contracts';
 import { withTransaction } from '../../lib/db';
+import { repos } from '../../lib/repositories';
 import { sha256File } from '../../lib/hash';
 import type { Logger } from '../../lib/logger';
 import { ffprobeJson, type FfprobeJson } from '../../lib/media';
@@ -46,14 +47,8 @@ export async function upsertTaxonomy(pool: Pool, taxonomy: TaxonomyEntry[]): Pro
   taxonomy.forEach((t) => visit(t));
   await withTransaction(pool, async (c) => {
     for (const t of ordered) {
-      for (const other of [t.parent, ...t.excludes]) if (other) await c.query('INSERT INTO labels (name) VALUES ($1) ON CONFLICT DO NOTHING', [other]);
-      await c.query(
-        `INSERT INTO labels (name, parent, synonyms, excludes) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (name) DO UPDATE SET parent = EXCLUDED.parent, synonyms = EXCLUDED.synonyms, excludes = EXCLUDED.excludes
-         WHERE labels.parent IS DISTINCT FROM EXCLUDED.parent OR labels.synonyms IS DISTINCT FROM EXCLUDED.synonyms
-            OR labels.excludes IS DISTINCT FROM EXCLUDED.excludes`,
-        [t.name, t.parent, t.synonyms, [...new Set(t.excludes)].sort()],
-      );
+      for (const other of [t.parent, ...t.excludes]) if (other) await repos.labels.ensure(c, other);
+      await repos.labels.upsertEntry(c, { name: t.name, parent: t.parent, synonyms: t.synonyms, excludes: [...new Set(t.excludes)].sort() });
     }
   });
   return ordered.length;
@@ -148,7 +143,7 @@ export async function ingestCatalog(
         );
         let changed = (res.rowCount ?? 0) > 0;
         const labels = [...new Set(entry.labels)];
-        for (const l of labels) await c.query('INSERT INTO labels (name) VALUES ($1) ON CONFLICT DO NOTHING', [l]);
+        for (const l of labels) await repos.labels.ensure(c, l);
         const del = await c.query(`DELETE FROM video_labels WHERE video_id = $1 AND source = 'catalog' AND NOT (label = ANY($2))`, [entry.id, labels]);
         const ins = await c.query(
           `INSERT INTO video_labels (video_id, label) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING`,

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
 import type { SearchHit } from '../../contracts';
+import { repos } from '../../lib/repositories';
 
 /** The label resolved through the taxonomy. */
 export interface ResolvedLabel {
@@ -20,25 +21,12 @@ export interface ResolvedLabel {
  */
 export async function resolveLabel(pool: Pool, query: string): Promise<ResolvedLabel> {
   const q = query.trim().toLowerCase();
-  const canon = await pool.query<{ name: string }>(
-    'SELECT name FROM labels WHERE name = $1 OR $1 = ANY(synonyms) ORDER BY (name = $1) DESC LIMIT 1',
-    [q],
-  );
-  const label = canon.rows[0]?.name ?? q;
-  const desc = await pool.query<{ name: string; synonyms: string[] }>(
-    `WITH RECURSIVE d(name) AS (SELECT $1::text UNION SELECT l.name FROM labels l JOIN d ON l.parent = d.name)
-     SELECT d.name, coalesce(l.synonyms, '{}') AS synonyms FROM d LEFT JOIN labels l ON l.name = d.name`,
-    [label],
-  );
-  const anc = await pool.query<{ name: string }>(
-    `WITH RECURSIVE a(name, depth) AS (SELECT parent, 1 FROM labels WHERE name = $1 AND parent IS NOT NULL
-       UNION SELECT l.parent, a.depth + 1 FROM labels l JOIN a ON l.name = a.name WHERE l.parent IS NOT NULL AND a.depth < 32)
-     SELECT name FROM a`,
-    [label],
-  );
-  const labels = desc.rows.map((r) => r.name);
-  const terms = [...new Set([q, ...labels, ...desc.rows.flatMap((r) => r.synonyms)])];
-  return { label, terms, labels, ancestors: anc.rows.map((r) => r.name) };
+  const label = (await repos.labels.canonicalName(pool, q)) ?? q;
+  const desc = await repos.labels.selfAndDescendants(pool, label);
+  const ancestors = await repos.labels.ancestors(pool, label);
+  const labels = desc.map((r) => r.name);
+  const terms = [...new Set([q, ...labels, ...desc.flatMap((r) => r.synonyms)])];
+  return { label, terms, labels, ancestors };
 }
 
 /**

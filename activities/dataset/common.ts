@@ -6,6 +6,7 @@
 import type { Pool } from 'pg';
 import { datasetManifestKey, type DatasetManifest, type Split } from '../../contracts';
 import { withTransaction } from '../../lib/db';
+import { repos } from '../../lib/repositories';
 
 /** Frames per label and split; every label present in both splits (0 when none). */
 export function countsOf(labels: string[], frames: Array<{ label: string; split: Split }>): DatasetManifest['counts'] {
@@ -26,13 +27,8 @@ export function videosOf(splitOf: Map<string, Split>): DatasetManifest['videos']
 export async function taxonomyPaths(pool: Pool, labels: string[]): Promise<Record<string, string[]>> {
   const taxonomy: Record<string, string[]> = {};
   for (const l of labels) {
-    const res = await pool.query<{ name: string }>(
-      `WITH RECURSIVE a(name, parent, depth) AS (SELECT name, parent, 0 FROM labels WHERE name = $1
-         UNION SELECT l.name, l.parent, a.depth + 1 FROM labels l JOIN a ON l.name = a.parent WHERE a.depth < 32)
-       SELECT name FROM a ORDER BY depth DESC`,
-      [l],
-    );
-    taxonomy[l] = res.rows.length ? res.rows.map((r) => r.name) : [l];
+    const path = await repos.labels.pathFromRoot(pool, l);
+    taxonomy[l] = path.length ? path : [l];
   }
   return taxonomy;
 }

@@ -6,6 +6,7 @@ import type { Pool } from 'pg';
 import { NEGATIVE_LABEL } from '../../contracts';
 import type { Config } from '../../lib/config';
 import { withTransaction } from '../../lib/db';
+import { repos } from '../../lib/repositories';
 import type { LabelStudioClient } from '../../lib/label-studio';
 import type { Logger } from '../../lib/logger';
 
@@ -31,20 +32,15 @@ export interface LabelTaxonomy {
 
 /** The choices and words of a label from the `labels` table (a label missing there gets just itself and `other`). */
 export async function labelTaxonomy(pool: Pool, label: string): Promise<LabelTaxonomy> {
-  const self = await pool.query<{ synonyms: string[] }>('SELECT synonyms FROM labels WHERE name = $1', [label]);
-  const children = await pool.query<{ name: string; synonyms: string[] }>('SELECT name, synonyms FROM labels WHERE parent = $1 ORDER BY name', [label]);
-  const path = await pool.query<{ name: string }>(
-    `WITH RECURSIVE a(name, parent, depth) AS (SELECT name, parent, 0 FROM labels WHERE name = $1
-       UNION SELECT l.name, l.parent, a.depth + 1 FROM labels l JOIN a ON l.name = a.parent WHERE a.depth < 32)
-     SELECT name FROM a ORDER BY depth DESC`,
-    [label],
-  );
-  const kids = children.rows.filter((c) => c.name !== NEGATIVE_LABEL && c.name !== label);
+  const synonyms = await repos.labels.synonymsOf(pool, label);
+  const children = await repos.labels.childrenOf(pool, label);
+  const path = await repos.labels.pathFromRoot(pool, label);
+  const kids = children.filter((c) => c.name !== NEGATIVE_LABEL && c.name !== label);
   return {
     label,
     choices: [...new Set([label, ...kids.map((c) => c.name), NEGATIVE_LABEL])],
-    synonyms: self.rows[0]?.synonyms ?? [],
-    path: path.rows.length ? path.rows.map((r) => r.name) : [label],
+    synonyms: synonyms ?? [],
+    path: path.length ? path : [label],
     children: kids,
   };
 }

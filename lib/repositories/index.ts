@@ -1,0 +1,12 @@
+/**
+ * The repositories: one module per Postgres table (or per pair of tables written together),
+ * the only place the project writes SQL (docs/architecture.md, "Postgres: one owner per
+ * table"; `infra/check-sql.ts` fails `npm run lint` on a pg query anywhere else). Each
+ * function takes the pool or a client inside the caller's transaction (`withTransaction`
+ * in `lib/db.ts`) first, so that calls to several repositories compose atomically.
+ *
+ * Use as `import { repos } from '../lib/repositories'`, then `repos.runs.recordStep(pool, ...)`.
+ */
+import * as labels from './labels';
+
+export const repos = { labels };
