@@ -18,6 +18,7 @@
 import { reconcileProjectTasks } from '../activities/labeling/mirror';
 import { loadConfig } from '../lib/config';
 import { createPool } from '../lib/db';
+import { repos } from '../lib/repositories';
 import { LabelStudioClient, type LsResult } from '../lib/label-studio';
 
 function arg(name: string, fallback: number): number {
@@ -43,7 +44,7 @@ async function main(): Promise<void> {
   });
   try {
     await pool.query(`INSERT INTO runs (workflow_id, kind, label, input) VALUES ($1, 'bench', 'bench', '{}')`, [tag]);
-    await pool.query(`INSERT INTO videos (id, sha256, s3_key, file_name, bytes) VALUES ($1, $2, 'videos/x', 'x.mp4', 1)`, [tag, sha]);
+    await repos.videos.insertPlaceholder(pool, tag, sha);
     const ids: number[] = [];
     for (let i = 0; i < n; i += 100) {
       const batch = Array.from({ length: Math.min(100, n - i) }, (_, j) => `frames/${sha}/0123456789abcdef/${String(i + j).padStart(9, '0')}.jpg`);
@@ -96,7 +97,7 @@ async function main(): Promise<void> {
     await ls.deleteProject(project.id);
     await pool.query(`DELETE FROM labeling_annotations WHERE project_id = $1`, [project.id]);
     await pool.query(`DELETE FROM runs WHERE workflow_id = $1`, [tag]);
-    await pool.query(`DELETE FROM videos WHERE id = $1`, [tag]);
+    await repos.videos.remove(pool, [tag]);
     await pool.end();
   }
 }

@@ -19,6 +19,7 @@ import {
 } from '../../contracts';
 import type { ActivityDeps } from '../../lib/deps';
 import { labelledFrames, labelRunIds, labelsFingerprint } from '../../lib/labelled';
+import { repos } from '../../lib/repositories';
 import { runStep } from '../../lib/runs';
 import { resolveLabel, searchCatalog } from './search';
 
@@ -103,9 +104,7 @@ export function createRetrainActivities(deps: ActivityDeps) {
     const used = new Set(
       (await pool.query<{ video_id: string }>('SELECT video_id FROM label_videos WHERE label = $1', [resolved.label])).rows.map((r) => r.video_id),
     );
-    const unusable = new Set(
-      (await pool.query<{ id: string }>(`SELECT id FROM videos WHERE probe ? 'error'`)).rows.map((r) => r.id),
-    );
+    const unusable = new Set(await repos.videos.undecodableIds(pool));
     const fresh = hits.filter((h) => !used.has(h.videoId));
     const knownUnusable = fresh.filter((h) => unusable.has(h.videoId) && h.role === 'positive').length;
     const usable = fresh.filter((h) => !unusable.has(h.videoId));

@@ -43,12 +43,7 @@ export async function searchCatalog(
   q: { label: string; maxPositiveVideos: number; maxNegativeVideos: number; seed: number },
 ): Promise<{ resolved: ResolvedLabel; hits: SearchHit[] }> {
   const resolved = await resolveLabel(pool, q.label);
-  const rows = await pool.query<{ id: string; sha256: string; s3_key: string; file_name: string; title: string; labels: string[] }>(
-    `SELECT v.id, v.sha256, v.s3_key, v.file_name, v.title,
-            coalesce(array_agg(vl.label ORDER BY vl.label) FILTER (WHERE vl.label IS NOT NULL), '{}') AS labels
-       FROM videos v LEFT JOIN video_labels vl ON vl.video_id = v.id
-      GROUP BY v.id ORDER BY v.id`,
-  );
+  const rows = await repos.videos.catalogWithLabels(pool);
   const labelSet = new Set(resolved.labels);
   const ancestorSet = new Set(resolved.ancestors);
   const termRes = resolved.terms.map((t) => new RegExp(`(^|[^a-z0-9])${t.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&')}($|[^a-z0-9])`, 'i'));
@@ -56,7 +51,7 @@ export async function searchCatalog(
 
   const positives: SearchHit[] = [];
   const others: SearchHit[] = [];
-  for (const r of rows.rows) {
+  for (const r of rows) {
     const base = { videoId: r.id, sha256: r.sha256, s3Key: r.s3_key, fileName: r.file_name, labels: r.labels };
     let matchedBy: string | undefined;
     if (r.labels.includes(resolved.label)) matchedBy = 'label';

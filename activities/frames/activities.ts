@@ -20,6 +20,7 @@ import {
   type VideoProbe,
 } from '../../contracts';
 import type { ActivityDeps } from '../../lib/deps';
+import { repos } from '../../lib/repositories';
 import { readStepManifest, runStep } from '../../lib/runs';
 import { extractFrames, extractionParamsHash, framesManifest, type ExtractProgress, type ExtractResume } from './extract';
 import { PROBE_VERSION, probeVideo, type CachedProbe } from './probe';
@@ -44,11 +45,7 @@ export function createFrameActivities(deps: ActivityDeps) {
   const { store, pool, config } = deps;
 
   async function loadVideo(videoId: string) {
-    const res = await pool.query<{ sha256: string; s3_key: string; file_name: string; probe: CachedProbe | null }>(
-      'SELECT sha256, s3_key, file_name, probe FROM videos WHERE id = $1',
-      [videoId],
-    );
-    const row = res.rows[0];
+    const row = await repos.videos.forExtraction<CachedProbe>(pool, videoId);
     if (!row) throw new CatalogError(`video ${JSON.stringify(videoId)} is not in the catalog`);
     return row;
   }
@@ -65,7 +62,7 @@ export function createFrameActivities(deps: ActivityDeps) {
       if (cached.error !== undefined) throw new VideoDecodeError(named, cached.error);
       if (cached.probe) return cached.probe;
     }
-    const save = (c: CachedProbe) => pool.query('UPDATE videos SET probe = $2 WHERE sha256 = $1', [sha256, JSON.stringify(c)]);
+    const save = (c: CachedProbe) => repos.videos.saveProbe(pool, sha256, c);
     try {
       // A tool that times out or cannot run throws a TransientError: retried, never cached.
       const probe = await probeVideo(await file(), {

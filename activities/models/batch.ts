@@ -15,6 +15,7 @@ import {
 } from '../../contracts';
 import { aggregateVideo, loadClassifier, readClassifierS3 } from '../../lib/classifier';
 import type { ActivityDeps } from '../../lib/deps';
+import { repos } from '../../lib/repositories';
 import { applyScope, lumaStd, type ScopeFile } from '../../lib/scope';
 import { resolveModel } from './registry';
 
@@ -41,14 +42,7 @@ export function createBatchPredictActivities(deps: ActivityDeps) {
       if (!m.studentPrefix) throw new RegistryError(`${m.name}@${m.version} has no student (image) model`);
       let ids = input.videoIds;
       if (ids.length === 0) {
-        const r = await pool.query<{ id: string }>(
-          `WITH RECURSIVE d(name, depth) AS (SELECT $1::text, 0 WHERE $1::text IS NOT NULL
-             UNION SELECT l.name, d.depth + 1 FROM labels l JOIN d ON l.parent = d.name WHERE d.depth < 32)
-           SELECT v.id FROM videos v WHERE $1::text IS NULL OR EXISTS (SELECT 1 FROM video_labels vl WHERE vl.video_id = v.id AND vl.label IN (SELECT name FROM d))
-           ORDER BY v.id LIMIT $2`,
-          [input.catalogLabel ?? null, input.maxVideos],
-        );
-        ids = r.rows.map((x) => x.id);
+        ids = await repos.videos.idsOfLabelTree(pool, input.catalogLabel ?? null, input.maxVideos);
       }
       ids = [...new Set(ids)].slice(0, input.maxVideos);
       await pool.query(

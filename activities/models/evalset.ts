@@ -12,6 +12,7 @@
 import type { Pool, PoolClient } from 'pg';
 import { DatasetError, InvalidInputError, RegistryError, type DatasetManifest, type EvalSet, type EvalSetFrame } from '../../contracts';
 import { withTransaction } from '../../lib/db';
+import { repos } from '../../lib/repositories';
 import type { ObjectStore } from '../../lib/s3';
 
 type Queryable = Pool | PoolClient;
@@ -44,12 +45,7 @@ export async function evalSetVideos(db: Queryable, label: string): Promise<Set<s
 }
 
 async function catalogClasses(db: Queryable, label: string, videoIds: string[]): Promise<Map<string, string>> {
-  const r = await db.query<{ video_id: string }>(
-    `WITH RECURSIVE d(name, depth) AS (SELECT $1::text, 0 UNION SELECT l.name, d.depth + 1 FROM labels l JOIN d ON l.parent = d.name WHERE d.depth < 32)
-     SELECT DISTINCT video_id FROM video_labels WHERE video_id = ANY($2) AND label IN (SELECT name FROM d)`,
-    [label, videoIds],
-  );
-  const pos = new Set(r.rows.map((x) => x.video_id));
+  const pos = await repos.videoLabels.carryingLabelTree(db, label, videoIds);
   return new Map(videoIds.map((v) => [v, pos.has(v) ? label : 'other']));
 }
 
@@ -157,8 +153,7 @@ export async function growEvalSet(
     await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`evalset:${label}`]);
     const inSet = await evalSetVideos(c, label);
     const problems: string[] = [];
-    const known = await c.query<{ id: string }>('SELECT id FROM videos WHERE id = ANY($1)', [videoIds]);
-    const knownIds = new Set(known.rows.map((x) => x.id));
+    const knownIds = new Set(await repos.videos.existingIds(c, videoIds));
     const picked: Array<{ key: string; videoId: string }> = [];
     for (const v of videoIds) {
       if (!knownIds.has(v)) problems.push(`video "${v}" is not in the catalog`);

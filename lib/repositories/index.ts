@@ -8,5 +8,7 @@
  * Use as `import { repos } from '../lib/repositories'`, then `repos.runs.recordStep(pool, ...)`.
  */
 import * as labels from './labels';
+import * as videoLabels from './video-labels';
+import * as videos from './videos';
 
-export const repos = { labels };
+export const repos = { labels, videos, videoLabels };
