@@ -266,8 +266,8 @@ async function main(): Promise<void> {
 async function cleanup(deps: ReturnType<typeof createActivityDeps>, ids: string[], options: ExtractOptions, workflowIds: string[]): Promise<void> {
   const paramsHash = extractionParamsHash(options);
   const videos = await repos.videos.contentOf(deps.pool, ids);
-  const frames = await deps.pool.query<{ s3_key: string }>('SELECT s3_key FROM frames WHERE video_id = ANY($1::text[])', [ids]);
-  const keys = [...frames.rows.map((r) => r.s3_key), ...videos.flatMap((v) => [v.s3_key, framesManifestKey(v.sha256, paramsHash)])];
+  const frames = await repos.frames.keysOfVideos(deps.pool, ids);
+  const keys = [...frames, ...videos.flatMap((v) => [v.s3_key, framesManifestKey(v.sha256, paramsHash)])];
   for (const id of workflowIds) keys.push(...(await deps.store.list(`runs/${id}`)));
   await deps.store.deleteMany(keys);
   if (workflowIds.length) await deps.pool.query('DELETE FROM runs WHERE workflow_id = ANY($1::text[]) OR parent_id = ANY($1::text[])', [workflowIds]);

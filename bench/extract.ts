@@ -101,7 +101,7 @@ function sides(deps: ActivityDeps, acts: ReturnType<typeof createFrameActivities
   return {
     async activity() {
       await deps.store.deleteMany(await deps.store.list(`frames/${sha}/${paramsHash}/`));
-      await deps.pool.query('DELETE FROM frames WHERE video_id = $1 AND params_hash = $2', [entry.id, paramsHash]);
+      await repos.frames.removeExtraction(deps.pool, entry.id, paramsHash);
       const cpu0 = process.cpuUsage();
       const s3Cpu0 = processCpuS(s3Pid);
       const t = performance.now();

@@ -52,11 +52,7 @@ async function main(): Promise<void> {
         data: { image: `s3://${config.S3_BUCKET}/${key}`, frameKey: key, runId: tag },
         predictions: [{ model_version: 'weak-search', score: 1, result: choose('a') }],
       })));
-      await pool.query(
-        `INSERT INTO frames (s3_key, video_id, params_hash, frame_index, timestamp_s, width, height, bytes, sha256, sharpness, brightness)
-         SELECT k, $2, '0123456789abcdef', $3 + i, i, 1, 1, 1, 'x', 1, 1 FROM unnest($1::text[]) WITH ORDINALITY AS t(k, i)`,
-        [batch, tag, i],
-      );
+      await repos.frames.insertSynthetic(pool, tag, batch, i);
       await pool.query(
         `INSERT INTO labeling_tasks (task_id, workflow_id, project_id, frame_key, video_id, split, required, weak_label, weak_confidence, uncertainty)
          SELECT id, $2, $3, k, $2, 'train', 1, 'a', 1, 0 FROM unnest($1::bigint[], $4::text[]) AS t(id, k)`,

@@ -84,18 +84,7 @@ export function createFrameActivities(deps: ActivityDeps) {
   /** Insert frame rows in one statement (atomic; a retry's duplicates are ignored). */
   async function insertFrameRows(videoId: string, paramsHash: string, fr: FrameRecord[]): Promise<void> {
     if (!fr.length) return;
-    await pool.query(
-      `INSERT INTO frames (s3_key, video_id, params_hash, frame_index, timestamp_s, width, height, bytes, sha256, sharpness, brightness)
-       SELECT k, $2, $3, i, t, w, h, b, s, sh, br
-         FROM unnest($1::text[], $4::int[], $5::float8[], $6::int[], $7::int[], $8::int[], $9::text[], $10::float8[], $11::float8[])
-           AS r(k, i, t, w, h, b, s, sh, br)
-       ON CONFLICT (s3_key) DO NOTHING`,
-      [
-        fr.map((f) => f.key), videoId, paramsHash, fr.map((f) => f.index), fr.map((f) => f.timestampS),
-        fr.map((f) => f.width), fr.map((f) => f.height), fr.map((f) => f.bytes), fr.map((f) => f.sha256),
-        fr.map((f) => f.sharpness), fr.map((f) => f.brightness),
-      ],
-    );
+    await repos.frames.insertMany(pool, videoId, paramsHash, fr);
   }
 
   /**
@@ -105,23 +94,8 @@ export function createFrameActivities(deps: ActivityDeps) {
    */
   async function resumePoint(videoId: string, paramsHash: string, hb: ExtractHeartbeat | undefined): Promise<ExtractResume | undefined> {
     if (!hb || hb.paramsHash !== paramsHash || !(hb.progress?.sampled > 0)) return undefined;
-    const res = await pool.query<{ s3_key: string; frame_index: number; timestamp_s: number; width: number; height: number; bytes: number; sha256: string; sharpness: number; brightness: number }>(
-      `SELECT s3_key, frame_index, timestamp_s, width, height, bytes, sha256, sharpness, brightness
-         FROM frames WHERE video_id = $1 AND params_hash = $2 AND frame_index < $3 ORDER BY frame_index`,
-      [videoId, paramsHash, hb.progress.sampled],
-    );
-    if (res.rows.length !== hb.progress.frames) return undefined;
-    const frames: FrameRecord[] = res.rows.map((r) => ({
-      key: r.s3_key,
-      index: r.frame_index,
-      timestampS: r.timestamp_s,
-      width: r.width,
-      height: r.height,
-      bytes: r.bytes,
-      sha256: r.sha256,
-      sharpness: r.sharpness,
-      brightness: r.brightness,
-    }));
+    const frames = await repos.frames.sampledBefore(pool, videoId, paramsHash, hb.progress.sampled);
+    if (frames.length !== hb.progress.frames) return undefined;
     return { progress: hb.progress, frames, decodeErrors: hb.decodeErrors };
   }
 

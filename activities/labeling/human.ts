@@ -27,6 +27,7 @@ import {
 import { resolveVotes, type Vote } from '../../lib/agreement';
 import type { ActivityDeps } from '../../lib/deps';
 import { LabelStudioClient } from '../../lib/label-studio';
+import { repos } from '../../lib/repositories';
 import { exclusionEvidence } from '../../lib/labelled';
 import { readStepManifest, runStep } from '../../lib/runs';
 import { splitByVideo } from '../../lib/split';
@@ -209,10 +210,7 @@ export function createHumanLabelingActivities(deps: ActivityDeps) {
       const { splitOf } = splitByVideo(videos, input.validationFraction, input.seed);
 
       const predictions = input.predictionsKey ? await store.getJson<PredictionsFile>(input.predictionsKey) : undefined;
-      const ts = await pool.query<{ s3_key: string; timestamp_s: number }>('SELECT s3_key, timestamp_s FROM frames WHERE s3_key = ANY($1::text[])', [
-        candidates.map((c) => c.representative),
-      ]);
-      const timestampOf = new Map(ts.rows.map((r) => [r.s3_key, r.timestamp_s]));
+      const timestampOf = await repos.frames.timestampsOf(pool, candidates.map((c) => c.representative));
 
       // Exclusion evidence, for the frames people are asked about: a positive of a label the
       // taxonomy says excludes this one makes `other` the guess (never another label's `other`).

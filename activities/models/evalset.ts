@@ -56,10 +56,10 @@ async function catalogClasses(db: Queryable, label: string, videoIds: string[]):
 export async function evalSetCandidates(db: Queryable, store: ObjectStore, label: string): Promise<EvalSetCandidate[]> {
   const trained = await trainedVideos(db, store, label);
   const inSet = await evalSetVideos(db, label);
-  const r = await db.query<{ video_id: string; n: string }>('SELECT video_id, count(*) AS n FROM frames GROUP BY video_id ORDER BY video_id');
-  const ids = r.rows.map((x) => x.video_id).filter((v) => !trained.has(v) && !inSet.has(v));
+  const counts = await repos.frames.countsByVideo(db);
+  const ids = counts.map((x) => x.videoId).filter((v) => !trained.has(v) && !inSet.has(v));
   const cls = await catalogClasses(db, label, ids);
-  return r.rows.filter((x) => ids.includes(x.video_id)).map((x) => ({ videoId: x.video_id, catalogClass: cls.get(x.video_id)!, frames: Number(x.n) }));
+  return counts.filter((x) => ids.includes(x.videoId)).map((x) => ({ videoId: x.videoId, catalogClass: cls.get(x.videoId)!, frames: x.frames }));
 }
 
 /** Pick `k` of `n` indices evenly spaced (all when n <= k). */
@@ -160,13 +160,9 @@ export async function growEvalSet(
       else if (inSet.has(v)) problems.push(`video "${v}" is in the evaluation set already`);
       else if (trained.has(v)) problems.push(`video "${v}" is in the training split of dataset ${label} v${trained.get(v)!.join(', v')}`);
       else {
-        const fr = await c.query<{ s3_key: string }>(
-          `SELECT s3_key FROM frames WHERE video_id = $1 AND params_hash = (SELECT params_hash FROM frames WHERE video_id = $1 ORDER BY created_at DESC, params_hash LIMIT 1)
-           ORDER BY timestamp_s, frame_index`,
-          [v],
-        );
-        if (fr.rows.length === 0) problems.push(`video "${v}" has no extracted frame (run new-category or reelset frames on it first)`);
-        for (const i of evenlySpaced(fr.rows.length, req.framesPerVideo)) picked.push({ key: fr.rows[i]!.s3_key, videoId: v });
+        const keys = await repos.frames.keysOfLatestExtraction(c, v);
+        if (keys.length === 0) problems.push(`video "${v}" has no extracted frame (run new-category or reelset frames on it first)`);
+        for (const i of evenlySpaced(keys.length, req.framesPerVideo)) picked.push({ key: keys[i]!, videoId: v });
       }
     }
     if (problems.length) throw new InvalidInputError(`cannot grow the evaluation set of "${label}": ${problems.join('; ')}`);

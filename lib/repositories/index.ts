@@ -7,8 +7,9 @@
  *
  * Use as `import { repos } from '../lib/repositories'`, then `repos.runs.recordStep(pool, ...)`.
  */
+import * as frames from './frames';
 import * as labels from './labels';
 import * as videoLabels from './video-labels';
 import * as videos from './videos';
 
-export const repos = { labels, videos, videoLabels };
+export const repos = { labels, videos, videoLabels, frames };
