@@ -270,7 +270,7 @@ async function cleanup(deps: ReturnType<typeof createActivityDeps>, ids: string[
   const keys = [...frames, ...videos.flatMap((v) => [v.s3_key, framesManifestKey(v.sha256, paramsHash)])];
   for (const id of workflowIds) keys.push(...(await deps.store.list(`runs/${id}`)));
   await deps.store.deleteMany(keys);
-  if (workflowIds.length) await deps.pool.query('DELETE FROM runs WHERE workflow_id = ANY($1::text[]) OR parent_id = ANY($1::text[])', [workflowIds]);
+  if (workflowIds.length) await repos.runs.removeWithParts(deps.pool, workflowIds);
   await repos.videos.remove(deps.pool, ids);
 }
 
@@ -283,8 +283,7 @@ async function cleanup(deps: ReturnType<typeof createActivityDeps>, ids: string[
  */
 async function sweepEarlierRuns(deps: ReturnType<typeof createActivityDeps>, options: ExtractOptions): Promise<{ videos: number; runs: number }> {
   const ids = await repos.videos.idsMatching(deps.pool, '^bench(base)?-[0-9a-f]{8}-[0-9]+$');
-  const runs = await deps.pool.query<{ workflow_id: string }>(`SELECT workflow_id FROM runs WHERE label ~ '^bench-[0-9a-f]{8}$' AND parent_id IS NULL`);
-  const runIds = runs.rows.map((r) => r.workflow_id);
+  const runIds = await repos.runs.topLevelIdsOfLabelsMatching(deps.pool, '^bench-[0-9a-f]{8}$');
   for (let i = 0; i < Math.max(ids.length, runIds.length); i += 1000) {
     await cleanup(deps, ids.slice(i, i + 1000), options, runIds.slice(i, i + 1000));
   }

@@ -43,7 +43,7 @@ async function main(): Promise<void> {
     label_config: '<View><Image name="image" value="$image"/><Choices name="label" toName="image"><Choice value="a"/><Choice value="b"/></Choices></View>',
   });
   try {
-    await pool.query(`INSERT INTO runs (workflow_id, kind, label, input) VALUES ($1, 'bench', 'bench', '{}')`, [tag]);
+    await repos.runs.recordStart(pool, { workflowId: tag, kind: 'bench', label: 'bench', input: {} });
     await repos.videos.insertPlaceholder(pool, tag, sha);
     const ids: number[] = [];
     for (let i = 0; i < n; i += 100) {
@@ -92,7 +92,7 @@ async function main(): Promise<void> {
   } finally {
     await ls.deleteProject(project.id);
     await pool.query(`DELETE FROM labeling_annotations WHERE project_id = $1`, [project.id]);
-    await pool.query(`DELETE FROM runs WHERE workflow_id = $1`, [tag]);
+    await repos.runs.removeWithParts(pool, [tag]);
     await repos.videos.remove(pool, [tag]);
     await pool.end();
   }

@@ -20,6 +20,7 @@ import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
 import { NEGATIVE_LABEL, type LabelSource } from '../contracts';
 import { resolveVotes, type Vote } from './agreement';
+import { repos } from './repositories';
 import { loadTaxonomy, type Taxonomy } from './taxonomy';
 
 /** One labelled frame: its best label among the label's runs. */
@@ -163,13 +164,7 @@ export function bestLabels(rows: readonly StoredLabelRow[]): LabelledFrameRow[] 
  * @returns workflow ids, sorted.
  */
 export async function labelRunIds(pool: Pool, label: string): Promise<string[]> {
-  const res = await pool.query<{ workflow_id: string }>(
-    `SELECT workflow_id FROM runs
-      WHERE (label = $1 OR label IN (SELECT unnest(synonyms) FROM labels WHERE name = $1)) AND kind <> 'batch-predict'
-     UNION SELECT workflow_id FROM datasets WHERE name = $1 ORDER BY 1`,
-    [label],
-  );
-  return res.rows.map((r) => r.workflow_id);
+  return repos.runs.idsOfLabel(pool, label);
 }
 
 /** Options of {@link labelRows}, {@link ownLabels} and {@link labelledFrames}. */
@@ -295,8 +290,7 @@ export async function exclusionEvidence(pool: Pool, label: string, keys: readonl
   const taxonomy = opts.taxonomy ?? (await loadTaxonomy(pool));
   const excluded = new Set(taxonomy.excludedBy(label));
   if (!excluded.size) return out;
-  const r = await pool.query<{ label: string }>(`SELECT DISTINCT label FROM runs WHERE kind <> 'batch-predict' UNION SELECT DISTINCT name FROM datasets`);
-  const runLabels = [...new Set(r.rows.map((x) => taxonomy.canonical(x.label)))]
+  const runLabels = [...new Set((await repos.runs.labelsWithRuns(pool)).map((l) => taxonomy.canonical(l)))]
     .filter((b) => b !== label && taxonomy.family(b).some((l) => excluded.has(l)))
     .sort();
   const found: ExclusionEvidence[] = [];

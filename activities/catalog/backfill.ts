@@ -289,12 +289,7 @@ export function createCatalogBackfillActivities(deps: ActivityDeps) {
         const sel = await selectCatalogVideos(pool, { label: input.label, since: input.since, videoIds: input.videoIds, onlyIds });
         const pages = Math.ceil(sel.hits.length / input.pageSize);
         const pageIds = Array.from({ length: pages }, (_, p) => backfillPageRunId(input.workflowId, p));
-        await pool.query(
-          `INSERT INTO runs (workflow_id, kind, label, input, parent_id)
-           SELECT id, 'backfill-page', $2, jsonb_build_object('page', n - 1), $3 FROM unnest($1::text[]) WITH ORDINALITY AS t(id, n)
-           ON CONFLICT (workflow_id) DO NOTHING`,
-          [pageIds, sel.label, input.workflowId],
-        );
+        await repos.runs.recordBackfillPages(pool, input.workflowId, sel.label, pageIds);
         for (let p = 0; p < pages; p++) {
           const hits = sel.hits.slice(p * input.pageSize, (p + 1) * input.pageSize);
           await runStep(deps, pageIds[p]!, 'search', async () => {

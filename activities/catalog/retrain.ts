@@ -152,20 +152,16 @@ export function createRetrainActivities(deps: ActivityDeps) {
       const resolved = await resolveLabel(pool, input.label);
       const label = resolved.label;
       const runIds = await labelRunIds(pool, label);
-      const last = await pool.query<{ workflow_id: string; input: unknown }>(
-        `SELECT workflow_id, input FROM runs WHERE workflow_id = ANY($1::text[]) AND workflow_id <> $2 AND kind IN ('new-category', 'retrain')
-          ORDER BY started_at DESC LIMIT 1`,
-        [runIds, input.workflowId],
-      );
+      const last = await repos.runs.latestPipelineRun(pool, runIds, input.workflowId);
       const reasons: string[] = [];
       let inputFrom: string | null = null;
       let effective: NewCategoryInput;
-      const fromLast = last.rows[0] ? retrainInputOf(last.rows[0].input as Record<string, unknown>, input.overrides, label) : undefined;
+      const fromLast = last ? retrainInputOf(last.input as Record<string, unknown>, input.overrides, label) : undefined;
       if (fromLast?.success) {
         effective = fromLast.data;
-        inputFrom = last.rows[0]!.workflow_id;
+        inputFrom = last!.workflow_id;
       } else {
-        if (fromLast) reasons.push(`the parameters of run ${last.rows[0]!.workflow_id} no longer validate; using the defaults`);
+        if (fromLast) reasons.push(`the parameters of run ${last!.workflow_id} no longer validate; using the defaults`);
         effective = NewCategoryInput.parse({ ...input.overrides, label });
       }
 

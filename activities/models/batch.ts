@@ -45,10 +45,7 @@ export function createBatchPredictActivities(deps: ActivityDeps) {
         ids = await repos.videos.idsOfLabelTree(pool, input.catalogLabel ?? null, input.maxVideos);
       }
       ids = [...new Set(ids)].slice(0, input.maxVideos);
-      await pool.query(
-        `INSERT INTO runs (workflow_id, kind, label, input) VALUES ($1, 'batch-predict', $2, $3) ON CONFLICT (workflow_id) DO NOTHING`,
-        [input.workflowId, m.name, JSON.stringify({ ...input, model: `${m.name}@${m.version}` })],
-      );
+      await repos.runs.recordBatchPredict(pool, input.workflowId, m.name, { ...input, model: `${m.name}@${m.version}` });
       return { model: { name: m.name, version: m.version, stage: m.stage, studentPrefix: m.studentPrefix }, videoIds: ids };
     },
 

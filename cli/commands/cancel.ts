@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { loadConfig, type Config } from '../../lib/config';
 import { createPool } from '../../lib/db';
+import { repos } from '../../lib/repositories';
 import { EXIT, printJson, temporalClient, UsageError, workflowUrl } from '../common';
 
 /** What `reelset cancel` found and did. */
@@ -26,8 +27,7 @@ async function recordStatus(config: Config, workflowId: string): Promise<string 
   const pool = createPool(config, 1);
   pool.on('error', () => undefined);
   try {
-    const res = await pool.query<{ status: string }>('SELECT status FROM runs WHERE workflow_id = $1', [workflowId]);
-    return res.rows[0]?.status;
+    return (await repos.runs.get(pool, workflowId))?.status;
   } catch {
     return undefined;
   } finally {

@@ -16,6 +16,7 @@ import {
 } from '../../contracts';
 import { loadConfig, type Config } from '../../lib/config';
 import { createPool } from '../../lib/db';
+import { repos } from '../../lib/repositories';
 import { ObjectStore } from '../../lib/s3';
 import { EXIT, printJson, temporalClient, UsageError, workflowUrl } from '../common';
 
@@ -120,14 +121,10 @@ export async function runView(client: Client, config: Config, workflowId: string
   pool.on('error', () => undefined);
   const store = ObjectStore.fromConfig(config);
   try {
-    const steps = await pool.query<{ step: string; duration_ms: number | null; finished_at: Date | null; summary: Record<string, unknown> }>(
-      'SELECT step, duration_ms, finished_at, summary FROM run_steps WHERE workflow_id = $1',
-      [workflowId],
-    );
-    view.steps = steps.rows
+    view.steps = (await repos.runs.steps(pool, workflowId))
       .map((r) => ({ step: r.step, durationMs: r.duration_ms, finishedAt: r.finished_at?.toISOString() ?? null, summary: r.summary ?? {} }))
       .sort((a, b) => rank(a.step) - rank(b.step));
-    const run = (await pool.query<{ status: string; result: Record<string, unknown> | null }>('SELECT status, result FROM runs WHERE workflow_id = $1', [workflowId])).rows[0];
+    const run = await repos.runs.get(pool, workflowId);
     if ((run?.status === 'failed' || run?.status === 'cancelled') && !view.failure && run.result) view.failure = { type: String(run.result['type'] ?? 'Error'), message: String(run.result['error'] ?? '') };
     const ds = view.steps.find((s) => s.step === 'dataset')?.summary;
     if (ds?.['datasetKey']) view.artefacts.dataset = `s3://${config.S3_BUCKET}/${String(ds['datasetKey'])}`;

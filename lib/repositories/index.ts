@@ -9,7 +9,8 @@
  */
 import * as frames from './frames';
 import * as labels from './labels';
+import * as runs from './runs';
 import * as videoLabels from './video-labels';
 import * as videos from './videos';
 
-export const repos = { labels, videos, videoLabels, frames };
+export const repos = { labels, videos, videoLabels, frames, runs };
