@@ -4,7 +4,7 @@
  * version allocated once per run.
  */
 import type { Pool } from 'pg';
-import { datasetManifestKey, type DatasetManifest, type Split } from '../../contracts';
+import type { DatasetManifest, Split } from '../../contracts';
 import { withTransaction } from '../../lib/db';
 import { repos } from '../../lib/repositories';
 
@@ -38,17 +38,7 @@ export async function taxonomyPaths(pool: Pool, labels: string[]): Promise<Recor
  * advisory lock), so a retried attempt gets the same one.
  */
 export async function allocateVersion(pool: Pool, name: string, workflowId: string, counts: DatasetManifest['counts']): Promise<number> {
-  return withTransaction(pool, async (c) => {
-    await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`dataset:${name}`]);
-    const existing = await c.query<{ version: number }>('SELECT version FROM datasets WHERE workflow_id = $1', [workflowId]);
-    if (existing.rows[0]) return existing.rows[0].version;
-    const next = await c.query<{ v: number }>('SELECT coalesce(max(version), 0) + 1 AS v FROM datasets WHERE name = $1', [name]);
-    const v = next.rows[0]!.v;
-    await c.query('INSERT INTO datasets (name, version, workflow_id, manifest_key, counts) VALUES ($1, $2, $3, $4, $5)', [
-      name, v, workflowId, datasetManifestKey(name, v), JSON.stringify(counts),
-    ]);
-    return v;
-  });
+  return withTransaction(pool, (c) => repos.datasets.allocateVersion(c, name, workflowId, counts));
 }
 
 /**

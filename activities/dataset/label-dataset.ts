@@ -154,11 +154,7 @@ export function createLabelDatasetActivities(deps: ActivityDeps) {
           scope: 'label: every frame labelled so far by the label\'s runs', sources, labelsFingerprint: fingerprint, runs: runIds,
         };
         await store.putJson(datasetKey, manifest);
-        await pool.query(
-          `INSERT INTO dataset_fingerprints (name, version, labels_fingerprint, labelled_frames) VALUES ($1, $2, $3, $4)
-           ON CONFLICT (name, version) DO UPDATE SET labels_fingerprint = EXCLUDED.labels_fingerprint, labelled_frames = EXCLUDED.labelled_frames`,
-          [name, version, fingerprint, rows.length],
-        );
+        await repos.datasetFingerprints.record(pool, name, version, { fingerprint, labelledFrames: rows.length });
         const summary: LabelDatasetSummary = {
           name, version, datasetKey, labels, counts, unlabeled: unlabeled.length, warnings,
           runs: usedRuns, sources, labelsFingerprint: fingerprint, withoutEmbedding,

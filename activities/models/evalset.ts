@@ -28,9 +28,8 @@ export interface EvalSetCandidate {
 
 /** Videos the label's dataset versions put in their training split (read from their manifests in S3). */
 export async function trainedVideos(db: Queryable, store: ObjectStore, label: string): Promise<Map<string, number[]>> {
-  const r = await db.query<{ version: number; manifest_key: string }>('SELECT version, manifest_key FROM datasets WHERE name = $1 ORDER BY version', [label]);
   const out = new Map<string, number[]>();
-  for (const row of r.rows) {
+  for (const row of await repos.datasets.versionsOf(db, label)) {
     const ds = await store.getJson<DatasetManifest>(row.manifest_key);
     if (!ds) throw new DatasetError(`dataset ${label} v${row.version}: manifest ${store.uri(row.manifest_key)} is missing, so which videos it trains on is unknown`);
     for (const v of ds.videos.train) out.set(v, [...(out.get(v) ?? []), row.version]);

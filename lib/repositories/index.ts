@@ -7,10 +7,16 @@
  *
  * Use as `import { repos } from '../lib/repositories'`, then `repos.runs.recordStep(pool, ...)`.
  */
+import * as datasetFingerprints from './dataset-fingerprints';
+import * as datasets from './datasets';
+import * as dedupeSegments from './dedupe-segments';
 import * as frames from './frames';
+import * as labelVideos from './label-videos';
 import * as labels from './labels';
 import * as runs from './runs';
 import * as videoLabels from './video-labels';
 import * as videos from './videos';
 
-export const repos = { labels, videos, videoLabels, frames, runs };
+export type { LabelVideo } from './label-videos';
+
+export const repos = { labels, videos, videoLabels, frames, runs, labelVideos, datasets, datasetFingerprints, dedupeSegments };
