@@ -21,6 +21,7 @@ import type { Pool } from 'pg';
 import { NEGATIVE_LABEL, type LabelSource } from '../contracts';
 import { resolveVotes, type Vote } from './agreement';
 import { repos } from './repositories';
+import type { LabelOrigin } from './repositories/frame-labels';
 import { loadTaxonomy, type Taxonomy } from './taxonomy';
 
 /** One labelled frame: its best label among the label's runs. */
@@ -36,7 +37,7 @@ export interface LabelledFrameRow {
 }
 
 /** Where a stored weak label came from (`frame_labels.origin`; null: before issue 17, or a human label). */
-export type LabelOrigin = 'own' | 'inherited' | 'evidence';
+export type { LabelOrigin };
 
 /** A `frame_labels` row of one of the label's runs, with what {@link keepLabelRow} needs to judge it. */
 export interface StoredLabelRow {
@@ -192,29 +193,11 @@ export async function labelRows(pool: Pool, label: string, opts: LabelReadOption
   if (opts.alsoRun) runIds.add(opts.alsoRun);
   const read = [...runIds].filter((id) => id !== opts.exceptRun);
   if (!read.length || (opts.keys && !opts.keys.length)) return { rows: [], dropped: {} };
-  const res = await pool.query<{
-    frame_key: string; video_id: string; workflow_id: string; label: string; source: LabelSource; confidence: number;
-    annotator: string | null; annotation_id: string | null; created_at: Date; updated_at: Date;
-    origin: LabelOrigin | null; inherited_from: string | null; inherited_key: string | null; inherited_label: string | null;
-    carries: boolean; source_run_label: string | null; source_row_exists: boolean;
-  }>(
-    `SELECT fl.frame_key, f.video_id, fl.workflow_id, fl.label, fl.source, fl.confidence, fl.annotator, fl.annotation_id,
-            fl.created_at, fl.updated_at, fl.origin, fl.inherited_from, fl.inherited_key, fl.inherited_label,
-            (EXISTS (SELECT 1 FROM video_labels vl WHERE vl.video_id = f.video_id AND vl.label = ANY($3::text[]))
-             OR EXISTS (SELECT 1 FROM label_videos lv WHERE lv.video_id = f.video_id AND lv.label = $1 AND lv.role = 'positive')) AS carries,
-            src.label AS source_run_label,
-            (fl.inherited_from IS NOT NULL AND EXISTS (
-               SELECT 1 FROM frame_labels s WHERE s.frame_key = fl.inherited_key AND s.workflow_id = fl.inherited_from
-                  AND s.label = fl.inherited_label AND s.source <> 'model')) AS source_row_exists
-       FROM frame_labels fl JOIN frames f ON f.s3_key = fl.frame_key LEFT JOIN runs src ON src.workflow_id = fl.inherited_from
-      WHERE fl.workflow_id = ANY($2::text[]) AND ($4::text[] IS NULL OR fl.frame_key = ANY($4::text[]))
-      ORDER BY fl.frame_key, fl.created_at DESC, fl.workflow_id`,
-    [label, read, taxonomy.family(label), opts.keys ? [...new Set(opts.keys)] : null],
-  );
+  const found = await repos.frameLabels.ofLabelRuns(pool, { label, runIds: read, family: taxonomy.family(label), keys: opts.keys ? [...new Set(opts.keys)] : null });
   const ctx: LabelRuleContext = { label, taxonomy, runIds };
   const rows: StoredLabelRow[] = [];
   const dropped: Partial<Record<DropReason, number>> = {};
-  for (const r of res.rows) {
+  for (const r of found) {
     const row: StoredLabelRow = {
       frameKey: r.frame_key, videoId: r.video_id, workflowId: r.workflow_id, label: r.label, source: r.source, confidence: r.confidence,
       annotator: r.annotator, annotationId: r.annotation_id === null ? null : Number(r.annotation_id), createdAt: r.created_at, updatedAt: r.updated_at,

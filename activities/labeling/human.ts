@@ -185,13 +185,7 @@ export function createHumanLabelingActivities(deps: ActivityDeps) {
       const prior = new Map<string, Vote[]>();
       if (priorKeys.length) {
         // Only this label's project: a frame a person labelled for another label says nothing of this one.
-        const r = await pool.query<{ frame_key: string; label: string; annotator: string; annotation_id: string; updated_at: Date }>(
-          `SELECT fl.frame_key, fl.label, fl.annotator, fl.annotation_id, fl.updated_at FROM frame_labels fl
-           JOIN labeling_annotations la ON la.annotation_id = fl.annotation_id
-           WHERE fl.source = 'human' AND la.project_id = $2 AND fl.frame_key = ANY($1::text[])`,
-          [priorKeys, projectId],
-        );
-        for (const x of r.rows) {
+        for (const x of await repos.frameLabels.humanVotesInProject(pool, priorKeys, projectId)) {
           prior.set(x.frame_key, [...(prior.get(x.frame_key) ?? []), { annotator: x.annotator, label: x.label, updatedAt: x.updated_at.toISOString(), annotationId: Number(x.annotation_id) }]);
         }
       }

@@ -13,6 +13,7 @@ import type { Agreement, LabelingCounts } from '../../contracts';
 import { cohenKappa, firstPair, resolveVotes, type Resolution, type Vote } from '../../lib/agreement';
 import { withTransaction } from '../../lib/db';
 import { annotatorIdOf, choiceOf, type LabelStudioClient, type LsAnnotation } from '../../lib/label-studio';
+import { repos } from '../../lib/repositories';
 import { CHOICES_NAME } from './project';
 
 /** One of our tasks, as `labeling_tasks` knows it. */
@@ -58,15 +59,9 @@ export async function upsertAnnotation(pool: Pool, ls: LabelStudioClient, task: 
     );
     if (up.rowCount === 0) return false;
     if (label === null) {
-      await c.query(`DELETE FROM frame_labels WHERE annotation_id = $1`, [a.id]);
+      await repos.frameLabels.removeOfAnnotation(c, a.id);
     } else {
-      await c.query(
-        `INSERT INTO frame_labels (frame_key, workflow_id, label, source, confidence, annotator, annotation_id)
-         VALUES ($1, $2, $3, 'human', 1, $4, $5)
-         ON CONFLICT (annotation_id) WHERE annotation_id IS NOT NULL
-         DO UPDATE SET label = EXCLUDED.label, annotator = EXCLUDED.annotator, updated_at = now()`,
-        [task.frameKey, task.ownerWorkflowId, label, annotator, a.id],
-      );
+      await repos.frameLabels.upsertHuman(c, { frameKey: task.frameKey, workflowId: task.ownerWorkflowId, label, annotator, annotationId: a.id });
     }
     return true;
   });
@@ -76,7 +71,7 @@ export async function upsertAnnotation(pool: Pool, ls: LabelStudioClient, task: 
 export async function removeAnnotations(pool: Pool, annotationIds: number[]): Promise<number> {
   if (annotationIds.length === 0) return 0;
   return withTransaction(pool, async (c) => {
-    await c.query(`DELETE FROM frame_labels WHERE source = 'human' AND annotation_id = ANY($1::bigint[])`, [annotationIds]);
+    await repos.frameLabels.removeHumanOfAnnotations(c, annotationIds);
     const r = await c.query(`DELETE FROM labeling_annotations WHERE annotation_id = ANY($1::bigint[])`, [annotationIds]);
     return r.rowCount ?? 0;
   });

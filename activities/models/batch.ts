@@ -89,13 +89,11 @@ export function createBatchPredictActivities(deps: ActivityDeps) {
             const rows = frameResults.filter((f) => f.label !== 'unknown');
             if (rows.length) {
               // Only frames with a row in `frames` (a manifest reused from S3 may list frames whose rows were deleted).
-              const res = await pool.query(
-                `INSERT INTO frame_labels (frame_key, workflow_id, label, source, confidence)
-                 SELECT t.k, $2, t.l, 'model', t.c FROM unnest($1::text[], $3::text[], $4::real[]) AS t(k, l, c) JOIN frames f ON f.s3_key = t.k
-                 ON CONFLICT (frame_key, workflow_id, source) WHERE source <> 'human' DO UPDATE SET label = EXCLUDED.label, confidence = EXCLUDED.confidence, updated_at = now()`,
-                [rows.map((r) => r.key), input.workflowId, rows.map((r) => r.label), rows.map((r) => Math.max(...r.probabilities))],
+              frameLabels += await repos.frameLabels.upsertModelLabels(
+                pool,
+                input.workflowId,
+                rows.map((r) => ({ frameKey: r.key, label: r.label, confidence: Math.max(...r.probabilities) })),
               );
-              frameLabels += res.rowCount ?? 0;
             }
             out.push({ videoId: v.videoId, label: agg.label, probabilities: agg.probabilities, frames: agg.frames, unknownFrames: agg.unknownFrames, frameResults });
           } catch (err) {

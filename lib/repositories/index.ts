@@ -10,6 +10,7 @@
 import * as datasetFingerprints from './dataset-fingerprints';
 import * as datasets from './datasets';
 import * as dedupeSegments from './dedupe-segments';
+import * as frameLabels from './frame-labels';
 import * as frames from './frames';
 import * as labelVideos from './label-videos';
 import * as labels from './labels';
@@ -19,4 +20,4 @@ import * as videos from './videos';
 
 export type { LabelVideo } from './label-videos';
 
-export const repos = { labels, videos, videoLabels, frames, runs, labelVideos, datasets, datasetFingerprints, dedupeSegments };
+export const repos = { labels, videos, videoLabels, frames, runs, labelVideos, datasets, datasetFingerprints, dedupeSegments, frameLabels };
