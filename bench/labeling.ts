@@ -53,11 +53,7 @@ async function main(): Promise<void> {
         predictions: [{ model_version: 'weak-search', score: 1, result: choose('a') }],
       })));
       await repos.frames.insertSynthetic(pool, tag, batch, i);
-      await pool.query(
-        `INSERT INTO labeling_tasks (task_id, workflow_id, project_id, frame_key, video_id, split, required, weak_label, weak_confidence, uncertainty)
-         SELECT id, $2, $3, k, $2, 'train', 1, 'a', 1, 0 FROM unnest($1::bigint[], $4::text[]) AS t(id, k)`,
-        [got, tag, project.id, batch],
-      );
+      await repos.labelingTasks.recordSynthetic(pool, tag, project.id, tag, got, batch);
       ids.push(...got);
     }
     const made = [];
@@ -91,7 +87,7 @@ async function main(): Promise<void> {
     row(`(c) reelset: ${changes} annotations changed`, median(moved));
   } finally {
     await ls.deleteProject(project.id);
-    await pool.query(`DELETE FROM labeling_annotations WHERE project_id = $1`, [project.id]);
+    await repos.labelingAnnotations.removeOfProject(pool, project.id);
     await repos.runs.removeWithParts(pool, [tag]);
     await repos.videos.remove(pool, [tag]);
     await pool.end();

@@ -105,9 +105,9 @@ export async function ensureProject(
   const { pool, config } = deps;
   const taxonomy = await labelTaxonomy(pool, label);
   return withTransaction(pool, async (c) => {
-    await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`labeling-project:${label}`]);
-    const row = (await c.query<{ project_id: string; choices: string[] }>('SELECT project_id, choices FROM labeling_projects WHERE label = $1', [label])).rows[0];
-    let project = row ? await ls.getProject(Number(row.project_id)) : undefined;
+    await repos.labelingProjects.lockLabel(c, label);
+    const row = await repos.labelingProjects.ofLabel(c, label);
+    let project = row ? await ls.getProject(row.projectId) : undefined;
     if (!project) project = (await ls.findProjects(projectTitle(label)))[0];
     const choices = [...new Set([...taxonomy.choices, ...(row?.choices ?? [])])];
     // `other` last, the label first.
@@ -169,11 +169,7 @@ export async function ensureProject(
     }
 
     const projectUrl = ls.projectUrl(projectId);
-    await c.query(
-      `INSERT INTO labeling_projects (label, project_id, url, choices) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (label) DO UPDATE SET project_id = EXCLUDED.project_id, url = EXCLUDED.url, choices = EXCLUDED.choices, updated_at = now()`,
-      [label, projectId, projectUrl, choices],
-    );
+    await repos.labelingProjects.upsert(c, { label, projectId, url: projectUrl, choices });
     return { projectId, projectUrl, choices };
   });
 }

@@ -74,16 +74,10 @@ export function evenlySpaced(n: number, k: number): number[] {
  * its own, as in the dataset step).
  */
 async function consensusLabels(db: Queryable, label: string, frameKeys: string[]): Promise<Map<string, string>> {
-  const exists = await db.query<{ t: string | null }>(`SELECT to_regclass('labeling_annotations')::text AS t`);
-  if (!exists.rows[0]?.t || frameKeys.length === 0) return new Map();
-  const r = await db.query<{ frame_key: string; label: string; people: string }>(
-    `SELECT la.frame_key, la.label, count(DISTINCT la.annotator) AS people FROM labeling_annotations la
-     JOIN labeling_projects lp ON lp.project_id = la.project_id AND lp.label = $2
-     WHERE la.frame_key = ANY($1) AND la.label IS NOT NULL AND NOT la.cancelled GROUP BY la.frame_key, la.label`,
-    [frameKeys, label],
-  );
   const by = new Map<string, { label: string; people: number }[]>();
-  for (const row of r.rows) by.set(row.frame_key, [...(by.get(row.frame_key) ?? []), { label: row.label, people: Number(row.people) }]);
+  for (const row of await repos.labelingAnnotations.peoplePerLabelInLabelProject(db, label, frameKeys)) {
+    by.set(row.frameKey, [...(by.get(row.frameKey) ?? []), { label: row.label, people: row.people }]);
+  }
   const out = new Map<string, string>();
   for (const [k, ls] of by) {
     ls.sort((a, b) => b.people - a.people);

@@ -14,6 +14,7 @@ import {
 import { loadConfig } from '../../lib/config';
 import { createPool } from '../../lib/db';
 import { LabelStudioClient } from '../../lib/label-studio';
+import { repos } from '../../lib/repositories';
 import { printJson, ServiceUnavailableError, temporalClient, UsageError } from '../common';
 
 /** What `labeling status` prints: the live answer of the waiting workflow, or the recorded end. */
@@ -85,16 +86,11 @@ export function registerLabelingCommands(program: Command): void {
       if (!status) {
         const pool = createPool(config, 1);
         try {
-          const r = await pool
-            .query<{ status: string; deadline: Date; on_deadline: string; tasks: number; summary: (LabelSummary & { reason?: string; tasksDone?: number }) | null; url: string | null }>(
-              `SELECT lr.status, lr.deadline, lr.on_deadline, lr.tasks, lr.summary, lp.url FROM labeling_runs lr
-               LEFT JOIN labeling_projects lp ON lp.project_id = lr.project_id WHERE lr.workflow_id = $1`,
-              [workflowId],
-            )
+          const row = await repos.labelingRuns
+            .statusOf<LabelSummary & { reason?: string; tasksDone?: number }>(pool, workflowId)
             .catch((err: Error) => {
               throw new ServiceUnavailableError(`PostgreSQL not reachable (${err.message}); start it with \`bash infra/services.sh start\``);
             });
-          const row = r.rows[0];
           if (!row) throw new UsageError(`run ${workflowId} has no human labelling (never started, or it labels with weak labels)`);
           const s = row.summary;
           status = {

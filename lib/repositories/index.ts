@@ -13,6 +13,10 @@ import * as dedupeSegments from './dedupe-segments';
 import * as frameLabels from './frame-labels';
 import * as frames from './frames';
 import * as labelVideos from './label-videos';
+import * as labelingAnnotations from './labeling-annotations';
+import * as labelingProjects from './labeling-projects';
+import * as labelingRuns from './labeling-runs';
+import * as labelingTasks from './labeling-tasks';
 import * as labels from './labels';
 import * as runs from './runs';
 import * as videoLabels from './video-labels';
@@ -20,4 +24,7 @@ import * as videos from './videos';
 
 export type { LabelVideo } from './label-videos';
 
-export const repos = { labels, videos, videoLabels, frames, runs, labelVideos, datasets, datasetFingerprints, dedupeSegments, frameLabels };
+export const repos = {
+  labels, videos, videoLabels, frames, runs, labelVideos, datasets, datasetFingerprints, dedupeSegments, frameLabels,
+  labelingProjects, labelingRuns, labelingTasks, labelingAnnotations,
+};
