@@ -204,8 +204,7 @@ export function createRetrainActivities(deps: ActivityDeps) {
      */
     async listRetrainLabels(input: { labels: 'all' | string[] }): Promise<string[]> {
       if (input.labels !== 'all') return [...new Set(input.labels)];
-      const res = await pool.query<{ name: string }>('SELECT DISTINCT name FROM models ORDER BY name');
-      return res.rows.map((r) => r.name);
+      return repos.models.labels(pool);
     },
   };
 }

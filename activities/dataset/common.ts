@@ -47,8 +47,7 @@ export async function allocateVersion(pool: Pool, name: string, workflowId: stri
  * on that set stay those of unseen videos.
  */
 export async function evaluationSetVideos(pool: Pool, label: string): Promise<Set<string>> {
-  const r = await pool.query<{ video_id: string }>('SELECT video_id FROM eval_set_videos WHERE label = $1', [label]);
-  return new Set(r.rows.map((x) => x.video_id));
+  return repos.evalSets.videos(pool, label);
 }
 
 /** A warning for the frames the evaluation set kept out of a dataset, or none. */

@@ -9,13 +9,11 @@
  * video's catalog label (the label or one of its descendants: the label; anything else:
  * `other`), marked `catalog` so a reader knows no person checked the frame.
  */
-import type { Pool, PoolClient } from 'pg';
+import type { Pool } from 'pg';
 import { DatasetError, InvalidInputError, RegistryError, type DatasetManifest, type EvalSet, type EvalSetFrame } from '../../contracts';
-import { withTransaction } from '../../lib/db';
+import { withTransaction, type Queryable } from '../../lib/db';
 import { repos } from '../../lib/repositories';
 import type { ObjectStore } from '../../lib/s3';
-
-type Queryable = Pool | PoolClient;
 
 /** A video that may join a label's evaluation set. */
 export interface EvalSetCandidate {
@@ -39,8 +37,7 @@ export async function trainedVideos(db: Queryable, store: ObjectStore, label: st
 
 /** The videos reserved for a label's evaluation (left out of every dataset of the label). */
 export async function evalSetVideos(db: Queryable, label: string): Promise<Set<string>> {
-  const r = await db.query<{ video_id: string }>('SELECT video_id FROM eval_set_videos WHERE label = $1', [label]);
-  return new Set(r.rows.map((x) => x.video_id));
+  return repos.evalSets.videos(db, label);
 }
 
 async function catalogClasses(db: Queryable, label: string, videoIds: string[]): Promise<Map<string, string>> {
@@ -88,17 +85,9 @@ async function consensusLabels(db: Queryable, label: string, frameKeys: string[]
 
 /** A version of the label's evaluation set (default: the newest), or null when it has none. */
 export async function getEvalSet(db: Queryable, label: string, version?: number): Promise<EvalSet | null> {
-  const h = await db.query<{ version: number; counts: Record<string, number>; actor: string; reason: string; created_at: Date }>(
-    `SELECT version, counts, actor, reason, created_at FROM eval_sets WHERE label = $1 AND ($2::int IS NULL OR version = $2) ORDER BY version DESC LIMIT 1`,
-    [label, version ?? null],
-  );
-  const head = h.rows[0];
+  const head = await repos.evalSets.head(db, label, version);
   if (!head) return null;
-  const f = await db.query<{ frame_key: string; video_id: string; class: string; label_source: EvalSetFrame['labelSource'] }>(
-    'SELECT frame_key, video_id, class, label_source FROM eval_set_frames WHERE label = $1 AND version = $2 ORDER BY video_id, frame_key',
-    [label, head.version],
-  );
-  const frames = f.rows.map((x) => ({ frameKey: x.frame_key, videoId: x.video_id, class: x.class, labelSource: x.label_source }));
+  const frames = await repos.evalSets.frames(db, label, head.version);
   return {
     label,
     version: head.version,
@@ -113,11 +102,7 @@ export async function getEvalSet(db: Queryable, label: string, version?: number)
 
 /** Every version of a label's evaluation set: version, frames, videos, who, why, when. */
 export async function evalSetHistory(db: Queryable, label: string): Promise<Array<{ version: number; frames: number; videos: number; counts: Record<string, number>; actor: string; reason: string; createdAt: string }>> {
-  const r = await db.query<{ version: number; frames: number; videos: number; counts: Record<string, number>; actor: string; reason: string; created_at: Date }>(
-    'SELECT version, frames, videos, counts, actor, reason, created_at FROM eval_sets WHERE label = $1 ORDER BY version',
-    [label],
-  );
-  return r.rows.map((x) => ({ version: x.version, frames: x.frames, videos: x.videos, counts: x.counts, actor: x.actor, reason: x.reason, createdAt: x.created_at.toISOString() }));
+  return (await repos.evalSets.history(db, label)).map((x) => ({ version: x.version, frames: x.frames, videos: x.videos, counts: x.counts, actor: x.actor, reason: x.reason, createdAt: x.created_at.toISOString() }));
 }
 
 /**
@@ -143,7 +128,7 @@ export async function growEvalSet(
   if (!req.reason.trim()) throw new InvalidInputError('evaluation set: a reason is required (--reason): the set grows only on purpose');
   const trained = await trainedVideos(pool, store, label);
   return withTransaction(pool, async (c) => {
-    await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`evalset:${label}`]);
+    await repos.evalSets.lockLabel(c, label);
     const inSet = await evalSetVideos(c, label);
     const problems: string[] = [];
     const knownIds = new Set(await repos.videos.existingIds(c, videoIds));
@@ -172,22 +157,7 @@ export async function growEvalSet(
     ];
     const counts: Record<string, number> = {};
     for (const f of frames) counts[f.class] = (counts[f.class] ?? 0) + 1;
-    const videos = [...new Set(frames.map((f) => f.videoId))];
-    await c.query('INSERT INTO eval_sets (label, version, frames, videos, counts, actor, reason) VALUES ($1,$2,$3,$4,$5,$6,$7)', [
-      label,
-      version,
-      frames.length,
-      videos.length,
-      JSON.stringify(counts),
-      req.actor,
-      req.reason,
-    ]);
-    await c.query(
-      `INSERT INTO eval_set_frames (label, version, frame_key, video_id, class, label_source)
-       SELECT $1, $2, f.k, f.v, f.c, f.s FROM unnest($3::text[], $4::text[], $5::text[], $6::text[]) AS f(k, v, c, s)`,
-      [label, version, frames.map((f) => f.frameKey), frames.map((f) => f.videoId), frames.map((f) => f.class), frames.map((f) => f.labelSource)],
-    );
-    await c.query('INSERT INTO eval_set_videos (label, video_id, added_in) SELECT $1, v, $2 FROM unnest($3::text[]) AS v', [label, version, videoIds]);
+    await repos.evalSets.insertVersion(c, { label, version, frames, addedVideos: videoIds, counts, actor: req.actor, reason: req.reason });
     const out = await getEvalSet(c, label, version);
     if (!out) throw new RegistryError(`evaluation set ${label} v${version} vanished inside its transaction`);
     return out;

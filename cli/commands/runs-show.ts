@@ -128,11 +128,7 @@ export async function runView(client: Client, config: Config, workflowId: string
     if ((run?.status === 'failed' || run?.status === 'cancelled') && !view.failure && run.result) view.failure = { type: String(run.result['type'] ?? 'Error'), message: String(run.result['error'] ?? '') };
     const ds = view.steps.find((s) => s.step === 'dataset')?.summary;
     if (ds?.['datasetKey']) view.artefacts.dataset = `s3://${config.S3_BUCKET}/${String(ds['datasetKey'])}`;
-    const models = await pool.query<{ role: string; name: string; version: number; artifact_prefix: string; stage: string }>(
-      'SELECT role, name, version, artifact_prefix, stage FROM models WHERE workflow_id = $1 ORDER BY role DESC',
-      [workflowId],
-    );
-    view.artefacts.models = models.rows.map((m) => `${m.role} ${m.name} v${m.version} (${m.stage}): s3://${config.S3_BUCKET}/${m.artifact_prefix}/`);
+    view.artefacts.models = (await repos.models.ofRun(pool, workflowId)).map((m) => `${m.role} ${m.name} v${m.version} (${m.stage}): s3://${config.S3_BUCKET}/${m.artifact_prefix}/`);
     const sheets = view.steps.find((s) => s.step === 'dedupe')?.summary['contactSheets'];
     if (sheets && typeof sheets === 'object') view.artefacts.contactSheets = Object.values(sheets as Record<string, string>).map((k) => `s3://${config.S3_BUCKET}/${k}`);
   } catch (err) {

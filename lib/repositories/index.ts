@@ -10,6 +10,7 @@
 import * as datasetFingerprints from './dataset-fingerprints';
 import * as datasets from './datasets';
 import * as dedupeSegments from './dedupe-segments';
+import * as evalSets from './eval-sets';
 import * as frameLabels from './frame-labels';
 import * as frames from './frames';
 import * as labelVideos from './label-videos';
@@ -18,6 +19,8 @@ import * as labelingProjects from './labeling-projects';
 import * as labelingRuns from './labeling-runs';
 import * as labelingTasks from './labeling-tasks';
 import * as labels from './labels';
+import * as modelEvaluations from './model-evaluations';
+import * as models from './models';
 import * as runs from './runs';
 import * as videoLabels from './video-labels';
 import * as videos from './videos';
@@ -26,5 +29,5 @@ export type { LabelVideo } from './label-videos';
 
 export const repos = {
   labels, videos, videoLabels, frames, runs, labelVideos, datasets, datasetFingerprints, dedupeSegments, frameLabels,
-  labelingProjects, labelingRuns, labelingTasks, labelingAnnotations,
+  labelingProjects, labelingRuns, labelingTasks, labelingAnnotations, models, modelEvaluations, evalSets,
 };
