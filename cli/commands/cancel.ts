@@ -5,9 +5,8 @@
 import type { Command } from 'commander';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { loadConfig, type Config } from '../../lib/config';
-import { createPool } from '../../lib/db';
 import { repos } from '../../lib/repositories';
-import { EXIT, printJson, temporalClient, UsageError, workflowUrl } from '../common';
+import { EXIT, printJson, temporalClient, UsageError, withDataClients, workflowUrl } from '../common';
 
 /** What `reelset cancel` found and did. */
 export interface CancelReport {
@@ -24,14 +23,10 @@ export interface CancelReport {
 }
 
 async function recordStatus(config: Config, workflowId: string): Promise<string | undefined> {
-  const pool = createPool(config, 1);
-  pool.on('error', () => undefined);
   try {
-    return (await repos.runs.get(pool, workflowId))?.status;
+    return await withDataClients(config, { max: 1, check: false }, async ({ pool }) => (await repos.runs.get(pool, workflowId))?.status);
   } catch {
     return undefined;
-  } finally {
-    await pool.end().catch(() => undefined);
   }
 }
 

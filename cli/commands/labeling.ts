@@ -12,10 +12,9 @@ import {
   type LabelSummary,
 } from '../../contracts';
 import { loadConfig } from '../../lib/config';
-import { createPool } from '../../lib/db';
 import { LabelStudioClient } from '../../lib/label-studio';
 import { repos } from '../../lib/repositories';
-import { printJson, ServiceUnavailableError, temporalClient, UsageError } from '../common';
+import { printJson, ServiceUnavailableError, temporalClient, UsageError, withDataClients } from '../common';
 
 /** What `labeling status` prints: the live answer of the waiting workflow, or the recorded end. */
 export interface LabelingStatus {
@@ -84,23 +83,17 @@ export function registerLabelingCommands(program: Command): void {
         await close();
       }
       if (!status) {
-        const pool = createPool(config, 1);
-        try {
-          const row = await repos.labelingRuns
-            .statusOf<LabelSummary & { reason?: string; tasksDone?: number }>(pool, workflowId)
-            .catch((err: Error) => {
-              throw new ServiceUnavailableError(`PostgreSQL not reachable (${err.message}); start it with \`bash infra/services.sh start\``);
-            });
+        // An unreachable Postgres is exit code 3 with its address (dataClients).
+        status = await withDataClients(config, { max: 1 }, async ({ pool }): Promise<LabelingStatus> => {
+          const row = await repos.labelingRuns.statusOf<LabelSummary & { reason?: string; tasksDone?: number }>(pool, workflowId);
           if (!row) throw new UsageError(`run ${workflowId} has no human labelling (never started, or it labels with weak labels)`);
           const s = row.summary;
-          status = {
+          return {
             workflowId, status: row.status, projectUrl: s?.projectUrl ?? row.url, tasks: row.tasks, done: s?.tasksDone ?? 0, labelled: s?.human ?? 0,
             agreement: s && s.pairs !== undefined ? { pairs: s.pairs, agreement: s.agreement ?? null, kappa: s.kappa ?? null, disagreements: s.disagreements ?? 0 } : null,
             deadline: row.deadline.toISOString(), timeLeftS: null, onDeadline: row.on_deadline, finishedBy: s?.finishedBy ?? s?.reason ?? null,
           };
-        } finally {
-          await pool.end();
-        }
+        });
       }
       if (opts.json) printJson(status);
       else console.log(formatLabelingStatus(status));

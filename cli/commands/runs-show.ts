@@ -15,10 +15,8 @@ import {
   type RetrainAllProgress,
 } from '../../contracts';
 import { loadConfig, type Config } from '../../lib/config';
-import { createPool } from '../../lib/db';
 import { repos } from '../../lib/repositories';
-import { ObjectStore } from '../../lib/s3';
-import { EXIT, printJson, temporalClient, UsageError, workflowUrl } from '../common';
+import { dataClients, EXIT, printJson, redactedDatabaseUrl, temporalClient, UsageError, workflowUrl } from '../common';
 
 /** A run as `runs show` reports it. */
 export interface RunView {
@@ -117,9 +115,7 @@ export async function runView(client: Client, config: Config, workflowId: string
   if (Array.isArray(detail['failures'])) view.videoFailures = detail['failures'] as RunView['videoFailures'];
 
   // Steps and artefacts from Postgres and S3 (a no-op retrain has none).
-  const pool = createPool(config, 1);
-  pool.on('error', () => undefined);
-  const store = ObjectStore.fromConfig(config);
+  const { pool, store, close } = await dataClients(config, { max: 1, check: false });
   try {
     view.steps = (await repos.runs.steps(pool, workflowId))
       .map((r) => ({ step: r.step, durationMs: r.duration_ms, finishedAt: r.finished_at?.toISOString() ?? null, summary: r.summary ?? {} }))
@@ -132,7 +128,7 @@ export async function runView(client: Client, config: Config, workflowId: string
     const sheets = view.steps.find((s) => s.step === 'dedupe')?.summary['contactSheets'];
     if (sheets && typeof sheets === 'object') view.artefacts.contactSheets = Object.values(sheets as Record<string, string>).map((k) => `s3://${config.S3_BUCKET}/${k}`);
   } catch (err) {
-    view.notes.push(`Postgres at ${config.DATABASE_URL.replace(/:[^:@/]+@/, ':***@')}: ${(err as Error).message}`);
+    view.notes.push(`Postgres at ${redactedDatabaseUrl(config)}: ${(err as Error).message}`);
   }
   try {
     const key = runReportKey(workflowId);
@@ -140,8 +136,7 @@ export async function runView(client: Client, config: Config, workflowId: string
   } catch (err) {
     view.notes.push(`S3 at ${config.S3_ENDPOINT}: ${(err as Error).message}`);
   } finally {
-    store.destroy();
-    await pool.end().catch(() => undefined);
+    await close();
   }
   return view;
 }
