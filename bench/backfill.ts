@@ -45,6 +45,7 @@ import { ingestCatalog } from '../activities/catalog/ingest';
 import { extractionParamsHash } from '../activities/frames/extract';
 import { backfillProgressQuery, ExtractOptions, framesManifestKey, type BackfillResult, type VideoExtractSummary } from '../contracts';
 import { createActivityDeps } from '../lib/deps';
+import { repos } from '../lib/repositories';
 import { backfillWorkflow } from '../workflows/backfill';
 import { chainFromLatest, childIds } from '../test/helpers/history';
 import { stampedVideos, writeCatalog } from '../test/helpers/stamped-videos';
@@ -264,13 +265,13 @@ async function main(): Promise<void> {
  */
 async function cleanup(deps: ReturnType<typeof createActivityDeps>, ids: string[], options: ExtractOptions, workflowIds: string[]): Promise<void> {
   const paramsHash = extractionParamsHash(options);
-  const videos = await deps.pool.query<{ sha256: string; s3_key: string }>('SELECT sha256, s3_key FROM videos WHERE id = ANY($1::text[])', [ids]);
-  const frames = await deps.pool.query<{ s3_key: string }>('SELECT s3_key FROM frames WHERE video_id = ANY($1::text[])', [ids]);
-  const keys = [...frames.rows.map((r) => r.s3_key), ...videos.rows.flatMap((v) => [v.s3_key, framesManifestKey(v.sha256, paramsHash)])];
+  const videos = await repos.videos.contentOf(deps.pool, ids);
+  const frames = await repos.frames.keysOfVideos(deps.pool, ids);
+  const keys = [...frames, ...videos.flatMap((v) => [v.s3_key, framesManifestKey(v.sha256, paramsHash)])];
   for (const id of workflowIds) keys.push(...(await deps.store.list(`runs/${id}`)));
   await deps.store.deleteMany(keys);
-  if (workflowIds.length) await deps.pool.query('DELETE FROM runs WHERE workflow_id = ANY($1::text[]) OR parent_id = ANY($1::text[])', [workflowIds]);
-  await deps.pool.query('DELETE FROM videos WHERE id = ANY($1::text[])', [ids]);
+  if (workflowIds.length) await repos.runs.removeWithParts(deps.pool, workflowIds);
+  await repos.videos.remove(deps.pool, ids);
 }
 
 /**
@@ -281,10 +282,8 @@ async function cleanup(deps: ReturnType<typeof createActivityDeps>, ids: string[
  * @returns how many videos and runs (backfills, not counting their pages) were removed.
  */
 async function sweepEarlierRuns(deps: ReturnType<typeof createActivityDeps>, options: ExtractOptions): Promise<{ videos: number; runs: number }> {
-  const videos = await deps.pool.query<{ id: string }>(`SELECT id FROM videos WHERE id ~ '^bench(base)?-[0-9a-f]{8}-[0-9]+$'`);
-  const runs = await deps.pool.query<{ workflow_id: string }>(`SELECT workflow_id FROM runs WHERE label ~ '^bench-[0-9a-f]{8}$' AND parent_id IS NULL`);
-  const ids = videos.rows.map((r) => r.id);
-  const runIds = runs.rows.map((r) => r.workflow_id);
+  const ids = await repos.videos.idsMatching(deps.pool, '^bench(base)?-[0-9a-f]{8}-[0-9]+$');
+  const runIds = await repos.runs.topLevelIdsOfLabelsMatching(deps.pool, '^bench-[0-9a-f]{8}$');
   for (let i = 0; i < Math.max(ids.length, runIds.length); i += 1000) {
     await cleanup(deps, ids.slice(i, i + 1000), options, runIds.slice(i, i + 1000));
   }

@@ -30,6 +30,7 @@ import sharp from 'sharp';
 import { createEmbeddingActivities } from '../activities/embeddings/activities';
 import { stepManifestKey, type ExtractStepManifest, type VideoFramesManifest } from '../contracts';
 import { createActivityDeps } from '../lib/deps';
+import { repos } from '../lib/repositories';
 import { backboneOptionsFromConfig, BACKBONES, decodePixels, inputFromPixels, type BackboneName } from '../lib/backbone/model';
 import { requireBackboneFiles } from '../lib/backbone/backbones';
 import { openOnnxSession } from '../lib/backbone/onnx';
@@ -127,7 +128,7 @@ async function main(): Promise<void> {
     let run = 0;
     activity = async () => {
       const wf = `bench-embed-${process.pid}-${run++}`;
-      await deps.pool.query(`INSERT INTO runs (workflow_id, kind, label, input) VALUES ($1, 'bench', 'bench', '{}')`, [wf]);
+      await repos.runs.recordStart(deps.pool, { workflowId: wf, kind: 'bench', label: 'bench', input: {} });
       await deps.store.putJson(stepManifestKey(wf, 'extract'), { videos: [{ videoId: 'bench-embed', manifestKey: fmKey, frames: frames.length }] } as unknown as ExtractStepManifest);
       // A new frames hash each round (the cache would answer otherwise): salt the content hashes.
       const fm = (await deps.store.getJson<VideoFramesManifest>(fmKey))!;
@@ -179,7 +180,7 @@ async function main(): Promise<void> {
   await thread.close();
   await session.release();
   await deps.store.deleteMany([...(await deps.store.list('bench/embed/')), ...(await deps.store.list('runs/bench-embed-'))]);
-  await deps.pool.query(`DELETE FROM runs WHERE workflow_id LIKE 'bench-embed-%'`);
+  await repos.runs.removeLike(deps.pool, 'bench-embed-%');
   await deps.close();
 }
 

@@ -37,6 +37,7 @@ import { probeVideo } from '../activities/frames/probe';
 import type { VideoExtractSummary, VideoProbe } from '../contracts';
 import { ExtractOptions } from '../contracts/inputs';
 import { createActivityDeps, type ActivityDeps } from '../lib/deps';
+import { repos } from '../lib/repositories';
 
 const ROOT = path.resolve(__dirname, '..');
 const run = promisify(execFile);
@@ -100,7 +101,7 @@ function sides(deps: ActivityDeps, acts: ReturnType<typeof createFrameActivities
   return {
     async activity() {
       await deps.store.deleteMany(await deps.store.list(`frames/${sha}/${paramsHash}/`));
-      await deps.pool.query('DELETE FROM frames WHERE video_id = $1 AND params_hash = $2', [entry.id, paramsHash]);
+      await repos.frames.removeExtraction(deps.pool, entry.id, paramsHash);
       const cpu0 = process.cpuUsage();
       const s3Cpu0 = processCpuS(s3Pid);
       const t = performance.now();
@@ -178,7 +179,7 @@ async function main(): Promise<void> {
   try {
     await upsertTaxonomy(deps.pool, await readTaxonomyFile(path.join(ROOT, 'infra/taxonomy.json')));
     const acts = createFrameActivities(deps);
-    const shaOf = async (id: string) => (await deps.pool.query<{ sha256: string }>('SELECT sha256 FROM videos WHERE id = $1', [id])).rows[0]!.sha256;
+    const shaOf = async (id: string) => (await repos.videos.sha256Of(deps.pool, id))!;
     console.log(`uptime: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} (load averages, ${os.cpus().length} cores)`);
 
     if (args.only !== 'filters') {

@@ -18,6 +18,7 @@
 import { reconcileProjectTasks } from '../activities/labeling/mirror';
 import { loadConfig } from '../lib/config';
 import { createPool } from '../lib/db';
+import { repos } from '../lib/repositories';
 import { LabelStudioClient, type LsResult } from '../lib/label-studio';
 
 function arg(name: string, fallback: number): number {
@@ -42,8 +43,8 @@ async function main(): Promise<void> {
     label_config: '<View><Image name="image" value="$image"/><Choices name="label" toName="image"><Choice value="a"/><Choice value="b"/></Choices></View>',
   });
   try {
-    await pool.query(`INSERT INTO runs (workflow_id, kind, label, input) VALUES ($1, 'bench', 'bench', '{}')`, [tag]);
-    await pool.query(`INSERT INTO videos (id, sha256, s3_key, file_name, bytes) VALUES ($1, $2, 'videos/x', 'x.mp4', 1)`, [tag, sha]);
+    await repos.runs.recordStart(pool, { workflowId: tag, kind: 'bench', label: 'bench', input: {} });
+    await repos.videos.insertPlaceholder(pool, tag, sha);
     const ids: number[] = [];
     for (let i = 0; i < n; i += 100) {
       const batch = Array.from({ length: Math.min(100, n - i) }, (_, j) => `frames/${sha}/0123456789abcdef/${String(i + j).padStart(9, '0')}.jpg`);
@@ -51,16 +52,8 @@ async function main(): Promise<void> {
         data: { image: `s3://${config.S3_BUCKET}/${key}`, frameKey: key, runId: tag },
         predictions: [{ model_version: 'weak-search', score: 1, result: choose('a') }],
       })));
-      await pool.query(
-        `INSERT INTO frames (s3_key, video_id, params_hash, frame_index, timestamp_s, width, height, bytes, sha256, sharpness, brightness)
-         SELECT k, $2, '0123456789abcdef', $3 + i, i, 1, 1, 1, 'x', 1, 1 FROM unnest($1::text[]) WITH ORDINALITY AS t(k, i)`,
-        [batch, tag, i],
-      );
-      await pool.query(
-        `INSERT INTO labeling_tasks (task_id, workflow_id, project_id, frame_key, video_id, split, required, weak_label, weak_confidence, uncertainty)
-         SELECT id, $2, $3, k, $2, 'train', 1, 'a', 1, 0 FROM unnest($1::bigint[], $4::text[]) AS t(id, k)`,
-        [got, tag, project.id, batch],
-      );
+      await repos.frames.insertSynthetic(pool, tag, batch, i);
+      await repos.labelingTasks.recordSynthetic(pool, tag, project.id, tag, got, batch);
       ids.push(...got);
     }
     const made = [];
@@ -94,9 +87,9 @@ async function main(): Promise<void> {
     row(`(c) reelset: ${changes} annotations changed`, median(moved));
   } finally {
     await ls.deleteProject(project.id);
-    await pool.query(`DELETE FROM labeling_annotations WHERE project_id = $1`, [project.id]);
-    await pool.query(`DELETE FROM runs WHERE workflow_id = $1`, [tag]);
-    await pool.query(`DELETE FROM videos WHERE id = $1`, [tag]);
+    await repos.labelingAnnotations.removeOfProject(pool, project.id);
+    await repos.runs.removeWithParts(pool, [tag]);
+    await repos.videos.remove(pool, [tag]);
     await pool.end();
   }
 }

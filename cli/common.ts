@@ -1,11 +1,14 @@
 /**
- * What every CLI command shares: exit codes, the Temporal client, JSON output and the
- * mapping from errors to exit codes.
+ * What every CLI command shares: exit codes, the Temporal client, the Postgres and S3
+ * clients, JSON output and the mapping from errors to exit codes.
  */
 import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type WorkflowStartOptions } from '@temporalio/client';
 import { WorkflowIdReusePolicy, type Workflow } from '@temporalio/common';
+import type { Pool } from 'pg';
 import { failureOf, InvalidInputError, isNonRetryable } from '../contracts';
 import { loadConfig, type Config } from '../lib/config';
+import { createPool, ping } from '../lib/db';
+import { ObjectStore } from '../lib/s3';
 import { temporalConnectionOptions } from '../lib/temporal';
 
 /**
@@ -31,6 +34,70 @@ export async function temporalClient(config: Config = loadConfig()): Promise<{ c
     );
   }
   return { config, client: new Client({ connection, namespace: config.TEMPORAL_NAMESPACE }), close: () => connection.close() };
+}
+
+/** A command's Postgres pool and S3 store; `close()` when done (ends both, errors ignored). */
+export interface DataClients {
+  config: Config;
+  pool: Pool;
+  store: ObjectStore;
+  close: () => Promise<void>;
+}
+
+/** Options of {@link dataClients}. */
+export interface DataClientsOptions {
+  /** Connections in the pool (default: `createPool`'s, 4). */
+  max?: number;
+  /** Check first that Postgres answers (`SELECT 1`); default true. Without, a command for which Postgres is optional meets the error on its first query. */
+  check?: boolean;
+  /** What the command needs Postgres for, said after the reason it is unreachable, e.g. `: the CLI reads the catalog to name the run`. */
+  why?: string;
+  /** The way around it, said last, e.g. `, or pass --id to name the run yourself`. */
+  instead?: string;
+}
+
+/**
+ * The Postgres pool and S3 store a command needs (the one place the CLI makes them): the
+ * pool ignores errors of idle clients (a restarted Postgres must not kill the command), and
+ * Postgres is checked to answer unless `check` is false.
+ *
+ * @throws ServiceUnavailableError (exit code 3) naming the address (password hidden), the
+ *   reason, `opts.why`, how to start it and `opts.instead`; nothing is left open then.
+ */
+export async function dataClients(config: Config, opts: DataClientsOptions = {}): Promise<DataClients> {
+  const pool = createPool(config, opts.max);
+  pool.on('error', () => undefined);
+  const store = ObjectStore.fromConfig(config);
+  const close = async () => {
+    store.destroy();
+    await pool.end().catch(() => undefined);
+  };
+  if (opts.check ?? true) {
+    try {
+      await ping(pool);
+    } catch (err) {
+      await close();
+      throw new ServiceUnavailableError(
+        `PostgreSQL is not reachable at ${redactedDatabaseUrl(config)} (${(err as Error).message})${opts.why ?? ''}; start it with \`bash infra/services.sh start\`${opts.instead ?? ''}`,
+      );
+    }
+  }
+  return { config, pool, store, close };
+}
+
+/** Run `fn` with {@link dataClients}, closed when it settles. */
+export async function withDataClients<T>(config: Config, opts: DataClientsOptions, fn: (c: DataClients) => Promise<T>): Promise<T> {
+  const c = await dataClients(config, opts);
+  try {
+    return await fn(c);
+  } finally {
+    await c.close();
+  }
+}
+
+/** `DATABASE_URL` with its password replaced by `***`. */
+export function redactedDatabaseUrl(config: Pick<Config, 'DATABASE_URL'>): string {
+  return config.DATABASE_URL.replace(/:[^:@/]+@/, ':***@');
 }
 
 /**

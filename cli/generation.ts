@@ -10,40 +10,18 @@ import { selectCatalogVideos, type Selection } from '../activities/catalog/backf
 import { sourceDigest } from '../activities/catalog/sources';
 import { catalogDigest, CatalogError, type BackfillInput, type NewCategoryInput } from '../contracts';
 import type { Config } from '../lib/config';
-import { createPool } from '../lib/db';
-import { ObjectStore } from '../lib/s3';
-import { ServiceUnavailableError, UsageError } from './common';
+import { dataClients, UsageError, type DataClients } from './common';
 
 /** Clients the generation needs; `close()` when done. */
-export interface CatalogClients {
-  pool: Pool;
-  store: ObjectStore;
-  close: () => Promise<void>;
-}
+export type CatalogClients = DataClients;
 
 /**
- * Connect to the catalog (Postgres, S3) and check Postgres answers.
+ * Connect to the catalog (Postgres, S3) and check Postgres answers ({@link dataClients}).
  *
  * @throws ServiceUnavailableError (exit code 3) naming the address and the way around it (`--id`).
  */
 export async function catalogClients(config: Config): Promise<CatalogClients> {
-  const pool = createPool(config, 2);
-  pool.on('error', () => undefined);
-  const store = ObjectStore.fromConfig(config);
-  const close = async () => {
-    store.destroy();
-    await pool.end().catch(() => undefined);
-  };
-  try {
-    await pool.query('SELECT 1');
-  } catch (err) {
-    await close();
-    throw new ServiceUnavailableError(
-      `PostgreSQL is not reachable at ${config.DATABASE_URL.replace(/:[^:@/]+@/, ':***@')} (${(err as Error).message}): the CLI reads the catalog to name the run; ` +
-        'start it with `bash infra/services.sh start`, or pass --id to name the run yourself',
-    );
-  }
-  return { pool, store, close };
+  return dataClients(config, { max: 2, why: ': the CLI reads the catalog to name the run', instead: ', or pass --id to name the run yourself' });
 }
 
 /**

@@ -21,6 +21,8 @@ node node_modules/typescript/bin/tsc --noEmit -p .
 node node_modules/eslint/bin/eslint.js --max-warnings 0 .
 # ... and no import cycle with type-only imports either (eslint's rule skips them).
 node node_modules/tsx/dist/cli.mjs infra/check-cycles.ts
+# ... and no SQL outside lib/repositories/: one owner per Postgres table (docs/architecture.md).
+node node_modules/tsx/dist/cli.mjs infra/check-sql.ts
 # Projects run one after another (--runInBand): the e2e test starts its own workers
 # and the machine has two cores. --forceExit: a handle a failed test left open (a worker
 # process, a socket) must not keep the run alive after its summary.

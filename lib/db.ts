@@ -2,12 +2,28 @@ import { Pool, type PoolClient } from 'pg';
 import type { Config } from './config';
 
 /**
+ * What a repository function (`lib/repositories/`) runs its SQL on: the pool, or a client
+ * inside a transaction ({@link withTransaction}) so that the caller can compose several
+ * repository calls atomically.
+ */
+export type Queryable = Pool | PoolClient;
+
+/**
  * Create the PostgreSQL connection pool.
  *
  * @param config `DATABASE_URL` is used; at most `max` connections (default 4).
  */
 export function createPool(config: Pick<Config, 'DATABASE_URL'>, max = 4): Pool {
   return new Pool({ connectionString: config.DATABASE_URL, max, idleTimeoutMillis: 10_000 });
+}
+
+/**
+ * Check that Postgres answers (`SELECT 1`).
+ *
+ * @throws the driver's error when it does not (connection refused, bad credentials, timeout).
+ */
+export async function ping(pool: Pool): Promise<void> {
+  await pool.query('SELECT 1');
 }
 
 /**

@@ -20,6 +20,8 @@ import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
 import { NEGATIVE_LABEL, type LabelSource } from '../contracts';
 import { resolveVotes, type Vote } from './agreement';
+import { repos } from './repositories';
+import type { LabelOrigin } from './repositories/frame-labels';
 import { loadTaxonomy, type Taxonomy } from './taxonomy';
 
 /** One labelled frame: its best label among the label's runs. */
@@ -35,7 +37,7 @@ export interface LabelledFrameRow {
 }
 
 /** Where a stored weak label came from (`frame_labels.origin`; null: before issue 17, or a human label). */
-export type LabelOrigin = 'own' | 'inherited' | 'evidence';
+export type { LabelOrigin };
 
 /** A `frame_labels` row of one of the label's runs, with what {@link keepLabelRow} needs to judge it. */
 export interface StoredLabelRow {
@@ -163,13 +165,7 @@ export function bestLabels(rows: readonly StoredLabelRow[]): LabelledFrameRow[] 
  * @returns workflow ids, sorted.
  */
 export async function labelRunIds(pool: Pool, label: string): Promise<string[]> {
-  const res = await pool.query<{ workflow_id: string }>(
-    `SELECT workflow_id FROM runs
-      WHERE (label = $1 OR label IN (SELECT unnest(synonyms) FROM labels WHERE name = $1)) AND kind <> 'batch-predict'
-     UNION SELECT workflow_id FROM datasets WHERE name = $1 ORDER BY 1`,
-    [label],
-  );
-  return res.rows.map((r) => r.workflow_id);
+  return repos.runs.idsOfLabel(pool, label);
 }
 
 /** Options of {@link labelRows}, {@link ownLabels} and {@link labelledFrames}. */
@@ -197,29 +193,11 @@ export async function labelRows(pool: Pool, label: string, opts: LabelReadOption
   if (opts.alsoRun) runIds.add(opts.alsoRun);
   const read = [...runIds].filter((id) => id !== opts.exceptRun);
   if (!read.length || (opts.keys && !opts.keys.length)) return { rows: [], dropped: {} };
-  const res = await pool.query<{
-    frame_key: string; video_id: string; workflow_id: string; label: string; source: LabelSource; confidence: number;
-    annotator: string | null; annotation_id: string | null; created_at: Date; updated_at: Date;
-    origin: LabelOrigin | null; inherited_from: string | null; inherited_key: string | null; inherited_label: string | null;
-    carries: boolean; source_run_label: string | null; source_row_exists: boolean;
-  }>(
-    `SELECT fl.frame_key, f.video_id, fl.workflow_id, fl.label, fl.source, fl.confidence, fl.annotator, fl.annotation_id,
-            fl.created_at, fl.updated_at, fl.origin, fl.inherited_from, fl.inherited_key, fl.inherited_label,
-            (EXISTS (SELECT 1 FROM video_labels vl WHERE vl.video_id = f.video_id AND vl.label = ANY($3::text[]))
-             OR EXISTS (SELECT 1 FROM label_videos lv WHERE lv.video_id = f.video_id AND lv.label = $1 AND lv.role = 'positive')) AS carries,
-            src.label AS source_run_label,
-            (fl.inherited_from IS NOT NULL AND EXISTS (
-               SELECT 1 FROM frame_labels s WHERE s.frame_key = fl.inherited_key AND s.workflow_id = fl.inherited_from
-                  AND s.label = fl.inherited_label AND s.source <> 'model')) AS source_row_exists
-       FROM frame_labels fl JOIN frames f ON f.s3_key = fl.frame_key LEFT JOIN runs src ON src.workflow_id = fl.inherited_from
-      WHERE fl.workflow_id = ANY($2::text[]) AND ($4::text[] IS NULL OR fl.frame_key = ANY($4::text[]))
-      ORDER BY fl.frame_key, fl.created_at DESC, fl.workflow_id`,
-    [label, read, taxonomy.family(label), opts.keys ? [...new Set(opts.keys)] : null],
-  );
+  const found = await repos.frameLabels.ofLabelRuns(pool, { label, runIds: read, family: taxonomy.family(label), keys: opts.keys ? [...new Set(opts.keys)] : null });
   const ctx: LabelRuleContext = { label, taxonomy, runIds };
   const rows: StoredLabelRow[] = [];
   const dropped: Partial<Record<DropReason, number>> = {};
-  for (const r of res.rows) {
+  for (const r of found) {
     const row: StoredLabelRow = {
       frameKey: r.frame_key, videoId: r.video_id, workflowId: r.workflow_id, label: r.label, source: r.source, confidence: r.confidence,
       annotator: r.annotator, annotationId: r.annotation_id === null ? null : Number(r.annotation_id), createdAt: r.created_at, updatedAt: r.updated_at,
@@ -295,8 +273,7 @@ export async function exclusionEvidence(pool: Pool, label: string, keys: readonl
   const taxonomy = opts.taxonomy ?? (await loadTaxonomy(pool));
   const excluded = new Set(taxonomy.excludedBy(label));
   if (!excluded.size) return out;
-  const r = await pool.query<{ label: string }>(`SELECT DISTINCT label FROM runs WHERE kind <> 'batch-predict' UNION SELECT DISTINCT name FROM datasets`);
-  const runLabels = [...new Set(r.rows.map((x) => taxonomy.canonical(x.label)))]
+  const runLabels = [...new Set((await repos.runs.labelsWithRuns(pool)).map((l) => taxonomy.canonical(l)))]
     .filter((b) => b !== label && taxonomy.family(b).some((l) => excluded.has(l)))
     .sort();
   const found: ExclusionEvidence[] = [];

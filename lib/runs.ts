@@ -5,6 +5,7 @@
  */
 import type { Pool } from 'pg';
 import { MissingArtifactError, stepManifestKey, type StepManifest, type StepResult } from '../contracts';
+import { repos } from './repositories';
 import type { ObjectStore } from './s3';
 
 /**
@@ -45,12 +46,7 @@ export async function runStep<S extends object>(
     };
     await deps.store.putJson(key, manifest);
   }
-  await deps.pool.query(
-    `INSERT INTO run_steps (workflow_id, step, manifest_key, summary, duration_ms) VALUES ($1, $2, $3, $4, $5)
-     ON CONFLICT (workflow_id, step) DO UPDATE SET manifest_key = EXCLUDED.manifest_key, summary = EXCLUDED.summary,
-       duration_ms = EXCLUDED.duration_ms`,
-    [workflowId, step, key, JSON.stringify(manifest.summary), manifest.durationMs],
-  );
+  await repos.runs.recordStep(deps.pool, { workflowId, step, manifestKey: key, summary: manifest.summary, durationMs: manifest.durationMs });
   return { ...manifest.summary, manifestKey: key, reused, durationMs: manifest.durationMs };
 }
 

@@ -13,6 +13,7 @@
  * {@link Taxonomy} is pure (unit-tested); {@link loadTaxonomy} reads it from Postgres.
  */
 import type { Pool } from 'pg';
+import { repos } from './repositories';
 
 /** One label of the taxonomy, as stored in `labels`. */
 export interface TaxonomyNode {
@@ -129,6 +130,5 @@ export function exclusionProblems(nodes: readonly TaxonomyNode[]): string[] {
  * @throws the database's error when Postgres cannot be reached (activities retry).
  */
 export async function loadTaxonomy(pool: Pool): Promise<Taxonomy> {
-  const r = await pool.query<TaxonomyNode>('SELECT name, parent, synonyms, excludes FROM labels');
-  return new Taxonomy(r.rows);
+  return new Taxonomy(await repos.labels.all(pool));
 }

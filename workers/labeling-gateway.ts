@@ -26,6 +26,7 @@ import { labelingChildWorkflowId, labelingEventSignal, type LabelingEvent } from
 import { applyLabelingEvent, labelStudioOf } from '../activities/labeling/human';
 import { WEBHOOK_SECRET_HEADER } from '../activities/labeling/project';
 import { createActivityDeps, type ActivityDeps } from '../lib/deps';
+import { repos } from '../lib/repositories';
 import { temporalConnectionOptions } from '../lib/temporal';
 import { parseWebhook, secretMatches, type WebhookEvent } from './labeling-events';
 
@@ -51,27 +52,10 @@ export interface Routed {
  */
 export async function waitingRuns(deps: Pick<ActivityDeps, 'pool'>, e: WebhookEvent): Promise<string[]> {
   const runs = new Set<string>();
-  const q = async (sql: string, args: unknown[]) => {
-    for (const r of (await deps.pool.query<{ workflow_id: string }>(sql, args)).rows) runs.add(r.workflow_id);
-  };
-  if (e.taskIds.length) {
-    await q(
-      `SELECT DISTINCT lt.workflow_id FROM labeling_tasks lt JOIN labeling_runs lr ON lr.workflow_id = lt.workflow_id
-       WHERE lt.task_id = ANY($1::bigint[]) AND lr.status = 'waiting'`,
-      [e.taskIds],
-    );
-  }
-  if (e.deletedAnnotationIds.length) {
-    await q(
-      `SELECT DISTINCT lt.workflow_id FROM labeling_annotations la JOIN labeling_tasks lt ON lt.task_id = la.task_id
-       JOIN labeling_runs lr ON lr.workflow_id = lt.workflow_id WHERE la.annotation_id = ANY($1::bigint[]) AND lr.status = 'waiting'`,
-      [e.deletedAnnotationIds],
-    );
-  }
-  if (e.full || (e.taskIds.length === 0 && e.annotationIds.length > 0)) {
-    if (e.projectId !== null) await q(`SELECT workflow_id FROM labeling_runs WHERE status = 'waiting' AND project_id = $1`, [e.projectId]);
-    else await q(`SELECT workflow_id FROM labeling_runs WHERE status = 'waiting'`, []);
-  }
+  const add = (ids: string[]) => ids.forEach((id) => runs.add(id));
+  if (e.taskIds.length) add(await repos.labelingRuns.waitingForTasks(deps.pool, e.taskIds));
+  if (e.deletedAnnotationIds.length) add(await repos.labelingRuns.waitingForAnnotations(deps.pool, e.deletedAnnotationIds));
+  if (e.full || (e.taskIds.length === 0 && e.annotationIds.length > 0)) add(await repos.labelingRuns.waiting(deps.pool, e.projectId));
   return [...runs].sort();
 }
 

@@ -20,6 +20,7 @@ import { Runtime, type ActivityInterceptorsFactory } from '@temporalio/worker';
 import type { Pool } from 'pg';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Logger } from '../lib/logger';
+import { repos } from '../lib/repositories';
 
 /** A worker's metrics: the interceptor to pass to `Worker.create` and the HTTP endpoint. */
 export interface WorkerMetrics {
@@ -160,15 +161,7 @@ function labellingQueueGauge(registry: Registry, pool: Pool, logger: Logger): Ga
     async collect() {
       this.reset();
       try {
-        const res = await pool.query<{ label: string; depth: string }>(
-          `SELECT lr.label, count(DISTINCT lt.task_id) FILTER (WHERE p.people < lt.required) AS depth
-             FROM labeling_runs lr
-             JOIN labeling_tasks lt ON lt.workflow_id = lr.workflow_id
-             CROSS JOIN LATERAL (SELECT count(DISTINCT la.annotator_id) AS people FROM labeling_annotations la WHERE la.task_id = lt.task_id) p
-            WHERE lr.status = 'waiting'
-            GROUP BY lr.label`,
-        );
-        for (const row of res.rows) this.set({ label: row.label }, Number(row.depth));
+        for (const row of await repos.labelingTasks.waitingForPeopleByLabel(pool)) this.set({ label: row.label }, row.depth);
       } catch (err) {
         logger.warn({ err: (err as Error).message }, 'metrics: labelling queue depth not read');
       }

@@ -1,5 +1,6 @@
 import { catalogDigest, DatasetError, type SearchSummary, type StepResult } from '../../contracts';
 import type { ActivityDeps } from '../../lib/deps';
+import { repos } from '../../lib/repositories';
 import { runStep } from '../../lib/runs';
 import { searchCatalog } from './search';
 
@@ -22,11 +23,7 @@ export function createCatalogActivities(deps: ActivityDeps) {
      * @param input.parentId the run this one is part of (a backfill's page).
      */
     async startRun(input: { workflowId: string; kind: string; label: string; input: unknown; parentId?: string }): Promise<void> {
-      await deps.pool.query(
-        `INSERT INTO runs (workflow_id, kind, label, input, parent_id) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (workflow_id) DO UPDATE SET status = 'running', finished_at = NULL WHERE runs.status <> 'completed'`,
-        [input.workflowId, input.kind, input.label, JSON.stringify(input.input), input.parentId ?? null],
-      );
+      await repos.runs.recordStart(deps.pool, input);
     },
 
     /**
@@ -34,17 +31,8 @@ export function createCatalogActivities(deps: ActivityDeps) {
      * ends failed or cancelled takes its parts still `running` (a backfill's pages) with it.
      */
     async finishRun(input: { workflowId: string; status: 'completed' | 'failed' | 'cancelled'; result: unknown }): Promise<void> {
-      await deps.pool.query(`UPDATE runs SET status = $2, result = $3, finished_at = now() WHERE workflow_id = $1`, [
-        input.workflowId,
-        input.status,
-        JSON.stringify(input.result),
-      ]);
-      if (input.status !== 'completed') {
-        await deps.pool.query(`UPDATE runs SET status = $2, finished_at = now() WHERE parent_id = $1 AND status = 'running'`, [
-          input.workflowId,
-          input.status,
-        ]);
-      }
+      await repos.runs.recordEnd(deps.pool, input.workflowId, input.status, input.result);
+      if (input.status !== 'completed') await repos.runs.endRunningParts(deps.pool, input.workflowId, input.status);
     },
 
     /**

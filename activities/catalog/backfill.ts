@@ -27,6 +27,7 @@ import {
 } from '../../contracts';
 import type { ActivityDeps } from '../../lib/deps';
 import { sha256File } from '../../lib/hash';
+import { repos } from '../../lib/repositories';
 import { readStepManifest, runStep } from '../../lib/runs';
 import { ObjectStore } from '../../lib/s3';
 import { catalogFromFolder, readCatalogFile, type ResolvedEntry } from './catalog-file';
@@ -75,13 +76,12 @@ export async function selectCatalogVideos(pool: Pool, q: SelectQuery): Promise<S
   let missing: string[] = [];
   let notOfLabel: string[] = [];
   if (q.since) {
-    const rows = await pool.query<{ id: string }>('SELECT id FROM videos WHERE created_at >= $1::timestamptz', [sinceTimestamp(q.since)]);
-    const recent = new Set(rows.rows.map((r) => r.id));
+    const recent = new Set(await repos.videos.idsCreatedSince(pool, sinceTimestamp(q.since)));
     selected = selected.filter((h) => recent.has(h.videoId));
   }
   const ids = q.videoIds ?? q.onlyIds;
   if (ids) {
-    const known = new Set((await pool.query<{ id: string }>('SELECT id FROM videos WHERE id = ANY($1::text[])', [ids])).rows.map((r) => r.id));
+    const known = new Set(await repos.videos.existingIds(pool, ids));
     const byId = new Map(selected.map((h) => [h.videoId, h]));
     missing = ids.filter((id) => !known.has(id));
     notOfLabel = ids.filter((id) => known.has(id) && !byId.has(id));
@@ -117,11 +117,7 @@ export function createCatalogBackfillActivities(deps: ActivityDeps) {
 
   /** Catalog labels of existing videos, by id (so a source adds its label without removing others). */
   async function catalogLabels(ids: string[]): Promise<Map<string, string[]>> {
-    const res = await pool.query<{ video_id: string; labels: string[] }>(
-      `SELECT video_id, array_agg(label ORDER BY label) AS labels FROM video_labels WHERE video_id = ANY($1::text[]) AND source = 'catalog' GROUP BY video_id`,
-      [ids],
-    );
-    return new Map(res.rows.map((r) => [r.video_id, r.labels]));
+    return repos.videoLabels.catalogLabelsOf(pool, ids);
   }
 
   return {
@@ -167,13 +163,10 @@ export function createCatalogBackfillActivities(deps: ActivityDeps) {
           const objects = await listPrefix(store, input.source.uri);
           listed = objects.length;
           const from = new ObjectStore(parseS3Uri(input.source.uri).bucket, store.client);
-          const known = await pool.query<{ id: string; uri: string; etag: string; bytes: string }>(
-            `SELECT id, source->'s3'->>'uri' AS uri, source->'s3'->>'etag' AS etag, bytes FROM videos WHERE source->'s3'->>'uri' = ANY($1::text[])`,
-            [objects.map((o) => o.uri)],
-          );
-          const knownByUri = new Map(known.rows.map((r) => [r.uri, r]));
+          const known = await repos.videos.fromS3Objects(pool, objects.map((o) => o.uri));
+          const knownByUri = new Map(known.map((r) => [r.uri, r]));
           const labelsOf = await catalogLabels(objects.map((o) => knownByUri.get(o.uri)?.id ?? o.id));
-          await pool.query('INSERT INTO labels (name) VALUES ($1) ON CONFLICT DO NOTHING', [input.label]);
+          await repos.labels.ensure(pool, input.label);
           const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'reelset-ingest-'));
           try {
             await forEachLimit(
@@ -183,8 +176,8 @@ export function createCatalogBackfillActivities(deps: ActivityDeps) {
                 const k = knownByUri.get(o.uri);
                 if (k && k.etag === o.etag && Number(k.bytes) === o.size) {
                   // Unchanged object: no download; make sure it carries the label.
-                  const r = await pool.query(`INSERT INTO video_labels (video_id, label) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [k.id, input.label]);
-                  merge(i, { ...emptyReport(), [(r.rowCount ?? 0) > 0 ? 'updated' : 'unchanged']: [k.id] });
+                  const added = await repos.videoLabels.add(pool, k.id, input.label);
+                  merge(i, { ...emptyReport(), [added ? 'updated' : 'unchanged']: [k.id] });
                   skippedUnchanged++;
                   beat();
                   return;
@@ -237,11 +230,8 @@ export function createCatalogBackfillActivities(deps: ActivityDeps) {
           }
           listed = entries.length;
           // A folder's file whose content is already the video's, with the label: nothing to do (no ffprobe, no upload).
-          const rows =
-            input.source.kind === 'folder'
-              ? await pool.query<{ id: string; sha256: string }>('SELECT id, sha256 FROM videos WHERE id = ANY($1::text[])', [entries.map((e) => e.id)])
-              : { rows: [] };
-          const shaOf = new Map(rows.rows.map((r) => [r.id, r.sha256]));
+          const rows = input.source.kind === 'folder' ? await repos.videos.contentOf(pool, entries.map((e) => e.id)) : [];
+          const shaOf = new Map(rows.map((r) => [r.id, r.sha256]));
           const labelled = await catalogLabels([...shaOf.keys()]);
           await forEachLimit(
             entries,
@@ -299,12 +289,7 @@ export function createCatalogBackfillActivities(deps: ActivityDeps) {
         const sel = await selectCatalogVideos(pool, { label: input.label, since: input.since, videoIds: input.videoIds, onlyIds });
         const pages = Math.ceil(sel.hits.length / input.pageSize);
         const pageIds = Array.from({ length: pages }, (_, p) => backfillPageRunId(input.workflowId, p));
-        await pool.query(
-          `INSERT INTO runs (workflow_id, kind, label, input, parent_id)
-           SELECT id, 'backfill-page', $2, jsonb_build_object('page', n - 1), $3 FROM unnest($1::text[]) WITH ORDINALITY AS t(id, n)
-           ON CONFLICT (workflow_id) DO NOTHING`,
-          [pageIds, sel.label, input.workflowId],
-        );
+        await repos.runs.recordBackfillPages(pool, input.workflowId, sel.label, pageIds);
         for (let p = 0; p < pages; p++) {
           const hits = sel.hits.slice(p * input.pageSize, (p + 1) * input.pageSize);
           await runStep(deps, pageIds[p]!, 'search', async () => {

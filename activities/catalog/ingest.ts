@@ -4,6 +4,7 @@ import type { Pool } from 'pg';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { CatalogError, ReelsetError, videoKey } from '../../contracts';
 import { withTransaction } from '../../lib/db';
+import { repos } from '../../lib/repositories';
 import { sha256File } from '../../lib/hash';
 import type { Logger } from '../../lib/logger';
 import { ffprobeJson, type FfprobeJson } from '../../lib/media';
@@ -46,14 +47,8 @@ export async function upsertTaxonomy(pool: Pool, taxonomy: TaxonomyEntry[]): Pro
   taxonomy.forEach((t) => visit(t));
   await withTransaction(pool, async (c) => {
     for (const t of ordered) {
-      for (const other of [t.parent, ...t.excludes]) if (other) await c.query('INSERT INTO labels (name) VALUES ($1) ON CONFLICT DO NOTHING', [other]);
-      await c.query(
-        `INSERT INTO labels (name, parent, synonyms, excludes) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (name) DO UPDATE SET parent = EXCLUDED.parent, synonyms = EXCLUDED.synonyms, excludes = EXCLUDED.excludes
-         WHERE labels.parent IS DISTINCT FROM EXCLUDED.parent OR labels.synonyms IS DISTINCT FROM EXCLUDED.synonyms
-            OR labels.excludes IS DISTINCT FROM EXCLUDED.excludes`,
-        [t.name, t.parent, t.synonyms, [...new Set(t.excludes)].sort()],
-      );
+      for (const other of [t.parent, ...t.excludes]) if (other) await repos.labels.ensure(c, other);
+      await repos.labels.upsertEntry(c, { name: t.name, parent: t.parent, synonyms: t.synonyms, excludes: [...new Set(t.excludes)].sort() });
     }
   });
   return ordered.length;
@@ -124,38 +119,18 @@ export async function ingestCatalog(
         else meta = catalogMetadata(probed) ?? meta;
       }
       const outcome = await withTransaction(deps.pool, async (c) => {
-        const existing = await c.query<{ sha256: string }>('SELECT sha256 FROM videos WHERE id = $1', [entry.id]);
-        const dup = await c.query<{ id: string }>('SELECT id FROM videos WHERE sha256 = $1 AND id <> $2', [sha, entry.id]);
-        if (dup.rowCount) throw new CatalogError(`same content already ingested as video ${JSON.stringify(dup.rows[0]!.id)}`);
-        const row = [
-          entry.id, sha, key, path.basename(entry.file), entry.description, stat.size,
-          meta?.duration_s ?? null, meta?.width ?? null, meta?.height ?? null, meta?.codec ?? null,
-          meta?.avg_frame_rate ?? null, meta?.has_audio ?? null, JSON.stringify(entry.source ?? {}),
-        ];
-        const res = await c.query(
-          `INSERT INTO videos (id, sha256, s3_key, file_name, title, bytes, duration_s, width, height, codec, frame_rate, has_audio, source)
-           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)
-           ON CONFLICT (id) DO UPDATE SET sha256 = EXCLUDED.sha256, s3_key = EXCLUDED.s3_key, file_name = EXCLUDED.file_name,
-             title = EXCLUDED.title, bytes = EXCLUDED.bytes, duration_s = EXCLUDED.duration_s, width = EXCLUDED.width,
-             height = EXCLUDED.height, codec = EXCLUDED.codec, frame_rate = EXCLUDED.frame_rate, has_audio = EXCLUDED.has_audio,
-             source = EXCLUDED.source, updated_at = now()
-           WHERE (videos.sha256, videos.s3_key, videos.file_name, videos.title, videos.bytes, videos.duration_s, videos.width,
-                  videos.height, videos.codec, videos.frame_rate, videos.has_audio, videos.source)
-             IS DISTINCT FROM (EXCLUDED.sha256, EXCLUDED.s3_key, EXCLUDED.file_name, EXCLUDED.title, EXCLUDED.bytes,
-                  EXCLUDED.duration_s, EXCLUDED.width, EXCLUDED.height, EXCLUDED.codec, EXCLUDED.frame_rate,
-                  EXCLUDED.has_audio, EXCLUDED.source)`,
-          row,
-        );
-        let changed = (res.rowCount ?? 0) > 0;
+        const existing = await repos.videos.sha256Of(c, entry.id);
+        const dup = await repos.videos.idWithContent(c, sha, entry.id);
+        if (dup !== undefined) throw new CatalogError(`same content already ingested as video ${JSON.stringify(dup)}`);
+        let changed = await repos.videos.upsert(c, {
+          id: entry.id, sha256: sha, s3Key: key, fileName: path.basename(entry.file), title: entry.description, bytes: stat.size,
+          durationS: meta?.duration_s ?? null, width: meta?.width ?? null, height: meta?.height ?? null, codec: meta?.codec ?? null,
+          frameRate: meta?.avg_frame_rate ?? null, hasAudio: meta?.has_audio ?? null, source: entry.source ?? {},
+        });
         const labels = [...new Set(entry.labels)];
-        for (const l of labels) await c.query('INSERT INTO labels (name) VALUES ($1) ON CONFLICT DO NOTHING', [l]);
-        const del = await c.query(`DELETE FROM video_labels WHERE video_id = $1 AND source = 'catalog' AND NOT (label = ANY($2))`, [entry.id, labels]);
-        const ins = await c.query(
-          `INSERT INTO video_labels (video_id, label) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING`,
-          [entry.id, labels],
-        );
-        changed = changed || (del.rowCount ?? 0) > 0 || (ins.rowCount ?? 0) > 0;
-        return existing.rowCount === 0 ? 'inserted' : changed ? 'updated' : 'unchanged';
+        for (const l of labels) await repos.labels.ensure(c, l);
+        changed = (await repos.videoLabels.replaceCatalogLabels(c, entry.id, labels)) || changed;
+        return existing === undefined ? 'inserted' : changed ? 'updated' : 'unchanged';
       });
       report[outcome].push(entry.id);
     } catch (err) {

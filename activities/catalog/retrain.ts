@@ -19,6 +19,7 @@ import {
 } from '../../contracts';
 import type { ActivityDeps } from '../../lib/deps';
 import { labelledFrames, labelRunIds, labelsFingerprint } from '../../lib/labelled';
+import { repos, type LabelVideo } from '../../lib/repositories';
 import { runStep } from '../../lib/runs';
 import { resolveLabel, searchCatalog } from './search';
 
@@ -50,42 +51,20 @@ export function createRetrainActivities(deps: ActivityDeps) {
    * `label_runs_scanned` and never read again. Idempotent.
    */
   async function recordLabelRuns(label: string): Promise<void> {
-    const res = await pool.query<{ workflow_id: string; status: string }>(
-      `SELECT r.workflow_id, r.status FROM runs r
-        WHERE (r.label = $1 OR r.workflow_id IN (SELECT workflow_id FROM datasets WHERE name = $1))
-          AND NOT EXISTS (SELECT 1 FROM label_runs_scanned s WHERE s.workflow_id = r.workflow_id)
-        ORDER BY r.started_at`,
-      [label],
-    );
-    for (const run of res.rows) {
+    for (const run of await repos.labelVideos.unscannedRuns(pool, label)) {
       const [search, extract, labelled] = await Promise.all([
         store.getJson<SearchManifest>(stepManifestKey(run.workflow_id, 'search')),
         store.getJson<ExtractStepManifest>(stepManifestKey(run.workflow_id, 'extract')),
         store.head(stepManifestKey(run.workflow_id, 'label')),
       ]);
       const roleOf = new Map((search?.hits ?? []).map((h) => [h.videoId, h.role]));
-      const rows: Array<[string, string, string]> = [];
+      const rows: LabelVideo[] = [];
       // A video counts as used once the run's label step finished: a run that stopped
       // between extraction and labelling leaves its videos for the next retrain.
-      if (labelled !== undefined) for (const v of extract?.videos ?? []) rows.push([v.videoId, roleOf.get(v.videoId) ?? 'positive', 'extracted']);
-      for (const f of extract?.failures ?? []) if (f.type === 'VideoDecodeError') rows.push([f.videoId, roleOf.get(f.videoId) ?? 'positive', 'unusable']);
-      if (rows.length) {
-        await pool.query(
-          `INSERT INTO label_videos (label, video_id, workflow_id, role, outcome)
-           SELECT $1, v, $2, r, o FROM unnest($3::text[], $4::text[], $5::text[]) AS t(v, r, o)
-            WHERE EXISTS (SELECT 1 FROM videos WHERE id = v)
-           ON CONFLICT (label, video_id) DO UPDATE SET outcome = 'extracted', workflow_id = EXCLUDED.workflow_id
-             WHERE label_videos.outcome <> 'extracted' AND EXCLUDED.outcome = 'extracted'`,
-          [label, run.workflow_id, rows.map((r) => r[0]), rows.map((r) => r[1]), rows.map((r) => r[2])],
-        );
-      }
-      if (run.status !== 'running') {
-        await pool.query(`INSERT INTO label_runs_scanned (workflow_id, label, videos) VALUES ($1, $2, $3) ON CONFLICT (workflow_id) DO NOTHING`, [
-          run.workflow_id,
-          label,
-          rows.length,
-        ]);
-      }
+      if (labelled !== undefined) for (const v of extract?.videos ?? []) rows.push({ videoId: v.videoId, role: roleOf.get(v.videoId) ?? 'positive', outcome: 'extracted' });
+      for (const f of extract?.failures ?? []) if (f.type === 'VideoDecodeError') rows.push({ videoId: f.videoId, role: roleOf.get(f.videoId) ?? 'positive', outcome: 'unusable' });
+      if (rows.length) await repos.labelVideos.record(pool, label, run.workflow_id, rows);
+      if (run.status !== 'running') await repos.labelVideos.markScanned(pool, run.workflow_id, label, rows.length);
     }
   }
 
@@ -100,12 +79,8 @@ export function createRetrainActivities(deps: ActivityDeps) {
   async function newVideos(label: string, caps: Caps): Promise<NewVideos> {
     await recordLabelRuns(label);
     const { resolved, hits } = await searchCatalog(pool, { label, maxPositiveVideos: Number.MAX_SAFE_INTEGER, maxNegativeVideos: Number.MAX_SAFE_INTEGER, seed: caps.seed });
-    const used = new Set(
-      (await pool.query<{ video_id: string }>('SELECT video_id FROM label_videos WHERE label = $1', [resolved.label])).rows.map((r) => r.video_id),
-    );
-    const unusable = new Set(
-      (await pool.query<{ id: string }>(`SELECT id FROM videos WHERE probe ? 'error'`)).rows.map((r) => r.id),
-    );
+    const used = new Set(await repos.labelVideos.usedBy(pool, resolved.label));
+    const unusable = new Set(await repos.videos.undecodableIds(pool));
     const fresh = hits.filter((h) => !used.has(h.videoId));
     const knownUnusable = fresh.filter((h) => unusable.has(h.videoId) && h.role === 'positive').length;
     const usable = fresh.filter((h) => !unusable.has(h.videoId));
@@ -117,19 +92,13 @@ export function createRetrainActivities(deps: ActivityDeps) {
 
   /** Fingerprint and size of the labelled frames a dataset version was built from (cached in `dataset_fingerprints`). */
   async function datasetFingerprint(name: string, version: number, manifestKey: string): Promise<{ fingerprint: string; labelledFrames: number } | undefined> {
-    const cached = await pool.query<{ labels_fingerprint: string; labelled_frames: number }>(
-      'SELECT labels_fingerprint, labelled_frames FROM dataset_fingerprints WHERE name = $1 AND version = $2',
-      [name, version],
-    );
-    if (cached.rows[0]) return { fingerprint: cached.rows[0].labels_fingerprint, labelledFrames: cached.rows[0].labelled_frames };
+    const cached = await repos.datasetFingerprints.get(pool, name, version);
+    if (cached) return cached;
     const ds = await store.getJson<DatasetManifest>(manifestKey);
     if (!ds) return undefined;
-    const fingerprint = labelsFingerprint(ds.frames);
-    await pool.query(
-      `INSERT INTO dataset_fingerprints (name, version, labels_fingerprint, labelled_frames) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
-      [name, version, fingerprint, ds.frames.length],
-    );
-    return { fingerprint, labelledFrames: ds.frames.length };
+    const fp = { fingerprint: labelsFingerprint(ds.frames), labelledFrames: ds.frames.length };
+    await repos.datasetFingerprints.cache(pool, name, version, fp);
+    return fp;
   }
 
   return {
@@ -153,35 +122,25 @@ export function createRetrainActivities(deps: ActivityDeps) {
       const resolved = await resolveLabel(pool, input.label);
       const label = resolved.label;
       const runIds = await labelRunIds(pool, label);
-      const last = await pool.query<{ workflow_id: string; input: unknown }>(
-        `SELECT workflow_id, input FROM runs WHERE workflow_id = ANY($1::text[]) AND workflow_id <> $2 AND kind IN ('new-category', 'retrain')
-          ORDER BY started_at DESC LIMIT 1`,
-        [runIds, input.workflowId],
-      );
+      const last = await repos.runs.latestPipelineRun(pool, runIds, input.workflowId);
       const reasons: string[] = [];
       let inputFrom: string | null = null;
       let effective: NewCategoryInput;
-      const fromLast = last.rows[0] ? retrainInputOf(last.rows[0].input as Record<string, unknown>, input.overrides, label) : undefined;
+      const fromLast = last ? retrainInputOf(last.input as Record<string, unknown>, input.overrides, label) : undefined;
       if (fromLast?.success) {
         effective = fromLast.data;
-        inputFrom = last.rows[0]!.workflow_id;
+        inputFrom = last!.workflow_id;
       } else {
-        if (fromLast) reasons.push(`the parameters of run ${last.rows[0]!.workflow_id} no longer validate; using the defaults`);
+        if (fromLast) reasons.push(`the parameters of run ${last!.workflow_id} no longer validate; using the defaults`);
         effective = NewCategoryInput.parse({ ...input.overrides, label });
       }
 
       const fresh = await newVideos(label, effective);
       const now = await labelledFrames(pool, label);
       const fingerprint = labelsFingerprint(now.map((f) => ({ key: f.frameKey, label: f.label })));
-      const base = await pool.query<{ name: string; version: number; manifest_key: string }>(
-        `SELECT d.name, d.version, d.manifest_key FROM datasets d
-          WHERE d.name = $1 AND EXISTS (SELECT 1 FROM models m WHERE m.dataset_name = d.name AND m.dataset_version = d.version)
-          ORDER BY d.version DESC LIMIT 1`,
-        [label],
-      );
+      const b = await repos.datasets.latestWithModel(pool, label);
       let baseline: RetrainPlan['labels']['baseline'] = null;
-      if (base.rows[0]) {
-        const b = base.rows[0];
+      if (b) {
         const fp = await datasetFingerprint(b.name, b.version, b.manifest_key);
         if (fp) baseline = { dataset: b.name, version: b.version, labelledFrames: fp.labelledFrames, fingerprint: fp.fingerprint };
       }
@@ -245,8 +204,7 @@ export function createRetrainActivities(deps: ActivityDeps) {
      */
     async listRetrainLabels(input: { labels: 'all' | string[] }): Promise<string[]> {
       if (input.labels !== 'all') return [...new Set(input.labels)];
-      const res = await pool.query<{ name: string }>('SELECT DISTINCT name FROM models ORDER BY name');
-      return res.rows.map((r) => r.name);
+      return repos.models.labels(pool);
     },
   };
 }

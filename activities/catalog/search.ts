@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
 import type { SearchHit } from '../../contracts';
+import { repos } from '../../lib/repositories';
 
 /** The label resolved through the taxonomy. */
 export interface ResolvedLabel {
@@ -20,25 +21,12 @@ export interface ResolvedLabel {
  */
 export async function resolveLabel(pool: Pool, query: string): Promise<ResolvedLabel> {
   const q = query.trim().toLowerCase();
-  const canon = await pool.query<{ name: string }>(
-    'SELECT name FROM labels WHERE name = $1 OR $1 = ANY(synonyms) ORDER BY (name = $1) DESC LIMIT 1',
-    [q],
-  );
-  const label = canon.rows[0]?.name ?? q;
-  const desc = await pool.query<{ name: string; synonyms: string[] }>(
-    `WITH RECURSIVE d(name) AS (SELECT $1::text UNION SELECT l.name FROM labels l JOIN d ON l.parent = d.name)
-     SELECT d.name, coalesce(l.synonyms, '{}') AS synonyms FROM d LEFT JOIN labels l ON l.name = d.name`,
-    [label],
-  );
-  const anc = await pool.query<{ name: string }>(
-    `WITH RECURSIVE a(name, depth) AS (SELECT parent, 1 FROM labels WHERE name = $1 AND parent IS NOT NULL
-       UNION SELECT l.parent, a.depth + 1 FROM labels l JOIN a ON l.name = a.name WHERE l.parent IS NOT NULL AND a.depth < 32)
-     SELECT name FROM a`,
-    [label],
-  );
-  const labels = desc.rows.map((r) => r.name);
-  const terms = [...new Set([q, ...labels, ...desc.rows.flatMap((r) => r.synonyms)])];
-  return { label, terms, labels, ancestors: anc.rows.map((r) => r.name) };
+  const label = (await repos.labels.canonicalName(pool, q)) ?? q;
+  const desc = await repos.labels.selfAndDescendants(pool, label);
+  const ancestors = await repos.labels.ancestors(pool, label);
+  const labels = desc.map((r) => r.name);
+  const terms = [...new Set([q, ...labels, ...desc.flatMap((r) => r.synonyms)])];
+  return { label, terms, labels, ancestors };
 }
 
 /**
@@ -55,12 +43,7 @@ export async function searchCatalog(
   q: { label: string; maxPositiveVideos: number; maxNegativeVideos: number; seed: number },
 ): Promise<{ resolved: ResolvedLabel; hits: SearchHit[] }> {
   const resolved = await resolveLabel(pool, q.label);
-  const rows = await pool.query<{ id: string; sha256: string; s3_key: string; file_name: string; title: string; labels: string[] }>(
-    `SELECT v.id, v.sha256, v.s3_key, v.file_name, v.title,
-            coalesce(array_agg(vl.label ORDER BY vl.label) FILTER (WHERE vl.label IS NOT NULL), '{}') AS labels
-       FROM videos v LEFT JOIN video_labels vl ON vl.video_id = v.id
-      GROUP BY v.id ORDER BY v.id`,
-  );
+  const rows = await repos.videos.catalogWithLabels(pool);
   const labelSet = new Set(resolved.labels);
   const ancestorSet = new Set(resolved.ancestors);
   const termRes = resolved.terms.map((t) => new RegExp(`(^|[^a-z0-9])${t.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&')}($|[^a-z0-9])`, 'i'));
@@ -68,7 +51,7 @@ export async function searchCatalog(
 
   const positives: SearchHit[] = [];
   const others: SearchHit[] = [];
-  for (const r of rows.rows) {
+  for (const r of rows) {
     const base = { videoId: r.id, sha256: r.sha256, s3Key: r.s3_key, fileName: r.file_name, labels: r.labels };
     let matchedBy: string | undefined;
     if (r.labels.includes(resolved.label)) matchedBy = 'label';

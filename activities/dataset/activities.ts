@@ -16,6 +16,7 @@ import {
 import type { Pool } from 'pg';
 import { resolveVotes, type Vote } from '../../lib/agreement';
 import type { ActivityDeps } from '../../lib/deps';
+import { repos } from '../../lib/repositories';
 import { readStepManifest, runStep } from '../../lib/runs';
 import { allocateVersion, countsOf, evaluationSetVideos, evaluationSetWarning, taxonomyPaths, videosOf } from './common';
 import { majorityLabelByVideo, splitByVideo } from '../../lib/split';
@@ -30,15 +31,8 @@ export async function withHumanLabels(pool: Pool, label: string, frames: Labelle
   const keys = frames.filter((f) => f.source !== 'human').map((f) => f.key);
   if (keys.length === 0) return frames;
   // People's labels in the label's own Label Studio project only.
-  const r = await pool.query<{ frame_key: string; label: string; annotator: string; annotation_id: string; updated_at: Date }>(
-    `SELECT fl.frame_key, fl.label, fl.annotator, fl.annotation_id, fl.updated_at FROM frame_labels fl
-     JOIN labeling_annotations la ON la.annotation_id = fl.annotation_id
-     JOIN labeling_projects lp ON lp.project_id = la.project_id AND lp.label = $2
-     WHERE fl.source = 'human' AND fl.frame_key = ANY($1::text[])`,
-    [keys, label],
-  );
   const votes = new Map<string, Vote[]>();
-  for (const x of r.rows) {
+  for (const x of await repos.frameLabels.humanVotesInLabelProject(pool, keys, label)) {
     votes.set(x.frame_key, [...(votes.get(x.frame_key) ?? []), { annotator: x.annotator, label: x.label, annotationId: Number(x.annotation_id), updatedAt: x.updated_at.toISOString() }]);
   }
   return frames.map((f) => {

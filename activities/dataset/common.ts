@@ -4,8 +4,9 @@
  * version allocated once per run.
  */
 import type { Pool } from 'pg';
-import { datasetManifestKey, type DatasetManifest, type Split } from '../../contracts';
+import type { DatasetManifest, Split } from '../../contracts';
 import { withTransaction } from '../../lib/db';
+import { repos } from '../../lib/repositories';
 
 /** Frames per label and split; every label present in both splits (0 when none). */
 export function countsOf(labels: string[], frames: Array<{ label: string; split: Split }>): DatasetManifest['counts'] {
@@ -26,13 +27,8 @@ export function videosOf(splitOf: Map<string, Split>): DatasetManifest['videos']
 export async function taxonomyPaths(pool: Pool, labels: string[]): Promise<Record<string, string[]>> {
   const taxonomy: Record<string, string[]> = {};
   for (const l of labels) {
-    const res = await pool.query<{ name: string }>(
-      `WITH RECURSIVE a(name, parent, depth) AS (SELECT name, parent, 0 FROM labels WHERE name = $1
-         UNION SELECT l.name, l.parent, a.depth + 1 FROM labels l JOIN a ON l.name = a.parent WHERE a.depth < 32)
-       SELECT name FROM a ORDER BY depth DESC`,
-      [l],
-    );
-    taxonomy[l] = res.rows.length ? res.rows.map((r) => r.name) : [l];
+    const path = await repos.labels.pathFromRoot(pool, l);
+    taxonomy[l] = path.length ? path : [l];
   }
   return taxonomy;
 }
@@ -42,17 +38,7 @@ export async function taxonomyPaths(pool: Pool, labels: string[]): Promise<Recor
  * advisory lock), so a retried attempt gets the same one.
  */
 export async function allocateVersion(pool: Pool, name: string, workflowId: string, counts: DatasetManifest['counts']): Promise<number> {
-  return withTransaction(pool, async (c) => {
-    await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`dataset:${name}`]);
-    const existing = await c.query<{ version: number }>('SELECT version FROM datasets WHERE workflow_id = $1', [workflowId]);
-    if (existing.rows[0]) return existing.rows[0].version;
-    const next = await c.query<{ v: number }>('SELECT coalesce(max(version), 0) + 1 AS v FROM datasets WHERE name = $1', [name]);
-    const v = next.rows[0]!.v;
-    await c.query('INSERT INTO datasets (name, version, workflow_id, manifest_key, counts) VALUES ($1, $2, $3, $4, $5)', [
-      name, v, workflowId, datasetManifestKey(name, v), JSON.stringify(counts),
-    ]);
-    return v;
-  });
+  return withTransaction(pool, (c) => repos.datasets.allocateVersion(c, name, workflowId, counts));
 }
 
 /**
@@ -61,8 +47,7 @@ export async function allocateVersion(pool: Pool, name: string, workflowId: stri
  * on that set stay those of unseen videos.
  */
 export async function evaluationSetVideos(pool: Pool, label: string): Promise<Set<string>> {
-  const r = await pool.query<{ video_id: string }>('SELECT video_id FROM eval_set_videos WHERE label = $1', [label]);
-  return new Set(r.rows.map((x) => x.video_id));
+  return repos.evalSets.videos(pool, label);
 }
 
 /** A warning for the frames the evaluation set kept out of a dataset, or none. */

@@ -19,6 +19,7 @@ import {
 } from '../../contracts';
 import type { ActivityDeps } from '../../lib/deps';
 import { labelledFramesWithRepair, labelRunIds, labelsFingerprint, type DropReason } from '../../lib/labelled';
+import { repos } from '../../lib/repositories';
 import { runStep } from '../../lib/runs';
 import { allocateVersion, countsOf, evaluationSetVideos, evaluationSetWarning, taxonomyPaths, videosOf } from './common';
 import { majorityLabelByVideo, splitByVideo } from '../../lib/split';
@@ -71,14 +72,11 @@ export function createLabelDatasetActivities(deps: ActivityDeps) {
         const { frames: allRows, dropped } = await labelledFramesWithRepair(pool, name, input.workflowId);
         const rows = allRows.filter((r) => !reserved.has(r.videoId));
         const runIds = [...new Set([...(await labelRunIds(pool, name)), input.workflowId])];
-        const order = await pool.query<{ workflow_id: string }>(
-          'SELECT workflow_id FROM runs WHERE workflow_id = ANY($1::text[]) ORDER BY (workflow_id = $2) DESC, started_at DESC',
-          [runIds, input.workflowId],
-        );
+        const order = await repos.runs.newestFirst(pool, runIds, input.workflowId);
         const embeds: Array<{ workflowId: string; m: EmbedStepManifest }> = [];
-        for (const r of order.rows) {
-          const m = await store.getJson<EmbedStepManifest>(stepManifestKey(r.workflow_id, 'embed'));
-          if (m) embeds.push({ workflowId: r.workflow_id, m });
+        for (const workflowId of order) {
+          const m = await store.getJson<EmbedStepManifest>(stepManifestKey(workflowId, 'embed'));
+          if (m) embeds.push({ workflowId, m });
         }
         if (!embeds.length) throw new DatasetError(`no run of "${name}" has embedded frames: nothing to build a dataset from`);
         const model = embeds[0]!.m.model;
@@ -156,11 +154,7 @@ export function createLabelDatasetActivities(deps: ActivityDeps) {
           scope: 'label: every frame labelled so far by the label\'s runs', sources, labelsFingerprint: fingerprint, runs: runIds,
         };
         await store.putJson(datasetKey, manifest);
-        await pool.query(
-          `INSERT INTO dataset_fingerprints (name, version, labels_fingerprint, labelled_frames) VALUES ($1, $2, $3, $4)
-           ON CONFLICT (name, version) DO UPDATE SET labels_fingerprint = EXCLUDED.labels_fingerprint, labelled_frames = EXCLUDED.labelled_frames`,
-          [name, version, fingerprint, rows.length],
-        );
+        await repos.datasetFingerprints.record(pool, name, version, { fingerprint, labelledFrames: rows.length });
         const summary: LabelDatasetSummary = {
           name, version, datasetKey, labels, counts, unlabeled: unlabeled.length, warnings,
           runs: usedRuns, sources, labelsFingerprint: fingerprint, withoutEmbedding,

@@ -11,6 +11,7 @@
  * build, see `ann.ts`), which keeps the stored form simple and independent of index parameters.
  */
 import type { ActivityDeps } from '../../lib/deps';
+import { repos } from '../../lib/repositories';
 import { dedupeSegmentBase, MissingArtifactError } from '../../contracts';
 import { float32Bytes, toFloat32 } from '../../lib/vectors';
 
@@ -37,14 +38,11 @@ interface SegmentIndex {
  * @throws MissingArtifactError when a listed segment is missing in S3.
  */
 export async function readLabelIndex(deps: Pick<ActivityDeps, 'store' | 'pool'>, label: string, modelKey: string, dim: number, workflowId: string): Promise<LabelIndexRows> {
-  const res = await deps.pool.query<{ vectors_key: string; index_key: string }>(
-    `SELECT vectors_key, index_key FROM dedupe_segments WHERE label = $1 AND model_key = $2 AND workflow_id <> $3 ORDER BY created_at, workflow_id`,
-    [label, modelKey, workflowId],
-  );
+  const segments = await repos.dedupeSegments.ofLabel(deps.pool, label, modelKey, workflowId);
   const parts: Float32Array[] = [];
-  const out: Omit<LabelIndexRows, 'vectors'> = { keys: [], videoIds: [], pixelHashes: [], segments: res.rows.length };
+  const out: Omit<LabelIndexRows, 'vectors'> = { keys: [], videoIds: [], pixelHashes: [], segments: segments.length };
   const seen = new Set<string>();
-  for (const row of res.rows) {
+  for (const row of segments) {
     const [buf, idx] = await Promise.all([deps.store.get(row.vectors_key), deps.store.getJson<SegmentIndex>(row.index_key)]);
     if (!buf || !idx) throw new MissingArtifactError(deps.store.uri(buf ? row.index_key : row.vectors_key), `dedupe index segment of label ${JSON.stringify(label)}`);
     const v = toFloat32(buf);
@@ -78,10 +76,6 @@ export async function writeLabelSegment(
   const indexKey = `${base}.json`;
   await deps.store.put(vectorsKey, float32Bytes(rows.vectors));
   await deps.store.putJson(indexKey, { keys: rows.keys, videoIds: rows.videoIds, pixelHashes: rows.pixelHashes } satisfies SegmentIndex);
-  await deps.pool.query(
-    `INSERT INTO dedupe_segments (label, model_key, workflow_id, vectors_key, index_key, frames) VALUES ($1, $2, $3, $4, $5, $6)
-     ON CONFLICT (label, model_key, workflow_id) DO UPDATE SET vectors_key = EXCLUDED.vectors_key, index_key = EXCLUDED.index_key, frames = EXCLUDED.frames`,
-    [label, modelKey, workflowId, vectorsKey, indexKey, rows.keys.length],
-  );
+  await repos.dedupeSegments.record(deps.pool, { label, modelKey, workflowId, vectorsKey, indexKey, frames: rows.keys.length });
   return { vectorsKey, indexKey };
 }

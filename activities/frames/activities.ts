@@ -21,6 +21,7 @@ import {
 } from '../../contracts';
 import type { ActivityDeps } from '../../lib/deps';
 import { heartbeat } from '../../lib/heartbeat';
+import { repos } from '../../lib/repositories';
 import { readStepManifest, runStep } from '../../lib/runs';
 import { extractFrames, extractionParamsHash, framesManifest, type ExtractProgress, type ExtractResume } from './extract';
 import { PROBE_VERSION, probeVideo, type CachedProbe } from './probe';
@@ -45,11 +46,7 @@ export function createFrameActivities(deps: ActivityDeps) {
   const { store, pool, config } = deps;
 
   async function loadVideo(videoId: string) {
-    const res = await pool.query<{ sha256: string; s3_key: string; file_name: string; probe: CachedProbe | null }>(
-      'SELECT sha256, s3_key, file_name, probe FROM videos WHERE id = $1',
-      [videoId],
-    );
-    const row = res.rows[0];
+    const row = await repos.videos.forExtraction<CachedProbe>(pool, videoId);
     if (!row) throw new CatalogError(`video ${JSON.stringify(videoId)} is not in the catalog`);
     return row;
   }
@@ -66,7 +63,7 @@ export function createFrameActivities(deps: ActivityDeps) {
       if (cached.error !== undefined) throw new VideoDecodeError(named, cached.error);
       if (cached.probe) return cached.probe;
     }
-    const save = (c: CachedProbe) => pool.query('UPDATE videos SET probe = $2 WHERE sha256 = $1', [sha256, JSON.stringify(c)]);
+    const save = (c: CachedProbe) => repos.videos.saveProbe(pool, sha256, c);
     try {
       // A tool that times out or cannot run throws a TransientError: retried, never cached.
       const probe = await probeVideo(await file(), {
@@ -88,18 +85,7 @@ export function createFrameActivities(deps: ActivityDeps) {
   /** Insert frame rows in one statement (atomic; a retry's duplicates are ignored). */
   async function insertFrameRows(videoId: string, paramsHash: string, fr: FrameRecord[]): Promise<void> {
     if (!fr.length) return;
-    await pool.query(
-      `INSERT INTO frames (s3_key, video_id, params_hash, frame_index, timestamp_s, width, height, bytes, sha256, sharpness, brightness)
-       SELECT k, $2, $3, i, t, w, h, b, s, sh, br
-         FROM unnest($1::text[], $4::int[], $5::float8[], $6::int[], $7::int[], $8::int[], $9::text[], $10::float8[], $11::float8[])
-           AS r(k, i, t, w, h, b, s, sh, br)
-       ON CONFLICT (s3_key) DO NOTHING`,
-      [
-        fr.map((f) => f.key), videoId, paramsHash, fr.map((f) => f.index), fr.map((f) => f.timestampS),
-        fr.map((f) => f.width), fr.map((f) => f.height), fr.map((f) => f.bytes), fr.map((f) => f.sha256),
-        fr.map((f) => f.sharpness), fr.map((f) => f.brightness),
-      ],
-    );
+    await repos.frames.insertMany(pool, videoId, paramsHash, fr);
   }
 
   /**
@@ -109,23 +95,8 @@ export function createFrameActivities(deps: ActivityDeps) {
    */
   async function resumePoint(videoId: string, paramsHash: string, hb: ExtractHeartbeat | undefined): Promise<ExtractResume | undefined> {
     if (!hb || hb.paramsHash !== paramsHash || !(hb.progress?.sampled > 0)) return undefined;
-    const res = await pool.query<{ s3_key: string; frame_index: number; timestamp_s: number; width: number; height: number; bytes: number; sha256: string; sharpness: number; brightness: number }>(
-      `SELECT s3_key, frame_index, timestamp_s, width, height, bytes, sha256, sharpness, brightness
-         FROM frames WHERE video_id = $1 AND params_hash = $2 AND frame_index < $3 ORDER BY frame_index`,
-      [videoId, paramsHash, hb.progress.sampled],
-    );
-    if (res.rows.length !== hb.progress.frames) return undefined;
-    const frames: FrameRecord[] = res.rows.map((r) => ({
-      key: r.s3_key,
-      index: r.frame_index,
-      timestampS: r.timestamp_s,
-      width: r.width,
-      height: r.height,
-      bytes: r.bytes,
-      sha256: r.sha256,
-      sharpness: r.sharpness,
-      brightness: r.brightness,
-    }));
+    const frames = await repos.frames.sampledBefore(pool, videoId, paramsHash, hb.progress.sampled);
+    if (frames.length !== hb.progress.frames) return undefined;
     return { progress: hb.progress, frames, decodeErrors: hb.decodeErrors };
   }
 

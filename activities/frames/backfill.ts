@@ -10,6 +10,7 @@ import {
   type SearchManifest,
 } from '../../contracts';
 import type { ActivityDeps } from '../../lib/deps';
+import { repos } from '../../lib/repositories';
 import { readStepManifest } from '../../lib/runs';
 import { extractionParamsHash } from './extract';
 
@@ -46,8 +47,7 @@ export function createFrameBackfillActivities(deps: ActivityDeps) {
       const reusedIds = search.hits.filter((_, i) => exists[i]).map((h) => h.videoId);
       let reusedFrames = 0;
       if (reusedIds.length) {
-        const res = await pool.query<{ n: string }>('SELECT count(*) AS n FROM frames WHERE video_id = ANY($1::text[]) AND params_hash = $2', [reusedIds, paramsHash]);
-        reusedFrames = Number(res.rows[0]!.n);
+        reusedFrames = await repos.frames.countOfExtraction(pool, reusedIds, paramsHash);
       }
       return {
         page: input.page,

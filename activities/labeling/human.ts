@@ -27,6 +27,7 @@ import {
 import { resolveVotes, type Vote } from '../../lib/agreement';
 import type { ActivityDeps } from '../../lib/deps';
 import { LabelStudioClient } from '../../lib/label-studio';
+import { repos } from '../../lib/repositories';
 import { exclusionEvidence } from '../../lib/labelled';
 import { readStepManifest, runStep } from '../../lib/runs';
 import { splitByVideo } from '../../lib/split';
@@ -91,11 +92,11 @@ export function createHumanLabelingActivities(deps: ActivityDeps) {
   /** Mirror a run's tasks fully, raise the people needed on validation frames people disagree on, and count. */
   async function syncRun(ls: LabelStudioClient | undefined, workflowId: string): Promise<ReturnType<typeof countsOf> & { syncError?: string }> {
     let syncError: string | undefined;
-    const rows = await pool.query<{ task_id: string; project_id: string }>('SELECT task_id, project_id FROM labeling_tasks WHERE workflow_id = $1', [workflowId]);
-    if (ls && rows.rows.length) {
+    const rows = await repos.labelingTasks.ofRun(pool, workflowId);
+    if (ls && rows.length) {
       try {
-        const projectId = Number(rows.rows[0]!.project_id);
-        const ids = rows.rows.map((r) => Number(r.task_id));
+        const projectId = rows[0]!.projectId;
+        const ids = rows.map((r) => r.taskId);
         const { missing } = await reconcileProjectTasks(pool, ls, projectId, ids, (seen) => heartbeat({ listed: seen, of: ids.length }));
         if (missing.length) logger.warn({ workflowId, missing: missing.slice(0, 20), count: missing.length }, 'tasks deleted in Label Studio: they cannot be labelled');
         await adjudicate(ls, workflowId);
@@ -120,7 +121,7 @@ export function createHumanLabelingActivities(deps: ActivityDeps) {
       if (r.status !== 'disagreed') continue;
       // Label Studio does not recompute `is_labeled` when the overlap changes: say it, so its queue offers the task again.
       await ls.patchTask(taskId, { overlap: 3, is_labeled: r.people >= 3 });
-      await pool.query('UPDATE labeling_tasks SET required = 3 WHERE task_id = $1 AND required < 3', [taskId]);
+      await repos.labelingTasks.requireThirdPerson(pool, taskId);
       logger.info({ workflowId, taskId, frameKey: t.frameKey }, 'people disagree on a validation frame: a third person is asked');
     }
   }
@@ -184,13 +185,7 @@ export function createHumanLabelingActivities(deps: ActivityDeps) {
       const prior = new Map<string, Vote[]>();
       if (priorKeys.length) {
         // Only this label's project: a frame a person labelled for another label says nothing of this one.
-        const r = await pool.query<{ frame_key: string; label: string; annotator: string; annotation_id: string; updated_at: Date }>(
-          `SELECT fl.frame_key, fl.label, fl.annotator, fl.annotation_id, fl.updated_at FROM frame_labels fl
-           JOIN labeling_annotations la ON la.annotation_id = fl.annotation_id
-           WHERE fl.source = 'human' AND la.project_id = $2 AND fl.frame_key = ANY($1::text[])`,
-          [priorKeys, projectId],
-        );
-        for (const x of r.rows) {
+        for (const x of await repos.frameLabels.humanVotesInProject(pool, priorKeys, projectId)) {
           prior.set(x.frame_key, [...(prior.get(x.frame_key) ?? []), { annotator: x.annotator, label: x.label, updatedAt: x.updated_at.toISOString(), annotationId: Number(x.annotation_id) }]);
         }
       }
@@ -209,10 +204,7 @@ export function createHumanLabelingActivities(deps: ActivityDeps) {
       const { splitOf } = splitByVideo(videos, input.validationFraction, input.seed);
 
       const predictions = input.predictionsKey ? await store.getJson<PredictionsFile>(input.predictionsKey) : undefined;
-      const ts = await pool.query<{ s3_key: string; timestamp_s: number }>('SELECT s3_key, timestamp_s FROM frames WHERE s3_key = ANY($1::text[])', [
-        candidates.map((c) => c.representative),
-      ]);
-      const timestampOf = new Map(ts.rows.map((r) => [r.s3_key, r.timestamp_s]));
+      const timestampOf = await repos.frames.timestampsOf(pool, candidates.map((c) => c.representative));
 
       // Exclusion evidence, for the frames people are asked about: a positive of a label the
       // taxonomy says excludes this one makes `other` the guess (never another label's `other`).
@@ -251,12 +243,10 @@ export function createHumanLabelingActivities(deps: ActivityDeps) {
 
       // Reuse tasks that exist for the same frame; import the rest in batches, recording each batch.
       const record = async (f: PlannedFrame) => {
-        await pool.query(
-          `INSERT INTO labeling_tasks (task_id, workflow_id, project_id, frame_key, video_id, split, required, weak_label, weak_confidence, uncertainty)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-           ON CONFLICT (task_id, workflow_id) DO UPDATE SET required = GREATEST(labeling_tasks.required, EXCLUDED.required)`,
-          [f.taskId, wf, projectId, f.key, f.videoId, f.split, f.required, f.weakLabel, f.weakConfidence, f.uncertainty],
-        );
+        await repos.labelingTasks.record(pool, {
+          taskId: f.taskId!, workflowId: wf, projectId, frameKey: f.key, videoId: f.videoId, split: f.split, required: f.required,
+          weakLabel: f.weakLabel, weakConfidence: f.weakConfidence, uncertainty: f.uncertainty,
+        });
       };
       let reused = 0;
       let created = 0;
@@ -270,8 +260,8 @@ export function createHumanLabelingActivities(deps: ActivityDeps) {
         f.taskId = t.id;
         await record(f);
         if (t.overlap < f.required) {
-          const people = await pool.query(`SELECT DISTINCT annotator_id FROM labeling_annotations WHERE task_id = $1 AND NOT cancelled`, [t.id]);
-          await ls.patchTask(t.id, { overlap: f.required, is_labeled: (people.rowCount ?? 0) >= f.required });
+          const people = await repos.labelingAnnotations.peopleOnTask(pool, t.id);
+          await ls.patchTask(t.id, { overlap: f.required, is_labeled: people >= f.required });
         }
         reused++;
       }
@@ -290,12 +280,9 @@ export function createHumanLabelingActivities(deps: ActivityDeps) {
         if (f.required > 1) await ls.patchTask(f.taskId!, { overlap: f.required });
       }
 
-      await pool.query(
-        `INSERT INTO labeling_runs (workflow_id, label, project_id, status, deadline, on_deadline, tasks) VALUES ($1, $2, $3, 'waiting', $4, $5, $6)
-         ON CONFLICT (workflow_id) DO UPDATE SET project_id = EXCLUDED.project_id, status = 'waiting', deadline = EXCLUDED.deadline,
-           on_deadline = EXCLUDED.on_deadline, tasks = EXCLUDED.tasks`,
-        [wf, input.label, projectId, input.deadline, input.options.onDeadline, frames.length],
-      );
+      await repos.labelingRuns.recordWaiting(pool, {
+        workflowId: wf, label: input.label, projectId, deadline: input.deadline, onDeadline: input.options.onDeadline, tasks: frames.length,
+      });
       const plan: LabelingPlan = {
         workflowId: wf, label: input.label, projectId, projectUrl, choices, frames, inherited,
         model: predictions ? { name: predictions.model.name, version: predictions.model.version } : null,
@@ -389,9 +376,7 @@ export function createHumanLabelingActivities(deps: ActivityDeps) {
           human, weakFallback, excluded: excluded.length, pairs: validation.pairs, agreement: round4(validation.agreement), kappa: round4(validation.kappa),
           disagreements: validation.disagreements, finishedBy: input.finishedBy, projectUrl: plan.projectUrl,
         };
-        await pool.query(`UPDATE labeling_runs SET status = 'finished', summary = $2, finished_at = now() WHERE workflow_id = $1`, [
-          wf, JSON.stringify({ ...summary, tasks: taskCount, tasksDone }),
-        ]);
+        await repos.labelingRuns.recordFinished(pool, wf, { ...summary, tasks: taskCount, tasksDone });
         return {
           summary,
           extra: {
@@ -404,9 +389,7 @@ export function createHumanLabelingActivities(deps: ActivityDeps) {
 
     /** Mark a run's wait as over without a label step (the deadline passed under the `fail` policy). */
     async closeLabeling(input: { workflowId: string; status: 'failed'; reason: string }): Promise<void> {
-      await pool.query(`UPDATE labeling_runs SET status = $2, summary = $3, finished_at = now() WHERE workflow_id = $1`, [
-        input.workflowId, input.status, JSON.stringify({ reason: input.reason }),
-      ]);
+      await repos.labelingRuns.recordClosed(pool, input.workflowId, input.status, { reason: input.reason });
     },
   };
 }

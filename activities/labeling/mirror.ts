@@ -8,31 +8,20 @@
  * nothing is counted twice. A row never goes back in time (an older copy of an
  * annotation, fetched before a newer one was written, does not overwrite it).
  */
-import type { Pool, PoolClient } from 'pg';
+import type { Pool } from 'pg';
 import type { Agreement, LabelingCounts } from '../../contracts';
 import { cohenKappa, firstPair, resolveVotes, type Resolution, type Vote } from '../../lib/agreement';
-import { withTransaction } from '../../lib/db';
+import { withTransaction, type Queryable } from '../../lib/db';
 import { annotatorIdOf, choiceOf, type LabelStudioClient, type LsAnnotation } from '../../lib/label-studio';
+import { repos } from '../../lib/repositories';
+import type { KnownTask } from '../../lib/repositories/labeling-tasks';
 import { CHOICES_NAME } from './project';
 
-/** One of our tasks, as `labeling_tasks` knows it. */
-export interface KnownTask {
-  taskId: number;
-  projectId: number;
-  frameKey: string;
-  /** The run that first sent the task: human rows in `frame_labels` carry it. */
-  ownerWorkflowId: string;
-}
+export type { KnownTask };
 
 /** Our tasks among `taskIds` (any run), by task id. */
-export async function knownTasks(pool: Pool | PoolClient, taskIds: number[]): Promise<Map<number, KnownTask>> {
-  if (taskIds.length === 0) return new Map();
-  const r = await pool.query<{ task_id: string; project_id: string; frame_key: string; workflow_id: string }>(
-    `SELECT DISTINCT ON (task_id) task_id, project_id, frame_key, workflow_id FROM labeling_tasks
-     WHERE task_id = ANY($1::bigint[]) ORDER BY task_id, created_at, workflow_id`,
-    [taskIds],
-  );
-  return new Map(r.rows.map((x) => [Number(x.task_id), { taskId: Number(x.task_id), projectId: Number(x.project_id), frameKey: x.frame_key, ownerWorkflowId: x.workflow_id }]));
+export async function knownTasks(pool: Queryable, taskIds: number[]): Promise<Map<number, KnownTask>> {
+  return repos.labelingTasks.known(pool, taskIds);
 }
 
 /**
@@ -46,27 +35,15 @@ export async function upsertAnnotation(pool: Pool, ls: LabelStudioClient, task: 
   const annotator = typeof a.completed_by === 'object' && a.completed_by.email ? a.completed_by.email : await ls.userEmail(annotatorId);
   const label = a.was_cancelled ? null : choiceOf(a.result, CHOICES_NAME);
   return withTransaction(pool, async (c) => {
-    const up = await c.query(
-      `INSERT INTO labeling_annotations (annotation_id, task_id, project_id, frame_key, annotator, annotator_id, label, cancelled, ls_updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-       ON CONFLICT (annotation_id) DO UPDATE SET annotator = EXCLUDED.annotator, annotator_id = EXCLUDED.annotator_id,
-         label = EXCLUDED.label, cancelled = EXCLUDED.cancelled, ls_updated_at = EXCLUDED.ls_updated_at, synced_at = now()
-       WHERE labeling_annotations.ls_updated_at < EXCLUDED.ls_updated_at
-          OR labeling_annotations.label IS DISTINCT FROM EXCLUDED.label
-             AND labeling_annotations.ls_updated_at = EXCLUDED.ls_updated_at`,
-      [a.id, task.taskId, task.projectId, task.frameKey, annotator, annotatorId, label, a.was_cancelled, a.updated_at],
-    );
-    if (up.rowCount === 0) return false;
+    const written = await repos.labelingAnnotations.upsert(c, {
+      annotationId: a.id, taskId: task.taskId, projectId: task.projectId, frameKey: task.frameKey, annotator, annotatorId, label,
+      cancelled: a.was_cancelled, updatedAt: a.updated_at,
+    });
+    if (!written) return false;
     if (label === null) {
-      await c.query(`DELETE FROM frame_labels WHERE annotation_id = $1`, [a.id]);
+      await repos.frameLabels.removeOfAnnotation(c, a.id);
     } else {
-      await c.query(
-        `INSERT INTO frame_labels (frame_key, workflow_id, label, source, confidence, annotator, annotation_id)
-         VALUES ($1, $2, $3, 'human', 1, $4, $5)
-         ON CONFLICT (annotation_id) WHERE annotation_id IS NOT NULL
-         DO UPDATE SET label = EXCLUDED.label, annotator = EXCLUDED.annotator, updated_at = now()`,
-        [task.frameKey, task.ownerWorkflowId, label, annotator, a.id],
-      );
+      await repos.frameLabels.upsertHuman(c, { frameKey: task.frameKey, workflowId: task.ownerWorkflowId, label, annotator, annotationId: a.id });
     }
     return true;
   });
@@ -76,9 +53,8 @@ export async function upsertAnnotation(pool: Pool, ls: LabelStudioClient, task: 
 export async function removeAnnotations(pool: Pool, annotationIds: number[]): Promise<number> {
   if (annotationIds.length === 0) return 0;
   return withTransaction(pool, async (c) => {
-    await c.query(`DELETE FROM frame_labels WHERE source = 'human' AND annotation_id = ANY($1::bigint[])`, [annotationIds]);
-    const r = await c.query(`DELETE FROM labeling_annotations WHERE annotation_id = ANY($1::bigint[])`, [annotationIds]);
-    return r.rowCount ?? 0;
+    await repos.frameLabels.removeHumanOfAnnotations(c, annotationIds);
+    return repos.labelingAnnotations.remove(c, annotationIds);
   });
 }
 
@@ -98,11 +74,8 @@ export async function reconcileTasks(
 ): Promise<{ written: number; removed: number }> {
   const ids = [...tasks.keys()].filter((id) => lsTasks.has(id));
   if (ids.length === 0) return { written: 0, removed: 0 };
-  const have = await pool.query<{ annotation_id: string; task_id: string; ls_updated_at: Date; label: string | null }>(
-    `SELECT annotation_id, task_id, ls_updated_at, label FROM labeling_annotations WHERE task_id = ANY($1::bigint[])`,
-    [ids],
-  );
-  const known = new Map(have.rows.map((r) => [Number(r.annotation_id), r]));
+  const have = await repos.labelingAnnotations.ofTasks(pool, ids);
+  const known = new Map(have.map((r) => [Number(r.annotation_id), r]));
   let written = 0;
   const present = new Set<number>();
   for (const id of ids) {
@@ -139,26 +112,16 @@ export async function reconcileProjectTasks(
   const listed = await ls.taskSummaries(projectId, taskIds, onPage);
   const present = new Set(listed.map((t) => t.id));
   const known = await knownTasks(pool, taskIds ?? listed.map((t) => t.id));
-  const rec = await pool.query<{ task_id: string; u: Date | null }>(
-    `SELECT task_id, max(ls_updated_at) AS u FROM labeling_tasks WHERE task_id = ANY($1::bigint[]) GROUP BY task_id`,
-    [[...known.keys()]],
-  );
-  const recorded = new Map(rec.rows.map((r) => [Number(r.task_id), r.u]));
+  const recorded = await repos.labelingTasks.lastMirrored(pool, [...known.keys()]);
   const changed = listed.filter((t) => known.has(t.id) && recorded.get(t.id)?.getTime() !== Date.parse(t.updated_at)).map((t) => t.id);
   const full = await ls.tasksWithAnnotations(projectId, changed);
   const { written, removed } = await reconcileTasks(pool, ls, known, new Map(full.map((t) => [t.id, t])));
   const stamped = full.filter((t) => t.updated_at);
-  if (stamped.length) {
-    await pool.query(
-      `UPDATE labeling_tasks SET ls_updated_at = x.u FROM unnest($1::bigint[], $2::timestamptz[]) AS x(id, u) WHERE labeling_tasks.task_id = x.id`,
-      [stamped.map((t) => t.id), stamped.map((t) => t.updated_at)],
-    );
-  }
+  if (stamped.length) await repos.labelingTasks.recordMirrored(pool, stamped.map((t) => ({ id: t.id, updatedAt: t.updated_at! })));
   const missing = [...known.keys()].filter((id) => !present.has(id));
   let gone = 0;
   if (missing.length) {
-    const r = await pool.query<{ annotation_id: string }>(`SELECT annotation_id FROM labeling_annotations WHERE task_id = ANY($1::bigint[])`, [missing]);
-    gone = await removeAnnotations(pool, r.rows.map((x) => Number(x.annotation_id)));
+    gone = await removeAnnotations(pool, await repos.labelingAnnotations.idsOfTasks(pool, missing));
   }
   return { written, removed: removed + gone, missing, listed };
 }
@@ -168,17 +131,8 @@ export async function runVotes(
   pool: Pool,
   workflowId: string,
 ): Promise<Map<number, { frameKey: string; split: string; required: number; votes: Vote[] }>> {
-  const r = await pool.query<{
-    task_id: string; frame_key: string; split: string; required: number;
-    annotation_id: string | null; annotator: string | null; label: string | null; ls_updated_at: Date | null;
-  }>(
-    `SELECT lt.task_id, lt.frame_key, lt.split, lt.required, la.annotation_id, la.annotator, la.label, la.ls_updated_at
-     FROM labeling_tasks lt LEFT JOIN labeling_annotations la ON la.task_id = lt.task_id
-     WHERE lt.workflow_id = $1 ORDER BY lt.task_id`,
-    [workflowId],
-  );
   const out = new Map<number, { frameKey: string; split: string; required: number; votes: Vote[] }>();
-  for (const x of r.rows) {
+  for (const x of await repos.labelingTasks.votesOfRun(pool, workflowId)) {
     const id = Number(x.task_id);
     if (!out.has(id)) out.set(id, { frameKey: x.frame_key, split: x.split, required: x.required, votes: [] });
     if (x.annotation_id !== null) {

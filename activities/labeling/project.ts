@@ -6,6 +6,7 @@ import type { Pool } from 'pg';
 import { NEGATIVE_LABEL } from '../../contracts';
 import type { Config } from '../../lib/config';
 import { withTransaction } from '../../lib/db';
+import { repos } from '../../lib/repositories';
 import type { LabelStudioClient } from '../../lib/label-studio';
 import type { Logger } from '../../lib/logger';
 
@@ -31,20 +32,15 @@ export interface LabelTaxonomy {
 
 /** The choices and words of a label from the `labels` table (a label missing there gets just itself and `other`). */
 export async function labelTaxonomy(pool: Pool, label: string): Promise<LabelTaxonomy> {
-  const self = await pool.query<{ synonyms: string[] }>('SELECT synonyms FROM labels WHERE name = $1', [label]);
-  const children = await pool.query<{ name: string; synonyms: string[] }>('SELECT name, synonyms FROM labels WHERE parent = $1 ORDER BY name', [label]);
-  const path = await pool.query<{ name: string }>(
-    `WITH RECURSIVE a(name, parent, depth) AS (SELECT name, parent, 0 FROM labels WHERE name = $1
-       UNION SELECT l.name, l.parent, a.depth + 1 FROM labels l JOIN a ON l.name = a.parent WHERE a.depth < 32)
-     SELECT name FROM a ORDER BY depth DESC`,
-    [label],
-  );
-  const kids = children.rows.filter((c) => c.name !== NEGATIVE_LABEL && c.name !== label);
+  const synonyms = await repos.labels.synonymsOf(pool, label);
+  const children = await repos.labels.childrenOf(pool, label);
+  const path = await repos.labels.pathFromRoot(pool, label);
+  const kids = children.filter((c) => c.name !== NEGATIVE_LABEL && c.name !== label);
   return {
     label,
     choices: [...new Set([label, ...kids.map((c) => c.name), NEGATIVE_LABEL])],
-    synonyms: self.rows[0]?.synonyms ?? [],
-    path: path.rows.length ? path.rows.map((r) => r.name) : [label],
+    synonyms: synonyms ?? [],
+    path: path.length ? path : [label],
     children: kids,
   };
 }
@@ -109,9 +105,9 @@ export async function ensureProject(
   const { pool, config } = deps;
   const taxonomy = await labelTaxonomy(pool, label);
   return withTransaction(pool, async (c) => {
-    await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`labeling-project:${label}`]);
-    const row = (await c.query<{ project_id: string; choices: string[] }>('SELECT project_id, choices FROM labeling_projects WHERE label = $1', [label])).rows[0];
-    let project = row ? await ls.getProject(Number(row.project_id)) : undefined;
+    await repos.labelingProjects.lockLabel(c, label);
+    const row = await repos.labelingProjects.ofLabel(c, label);
+    let project = row ? await ls.getProject(row.projectId) : undefined;
     if (!project) project = (await ls.findProjects(projectTitle(label)))[0];
     const choices = [...new Set([...taxonomy.choices, ...(row?.choices ?? [])])];
     // `other` last, the label first.
@@ -173,11 +169,7 @@ export async function ensureProject(
     }
 
     const projectUrl = ls.projectUrl(projectId);
-    await c.query(
-      `INSERT INTO labeling_projects (label, project_id, url, choices) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (label) DO UPDATE SET project_id = EXCLUDED.project_id, url = EXCLUDED.url, choices = EXCLUDED.choices, updated_at = now()`,
-      [label, projectId, projectUrl, choices],
-    );
+    await repos.labelingProjects.upsert(c, { label, projectId, url: projectUrl, choices });
     return { projectId, projectUrl, choices };
   });
 }

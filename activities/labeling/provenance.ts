@@ -4,9 +4,10 @@
  * `1700000000170_label-exclusions.sql`), so that what a later run reads of them can be
  * checked exactly (`keepLabelRow` in `lib/labelled.ts`).
  */
-import type { Pool, PoolClient } from 'pg';
 import type { LabelledFrame } from '../../contracts';
+import type { Queryable } from '../../lib/db';
 import type { LabelOrigin } from '../../lib/labelled';
+import { repos } from '../../lib/repositories';
 
 /** The provenance columns of a frame's row. */
 export interface Provenance {
@@ -41,17 +42,9 @@ export function provenanceOf(frame: Pick<LabelledFrame, 'label' | 'inheritedFrom
  * @param q a pool or a client inside a transaction.
  */
 export async function upsertRunLabel(
-  q: Pool | PoolClient,
+  q: Queryable,
   workflowId: string,
   frame: Pick<LabelledFrame, 'key' | 'label' | 'source' | 'confidence' | 'inheritedFrom' | 'inheritedRun' | 'evidence'>,
 ): Promise<void> {
-  const p = provenanceOf(frame);
-  await q.query(
-    `INSERT INTO frame_labels (frame_key, workflow_id, label, source, confidence, origin, inherited_from, inherited_key, inherited_label)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-     ON CONFLICT (frame_key, workflow_id, source) WHERE source <> 'human' DO UPDATE SET label = EXCLUDED.label, confidence = EXCLUDED.confidence,
-       origin = EXCLUDED.origin, inherited_from = EXCLUDED.inherited_from, inherited_key = EXCLUDED.inherited_key,
-       inherited_label = EXCLUDED.inherited_label, updated_at = now()`,
-    [frame.key, workflowId, frame.label, frame.source, frame.confidence, p.origin, p.inheritedFrom, p.inheritedKey, p.inheritedLabel],
-  );
+  await repos.frameLabels.upsertRunLabel(q, workflowId, { frameKey: frame.key, label: frame.label, source: frame.source, confidence: frame.confidence, ...provenanceOf(frame) });
 }

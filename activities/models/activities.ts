@@ -19,6 +19,7 @@ import { Context } from '@temporalio/activity';
 import { gateConfig } from '../../lib/config';
 import { withTransaction } from '../../lib/db';
 import type { ActivityDeps } from '../../lib/deps';
+import { repos } from '../../lib/repositories';
 import { readStepManifest, runStep } from '../../lib/runs';
 import { evaluateOnEvalSet } from './evaluate';
 import { ensureScope } from './scope';
@@ -42,13 +43,7 @@ export function createModelActivities(deps: ActivityDeps) {
         const ds = await store.getJson<DatasetManifest>(step.summary.datasetKey);
         if (!ds) throw new MissingArtifactError(store.uri(step.summary.datasetKey), 'dataset manifest');
         const evaluation = (await readStepManifest<StepManifest<EvaluateSummary>>(store, input.workflowId, 'evaluate')).summary;
-        const version = await withTransaction(pool, async (c) => {
-          await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`model:${ds.name}`]);
-          const existing = await c.query<{ version: number }>('SELECT version FROM models WHERE workflow_id = $1 LIMIT 1', [input.workflowId]);
-          if (existing.rows[0]) return existing.rows[0].version;
-          const next = await c.query<{ v: number }>('SELECT coalesce(max(version), 0) + 1 AS v FROM models WHERE name = $1', [ds.name]);
-          return next.rows[0]!.v;
-        });
+        const version = await withTransaction(pool, (c) => repos.models.allocateVersion(c, ds.name, input.workflowId));
         const models: PublishSummary['models'] = [];
         for (const [role, step] of [['teacher', 'train'], ['student', 'distill']] as const) {
           const from = runModelPrefix(input.workflowId, step);
@@ -57,11 +52,10 @@ export function createModelActivities(deps: ActivityDeps) {
           if (copied === 0) throw new MissingArtifactError(store.uri(`${from}/`), `${role} model (written by the ${step} step)`);
           await store.putJson(`${prefix}/labels.json`, { labels: ds.labels, embedding: ds.embedding, dataset: { name: ds.name, version: ds.version } });
           await store.putJson(`${prefix}/metrics.json`, evaluation[role]);
-          await pool.query(
-            `INSERT INTO models (name, version, role, workflow_id, dataset_name, dataset_version, artifact_prefix, labels, metrics)
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (workflow_id, role) DO NOTHING`,
-            [ds.name, version, role, input.workflowId, ds.name, ds.version, prefix, ds.labels, JSON.stringify(evaluation[role] ?? {})],
-          );
+          await repos.models.insert(pool, {
+            name: ds.name, version, role, workflowId: input.workflowId, dataset: { name: ds.name, version: ds.version }, artifactPrefix: prefix,
+            labels: ds.labels, metrics: evaluation[role] ?? {},
+          });
           models.push({ role, name: ds.name, version, artifactPrefix: prefix });
         }
         await recordPublished(pool, ds.name, version, `workflow:${input.workflowId}`);

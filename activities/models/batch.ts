@@ -15,6 +15,7 @@ import {
 } from '../../contracts';
 import { aggregateVideo, loadClassifier, readClassifierS3 } from '../../lib/classifier';
 import type { ActivityDeps } from '../../lib/deps';
+import { repos } from '../../lib/repositories';
 import { applyScope, lumaStd, type ScopeFile } from '../../lib/scope';
 import { resolveModel } from './registry';
 
@@ -41,20 +42,10 @@ export function createBatchPredictActivities(deps: ActivityDeps) {
       if (!m.studentPrefix) throw new RegistryError(`${m.name}@${m.version} has no student (image) model`);
       let ids = input.videoIds;
       if (ids.length === 0) {
-        const r = await pool.query<{ id: string }>(
-          `WITH RECURSIVE d(name, depth) AS (SELECT $1::text, 0 WHERE $1::text IS NOT NULL
-             UNION SELECT l.name, d.depth + 1 FROM labels l JOIN d ON l.parent = d.name WHERE d.depth < 32)
-           SELECT v.id FROM videos v WHERE $1::text IS NULL OR EXISTS (SELECT 1 FROM video_labels vl WHERE vl.video_id = v.id AND vl.label IN (SELECT name FROM d))
-           ORDER BY v.id LIMIT $2`,
-          [input.catalogLabel ?? null, input.maxVideos],
-        );
-        ids = r.rows.map((x) => x.id);
+        ids = await repos.videos.idsOfLabelTree(pool, input.catalogLabel ?? null, input.maxVideos);
       }
       ids = [...new Set(ids)].slice(0, input.maxVideos);
-      await pool.query(
-        `INSERT INTO runs (workflow_id, kind, label, input) VALUES ($1, 'batch-predict', $2, $3) ON CONFLICT (workflow_id) DO NOTHING`,
-        [input.workflowId, m.name, JSON.stringify({ ...input, model: `${m.name}@${m.version}` })],
-      );
+      await repos.runs.recordBatchPredict(pool, input.workflowId, m.name, { ...input, model: `${m.name}@${m.version}` });
       return { model: { name: m.name, version: m.version, stage: m.stage, studentPrefix: m.studentPrefix }, videoIds: ids };
     },
 
@@ -98,13 +89,11 @@ export function createBatchPredictActivities(deps: ActivityDeps) {
             const rows = frameResults.filter((f) => f.label !== 'unknown');
             if (rows.length) {
               // Only frames with a row in `frames` (a manifest reused from S3 may list frames whose rows were deleted).
-              const res = await pool.query(
-                `INSERT INTO frame_labels (frame_key, workflow_id, label, source, confidence)
-                 SELECT t.k, $2, t.l, 'model', t.c FROM unnest($1::text[], $3::text[], $4::real[]) AS t(k, l, c) JOIN frames f ON f.s3_key = t.k
-                 ON CONFLICT (frame_key, workflow_id, source) WHERE source <> 'human' DO UPDATE SET label = EXCLUDED.label, confidence = EXCLUDED.confidence, updated_at = now()`,
-                [rows.map((r) => r.key), input.workflowId, rows.map((r) => r.label), rows.map((r) => Math.max(...r.probabilities))],
+              frameLabels += await repos.frameLabels.upsertModelLabels(
+                pool,
+                input.workflowId,
+                rows.map((r) => ({ frameKey: r.key, label: r.label, confidence: Math.max(...r.probabilities) })),
               );
-              frameLabels += res.rowCount ?? 0;
             }
             out.push({ videoId: v.videoId, label: agg.label, probabilities: agg.probabilities, frames: agg.frames, unknownFrames: agg.unknownFrames, frameResults });
           } catch (err) {

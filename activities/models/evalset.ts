@@ -9,12 +9,11 @@
  * video's catalog label (the label or one of its descendants: the label; anything else:
  * `other`), marked `catalog` so a reader knows no person checked the frame.
  */
-import type { Pool, PoolClient } from 'pg';
+import type { Pool } from 'pg';
 import { DatasetError, InvalidInputError, RegistryError, type DatasetManifest, type EvalSet, type EvalSetFrame } from '../../contracts';
-import { withTransaction } from '../../lib/db';
+import { withTransaction, type Queryable } from '../../lib/db';
+import { repos } from '../../lib/repositories';
 import type { ObjectStore } from '../../lib/s3';
-
-type Queryable = Pool | PoolClient;
 
 /** A video that may join a label's evaluation set. */
 export interface EvalSetCandidate {
@@ -27,9 +26,8 @@ export interface EvalSetCandidate {
 
 /** Videos the label's dataset versions put in their training split (read from their manifests in S3). */
 export async function trainedVideos(db: Queryable, store: ObjectStore, label: string): Promise<Map<string, number[]>> {
-  const r = await db.query<{ version: number; manifest_key: string }>('SELECT version, manifest_key FROM datasets WHERE name = $1 ORDER BY version', [label]);
   const out = new Map<string, number[]>();
-  for (const row of r.rows) {
+  for (const row of await repos.datasets.versionsOf(db, label)) {
     const ds = await store.getJson<DatasetManifest>(row.manifest_key);
     if (!ds) throw new DatasetError(`dataset ${label} v${row.version}: manifest ${store.uri(row.manifest_key)} is missing, so which videos it trains on is unknown`);
     for (const v of ds.videos.train) out.set(v, [...(out.get(v) ?? []), row.version]);
@@ -39,17 +37,11 @@ export async function trainedVideos(db: Queryable, store: ObjectStore, label: st
 
 /** The videos reserved for a label's evaluation (left out of every dataset of the label). */
 export async function evalSetVideos(db: Queryable, label: string): Promise<Set<string>> {
-  const r = await db.query<{ video_id: string }>('SELECT video_id FROM eval_set_videos WHERE label = $1', [label]);
-  return new Set(r.rows.map((x) => x.video_id));
+  return repos.evalSets.videos(db, label);
 }
 
 async function catalogClasses(db: Queryable, label: string, videoIds: string[]): Promise<Map<string, string>> {
-  const r = await db.query<{ video_id: string }>(
-    `WITH RECURSIVE d(name, depth) AS (SELECT $1::text, 0 UNION SELECT l.name, d.depth + 1 FROM labels l JOIN d ON l.parent = d.name WHERE d.depth < 32)
-     SELECT DISTINCT video_id FROM video_labels WHERE video_id = ANY($2) AND label IN (SELECT name FROM d)`,
-    [label, videoIds],
-  );
-  const pos = new Set(r.rows.map((x) => x.video_id));
+  const pos = await repos.videoLabels.carryingLabelTree(db, label, videoIds);
   return new Map(videoIds.map((v) => [v, pos.has(v) ? label : 'other']));
 }
 
@@ -60,10 +52,10 @@ async function catalogClasses(db: Queryable, label: string, videoIds: string[]):
 export async function evalSetCandidates(db: Queryable, store: ObjectStore, label: string): Promise<EvalSetCandidate[]> {
   const trained = await trainedVideos(db, store, label);
   const inSet = await evalSetVideos(db, label);
-  const r = await db.query<{ video_id: string; n: string }>('SELECT video_id, count(*) AS n FROM frames GROUP BY video_id ORDER BY video_id');
-  const ids = r.rows.map((x) => x.video_id).filter((v) => !trained.has(v) && !inSet.has(v));
+  const counts = await repos.frames.countsByVideo(db);
+  const ids = counts.map((x) => x.videoId).filter((v) => !trained.has(v) && !inSet.has(v));
   const cls = await catalogClasses(db, label, ids);
-  return r.rows.filter((x) => ids.includes(x.video_id)).map((x) => ({ videoId: x.video_id, catalogClass: cls.get(x.video_id)!, frames: Number(x.n) }));
+  return counts.filter((x) => ids.includes(x.videoId)).map((x) => ({ videoId: x.videoId, catalogClass: cls.get(x.videoId)!, frames: x.frames }));
 }
 
 /** Pick `k` of `n` indices evenly spaced (all when n <= k). */
@@ -79,16 +71,10 @@ export function evenlySpaced(n: number, k: number): number[] {
  * its own, as in the dataset step).
  */
 async function consensusLabels(db: Queryable, label: string, frameKeys: string[]): Promise<Map<string, string>> {
-  const exists = await db.query<{ t: string | null }>(`SELECT to_regclass('labeling_annotations')::text AS t`);
-  if (!exists.rows[0]?.t || frameKeys.length === 0) return new Map();
-  const r = await db.query<{ frame_key: string; label: string; people: string }>(
-    `SELECT la.frame_key, la.label, count(DISTINCT la.annotator) AS people FROM labeling_annotations la
-     JOIN labeling_projects lp ON lp.project_id = la.project_id AND lp.label = $2
-     WHERE la.frame_key = ANY($1) AND la.label IS NOT NULL AND NOT la.cancelled GROUP BY la.frame_key, la.label`,
-    [frameKeys, label],
-  );
   const by = new Map<string, { label: string; people: number }[]>();
-  for (const row of r.rows) by.set(row.frame_key, [...(by.get(row.frame_key) ?? []), { label: row.label, people: Number(row.people) }]);
+  for (const row of await repos.labelingAnnotations.peoplePerLabelInLabelProject(db, label, frameKeys)) {
+    by.set(row.frameKey, [...(by.get(row.frameKey) ?? []), { label: row.label, people: row.people }]);
+  }
   const out = new Map<string, string>();
   for (const [k, ls] of by) {
     ls.sort((a, b) => b.people - a.people);
@@ -99,17 +85,9 @@ async function consensusLabels(db: Queryable, label: string, frameKeys: string[]
 
 /** A version of the label's evaluation set (default: the newest), or null when it has none. */
 export async function getEvalSet(db: Queryable, label: string, version?: number): Promise<EvalSet | null> {
-  const h = await db.query<{ version: number; counts: Record<string, number>; actor: string; reason: string; created_at: Date }>(
-    `SELECT version, counts, actor, reason, created_at FROM eval_sets WHERE label = $1 AND ($2::int IS NULL OR version = $2) ORDER BY version DESC LIMIT 1`,
-    [label, version ?? null],
-  );
-  const head = h.rows[0];
+  const head = await repos.evalSets.head(db, label, version);
   if (!head) return null;
-  const f = await db.query<{ frame_key: string; video_id: string; class: string; label_source: EvalSetFrame['labelSource'] }>(
-    'SELECT frame_key, video_id, class, label_source FROM eval_set_frames WHERE label = $1 AND version = $2 ORDER BY video_id, frame_key',
-    [label, head.version],
-  );
-  const frames = f.rows.map((x) => ({ frameKey: x.frame_key, videoId: x.video_id, class: x.class, labelSource: x.label_source }));
+  const frames = await repos.evalSets.frames(db, label, head.version);
   return {
     label,
     version: head.version,
@@ -124,11 +102,7 @@ export async function getEvalSet(db: Queryable, label: string, version?: number)
 
 /** Every version of a label's evaluation set: version, frames, videos, who, why, when. */
 export async function evalSetHistory(db: Queryable, label: string): Promise<Array<{ version: number; frames: number; videos: number; counts: Record<string, number>; actor: string; reason: string; createdAt: string }>> {
-  const r = await db.query<{ version: number; frames: number; videos: number; counts: Record<string, number>; actor: string; reason: string; created_at: Date }>(
-    'SELECT version, frames, videos, counts, actor, reason, created_at FROM eval_sets WHERE label = $1 ORDER BY version',
-    [label],
-  );
-  return r.rows.map((x) => ({ version: x.version, frames: x.frames, videos: x.videos, counts: x.counts, actor: x.actor, reason: x.reason, createdAt: x.created_at.toISOString() }));
+  return (await repos.evalSets.history(db, label)).map((x) => ({ version: x.version, frames: x.frames, videos: x.videos, counts: x.counts, actor: x.actor, reason: x.reason, createdAt: x.created_at.toISOString() }));
 }
 
 /**
@@ -154,24 +128,19 @@ export async function growEvalSet(
   if (!req.reason.trim()) throw new InvalidInputError('evaluation set: a reason is required (--reason): the set grows only on purpose');
   const trained = await trainedVideos(pool, store, label);
   return withTransaction(pool, async (c) => {
-    await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`evalset:${label}`]);
+    await repos.evalSets.lockLabel(c, label);
     const inSet = await evalSetVideos(c, label);
     const problems: string[] = [];
-    const known = await c.query<{ id: string }>('SELECT id FROM videos WHERE id = ANY($1)', [videoIds]);
-    const knownIds = new Set(known.rows.map((x) => x.id));
+    const knownIds = new Set(await repos.videos.existingIds(c, videoIds));
     const picked: Array<{ key: string; videoId: string }> = [];
     for (const v of videoIds) {
       if (!knownIds.has(v)) problems.push(`video "${v}" is not in the catalog`);
       else if (inSet.has(v)) problems.push(`video "${v}" is in the evaluation set already`);
       else if (trained.has(v)) problems.push(`video "${v}" is in the training split of dataset ${label} v${trained.get(v)!.join(', v')}`);
       else {
-        const fr = await c.query<{ s3_key: string }>(
-          `SELECT s3_key FROM frames WHERE video_id = $1 AND params_hash = (SELECT params_hash FROM frames WHERE video_id = $1 ORDER BY created_at DESC, params_hash LIMIT 1)
-           ORDER BY timestamp_s, frame_index`,
-          [v],
-        );
-        if (fr.rows.length === 0) problems.push(`video "${v}" has no extracted frame (run new-category or reelset frames on it first)`);
-        for (const i of evenlySpaced(fr.rows.length, req.framesPerVideo)) picked.push({ key: fr.rows[i]!.s3_key, videoId: v });
+        const keys = await repos.frames.keysOfLatestExtraction(c, v);
+        if (keys.length === 0) problems.push(`video "${v}" has no extracted frame (run new-category or reelset frames on it first)`);
+        for (const i of evenlySpaced(keys.length, req.framesPerVideo)) picked.push({ key: keys[i]!, videoId: v });
       }
     }
     if (problems.length) throw new InvalidInputError(`cannot grow the evaluation set of "${label}": ${problems.join('; ')}`);
@@ -188,22 +157,7 @@ export async function growEvalSet(
     ];
     const counts: Record<string, number> = {};
     for (const f of frames) counts[f.class] = (counts[f.class] ?? 0) + 1;
-    const videos = [...new Set(frames.map((f) => f.videoId))];
-    await c.query('INSERT INTO eval_sets (label, version, frames, videos, counts, actor, reason) VALUES ($1,$2,$3,$4,$5,$6,$7)', [
-      label,
-      version,
-      frames.length,
-      videos.length,
-      JSON.stringify(counts),
-      req.actor,
-      req.reason,
-    ]);
-    await c.query(
-      `INSERT INTO eval_set_frames (label, version, frame_key, video_id, class, label_source)
-       SELECT $1, $2, f.k, f.v, f.c, f.s FROM unnest($3::text[], $4::text[], $5::text[], $6::text[]) AS f(k, v, c, s)`,
-      [label, version, frames.map((f) => f.frameKey), frames.map((f) => f.videoId), frames.map((f) => f.class), frames.map((f) => f.labelSource)],
-    );
-    await c.query('INSERT INTO eval_set_videos (label, video_id, added_in) SELECT $1, v, $2 FROM unnest($3::text[]) AS v', [label, version, videoIds]);
+    await repos.evalSets.insertVersion(c, { label, version, frames, addedVideos: videoIds, counts, actor: req.actor, reason: req.reason });
     const out = await getEvalSet(c, label, version);
     if (!out) throw new RegistryError(`evaluation set ${label} v${version} vanished inside its transaction`);
     return out;

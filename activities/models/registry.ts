@@ -16,7 +16,6 @@ import { promotionGate } from './gate';
 import {
   PromotionConflictError,
   RegistryError,
-  type EvalSetMetrics,
   type GateConfig,
   type GateDecision,
   type ModelEvaluation,
@@ -24,9 +23,8 @@ import {
   type ModelStage,
   type ModelTransition,
 } from '../../contracts';
-import { withTransaction } from '../../lib/db';
-
-type Queryable = Pool | PoolClient;
+import { withTransaction, type Queryable } from '../../lib/db';
+import { repos } from '../../lib/repositories';
 
 /** One published version of a label, as `reelset models list` shows it. */
 export interface RegisteredModel {
@@ -71,60 +69,29 @@ export interface PromoteResult {
   production: number | null;
 }
 
-const lockLabel = (c: PoolClient, name: string) => c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`model:${name}`]);
-
 /** The label's current evaluation-set version, or null when it has none. */
 export async function currentEvalVersion(db: Queryable, label: string): Promise<number | null> {
-  const r = await db.query<{ v: number | null }>('SELECT max(version) AS v FROM eval_sets WHERE label = $1', [label]);
-  return r.rows[0]?.v ?? null;
+  return repos.evalSets.currentVersion(db, label);
 }
 
 /** The version in production for a label, or null. */
 export async function productionVersion(db: Queryable, name: string): Promise<number | null> {
-  const r = await db.query<{ version: number }>(`SELECT version FROM models WHERE name = $1 AND role = 'student' AND stage = 'production'`, [name]);
-  return r.rows[0]?.version ?? null;
+  return repos.models.productionVersion(db, name);
 }
 
 /** One evaluation of a model on an evaluation-set version, or null. */
 export async function getEvaluation(db: Queryable, name: string, version: number, evalVersion: number, role: 'teacher' | 'student' = 'student'): Promise<ModelEvaluation | null> {
-  const r = await db.query<{ metrics: EvalSetMetrics; predictions_key: string; created_at: Date }>(
-    'SELECT metrics, predictions_key, created_at FROM model_evaluations WHERE name = $1 AND version = $2 AND role = $3 AND eval_version = $4',
-    [name, version, role, evalVersion],
-  );
-  const row = r.rows[0];
-  return row ? { name, version, role, evalVersion, metrics: row.metrics, predictionsKey: row.predictions_key, createdAt: row.created_at.toISOString() } : null;
+  return repos.modelEvaluations.get(db, name, version, evalVersion, role);
 }
 
 /** Record (idempotently: a second write of the same evaluation keeps the first) a model's evaluation on an evaluation-set version. */
 export async function recordEvaluation(db: Queryable, e: Omit<ModelEvaluation, 'createdAt'>): Promise<void> {
-  await db.query(
-    `INSERT INTO model_evaluations (name, version, role, eval_version, metrics, predictions_key) VALUES ($1,$2,$3,$4,$5,$6)
-     ON CONFLICT (name, version, role, eval_version) DO NOTHING`,
-    [e.name, e.version, e.role, e.evalVersion, JSON.stringify(e.metrics), e.predictionsKey],
-  );
-}
-
-interface ModelRow {
-  name: string;
-  version: number;
-  role: 'teacher' | 'student';
-  stage: ModelStage;
-  workflow_id: string;
-  dataset_name: string;
-  dataset_version: number;
-  artifact_prefix: string;
-  labels: string[];
-  created_at: Date;
+  await repos.modelEvaluations.record(db, e);
 }
 
 async function modelsOf(db: Queryable, label?: string, version?: number): Promise<RegisteredModel[]> {
-  const r = await db.query<ModelRow>(
-    `SELECT name, version, role, stage, workflow_id, dataset_name, dataset_version, artifact_prefix, labels, created_at FROM models
-     WHERE ($1::text IS NULL OR name = $1) AND ($2::int IS NULL OR version = $2) ORDER BY name, version DESC, role`,
-    [label ?? null, version ?? null],
-  );
   const out = new Map<string, RegisteredModel>();
-  for (const row of r.rows) {
+  for (const row of await repos.models.rows(db, label, version)) {
     const id = `${row.name}@${row.version}`;
     let m = out.get(id);
     if (!m) {
@@ -182,30 +149,15 @@ export async function resolveModel(db: Queryable, ref: ModelRef): Promise<Regist
 
 /** Transitions of a label (or of one version), oldest first. */
 export async function transitionsOf(db: Queryable, name: string, version?: number): Promise<ModelTransition[]> {
-  const r = await db.query<{ name: string; version: number; from_stage: ModelStage | null; to_stage: ModelStage; actor: string; reason: string; gate: GateDecision | null; created_at: Date }>(
-    `SELECT name, version, from_stage, to_stage, actor, reason, gate, created_at FROM model_transitions
-     WHERE name = $1 AND ($2::int IS NULL OR version = $2) ORDER BY id`,
-    [name, version ?? null],
-  );
-  return r.rows.map((t) => ({ name: t.name, version: t.version, from: t.from_stage, to: t.to_stage, actor: t.actor, reason: t.reason, gate: t.gate, at: t.created_at.toISOString() }));
+  return repos.models.transitions(db, name, version);
 }
 
-async function setStage(c: PoolClient, name: string, version: number, from: ModelStage | null, to: ModelStage, actor: string, reason: string, gate: GateDecision | null): Promise<ModelTransition> {
-  await c.query('UPDATE models SET stage = $3 WHERE name = $1 AND version = $2', [name, version, to]);
-  const r = await c.query<{ created_at: Date }>(
-    'INSERT INTO model_transitions (name, version, from_stage, to_stage, actor, reason, gate) VALUES ($1,$2,$3,$4,$5,$6,$7) RETURNING created_at',
-    [name, version, from, to, actor, reason, gate ? JSON.stringify(gate) : null],
-  );
-  return { name, version, from, to, actor, reason, gate, at: r.rows[0]!.created_at.toISOString() };
-}
+const setStage = (c: PoolClient, name: string, version: number, from: ModelStage | null, to: ModelStage, actor: string, reason: string, gate: GateDecision | null) =>
+  repos.models.setStage(c, { name, version, from, to, actor, reason, gate });
 
 /** Record a version's publication as a candidate (idempotent: once per version). */
 export async function recordPublished(db: Queryable, name: string, version: number, actor: string): Promise<void> {
-  await db.query(
-    `INSERT INTO model_transitions (name, version, from_stage, to_stage, actor, reason)
-     SELECT $1, $2, NULL, 'candidate', $3, 'published' WHERE NOT EXISTS (SELECT 1 FROM model_transitions WHERE name = $1 AND version = $2 AND from_stage IS NULL)`,
-    [name, version, actor],
-  );
+  await repos.models.recordPublished(db, name, version, actor);
 }
 
 /**
@@ -241,9 +193,8 @@ export async function gateDecision(db: Queryable, name: string, version: number,
  */
 export async function promote(pool: Pool, req: PromoteRequest): Promise<PromoteResult> {
   return withTransaction(pool, async (c) => {
-    await lockLabel(c, req.name);
-    const rows = await c.query<{ stage: ModelStage }>(`SELECT stage FROM models WHERE name = $1 AND version = $2 AND role = 'student' FOR UPDATE`, [req.name, req.version]);
-    const stage = rows.rows[0]?.stage;
+    await repos.models.lockLabel(c, req.name);
+    const stage = await repos.models.stageForUpdate(c, req.name, req.version);
     if (!stage) throw new RegistryError(`no model ${req.name}@${req.version} in the registry`);
     const prod = await productionVersion(c, req.name);
     if (req.expectedProduction !== undefined && req.expectedProduction !== prod) {
@@ -274,24 +225,18 @@ export async function promote(pool: Pool, req: PromoteRequest): Promise<PromoteR
  */
 export async function rollback(pool: Pool, req: { name: string; to?: number; actor: string; reason: string; expectedProduction?: number | null }): Promise<{ transitions: ModelTransition[]; production: number }> {
   return withTransaction(pool, async (c) => {
-    await lockLabel(c, req.name);
+    await repos.models.lockLabel(c, req.name);
     const prod = await productionVersion(c, req.name);
     if (req.expectedProduction !== undefined && req.expectedProduction !== prod) {
       throw new PromotionConflictError(`production of "${req.name}" is ${prod === null ? 'none' : `v${prod}`}, not v${req.expectedProduction}: another transition happened first`);
     }
     let to = req.to;
     if (to === undefined) {
-      const r = await c.query<{ version: number }>(
-        `SELECT t.version FROM model_transitions t JOIN models m ON m.name = t.name AND m.version = t.version AND m.role = 'student'
-         WHERE t.name = $1 AND t.to_stage = 'production' AND t.version <> $2 AND m.stage <> 'production' ORDER BY t.id DESC LIMIT 1`,
-        [req.name, prod ?? -1],
-      );
-      to = r.rows[0]?.version;
+      to = await repos.models.previousProduction(c, req.name, prod);
       if (to === undefined) throw new RegistryError(`"${req.name}" has no earlier production version to roll back to${prod === null ? ' and no production version' : ` (production is v${prod})`}; name one with --to`);
     }
     if (to === prod) throw new RegistryError(`${req.name}@${to} is already in production`);
-    const target = await c.query<{ stage: ModelStage }>(`SELECT stage FROM models WHERE name = $1 AND version = $2 AND role = 'student' FOR UPDATE`, [req.name, to]);
-    const stage = target.rows[0]?.stage;
+    const stage = await repos.models.stageForUpdate(c, req.name, to);
     if (!stage) throw new RegistryError(`no model ${req.name}@${to} in the registry`);
     const transitions: ModelTransition[] = [];
     if (prod !== null) transitions.push(await setStage(c, req.name, prod, 'production', 'archived', req.actor, `rolled back to v${to}: ${req.reason}`, null));

@@ -7,6 +7,7 @@
 import { DatasetError, MissingArtifactError, RegistryError, type DatasetManifest } from '../../contracts';
 import { loadClassifier, readClassifierS3, type ImageClassifier } from '../../lib/classifier';
 import type { ActivityDeps } from '../../lib/deps';
+import { repos } from '../../lib/repositories';
 import { centred, encodeReferences, logSumExp, meanRow, nearestSimilarity, quantile, type ScopeFile } from '../../lib/scope';
 import { evenlySpaced } from './evalset';
 import { resolveModel } from './registry';
@@ -72,8 +73,8 @@ export async function calibrateScope(deps: ActivityDeps, opts: CalibrateOptions,
     const have = await store.getJson<ScopeFile>(key);
     if (have) return summary(have);
   }
-  const ds = await pool.query<{ manifest_key: string }>('SELECT manifest_key FROM datasets WHERE name = $1 AND version = $2', [model.dataset.name, model.dataset.version]);
-  const manifest = ds.rows[0] ? await store.getJson<DatasetManifest>(ds.rows[0].manifest_key) : undefined;
+  const manifestKey = await repos.datasets.manifestKeyOf(pool, model.dataset.name, model.dataset.version);
+  const manifest = manifestKey ? await store.getJson<DatasetManifest>(manifestKey) : undefined;
   if (!manifest) throw new MissingArtifactError(`dataset ${model.dataset.name} v${model.dataset.version}`, 'dataset manifest of the model');
   const train = manifest.frames.filter((f) => f.split === 'train');
   if (train.length === 0) throw new DatasetError(`dataset ${model.dataset.name} v${model.dataset.version} has no training frame to take references from`);

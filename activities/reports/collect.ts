@@ -21,6 +21,7 @@ import {
   type VideoFailure,
 } from '../../contracts';
 import type { ActivityDeps } from '../../lib/deps';
+import { repos } from '../../lib/repositories';
 
 /** One step as the report lists it. */
 export interface ReportStep {
@@ -55,16 +56,6 @@ export interface RunReportData {
   where: { temporalUi: string; s3Prefix: string; datasetUri: string | null };
 }
 
-interface RunRow {
-  kind: string;
-  label: string;
-  status: string;
-  input: unknown;
-  result: Record<string, unknown> | null;
-  started_at: Date | null;
-  finished_at: Date | null;
-}
-
 /**
  * Gather a run's report data.
  *
@@ -72,17 +63,14 @@ interface RunRow {
  */
 export async function collectRunReport(deps: Pick<ActivityDeps, 'store' | 'pool' | 'config'>, workflowId: string): Promise<RunReportData | undefined> {
   const { store, pool, config } = deps;
-  const run = (await pool.query<RunRow>('SELECT kind, label, status, input, result, started_at, finished_at FROM runs WHERE workflow_id = $1', [workflowId])).rows[0];
+  const run = await repos.runs.get(pool, workflowId);
   if (!run) return undefined;
-  const stepRows = await pool.query<{ step: string; duration_ms: number | null; finished_at: Date | null; summary: Record<string, unknown>; manifest_key: string }>(
-    'SELECT step, duration_ms, finished_at, summary, manifest_key FROM run_steps WHERE workflow_id = $1',
-    [workflowId],
-  );
+  const stepRows = await repos.runs.steps(pool, workflowId);
   const rank = (s: string) => {
     const i = (STEPS as readonly string[]).indexOf(s);
     return i < 0 ? STEPS.length : i;
   };
-  const steps: ReportStep[] = stepRows.rows
+  const steps: ReportStep[] = stepRows
     .map((r) => ({ step: r.step, durationMs: r.duration_ms, finishedAt: r.finished_at?.toISOString() ?? null, summary: r.summary ?? {}, manifestKey: r.manifest_key }))
     .sort((a, b) => rank(a.step) - rank(b.step) || a.step.localeCompare(b.step));
   const has = new Set(steps.map((s) => s.step));

@@ -7,6 +7,7 @@ import { Context } from '@temporalio/activity';
 import { predictionsKey, type DedupeStepManifest, type ModelArtifact, type PredictionsFile, type PredictionsSummary } from '../../contracts';
 import { preparationOf } from '../../lib/backbone/model';
 import type { ActivityDeps } from '../../lib/deps';
+import { repos } from '../../lib/repositories';
 import { readStepManifest } from '../../lib/runs';
 import { fetchFrames } from './data';
 import { predictImages } from './predict';
@@ -54,12 +55,7 @@ export function createPredictionActivities(deps: ActivityDeps) {
       const key = predictionsKey(input.workflowId);
       const existing = await store.getJson<PredictionsFile>(key);
       if (existing) return { model: { name: existing.model.name, version: existing.model.version, role: existing.model.role }, frames: Object.keys(existing.frames).length, predictionsKey: key };
-      const m = await pool.query<{ name: string; version: number; role: string; artifact_prefix: string }>(
-        `SELECT name, version, role, artifact_prefix FROM models WHERE name = $1 AND role = 'student' AND stage <> 'archived'
-         ORDER BY (stage = 'production') DESC, version DESC LIMIT 1`,
-        [input.label],
-      );
-      const row = m.rows[0];
+      const row = await repos.models.preAnnotator(pool, input.label);
       if (!row) return { model: null, frames: 0, predictionsKey: null, note: `no published model for "${input.label}" yet` };
       const [json, weights, art] = await Promise.all([
         store.get(`${row.artifact_prefix}/model.json`),

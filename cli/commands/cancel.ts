@@ -5,8 +5,8 @@
 import type { Command } from 'commander';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { loadConfig, type Config } from '../../lib/config';
-import { createPool } from '../../lib/db';
-import { EXIT, printJson, temporalClient, UsageError, workflowUrl } from '../common';
+import { repos } from '../../lib/repositories';
+import { EXIT, printJson, temporalClient, UsageError, withDataClients, workflowUrl } from '../common';
 
 /** What `reelset cancel` found and did. */
 export interface CancelReport {
@@ -23,15 +23,10 @@ export interface CancelReport {
 }
 
 async function recordStatus(config: Config, workflowId: string): Promise<string | undefined> {
-  const pool = createPool(config, 1);
-  pool.on('error', () => undefined);
   try {
-    const res = await pool.query<{ status: string }>('SELECT status FROM runs WHERE workflow_id = $1', [workflowId]);
-    return res.rows[0]?.status;
+    return await withDataClients(config, { max: 1, check: false }, async ({ pool }) => (await repos.runs.get(pool, workflowId))?.status);
   } catch {
     return undefined;
-  } finally {
-    await pool.end().catch(() => undefined);
   }
 }
 

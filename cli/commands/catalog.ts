@@ -5,11 +5,9 @@ import type { Command } from 'commander';
 import { catalogFromFolder, readCatalogFile, readTaxonomyFile } from '../../activities/catalog/catalog-file';
 import { ingestCatalog, upsertTaxonomy } from '../../activities/catalog/ingest';
 import { loadConfig, REELSET_ROOT } from '../../lib/config';
-import { createPool } from '../../lib/db';
 import { createLogger } from '../../lib/logger';
 import { migrate } from '../../lib/migrate';
-import { ObjectStore } from '../../lib/s3';
-import { EXIT, printJson, UsageError } from '../common';
+import { EXIT, printJson, UsageError, withDataClients } from '../common';
 
 /** The default catalog: `../shared/data/catalog.json` when present, else the videos carried in `samples/`. */
 export function defaultCatalog(): string {
@@ -45,9 +43,7 @@ export function registerCatalogCommands(program: Command): void {
       if (!stat) throw new UsageError(`${from}: no such file or folder`);
       const config = loadConfig();
       const logger = createLogger(opts.json ? 'warn' : config.REELSET_LOG_LEVEL, 'cli');
-      const pool = createPool(config);
-      const store = ObjectStore.fromConfig(config);
-      try {
+      await withDataClients(config, {}, async ({ pool, store }) => {
         await store.ensureBucket();
         const labels = await upsertTaxonomy(pool, await readTaxonomyFile(opts.taxonomy));
         const entries = stat.isDirectory() ? await catalogFromFolder(from, opts.label ?? []) : await readCatalogFile(from);
@@ -61,9 +57,6 @@ export function registerCatalogCommands(program: Command): void {
           for (const f of report.failed) console.error(`  failed ${f.id} (${f.file}): ${f.reason}`);
         }
         if (report.failed.length) process.exitCode = EXIT.failed;
-      } finally {
-        await pool.end();
-        store.destroy();
-      }
+      });
     });
 }

@@ -12,9 +12,9 @@ import {
   type LabelSummary,
 } from '../../contracts';
 import { loadConfig } from '../../lib/config';
-import { createPool } from '../../lib/db';
 import { LabelStudioClient } from '../../lib/label-studio';
-import { printJson, ServiceUnavailableError, temporalClient, UsageError } from '../common';
+import { repos } from '../../lib/repositories';
+import { printJson, ServiceUnavailableError, temporalClient, UsageError, withDataClients } from '../common';
 
 /** What `labeling status` prints: the live answer of the waiting workflow, or the recorded end. */
 export interface LabelingStatus {
@@ -83,28 +83,17 @@ export function registerLabelingCommands(program: Command): void {
         await close();
       }
       if (!status) {
-        const pool = createPool(config, 1);
-        try {
-          const r = await pool
-            .query<{ status: string; deadline: Date; on_deadline: string; tasks: number; summary: (LabelSummary & { reason?: string; tasksDone?: number }) | null; url: string | null }>(
-              `SELECT lr.status, lr.deadline, lr.on_deadline, lr.tasks, lr.summary, lp.url FROM labeling_runs lr
-               LEFT JOIN labeling_projects lp ON lp.project_id = lr.project_id WHERE lr.workflow_id = $1`,
-              [workflowId],
-            )
-            .catch((err: Error) => {
-              throw new ServiceUnavailableError(`PostgreSQL not reachable (${err.message}); start it with \`bash infra/services.sh start\``);
-            });
-          const row = r.rows[0];
+        // An unreachable Postgres is exit code 3 with its address (dataClients).
+        status = await withDataClients(config, { max: 1 }, async ({ pool }): Promise<LabelingStatus> => {
+          const row = await repos.labelingRuns.statusOf<LabelSummary & { reason?: string; tasksDone?: number }>(pool, workflowId);
           if (!row) throw new UsageError(`run ${workflowId} has no human labelling (never started, or it labels with weak labels)`);
           const s = row.summary;
-          status = {
+          return {
             workflowId, status: row.status, projectUrl: s?.projectUrl ?? row.url, tasks: row.tasks, done: s?.tasksDone ?? 0, labelled: s?.human ?? 0,
             agreement: s && s.pairs !== undefined ? { pairs: s.pairs, agreement: s.agreement ?? null, kappa: s.kappa ?? null, disagreements: s.disagreements ?? 0 } : null,
             deadline: row.deadline.toISOString(), timeLeftS: null, onDeadline: row.on_deadline, finishedBy: s?.finishedBy ?? s?.reason ?? null,
           };
-        } finally {
-          await pool.end();
-        }
+        });
       }
       if (opts.json) printJson(status);
       else console.log(formatLabelingStatus(status));

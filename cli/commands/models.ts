@@ -4,40 +4,19 @@
  */
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
-import type { Pool } from 'pg';
 import { evalSetCandidates, evalSetHistory, getEvalSet, growEvalSet } from '../../activities/models/evalset';
 import { evaluateOnEvalSet } from '../../activities/models/evaluate';
 import { calibrateScope, ensureScope, type ScopeOutcome } from '../../activities/models/scope';
 import { gateDecision, listModels, productionVersion, promote, resolveModel, rollback, transitionsOf, type RegisteredModel } from '../../activities/models/registry';
 import { balancedAccuracy, balancedAccuracyInterval, outcomesFromConfusion, parseModelRef, type GateDecision, type ModelTransition } from '../../contracts';
-import { gateConfig, loadConfig, type Config } from '../../lib/config';
-import { createPool } from '../../lib/db';
+import { gateConfig, loadConfig } from '../../lib/config';
 import { createLogger } from '../../lib/logger';
-import { ObjectStore } from '../../lib/s3';
-import { EXIT, printJson, ServiceUnavailableError, UsageError } from '../common';
-
-interface Clients {
-  config: Config;
-  pool: Pool;
-  store: ObjectStore;
-}
+import type { ObjectStore } from '../../lib/s3';
+import { EXIT, printJson, UsageError, withDataClients, type DataClients } from '../common';
 
 /** Run `fn` with a Postgres pool and the S3 store; an unreachable Postgres is exit code 3 with its address. */
-async function withClients<T>(fn: (c: Clients) => Promise<T>): Promise<T> {
-  const config = loadConfig();
-  const pool = createPool(config);
-  const store = ObjectStore.fromConfig(config);
-  try {
-    try {
-      await pool.query('SELECT 1');
-    } catch (err) {
-      throw new ServiceUnavailableError(`PostgreSQL is not reachable at ${config.DATABASE_URL.replace(/:[^:@/]+@/, ':***@')} (${(err as Error).message}); start it with \`bash infra/services.sh start\``);
-    }
-    return await fn({ config, pool, store });
-  } finally {
-    await pool.end();
-    store.destroy();
-  }
+async function withClients<T>(fn: (c: DataClients) => Promise<T>): Promise<T> {
+  return withDataClients(loadConfig(), {}, fn);
 }
 
 const pct = (x: number | null | undefined) => (x === null || x === undefined ? '-' : `${(100 * x).toFixed(1)}%`);

@@ -24,11 +24,10 @@ import { batchPredictWorkflow } from '../../workflows/batch-predict';
 import { ExtractOptions } from '../../contracts/inputs';
 import { aggregateVideo, loadClassifier, readClassifierDir, readClassifierS3, type ClassifierFiles, type ImageClassifier, type VideoResult } from '../../lib/classifier';
 import { loadConfig, type Config } from '../../lib/config';
-import { createPool } from '../../lib/db';
 import { sha256File } from '../../lib/hash';
-import { ObjectStore } from '../../lib/s3';
+import type { ObjectStore } from '../../lib/s3';
 import { applyScope, lumaStd, MIN_LUMA_STD, type OutOfScopeReason, type ScopeFile } from '../../lib/scope';
-import { EXIT, printJson, ServiceUnavailableError, temporalClient, UsageError, workflowUrl } from '../common';
+import { dataClients, EXIT, printJson, temporalClient, UsageError, workflowUrl } from '../common';
 
 /** File extensions read as images (anything else is probed as a video). */
 export const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif', '.bmp']);
@@ -81,22 +80,18 @@ export async function modelFromDir(dir: string, backend: Config['REELSET_TF_BACK
 }
 
 async function registryFiles(config: Config, ref: string): Promise<{ files: ClassifierFiles; scope: ScopeFile | null; source: string; prefix: string; store: ObjectStore }> {
-  const pool = createPool(config);
-  const store = ObjectStore.fromConfig(config);
+  const { pool, store } = await dataClients(config, { instead: ', or predict from a model directory with --model-dir' });
   try {
-    try {
-      await pool.query('SELECT 1');
-    } catch (err) {
-      store.destroy();
-      throw new ServiceUnavailableError(`PostgreSQL is not reachable (${(err as Error).message}); start it with \`bash infra/services.sh start\`, or predict from a model directory with --model-dir`);
-    }
     const m = await resolveModel(pool, parseModelRef(ref));
     if (!m.studentPrefix) throw new UsageError(`${m.name}@${m.version} has no student (image) model`);
     const files = await readClassifierS3(store, m.studentPrefix);
     const scope = (await store.getJson<ScopeFile>(`${m.studentPrefix}/scope.json`)) ?? null;
     return { files, scope, source: `${m.name}@${m.version} (${m.stage}, ${store.uri(`${m.studentPrefix}/`)})`, prefix: m.studentPrefix, store };
+  } catch (err) {
+    store.destroy();
+    throw err;
   } finally {
-    await pool.end();
+    await pool.end().catch(() => undefined);
   }
 }
 

@@ -6,9 +6,7 @@ import type { Command } from 'commander';
 import { buildRunReport } from '../../activities/reports/activities';
 import { keySegment } from '../../contracts';
 import { loadConfig } from '../../lib/config';
-import { createPool } from '../../lib/db';
-import { ObjectStore } from '../../lib/s3';
-import { printJson } from '../common';
+import { printJson, withDataClients } from '../common';
 
 /**
  * Open a file in the user's browser: `$BROWSER`, else `open` (macOS), `xdg-open` (Linux
@@ -50,9 +48,7 @@ export function registerRunsReport(runs: Command): void {
     .option('--json', 'print where the report is as JSON')
     .action(async (workflowId: string, opts: { out?: string; open: boolean; json?: boolean }) => {
       const config = loadConfig();
-      const pool = createPool(config, 2);
-      const store = ObjectStore.fromConfig(config);
-      try {
+      await withDataClients(config, { max: 2 }, async ({ pool, store }) => {
         const { html, ...summary } = await buildRunReport({ pool, store, config }, workflowId);
         const out = path.resolve(opts.out ?? path.join(config.REELSET_DATA_DIR, 'reports', `${keySegment(workflowId)}.html`));
         await fs.mkdir(path.dirname(out), { recursive: true });
@@ -63,9 +59,6 @@ export function registerRunsReport(runs: Command): void {
           console.log(`report: ${store.uri(summary.reportKey)} (${(summary.bytes / 1024).toFixed(0)} KB, ${summary.steps} steps, ${summary.charts} charts, ${summary.contactSheets} contact sheets)`);
           console.log(`local copy: ${out}${opened ? ' (opened)' : opts.open ? ' (no browser to open it here: open the file)' : ''}`);
         }
-      } finally {
-        store.destroy();
-        await pool.end();
-      }
+      });
     });
 }

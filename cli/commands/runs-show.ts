@@ -15,9 +15,8 @@ import {
   type RetrainAllProgress,
 } from '../../contracts';
 import { loadConfig, type Config } from '../../lib/config';
-import { createPool } from '../../lib/db';
-import { ObjectStore } from '../../lib/s3';
-import { EXIT, printJson, temporalClient, UsageError, workflowUrl } from '../common';
+import { repos } from '../../lib/repositories';
+import { dataClients, EXIT, printJson, redactedDatabaseUrl, temporalClient, UsageError, workflowUrl } from '../common';
 
 /** A run as `runs show` reports it. */
 export interface RunView {
@@ -116,30 +115,20 @@ export async function runView(client: Client, config: Config, workflowId: string
   if (Array.isArray(detail['failures'])) view.videoFailures = detail['failures'] as RunView['videoFailures'];
 
   // Steps and artefacts from Postgres and S3 (a no-op retrain has none).
-  const pool = createPool(config, 1);
-  pool.on('error', () => undefined);
-  const store = ObjectStore.fromConfig(config);
+  const { pool, store, close } = await dataClients(config, { max: 1, check: false });
   try {
-    const steps = await pool.query<{ step: string; duration_ms: number | null; finished_at: Date | null; summary: Record<string, unknown> }>(
-      'SELECT step, duration_ms, finished_at, summary FROM run_steps WHERE workflow_id = $1',
-      [workflowId],
-    );
-    view.steps = steps.rows
+    view.steps = (await repos.runs.steps(pool, workflowId))
       .map((r) => ({ step: r.step, durationMs: r.duration_ms, finishedAt: r.finished_at?.toISOString() ?? null, summary: r.summary ?? {} }))
       .sort((a, b) => rank(a.step) - rank(b.step));
-    const run = (await pool.query<{ status: string; result: Record<string, unknown> | null }>('SELECT status, result FROM runs WHERE workflow_id = $1', [workflowId])).rows[0];
+    const run = await repos.runs.get(pool, workflowId);
     if ((run?.status === 'failed' || run?.status === 'cancelled') && !view.failure && run.result) view.failure = { type: String(run.result['type'] ?? 'Error'), message: String(run.result['error'] ?? '') };
     const ds = view.steps.find((s) => s.step === 'dataset')?.summary;
     if (ds?.['datasetKey']) view.artefacts.dataset = `s3://${config.S3_BUCKET}/${String(ds['datasetKey'])}`;
-    const models = await pool.query<{ role: string; name: string; version: number; artifact_prefix: string; stage: string }>(
-      'SELECT role, name, version, artifact_prefix, stage FROM models WHERE workflow_id = $1 ORDER BY role DESC',
-      [workflowId],
-    );
-    view.artefacts.models = models.rows.map((m) => `${m.role} ${m.name} v${m.version} (${m.stage}): s3://${config.S3_BUCKET}/${m.artifact_prefix}/`);
+    view.artefacts.models = (await repos.models.ofRun(pool, workflowId)).map((m) => `${m.role} ${m.name} v${m.version} (${m.stage}): s3://${config.S3_BUCKET}/${m.artifact_prefix}/`);
     const sheets = view.steps.find((s) => s.step === 'dedupe')?.summary['contactSheets'];
     if (sheets && typeof sheets === 'object') view.artefacts.contactSheets = Object.values(sheets as Record<string, string>).map((k) => `s3://${config.S3_BUCKET}/${k}`);
   } catch (err) {
-    view.notes.push(`Postgres at ${config.DATABASE_URL.replace(/:[^:@/]+@/, ':***@')}: ${(err as Error).message}`);
+    view.notes.push(`Postgres at ${redactedDatabaseUrl(config)}: ${(err as Error).message}`);
   }
   try {
     const key = runReportKey(workflowId);
@@ -147,8 +136,7 @@ export async function runView(client: Client, config: Config, workflowId: string
   } catch (err) {
     view.notes.push(`S3 at ${config.S3_ENDPOINT}: ${(err as Error).message}`);
   } finally {
-    store.destroy();
-    await pool.end().catch(() => undefined);
+    await close();
   }
   return view;
 }
