@@ -12,7 +12,20 @@ import importX from 'eslint-plugin-import-x';
 import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
 
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
-const ioClients = ['@aws-sdk/*', '@smithy/*', 'pg', 'sharp', 'fluent-ffmpeg', '@tensorflow/*', 'onnxruntime-node', 'usearch', 'pino', '@temporalio/activity', '@temporalio/worker', '@temporalio/client'];
+const ioClients = [
+  '@aws-sdk/*',
+  '@smithy/*',
+  'pg',
+  'sharp',
+  'fluent-ffmpeg',
+  '@tensorflow/*',
+  'onnxruntime-node',
+  'usearch',
+  'pino',
+  '@temporalio/activity',
+  '@temporalio/worker',
+  '@temporalio/client',
+];
 const domains = readdirSync(new URL('./activities', import.meta.url), { withFileTypes: true })
   .filter((d) => d.isDirectory())
   .map((d) => d.name);
@@ -37,8 +50,16 @@ export default tseslint.config(
         'error',
         {
           zones: [
-            { target: './contracts', from: ['./lib', './activities', './workflows', './workers', './cli', './bench', './infra', './test'], message: 'contracts are pure: they import nothing of the project but themselves' },
-            { target: './lib', from: ['./activities', './workflows', './workers', './cli', './bench', './test'], message: 'lib/ is the library layer: contracts only' },
+            {
+              target: './contracts',
+              from: ['./lib', './activities', './workflows', './workers', './cli', './bench', './infra', './test'],
+              message: 'contracts are pure: they import nothing of the project but themselves',
+            },
+            {
+              target: './lib',
+              from: ['./activities', './workflows', './workers', './cli', './bench', './test'],
+              message: 'lib/ is the library layer: contracts only',
+            },
             ...domains.map((d) => ({
               target: `./activities/${d}`,
               from: domains.filter((o) => o !== d).map((o) => `./activities/${o}`),
@@ -53,7 +74,10 @@ export default tseslint.config(
   {
     files: ['contracts/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { paths: nodeBuiltins, patterns: [{ group: ioClients, message: 'contracts are pure: safe in the workflow sandbox' }] }],
+      'no-restricted-imports': [
+        'error',
+        { paths: nodeBuiltins, patterns: [{ group: ioClients, message: 'contracts are pure: safe in the workflow sandbox' }] },
+      ],
     },
   },
   {

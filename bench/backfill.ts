@@ -64,7 +64,17 @@ const program = new Command()
   .option('--keep', 'keep the videos, frames and runs it made')
   .option('--no-sweep', 'do not first remove what earlier (killed or --keep) bench runs left')
   .parse();
-const args = program.opts<{ videos: number; baseline: number; concurrency: number; pageSize: number; maxHistory: number; seconds: number; size: string; keep?: boolean; sweep: boolean }>();
+const args = program.opts<{
+  videos: number;
+  baseline: number;
+  concurrency: number;
+  pageSize: number;
+  maxHistory: number;
+  seconds: number;
+  size: string;
+  keep?: boolean;
+  sweep: boolean;
+}>();
 
 /** CPU seconds (user + system) of a process, from /proc; 0 when it cannot be read. */
 function processCpuS(pid: number | undefined): number {
@@ -90,9 +100,11 @@ const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 /** Run `fn` over items, `limit` at once. */
 async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]!);
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
 }
 
 async function main(): Promise<void> {
@@ -107,20 +119,41 @@ async function main(): Promise<void> {
   const ids: string[] = [];
   let workflowId: string | undefined;
   const load0 = os.loadavg();
-  console.log(`bench:backfill  ${n(args.videos)} videos + ${n(args.baseline)} baseline, ${args.seconds} s ${args.size} H.264 clips, concurrency ${args.concurrency}, pages of ${args.pageSize}, history bound ${n(args.maxHistory)} events`);
+  console.log(
+    `bench:backfill  ${n(args.videos)} videos + ${n(args.baseline)} baseline, ${args.seconds} s ${args.size} H.264 clips, concurrency ${args.concurrency}, pages of ${args.pageSize}, history bound ${n(args.maxHistory)} events`,
+  );
   console.log(`machine: ${os.cpus().length} cores, load average ${load0.map((x) => x.toFixed(2)).join(' ')}`);
   try {
     let t = performance.now();
     if (args.sweep) {
       const swept = await sweepEarlierRuns(deps, options);
-      if (swept.videos || swept.runs) console.log(`removed what earlier bench runs left: ${n(swept.videos)} videos, ${n(swept.runs)} runs, in ${s(performance.now() - t)}`);
+      if (swept.videos || swept.runs)
+        console.log(`removed what earlier bench runs left: ${n(swept.videos)} videos, ${n(swept.runs)} runs, in ${s(performance.now() - t)}`);
     }
     // ---------------------------------------------------------------- the catalog ---
     t = performance.now();
     const [w, h] = args.size.split('x').map(Number) as [number, number];
-    const files = await stampedVideos(path.join(tmp, 'v'), args.videos + args.baseline, { seconds: args.seconds, size: args.size, rate: 10, prefix: `b${nonce}`, nonce });
-    const catalog = await writeCatalog(path.join(tmp, 'v/catalog.json'), files.slice(0, args.videos), { idPrefix: label, labels: [label], seconds: args.seconds, width: w, height: h });
-    const baseCatalog = await writeCatalog(path.join(tmp, 'v/baseline.json'), files.slice(args.videos), { idPrefix: baseLabel, labels: [baseLabel], seconds: args.seconds, width: w, height: h });
+    const files = await stampedVideos(path.join(tmp, 'v'), args.videos + args.baseline, {
+      seconds: args.seconds,
+      size: args.size,
+      rate: 10,
+      prefix: `b${nonce}`,
+      nonce,
+    });
+    const catalog = await writeCatalog(path.join(tmp, 'v/catalog.json'), files.slice(0, args.videos), {
+      idPrefix: label,
+      labels: [label],
+      seconds: args.seconds,
+      width: w,
+      height: h,
+    });
+    const baseCatalog = await writeCatalog(path.join(tmp, 'v/baseline.json'), files.slice(args.videos), {
+      idPrefix: baseLabel,
+      labels: [baseLabel],
+      seconds: args.seconds,
+      width: w,
+      height: h,
+    });
     const bytes = (await Promise.all(files.slice(0, 50).map((f) => fs.stat(f)))).reduce((a, st) => a + st.size, 0) / Math.min(50, files.length);
     console.log(`clips written: ${n(files.length)} (about ${(bytes / 1024).toFixed(0)} KB each) in ${s(performance.now() - t)}`);
     t = performance.now();
@@ -146,7 +179,9 @@ async function main(): Promise<void> {
       });
       const wallMs = performance.now() - t;
       baseline = { wallMs, perSecond: baseIds.length / (wallMs / 1000) };
-      console.log(`(b) extractVideo called directly, ${args.concurrency} at once: ${n(baseIds.length)} videos in ${s(wallMs)}, ${baseline.perSecond.toFixed(2)} videos/s`);
+      console.log(
+        `(b) extractVideo called directly, ${args.concurrency} at once: ${n(baseIds.length)} videos in ${s(wallMs)}, ${baseline.perSecond.toFixed(2)} videos/s`,
+      );
     }
 
     // ------------------------------------------------------ (a) the backfill ---
@@ -199,7 +234,10 @@ async function main(): Promise<void> {
       });
       const progress = setInterval(() => {
         handle.query(backfillProgressQuery).then(
-          (p) => console.log(`  ${s(performance.now() - started).padStart(8)}  ${p.phase} ${n(p.done)}/${n(p.total)} videos, ${n(p.frames)} frames, run ${p.run} (history ${n(p.historyLength)} events)`),
+          (p) =>
+            console.log(
+              `  ${s(performance.now() - started).padStart(8)}  ${p.phase} ${n(p.done)}/${n(p.total)} videos, ${n(p.frames)} frames, run ${p.run} (history ${n(p.historyLength)} events)`,
+            ),
           () => undefined,
         );
       }, 60_000);
@@ -238,13 +276,23 @@ async function main(): Promise<void> {
     for (const [type, a] of Object.entries(activityMs).sort((x, y) => y[1].ms - x[1].ms)) {
       console.log(`    activity ${type.padEnd(17)} ${n(a.n).padStart(7)} calls, ${s(a.ms).padStart(9)} summed, ${(a.ms / a.n).toFixed(0).padStart(5)} ms each`);
     }
-    console.log(`    orchestration overhead    wall / (summed extractVideo time / ${args.concurrency}) = ${(wallMs / (extractMs / args.concurrency)).toFixed(3)}`);
-    console.log(`                              wall / (summed time of all activities / ${args.concurrency}) = ${(wallMs / (allMs / args.concurrency)).toFixed(3)}`);
+    console.log(
+      `    orchestration overhead    wall / (summed extractVideo time / ${args.concurrency}) = ${(wallMs / (extractMs / args.concurrency)).toFixed(3)}`,
+    );
+    console.log(
+      `                              wall / (summed time of all activities / ${args.concurrency}) = ${(wallMs / (allMs / args.concurrency)).toFixed(3)}`,
+    );
     if (baseline) {
-      console.log(`    against (b)               ${perSecond.toFixed(2)} vs ${baseline.perSecond.toFixed(2)} videos/s: time per video ${(baseline.perSecond / perSecond).toFixed(3)}x the direct calls'`);
+      console.log(
+        `    against (b)               ${perSecond.toFixed(2)} vs ${baseline.perSecond.toFixed(2)} videos/s: time per video ${(baseline.perSecond / perSecond).toFixed(3)}x the direct calls'`,
+      );
     }
-    console.log(`    CPU during (a)            this process (worker + client) ${ownCpuS.toFixed(0)} s, Temporal server ${temporalCpuS.toFixed(0)} s, PostgreSQL ${pgCpuS.toFixed(0)} s, S3 server ${s3CpuS.toFixed(0)} s; ffmpeg/ffprobe children not counted`);
-    console.log(`    per video                 Temporal server ${((temporalCpuS * 1000) / r.total).toFixed(1)} ms CPU, this process ${((ownCpuS * 1000) / r.total).toFixed(1)} ms CPU`);
+    console.log(
+      `    CPU during (a)            this process (worker + client) ${ownCpuS.toFixed(0)} s, Temporal server ${temporalCpuS.toFixed(0)} s, PostgreSQL ${pgCpuS.toFixed(0)} s, S3 server ${s3CpuS.toFixed(0)} s; ffmpeg/ffprobe children not counted`,
+    );
+    console.log(
+      `    per video                 Temporal server ${((temporalCpuS * 1000) / r.total).toFixed(1)} ms CPU, this process ${((ownCpuS * 1000) / r.total).toFixed(1)} ms CPU`,
+    );
     const load1 = os.loadavg();
     console.log(`machine load average at the end: ${load1.map((x) => x.toFixed(2)).join(' ')}`);
   } finally {

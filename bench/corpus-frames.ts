@@ -43,7 +43,10 @@ export async function corpusFrames(cacheDir: string, entries: ResolvedEntry[]): 
       const got: Array<{ index: number; b64: string }> = [];
       try {
         const probe = await probeVideo(e.absPath);
-        await extractFrames(e.absPath, e.sha256 ?? '0'.repeat(64), probe, opts, { has: () => false, put: async (f, bytes) => void got.push({ index: f.index, b64: bytes.toString('base64') }) });
+        await extractFrames(e.absPath, e.sha256 ?? '0'.repeat(64), probe, opts, {
+          has: () => false,
+          put: async (f, bytes) => void got.push({ index: f.index, b64: bytes.toString('base64') }),
+        });
       } catch (err) {
         console.log(`  ${e.id}: no frames (${err instanceof Error ? err.message.split('\n')[0] : String(err)})`);
       }

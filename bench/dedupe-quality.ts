@@ -32,7 +32,10 @@ export const TRANSFORMS: Record<string, (img: Buffer) => Promise<Buffer>> = {
   jpeg50: (img) => sharp(img).jpeg({ quality: 50 }).toBuffer(),
   half: async (img) => {
     const m = await sharp(img).metadata();
-    return sharp(img).resize(Math.round(m.width! / 2), Math.round(m.height! / 2)).png().toBuffer();
+    return sharp(img)
+      .resize(Math.round(m.width! / 2), Math.round(m.height! / 2))
+      .png()
+      .toBuffer();
   },
   brighter10: (img) => sharp(img).modulate({ brightness: 1.1 }).png().toBuffer(),
   darker10: (img) => sharp(img).modulate({ brightness: 0.9 }).png().toBuffer(),
@@ -40,7 +43,10 @@ export const TRANSFORMS: Record<string, (img: Buffer) => Promise<Buffer>> = {
     const m = await sharp(img).metadata();
     const dx = Math.round(m.width! * 0.025);
     const dy = Math.round(m.height! * 0.025);
-    return sharp(img).extract({ left: dx, top: dy, width: m.width! - 2 * dx, height: m.height! - 2 * dy }).png().toBuffer();
+    return sharp(img)
+      .extract({ left: dx, top: dy, width: m.width! - 2 * dx, height: m.height! - 2 * dy })
+      .png()
+      .toBuffer();
   },
 };
 
@@ -72,7 +78,20 @@ export async function buildQualitySet(perVideo: number): Promise<QualityImage[]>
         const t = (d * (i + 0.5)) / perVideo;
         const out = path.join(tmp, `${v.id}-${i}.png`);
         // Output seeking (-ss after -i): decodes from the start, so broken streams give whole frames.
-        execFileSync('ffmpeg', ['-v', 'quiet', '-y', '-i', path.join(CORPUS, v.file), '-ss', t.toFixed(3), '-frames:v', '1', '-vf', 'scale=w=-2:h=256:force_original_aspect_ratio=increase', out]);
+        execFileSync('ffmpeg', [
+          '-v',
+          'quiet',
+          '-y',
+          '-i',
+          path.join(CORPUS, v.file),
+          '-ss',
+          t.toFixed(3),
+          '-frames:v',
+          '1',
+          '-vf',
+          'scale=w=-2:h=256:force_original_aspect_ratio=increase',
+          out,
+        ]);
         if (!fs.existsSync(out)) continue;
         const bytes = fs.readFileSync(out);
         const stats = await sharp(bytes).stats();
@@ -142,7 +161,10 @@ export function scorePairs(images: QualityImage[], sim: (i: number, j: number) =
 }
 
 /** Precision and recall at a threshold (similarity >= threshold predicts a duplicate). */
-export function precisionRecall(scores: PairScores, threshold: number): { threshold: number; precision: number; recall: number; tp: number; fp: number; fn: number } {
+export function precisionRecall(
+  scores: PairScores,
+  threshold: number,
+): { threshold: number; precision: number; recall: number; tp: number; fp: number; fn: number } {
   const tp = scores.positive.filter((s) => s >= threshold).length;
   const fp = scores.negative.filter((s) => s >= threshold).length;
   const fn = scores.positive.length - tp;
@@ -169,7 +191,10 @@ export async function similarityFunctions(
   model: Pick<FeatureExtractor, 'id' | 'embed'>,
 ): Promise<{ embedding: (i: number, j: number) => number; dhash: (i: number, j: number) => number; vectors: Float32Array }> {
   const dim = model.id.dim;
-  const vectors = await model.embed(images.map((im) => im.bytes), { batchSize: 16 });
+  const vectors = await model.embed(
+    images.map((im) => im.bytes),
+    { batchSize: 16 },
+  );
   const hashes = await Promise.all(images.map((im) => dHash(im.bytes)));
   return {
     vectors,

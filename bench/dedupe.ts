@@ -68,14 +68,20 @@ async function quality(images: QualityImage[]): Promise<void> {
   for (const t of [...new Set([0.72, 0.75, 0.78, 0.8, 0.82, 0.84, 0.86, 0.88, 0.9, 0.92, 0.93, 0.94, 0.96, THRESHOLD, ...(chosen ? [chosen] : [])])].sort()) {
     const e = precisionRecall(emb, t);
     const d = precisionRecall(dh, t);
-    console.log(`${t.toFixed(2)}${t === THRESHOLD ? '*' : ' '}     | ${pct(e.precision).padStart(6)} (fp ${e.fp})      | ${pct(e.recall).padStart(6)} | ${pct(d.precision).padStart(6)} (fp ${d.fp})  | ${pct(d.recall).padStart(6)}`);
+    console.log(
+      `${t.toFixed(2)}${t === THRESHOLD ? '*' : ' '}     | ${pct(e.precision).padStart(6)} (fp ${e.fp})      | ${pct(e.recall).padStart(6)} | ${pct(d.precision).padStart(6)} (fp ${d.fp})  | ${pct(d.recall).padStart(6)}`,
+    );
   }
-  console.log(`(* default threshold) recall per transform at ${THRESHOLD}: embedding ${JSON.stringify(fmt(recallByTransform(images, sims.embedding, THRESHOLD)))}`);
+  console.log(
+    `(* default threshold) recall per transform at ${THRESHOLD}: embedding ${JSON.stringify(fmt(recallByTransform(images, sims.embedding, THRESHOLD)))}`,
+  );
   console.log(`                                  dHash at 0.86: ${JSON.stringify(fmt(recallByTransform(images, sims.dhash, 0.86)))}`);
   const cluster = nearDuplicateClusters(sims.vectors, DIM, { threshold: THRESHOLD });
   const videosOf = new Map<number, Set<string>>();
   images.forEach((im, i) => videosOf.set(cluster.clusterOf[i]!, (videosOf.get(cluster.clusterOf[i]!) ?? new Set()).add(im.video)));
-  console.log(`clusters at ${THRESHOLD}: ${cluster.count}; clusters joining videos: ${JSON.stringify([...videosOf.values()].filter((s) => s.size > 1).map((s) => [...s]))}`);
+  console.log(
+    `clusters at ${THRESHOLD}: ${cluster.count}; clusters joining videos: ${JSON.stringify([...videosOf.values()].filter((s) => s.size > 1).map((s) => [...s]))}`,
+  );
   console.log('most similar pairs of different videos (max over their frames): embedding | dHash');
   const top = (m: Map<string, number>) => [...m.entries()].sort((a, b) => b[1] - a[1]).slice(0, 6);
   const te = top(emb.maxByVideoPair);
@@ -90,7 +96,12 @@ function fmt(r: Record<string, number>): Record<string, string> {
 /** Section 2 is bench/embed.ts (the embed activity and its compute path against a bare ONNX Runtime forward pass), run here as a child. */
 function throughput(): void {
   console.log('\n## 2. Embedding throughput (bench/embed.ts)');
-  console.log(execFileSync(process.execPath, [require.resolve('tsx/cli'), require.resolve('./embed'), '--frames', '144'], { encoding: 'utf8', env: { ...process.env, NODE_NO_WARNINGS: '1' } }));
+  console.log(
+    execFileSync(process.execPath, [require.resolve('tsx/cli'), require.resolve('./embed'), '--frames', '144'], {
+      encoding: 'utf8',
+      env: { ...process.env, NODE_NO_WARNINGS: '1' },
+    }),
+  );
 }
 
 interface ClusterRun {
@@ -137,8 +148,12 @@ function clusterChild(n: number, withExact: boolean): ClusterRun {
 }
 
 function clustering(sizes: number[]): void {
-  console.log(`\n## 3. Clustering synthetic vectors, dim ${DIM}, threshold ${THRESHOLD}, ${os.availableParallelism()} threads (HNSW M=16, efC=64, efS=64, k=16, projection to 64-d)`);
-  console.log('n | true clusters | generate s | cluster s (project / index / search / verify / refine) | peak RSS | agreement with truth | exact all-pairs s | ann vs exact | speed-up');
+  console.log(
+    `\n## 3. Clustering synthetic vectors, dim ${DIM}, threshold ${THRESHOLD}, ${os.availableParallelism()} threads (HNSW M=16, efC=64, efS=64, k=16, projection to 64-d)`,
+  );
+  console.log(
+    'n | true clusters | generate s | cluster s (project / index / search / verify / refine) | peak RSS | agreement with truth | exact all-pairs s | ann vs exact | speed-up',
+  );
   for (const n of sizes) {
     const json = execFileSync(process.execPath, [...process.execArgv, __filename, '--cluster-child', String(n), ...(n <= 10_000 ? ['--exact'] : [])], {
       encoding: 'utf8',

@@ -42,11 +42,17 @@ const SAMPLES = path.resolve(__dirname, '../samples/videos');
 /** `n` frames spread over the given videos, as the extract step stores them. */
 function corpusFrames(n: number): Buffer[] {
   const dir = existsSync(SHARED) ? SHARED : SAMPLES;
-  const videos = readdirSync(dir).filter((f) => /\.(mp4|avi|mov|mkv)$/i.test(f) && !f.startsWith('traitsui')).sort();
+  const videos = readdirSync(dir)
+    .filter((f) => /\.(mp4|avi|mov|mkv)$/i.test(f) && !f.startsWith('traitsui'))
+    .sort();
   const per = Math.ceil(n / videos.length);
   const out: Buffer[] = [];
   for (const v of videos) {
-    const jpegs = execFileSync('ffmpeg', ['-v', 'quiet', '-i', path.join(dir, v), '-vf', `fps=2,scale=-2:256`, '-frames:v', String(per), '-f', 'image2pipe', '-c:v', 'mjpeg', '-q:v', '4', '-'], { maxBuffer: 1 << 28 });
+    const jpegs = execFileSync(
+      'ffmpeg',
+      ['-v', 'quiet', '-i', path.join(dir, v), '-vf', `fps=2,scale=-2:256`, '-frames:v', String(per), '-f', 'image2pipe', '-c:v', 'mjpeg', '-q:v', '4', '-'],
+      { maxBuffer: 1 << 28 },
+    );
     // Split the JPEG stream at SOI markers that follow an EOI.
     let start = 0;
     for (let i = 2; i < jpegs.length - 1; i++) {
@@ -77,7 +83,7 @@ async function main(): Promise<void> {
     .option('--frames <n>', 'frames', '192')
     .option('--batch <n>', 'images per forward pass', '16')
     .option('--rounds <n>', 'alternating rounds (median reported)', '3')
-    .option('--backbone <name>', 'efficientnet_lite0, efficientnet_lite1 or efficientnet_lite2 (default: the embed step\'s, REELSET_EMBED_BACKBONE)')
+    .option('--backbone <name>', "efficientnet_lite0, efficientnet_lite1 or efficientnet_lite2 (default: the embed step's, REELSET_EMBED_BACKBONE)")
     .parse()
     .opts<{ frames: string; batch: string; rounds: string; backbone?: BackboneName }>();
   const batch = Number(o.batch);
@@ -86,7 +92,12 @@ async function main(): Promise<void> {
   const spec = BACKBONES[o.backbone ?? deps.config.REELSET_EMBED_BACKBONE];
   const options = backboneOptionsFromConfig(deps.config);
   const frames = corpusFrames(Number(o.frames));
-  console.log(`# Embed throughput: ${spec.name}, ${frames.length} frames (JPEG q85, short side 256), batch ${batch}, ${rounds} rounds alternating; ${os.cpus().length} cores, load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  console.log(
+    `# Embed throughput: ${spec.name}, ${frames.length} frames (JPEG q85, short side 256), batch ${batch}, ${rounds} rounds alternating; ${os.cpus().length} cores, load ${os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
+  );
 
   // (c) the bare forward pass: same file, same threads, pixels decoded beforehand.
   const found = requireBackboneFiles(spec, [deps.config.REELSET_MODELS_DIR]);
@@ -108,7 +119,13 @@ async function main(): Promise<void> {
   const path_ = async () => {
     const inFlight: Promise<unknown>[] = [];
     for (let i = 0; i < frames.length; i += batch) {
-      inFlight.push(thread.embed(frames.slice(i, i + batch).map((f) => new Uint8Array(f)), batch, spec.name));
+      inFlight.push(
+        thread.embed(
+          frames.slice(i, i + batch).map((f) => new Uint8Array(f)),
+          batch,
+          spec.name,
+        ),
+      );
       if (inFlight.length >= 2) await inFlight.shift();
     }
     await Promise.all(inFlight);
@@ -122,17 +139,24 @@ async function main(): Promise<void> {
     for (let i = 0; i < frames.length; i++) await deps.store.put(keys[i]!, frames[i]!, 'image/jpeg');
     const fmKey = 'bench/embed/frames/manifest.json';
     await deps.store.putJson(fmKey, {
-      videoId: 'bench-embed', videoSha256, frames: frames.map((f, i) => ({ key: keys[i]!, index: i, sha256: createHash('sha256').update(f).digest('hex') })),
+      videoId: 'bench-embed',
+      videoSha256,
+      frames: frames.map((f, i) => ({ key: keys[i]!, index: i, sha256: createHash('sha256').update(f).digest('hex') })),
     } as unknown as VideoFramesManifest);
     const acts = createEmbeddingActivities({ ...deps, config: { ...deps.config } });
     let run = 0;
     activity = async () => {
       const wf = `bench-embed-${process.pid}-${run++}`;
       await repos.runs.recordStart(deps.pool, { workflowId: wf, kind: 'bench', label: 'bench', input: {} });
-      await deps.store.putJson(stepManifestKey(wf, 'extract'), { videos: [{ videoId: 'bench-embed', manifestKey: fmKey, frames: frames.length }] } as unknown as ExtractStepManifest);
+      await deps.store.putJson(stepManifestKey(wf, 'extract'), {
+        videos: [{ videoId: 'bench-embed', manifestKey: fmKey, frames: frames.length }],
+      } as unknown as ExtractStepManifest);
       // A new frames hash each round (the cache would answer otherwise): salt the content hashes.
       const fm = (await deps.store.getJson<VideoFramesManifest>(fmKey))!;
-      await deps.store.putJson(fmKey, { ...fm, frames: fm.frames.map((f) => ({ ...f, sha256: createHash('sha256').update(`${f.sha256}:${wf}`).digest('hex') })) });
+      await deps.store.putJson(fmKey, {
+        ...fm,
+        frames: fm.frames.map((f) => ({ ...f, sha256: createHash('sha256').update(`${f.sha256}:${wf}`).digest('hex') })),
+      });
       await new MockActivityEnvironment().run(acts.embedFrames, { workflowId: wf, batchSize: batch });
     };
   }
@@ -154,10 +178,16 @@ async function main(): Promise<void> {
   console.log('| what | frames/s (median) | all rounds | ratio to (c) |\n| --- | --- | --- | --- |');
   if (activity) {
     const a = med(results['activity']!);
-    console.log(`| (a) embed activity: S3 in and out, thread (decode, pixel hash, resize + blur, forward) | ${a.toFixed(1)} | ${results['activity']!.map((x) => x.toFixed(1)).join(', ')} | **${(a / b).toFixed(3)}** |`);
+    console.log(
+      `| (a) embed activity: S3 in and out, thread (decode, pixel hash, resize + blur, forward) | ${a.toFixed(1)} | ${results['activity']!.map((x) => x.toFixed(1)).join(', ')} | **${(a / b).toFixed(3)}** |`,
+    );
   }
-  console.log(`| (b) its compute path: JPEG bytes -> thread -> vectors | ${p.toFixed(1)} | ${results['path']!.map((x) => x.toFixed(1)).join(', ')} | **${(p / b).toFixed(3)}** |`);
-  console.log(`| (c) bare batched ONNX Runtime forward, pixels decoded beforehand | ${b.toFixed(1)} | ${results['bare']!.map((x) => x.toFixed(1)).join(', ')} | 1.000 |`);
+  console.log(
+    `| (b) its compute path: JPEG bytes -> thread -> vectors | ${p.toFixed(1)} | ${results['path']!.map((x) => x.toFixed(1)).join(', ')} | **${(p / b).toFixed(3)}** |`,
+  );
+  console.log(
+    `| (c) bare batched ONNX Runtime forward, pixels decoded beforehand | ${b.toFixed(1)} | ${results['bare']!.map((x) => x.toFixed(1)).join(', ')} | 1.000 |`,
+  );
 
   // Where the gap goes: preprocessing per frame on one core (sharp with one thread).
   sharp.concurrency(1);
@@ -176,7 +206,12 @@ async function main(): Promise<void> {
     `\npreprocessing on one core, ms/frame: decode + pixel hash ${((t1 - t0) / n).toFixed(2)}, resize + blur ${((t2 - t1) / n).toFixed(2)}; ` +
       `the bare forward pass takes ${(1000 / b).toFixed(2)} ms/frame of wall time on all cores`,
   );
-  console.log(`target: (a) / (c) >= 0.9; load at the end ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  console.log(
+    `target: (a) / (c) >= 0.9; load at the end ${os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
+  );
   await thread.close();
   await session.release();
   await deps.store.deleteMany([...(await deps.store.list('bench/embed/')), ...(await deps.store.list('runs/bench-embed-'))]);

@@ -49,9 +49,21 @@ async function main(): Promise<void> {
     const frames = set.frames.filter((f) => files.artifact.labels.includes(f.class));
     const images = await Promise.all(frames.map(async (f) => (await store.get(f.frameKey))!));
     const runtimes: Array<{ name: string; bytes: number; clf: ImageClassifier }> = [
-      { name: `tfjs (${tfRuntime.backend})`, bytes: Buffer.byteLength(files.modelJson) + files.weights.length, clf: await loadClassifier(files, config.REELSET_TF_BACKEND) },
-      { name: 'onnx float32', bytes: exported.files.float32.bytes, clf: await loadOnnxClassifier(path.join(dir, 'student.onnx'), files.artifact, config.REELSET_ORT_THREADS) },
-      { name: 'onnx float16 weights', bytes: exported.files.float16Weights.bytes, clf: await loadOnnxClassifier(path.join(dir, 'student-fp16.onnx'), files.artifact, config.REELSET_ORT_THREADS) },
+      {
+        name: `tfjs (${tfRuntime.backend})`,
+        bytes: Buffer.byteLength(files.modelJson) + files.weights.length,
+        clf: await loadClassifier(files, config.REELSET_TF_BACKEND),
+      },
+      {
+        name: 'onnx float32',
+        bytes: exported.files.float32.bytes,
+        clf: await loadOnnxClassifier(path.join(dir, 'student.onnx'), files.artifact, config.REELSET_ORT_THREADS),
+      },
+      {
+        name: 'onnx float16 weights',
+        bytes: exported.files.float16Weights.bytes,
+        clf: await loadOnnxClassifier(path.join(dir, 'student-fp16.onnx'), files.artifact, config.REELSET_ORT_THREADS),
+      },
     ];
     const labels = files.artifact.labels;
     const k = labels.length;
@@ -72,7 +84,13 @@ async function main(): Promise<void> {
         await r.clf.predict(images.slice(0, 16));
         sixteen.push((performance.now() - t) / Math.min(16, images.length));
       }
-      const ev = evaluate({ probs: p.probs, numClasses: k, labels: Int32Array.from(frames.map((f) => labels.indexOf(f.class))), labelNames: labels, videoIds: frames.map((f) => f.videoId) });
+      const ev = evaluate({
+        probs: p.probs,
+        numClasses: k,
+        labels: Int32Array.from(frames.map((f) => labels.indexOf(f.class))),
+        labelNames: labels,
+        videoIds: frames.map((f) => f.videoId),
+      });
       base ??= p.probs;
       let maxDiff = 0;
       let agree = 0;
@@ -107,8 +125,12 @@ async function main(): Promise<void> {
       r.clf.dispose();
     }
     const f = (x: number | null, d = 1) => (x === null ? '-' : x.toFixed(d));
-    console.log(`model ${m.name}@${m.version} on evaluation set v${set.version} (${frames.length} frames, ${set.videos.length} videos); export took ${(exportMs / 1000).toFixed(1)} s; ${os.cpus().length} cores, load ${os.loadavg()[0]!.toFixed(2)}`);
-    console.log('| runtime | size MB | frame acc | video bal. acc | max abs dp vs tfjs | argmax agreement | ms/image batch 1 (ratio) | ms/image batch 16 (ratio) |');
+    console.log(
+      `model ${m.name}@${m.version} on evaluation set v${set.version} (${frames.length} frames, ${set.videos.length} videos); export took ${(exportMs / 1000).toFixed(1)} s; ${os.cpus().length} cores, load ${os.loadavg()[0]!.toFixed(2)}`,
+    );
+    console.log(
+      '| runtime | size MB | frame acc | video bal. acc | max abs dp vs tfjs | argmax agreement | ms/image batch 1 (ratio) | ms/image batch 16 (ratio) |',
+    );
     console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
     for (const r of rows) {
       console.log(

@@ -90,8 +90,18 @@ function sides(deps: ActivityDeps, acts: ReturnType<typeof createFrameActivities
     const t = performance.now();
     await ff([
       ...(plan.keyframesOnly ? ['-skip_frame', 'nokey'] : []),
-      '-i', `file:${entry.absPath}`, '-map', `0:${p.stream.index}`, '-vf', vf,
-      '-fps_mode', 'passthrough', '-frames:v', String(plan.maxFrames), ...encoder, path.join(out, '%06d.jpg'),
+      '-i',
+      `file:${entry.absPath}`,
+      '-map',
+      `0:${p.stream.index}`,
+      '-vf',
+      vf,
+      '-fps_mode',
+      'passthrough',
+      '-frames:v',
+      String(plan.maxFrames),
+      ...encoder,
+      path.join(out, '%06d.jpg'),
     ]);
     const s = (performance.now() - t) / 1000;
     const frames = (await fs.readdir(out)).length;
@@ -131,21 +141,69 @@ async function filterInputs(dir: string): Promise<Array<{ file: string; what: st
   await fs.mkdir(dir, { recursive: true });
   const src = 'testsrc2=size=1280x720:rate=25:d=8';
   const hdr = (t: string) => `format=gbrp,zscale=tin=709:pin=709:rin=full:npl=100:t=${t}:p=2020:m=2020_ncl:r=limited,format=yuv420p10le`;
-  const x265 = ['-c:v', 'libx265', '-preset', 'ultrafast', '-x265-params', 'log-level=error', '-color_primaries', 'bt2020', '-colorspace', 'bt2020nc', '-color_range', 'tv'];
+  const x265 = [
+    '-c:v',
+    'libx265',
+    '-preset',
+    'ultrafast',
+    '-x265-params',
+    'log-level=error',
+    '-color_primaries',
+    'bt2020',
+    '-colorspace',
+    'bt2020nc',
+    '-color_range',
+    'tv',
+  ];
   // A picture moving 7 px a frame at 50 frames/s, woven into 25 interlaced frames a second: every vertical edge combs.
   const moving = 'testsrc2=size=720x576:rate=50:d=8,scroll=horizontal=0.01';
   const specs: Array<{ name: string; what: string; make: (file: string) => string[] }> = [
-    { name: 'pq-1280x720.mkv', what: 'PQ 10-bit: zscale + tonemap', make: (f) => ['-f', 'lavfi', '-i', src, '-vf', hdr('smpte2084'), ...x265, '-color_trc', 'smpte2084', f] },
-    { name: 'hlg-1280x720.mkv', what: 'HLG 10-bit: zscale + tonemap', make: (f) => ['-f', 'lavfi', '-i', src, '-vf', hdr('arib-std-b67'), ...x265, '-color_trc', 'arib-std-b67', f] },
+    {
+      name: 'pq-1280x720.mkv',
+      what: 'PQ 10-bit: zscale + tonemap',
+      make: (f) => ['-f', 'lavfi', '-i', src, '-vf', hdr('smpte2084'), ...x265, '-color_trc', 'smpte2084', f],
+    },
+    {
+      name: 'hlg-1280x720.mkv',
+      what: 'HLG 10-bit: zscale + tonemap',
+      make: (f) => ['-f', 'lavfi', '-i', src, '-vf', hdr('arib-std-b67'), ...x265, '-color_trc', 'arib-std-b67', f],
+    },
     {
       name: 'bt2020-sdr-1280x720.mkv',
       what: 'BT.2020 SDR 10-bit: zscale',
-      make: (f) => ['-f', 'lavfi', '-i', src, '-vf', 'format=gbrp,zscale=tin=709:pin=709:rin=full:t=2020_10:p=2020:m=2020_ncl:r=limited,format=yuv420p10le', ...x265, '-color_trc', 'bt2020-10', f],
+      make: (f) => [
+        '-f',
+        'lavfi',
+        '-i',
+        src,
+        '-vf',
+        'format=gbrp,zscale=tin=709:pin=709:rin=full:t=2020_10:p=2020:m=2020_ncl:r=limited,format=yuv420p10le',
+        ...x265,
+        '-color_trc',
+        'bt2020-10',
+        f,
+      ],
     },
     {
       name: 'interlaced-tff-720x576.mp4',
       what: 'interlaced, declared: bwdif',
-      make: (f) => ['-f', 'lavfi', '-i', `${moving},tinterlace=mode=interleave_top,setfield=tff`, '-c:v', 'libx264', '-preset', 'ultrafast', '-flags', '+ildct+ilme', '-top', '1', '-pix_fmt', 'yuv420p', f],
+      make: (f) => [
+        '-f',
+        'lavfi',
+        '-i',
+        `${moving},tinterlace=mode=interleave_top,setfield=tff`,
+        '-c:v',
+        'libx264',
+        '-preset',
+        'ultrafast',
+        '-flags',
+        '+ildct+ilme',
+        '-top',
+        '1',
+        '-pix_fmt',
+        'yuv420p',
+        f,
+      ],
     },
     {
       name: 'interlaced-undeclared-720x576.avi',
@@ -155,7 +213,21 @@ async function filterInputs(dir: string): Promise<Array<{ file: string; what: st
     {
       name: 'anamorphic-720x576.mp4',
       what: 'anamorphic SAR 64:45: display size',
-      make: (f) => ['-f', 'lavfi', '-i', 'testsrc2=size=1024x576:rate=25:d=8', '-vf', 'scale=720:576,setsar=64/45', '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', f],
+      make: (f) => [
+        '-f',
+        'lavfi',
+        '-i',
+        'testsrc2=size=1024x576:rate=25:d=8',
+        '-vf',
+        'scale=720:576,setsar=64/45',
+        '-c:v',
+        'libx264',
+        '-preset',
+        'ultrafast',
+        '-pix_fmt',
+        'yuv420p',
+        f,
+      ],
     },
   ];
   const out: Array<{ file: string; what: string }> = [];
@@ -180,14 +252,23 @@ async function main(): Promise<void> {
     await upsertTaxonomy(deps.pool, await readTaxonomyFile(path.join(ROOT, 'infra/taxonomy.json')));
     const acts = createFrameActivities(deps);
     const shaOf = async (id: string) => (await repos.videos.sha256Of(deps.pool, id))!;
-    console.log(`uptime: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} (load averages, ${os.cpus().length} cores)`);
+    console.log(
+      `uptime: ${os
+        .loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')} (load averages, ${os.cpus().length} cores)`,
+    );
 
     if (args.only !== 'filters') {
       const entries = await readCatalogFile(catalogFile);
       const report = await ingestCatalog(deps, entries);
       if (report.failed.length) throw new Error(`ingest failed: ${JSON.stringify(report.failed)}`);
-      console.log(`\n(1) corpus ${catalogFile}: ${entries.length} videos; fps ${options.fps}, cap ${options.maxFramesPerVideo}, short side ${options.shortSide}, JPEG q${options.quality} (${encoder.join(' ')}); ${args.repeat} runs each, medians`);
-      console.log(`${'video'.padEnd(28)}${pad('frames', 7)}${pad('(a) s', 9)}${pad('(b) s', 9)}${pad('(a) fps', 9)}${pad('(b) fps', 9)}${pad('(a)/(b)', 9)}${pad('(c)/(b)', 9)}`);
+      console.log(
+        `\n(1) corpus ${catalogFile}: ${entries.length} videos; fps ${options.fps}, cap ${options.maxFramesPerVideo}, short side ${options.shortSide}, JPEG q${options.quality} (${encoder.join(' ')}); ${args.repeat} runs each, medians`,
+      );
+      console.log(
+        `${'video'.padEnd(28)}${pad('frames', 7)}${pad('(a) s', 9)}${pad('(b) s', 9)}${pad('(a) fps', 9)}${pad('(b) fps', 9)}${pad('(a)/(b)', 9)}${pad('(c)/(b)', 9)}`,
+      );
       let totalA = 0;
       let totalB = 0;
       let totalC = 0;
@@ -240,10 +321,16 @@ async function main(): Promise<void> {
       const perPass = (x: number) => x / args.repeat;
       console.log(
         `during (a), per pass over the corpus: this process ${perPass(ownCpuS).toFixed(2)} s of CPU (${((1000 * perPass(ownCpuS)) / totalFrames).toFixed(1)} ms per stored frame: JavaScript, S3 client, pipes), ` +
-          (s3ServerPid() ? `the local S3 server ${perPass(s3CpuS).toFixed(2)} s (${((1000 * perPass(s3CpuS)) / totalFrames).toFixed(1)} ms per stored frame), on the same cores as ffmpeg` : 'S3 server not local'),
+          (s3ServerPid()
+            ? `the local S3 server ${perPass(s3CpuS).toFixed(2)} s (${((1000 * perPass(s3CpuS)) / totalFrames).toFixed(1)} ms per stored frame), on the same cores as ffmpeg`
+            : 'S3 server not local'),
       );
       const sum = Object.values(phases).reduce((x, y) => x + y, 0);
-      console.log(`activity time by phase (last run of each video): ${Object.entries(phases).map(([k, v]) => `${k} ${(v / 1000).toFixed(2)} s (${((100 * v) / sum).toFixed(0)}%)`).join(', ')}`);
+      console.log(
+        `activity time by phase (last run of each video): ${Object.entries(phases)
+          .map(([k, v]) => `${k} ${(v / 1000).toFixed(2)} s (${((100 * v) / sum).toFixed(0)}%)`)
+          .join(', ')}`,
+      );
     }
 
     if (args.only !== 'corpus') {
@@ -252,8 +339,12 @@ async function main(): Promise<void> {
       const entries = (await catalogFromFolder(dir)).map((e) => ({ ...e, id: `bench-${e.id}` }));
       const report = await ingestCatalog(deps, entries);
       if (report.failed.length) throw new Error(`ingest failed: ${JSON.stringify(report.failed)}`);
-      console.log(`\n(2) stream, colour and scan filters on lavfi inputs (${dir}); (b0): bare ffmpeg with a plain scale instead of the filter; ${args.repeat} runs each, medians`);
-      console.log(`${'input'.padEnd(36)}${'what the probe found'.padEnd(44)}${pad('frames', 7)}${pad('probe s', 9)}${pad('(a) s', 8)}${pad('(b) s', 8)}${pad('(b0) s', 8)}${pad('(a)/(b)', 9)}${pad('(b)/(b0)', 10)}`);
+      console.log(
+        `\n(2) stream, colour and scan filters on lavfi inputs (${dir}); (b0): bare ffmpeg with a plain scale instead of the filter; ${args.repeat} runs each, medians`,
+      );
+      console.log(
+        `${'input'.padEnd(36)}${'what the probe found'.padEnd(44)}${pad('frames', 7)}${pad('probe s', 9)}${pad('(a) s', 8)}${pad('(b) s', 8)}${pad('(b0) s', 8)}${pad('(a)/(b)', 9)}${pad('(b)/(b0)', 10)}`,
+      );
       for (const input of inputs) {
         const entry = entries.find((e) => e.absPath === input.file)!;
         const sha = await shaOf(entry.id);
@@ -269,7 +360,9 @@ async function main(): Promise<void> {
           probe.sampleAspectRatio !== '1:1' ? `SAR ${probe.sampleAspectRatio}` : '',
           `0:${probe.stream.index}`,
           `${size.width}x${size.height}`,
-        ].filter(Boolean).join(', ');
+        ]
+          .filter(Boolean)
+          .join(', ');
         const a: number[] = [];
         const b: number[] = [];
         const b0: number[] = [];
@@ -290,7 +383,12 @@ async function main(): Promise<void> {
         );
       }
     }
-    console.log(`\nuptime: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    console.log(
+      `\nuptime: ${os
+        .loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}`,
+    );
   } finally {
     await fs.rm(tmp, { recursive: true, force: true });
     await deps.close();

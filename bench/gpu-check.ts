@@ -42,14 +42,26 @@ async function trainingChild(backend: TfBackendPreference): Promise<Row> {
   const k = 8;
   const n = 4096;
   const labels = Int32Array.from({ length: n }, (_, i) => i % k);
-  const teacher = await epochMs((onEpoch) => trainTeacher({ features: random(n * 3840, 1), dim: 3840, labels, numClasses: k, epochs: 4, batchSize: 256, seed: 1, onEpoch }));
+  const teacher = await epochMs((onEpoch) =>
+    trainTeacher({ features: random(n * 3840, 1), dim: 3840, labels, numClasses: k, epochs: 4, batchSize: 256, seed: 1, onEpoch }),
+  );
   const bb = await loadSplitBackbone(rt.tf, 'efficientnet_lite0');
   const m = 512;
   const sl = Int32Array.from({ length: m }, (_, i) => i % k);
   const probs = new Float32Array(m * k).fill(1 / k);
   const head = await distillStudent({ features: random(m * 1280, 2), dim: 1280, labels: sl, numClasses: k, teacherProbs: probs, epochs: 1, seed: 1 });
   const fine = await epochMs((onEpoch) =>
-    fineTuneStudent({ labels: sl, numClasses: k, teacherProbs: probs, trunk: bb.trunk, trunkInputs: random(m * bb.trunk.inputShape.reduce((a, b) => a * b, 1), 3), head: head.model, epochs: 4, seed: 1, onEpoch }),
+    fineTuneStudent({
+      labels: sl,
+      numClasses: k,
+      teacherProbs: probs,
+      trunk: bb.trunk,
+      trunkInputs: random(m * bb.trunk.inputShape.reduce((a, b) => a * b, 1), 3),
+      head: head.model,
+      epochs: 4,
+      seed: 1,
+      onEpoch,
+    }),
   );
   bb.dispose();
   return { backend: rt.backend, native: rt.native ?? null, teacherEpochMs: teacher, fineTuneEpochMs: fine };
@@ -70,7 +82,11 @@ async function ortChild(provider: 'cpu' | 'cuda'): Promise<Row> {
 }
 
 function child(args: string[], env: Record<string, string>): Row {
-  const r = spawnSync(process.execPath, [require.resolve('tsx/cli'), __filename, ...args], { env: { ...process.env, NODE_NO_WARNINGS: '1', ...env }, encoding: 'utf8', maxBuffer: 1 << 26 });
+  const r = spawnSync(process.execPath, [require.resolve('tsx/cli'), __filename, ...args], {
+    env: { ...process.env, NODE_NO_WARNINGS: '1', ...env },
+    encoding: 'utf8',
+    maxBuffer: 1 << 26,
+  });
   const last = r.stdout.trim().split('\n').at(-1) ?? '';
   try {
     return { ...(JSON.parse(last) as Row), gpuDevice: /device:GPU:\d/.test(r.stderr), exit: r.status };
@@ -101,16 +117,26 @@ async function main(): Promise<void> {
   console.log(JSON.stringify({ gpu, cpu, ortCuda, ortCpu }, null, 2));
   const f = (x: unknown) => (typeof x === 'number' ? `${x.toFixed(1)} ms` : String(x));
   console.log('\n| what | GPU | CPU | CPU / GPU |\n| --- | --- | --- | --- |');
-  console.log(`| tfjs-node-gpu backend / TensorFlow | ${gpu['error'] ?? `${gpu['backend']} ${JSON.stringify(gpu['native'])} (GPU device: ${gpu['gpuDevice']})`} | ${cpu['error'] ?? cpu['backend']} | |`);
-  for (const [name, key] of [['teacher head epoch (4096 x 3840-d, batch 256)', 'teacherEpochMs'], ['student backbone top + head epoch (512 rows, batch 32)', 'fineTuneEpochMs']]) {
+  console.log(
+    `| tfjs-node-gpu backend / TensorFlow | ${gpu['error'] ?? `${gpu['backend']} ${JSON.stringify(gpu['native'])} (GPU device: ${gpu['gpuDevice']})`} | ${cpu['error'] ?? cpu['backend']} | |`,
+  );
+  for (const [name, key] of [
+    ['teacher head epoch (4096 x 3840-d, batch 256)', 'teacherEpochMs'],
+    ['student backbone top + head epoch (512 rows, batch 32)', 'fineTuneEpochMs'],
+  ]) {
     console.log(`| ${name} | ${f(gpu[key!])} | ${f(cpu[key!])} | ${(Number(cpu[key!]) / Number(gpu[key!])).toFixed(1)}x |`);
   }
   for (const b of ['efficientnet_lite0', 'efficientnet_lite2']) {
     const g = ortCuda[b] as { backend: string; msPerImage: number } | undefined;
     const c = ortCpu[b] as { backend: string; msPerImage: number } | undefined;
-    console.log(`| ONNX Runtime ${b}, batch 32, per image | ${g ? `${f(g.msPerImage)} (${g.backend})` : String(ortCuda['error'])} | ${c ? f(c.msPerImage) : String(ortCpu['error'])} | ${g && c ? `${(c.msPerImage / g.msPerImage).toFixed(1)}x` : '–'} |`);
+    console.log(
+      `| ONNX Runtime ${b}, batch 32, per image | ${g ? `${f(g.msPerImage)} (${g.backend})` : String(ortCuda['error'])} | ${c ? f(c.msPerImage) : String(ortCpu['error'])} | ${g && c ? `${(c.msPerImage / g.msPerImage).toFixed(1)}x` : '–'} |`,
+    );
   }
-  const ok = gpu['backend'] === 'tensorflow' && gpu['gpuDevice'] === true && (ortCuda['efficientnet_lite0'] as { backend?: string } | undefined)?.backend === 'onnxruntime/cuda';
+  const ok =
+    gpu['backend'] === 'tensorflow' &&
+    gpu['gpuDevice'] === true &&
+    (ortCuda['efficientnet_lite0'] as { backend?: string } | undefined)?.backend === 'onnxruntime/cuda';
   console.log(ok ? '\nGPU check passed' : '\nGPU check FAILED: see the rows above');
   process.exit(ok ? 0 : 1);
 }

@@ -48,10 +48,13 @@ async function main(): Promise<void> {
     const ids: number[] = [];
     for (let i = 0; i < n; i += 100) {
       const batch = Array.from({ length: Math.min(100, n - i) }, (_, j) => `frames/${sha}/0123456789abcdef/${String(i + j).padStart(9, '0')}.jpg`);
-      const got = await ls.importTasks(project.id, batch.map((key) => ({
-        data: { image: `s3://${config.S3_BUCKET}/${key}`, frameKey: key, runId: tag },
-        predictions: [{ model_version: 'weak-search', score: 1, result: choose('a') }],
-      })));
+      const got = await ls.importTasks(
+        project.id,
+        batch.map((key) => ({
+          data: { image: `s3://${config.S3_BUCKET}/${key}`, frameKey: key, runId: tag },
+          predictions: [{ model_version: 'weak-search', score: 1, result: choose('a') }],
+        })),
+      );
       await repos.frames.insertSynthetic(pool, tag, batch, i);
       await repos.labelingTasks.recordSynthetic(pool, tag, project.id, tag, got, batch);
       ids.push(...got);
@@ -76,7 +79,8 @@ async function main(): Promise<void> {
       t = performance.now();
       const b = await reconcileProjectTasks(pool, ls, project.id, ids);
       moved.push(performance.now() - t);
-      if (b.written !== Math.min(changes, Math.max(0, made.length - r * changes))) throw new Error(`expected ${changes} changed annotations, the reconciliation wrote ${b.written}`);
+      if (b.written !== Math.min(changes, Math.max(0, made.length - r * changes)))
+        throw new Error(`expected ${changes} changed annotations, the reconciliation wrote ${b.written}`);
     }
     const base = median(plain);
     const row = (what: string, ms: number) => console.log(`| ${what} | ${(ms / 1000).toFixed(2)} s | ${(ms / base).toFixed(3)} |`);

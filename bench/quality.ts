@@ -60,7 +60,17 @@ import { fineTuneStudent, fitStudent, type DistillLoss } from '../activities/tra
 import { fitTeacher, trainTeacher } from '../activities/training/teacher';
 import { fineTuneTeacher, predictPixels, wholeBackboneTeacher } from '../activities/training/teacher-finetune';
 import { hasConvolutionGradients, loadSplitBackbone, trunkInputs } from '../activities/training/trunk';
-import { BackboneName, balancedAccuracyOf, bootstrapInterval, embeddingModelKey, NewCategoryInput, pairedDifferenceInterval, StudentParams, TeacherParams, type BootstrapInterval } from '../contracts';
+import {
+  BackboneName,
+  balancedAccuracyOf,
+  bootstrapInterval,
+  embeddingModelKey,
+  NewCategoryInput,
+  pairedDifferenceInterval,
+  StudentParams,
+  TeacherParams,
+  type BootstrapInterval,
+} from '../contracts';
 import { corpusPath } from '../infra/corpus';
 import { BACKBONE_NAMES, BACKBONES } from '../lib/backbone/backbones';
 import { backboneOptionsFromConfig, decodeForBackbone } from '../lib/backbone/model';
@@ -79,7 +89,10 @@ async function backboneFeatures(thread: EmbeddingThread, backbone: BackboneName,
   const info = await thread.model(backbone);
   const key = embeddingModelKey(info.id);
   const dim = info.id.dim;
-  const tag = createHash('sha256').update(frames.map((f) => createHash('sha256').update(f.bytes).digest('hex')).join()).digest('hex').slice(0, 12);
+  const tag = createHash('sha256')
+    .update(frames.map((f) => createHash('sha256').update(f.bytes).digest('hex')).join())
+    .digest('hex')
+    .slice(0, 12);
   const file = path.join(cacheDir, `${key}-${tag}.f32`);
   const unit = new Float32Array(frames.length * dim);
   const norms = new Float32Array(frames.length);
@@ -90,7 +103,11 @@ async function backboneFeatures(thread: EmbeddingThread, backbone: BackboneName,
   } else {
     const t = performance.now();
     for (let i = 0; i < frames.length; i += 32) {
-      const r = await thread.embed(frames.slice(i, i + 32).map((f) => new Uint8Array(f.bytes)), 16, backbone);
+      const r = await thread.embed(
+        frames.slice(i, i + 32).map((f) => new Uint8Array(f.bytes)),
+        16,
+        backbone,
+      );
       unit.set(r.vectors, i * dim);
       norms.set(r.norms, i);
     }
@@ -238,7 +255,17 @@ async function main(): Promise<void> {
     .option('--whole-batch <n>', 'its batch size (default: the recipe, teacher.fineTune.batchSize)')
     .option('--whole-backbone <name>', 'its backbone (default: the recipe, teacher.fineTune.backbone)')
     .parse()
-    .opts<{ folds: string; minVideos: string; labels?: string; seed: string; skip: string; wholeTeacher: 'auto' | 'on' | 'off'; wholeEpochs?: string; wholeBatch?: string; wholeBackbone?: string }>();
+    .opts<{
+      folds: string;
+      minVideos: string;
+      labels?: string;
+      seed: string;
+      skip: string;
+      wholeTeacher: 'auto' | 'on' | 'off';
+      wholeEpochs?: string;
+      wholeBatch?: string;
+      wholeBackbone?: string;
+    }>();
   const started = performance.now();
   const skip = new Set(o.skip.split(',').filter(Boolean));
   const seed = Number(o.seed);
@@ -249,19 +276,37 @@ async function main(): Promise<void> {
   const rt = await initTensorflow(config.REELSET_TF_BACKEND);
   const { tf, backend: trainingBackend } = rt;
   const whole = wholeBackboneTeacher(o.wholeTeacher, rt)
-    ? { ...TEACHER.fineTune, ...(o.wholeEpochs ? { epochs: Number(o.wholeEpochs) } : {}), ...(o.wholeBatch ? { batchSize: Number(o.wholeBatch) } : {}), ...(o.wholeBackbone ? { backbone: BackboneName.parse(o.wholeBackbone) } : {}) }
+    ? {
+        ...TEACHER.fineTune,
+        ...(o.wholeEpochs ? { epochs: Number(o.wholeEpochs) } : {}),
+        ...(o.wholeBatch ? { batchSize: Number(o.wholeBatch) } : {}),
+        ...(o.wholeBackbone ? { backbone: BackboneName.parse(o.wholeBackbone) } : {}),
+      }
     : null;
-  console.log(`# Quality benchmark: leave-videos-out, ${k} folds (${os.cpus().length} cores, load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}, training on ${trainingBackend})`);
+  console.log(
+    `# Quality benchmark: leave-videos-out, ${k} folds (${os.cpus().length} cores, load ${os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}, training on ${trainingBackend})`,
+  );
 
   const taxonomy = JSON.parse(readFileSync(path.resolve(__dirname, '../infra/taxonomy.json'), 'utf8')) as Array<{ name: string; parent?: string }>;
   const parent = new Map(taxonomy.filter((t) => t.parent).map((t) => [t.name, t.parent!]));
-  const entries = [...(await readCatalogFile(path.join(corpusPath('shared'), 'catalog.json'))), ...(await readCatalogFile(path.join(corpusPath('registry'), 'catalog.json')))];
+  const entries = [
+    ...(await readCatalogFile(path.join(corpusPath('shared'), 'catalog.json'))),
+    ...(await readCatalogFile(path.join(corpusPath('registry'), 'catalog.json'))),
+  ];
   const labelsOf = new Map(entries.map((e) => [e.id, withAncestors(e.labels, parent)]));
   const frames = await corpusFrames(cacheDir, entries);
   const videos = [...new Set(frames.map((f) => f.videoId))].sort();
   const count = new Map<string, number>();
   for (const v of videos) for (const l of labelsOf.get(v)!) count.set(l, (count.get(l) ?? 0) + 1);
-  const labels = (o.labels ? o.labels.split(',') : [...count.entries()].filter(([, c]) => c >= Number(o.minVideos)).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).map(([l]) => l));
+  const labels = o.labels
+    ? o.labels.split(',')
+    : [...count.entries()]
+        .filter(([, c]) => c >= Number(o.minVideos))
+        .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+        .map(([l]) => l);
   console.log(`\n${entries.length} catalog videos, ${videos.length} with frames, ${frames.length} frames (fps 1, at most 60 a video, short side 256)`);
   console.log(`labels (>= ${o.minVideos} videos): ${labels.map((l) => `${l} ${count.get(l) ?? 0}`).join(', ')}`);
 
@@ -303,8 +348,11 @@ async function main(): Promise<void> {
   let wholePixels: Uint8Array[] = [];
   if (whole) {
     wholeBb = await loadSplitBackbone(tf, whole.backbone, { modelsDirs: [config.REELSET_MODELS_DIR], at: 'whole' });
-    for (let s = 0; s < frames.length; s += 64) wholePixels.push(...(await Promise.all(frames.slice(s, s + 64).map((f) => decodeForBackbone(f.bytes, BACKBONES[whole.backbone])))));
-    console.log(`whole-backbone teacher: ${whole.backbone}, ${whole.epochs} epochs, batch ${whole.batchSize}, SGD ${whole.learningRate} momentum ${whole.momentum}, CutMix ${whole.cutmixProbability}`);
+    for (let s = 0; s < frames.length; s += 64)
+      wholePixels.push(...(await Promise.all(frames.slice(s, s + 64).map((f) => decodeForBackbone(f.bytes, BACKBONES[whole.backbone])))));
+    console.log(
+      `whole-backbone teacher: ${whole.backbone}, ${whole.epochs} epochs, batch ${whole.batchSize}, SGD ${whole.learningRate} momentum ${whole.momentum}, CutMix ${whole.cutmixProbability}`,
+    );
   }
 
   const timings: Record<string, number> = {};
@@ -340,7 +388,19 @@ async function main(): Promise<void> {
       if (!skip.has('probes')) {
         for (const b of BACKBONE_NAMES) {
           const f = feats.get(b)!;
-          const r = await time(`probe ${b}`, () => trainTeacher({ features: rows(f.raw, f.dim, reps), dim: f.dim, labels: repLabels, numClasses: 2, hidden: 0, labelSmoothing: 0, dropout: 0, epochs: TEACHER.epochs, seed: fseed }));
+          const r = await time(`probe ${b}`, () =>
+            trainTeacher({
+              features: rows(f.raw, f.dim, reps),
+              dim: f.dim,
+              labels: repLabels,
+              numClasses: 2,
+              hidden: 0,
+              labelSmoothing: 0,
+              dropout: 0,
+              epochs: TEACHER.epochs,
+              seed: fseed,
+            }),
+          );
           put(`linear probe, ${b}`, testIdx, await predict(r.model, rows(f.raw, f.dim, testIdx), f.dim));
         }
       }
@@ -354,14 +414,23 @@ async function main(): Promise<void> {
         for (let t = 0; t < 8 && cls(b) === cls(a); t++) b = reps[randInt(rng, reps.length)]!;
         return [a, b] as const;
       });
-      const cm = { features: new Float32Array(m * teacherDim), targets: new Float32Array(m * 2), videos: pairs.map(([a, b]) => [frames[a]!.videoId, frames[b]!.videoId] as [string, string]) };
+      const cm = {
+        features: new Float32Array(m * teacherDim),
+        targets: new Float32Array(m * 2),
+        videos: pairs.map(([a, b]) => [frames[a]!.videoId, frames[b]!.videoId] as [string, string]),
+      };
       await time('teacher CutMix rows', async () => {
         let off = 0;
         for (const b of TEACHER.backbones) {
           const dim = feats.get(b)!.dim;
           for (let s = 0; s < m; s += 16) {
             const batch = pairs.slice(s, s + 16);
-            const r = await thread.cutmix(batch.map(([x, y]) => [new Uint8Array(frames[x]!.bytes), new Uint8Array(frames[y]!.bytes)] as [Uint8Array, Uint8Array]), batch.map((_, j) => deriveSeed(fseed, 8, s + j)), 16, b);
+            const r = await thread.cutmix(
+              batch.map(([x, y]) => [new Uint8Array(frames[x]!.bytes), new Uint8Array(frames[y]!.bytes)] as [Uint8Array, Uint8Array]),
+              batch.map((_, j) => deriveSeed(fseed, 8, s + j)),
+              16,
+              b,
+            );
             batch.forEach(([x, y], j) => {
               const i = s + j;
               for (let d = 0; d < dim; d++) cm.features[i * teacherDim + off + d] = r.vectors[j * dim + d]! * r.norms[j]!;
@@ -376,8 +445,15 @@ async function main(): Promise<void> {
       });
       const teacher = await time('teacher', () =>
         fitTeacher({
-          features: teacherRow(reps), dim: teacherDim, labels: repLabels, videoIds: reps.map((i) => frames[i]!.videoId), numClasses: 2, params: TEACHER, seed: fseed,
-          extra: m ? cm : undefined, unlabeled: { features: teacherRow(members), videoIds: members.map((i) => frames[i]!.videoId) },
+          features: teacherRow(reps),
+          dim: teacherDim,
+          labels: repLabels,
+          videoIds: reps.map((i) => frames[i]!.videoId),
+          numClasses: 2,
+          params: TEACHER,
+          seed: fseed,
+          extra: m ? cm : undefined,
+          unlabeled: { features: teacherRow(members), videoIds: members.map((i) => frames[i]!.videoId) },
         }),
       );
       put('teacher', testIdx, await predict(teacher.model, teacherRow(testIdx), teacherDim));
@@ -386,8 +462,21 @@ async function main(): Promise<void> {
         const probs = await time('teacher, whole backbone fine-tuned', async () => {
           const initial = bb.trunk.vars.map((v) => tf.clone(v));
           try {
-            const r = await fineTuneTeacher({ bb, pixels: reps.map((i) => wholePixels[i]!), labels: repLabels, numClasses: 2, params: whole, labelSmoothing: TEACHER.labelSmoothing, classBalanced: TEACHER.classBalanced, seed: fseed });
-            return await predictPixels(tf, r.model, testIdx.map((i) => wholePixels[i]!));
+            const r = await fineTuneTeacher({
+              bb,
+              pixels: reps.map((i) => wholePixels[i]!),
+              labels: repLabels,
+              numClasses: 2,
+              params: whole,
+              labelSmoothing: TEACHER.labelSmoothing,
+              classBalanced: TEACHER.classBalanced,
+              seed: fseed,
+            });
+            return await predictPixels(
+              tf,
+              r.model,
+              testIdx.map((i) => wholePixels[i]!),
+            );
           } finally {
             bb.trunk.vars.forEach((v, i) => v.assign(initial[i]!)); // the next fit starts from the ImageNet weights
             tf.dispose(initial);
@@ -407,31 +496,63 @@ async function main(): Promise<void> {
         teacherProbs = teacherProbs.map((p, i) => (Number.isFinite(oof[i]!) ? oof[i]! : p));
       }
       const studentOptions = (loss: DistillLoss) => ({
-        features: sFeatures, dim: embed.dim, labels: sLabels, numClasses: 2, teacher: teacher.model, teacherProbs, distillLoss: loss,
-        temperature: STUDENT.temperature, hidden: STUDENT.hidden, dropout: STUDENT.dropout, hardLabelWeight: STUDENT.hardLabelWeight,
-        epochs: Math.max(1, Math.round(TEACHER.epochs * STUDENT.epochsFactor)), learningRate: TEACHER.learningRate * STUDENT.learningRateFactor,
-        batchSize: TEACHER.batchSize, classBalanced: TEACHER.classBalanced, seed: fseed,
-        videoIds: sIdx.map((i) => frames[i]!.videoId), calibrationFolds: STUDENT.calibrationFolds,
+        features: sFeatures,
+        dim: embed.dim,
+        labels: sLabels,
+        numClasses: 2,
+        teacher: teacher.model,
+        teacherProbs,
+        distillLoss: loss,
+        temperature: STUDENT.temperature,
+        hidden: STUDENT.hidden,
+        dropout: STUDENT.dropout,
+        hardLabelWeight: STUDENT.hardLabelWeight,
+        epochs: Math.max(1, Math.round(TEACHER.epochs * STUDENT.epochsFactor)),
+        learningRate: TEACHER.learningRate * STUDENT.learningRateFactor,
+        batchSize: TEACHER.batchSize,
+        classBalanced: TEACHER.classBalanced,
+        seed: fseed,
+        videoIds: sIdx.map((i) => frames[i]!.videoId),
+        calibrationFolds: STUDENT.calibrationFolds,
       });
       const testFeatures = rows(embed.raw, embed.dim, testIdx);
-      for (const [name, loss] of [['student, Jensen-Shannon', 'jensen-shannon'], ['student, Kullback-Leibler', 'kullback-leibler'], ['student, no teacher', 'none']] as Array<[string, DistillLoss]>) {
+      for (const [name, loss] of [
+        ['student, Jensen-Shannon', 'jensen-shannon'],
+        ['student, Kullback-Leibler', 'kullback-leibler'],
+        ['student, no teacher', 'none'],
+      ] as Array<[string, DistillLoss]>) {
         const r = await time(name, () => fitStudent(studentOptions(loss)));
         const calibrated = r.calibration ? await withLogitOffsets(r.model, r.calibration.offsets) : r.model;
         put(name, testIdx, await predict(calibrated, testFeatures, embed.dim));
         if (loss === 'jensen-shannon' && split && acts) {
           const rowSize = split.trunk.inputShape.reduce((a, b) => a * b, 1);
           const fine = await time('student, Jensen-Shannon, top fine-tuned', async () => {
-            const f = await fineTuneStudent({ ...studentOptions('jensen-shannon'), trunk: split!.trunk, trunkInputs: rows(acts!, rowSize, sIdx), head: r.model, epochs: STUDENT.fineTuneEpochs });
+            const f = await fineTuneStudent({
+              ...studentOptions('jensen-shannon'),
+              trunk: split!.trunk,
+              trunkInputs: rows(acts!, rowSize, sIdx),
+              head: r.model,
+              epochs: STUDENT.fineTuneEpochs,
+            });
             split!.trunk.restore(split!.net.full); // the next fold starts from the backbone as shipped
             return r.calibration ? withLogitOffsets(f.model, r.calibration.offsets) : f.model;
           });
           const net = await deserializeModel(fine);
-          const probs = tf.tidy(() => (net.predict(tf.tensor(rows(acts!, rowSize, testIdx), [testIdx.length, ...split!.trunk.inputShape])) as TfModule.Tensor).dataSync() as Float32Array).slice();
+          const probs = tf
+            .tidy(
+              () =>
+                (
+                  net.predict(tf.tensor(rows(acts!, rowSize, testIdx), [testIdx.length, ...split!.trunk.inputShape])) as TfModule.Tensor
+                ).dataSync() as Float32Array,
+            )
+            .slice();
           net.dispose();
           put('student, Jensen-Shannon, top fine-tuned', testIdx, probs);
         }
       }
-      process.stdout.write(`  ${label}: fold ${fi + 1}/${k} done (${reps.length} representatives, ${members.length} near-duplicates, ${testVideos.length} test videos)\n`);
+      process.stdout.write(
+        `  ${label}: fold ${fi + 1}/${k} done (${reps.length} representatives, ${members.length} near-duplicates, ${testVideos.length} test videos)\n`,
+      );
     }
     results.push({ label, positives: videos.filter(positive).length, scores });
   }
@@ -446,7 +567,9 @@ async function main(): Promise<void> {
   for (const r of results) {
     const positive = (v: string) => labelsOf.get(v)!.has(r.label);
     console.log(`\n### ${r.label} (${r.positives} of ${videos.length} videos)\n`);
-    console.log('| model | video accuracy | video balanced accuracy | frame accuracy | precision (videos) | recall (videos) |\n| --- | --- | --- | --- | --- | --- |');
+    console.log(
+      '| model | video accuracy | video balanced accuracy | frame accuracy | precision (videos) | recall (videos) |\n| --- | --- | --- | --- | --- | --- |',
+    );
     for (const name of rowNames) {
       const s = r.scores.get(name);
       if (!s) continue;
@@ -464,16 +587,20 @@ async function main(): Promise<void> {
   console.log('| model | video accuracy | video balanced accuracy | frame accuracy | precision | recall |\n| --- | --- | --- | --- | --- | --- |');
   for (const name of rowNames) {
     const e = means.get(name)!;
-    console.log(`| ${name} | ${pct(avg(e.videoAccuracy))} | ${pct(avg(e.videoBalanced))} | ${pct(avg(e.frameAccuracy))} | ${pct(avg(e.precision))} | ${pct(avg(e.recall))} |`);
+    console.log(
+      `| ${name} | ${pct(avg(e.videoAccuracy))} | ${pct(avg(e.videoBalanced))} | ${pct(avg(e.frameAccuracy))} | ${pct(avg(e.precision))} | ${pct(avg(e.recall))} |`,
+    );
   }
   const pooled = (a: string, b: string) => {
-    const per = results.filter((r) => r.scores.has(a) && r.scores.has(b)).map((r) => ({
-      truth: Int32Array.from(videos, (v) => (labelsOf.get(v)!.has(r.label) ? 0 : 1)),
-      a: videoDecisions(r.scores.get(a)!, frames, videos),
-      b: videoDecisions(r.scores.get(b)!, frames, videos),
-    }));
+    const per = results
+      .filter((r) => r.scores.has(a) && r.scores.has(b))
+      .map((r) => ({
+        truth: Int32Array.from(videos, (v) => (labelsOf.get(v)!.has(r.label) ? 0 : 1)),
+        a: videoDecisions(r.scores.get(a)!, frames, videos),
+        b: videoDecisions(r.scores.get(b)!, frames, videos),
+      }));
     const mean = (pick: 'a' | 'b', ix: Int32Array) => {
-      const vals = per.map((p) => balancedAccuracyOf(p.truth, p[pick], ix)).filter((x): x is number => x !== null && (per.length > 0));
+      const vals = per.map((p) => balancedAccuracyOf(p.truth, p[pick], ix)).filter((x): x is number => x !== null && per.length > 0);
       return vals.length === per.length ? avg(vals) : null;
     };
     const iv = bootstrapInterval(videos.length, (ix) => {
@@ -504,11 +631,24 @@ async function main(): Promise<void> {
   for (const r of results) {
     if (!r.scores.has('teacher') || !r.scores.has('student, no teacher')) continue;
     const truth = Int32Array.from(videos, (v) => (labelsOf.get(v)!.has(r.label) ? 0 : 1));
-    const d = pairedDifferenceInterval({ truth, a: videoDecisions(r.scores.get('student, no teacher')!, frames, videos), b: videoDecisions(r.scores.get('teacher')!, frames, videos) });
+    const d = pairedDifferenceInterval({
+      truth,
+      a: videoDecisions(r.scores.get('student, no teacher')!, frames, videos),
+      b: videoDecisions(r.scores.get('teacher')!, frames, videos),
+    });
     console.log(`| ${r.label} | ${pct(d.estimate)} (${pct(d.lower)} to ${pct(d.upper)}) |`);
   }
-  console.log(`\nseconds: ${Object.entries(timings).map(([n, s]) => `${n} ${s.toFixed(0)}`).join('; ')}`);
-  console.log(`total ${((performance.now() - started) / 1000).toFixed(0)} s, load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  console.log(
+    `\nseconds: ${Object.entries(timings)
+      .map(([n, s]) => `${n} ${s.toFixed(0)}`)
+      .join('; ')}`,
+  );
+  console.log(
+    `total ${((performance.now() - started) / 1000).toFixed(0)} s, load ${os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
+  );
 }
 
 main().then(

@@ -65,7 +65,13 @@ async function main(): Promise<void> {
     workflowsPath: require.resolve('./workflows'),
     activities: { ...createVideoActivities(deps), benchNoop: async () => undefined },
   });
-  const gpuWorker = await Worker.create({ connection: native, namespace: svc.config.TEMPORAL_NAMESPACE, taskQueue: gpuQ, activities: createTrainingActivities(deps), maxConcurrentActivityTaskExecutions: 1 });
+  const gpuWorker = await Worker.create({
+    connection: native,
+    namespace: svc.config.TEMPORAL_NAMESPACE,
+    taskQueue: gpuQ,
+    activities: createTrainingActivities(deps),
+    maxConcurrentActivityTaskExecutions: 1,
+  });
 
   try {
     await videoWorker.runUntil(
@@ -126,8 +132,19 @@ async function main(): Promise<void> {
         for (let i = 0; i < 3; i++) after.push(await noop());
         const base = median(b.map((s) => s.ms));
         const row = (name: string, s: Sample[]) =>
-          `${name.padEnd(52)} | ${String(s.length).padStart(3)} | ${median(s.map((x) => x.ms)).toFixed(0).padStart(7)} | ${median(s.map((x) => x.activities)).toString().padStart(10)} | ${median(s.map((x) => x.events)).toString().padStart(6)} | ${(median(s.map((x) => x.ms)) / base).toFixed(2).padStart(6)}`;
-        console.log(`\nload average at the end: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} on ${os.cpus().length} cores`);
+          `${name.padEnd(52)} | ${String(s.length).padStart(3)} | ${median(s.map((x) => x.ms))
+            .toFixed(0)
+            .padStart(7)} | ${median(s.map((x) => x.activities))
+            .toString()
+            .padStart(10)} | ${median(s.map((x) => x.events))
+            .toString()
+            .padStart(6)} | ${(median(s.map((x) => x.ms)) / base).toFixed(2).padStart(6)}`;
+        console.log(
+          `\nload average at the end: ${os
+            .loadavg()
+            .map((x) => x.toFixed(2))
+            .join(' ')} on ${os.cpus().length} cores`,
+        );
         console.log(`${'run'.padEnd(52)} |   n | ms (med) | activities | events | ratio to (b)`);
         console.log(row('(a) retrain, nothing changed (no-op)', a));
         console.log(row('(b) baseline: one no-op activity', b));

@@ -39,7 +39,23 @@ import { applyScope, centred, encodeReferences, logSumExp, lumaStd, meanRow, nea
 import { corpusFrames } from './corpus-frames';
 
 /** lavfi sources, as the model-lifecycle test makes them. */
-export const PATTERNS = ['testsrc', 'testsrc2', 'smptebars', 'smptehdbars', 'pal100bars', 'rgbtestsrc', 'yuvtestsrc', 'mandelbrot', 'color=c=black', 'color=c=white', 'color=c=gray', 'cellauto', 'life', 'sierpinski', 'gradients'];
+export const PATTERNS = [
+  'testsrc',
+  'testsrc2',
+  'smptebars',
+  'smptehdbars',
+  'pal100bars',
+  'rgbtestsrc',
+  'yuvtestsrc',
+  'mandelbrot',
+  'color=c=black',
+  'color=c=white',
+  'color=c=gray',
+  'cellauto',
+  'life',
+  'sierpinski',
+  'gradients',
+];
 
 interface Embedded {
   raw: Float32Array;
@@ -50,7 +66,14 @@ interface Embedded {
 
 async function embed(thread: EmbeddingThread, backbone: Parameters<EmbeddingThread['logits']>[1], images: Buffer[]): Promise<Embedded> {
   const parts: Array<{ vectors: Float32Array; norms: Float32Array; logits: Float32Array }> = [];
-  for (let s = 0; s < images.length; s += 32) parts.push(await thread.logits(images.slice(s, s + 32).map((b) => new Uint8Array(b)), backbone, 16));
+  for (let s = 0; s < images.length; s += 32)
+    parts.push(
+      await thread.logits(
+        images.slice(s, s + 32).map((b) => new Uint8Array(b)),
+        backbone,
+        16,
+      ),
+    );
   const dim = parts[0]!.vectors.length / parts[0]!.norms.length;
   const raw = new Float32Array(images.length * dim);
   const logits = new Float32Array(images.length * 1000);
@@ -77,22 +100,54 @@ function pick(e: Embedded, idx: number[]): Embedded {
 const rank = (seed: number, tag: string, id: string) => createHash('sha256').update(`${seed}:${tag}:${id}`).digest('hex');
 
 async function main(): Promise<void> {
-  const o = new Command().option('--folds <k>', 'folds of videos', '5').option('--quantile <q>', 'share of in-scope validation frames the gate may reject', '0.05').option('--seed <n>', 'seed of the folds', '1').parse(process.argv).opts<{ folds: string; quantile: string; seed: string }>();
+  const o = new Command()
+    .option('--folds <k>', 'folds of videos', '5')
+    .option('--quantile <q>', 'share of in-scope validation frames the gate may reject', '0.05')
+    .option('--seed <n>', 'seed of the folds', '1')
+    .parse(process.argv)
+    .opts<{ folds: string; quantile: string; seed: string }>();
   const k = Number(o.folds);
   const q = Number(o.quantile);
   const seed = Number(o.seed);
   const started = performance.now();
   const config = loadConfig();
   const backbone = config.REELSET_EMBED_BACKBONE;
-  const entries = [...(await readCatalogFile(path.join(corpusPath('shared'), 'catalog.json'))), ...(await readCatalogFile(path.join(corpusPath('registry'), 'catalog.json')))];
+  const entries = [
+    ...(await readCatalogFile(path.join(corpusPath('shared'), 'catalog.json'))),
+    ...(await readCatalogFile(path.join(corpusPath('registry'), 'catalog.json'))),
+  ];
   const frames = await corpusFrames(path.join(config.REELSET_DATA_DIR, 'bench', 'quality'), entries);
   const videos = [...new Set(frames.map((f) => f.videoId))].sort((a, b) => rank(seed, 'fold', a).localeCompare(rank(seed, 'fold', b)));
   const foldOf = new Map(videos.map((v, i) => [v, i % k]));
-  console.log(`# Out-of-scope gate: ${frames.length} frames of ${videos.length} videos, ${k} folds of videos, ${PATTERNS.length} lavfi patterns, q = ${q}; ${backbone} (${os.cpus().length} cores)`);
+  console.log(
+    `# Out-of-scope gate: ${frames.length} frames of ${videos.length} videos, ${k} folds of videos, ${PATTERNS.length} lavfi patterns, q = ${q}; ${backbone} (${os.cpus().length} cores)`,
+  );
 
   const thread = new EmbeddingThread(backboneOptionsFromConfig(config));
-  const corpus = await embed(thread, backbone, frames.map((f) => f.bytes));
-  const patternImages = PATTERNS.map((p) => execFileSync('ffmpeg', ['-v', 'error', '-f', 'lavfi', '-i', `${p}${p.includes('=') ? ':' : '='}size=320x240`, '-frames:v', '1', '-f', 'image2', '-c:v', 'mjpeg', '-q:v', '3', 'pipe:1']));
+  const corpus = await embed(
+    thread,
+    backbone,
+    frames.map((f) => f.bytes),
+  );
+  const patternImages = PATTERNS.map((p) =>
+    execFileSync('ffmpeg', [
+      '-v',
+      'error',
+      '-f',
+      'lavfi',
+      '-i',
+      `${p}${p.includes('=') ? ':' : '='}size=320x240`,
+      '-frames:v',
+      '1',
+      '-f',
+      'image2',
+      '-c:v',
+      'mjpeg',
+      '-q:v',
+      '3',
+      'pipe:1',
+    ]),
+  );
   const patterns = await embed(thread, backbone, patternImages);
   await thread.close();
   const energy = logSumExp(corpus.logits, 1000);
@@ -115,12 +170,23 @@ async function main(): Promise<void> {
     const nnVal = nearestSimilarity(centred(pick(corpus, valIdx).raw, center, refs.dim), refC, refs.dim);
     const eVal = Float32Array.from(valIdx, (i) => energy[i]!);
     const scopeOf = (nnQ: number | null, eQ: number | null): ScopeFile => ({
-      format: 'reelset-scope/1', k: 1, threshold: nnQ === null ? -Infinity : quantile(nnVal, nnQ), quantile: q, calibration: 'validation', calibrationFrames: valIdx.length, dim: refs.dim,
+      format: 'reelset-scope/1',
+      k: 1,
+      threshold: nnQ === null ? -Infinity : quantile(nnVal, nnQ),
+      quantile: q,
+      calibration: 'validation',
+      calibrationFrames: valIdx.length,
+      dim: refs.dim,
       center: encodeReferences(center),
       references: { frameKeys: refIdx.map(String), videoIds: refIdx.map((i) => frames[i]!.videoId), features: encodeReferences(refC) },
       ...(eQ === null ? {} : { imagenet: { score: 'logsumexp' as const, threshold: quantile(eVal, eQ), quantile: eQ } }),
     });
-    const scopes: Record<Rule, ScopeFile | null> = { 'flat frames only': null, 'nearest neighbour': scopeOf(q, null), 'ImageNet log-sum-exp': scopeOf(null, q), 'both (q/2 each)': scopeOf(q / 2, q / 2) };
+    const scopes: Record<Rule, ScopeFile | null> = {
+      'flat frames only': null,
+      'nearest neighbour': scopeOf(q, null),
+      'ImageNet log-sum-exp': scopeOf(null, q),
+      'both (q/2 each)': scopeOf(q / 2, q / 2),
+    };
     const test = pick(corpus, testIdx);
     for (const r of rules) {
       const s = scopes[r];
@@ -136,7 +202,9 @@ async function main(): Promise<void> {
   // Per video, the share of its frames rejected; the cost is over frames, resampled by video.
   const byVideo = videos.map((v) => frames.flatMap((x, i) => (x.videoId === v ? [i] : [])));
   const pct = (x: number | null) => (x === null ? '–' : `${(100 * x).toFixed(1)}%`);
-  console.log(`\n| rule | lavfi patterns rejected (of ${PATTERNS.length}, per fold) | held-out in-scope frames rejected (95% interval over videos) | patterns let through (folds) |\n| --- | --- | --- | --- |`);
+  console.log(
+    `\n| rule | lavfi patterns rejected (of ${PATTERNS.length}, per fold) | held-out in-scope frames rejected (95% interval over videos) | patterns let through (folds) |\n| --- | --- | --- | --- |`,
+  );
   for (const r of rules) {
     const rej = rejectedFrame.get(r)!;
     const cost = bootstrapInterval(videos.length, (ix) => {
@@ -151,8 +219,13 @@ async function main(): Promise<void> {
       return n ? bad / n : null;
     });
     const per = patternsRejected.get(r)!;
-    const misses = [...patternMisses.get(r)!.entries()].sort((a, b) => b[1] - a[1]).map(([p, n]) => `${p} (${n})`).join(', ');
-    console.log(`| ${r} | ${(per.reduce((a, b) => a + b, 0) / per.length).toFixed(1)} (${Math.min(...per)}–${Math.max(...per)}) | ${pct(cost.estimate)} (${pct(cost.lower)}–${pct(cost.upper)}) | ${misses || 'none'} |`);
+    const misses = [...patternMisses.get(r)!.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .map(([p, n]) => `${p} (${n})`)
+      .join(', ');
+    console.log(
+      `| ${r} | ${(per.reduce((a, b) => a + b, 0) / per.length).toFixed(1)} (${Math.min(...per)}–${Math.max(...per)}) | ${pct(cost.estimate)} (${pct(cost.lower)}–${pct(cost.upper)}) | ${misses || 'none'} |`,
+    );
   }
   console.log(`\ntotal ${((performance.now() - started) / 1000).toFixed(0)} s`);
 }

@@ -115,7 +115,10 @@ export function poller(client: Client, intervalMs: number, tick: () => Promise<u
     if (inflight) return;
     inflight = client
       .withAbortSignal(abort.signal, tick)
-      .then(() => undefined, () => undefined)
+      .then(
+        () => undefined,
+        () => undefined,
+      )
       .finally(() => {
         inflight = null;
       });

@@ -40,7 +40,10 @@ export async function newCategoryGeneration(pool: Pool, input: NewCategoryInput)
  * @throws UsageError (nothing started) when requested videos are not in the catalog or do
  *   not carry the label, or the source cannot be read; Error when nothing is selected.
  */
-export async function backfillGeneration(clients: CatalogClients, input: BackfillInput): Promise<{ generation: string; videos: number; selection?: Selection }> {
+export async function backfillGeneration(
+  clients: CatalogClients,
+  input: BackfillInput,
+): Promise<{ generation: string; videos: number; selection?: Selection }> {
   if (input.ingest) {
     try {
       const { digest, listed } = await sourceDigest(clients.store, input.ingest);
@@ -52,12 +55,17 @@ export async function backfillGeneration(clients: CatalogClients, input: Backfil
     }
   }
   const selection = await selectCatalogVideos(clients.pool, { label: input.label, since: input.since, videoIds: input.videoIds });
-  if (selection.missing.length) throw new UsageError(`not in the catalog: ${selection.missing.slice(0, 10).join(', ')}${selection.missing.length > 10 ? ` and ${selection.missing.length - 10} more` : ''}`);
+  if (selection.missing.length)
+    throw new UsageError(
+      `not in the catalog: ${selection.missing.slice(0, 10).join(', ')}${selection.missing.length > 10 ? ` and ${selection.missing.length - 10} more` : ''}`,
+    );
   if (selection.notOfLabel.length) {
     throw new UsageError(`videos that do not carry the label "${selection.label}": ${selection.notOfLabel.slice(0, 10).join(', ')}`);
   }
   if (selection.hits.length === 0) {
-    throw new Error(`no catalog video of label "${selection.label}"${input.since ? ` ingested since ${input.since}` : ''}: nothing to backfill (ingest some with \`reelset ingest\`, or --prefix / --folder / --catalog)`);
+    throw new Error(
+      `no catalog video of label "${selection.label}"${input.since ? ` ingested since ${input.since}` : ''}: nothing to backfill (ingest some with \`reelset ingest\`, or --prefix / --folder / --catalog)`,
+    );
   }
   return { generation: catalogDigest(selection.hits), videos: selection.hits.length, selection };
 }

@@ -26,7 +26,12 @@ export function formatSummary(r: NewCategoryResult, where: { temporalUi: string;
   }
   const d = r.dataset;
   lines.push(`dataset ${d.name} v${d.version}: s3://${where.bucket}/${d.datasetKey}`);
-  for (const split of Object.keys(d.counts) as Array<keyof typeof d.counts>) lines.push(`  ${split.padEnd(10)} ${Object.entries(d.counts[split] ?? {}).map(([l, n]) => `${l}=${n}`).join(' ')}`);
+  for (const split of Object.keys(d.counts) as Array<keyof typeof d.counts>)
+    lines.push(
+      `  ${split.padEnd(10)} ${Object.entries(d.counts[split] ?? {})
+        .map(([l, n]) => `${l}=${n}`)
+        .join(' ')}`,
+    );
   for (const w of d.warnings) lines.push(`  warning: ${w}`);
   lines.push('');
   for (const m of r.models) lines.push(`model ${m.role.padEnd(7)} ${m.name} v${m.version}: s3://${where.bucket}/${m.artifactPrefix}/`);

@@ -47,7 +47,10 @@ export const IngestSource = z.discriminatedUnion('kind', [
 export type IngestSource = z.infer<typeof IngestSource>;
 
 /** A catalog video id (the catalog file's rule). */
-const VideoId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'letters, digits, "_", "-", "." only').max(200);
+const VideoId = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'letters, digits, "_", "-", "." only')
+  .max(200);
 
 /** A day (`2026-03-01`, midnight UTC) or an ISO 8601 time with an offset. */
 export const SinceDate = z.union([z.iso.date(), z.iso.datetime({ offset: true })], {

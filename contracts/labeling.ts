@@ -32,7 +32,11 @@ export const LabelingOptions = z.object({
   /** `human` (default: the product promises human-checked datasets) or `weak`. */
   mode: LabelingMode.default('human'),
   /** Hours the run waits for people, from the moment its tasks are sent (fractions allowed). */
-  deadlineHours: z.number().positive().max(24 * 90).default(72),
+  deadlineHours: z
+    .number()
+    .positive()
+    .max(24 * 90)
+    .default(72),
   /** What happens at the deadline: `proceed` (people's labels + weak labels for the rest) or `fail`. */
   onDeadline: DeadlinePolicy.default('proceed'),
   /** Seconds between two reconciliations with Label Studio's API (it drops webhooks it cannot deliver). */

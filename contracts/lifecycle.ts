@@ -30,7 +30,13 @@ export interface ModelRef {
 export function parseModelRef(ref: string): ModelRef {
   const at = ref.lastIndexOf('@');
   const label = (at < 0 ? ref : ref.slice(0, at)).trim().toLowerCase();
-  const v = at < 0 ? 'production' : ref.slice(at + 1).trim().replace(/^v/, '');
+  const v =
+    at < 0
+      ? 'production'
+      : ref
+          .slice(at + 1)
+          .trim()
+          .replace(/^v/, '');
   if (!label) throw new InvalidInputError(`model reference ${JSON.stringify(ref)} has no label (expected label[@version|@production])`);
   if (v === 'production' || v === 'latest') return { label, version: v };
   if (!/^[0-9]+$/.test(v) || Number(v) < 1) {
@@ -236,4 +242,3 @@ export interface BatchPredictResult {
   /** S3 key of every frame's and video's prediction. */
   predictionsKey: string;
 }
-

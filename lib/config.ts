@@ -172,7 +172,9 @@ export const Config = z.object({
    * the lower-bound minimum in place of `REELSET_PROMOTION_MIN_LOWER_BOUND`, so a deployment
    * that set it keeps its choice (now applied to the interval's lower end, which is stricter).
    */
-  REELSET_PROMOTION_MIN_SCORE: z.string().refine((v) => v === '' || (/^\s*[0-9.]+\s*$/.test(v) && Number(v) >= 0 && Number(v) <= 1), 'empty, or a number in [0, 1]'),
+  REELSET_PROMOTION_MIN_SCORE: z
+    .string()
+    .refine((v) => v === '' || (/^\s*[0-9.]+\s*$/.test(v) && Number(v) >= 0 && Number(v) <= 1), 'empty, or a number in [0, 1]'),
   /** Frames taken per video (evenly spaced) when a video joins a label's evaluation set. */
   REELSET_EVAL_FRAMES_PER_VIDEO: z.coerce.number().int().min(1).max(1000),
   /** Seconds each probe process (ffprobe, the packet count, the scan, the end check) may run before it is killed; a timeout is a retryable TransientError, never cached. */

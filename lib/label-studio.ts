@@ -134,20 +134,30 @@ export class LabelStudioClient {
     return `${this.baseUrl}/projects/${projectId}/data`;
   }
 
-  private async call<T>(method: string, path: string, opts: { body?: unknown; query?: Record<string, string | number>; allow404?: boolean } = {}): Promise<T | undefined> {
+  private async call<T>(
+    method: string,
+    path: string,
+    opts: { body?: unknown; query?: Record<string, string | number>; allow404?: boolean } = {},
+  ): Promise<T | undefined> {
     const url = new URL(this.baseUrl + path);
     for (const [k, v] of Object.entries(opts.query ?? {})) url.searchParams.set(k, String(v));
     let res: Response;
     try {
       res = await fetch(url, {
         method,
-        headers: { Authorization: `Token ${this.token}`, ...(opts.body !== undefined ? { 'Content-Type': 'application/json' } : {}), Accept: 'application/json' },
+        headers: {
+          Authorization: `Token ${this.token}`,
+          ...(opts.body !== undefined ? { 'Content-Type': 'application/json' } : {}),
+          Accept: 'application/json',
+        },
         body: opts.body !== undefined ? JSON.stringify(opts.body) : undefined,
         signal: AbortSignal.timeout(this.timeoutMs),
       });
     } catch (err) {
       const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name;
-      throw new TransientError(`Label Studio not reachable at ${this.baseUrl} (${method} ${path}: ${cause}); start it with \`bash infra/services.sh start label-studio\``);
+      throw new TransientError(
+        `Label Studio not reachable at ${this.baseUrl} (${method} ${path}: ${cause}); start it with \`bash infra/services.sh start label-studio\``,
+      );
     }
     if (res.status === 404 && opts.allow404) {
       await res.body?.cancel();
@@ -253,7 +263,11 @@ export class LabelStudioClient {
    *
    * @param ids only these tasks (asked 200 at a time); all of the project's without.
    */
-  async taskSummaries(projectId: number, ids?: number[], onPage?: (seen: number) => void): Promise<Array<{ id: number; updated_at: string; overlap: number; data: Record<string, unknown> }>> {
+  async taskSummaries(
+    projectId: number,
+    ids?: number[],
+    onPage?: (seen: number) => void,
+  ): Promise<Array<{ id: number; updated_at: string; overlap: number; data: Record<string, unknown> }>> {
     type Row = { id: number; updated_at: string; overlap: number; data: Record<string, unknown> };
     const out: Row[] = [];
     const base = { project: projectId, fields: 'task_only', include: 'id,updated_at,overlap,data', resolve_uri: 'false', page_size: 200 };
@@ -278,7 +292,13 @@ export class LabelStudioClient {
     for (let i = 0; i < ids.length; i += 100) {
       const chunk = ids.slice(i, i + 100);
       const r = await this.call<{ tasks: LsTask[] }>('GET', '/api/tasks/', {
-        query: { project: projectId, fields: 'all', resolve_uri: 'false', page_size: 100, query: JSON.stringify({ selectedItems: { all: false, included: chunk } }) },
+        query: {
+          project: projectId,
+          fields: 'all',
+          resolve_uri: 'false',
+          page_size: 100,
+          query: JSON.stringify({ selectedItems: { all: false, included: chunk } }),
+        },
         allow404: true,
       });
       out.push(...(r?.tasks ?? []));

@@ -139,7 +139,12 @@ export function bestLabels(rows: readonly StoredLabelRow[]): LabelledFrameRow[] 
     const frame = { frameKey: key, videoId: group[0]!.videoId };
     const human = group.filter((r) => r.source === 'human' && r.annotator !== null && r.annotationId !== null);
     if (human.length) {
-      const votes: Vote[] = human.map((r) => ({ annotator: r.annotator!, label: r.label, annotationId: r.annotationId!, updatedAt: r.updatedAt.toISOString() }));
+      const votes: Vote[] = human.map((r) => ({
+        annotator: r.annotator!,
+        label: r.label,
+        annotationId: r.annotationId!,
+        updatedAt: r.updatedAt.toISOString(),
+      }));
       const res = resolveVotes(votes, 1);
       if (res.status !== 'agreed') continue;
       const latest = human.reduce((a, b) => (b.updatedAt > a.updatedAt ? b : a));
@@ -187,22 +192,44 @@ export interface LabelReadOptions {
  * @returns kept rows (ordered by frame key) and the dropped rows counted by reason.
  * @throws the database's error when Postgres cannot be reached.
  */
-export async function labelRows(pool: Pool, label: string, opts: LabelReadOptions = {}): Promise<{ rows: StoredLabelRow[]; dropped: Partial<Record<DropReason, number>> }> {
+export async function labelRows(
+  pool: Pool,
+  label: string,
+  opts: LabelReadOptions = {},
+): Promise<{ rows: StoredLabelRow[]; dropped: Partial<Record<DropReason, number>> }> {
   const taxonomy = opts.taxonomy ?? (await loadTaxonomy(pool));
   const runIds = new Set(await labelRunIds(pool, label));
   if (opts.alsoRun) runIds.add(opts.alsoRun);
   const read = [...runIds].filter((id) => id !== opts.exceptRun);
   if (!read.length || (opts.keys && !opts.keys.length)) return { rows: [], dropped: {} };
-  const found = await repos.frameLabels.ofLabelRuns(pool, { label, runIds: read, family: taxonomy.family(label), keys: opts.keys ? [...new Set(opts.keys)] : null });
+  const found = await repos.frameLabels.ofLabelRuns(pool, {
+    label,
+    runIds: read,
+    family: taxonomy.family(label),
+    keys: opts.keys ? [...new Set(opts.keys)] : null,
+  });
   const ctx: LabelRuleContext = { label, taxonomy, runIds };
   const rows: StoredLabelRow[] = [];
   const dropped: Partial<Record<DropReason, number>> = {};
   for (const r of found) {
     const row: StoredLabelRow = {
-      frameKey: r.frame_key, videoId: r.video_id, workflowId: r.workflow_id, label: r.label, source: r.source, confidence: r.confidence,
-      annotator: r.annotator, annotationId: r.annotation_id === null ? null : Number(r.annotation_id), createdAt: r.created_at, updatedAt: r.updated_at,
-      origin: r.origin, inheritedFrom: r.inherited_from, inheritedKey: r.inherited_key, inheritedLabel: r.inherited_label,
-      videoCarriesLabel: r.carries, sourceRunLabel: r.source_run_label, sourceRowExists: r.source_row_exists,
+      frameKey: r.frame_key,
+      videoId: r.video_id,
+      workflowId: r.workflow_id,
+      label: r.label,
+      source: r.source,
+      confidence: r.confidence,
+      annotator: r.annotator,
+      annotationId: r.annotation_id === null ? null : Number(r.annotation_id),
+      createdAt: r.created_at,
+      updatedAt: r.updated_at,
+      origin: r.origin,
+      inheritedFrom: r.inherited_from,
+      inheritedKey: r.inherited_key,
+      inheritedLabel: r.inherited_label,
+      videoCarriesLabel: r.carries,
+      sourceRunLabel: r.source_run_label,
+      sourceRowExists: r.source_row_exists,
     };
     const k = keepLabelRow(row, ctx);
     if (k.keep) rows.push(row);
@@ -240,7 +267,11 @@ export async function labelledFrames(pool: Pool, label: string, alsoRun?: string
  *
  * @param label the canonical label.
  */
-export async function labelledFramesWithRepair(pool: Pool, label: string, alsoRun?: string): Promise<{ frames: LabelledFrameRow[]; dropped: Partial<Record<DropReason, number>> }> {
+export async function labelledFramesWithRepair(
+  pool: Pool,
+  label: string,
+  alsoRun?: string,
+): Promise<{ frames: LabelledFrameRow[]; dropped: Partial<Record<DropReason, number>> }> {
   const { rows, dropped } = await labelRows(pool, label, { alsoRun });
   return { frames: bestLabels(rows), dropped };
 }
@@ -267,7 +298,12 @@ export interface ExclusionEvidence {
  * @param label the canonical label read for.
  * @returns by frame key; empty when the label excludes nothing.
  */
-export async function exclusionEvidence(pool: Pool, label: string, keys: readonly string[], opts: { taxonomy?: Taxonomy } = {}): Promise<Map<string, ExclusionEvidence>> {
+export async function exclusionEvidence(
+  pool: Pool,
+  label: string,
+  keys: readonly string[],
+  opts: { taxonomy?: Taxonomy } = {},
+): Promise<Map<string, ExclusionEvidence>> {
   const out = new Map<string, ExclusionEvidence>();
   if (!keys.length) return out;
   const taxonomy = opts.taxonomy ?? (await loadTaxonomy(pool));
@@ -280,7 +316,14 @@ export async function exclusionEvidence(pool: Pool, label: string, keys: readonl
   for (const b of runLabels) {
     for (const row of (await ownLabels(pool, b, { keys, taxonomy })).values()) {
       if (!excluded.has(row.label)) continue;
-      found.push({ frameKey: row.frameKey, videoId: row.videoId, label: row.label, runLabel: b, source: row.source === 'human' ? 'human' : 'weak', workflowId: row.workflowId });
+      found.push({
+        frameKey: row.frameKey,
+        videoId: row.videoId,
+        label: row.label,
+        runLabel: b,
+        source: row.source === 'human' ? 'human' : 'weak',
+        workflowId: row.workflowId,
+      });
     }
   }
   for (const e of found.sort((a, b) => (a.source === b.source ? 0 : a.source === 'human' ? -1 : 1))) if (!out.has(e.frameKey)) out.set(e.frameKey, e);

@@ -94,7 +94,10 @@ export interface FfprobeJson {
  * @returns the parsed JSON, or `{ error, stderr }` with ffprobe's last complaint (and all it said) when it could not read the file.
  * @throws TransientError when ffprobe cannot start, times out (see {@link runProcess}) or is killed by a signal.
  */
-export async function ffprobeJson(file: string, opts: RunOptions & { ffprobePath?: string; extraArgs?: string[] } = {}): Promise<FfprobeJson | { error: string; stderr?: string }> {
+export async function ffprobeJson(
+  file: string,
+  opts: RunOptions & { ffprobePath?: string; extraArgs?: string[] } = {},
+): Promise<FfprobeJson | { error: string; stderr?: string }> {
   const r = await runProcess(
     opts.ffprobePath ?? 'ffprobe',
     ['-v', 'error', '-print_format', 'json', '-show_format', '-show_streams', ...(opts.extraArgs ?? []), `file:${file}`],

@@ -86,8 +86,7 @@ function levelMetrics(truth: Int32Array, pred: Int32Array, k: number, names: str
     const predicted = confusion.reduce((a, row) => a + row[c]!, 0);
     const precision = predicted === 0 ? null : tp / predicted;
     const recall = support === 0 ? null : tp / support;
-    const f1 =
-      precision === null || recall === null ? null : precision + recall === 0 ? 0 : (2 * precision * recall) / (precision + recall);
+    const f1 = precision === null || recall === null ? null : precision + recall === 0 ? 0 : (2 * precision * recall) / (precision + recall);
     if (f1 !== null) f1s.push(f1);
     perLabel[names[c] as string] = { precision, recall, f1, support };
   }

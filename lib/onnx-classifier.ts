@@ -25,7 +25,9 @@ export async function loadOnnxClassifier(file: string, artifact: ModelArtifact, 
     extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
   });
   if (session.inputNames[0] !== 'pixels' || !session.outputNames.includes('probabilities') || !session.outputNames.includes('features')) {
-    throw new ModelMismatchError(`${file}: inputs ${session.inputNames.join(',')} / outputs ${session.outputNames.join(',')}, expected pixels -> probabilities, features`);
+    throw new ModelMismatchError(
+      `${file}: inputs ${session.inputNames.join(',')} / outputs ${session.outputNames.join(',')}, expected pixels -> probabilities, features`,
+    );
   }
   const prep = preparationOf(artifact.input);
   const s = prep.inputSize;

@@ -88,10 +88,7 @@ export function permutation(rng: Rng, n: number): Int32Array {
  * @returns `draw(rng, count)` giving `count` row indices (binary search on the cumulative weights).
  * @throws InvalidInputError when a class is >= numClasses or no row has a class.
  */
-export function classBalancedSampler(
-  classes: Int32Array,
-  numClasses: number,
-): (rng: Rng, count: number) => Int32Array {
+export function classBalancedSampler(classes: Int32Array, numClasses: number): (rng: Rng, count: number) => Int32Array {
   const counts = new Float64Array(numClasses);
   for (const c of classes) {
     if (c >= numClasses) throw new InvalidInputError(`class ${c} out of range [0, ${numClasses})`);

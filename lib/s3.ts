@@ -182,7 +182,8 @@ export class ObjectStore {
       await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }));
       return;
     }
-    const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    const bytes =
+      typeof body === 'string' ? Buffer.from(body, 'utf8') : Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
     const res = await this.directRequest('PUT', key, { body: bytes, contentType, sha256Hex: sha256Hex ?? createHash('sha256').update(bytes).digest('hex') });
     res.resume();
   }
@@ -242,7 +243,11 @@ export class ObjectStore {
         const status = res.statusCode ?? 0;
         if (status >= 200 && status < 300) return res;
         const text = await readText(res);
-        const err = new S3RequestError(status, /<Code>([^<]*)<\/Code>/.exec(text)?.[1] ?? (status === 404 ? 'NoSuchKey' : ''), /<Message>([^<]*)<\/Message>/.exec(text)?.[1] ?? `${method} ${key}`);
+        const err = new S3RequestError(
+          status,
+          /<Code>([^<]*)<\/Code>/.exec(text)?.[1] ?? (status === 404 ? 'NoSuchKey' : ''),
+          /<Message>([^<]*)<\/Message>/.exec(text)?.[1] ?? `${method} ${key}`,
+        );
         if (!(status >= 500 || status === 429) || attempt >= d.maxAttempts) throw err;
       } catch (err) {
         if (opts.signal?.aborted) throw opts.signal.reason;
@@ -253,10 +258,31 @@ export class ObjectStore {
     }
   }
 
-  private send(d: DirectRequests, method: string, host: string, path: string, headers: Record<string, string>, body: Buffer | undefined, signal?: AbortSignal): Promise<IncomingMessage> {
+  private send(
+    d: DirectRequests,
+    method: string,
+    host: string,
+    path: string,
+    headers: Record<string, string>,
+    body: Buffer | undefined,
+    signal?: AbortSignal,
+  ): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
       const request = d.endpoint.protocol === 'https:' ? httpsRequest : httpRequest;
-      const req = request({ protocol: d.endpoint.protocol, host: d.endpoint.hostname, port: d.endpoint.port || undefined, method, path, headers: { ...headers, host }, agent: d.agent, timeout: d.timeoutMs, signal }, resolve);
+      const req = request(
+        {
+          protocol: d.endpoint.protocol,
+          host: d.endpoint.hostname,
+          port: d.endpoint.port || undefined,
+          method,
+          path,
+          headers: { ...headers, host },
+          agent: d.agent,
+          timeout: d.timeoutMs,
+          signal,
+        },
+        resolve,
+      );
       req.on('timeout', () => req.destroy(new Error(`S3 ${method} ${path}: no answer within ${d.timeoutMs} ms`)));
       req.on('error', reject);
       req.end(body);
@@ -307,9 +333,7 @@ export class ObjectStore {
     const keys: string[] = [];
     let token: string | undefined;
     do {
-      const res = await this.client.send(
-        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }),
-      );
+      const res = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }));
       for (const o of res.Contents ?? []) if (o.Key) keys.push(o.Key);
       token = res.IsTruncated ? res.NextContinuationToken : undefined;
     } while (token);
@@ -338,9 +362,7 @@ export class ObjectStore {
   async deleteMany(keys: string[]): Promise<void> {
     for (let i = 0; i < keys.length; i += 1000) {
       const chunk = keys.slice(i, i + 1000);
-      await this.client.send(
-        new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: chunk.map((Key) => ({ Key })), Quiet: true } }),
-      );
+      await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: chunk.map((Key) => ({ Key })), Quiet: true } }));
     }
   }
 

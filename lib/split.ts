@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Split } from '../contracts';
 
-
 /**
  * Split videos into train and validation, per label, by video (never by frame), so no
  * frame of a validation video is trained on.

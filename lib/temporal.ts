@@ -38,9 +38,17 @@ const FILES = [
 
 type TemporalConfig = Pick<
   Config,
-  | 'TEMPORAL_ADDRESS' | 'TEMPORAL_NAMESPACE' | 'TEMPORAL_TLS' | 'TEMPORAL_API_KEY' | 'TEMPORAL_TLS_SERVER_NAME'
-  | 'TEMPORAL_TLS_CLIENT_CERT_PATH' | 'TEMPORAL_TLS_CLIENT_KEY_PATH' | 'TEMPORAL_TLS_SERVER_CA_CERT_PATH'
-  | 'TEMPORAL_TLS_CERT' | 'TEMPORAL_TLS_KEY' | 'TEMPORAL_TLS_CA'
+  | 'TEMPORAL_ADDRESS'
+  | 'TEMPORAL_NAMESPACE'
+  | 'TEMPORAL_TLS'
+  | 'TEMPORAL_API_KEY'
+  | 'TEMPORAL_TLS_SERVER_NAME'
+  | 'TEMPORAL_TLS_CLIENT_CERT_PATH'
+  | 'TEMPORAL_TLS_CLIENT_KEY_PATH'
+  | 'TEMPORAL_TLS_SERVER_CA_CERT_PATH'
+  | 'TEMPORAL_TLS_CERT'
+  | 'TEMPORAL_TLS_KEY'
+  | 'TEMPORAL_TLS_CA'
 >;
 
 /**
@@ -72,7 +80,9 @@ export function temporalConnectionOptions(config: TemporalConfig, env: NodeJS.Pr
   }
   if (Boolean(vars['TEMPORAL_TLS_CLIENT_CERT_PATH']) !== Boolean(vars['TEMPORAL_TLS_CLIENT_KEY_PATH'])) {
     const given = named['TEMPORAL_TLS_CLIENT_CERT_PATH'] ?? named['TEMPORAL_TLS_CLIENT_KEY_PATH'];
-    throw new ConfigError(`${given} is set without its pair: a client certificate (TEMPORAL_TLS_CLIENT_CERT_PATH) and its key (TEMPORAL_TLS_CLIENT_KEY_PATH) go together (mTLS), or neither`);
+    throw new ConfigError(
+      `${given} is set without its pair: a client certificate (TEMPORAL_TLS_CLIENT_CERT_PATH) and its key (TEMPORAL_TLS_CLIENT_KEY_PATH) go together (mTLS), or neither`,
+    );
   }
   for (const k of ['TEMPORAL_CONFIG_FILE', 'TEMPORAL_PROFILE'] as const) if (env[k]) vars[k] = env[k]!;
   let loaded: ReturnType<typeof loadClientConnectConfig>;

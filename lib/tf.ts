@@ -56,10 +56,7 @@ let initialisedWith: TfBackendPreference | undefined;
 export function initTensorflow(preference: TfBackendPreference = 'auto', logger?: Logger): Promise<TfRuntime> {
   if (initialised) {
     if (preference !== initialisedWith) {
-      logger?.warn(
-        { requested: preference, initialisedWith },
-        'TensorFlow.js already initialised with another preference; keeping the first',
-      );
+      logger?.warn({ requested: preference, initialisedWith }, 'TensorFlow.js already initialised with another preference; keeping the first');
     }
     return initialised;
   }
@@ -83,8 +80,7 @@ export function tensorflowIfStarted(): Promise<TfRuntime> | undefined {
 type Candidate = Exclude<TfBackendPreference, 'auto'>;
 
 async function start(preference: TfBackendPreference, logger?: Logger): Promise<TfRuntime> {
-  const candidates: Candidate[] =
-    preference === 'auto' ? ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] : [preference];
+  const candidates: Candidate[] = preference === 'auto' ? ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] : [preference];
   const failures: string[] = [];
   for (const candidate of candidates) {
     try {
@@ -139,7 +135,11 @@ async function tryBackend(candidate: Candidate): Promise<TfRuntime> {
       if (!(await tf.setBackend('tensorflow'))) throw new Error(`${pkg} loaded but the tensorflow backend did not start`);
       await tf.ready();
       const binding = (tf.backend() as unknown as { binding?: { TF_Version?: string } }).binding;
-      return { backend: tf.getBackend(), tf, native: { package: pkg, tensorflowVersion: binding?.TF_Version ?? 'unknown', gpu: candidate === 'tensorflow-gpu' } };
+      return {
+        backend: tf.getBackend(),
+        tf,
+        native: { package: pkg, tensorflowVersion: binding?.TF_Version ?? 'unknown', gpu: candidate === 'tensorflow-gpu' },
+      };
     }
     case 'wasm': {
       const tf = optionalRequire('@tensorflow/tfjs') as Tf;

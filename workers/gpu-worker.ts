@@ -25,7 +25,13 @@ async function main(): Promise<void> {
     shutdownGraceTime: '3 seconds',
     interceptors: { activity: deps.metrics.activityInterceptors },
   });
-  await runWorker(deps, worker, { kind: 'gpu', identity: worker.options.identity, taskQueue: deps.config.REELSET_GPU_TASK_QUEUE, backend: tf.backend, metrics: deps.metrics.url });
+  await runWorker(deps, worker, {
+    kind: 'gpu',
+    identity: worker.options.identity,
+    taskQueue: deps.config.REELSET_GPU_TASK_QUEUE,
+    backend: tf.backend,
+    metrics: deps.metrics.url,
+  });
 }
 
 main().catch((err: unknown) => {

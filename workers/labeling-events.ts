@@ -55,7 +55,9 @@ export function parseWebhook(body: string): WebhookEvent {
   const project = obj(j?.['project']);
   const ids = [posInt(annotation?.['id']), ...annotations.map((a) => posInt(a?.['id']))].filter((x): x is number => x !== undefined);
   const deleted = action === 'ANNOTATIONS_DELETED' || action === 'ANNOTATION_DELETED';
-  const taskIds = [posInt(annotation?.['task']), posInt(task?.['id']), ...annotations.map((a) => posInt(a?.['task']))].filter((x): x is number => x !== undefined);
+  const taskIds = [posInt(annotation?.['task']), posInt(task?.['id']), ...annotations.map((a) => posInt(a?.['task']))].filter(
+    (x): x is number => x !== undefined,
+  );
   const runId = obj(task?.['data'])?.['runId'];
   return {
     action,

@@ -93,7 +93,10 @@ export function temporalSignaller(client: Client): Signaller {
  * The gateway's HTTP server (not listening yet). Events are processed one at a time after
  * the answer; `drain()` waits for the queue (shutdown, tests).
  */
-export function createGateway(deps: Pick<ActivityDeps, 'pool' | 'config' | 'logger'>, signal: Signaller): { server: Server; drain: () => Promise<void>; routed: Routed[] } {
+export function createGateway(
+  deps: Pick<ActivityDeps, 'pool' | 'config' | 'logger'>,
+  signal: Signaller,
+): { server: Server; drain: () => Promise<void>; routed: Routed[] } {
   const { config, logger } = deps;
   let queue: Promise<void> = Promise.resolve();
   const routed: Routed[] = [];
@@ -104,11 +107,22 @@ export function createGateway(deps: Pick<ActivityDeps, 'pool' | 'config' | 'logg
         routed.push(r);
         if (routed.length > 100) routed.shift();
         logger.info(
-          { action: e.action, annotationIds: e.annotationIds, deletedAnnotationIds: e.deletedAnnotationIds, taskIds: e.taskIds, projectId: e.projectId, signalled: r.signalled, applied: r.applied },
+          {
+            action: e.action,
+            annotationIds: e.annotationIds,
+            deletedAnnotationIds: e.deletedAnnotationIds,
+            taskIds: e.taskIds,
+            projectId: e.projectId,
+            signalled: r.signalled,
+            applied: r.applied,
+          },
           'label studio event',
         );
       } catch (err) {
-        logger.warn({ action: e.action, annotationIds: e.annotationIds, error: (err as Error).message }, 'label studio event not routed; the runs reconcile at their next poll');
+        logger.warn(
+          { action: e.action, annotationIds: e.annotationIds, error: (err as Error).message },
+          'label studio event not routed; the runs reconcile at their next poll',
+        );
       }
     });
   };

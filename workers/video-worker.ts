@@ -26,7 +26,12 @@ async function main(): Promise<void> {
     maxHeartbeatThrottleInterval: '1 second',
     interceptors: { activity: deps.metrics.activityInterceptors },
   });
-  await runWorker(deps, worker, { kind: 'video', identity: worker.options.identity, taskQueue: deps.config.REELSET_VIDEO_TASK_QUEUE, metrics: deps.metrics.url });
+  await runWorker(deps, worker, {
+    kind: 'video',
+    identity: worker.options.identity,
+    taskQueue: deps.config.REELSET_VIDEO_TASK_QUEUE,
+    metrics: deps.metrics.url,
+  });
 }
 
 main().catch((err: unknown) => {

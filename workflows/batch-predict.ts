@@ -81,7 +81,13 @@ export async function batchPredictWorkflow(request: BatchPredictRequest, state?:
   let plan = state?.plan;
   if (!plan) {
     upsertSearchAttributes([{ key: STAGE_ATTRIBUTE, value: 'search' }]);
-    plan = await cpu.planBatchPredict({ workflowId, model: input.model, videoIds: input.videoIds, ...(input.catalogLabel ? { catalogLabel: input.catalogLabel } : {}), maxVideos: input.maxVideos });
+    plan = await cpu.planBatchPredict({
+      workflowId,
+      model: input.model,
+      videoIds: input.videoIds,
+      ...(input.catalogLabel ? { catalogLabel: input.catalogLabel } : {}),
+      maxVideos: input.maxVideos,
+    });
   }
   upsertSearchAttributes([
     { key: LABEL_ATTRIBUTE, value: plan.model.name },
@@ -123,7 +129,12 @@ function batchVideo(videoId: string, r: VideoExtractSummary): BatchVideo {
  *
  * @returns every video of the plan, in the plan's order.
  */
-async function extractAll(request: BatchPredictRequest, input: BatchPredictInput, plan: BatchPlan, state: BatchPredictState | undefined): Promise<BatchVideo[]> {
+async function extractAll(
+  request: BatchPredictRequest,
+  input: BatchPredictInput,
+  plan: BatchPlan,
+  state: BatchPredictState | undefined,
+): Promise<BatchVideo[]> {
   const videos: BatchVideo[] = [...(state?.videos ?? [])];
   const pool = new FanOutPool<string, VideoExtractSummary>({
     concurrency: input.concurrency,

@@ -1,14 +1,6 @@
 import { ContinueAsNew, continueAsNew, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { VideoActivities } from '../activities';
-import {
-  DatasetError,
-  NewCategoryInput,
-  runPrefix,
-  SHORT,
-  type ContinueState,
-  type NewCategoryRequest,
-  type NewCategoryResult,
-} from '../contracts';
+import { DatasetError, NewCategoryInput, runPrefix, SHORT, type ContinueState, type NewCategoryRequest, type NewCategoryResult } from '../contracts';
 import { parseInput } from './parse-input';
 import { embedAndDedupe, extractStep, finishFailedRun, labelStep, trackRun, trainAndPublish, writeReport } from './pipeline';
 

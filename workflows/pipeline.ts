@@ -14,16 +14,7 @@
  * - {@link trainAndPublish}: steps 7 to 10 (teacher, student, evaluation, candidates);
  * - {@link finishFailedRun} and {@link writeReport}: the end of a run.
  */
-import {
-  CancellationScope,
-  executeChild,
-  isCancellation,
-  log,
-  patched,
-  proxyActivities,
-  setHandler,
-  upsertSearchAttributes,
-} from '@temporalio/workflow';
+import { CancellationScope, executeChild, isCancellation, log, patched, proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type { TrainingActivities, VideoActivities } from '../activities';
 import {
   extractChildWorkflowId,
@@ -187,7 +178,11 @@ export async function extractStep(run: RunTracker, opts: ExtractStepOptions): Pr
 }
 
 /** Steps 3 and 4: embed the run's frames, then cluster them with the label's earlier frames. */
-export async function embedAndDedupe(run: RunTracker, workflowId: string, input: Pick<NewCategoryInput, 'heartbeatTimeoutS' | 'dedupeThreshold' | 'labelBudget'>): Promise<void> {
+export async function embedAndDedupe(
+  run: RunTracker,
+  workflowId: string,
+  input: Pick<NewCategoryInput, 'heartbeatTimeoutS' | 'dedupeThreshold' | 'labelBudget'>,
+): Promise<void> {
   const cpuLong = counted(proxyActivities<VideoActivities>(long(input.heartbeatTimeoutS, '2 hours')), run.counter);
   run.stage('embed');
   run.done('embed', await cpuLong.embedFrames({ workflowId }));
@@ -219,13 +214,23 @@ export async function labelStep(
   const cpu = counted(proxyActivities<VideoActivities>(SHORT), run.counter);
   run.stage('label');
   if (input.labeling.mode === 'human' && patched(HUMAN_LABELING_PATCH)) {
-    run.done('label', await executeChild(labelingWorkflow, {
-      workflowId: labelingChildWorkflowId(workflowId),
-      args: [{
-        runWorkflowId: workflowId, label: input.label, options: input.labeling, validationFraction: input.validationFraction,
-        seed: input.seed, gpuTaskQueue: input.gpuTaskQueue, heartbeatTimeoutS: input.heartbeatTimeoutS,
-      }],
-    }));
+    run.done(
+      'label',
+      await executeChild(labelingWorkflow, {
+        workflowId: labelingChildWorkflowId(workflowId),
+        args: [
+          {
+            runWorkflowId: workflowId,
+            label: input.label,
+            options: input.labeling,
+            validationFraction: input.validationFraction,
+            seed: input.seed,
+            gpuTaskQueue: input.gpuTaskQueue,
+            heartbeatTimeoutS: input.heartbeatTimeoutS,
+          },
+        ],
+      }),
+    );
   } else {
     run.done('label', await cpu.labelFrames({ workflowId, source: 'weak' }));
   }
@@ -284,7 +289,12 @@ export async function finishFailedRun(run: RunTracker, workflowId: string, err: 
 export async function writeReport(workflowId: string, counter: ActivityCounter = { n: 0 }): Promise<string | undefined> {
   if (!patched(RUN_REPORT_PATCH)) return undefined;
   counter.n++;
-  const cpu = proxyActivities<VideoActivities>({ ...SHORT, startToCloseTimeout: '5 minutes', scheduleToCloseTimeout: '15 minutes', retry: { ...SHORT.retry, maximumAttempts: 3 } });
+  const cpu = proxyActivities<VideoActivities>({
+    ...SHORT,
+    startToCloseTimeout: '5 minutes',
+    scheduleToCloseTimeout: '15 minutes',
+    retry: { ...SHORT.retry, maximumAttempts: 3 },
+  });
   try {
     const r = await CancellationScope.nonCancellable(() => cpu.writeRunReport({ workflowId }));
     return r.reportKey;

@@ -70,7 +70,11 @@ async function promotionGate(
   }
   const student = models.find((m) => m.role === 'student');
   if (!student) return { decision: 'not-evaluated', note: 'no student was published: nothing to promote' };
-  const out = await promotionStep(workflowId, student.name, student.version, { heartbeatTimeoutS: input.heartbeatTimeoutS, gpuTaskQueue: input.gpuTaskQueue, counter });
+  const out = await promotionStep(workflowId, student.name, student.version, {
+    heartbeatTimeoutS: input.heartbeatTimeoutS,
+    gpuTaskQueue: input.gpuTaskQueue,
+    counter,
+  });
   return { decision: out.decision, note: out.gate.reason, gate: out.gate, production: out.production };
 }
 
@@ -125,7 +129,13 @@ export async function retrainWorkflow(request: RetrainRequest, state?: RetrainCo
   try {
     run.stage('search');
     if (!state) await cpu.startRun({ workflowId, kind: 'retrain', label: plan.label, input });
-    const search = await cpu.searchNewVideos({ workflowId, label: plan.label, maxPositiveVideos: input.maxPositiveVideos, maxNegativeVideos: input.maxNegativeVideos, seed: input.seed });
+    const search = await cpu.searchNewVideos({
+      workflowId,
+      label: plan.label,
+      maxPositiveVideos: input.maxPositiveVideos,
+      maxNegativeVideos: input.maxNegativeVideos,
+      seed: input.seed,
+    });
     run.done('search', search);
 
     let failures: NewCategoryResult['failures'] = [];

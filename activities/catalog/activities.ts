@@ -45,9 +45,7 @@ export function createCatalogActivities(deps: ActivityDeps) {
         const { resolved, hits } = await searchCatalog(deps.pool, input);
         const positives = hits.filter((h) => h.role === 'positive').length;
         if (positives === 0) {
-          throw new DatasetError(
-            `no catalog video matches label "${input.label}" (searched labels, synonyms and titles for: ${resolved.terms.join(', ')})`,
-          );
+          throw new DatasetError(`no catalog video matches label "${input.label}" (searched labels, synonyms and titles for: ${resolved.terms.join(', ')})`);
         }
         const summary: SearchSummary = {
           label: resolved.label,

@@ -163,7 +163,10 @@ export function createCatalogBackfillActivities(deps: ActivityDeps) {
           const objects = await listPrefix(store, input.source.uri);
           listed = objects.length;
           const from = new ObjectStore(parseS3Uri(input.source.uri).bucket, store.client);
-          const known = await repos.videos.fromS3Objects(pool, objects.map((o) => o.uri));
+          const known = await repos.videos.fromS3Objects(
+            pool,
+            objects.map((o) => o.uri),
+          );
           const knownByUri = new Map(known.map((r) => [r.uri, r]));
           const labelsOf = await catalogLabels(objects.map((o) => knownByUri.get(o.uri)?.id ?? o.id));
           await repos.labels.ensure(pool, input.label);
@@ -230,7 +233,13 @@ export function createCatalogBackfillActivities(deps: ActivityDeps) {
           }
           listed = entries.length;
           // A folder's file whose content is already the video's, with the label: nothing to do (no ffprobe, no upload).
-          const rows = input.source.kind === 'folder' ? await repos.videos.contentOf(pool, entries.map((e) => e.id)) : [];
+          const rows =
+            input.source.kind === 'folder'
+              ? await repos.videos.contentOf(
+                  pool,
+                  entries.map((e) => e.id),
+                )
+              : [];
           const shaOf = new Map(rows.map((r) => [r.id, r.sha256]));
           const labelled = await catalogLabels([...shaOf.keys()]);
           await forEachLimit(

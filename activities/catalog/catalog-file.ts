@@ -11,7 +11,10 @@ export const CatalogEntry = z.object({
   /** Path of the file, relative to the catalog file. */
   file: z.string().min(1),
   /** Expected sha256 of the file; checked on ingest when given. */
-  sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  sha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
   bytes: z.number().int().nonnegative().optional(),
   labels: z.array(z.string().trim().toLowerCase().min(1)).default([]),
   description: z.string().default(''),
@@ -88,11 +91,13 @@ export const VIDEO_EXTENSIONS = new Set(['.mp4', '.mov', '.avi', '.mkv', '.webm'
  */
 export async function catalogFromFolder(dir: string, labels: string[] = []): Promise<ResolvedEntry[]> {
   const names = (await fs.readdir(dir)).filter((n) => VIDEO_EXTENSIONS.has(path.extname(n).toLowerCase())).sort();
-  return names.map((name) => {
-    const stem = path.basename(name, path.extname(name));
-    const id = stem.replace(/[^A-Za-z0-9_.-]+/g, '_').replace(/^[^A-Za-z0-9]+/, '') || 'video';
-    return CatalogEntry.parse({ id, file: name, labels, description: stem }) as ResolvedEntry;
-  }).map((e) => ({ ...e, absPath: path.join(dir, e.file) }));
+  return names
+    .map((name) => {
+      const stem = path.basename(name, path.extname(name));
+      const id = stem.replace(/[^A-Za-z0-9_.-]+/g, '_').replace(/^[^A-Za-z0-9]+/, '') || 'video';
+      return CatalogEntry.parse({ id, file: name, labels, description: stem }) as ResolvedEntry;
+    })
+    .map((e) => ({ ...e, absPath: path.join(dir, e.file) }));
 }
 
 /**

@@ -123,9 +123,19 @@ export async function ingestCatalog(
         const dup = await repos.videos.idWithContent(c, sha, entry.id);
         if (dup !== undefined) throw new CatalogError(`same content already ingested as video ${JSON.stringify(dup)}`);
         let changed = await repos.videos.upsert(c, {
-          id: entry.id, sha256: sha, s3Key: key, fileName: path.basename(entry.file), title: entry.description, bytes: stat.size,
-          durationS: meta?.duration_s ?? null, width: meta?.width ?? null, height: meta?.height ?? null, codec: meta?.codec ?? null,
-          frameRate: meta?.avg_frame_rate ?? null, hasAudio: meta?.has_audio ?? null, source: entry.source ?? {},
+          id: entry.id,
+          sha256: sha,
+          s3Key: key,
+          fileName: path.basename(entry.file),
+          title: entry.description,
+          bytes: stat.size,
+          durationS: meta?.duration_s ?? null,
+          width: meta?.width ?? null,
+          height: meta?.height ?? null,
+          codec: meta?.codec ?? null,
+          frameRate: meta?.avg_frame_rate ?? null,
+          hasAudio: meta?.has_audio ?? null,
+          source: entry.source ?? {},
         });
         const labels = [...new Set(entry.labels)];
         for (const l of labels) await repos.labels.ensure(c, l);

@@ -61,8 +61,10 @@ export function createRetrainActivities(deps: ActivityDeps) {
       const rows: LabelVideo[] = [];
       // A video counts as used once the run's label step finished: a run that stopped
       // between extraction and labelling leaves its videos for the next retrain.
-      if (labelled !== undefined) for (const v of extract?.videos ?? []) rows.push({ videoId: v.videoId, role: roleOf.get(v.videoId) ?? 'positive', outcome: 'extracted' });
-      for (const f of extract?.failures ?? []) if (f.type === 'VideoDecodeError') rows.push({ videoId: f.videoId, role: roleOf.get(f.videoId) ?? 'positive', outcome: 'unusable' });
+      if (labelled !== undefined)
+        for (const v of extract?.videos ?? []) rows.push({ videoId: v.videoId, role: roleOf.get(v.videoId) ?? 'positive', outcome: 'extracted' });
+      for (const f of extract?.failures ?? [])
+        if (f.type === 'VideoDecodeError') rows.push({ videoId: f.videoId, role: roleOf.get(f.videoId) ?? 'positive', outcome: 'unusable' });
       if (rows.length) await repos.labelVideos.record(pool, label, run.workflow_id, rows);
       if (run.status !== 'running') await repos.labelVideos.markScanned(pool, run.workflow_id, label, rows.length);
     }
@@ -78,7 +80,12 @@ export function createRetrainActivities(deps: ActivityDeps) {
    */
   async function newVideos(label: string, caps: Caps): Promise<NewVideos> {
     await recordLabelRuns(label);
-    const { resolved, hits } = await searchCatalog(pool, { label, maxPositiveVideos: Number.MAX_SAFE_INTEGER, maxNegativeVideos: Number.MAX_SAFE_INTEGER, seed: caps.seed });
+    const { resolved, hits } = await searchCatalog(pool, {
+      label,
+      maxPositiveVideos: Number.MAX_SAFE_INTEGER,
+      maxNegativeVideos: Number.MAX_SAFE_INTEGER,
+      seed: caps.seed,
+    });
     const used = new Set(await repos.labelVideos.usedBy(pool, resolved.label));
     const unusable = new Set(await repos.videos.undecodableIds(pool));
     const fresh = hits.filter((h) => !used.has(h.videoId));
@@ -154,7 +161,8 @@ export function createRetrainActivities(deps: ActivityDeps) {
         changed = true;
         reasons.push(`${fresh.positives.length} new video(s) of "${label}"${fresh.negatives.length ? ` and ${fresh.negatives.length} new negative(s)` : ''}`);
       }
-      if (fresh.positivesLeftForLater) reasons.push(`${fresh.positivesLeftForLater} more new video(s) left for a later retrain (maxPositiveVideos ${effective.maxPositiveVideos})`);
+      if (fresh.positivesLeftForLater)
+        reasons.push(`${fresh.positivesLeftForLater} more new video(s) left for a later retrain (maxPositiveVideos ${effective.maxPositiveVideos})`);
       if (fresh.knownUnusable) reasons.push(`${fresh.knownUnusable} new video(s) skipped: known not to decode`);
       if (baseline) {
         if (baseline.fingerprint !== fingerprint) {
@@ -176,7 +184,12 @@ export function createRetrainActivities(deps: ActivityDeps) {
         label,
         changed,
         reasons,
-        newVideos: { positives: fresh.positives.length, negatives: fresh.negatives.length, positivesLeftForLater: fresh.positivesLeftForLater, knownUnusable: fresh.knownUnusable },
+        newVideos: {
+          positives: fresh.positives.length,
+          negatives: fresh.negatives.length,
+          positivesLeftForLater: fresh.positivesLeftForLater,
+          knownUnusable: fresh.knownUnusable,
+        },
         labels: { labelledFrames: now.length, fingerprint, baseline },
         earlierRuns: runIds.filter((id) => id !== input.workflowId).length,
         input: effective,
@@ -193,7 +206,13 @@ export function createRetrainActivities(deps: ActivityDeps) {
       return runStep(deps, input.workflowId, 'search', async () => {
         const fresh = await newVideos(input.label, input);
         const hits = [...fresh.positives, ...fresh.negatives];
-        const summary: SearchSummary = { label: fresh.label, positives: fresh.positives.length, negatives: fresh.negatives.length, videoIds: hits.map((h) => h.videoId), catalogDigest: catalogDigest(hits) };
+        const summary: SearchSummary = {
+          label: fresh.label,
+          positives: fresh.positives.length,
+          negatives: fresh.negatives.length,
+          videoIds: hits.map((h) => h.videoId),
+          catalogDigest: catalogDigest(hits),
+        };
         return { summary, extra: { terms: fresh.terms, hits, scope: 'new videos only (retrain)', positivesLeftForLater: fresh.positivesLeftForLater } };
       });
     },

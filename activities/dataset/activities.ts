@@ -33,14 +33,24 @@ export async function withHumanLabels(pool: Pool, label: string, frames: Labelle
   // People's labels in the label's own Label Studio project only.
   const votes = new Map<string, Vote[]>();
   for (const x of await repos.frameLabels.humanVotesInLabelProject(pool, keys, label)) {
-    votes.set(x.frame_key, [...(votes.get(x.frame_key) ?? []), { annotator: x.annotator, label: x.label, annotationId: Number(x.annotation_id), updatedAt: x.updated_at.toISOString() }]);
+    votes.set(x.frame_key, [
+      ...(votes.get(x.frame_key) ?? []),
+      { annotator: x.annotator, label: x.label, annotationId: Number(x.annotation_id), updatedAt: x.updated_at.toISOString() },
+    ]);
   }
   return frames.map((f) => {
     const v = f.source === 'human' ? undefined : votes.get(f.key);
     const res = v ? resolveVotes(v, 1) : undefined;
     if (!v || res?.status !== 'agreed') return f;
     const { fallback: _f, ...rest } = f;
-    return { ...rest, label: res.label, source: 'human' as const, confidence: 1, annotators: [...new Set(v.map((x) => x.annotator))], annotationIds: v.map((x) => x.annotationId) };
+    return {
+      ...rest,
+      label: res.label,
+      source: 'human' as const,
+      confidence: 1,
+      annotators: [...new Set(v.map((x) => x.annotator))],
+      annotationIds: v.map((x) => x.annotationId),
+    };
   });
 }
 
@@ -93,7 +103,11 @@ export function createDatasetActivities(deps: ActivityDeps) {
         const decided = new Map<string, Split>();
         for (const f of labelled) if (f.split) decided.set(f.videoId, f.split);
         const videoLabel = majorityLabelByVideo(labelled);
-        const computed = splitByVideo(videoLabel.filter((v) => !decided.has(v.videoId)), input.validationFraction, input.seed);
+        const computed = splitByVideo(
+          videoLabel.filter((v) => !decided.has(v.videoId)),
+          input.validationFraction,
+          input.seed,
+        );
         const splitOf = new Map<string, Split>([...computed.splitOf, ...decided]);
         const labelsWithoutValidation = [...present].filter((l) => !labelled.some((f) => f.label === l && splitOf.get(f.videoId) === 'validation')).sort();
         const warnings = labelsWithoutValidation.map((l) =>
@@ -107,7 +121,14 @@ export function createDatasetActivities(deps: ActivityDeps) {
           if (!r) throw new MissingArtifactError(key, 'embedding of a labelled frame (not in any vector index of the embed step)');
           return r;
         };
-        const frames = labelled.map((f) => ({ key: f.key, videoId: f.videoId, label: f.label, split: splitOf.get(f.videoId)!, vector: ref(f.key), source: f.source }));
+        const frames = labelled.map((f) => ({
+          key: f.key,
+          videoId: f.videoId,
+          label: f.label,
+          split: splitOf.get(f.videoId)!,
+          vector: ref(f.key),
+          source: f.source,
+        }));
         const reps = new Set([...label.frames.map((f) => f.key), ...(label.excluded ?? []).map((f) => f.key)]);
         const unlabeledTrain = dedupe.clusters
           .flatMap((c) => c.members)
@@ -121,8 +142,18 @@ export function createDatasetActivities(deps: ActivityDeps) {
         const version = await allocateVersion(pool, name, input.workflowId, counts);
         const manifestKey = datasetManifestKey(name, version);
         const manifest: DatasetManifest = {
-          name, version, workflowId: input.workflowId, createdAt: new Date().toISOString(), labels, taxonomy,
-          embedding: embed.model, frames, unlabeled: unlabeledTrain, videos, counts, warnings,
+          name,
+          version,
+          workflowId: input.workflowId,
+          createdAt: new Date().toISOString(),
+          labels,
+          taxonomy,
+          embedding: embed.model,
+          frames,
+          unlabeled: unlabeledTrain,
+          videos,
+          counts,
+          warnings,
         };
         await store.putJson(manifestKey, manifest);
         const sources: NonNullable<DatasetSummary['sources']> = {};

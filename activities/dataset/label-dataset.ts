@@ -112,7 +112,11 @@ export function createLabelDatasetActivities(deps: ActivityDeps) {
               `(${rows.length} labelled frames, ${withoutEmbedding} without an embedding of model ${modelKey})`,
           );
         }
-        const labels = [name, ...present.filter((l) => l !== name && l !== NEGATIVE_LABEL).sort(), ...(present.includes(NEGATIVE_LABEL) ? [NEGATIVE_LABEL] : [])];
+        const labels = [
+          name,
+          ...present.filter((l) => l !== name && l !== NEGATIVE_LABEL).sort(),
+          ...(present.includes(NEGATIVE_LABEL) ? [NEGATIVE_LABEL] : []),
+        ];
         const videoLabel = majorityLabelByVideo(usable);
         const { splitOf, labelsWithoutValidation: singleVideo } = splitByVideo(videoLabel, input.validationFraction, input.seed);
         const withoutValidation = present.filter((l) => !usable.some((f) => f.label === l && splitOf.get(f.videoId) === 'validation')).sort();
@@ -123,7 +127,14 @@ export function createLabelDatasetActivities(deps: ActivityDeps) {
         );
         warnings.push(...evaluationSetWarning(allRows, reserved));
         if (withoutEmbedding) warnings.push(`${withoutEmbedding} labelled frame(s) left out: no embedding with model ${modelKey}`);
-        const frames = usable.map((f) => ({ key: f.frameKey, videoId: f.videoId, label: f.label, split: splitOf.get(f.videoId)!, vector: vectorOf.get(f.frameKey)!, source: f.source }));
+        const frames = usable.map((f) => ({
+          key: f.frameKey,
+          videoId: f.videoId,
+          label: f.label,
+          split: splitOf.get(f.videoId)!,
+          vector: vectorOf.get(f.frameKey)!,
+          source: f.source,
+        }));
 
         // Unlabelled near-duplicates of training videos, from every run's clusters.
         const labelled = new Set(rows.map((r) => r.frameKey));
@@ -149,15 +160,37 @@ export function createLabelDatasetActivities(deps: ActivityDeps) {
         for (const f of usable) sources[f.source] = (sources[f.source] ?? 0) + 1;
         const usedRuns = new Set(rows.map((r) => r.workflowId)).size;
         const manifest: DatasetManifest & { scope: string; sources: typeof sources; labelsFingerprint: string; runs: string[] } = {
-          name, version, workflowId: input.workflowId, createdAt: new Date().toISOString(), labels, taxonomy,
-          embedding: model, frames, unlabeled, videos, counts, warnings,
-          scope: 'label: every frame labelled so far by the label\'s runs', sources, labelsFingerprint: fingerprint, runs: runIds,
+          name,
+          version,
+          workflowId: input.workflowId,
+          createdAt: new Date().toISOString(),
+          labels,
+          taxonomy,
+          embedding: model,
+          frames,
+          unlabeled,
+          videos,
+          counts,
+          warnings,
+          scope: "label: every frame labelled so far by the label's runs",
+          sources,
+          labelsFingerprint: fingerprint,
+          runs: runIds,
         };
         await store.putJson(datasetKey, manifest);
         await repos.datasetFingerprints.record(pool, name, version, { fingerprint, labelledFrames: rows.length });
         const summary: LabelDatasetSummary = {
-          name, version, datasetKey, labels, counts, unlabeled: unlabeled.length, warnings,
-          runs: usedRuns, sources, labelsFingerprint: fingerprint, withoutEmbedding,
+          name,
+          version,
+          datasetKey,
+          labels,
+          counts,
+          unlabeled: unlabeled.length,
+          warnings,
+          runs: usedRuns,
+          sources,
+          labelsFingerprint: fingerprint,
+          withoutEmbedding,
           ...(Object.keys(dropped).length ? { leftOutLabels: dropped } : {}),
         };
         return { summary };

@@ -110,7 +110,12 @@ export function createDedupeActivities(deps: ActivityDeps) {
           const contactSheets: Record<string, string> = {};
           for (const g of [...new Set(group)].sort()) {
             const key = contactSheetKey(input.workflowId, g);
-            await writeContactSheet(deps.store, key, clusters.filter((c) => c.group === g), g);
+            await writeContactSheet(
+              deps.store,
+              key,
+              clusters.filter((c) => c.group === g),
+              g,
+            );
             contactSheets[g] = key;
           }
           const summary: DedupeSummary = {

@@ -232,15 +232,23 @@ export function nearDuplicateClusters(vectors: Float32Array, dim: number, opts: 
   const index = buildIndex(points, idim, hnsw, (done) => opts.onProgress?.('index', done, n));
   timings.indexMs = Date.now() - t;
 
-  searchIndex(index, points, idim, k, threads, (i, other, ms) => {
-    timings.searchMs += ms;
-    const t0 = Date.now();
-    if (uf.find(i) !== uf.find(other)) {
-      candidates++;
-      if (rowDot(vectors, dim, i, other) >= opts.threshold && uf.union(i, other)) merges++;
-    }
-    timings.verifyMs += Date.now() - t0;
-  }, (done) => opts.onProgress?.('verify', done, n));
+  searchIndex(
+    index,
+    points,
+    idim,
+    k,
+    threads,
+    (i, other, ms) => {
+      timings.searchMs += ms;
+      const t0 = Date.now();
+      if (uf.find(i) !== uf.find(other)) {
+        candidates++;
+        if (rowDot(vectors, dim, i, other) >= opts.threshold && uf.union(i, other)) merges++;
+      }
+      timings.verifyMs += Date.now() - t0;
+    },
+    (done) => opts.onProgress?.('verify', done, n),
+  );
 
   if (opts.refine ?? true) {
     t = Date.now();
@@ -371,10 +379,18 @@ function refineComponents(
     }
     return false;
   };
-  searchIndex(index, points, pdim, Math.min(8, count), hnsw.threads, (a, b) => {
-    if (uf.find(members[start[a]!]!) === uf.find(members[start[b]!]!)) return;
-    if (rowDot(centroids, dim, a, b) < threshold - 0.05) return;
-    if (touches(a, b)) merges++;
-  }, (done) => progress(done, count));
+  searchIndex(
+    index,
+    points,
+    pdim,
+    Math.min(8, count),
+    hnsw.threads,
+    (a, b) => {
+      if (uf.find(members[start[a]!]!) === uf.find(members[start[b]!]!)) return;
+      if (rowDot(centroids, dim, a, b) < threshold - 0.05) return;
+      if (touches(a, b)) merges++;
+    },
+    (done) => progress(done, count),
+  );
   return { candidates, merges };
 }

@@ -35,7 +35,12 @@ const COLOURS = {
  *
  * @returns the S3 key and the image size in pixels.
  */
-export async function writeContactSheet(store: ObjectStore, key: string, clusters: SheetCluster[], title: string): Promise<{ key: string; width: number; height: number }> {
+export async function writeContactSheet(
+  store: ObjectStore,
+  key: string,
+  clusters: SheetCluster[],
+  title: string,
+): Promise<{ key: string; width: number; height: number }> {
   const { thumbW, thumbH, gap, columns } = SHEET;
   const bySize = [...clusters].sort((a, b) => b.members.length - a.members.length);
   const reps = bySize.slice(0, SHEET.maxRepresentatives);
@@ -48,7 +53,9 @@ export async function writeContactSheet(store: ObjectStore, key: string, cluster
   const thumb = async (frameKey: string, border: { r: number; g: number; b: number }, line: number) => {
     const img = await store.get(frameKey);
     if (!img) return undefined;
-    const inner = await sharp(img).resize(thumbW - 2 * line, thumbH - 2 * line, { fit: 'cover' }).toBuffer();
+    const inner = await sharp(img)
+      .resize(thumbW - 2 * line, thumbH - 2 * line, { fit: 'cover' })
+      .toBuffer();
     return sharp(inner).extend({ top: line, bottom: line, left: line, right: line, background: border }).png().toBuffer();
   };
   const layers: OverlayOptions[] = [];

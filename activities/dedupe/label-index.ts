@@ -37,14 +37,21 @@ interface SegmentIndex {
  * A frame key present in several segments is kept once.
  * @throws MissingArtifactError when a listed segment is missing in S3.
  */
-export async function readLabelIndex(deps: Pick<ActivityDeps, 'store' | 'pool'>, label: string, modelKey: string, dim: number, workflowId: string): Promise<LabelIndexRows> {
+export async function readLabelIndex(
+  deps: Pick<ActivityDeps, 'store' | 'pool'>,
+  label: string,
+  modelKey: string,
+  dim: number,
+  workflowId: string,
+): Promise<LabelIndexRows> {
   const segments = await repos.dedupeSegments.ofLabel(deps.pool, label, modelKey, workflowId);
   const parts: Float32Array[] = [];
   const out: Omit<LabelIndexRows, 'vectors'> = { keys: [], videoIds: [], pixelHashes: [], segments: segments.length };
   const seen = new Set<string>();
   for (const row of segments) {
     const [buf, idx] = await Promise.all([deps.store.get(row.vectors_key), deps.store.getJson<SegmentIndex>(row.index_key)]);
-    if (!buf || !idx) throw new MissingArtifactError(deps.store.uri(buf ? row.index_key : row.vectors_key), `dedupe index segment of label ${JSON.stringify(label)}`);
+    if (!buf || !idx)
+      throw new MissingArtifactError(deps.store.uri(buf ? row.index_key : row.vectors_key), `dedupe index segment of label ${JSON.stringify(label)}`);
     const v = toFloat32(buf);
     idx.keys.forEach((k, i) => {
       if (seen.has(k)) return;

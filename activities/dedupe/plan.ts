@@ -130,7 +130,12 @@ export async function planDedupe(input: PlanInput): Promise<DedupePlan> {
     } else noteEarlier(c, earlier.keys[keepEarlier[r - n]!]!);
   }
   const groups = [...runMembers.entries()];
-  const reps = chooseRepresentatives(run.vectors, dim, groups.map(([, m]) => m), run.quality);
+  const reps = chooseRepresentatives(
+    run.vectors,
+    dim,
+    groups.map(([, m]) => m),
+    run.quality,
+  );
   let exact = 0;
   for (let r = 0; r < n; r++) if (firstOf[r] !== r) exact++;
   const clusters: PlannedCluster[] = groups.map(([c, members], i) => {
@@ -153,7 +158,14 @@ export async function planDedupe(input: PlanInput): Promise<DedupePlan> {
   }
   for (const [g, list] of byGroup) {
     const ordered = [...list].sort((a, b) => b.members.length - a.members.length || a.representative - b.representative);
-    const chosen = new Set(farthestPointSelect(run.vectors, dim, ordered.map((c) => c.representative), input.labelBudget));
+    const chosen = new Set(
+      farthestPointSelect(
+        run.vectors,
+        dim,
+        ordered.map((c) => c.representative),
+        input.labelBudget,
+      ),
+    );
     for (const c of list) c.toLabel = chosen.has(c.representative);
     if (list.length > chosen.size) overBudget[g] = list.length - chosen.size;
   }

@@ -58,7 +58,13 @@ export function createFrameActivities(deps: ActivityDeps) {
    *
    * @throws VideoDecodeError naming the catalog file and the reason (cached or fresh).
    */
-  async function probeContent(sha256: string, cached: CachedProbe | null, file: () => Promise<string>, named: string, signal: AbortSignal): Promise<VideoProbe> {
+  async function probeContent(
+    sha256: string,
+    cached: CachedProbe | null,
+    file: () => Promise<string>,
+    named: string,
+    signal: AbortSignal,
+  ): Promise<VideoProbe> {
     if (cached?.version === PROBE_VERSION) {
       if (cached.error !== undefined) throw new VideoDecodeError(named, cached.error);
       if (cached.probe) return cached.probe;
@@ -224,35 +230,46 @@ export function createFrameActivities(deps: ActivityDeps) {
      *   epoch ms): the step's recorded duration counts from it (the run report's and the
      *   CLI's step times).
      */
-    async finishExtract(input: { workflowId: string; options: ExtractOptions; failures: VideoFailure[]; startedAtMs?: number }): Promise<StepResult<ExtractStepSummary>> {
-      return runStep(deps, input.workflowId, 'extract', async () => {
-        const search = await readStepManifest<SearchManifest>(store, input.workflowId, 'search');
-        const paramsHash = extractionParamsHash(input.options);
-        const failed = new Set(input.failures.map((f) => f.videoId));
-        const videos: ExtractStepManifest['videos'] = [];
-        const dropped = { nearBlack: 0, nearWhite: 0, blurred: 0 };
-        let decodeErrorCount = 0;
-        for (const hit of search.hits) {
-          if (failed.has(hit.videoId)) continue;
-          const key = framesManifestKey(hit.sha256, paramsHash);
-          const m = await store.getJson<VideoFramesManifest>(key);
-          if (!m) throw new MissingArtifactError(store.uri(key), `frames manifest of video ${hit.videoId} (its extract child reported success)`);
-          videos.push({ videoId: hit.videoId, manifestKey: key, frames: m.frames.length });
-          dropped.nearBlack += m.dropped.nearBlack;
-          dropped.nearWhite += m.dropped.nearWhite;
-          dropped.blurred += m.dropped.blurred;
-          decodeErrorCount += m.decodeErrorCount;
-        }
-        const summary: ExtractStepSummary = {
-          videos: search.hits.length,
-          succeeded: videos.length,
-          failed: input.failures.length,
-          frames: videos.reduce((s, v) => s + v.frames, 0),
-          dropped,
-          decodeErrorCount,
-        };
-        return { summary, extra: { videos, failures: input.failures } };
-      }, { startedAtMs: input.startedAtMs });
+    async finishExtract(input: {
+      workflowId: string;
+      options: ExtractOptions;
+      failures: VideoFailure[];
+      startedAtMs?: number;
+    }): Promise<StepResult<ExtractStepSummary>> {
+      return runStep(
+        deps,
+        input.workflowId,
+        'extract',
+        async () => {
+          const search = await readStepManifest<SearchManifest>(store, input.workflowId, 'search');
+          const paramsHash = extractionParamsHash(input.options);
+          const failed = new Set(input.failures.map((f) => f.videoId));
+          const videos: ExtractStepManifest['videos'] = [];
+          const dropped = { nearBlack: 0, nearWhite: 0, blurred: 0 };
+          let decodeErrorCount = 0;
+          for (const hit of search.hits) {
+            if (failed.has(hit.videoId)) continue;
+            const key = framesManifestKey(hit.sha256, paramsHash);
+            const m = await store.getJson<VideoFramesManifest>(key);
+            if (!m) throw new MissingArtifactError(store.uri(key), `frames manifest of video ${hit.videoId} (its extract child reported success)`);
+            videos.push({ videoId: hit.videoId, manifestKey: key, frames: m.frames.length });
+            dropped.nearBlack += m.dropped.nearBlack;
+            dropped.nearWhite += m.dropped.nearWhite;
+            dropped.blurred += m.dropped.blurred;
+            decodeErrorCount += m.decodeErrorCount;
+          }
+          const summary: ExtractStepSummary = {
+            videos: search.hits.length,
+            succeeded: videos.length,
+            failed: input.failures.length,
+            frames: videos.reduce((s, v) => s + v.frames, 0),
+            dropped,
+            decodeErrorCount,
+          };
+          return { summary, extra: { videos, failures: input.failures } };
+        },
+        { startedAtMs: input.startedAtMs },
+      );
     },
   };
 }

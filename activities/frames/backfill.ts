@@ -3,12 +3,7 @@
  * the extraction's public pieces (`extractionParamsHash`, the content-addressed frames
  * manifest key), so it stays right whatever the extraction does inside.
  */
-import {
-  framesManifestKey,
-  type BackfillPagePlan,
-  type ExtractOptions,
-  type SearchManifest,
-} from '../../contracts';
+import { framesManifestKey, type BackfillPagePlan, type ExtractOptions, type SearchManifest } from '../../contracts';
 import type { ActivityDeps } from '../../lib/deps';
 import { repos } from '../../lib/repositories';
 import { readStepManifest } from '../../lib/runs';

@@ -129,11 +129,57 @@ export function lumaToNits(code: number, bitDepth: number, range: VideoColour['r
 }
 
 // ffprobe names -> zscale (zimg) names.
-const Z_MATRIX: Record<string, string> = { bt709: '709', bt470bg: '470bg', smpte170m: '170m', bt2020nc: '2020_ncl', bt2020c: '2020_cl', smpte240m: '240m', fcc: 'fcc', ycgco: 'ycgco', 'chroma-derived-nc': 'chroma-derived-nc', 'chroma-derived-c': 'chroma-derived-c', ictcp: 'ictcp' };
-const Z_TRANSFER: Record<string, string> = { bt709: '709', smpte170m: '601', bt470bg: '601', bt470m: '601', gamma22: '601', gamma28: '601', 'bt2020-10': '2020_10', 'bt2020-12': '2020_12', smpte2084: 'smpte2084', 'arib-std-b67': 'arib-std-b67', 'iec61966-2-1': 'iec61966-2-1', linear: 'linear', smpte240m: '240m' };
-const Z_PRIMARIES: Record<string, string> = { bt709: '709', smpte170m: '170m', bt470bg: '470bg', bt470m: '470m', smpte240m: '240m', bt2020: '2020', film: 'film', smpte428: 'smpte428', smpte431: 'smpte431', smpte432: 'smpte432', 'jedec-p22': 'jedec-p22' };
+const Z_MATRIX: Record<string, string> = {
+  bt709: '709',
+  bt470bg: '470bg',
+  smpte170m: '170m',
+  bt2020nc: '2020_ncl',
+  bt2020c: '2020_cl',
+  smpte240m: '240m',
+  fcc: 'fcc',
+  ycgco: 'ycgco',
+  'chroma-derived-nc': 'chroma-derived-nc',
+  'chroma-derived-c': 'chroma-derived-c',
+  ictcp: 'ictcp',
+};
+const Z_TRANSFER: Record<string, string> = {
+  bt709: '709',
+  smpte170m: '601',
+  bt470bg: '601',
+  bt470m: '601',
+  gamma22: '601',
+  gamma28: '601',
+  'bt2020-10': '2020_10',
+  'bt2020-12': '2020_12',
+  smpte2084: 'smpte2084',
+  'arib-std-b67': 'arib-std-b67',
+  'iec61966-2-1': 'iec61966-2-1',
+  linear: 'linear',
+  smpte240m: '240m',
+};
+const Z_PRIMARIES: Record<string, string> = {
+  bt709: '709',
+  smpte170m: '170m',
+  bt470bg: '470bg',
+  bt470m: '470m',
+  smpte240m: '240m',
+  bt2020: '2020',
+  film: 'film',
+  smpte428: 'smpte428',
+  smpte431: 'smpte431',
+  smpte432: 'smpte432',
+  'jedec-p22': 'jedec-p22',
+};
 // ffprobe names -> swscale's in_color_matrix names.
-const SWS_MATRIX: Record<string, string> = { bt709: 'bt709', bt470bg: 'bt601', smpte170m: 'bt601', smpte240m: 'smpte240m', fcc: 'fcc', bt2020nc: 'bt2020', bt2020c: 'bt2020' };
+const SWS_MATRIX: Record<string, string> = {
+  bt709: 'bt709',
+  bt470bg: 'bt601',
+  smpte170m: 'bt601',
+  smpte240m: 'smpte240m',
+  fcc: 'fcc',
+  bt2020nc: 'bt2020',
+  bt2020c: 'bt2020',
+};
 
 /**
  * The filters that scale a frame to `width` x `height` and convert it to 8-bit BT.709
@@ -153,7 +199,6 @@ export function colourFilters(colour: VideoColour, width: number, height: number
   if (colour.conversion === 'zscale') return `${resize}:p=709:t=709:m=170m:r=full${out}`;
   const peak = colour.hdr?.toneMapPeak ?? 10;
   return (
-    `${resize}:t=linear:npl=${REFERENCE_WHITE_NITS},format=gbrpf32le,zscale=p=709,` +
-    `tonemap=mobius:desat=0:peak=${peak},zscale=t=709:m=170m:r=full${out}`
+    `${resize}:t=linear:npl=${REFERENCE_WHITE_NITS},format=gbrpf32le,zscale=p=709,` + `tonemap=mobius:desat=0:peak=${peak},zscale=t=709:m=170m:r=full${out}`
   );
 }

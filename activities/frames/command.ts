@@ -92,13 +92,31 @@ export function frameFilters(input: Pick<ExtractCommandInput, 'probe' | 'plan' |
 export function buildExtractCommand(input: ExtractCommandInput): string[] {
   const each = ['-fps_mode', 'passthrough', '-frames:v', String(input.frames)];
   return [
-    '-nostdin', '-stats', '-stats_period', '0.5', '-loglevel', 'info',
+    '-nostdin',
+    '-stats',
+    '-stats_period',
+    '0.5',
+    '-loglevel',
+    'info',
     ...(input.seekS > 0 ? ['-ss', ffmpegNumber(input.seekS)] : []),
     ...(input.plan.keyframesOnly ? ['-skip_frame', 'nokey'] : []),
     // `file:` so that no name ("a:b.mp4", "-x.mp4") is read as a protocol or an option.
-    '-i', `file:${input.file}`,
-    '-filter_complex', extractFilterGraph(input),
-    '-map', '[enc]', ...each, ...encoderArgs(input), '-f', 'image2pipe', 'pipe:1',
-    '-map', '[luma]', ...each, '-f', 'rawvideo', 'pipe:3',
+    '-i',
+    `file:${input.file}`,
+    '-filter_complex',
+    extractFilterGraph(input),
+    '-map',
+    '[enc]',
+    ...each,
+    ...encoderArgs(input),
+    '-f',
+    'image2pipe',
+    'pipe:1',
+    '-map',
+    '[luma]',
+    ...each,
+    '-f',
+    'rawvideo',
+    'pipe:3',
   ];
 }

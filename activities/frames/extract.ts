@@ -25,7 +25,15 @@ import { UploadPool } from './upload-pool';
 export { buildExtractCommand, deinterlaceFilter, encoderArgs, extractFilterGraph, frameFilters, mjpegQscale } from './command';
 export { EXTRACTOR_VERSION, extractionParamsHash, ffmpegNumber, planSampling, planSamplingRate, selectExpression, targetSize } from './plan';
 export { dropReason, judgeFrame, lumaQuality, type FrameQuality } from './quality';
-export { defaultFfmpegTimeoutMs, type ExtractHooks, type ExtractionResult, type ExtractProgress, type ExtractResume, type FrameOutcome, type FrameSink } from './types';
+export {
+  defaultFfmpegTimeoutMs,
+  type ExtractHooks,
+  type ExtractionResult,
+  type ExtractProgress,
+  type ExtractResume,
+  type FrameOutcome,
+  type FrameSink,
+} from './types';
 
 /**
  * Sample, resize, encode and store the frames of one local video file.
@@ -83,7 +91,17 @@ export async function extractFrames(
   });
   if (remaining <= 0) return result(start, resume?.frames ?? [], [], 0);
 
-  const args = buildExtractCommand({ file, probe, plan, size, format: opts.format, quality: opts.quality, seekS, afterS: start.lastTimestampS, frames: remaining });
+  const args = buildExtractCommand({
+    file,
+    probe,
+    plan,
+    size,
+    format: opts.format,
+    quality: opts.quality,
+    seekS,
+    afterS: start.lastTimestampS,
+    frames: remaining,
+  });
   const ffmpeg = new FfmpegFrames(hooks.ffmpegPath ?? 'ffmpeg', args, {
     format: opts.format,
     lumaBytes: size.width * size.height,
@@ -150,7 +168,10 @@ export async function extractFrames(
 }
 
 /** The frames manifest of one extraction (`framesManifestKey` in S3, `manifest.json` of `reelset frames`). */
-export function framesManifest(video: { videoId: string; videoSha256: string; options: ExtractOptions; probe: VideoProbe }, result: ExtractionResult): VideoFramesManifest {
+export function framesManifest(
+  video: { videoId: string; videoSha256: string; options: ExtractOptions; probe: VideoProbe },
+  result: ExtractionResult,
+): VideoFramesManifest {
   return {
     videoId: video.videoId,
     videoSha256: video.videoSha256,

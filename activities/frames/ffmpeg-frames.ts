@@ -156,8 +156,14 @@ export class FfmpegFrames implements AsyncIterable<DecodedFrame> {
       if (this.pairer.paired >= (opts.maxBuffered ?? 4)) this.flow(false);
       this.notify();
     };
-    encodedOut.on('data', feed((c) => this.pairer.pushEncoded(c)));
-    lumaOut.on('data', feed((c) => this.pairer.pushLuma(c)));
+    encodedOut.on(
+      'data',
+      feed((c) => this.pairer.pushEncoded(c)),
+    );
+    lumaOut.on(
+      'data',
+      feed((c) => this.pairer.pushLuma(c)),
+    );
     for (const p of this.pipes) {
       p.once('close', () => {
         this.openPipes--;
@@ -176,16 +182,21 @@ export class FfmpegFrames implements AsyncIterable<DecodedFrame> {
     opts.signal?.addEventListener('abort', this.onAbort, { once: true });
     const stall = opts.stallTimeoutMs;
     if (stall) {
-      const watchdog = setInterval(() => {
-        // While the pipes are paused the wait is ours (uploads behind), not ffmpeg's.
-        if (this.paused || Date.now() - this.lastSign < stall) return;
-        this.fail(new TransientError(`ffmpeg showed no progress for ${Math.round(stall / 1000)} s on ${opts.file} and was killed`));
-      }, Math.min(1000, stall / 4));
+      const watchdog = setInterval(
+        () => {
+          // While the pipes are paused the wait is ours (uploads behind), not ffmpeg's.
+          if (this.paused || Date.now() - this.lastSign < stall) return;
+          this.fail(new TransientError(`ffmpeg showed no progress for ${Math.round(stall / 1000)} s on ${opts.file} and was killed`));
+        },
+        Math.min(1000, stall / 4),
+      );
       this.timers.push(watchdog);
     }
     if (opts.timeoutMs) {
       const limit = opts.timeoutMs;
-      this.timers.push(setTimeout(() => this.fail(new TransientError(`ffmpeg ran past its ${Math.round(limit / 1000)} s limit on ${opts.file} and was killed`)), limit));
+      this.timers.push(
+        setTimeout(() => this.fail(new TransientError(`ffmpeg ran past its ${Math.round(limit / 1000)} s limit on ${opts.file} and was killed`)), limit),
+      );
     }
     for (const t of this.timers) t.unref();
   }

@@ -73,7 +73,14 @@ export function planSampling(probe: Pick<VideoProbe, 'durationS' | 'frameRate'>,
       return { mode: 'count', kind: 'bucket', rate: n / d, keyframesOnly: false, maxFrames: n };
     }
     case 'scene':
-      return { mode: 'scene', kind: 'gap', gapS: Math.max(opts.minSceneGapS, d / cap), sceneThreshold: opts.sceneThreshold, keyframesOnly: false, maxFrames: cap };
+      return {
+        mode: 'scene',
+        kind: 'gap',
+        gapS: Math.max(opts.minSceneGapS, d / cap),
+        sceneThreshold: opts.sceneThreshold,
+        keyframesOnly: false,
+        maxFrames: cap,
+      };
     case 'keyframes':
       return { mode: 'keyframes', kind: 'gap', gapS: Math.max(0.001, d / cap), keyframesOnly: true, maxFrames: cap };
   }

@@ -84,8 +84,14 @@ export async function probeVideo(file: string, opts: ProbeOptions = {}): Promise
   });
   if ('error' in data) {
     // The most specific line: the demuxer's own words ("moov atom not found") before the generic last one.
-    const lines = (data.stderr ?? data.error).split('\n').map((l) => l.trim()).filter(Boolean);
-    const line = lines.find((l) => /moov atom|invalid data|error|no such file/i.test(l) && !/Invalid data found when processing input/.test(l)) ?? lines.at(-1) ?? data.error;
+    const lines = (data.stderr ?? data.error)
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean);
+    const line =
+      lines.find((l) => /moov atom|invalid data|error|no such file/i.test(l) && !/Invalid data found when processing input/.test(l)) ??
+      lines.at(-1) ??
+      data.error;
     const reason = line.replace(/^\[[^\]]*\]\s*/, '').replace(`file:${file}: `, '');
     throw new VideoDecodeError(file, `not a readable media file (ffprobe: ${reason})`);
   }
@@ -127,7 +133,8 @@ export function applyScan(probe: VideoProbe, scan: ScanResult, metadataPeakNits 
   }
   let colour = probe.colour;
   if (colour.dynamicRange !== 'sdr') {
-    const measuredPeakNits = scan.lumaMax !== undefined ? Math.round(lumaToNits(scan.lumaMax, colour.bitDepth, colour.range, colour.dynamicRange) * 10) / 10 : undefined;
+    const measuredPeakNits =
+      scan.lumaMax !== undefined ? Math.round(lumaToNits(scan.lumaMax, colour.bitDepth, colour.range, colour.dynamicRange) * 10) / 10 : undefined;
     const hdr: NonNullable<VideoColour['hdr']> = {
       ...(metadataPeakNits !== undefined ? { metadataPeakNits } : {}),
       ...(measuredPeakNits !== undefined ? { measuredPeakNits } : {}),
@@ -144,7 +151,10 @@ export function applyScan(probe: VideoProbe, scan: ScanResult, metadataPeakNits 
  * boxes) by {@link describeProbe}, or here from the first frame's (HEVC / AV1 SEI).
  */
 export async function hdrMetadataPeak(file: string, index: number, opts: RunOptions & { ffprobePath?: string }): Promise<number | undefined> {
-  const data = await ffprobeJson(file, { ...opts, extraArgs: ['-select_streams', String(index), '-read_intervals', '%+#1', '-show_frames', '-show_entries', 'frame=side_data_list'] });
+  const data = await ffprobeJson(file, {
+    ...opts,
+    extraArgs: ['-select_streams', String(index), '-read_intervals', '%+#1', '-show_frames', '-show_entries', 'frame=side_data_list'],
+  });
   if ('error' in data) return undefined;
   const frames = (data as { frames?: Array<{ side_data_list?: SideData[] }> }).frames ?? [];
   return peakFromSideData(frames[0]?.side_data_list);
@@ -245,14 +255,11 @@ export function describeProbe(file: string, data: ProbeJson): VideoProbe {
 
   const nbFrames = Number(video.nb_frames);
   const duration =
-    firstPositive(Number(format.duration), Number(video.duration)) ??
-    (nbFrames > 0 ? nbFrames / (parseFrameRate(video.avg_frame_rate) ?? 25) : undefined);
+    firstPositive(Number(format.duration), Number(video.duration)) ?? (nbFrames > 0 ? nbFrames / (parseFrameRate(video.avg_frame_rate) ?? 25) : undefined);
   if (duration === undefined) throw new VideoDecodeError(file, 'no duration: the stream is truncated or holds no frame');
 
   const frameRate =
-    parseFrameRate(video.avg_frame_rate) ??
-    parseFrameRate(video.r_frame_rate) ??
-    (nbFrames > 0 ? parseFrameRate(nbFrames / duration) : undefined);
+    parseFrameRate(video.avg_frame_rate) ?? parseFrameRate(video.r_frame_rate) ?? (nbFrames > 0 ? parseFrameRate(nbFrames / duration) : undefined);
 
   const startTimeS = finite(Number(format.start_time)) ?? 0;
   const streamStart = finite(Number(video.start_time));

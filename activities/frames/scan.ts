@@ -37,11 +37,22 @@ export function scanArgs(file: string, index: number, startS: number, want: { id
     ...(want.peak ? ["select='not(mod(n\\,4))'", 'scale=w=iw/4:h=ih/4:flags=area', 'signalstats', 'metadata=print:key=lavfi.signalstats.YMAX'] : []),
   ];
   return [
-    '-nostdin', '-nostats', '-loglevel', 'info',
+    '-nostdin',
+    '-nostats',
+    '-loglevel',
+    'info',
     ...(startS > 0 ? ['-ss', ffmpegNumber(startS)] : []),
-    '-i', `file:${file}`,
-    '-filter_complex', `[0:${index}]${filters.join(',')}[out]`,
-    '-map', '[out]', '-frames:v', String(want.peak ? Math.ceil(SCAN_FRAMES / 4) : SCAN_FRAMES), '-f', 'null', '-',
+    '-i',
+    `file:${file}`,
+    '-filter_complex',
+    `[0:${index}]${filters.join(',')}[out]`,
+    '-map',
+    '[out]',
+    '-frames:v',
+    String(want.peak ? Math.ceil(SCAN_FRAMES / 4) : SCAN_FRAMES),
+    '-f',
+    'null',
+    '-',
   ];
 }
 
@@ -81,7 +92,11 @@ export async function scanVideo(
   opts: RunOptions & { ffmpegPath?: string },
 ): Promise<ScanResult> {
   const startS = durationS > 30 ? durationS / 5 : 0;
-  const r = await runProcess(opts.ffmpegPath ?? 'ffmpeg', scanArgs(file, index, startS, want), { timeoutMs: opts.timeoutMs, signal: opts.signal, maxBuffer: 4 << 20 });
+  const r = await runProcess(opts.ffmpegPath ?? 'ffmpeg', scanArgs(file, index, startS, want), {
+    timeoutMs: opts.timeoutMs,
+    signal: opts.signal,
+    maxBuffer: 4 << 20,
+  });
   if (r.signal) throw new TransientError(`ffmpeg's scan of ${file} was killed by ${r.signal}`);
   const parsed = parseScan(r.stderr);
   if (r.code !== 0) return { ...parsed, error: r.stderr.trim().split('\n').at(-1) ?? `ffmpeg exited with ${r.code ?? r.signal}` };

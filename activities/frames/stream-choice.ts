@@ -103,18 +103,12 @@ export function chooseVideoStream(file: string, streams: ProbeStream[], formatDu
     throw new VideoDecodeError(file, `no usable video stream (${skippedText})`);
   }
   const ranked = [...candidates].sort(
-    (a, b) =>
-      (b.frames ?? 0) - (a.frames ?? 0) ||
-      (b.durationS ?? 0) - (a.durationS ?? 0) ||
-      b.width * b.height - a.width * a.height ||
-      a.index - b.index,
+    (a, b) => (b.frames ?? 0) - (a.frames ?? 0) || (b.durationS ?? 0) - (a.durationS ?? 0) || b.width * b.height - a.width * a.height || a.index - b.index,
   );
   const best = ranked[0]!;
   const facts = `${best.codec} ${best.width}x${best.height}, ${best.frames ?? 'unknown'} frames, ${best.durationS?.toFixed(2) ?? 'unknown'} s`;
   let why =
-    candidates.length === 1
-      ? `the only video stream (${facts})`
-      : `most frames, then longest, then largest of ${candidates.length} video streams (${facts})`;
+    candidates.length === 1 ? `the only video stream (${facts})` : `most frames, then longest, then largest of ${candidates.length} video streams (${facts})`;
   if (skipped.length) why += `; skipped ${skippedText}`;
   return { index: best.index, reason: `stream ${best.index}: ${why}`, streams: video };
 }

@@ -83,7 +83,8 @@ export class FixedSizeSplitter implements FrameSplitter {
 export class JpegSplitter extends BufferedSplitter {
   protected frameEnd(buf: Buffer): number | undefined {
     if (buf.length < 2) return undefined;
-    if (buf[0] !== 0xff || buf[1] !== 0xd8) throw new TransientError(`JPEG stream from ffmpeg: expected SOI (FF D8), got ${buf.subarray(0, 2).toString('hex')}`);
+    if (buf[0] !== 0xff || buf[1] !== 0xd8)
+      throw new TransientError(`JPEG stream from ffmpeg: expected SOI (FF D8), got ${buf.subarray(0, 2).toString('hex')}`);
     let p = 2;
     for (;;) {
       if (p + 2 > buf.length) return undefined;

@@ -104,8 +104,7 @@ export interface FrameQuality {
 
 /** The verdict on one sampled frame: kept (`record`, to be stored) or dropped (`reason`, with the measures that decided it). */
 export type FrameOutcome =
-  | { timestampS: number; record: FrameRecord; reason?: undefined }
-  | { timestampS: number; reason: keyof DropCounts; quality: FrameQuality; record?: undefined };
+  { timestampS: number; record: FrameRecord; reason?: undefined } | { timestampS: number; reason: keyof DropCounts; quality: FrameQuality; record?: undefined };
 
 /** Progress before the first frame. */
 export function emptyProgress(): ExtractProgress {

@@ -98,7 +98,8 @@ export function createHumanLabelingActivities(deps: ActivityDeps) {
         const projectId = rows[0]!.projectId;
         const ids = rows.map((r) => r.taskId);
         const { missing } = await reconcileProjectTasks(pool, ls, projectId, ids, (seen) => heartbeat({ listed: seen, of: ids.length }));
-        if (missing.length) logger.warn({ workflowId, missing: missing.slice(0, 20), count: missing.length }, 'tasks deleted in Label Studio: they cannot be labelled');
+        if (missing.length)
+          logger.warn({ workflowId, missing: missing.slice(0, 20), count: missing.length }, 'tasks deleted in Label Studio: they cannot be labelled');
         await adjudicate(ls, workflowId);
       } catch (err) {
         syncError = (err as Error).message;
@@ -158,8 +159,15 @@ export function createHumanLabelingActivities(deps: ActivityDeps) {
       const done = await store.getJson<LabelStepManifest>(stepManifestKey(wf, 'label'));
       if (done) {
         return {
-          projectId: done.labelStudio?.projectId ?? 0, projectUrl: done.labelStudio?.projectUrl ?? '', tasks: 0, created: 0, reused: 0,
-          inherited: 0, validationTasks: 0, deadline: input.deadline, model: null,
+          projectId: done.labelStudio?.projectId ?? 0,
+          projectUrl: done.labelStudio?.projectUrl ?? '',
+          tasks: 0,
+          created: 0,
+          reused: 0,
+          inherited: 0,
+          validationTasks: 0,
+          deadline: input.deadline,
+          model: null,
           finished: { ...done.summary, manifestKey: stepManifestKey(wf, 'label'), reused: true, durationMs: done.durationMs },
         };
       }
@@ -186,7 +194,10 @@ export function createHumanLabelingActivities(deps: ActivityDeps) {
       if (priorKeys.length) {
         // Only this label's project: a frame a person labelled for another label says nothing of this one.
         for (const x of await repos.frameLabels.humanVotesInProject(pool, priorKeys, projectId)) {
-          prior.set(x.frame_key, [...(prior.get(x.frame_key) ?? []), { annotator: x.annotator, label: x.label, updatedAt: x.updated_at.toISOString(), annotationId: Number(x.annotation_id) }]);
+          prior.set(x.frame_key, [
+            ...(prior.get(x.frame_key) ?? []),
+            { annotator: x.annotator, label: x.label, updatedAt: x.updated_at.toISOString(), annotationId: Number(x.annotation_id) },
+          ]);
         }
       }
       const humanLabelOf = (key: string) => {
@@ -204,7 +215,10 @@ export function createHumanLabelingActivities(deps: ActivityDeps) {
       const { splitOf } = splitByVideo(videos, input.validationFraction, input.seed);
 
       const predictions = input.predictionsKey ? await store.getJson<PredictionsFile>(input.predictionsKey) : undefined;
-      const timestampOf = await repos.frames.timestampsOf(pool, candidates.map((c) => c.representative));
+      const timestampOf = await repos.frames.timestampsOf(
+        pool,
+        candidates.map((c) => c.representative),
+      );
 
       // Exclusion evidence, for the frames people are asked about: a positive of a label the
       // taxonomy says excludes this one makes `other` the guess (never another label's `other`).
@@ -220,8 +234,14 @@ export function createHumanLabelingActivities(deps: ActivityDeps) {
         const found = earlierKeys.map((k) => ({ k, h: humanLabelOf(k) })).find((x) => x.h !== undefined);
         if (found?.h) {
           inherited.push({
-            key: c.representative, videoId: c.videoId, label: found.h.label, source: 'human', confidence: 1, split,
-            annotators: [...new Set(found.h.votes.map((v) => v.annotator))], annotationIds: found.h.votes.map((v) => v.annotationId),
+            key: c.representative,
+            videoId: c.videoId,
+            label: found.h.label,
+            source: 'human',
+            confidence: 1,
+            split,
+            annotators: [...new Set(found.h.votes.map((v) => v.annotator))],
+            annotationIds: found.h.votes.map((v) => v.annotationId),
             ...(found.k !== c.representative ? { inheritedFrom: found.k } : {}),
           });
           continue;
@@ -232,9 +252,15 @@ export function createHumanLabelingActivities(deps: ActivityDeps) {
         const weakConfidence = !e && positive && hit?.matchedBy === 'title' ? 0.7 : 1;
         const model = modelPrediction(predictions, c.representative, choices);
         planned.push({
-          key: c.representative, videoId: c.videoId, timestampS: timestampOf.get(c.representative) ?? null, split,
+          key: c.representative,
+          videoId: c.videoId,
+          timestampS: timestampOf.get(c.representative) ?? null,
+          split,
           required: split === 'validation' ? input.options.validationAnnotators : 1,
-          weakLabel: positive && !e ? input.label : NEGATIVE_LABEL, weakConfidence, model, uncertainty: uncertaintyOf(weakConfidence, model),
+          weakLabel: positive && !e ? input.label : NEGATIVE_LABEL,
+          weakConfidence,
+          model,
+          uncertainty: uncertaintyOf(weakConfidence, model),
           ...(e ? { evidence: { frameKey: e.frameKey, label: e.label, runLabel: e.runLabel, source: e.source, workflowId: e.workflowId } } : {}),
         });
       }
@@ -244,8 +270,16 @@ export function createHumanLabelingActivities(deps: ActivityDeps) {
       // Reuse tasks that exist for the same frame; import the rest in batches, recording each batch.
       const record = async (f: PlannedFrame) => {
         await repos.labelingTasks.record(pool, {
-          taskId: f.taskId!, workflowId: wf, projectId, frameKey: f.key, videoId: f.videoId, split: f.split, required: f.required,
-          weakLabel: f.weakLabel, weakConfidence: f.weakConfidence, uncertainty: f.uncertainty,
+          taskId: f.taskId!,
+          workflowId: wf,
+          projectId,
+          frameKey: f.key,
+          videoId: f.videoId,
+          split: f.split,
+          required: f.required,
+          weakLabel: f.weakLabel,
+          weakConfidence: f.weakConfidence,
+          uncertainty: f.uncertainty,
         });
       };
       let reused = 0;
@@ -267,7 +301,10 @@ export function createHumanLabelingActivities(deps: ActivityDeps) {
       }
       for (let i = 0; i < toImport.length; i += IMPORT_BATCH) {
         const batch = toImport.slice(i, i + IMPORT_BATCH);
-        const ids = await ls.importTasks(projectId, batch.map((f) => taskOf(f, { workflowId: wf, label: input.label, bucket: config.S3_BUCKET, modelVersion })));
+        const ids = await ls.importTasks(
+          projectId,
+          batch.map((f) => taskOf(f, { workflowId: wf, label: input.label, bucket: config.S3_BUCKET, modelVersion })),
+        );
         for (const [j, f] of batch.entries()) {
           f.taskId = ids[j]!;
           await record(f);
@@ -281,17 +318,35 @@ export function createHumanLabelingActivities(deps: ActivityDeps) {
       }
 
       await repos.labelingRuns.recordWaiting(pool, {
-        workflowId: wf, label: input.label, projectId, deadline: input.deadline, onDeadline: input.options.onDeadline, tasks: frames.length,
+        workflowId: wf,
+        label: input.label,
+        projectId,
+        deadline: input.deadline,
+        onDeadline: input.options.onDeadline,
+        tasks: frames.length,
       });
       const plan: LabelingPlan = {
-        workflowId: wf, label: input.label, projectId, projectUrl, choices, frames, inherited,
+        workflowId: wf,
+        label: input.label,
+        projectId,
+        projectUrl,
+        choices,
+        frames,
+        inherited,
         model: predictions ? { name: predictions.model.name, version: predictions.model.version } : null,
       };
       await store.putJson(labelingPlanKey(wf), plan);
       logger.info({ workflowId: wf, projectId, tasks: frames.length, created, reused, inherited: inherited.length }, 'frames sent to people');
       return {
-        projectId, projectUrl, tasks: frames.length, created, reused, inherited: inherited.length,
-        validationTasks: frames.filter((f) => f.split === 'validation').length, deadline: input.deadline, model: plan.model,
+        projectId,
+        projectUrl,
+        tasks: frames.length,
+        created,
+        reused,
+        inherited: inherited.length,
+        validationTasks: frames.filter((f) => f.split === 'validation').length,
+        deadline: input.deadline,
+        model: plan.model,
       };
     },
 
@@ -304,7 +359,12 @@ export function createHumanLabelingActivities(deps: ActivityDeps) {
      * @returns the run's counts (tasks, done, labelled, agreement).
      * @throws TransientError when Label Studio is unreachable (the workflow carries on waiting and tries again).
      */
-    async syncLabeling(input: { workflowId: string; annotationIds: number[]; deletedAnnotationIds: number[]; full: boolean }): Promise<LabelingCounts & { syncedAt: string }> {
+    async syncLabeling(input: {
+      workflowId: string;
+      annotationIds: number[];
+      deletedAnnotationIds: number[];
+      full: boolean;
+    }): Promise<LabelingCounts & { syncedAt: string }> {
       const ls = labelStudioOf(deps);
       await removeAnnotations(pool, input.deletedAnnotationIds);
       if (input.full) {
@@ -361,7 +421,11 @@ export function createHumanLabelingActivities(deps: ActivityDeps) {
             excluded.push({ ...base, reason: 'skipped', labels: [] });
           } else {
             const ev = f.evidence
-              ? { inheritedFrom: f.evidence.frameKey, inheritedRun: f.evidence.workflowId, evidence: { label: f.evidence.label, runLabel: f.evidence.runLabel, source: f.evidence.source } }
+              ? {
+                  inheritedFrom: f.evidence.frameKey,
+                  inheritedRun: f.evidence.workflowId,
+                  evidence: { label: f.evidence.label, runLabel: f.evidence.runLabel, source: f.evidence.source },
+                }
               : {};
             frames.push({ ...base, label: f.weakLabel, source: 'weak', confidence: f.weakConfidence, fallback: true, ...ev });
             weakFallback++;
@@ -371,16 +435,33 @@ export function createHumanLabelingActivities(deps: ActivityDeps) {
         const perLabel: Record<string, number> = {};
         for (const f of frames) perLabel[f.label] = (perLabel[f.label] ?? 0) + 1;
         const summary: LabelSummary = {
-          source: 'human', mode: 'human', frames: frames.length, perLabel, sent: plan.frames.length, inherited: plan.inherited.length,
+          source: 'human',
+          mode: 'human',
+          frames: frames.length,
+          perLabel,
+          sent: plan.frames.length,
+          inherited: plan.inherited.length,
           evidence: plan.frames.filter((f) => f.evidence).length,
-          human, weakFallback, excluded: excluded.length, pairs: validation.pairs, agreement: round4(validation.agreement), kappa: round4(validation.kappa),
-          disagreements: validation.disagreements, finishedBy: input.finishedBy, projectUrl: plan.projectUrl,
+          human,
+          weakFallback,
+          excluded: excluded.length,
+          pairs: validation.pairs,
+          agreement: round4(validation.agreement),
+          kappa: round4(validation.kappa),
+          disagreements: validation.disagreements,
+          finishedBy: input.finishedBy,
+          projectUrl: plan.projectUrl,
         };
         await repos.labelingRuns.recordFinished(pool, wf, { ...summary, tasks: taskCount, tasksDone });
         return {
           summary,
           extra: {
-            labels: orderLabels(plan.label, frames.map((f) => f.label)), frames, excluded,
+            labels: orderLabels(
+              plan.label,
+              frames.map((f) => f.label),
+            ),
+            frames,
+            excluded,
             labelStudio: { projectId: plan.projectId, projectUrl: plan.projectUrl },
           },
         };
@@ -393,4 +474,3 @@ export function createHumanLabelingActivities(deps: ActivityDeps) {
     },
   };
 }
-

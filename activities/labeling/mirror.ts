@@ -36,8 +36,15 @@ export async function upsertAnnotation(pool: Pool, ls: LabelStudioClient, task: 
   const label = a.was_cancelled ? null : choiceOf(a.result, CHOICES_NAME);
   return withTransaction(pool, async (c) => {
     const written = await repos.labelingAnnotations.upsert(c, {
-      annotationId: a.id, taskId: task.taskId, projectId: task.projectId, frameKey: task.frameKey, annotator, annotatorId, label,
-      cancelled: a.was_cancelled, updatedAt: a.updated_at,
+      annotationId: a.id,
+      taskId: task.taskId,
+      projectId: task.projectId,
+      frameKey: task.frameKey,
+      annotator,
+      annotatorId,
+      label,
+      cancelled: a.was_cancelled,
+      updatedAt: a.updated_at,
     });
     if (!written) return false;
     if (label === null) {
@@ -117,7 +124,11 @@ export async function reconcileProjectTasks(
   const full = await ls.tasksWithAnnotations(projectId, changed);
   const { written, removed } = await reconcileTasks(pool, ls, known, new Map(full.map((t) => [t.id, t])));
   const stamped = full.filter((t) => t.updated_at);
-  if (stamped.length) await repos.labelingTasks.recordMirrored(pool, stamped.map((t) => ({ id: t.id, updatedAt: t.updated_at! })));
+  if (stamped.length)
+    await repos.labelingTasks.recordMirrored(
+      pool,
+      stamped.map((t) => ({ id: t.id, updatedAt: t.updated_at! })),
+    );
   const missing = [...known.keys()].filter((id) => !present.has(id));
   let gone = 0;
   if (missing.length) {
@@ -127,10 +138,7 @@ export async function reconcileProjectTasks(
 }
 
 /** Every vote on the tasks of a run, with each task's split and the people it needs. */
-export async function runVotes(
-  pool: Pool,
-  workflowId: string,
-): Promise<Map<number, { frameKey: string; split: string; required: number; votes: Vote[] }>> {
+export async function runVotes(pool: Pool, workflowId: string): Promise<Map<number, { frameKey: string; split: string; required: number; votes: Vote[] }>> {
   const out = new Map<number, { frameKey: string; split: string; required: number; votes: Vote[] }>();
   for (const x of await repos.labelingTasks.votesOfRun(pool, workflowId)) {
     const id = Number(x.task_id);

@@ -77,7 +77,11 @@ function choiceResult(choice: string): LsResult[] {
 export function hintOf(f: Pick<PlannedFrame, 'weakLabel' | 'weakConfidence' | 'model' | 'evidence'>, label: string): string {
   const search = f.evidence
     ? `${f.evidence.source === 'human' ? 'people labelled it' : 'its catalog label is'} "${f.evidence.label}", which excludes "${label}"`
-    : f.weakLabel === NEGATIVE_LABEL ? `a video without "${label}"` : f.weakConfidence < 1 ? `title mentions "${label}"` : `catalog says "${label}"`;
+    : f.weakLabel === NEGATIVE_LABEL
+      ? `a video without "${label}"`
+      : f.weakConfidence < 1
+        ? `title mentions "${label}"`
+        : `catalog says "${label}"`;
   const model = f.model ? `model: ${f.model.label} (${Math.round(f.model.score * 100)}%)` : 'no model yet';
   return `Search: ${search} · ${model}`;
 }

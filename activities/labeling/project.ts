@@ -72,7 +72,8 @@ export function instructionsHtml(t: LabelTaxonomy): string {
     `<ul>`,
     `<li><b>${xml(t.label)}</b>${syn}: the frame shows a ${xml(t.label)} (taxonomy: ${t.path.map(xml).join(' &gt; ')}).</li>`,
     ...t.children.map(
-      (c) => `<li><b>${xml(c.name)}</b>${c.synonyms.length ? ` (${c.synonyms.map(xml).join(', ')})` : ''}: a kind of ${xml(t.label)}; pick it rather than ${xml(t.label)} when it fits.</li>`,
+      (c) =>
+        `<li><b>${xml(c.name)}</b>${c.synonyms.length ? ` (${c.synonyms.map(xml).join(', ')})` : ''}: a kind of ${xml(t.label)}; pick it rather than ${xml(t.label)} when it fits.</li>`,
     ),
     `<li><b>${NEGATIVE_LABEL}</b>: no ${xml(t.label)} in the frame.</li>`,
     `</ul>`,

@@ -46,5 +46,11 @@ export async function upsertRunLabel(
   workflowId: string,
   frame: Pick<LabelledFrame, 'key' | 'label' | 'source' | 'confidence' | 'inheritedFrom' | 'inheritedRun' | 'evidence'>,
 ): Promise<void> {
-  await repos.frameLabels.upsertRunLabel(q, workflowId, { frameKey: frame.key, label: frame.label, source: frame.source, confidence: frame.confidence, ...provenanceOf(frame) });
+  await repos.frameLabels.upsertRunLabel(q, workflowId, {
+    frameKey: frame.key,
+    label: frame.label,
+    source: frame.source,
+    confidence: frame.confidence,
+    ...provenanceOf(frame),
+  });
 }

@@ -83,7 +83,14 @@ export function decideWeakLabels(
     if (priorKey !== undefined) {
       const prior = own.get(priorKey)!;
       out.inherited++;
-      out.frames.push({ ...base, label: prior.label, source: prior.source, confidence: prior.confidence, inheritedFrom: priorKey, inheritedRun: prior.workflowId });
+      out.frames.push({
+        ...base,
+        label: prior.label,
+        source: prior.source,
+        confidence: prior.confidence,
+        inheritedFrom: priorKey,
+        inheritedRun: prior.workflowId,
+      });
       continue;
     }
     if (!c.toLabel && c.seenAs === undefined) continue;
@@ -91,7 +98,12 @@ export function decideWeakLabels(
     if (e) {
       out.evidence++;
       out.frames.push({
-        ...base, label: NEGATIVE_LABEL, source: 'weak', confidence: 1, inheritedFrom: e.frameKey, inheritedRun: e.workflowId,
+        ...base,
+        label: NEGATIVE_LABEL,
+        source: 'weak',
+        confidence: 1,
+        inheritedFrom: e.frameKey,
+        inheritedRun: e.workflowId,
         evidence: { label: e.label, runLabel: e.runLabel, source: e.source },
       });
       continue;

@@ -45,7 +45,10 @@ export function createModelActivities(deps: ActivityDeps) {
         const evaluation = (await readStepManifest<StepManifest<EvaluateSummary>>(store, input.workflowId, 'evaluate')).summary;
         const version = await withTransaction(pool, (c) => repos.models.allocateVersion(c, ds.name, input.workflowId));
         const models: PublishSummary['models'] = [];
-        for (const [role, step] of [['teacher', 'train'], ['student', 'distill']] as const) {
+        for (const [role, step] of [
+          ['teacher', 'train'],
+          ['student', 'distill'],
+        ] as const) {
           const from = runModelPrefix(input.workflowId, step);
           const prefix = modelPrefix(ds.name, version, role);
           const copied = await store.copyPrefix(`${from}/`, `${prefix}/`);
@@ -53,8 +56,14 @@ export function createModelActivities(deps: ActivityDeps) {
           await store.putJson(`${prefix}/labels.json`, { labels: ds.labels, embedding: ds.embedding, dataset: { name: ds.name, version: ds.version } });
           await store.putJson(`${prefix}/metrics.json`, evaluation[role]);
           await repos.models.insert(pool, {
-            name: ds.name, version, role, workflowId: input.workflowId, dataset: { name: ds.name, version: ds.version }, artifactPrefix: prefix,
-            labels: ds.labels, metrics: evaluation[role] ?? {},
+            name: ds.name,
+            version,
+            role,
+            workflowId: input.workflowId,
+            dataset: { name: ds.name, version: ds.version },
+            artifactPrefix: prefix,
+            labels: ds.labels,
+            metrics: evaluation[role] ?? {},
           });
           models.push({ role, name: ds.name, version, artifactPrefix: prefix });
         }
@@ -102,7 +111,10 @@ export function createModelEvaluationActivities(deps: ActivityDeps) {
      *
      * @returns the set version (null: none), the production version compared against, and the gate's preview.
      */
-    async evaluateForPromotion(input: { name: string; version: number }): Promise<{ evalVersion: number | null; production: number | null; gate: GateDecision }> {
+    async evaluateForPromotion(input: {
+      name: string;
+      version: number;
+    }): Promise<{ evalVersion: number | null; production: number | null; gate: GateDecision }> {
       const { pool } = deps;
       const evalVersion = await currentEvalVersion(pool, input.name);
       const production = await productionVersion(pool, input.name);

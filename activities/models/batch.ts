@@ -56,7 +56,11 @@ export function createBatchPredictActivities(deps: ActivityDeps) {
      * in-scope frame (label = argmax, confidence = its probability; re-running updates the
      * same rows), and write the predictions file. Heartbeats after every video.
      */
-    async predictVideos(input: { workflowId: string; plan: BatchPlan; videos: Array<{ videoId: string; manifestKey: string | null; error?: { type: string; message: string } }> }): Promise<BatchPredictResult> {
+    async predictVideos(input: {
+      workflowId: string;
+      plan: BatchPlan;
+      videos: Array<{ videoId: string; manifestKey: string | null; error?: { type: string; message: string } }>;
+    }): Promise<BatchPredictResult> {
       const ctx = Context.current();
       const { model } = input.plan;
       const files = await readClassifierS3(store, model.studentPrefix);
@@ -70,7 +74,15 @@ export function createBatchPredictActivities(deps: ActivityDeps) {
         for (const [n, v] of input.videos.entries()) {
           ctx.heartbeat({ done: n, of: input.videos.length, videoId: v.videoId });
           if (!v.manifestKey) {
-            out.push({ videoId: v.videoId, label: null, probabilities: {}, frames: 0, unknownFrames: 0, ...(v.error ? { error: v.error } : {}), frameResults: [] });
+            out.push({
+              videoId: v.videoId,
+              label: null,
+              probabilities: {},
+              frames: 0,
+              unknownFrames: 0,
+              ...(v.error ? { error: v.error } : {}),
+              frameResults: [],
+            });
             continue;
           }
           try {
@@ -95,7 +107,14 @@ export function createBatchPredictActivities(deps: ActivityDeps) {
                 rows.map((r) => ({ frameKey: r.key, label: r.label, confidence: Math.max(...r.probabilities) })),
               );
             }
-            out.push({ videoId: v.videoId, label: agg.label, probabilities: agg.probabilities, frames: agg.frames, unknownFrames: agg.unknownFrames, frameResults });
+            out.push({
+              videoId: v.videoId,
+              label: agg.label,
+              probabilities: agg.probabilities,
+              frames: agg.frames,
+              unknownFrames: agg.unknownFrames,
+              frameResults,
+            });
           } catch (err) {
             out.push({ videoId: v.videoId, label: null, probabilities: {}, frames: 0, unknownFrames: 0, error: failureOf(err), frameResults: [] });
           }
@@ -104,7 +123,13 @@ export function createBatchPredictActivities(deps: ActivityDeps) {
         clf.dispose();
       }
       const key = batchPredictionsKey(input.workflowId);
-      await store.putJson(key, { model: `${model.name}@${model.version}`, labels, aggregation: 'mean-probability', scope: scope ? { threshold: scope.threshold } : null, videos: out });
+      await store.putJson(key, {
+        model: `${model.name}@${model.version}`,
+        labels,
+        aggregation: 'mean-probability',
+        scope: scope ? { threshold: scope.threshold } : null,
+        videos: out,
+      });
       const perLabel: Record<string, number> = {};
       for (const v of out) if (v.label) perLabel[v.label] = (perLabel[v.label] ?? 0) + 1;
       return {

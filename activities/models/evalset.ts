@@ -29,7 +29,8 @@ export async function trainedVideos(db: Queryable, store: ObjectStore, label: st
   const out = new Map<string, number[]>();
   for (const row of await repos.datasets.versionsOf(db, label)) {
     const ds = await store.getJson<DatasetManifest>(row.manifest_key);
-    if (!ds) throw new DatasetError(`dataset ${label} v${row.version}: manifest ${store.uri(row.manifest_key)} is missing, so which videos it trains on is unknown`);
+    if (!ds)
+      throw new DatasetError(`dataset ${label} v${row.version}: manifest ${store.uri(row.manifest_key)} is missing, so which videos it trains on is unknown`);
     for (const v of ds.videos.train) out.set(v, [...(out.get(v) ?? []), row.version]);
   }
   return out;
@@ -101,8 +102,19 @@ export async function getEvalSet(db: Queryable, label: string, version?: number)
 }
 
 /** Every version of a label's evaluation set: version, frames, videos, who, why, when. */
-export async function evalSetHistory(db: Queryable, label: string): Promise<Array<{ version: number; frames: number; videos: number; counts: Record<string, number>; actor: string; reason: string; createdAt: string }>> {
-  return (await repos.evalSets.history(db, label)).map((x) => ({ version: x.version, frames: x.frames, videos: x.videos, counts: x.counts, actor: x.actor, reason: x.reason, createdAt: x.created_at.toISOString() }));
+export async function evalSetHistory(
+  db: Queryable,
+  label: string,
+): Promise<Array<{ version: number; frames: number; videos: number; counts: Record<string, number>; actor: string; reason: string; createdAt: string }>> {
+  return (await repos.evalSets.history(db, label)).map((x) => ({
+    version: x.version,
+    frames: x.frames,
+    videos: x.videos,
+    counts: x.counts,
+    actor: x.actor,
+    reason: x.reason,
+    createdAt: x.created_at.toISOString(),
+  }));
 }
 
 /**
@@ -124,7 +136,8 @@ export async function growEvalSet(
   const label = req.label.trim().toLowerCase();
   const videoIds = [...new Set(req.videoIds)];
   if (!label) throw new InvalidInputError('evaluation set: label is empty');
-  if (videoIds.length === 0) throw new InvalidInputError('evaluation set: no video given (--videos id,id,...; `reelset evalset candidates <label>` lists the eligible ones)');
+  if (videoIds.length === 0)
+    throw new InvalidInputError('evaluation set: no video given (--videos id,id,...; `reelset evalset candidates <label>` lists the eligible ones)');
   if (!req.reason.trim()) throw new InvalidInputError('evaluation set: a reason is required (--reason): the set grows only on purpose');
   const trained = await trainedVideos(pool, store, label);
   return withTransaction(pool, async (c) => {
@@ -145,14 +158,20 @@ export async function growEvalSet(
     }
     if (problems.length) throw new InvalidInputError(`cannot grow the evaluation set of "${label}": ${problems.join('; ')}`);
     const cls = await catalogClasses(c, label, videoIds);
-    const consensus = await consensusLabels(c, label, picked.map((p) => p.key));
+    const consensus = await consensusLabels(
+      c,
+      label,
+      picked.map((p) => p.key),
+    );
     const prev = await getEvalSet(c, label);
     const version = (prev?.version ?? 0) + 1;
     const frames: EvalSetFrame[] = [
       ...(prev?.frames ?? []),
       ...picked.map((p) => {
         const agreed = consensus.get(p.key);
-        return agreed ? { frameKey: p.key, videoId: p.videoId, class: agreed, labelSource: 'consensus' as const } : { frameKey: p.key, videoId: p.videoId, class: cls.get(p.videoId)!, labelSource: 'catalog' as const };
+        return agreed
+          ? { frameKey: p.key, videoId: p.videoId, class: agreed, labelSource: 'consensus' as const }
+          : { frameKey: p.key, videoId: p.videoId, class: cls.get(p.videoId)!, labelSource: 'catalog' as const };
       }),
     ];
     const counts: Record<string, number> = {};

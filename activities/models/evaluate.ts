@@ -42,7 +42,10 @@ export async function evaluateOnEvalSet(
   const labels = files.artifact.labels;
   const frames = set.frames.filter((f) => labels.includes(f.class));
   const skippedFrames = set.frames.length - frames.length;
-  if (frames.length === 0) throw new ModelMismatchError(`${input.name}@${input.version} knows ${labels.join(', ')}; no frame of evaluation set v${evalVersion} has one of these classes`);
+  if (frames.length === 0)
+    throw new ModelMismatchError(
+      `${input.name}@${input.version} knows ${labels.join(', ')}; no frame of evaluation set v${evalVersion} has one of these classes`,
+    );
   const clf = await loadClassifier(files, deps.config.REELSET_TF_BACKEND);
   const k = labels.length;
   const probs = new Float32Array(frames.length * k);
@@ -62,7 +65,13 @@ export async function evaluateOnEvalSet(
   } finally {
     clf.dispose();
   }
-  const ev = evaluate({ probs, numClasses: k, labels: Int32Array.from(frames.map((f) => labels.indexOf(f.class))), labelNames: labels, videoIds: frames.map((f) => f.videoId) });
+  const ev = evaluate({
+    probs,
+    numClasses: k,
+    labels: Int32Array.from(frames.map((f) => labels.indexOf(f.class))),
+    labelNames: labels,
+    videoIds: frames.map((f) => f.videoId),
+  });
   const metrics: EvalSetMetrics = { frames: ev.frames, videos: ev.videos, skippedFrames, aggregation: 'mean-probability' };
   const predictionsKey = evaluationKey(input.name, input.version, 'student', evalVersion);
   await store.putJson(predictionsKey, {

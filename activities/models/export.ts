@@ -36,7 +36,11 @@ export interface ExportManifest {
  * @param python the converter venv's python (default `$REELSET_TOOLS_DIR/convert-venv/bin/python`).
  * @throws ConfigError when the converter venv is missing (run `bash infra/install.sh`).
  */
-export async function exportStudent(files: ClassifierFiles, outDir: string, opts: { toolsDir: string; source: string; python?: string }): Promise<ExportManifest> {
+export async function exportStudent(
+  files: ClassifierFiles,
+  outDir: string,
+  opts: { toolsDir: string; source: string; python?: string },
+): Promise<ExportManifest> {
   const python = opts.python ?? path.join(opts.toolsDir, 'convert-venv', 'bin', 'python');
   if (!(await fs.stat(python).catch(() => undefined))) throw new ConfigError(`ONNX export needs the converter venv (${python}); run \`bash infra/install.sh\``);
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'reelset-export-'));
@@ -46,10 +50,21 @@ export async function exportStudent(files: ClassifierFiles, outDir: string, opts
     await fs.mkdir(outDir, { recursive: true });
     if (files.artifact.input.kind !== 'image') throw new ConfigError('only image models (students) are exported');
     const rangeMax = String(files.artifact.input.range?.[1] ?? 1);
-    const { stdout } = await run(python, [path.join(REELSET_ROOT, 'infra', 'student_to_onnx.py'), path.join(work, 'model.json'), path.join(work, 'weights.bin'), String(EXPORT_OPSET), outDir, rangeMax], {
-      env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2', CUDA_VISIBLE_DEVICES: '' },
-      maxBuffer: 16 << 20,
-    });
+    const { stdout } = await run(
+      python,
+      [
+        path.join(REELSET_ROOT, 'infra', 'student_to_onnx.py'),
+        path.join(work, 'model.json'),
+        path.join(work, 'weights.bin'),
+        String(EXPORT_OPSET),
+        outDir,
+        rangeMax,
+      ],
+      {
+        env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2', CUDA_VISIBLE_DEVICES: '' },
+        maxBuffer: 16 << 20,
+      },
+    );
     const converter = JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
     const info = async (file: string) => ({ file, bytes: (await fs.stat(path.join(outDir, file))).size, sha256: await sha256File(path.join(outDir, file)) });
     const a = files.artifact;
@@ -59,7 +74,11 @@ export async function exportStudent(files: ClassifierFiles, outDir: string, opts
       source: opts.source,
       labels: a.labels,
       input: { name: 'pixels', dtype: 'uint8', shape: ['N', a.input.size, a.input.size, 3], preprocess: a.input },
-      outputs: { probabilities: ['N', a.labels.length], features: ['N', 1280], ...((converter['outputs'] as string[] | undefined)?.includes('imagenet_logits') ? { imagenet_logits: ['N', 1000] as ['N', 1000] } : {}) },
+      outputs: {
+        probabilities: ['N', a.labels.length],
+        features: ['N', 1280],
+        ...((converter['outputs'] as string[] | undefined)?.includes('imagenet_logits') ? { imagenet_logits: ['N', 1000] as ['N', 1000] } : {}),
+      },
       files: { float32: await info('student.onnx'), float16Weights: await info('student-fp16.onnx') },
       converter,
     };

@@ -76,7 +76,11 @@ function aboveChance(iv: ScoreInterval): GateRule {
   const videos = `${iv.units} video${iv.units === 1 ? '' : 's'}`;
   if (iv.units === 0) return { rule: 'above-chance', passed: false, detail: 'no video-level result to bootstrap (evaluate the model again)' };
   if (iv.minimum === null || iv.lower === null || iv.chance === null) {
-    return { rule: 'above-chance', passed: false, detail: `the ${videos} of the evaluation set are all of one class: no chance level to beat (grow the set with videos of every class)` };
+    return {
+      rule: 'above-chance',
+      passed: false,
+      detail: `the ${videos} of the evaluation set are all of one class: no chance level to beat (grow the set with videos of every class)`,
+    };
   }
   const ci = `${pct(iv.estimate)} (${Math.round(100 * iv.confidence)}% CI ${pct(iv.lower).slice(0, -1)}–${pct(iv.upper)}, ${thousands(iv.resamples)} bootstrap resamples over ${videos})`;
   const bounded = iv.lower >= iv.minimum - 1e-9;
@@ -152,7 +156,11 @@ export function promotionGate(input: {
     };
   };
   if (input.evalVersion === null) {
-    rules.push({ rule: 'eval-set', passed: false, detail: `label "${input.name}" has no fixed evaluation set (reelset evalset grow ${input.name} --videos ...)` });
+    rules.push({
+      rule: 'eval-set',
+      passed: false,
+      detail: `label "${input.name}" has no fixed evaluation set (reelset evalset grow ${input.name} --videos ...)`,
+    });
     return decide();
   }
   rules.push({ rule: 'eval-set', passed: true, detail: `evaluation set v${input.evalVersion}` });
@@ -188,4 +196,3 @@ export function promotionGate(input: {
   });
   return decide();
 }
-

@@ -80,7 +80,13 @@ export async function productionVersion(db: Queryable, name: string): Promise<nu
 }
 
 /** One evaluation of a model on an evaluation-set version, or null. */
-export async function getEvaluation(db: Queryable, name: string, version: number, evalVersion: number, role: 'teacher' | 'student' = 'student'): Promise<ModelEvaluation | null> {
+export async function getEvaluation(
+  db: Queryable,
+  name: string,
+  version: number,
+  evalVersion: number,
+  role: 'teacher' | 'student' = 'student',
+): Promise<ModelEvaluation | null> {
   return repos.modelEvaluations.get(db, name, version, evalVersion, role);
 }
 
@@ -152,8 +158,16 @@ export async function transitionsOf(db: Queryable, name: string, version?: numbe
   return repos.models.transitions(db, name, version);
 }
 
-const setStage = (c: PoolClient, name: string, version: number, from: ModelStage | null, to: ModelStage, actor: string, reason: string, gate: GateDecision | null) =>
-  repos.models.setStage(c, { name, version, from, to, actor, reason, gate });
+const setStage = (
+  c: PoolClient,
+  name: string,
+  version: number,
+  from: ModelStage | null,
+  to: ModelStage,
+  actor: string,
+  reason: string,
+  gate: GateDecision | null,
+) => repos.models.setStage(c, { name, version, from, to, actor, reason, gate });
 
 /** Record a version's publication as a candidate (idempotent: once per version). */
 export async function recordPublished(db: Queryable, name: string, version: number, actor: string): Promise<void> {
@@ -203,12 +217,15 @@ export async function promote(pool: Pool, req: PromoteRequest): Promise<PromoteR
       );
     }
     if (stage !== 'candidate') {
-      throw new RegistryError(`${req.name}@${req.version} is ${stage}, not a candidate${stage === 'archived' ? ' (bring an archived version back with `reelset models rollback --to`)' : ''}`);
+      throw new RegistryError(
+        `${req.name}@${req.version} is ${stage}, not a candidate${stage === 'archived' ? ' (bring an archived version back with `reelset models rollback --to`)' : ''}`,
+      );
     }
     const gate = await gateDecision(c, req.name, req.version, req.gate);
     if (!gate.promote) return { promoted: false, gate, transitions: [], production: prod };
     const transitions: ModelTransition[] = [];
-    if (prod !== null) transitions.push(await setStage(c, req.name, prod, 'production', 'archived', req.actor, `replaced by v${req.version}: ${req.reason}`, null));
+    if (prod !== null)
+      transitions.push(await setStage(c, req.name, prod, 'production', 'archived', req.actor, `replaced by v${req.version}: ${req.reason}`, null));
     transitions.push(await setStage(c, req.name, req.version, 'candidate', 'production', req.actor, req.reason, gate));
     return { promoted: true, gate, transitions, production: req.version };
   });
@@ -223,17 +240,25 @@ export async function promote(pool: Pool, req: PromoteRequest): Promise<PromoteR
  *   production version, or `to` does not exist or is the production version.
  * @throws PromotionConflictError when production is no longer `expectedProduction`.
  */
-export async function rollback(pool: Pool, req: { name: string; to?: number; actor: string; reason: string; expectedProduction?: number | null }): Promise<{ transitions: ModelTransition[]; production: number }> {
+export async function rollback(
+  pool: Pool,
+  req: { name: string; to?: number; actor: string; reason: string; expectedProduction?: number | null },
+): Promise<{ transitions: ModelTransition[]; production: number }> {
   return withTransaction(pool, async (c) => {
     await repos.models.lockLabel(c, req.name);
     const prod = await productionVersion(c, req.name);
     if (req.expectedProduction !== undefined && req.expectedProduction !== prod) {
-      throw new PromotionConflictError(`production of "${req.name}" is ${prod === null ? 'none' : `v${prod}`}, not v${req.expectedProduction}: another transition happened first`);
+      throw new PromotionConflictError(
+        `production of "${req.name}" is ${prod === null ? 'none' : `v${prod}`}, not v${req.expectedProduction}: another transition happened first`,
+      );
     }
     let to = req.to;
     if (to === undefined) {
       to = await repos.models.previousProduction(c, req.name, prod);
-      if (to === undefined) throw new RegistryError(`"${req.name}" has no earlier production version to roll back to${prod === null ? ' and no production version' : ` (production is v${prod})`}; name one with --to`);
+      if (to === undefined)
+        throw new RegistryError(
+          `"${req.name}" has no earlier production version to roll back to${prod === null ? ' and no production version' : ` (production is v${prod})`}; name one with --to`,
+        );
     }
     if (to === prod) throw new RegistryError(`${req.name}@${to} is already in production`);
     const stage = await repos.models.stageForUpdate(c, req.name, to);

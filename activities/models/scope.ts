@@ -25,7 +25,12 @@ export interface CalibrateOptions {
 }
 
 /** Features (`keys.length * dim`) and, where the student has an ImageNet head, its logits (`keys.length * 1000`, else empty). */
-async function featuresOf(deps: ActivityDeps, clf: ImageClassifier, keys: string[], onProgress?: (done: number) => void): Promise<{ features: Float32Array; dim: number; imagenetLogits: Float32Array }> {
+async function featuresOf(
+  deps: ActivityDeps,
+  clf: ImageClassifier,
+  keys: string[],
+  onProgress?: (done: number) => void,
+): Promise<{ features: Float32Array; dim: number; imagenetLogits: Float32Array }> {
   const parts: Float32Array[] = [];
   const logits: Float32Array[] = [];
   let dim = 0;
@@ -63,7 +68,11 @@ function concat(parts: Float32Array[]): Float32Array {
  * @returns the scope file's summary (without the reference features).
  * @throws RegistryError when the model is unknown; DatasetError when its dataset has no training frame.
  */
-export async function calibrateScope(deps: ActivityDeps, opts: CalibrateOptions, onProgress?: (phase: string, done: number) => void): Promise<Omit<ScopeFile, 'references'> & { references: number; key: string }> {
+export async function calibrateScope(
+  deps: ActivityDeps,
+  opts: CalibrateOptions,
+  onProgress?: (phase: string, done: number) => void,
+): Promise<Omit<ScopeFile, 'references'> & { references: number; key: string }> {
   const { pool, store } = deps;
   const model = await resolveModel(pool, { label: opts.name, version: opts.version });
   if (!model.studentPrefix) throw new RegistryError(`${opts.name}@${opts.version} has no student model`);
@@ -83,7 +92,12 @@ export async function calibrateScope(deps: ActivityDeps, opts: CalibrateOptions,
   const q = opts.quantile ?? 0.05;
   const clf = await loadClassifier(await readClassifierS3(store, model.studentPrefix), deps.config.REELSET_TF_BACKEND);
   try {
-    const raw = await featuresOf(deps, clf, refs.map((f) => f.key), (d) => onProgress?.('references', d));
+    const raw = await featuresOf(
+      deps,
+      clf,
+      refs.map((f) => f.key),
+      (d) => onProgress?.('references', d),
+    );
     const center = meanRow(raw.features, raw.dim);
     const r = { features: centred(raw.features, center, raw.dim), dim: raw.dim };
     let scores: Float32Array;
@@ -92,7 +106,12 @@ export async function calibrateScope(deps: ActivityDeps, opts: CalibrateOptions,
     // (the ImageNet head is not trained on them, so they are not favoured).
     let logits = raw.imagenetLogits;
     if (val.length >= 10) {
-      const v = await featuresOf(deps, clf, evenlySpaced(val.length, 400).map((i) => val[i]!.key), (d) => onProgress?.('validation', d));
+      const v = await featuresOf(
+        deps,
+        clf,
+        evenlySpaced(val.length, 400).map((i) => val[i]!.key),
+        (d) => onProgress?.('validation', d),
+      );
       scores = nearestSimilarity(centred(v.features, center, r.dim), r.features, r.dim);
       logits = v.imagenetLogits;
       calibration = 'validation';
@@ -103,7 +122,10 @@ export async function calibrateScope(deps: ActivityDeps, opts: CalibrateOptions,
       scores = nearestSimilarity(r.features, r.features, r.dim, { query: videos, refs: videos }).filter((s) => !Number.isNaN(s));
       calibration = 'leave-one-video-out';
     }
-    if (scores.length === 0) throw new DatasetError(`dataset ${model.dataset.name} v${model.dataset.version}: no in-scope frame to set the out-of-scope threshold on (one training video, no validation frame)`);
+    if (scores.length === 0)
+      throw new DatasetError(
+        `dataset ${model.dataset.name} v${model.dataset.version}: no in-scope frame to set the out-of-scope threshold on (one training video, no validation frame)`,
+      );
     // Two rules share the quantile: each rejects about q/2 of the in-scope frames.
     const energy = logits.length > 0 ? logSumExp(logits, 1000) : null;
     const qEach = energy ? q / 2 : q;
@@ -145,7 +167,12 @@ export type ScopeOutcome =
  * @param onProgress as {@link calibrateScope}'s (a heartbeat in an activity).
  * @returns `ok: true` with the file's key and threshold, or `ok: false` with the error's type and message.
  */
-export async function ensureScope(deps: ActivityDeps, name: string, version: number, onProgress?: (phase: string, done: number) => void): Promise<ScopeOutcome> {
+export async function ensureScope(
+  deps: ActivityDeps,
+  name: string,
+  version: number,
+  onProgress?: (phase: string, done: number) => void,
+): Promise<ScopeOutcome> {
   try {
     const s = await calibrateScope(deps, { name, version }, onProgress);
     return { ok: true, key: s.key, threshold: s.threshold, calibration: s.calibration, calibrationFrames: s.calibrationFrames, references: s.references };

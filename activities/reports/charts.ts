@@ -54,7 +54,9 @@ export function stepTimingsSpec(steps: Array<{ step: string; seconds: number }>)
  * validation accuracy per epoch, side by side.
  */
 export function trainingCurvesSpec(history: { teacher: EpochLoss[]; student: EpochLoss[] }): Spec {
-  const rows = (['teacher', 'student'] as const).flatMap((model) => history[model].map((h) => ({ model, epoch: h.epoch, loss: h.loss, valAccuracy: h.valAccuracy ?? null })));
+  const rows = (['teacher', 'student'] as const).flatMap((model) =>
+    history[model].map((h) => ({ model, epoch: h.epoch, loss: h.loss, valAccuracy: h.valAccuracy ?? null })),
+  );
   const hasVal = rows.some((r) => r.valAccuracy !== null);
   const lossView = {
     title: 'Training loss per epoch',

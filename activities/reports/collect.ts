@@ -48,7 +48,13 @@ export interface RunReportData {
   /** Videos whose extraction failed, with the reason. */
   videoFailures: VideoFailure[];
   search: { positives: number; negatives: number; scope?: string } | null;
-  dataset: Pick<DatasetManifest, 'name' | 'version' | 'labels' | 'counts' | 'warnings' | 'videos'> & { datasetKey: string; unlabeled: number; sources?: Record<string, number> } | null;
+  dataset:
+    | (Pick<DatasetManifest, 'name' | 'version' | 'labels' | 'counts' | 'warnings' | 'videos'> & {
+        datasetKey: string;
+        unlabeled: number;
+        sources?: Record<string, number>;
+      })
+    | null;
   contactSheets: Array<{ group: string; key: string; bytes: Buffer | null }>;
   training: { teacher: EpochLoss[]; student: EpochLoss[] };
   evaluation: EvaluateSummary | null;
@@ -71,7 +77,13 @@ export async function collectRunReport(deps: Pick<ActivityDeps, 'store' | 'pool'
     return i < 0 ? STEPS.length : i;
   };
   const steps: ReportStep[] = stepRows
-    .map((r) => ({ step: r.step, durationMs: r.duration_ms, finishedAt: r.finished_at?.toISOString() ?? null, summary: r.summary ?? {}, manifestKey: r.manifest_key }))
+    .map((r) => ({
+      step: r.step,
+      durationMs: r.duration_ms,
+      finishedAt: r.finished_at?.toISOString() ?? null,
+      summary: r.summary ?? {},
+      manifestKey: r.manifest_key,
+    }))
     .sort((a, b) => rank(a.step) - rank(b.step) || a.step.localeCompare(b.step));
   const has = new Set(steps.map((s) => s.step));
   const get = <M>(step: string) => (has.has(step) ? store.getJson<M>(stepManifestKey(workflowId, step)) : Promise.resolve(undefined));
@@ -91,8 +103,15 @@ export async function collectRunReport(deps: Pick<ActivityDeps, 'store' | 'pool'
     const ds = await store.getJson<DatasetManifest & { sources?: Record<string, number> }>(datasetStep.summary.datasetKey);
     if (ds) {
       dataset = {
-        name: ds.name, version: ds.version, labels: ds.labels, counts: ds.counts, warnings: ds.warnings, videos: ds.videos,
-        datasetKey: datasetStep.summary.datasetKey, unlabeled: ds.unlabeled.length, ...(ds.sources ? { sources: ds.sources } : {}),
+        name: ds.name,
+        version: ds.version,
+        labels: ds.labels,
+        counts: ds.counts,
+        warnings: ds.warnings,
+        videos: ds.videos,
+        datasetKey: datasetStep.summary.datasetKey,
+        unlabeled: ds.unlabeled.length,
+        ...(ds.sources ? { sources: ds.sources } : {}),
       };
     }
   }
@@ -105,7 +124,7 @@ export async function collectRunReport(deps: Pick<ActivityDeps, 'store' | 'pool'
     run.status === 'failed' || run.status === 'cancelled'
       ? { stage: result['stage'] as string | undefined, type: result['type'] as string | undefined, message: String(result['error'] ?? 'no reason recorded') }
       : null;
-  const videoFailures = extract?.failures ?? ((result['failures'] as VideoFailure[] | undefined) ?? []);
+  const videoFailures = extract?.failures ?? (result['failures'] as VideoFailure[] | undefined) ?? [];
   return {
     workflowId,
     kind: run.kind,

@@ -25,12 +25,14 @@ async function imageDataUri(bytes: Buffer): Promise<string> {
 }
 
 function summaryText(summary: Record<string, unknown>): string {
-  return Object.entries(summary)
-    .filter(([k, v]) => v !== null && v !== undefined && !['modelPrefix', 'datasetKey', 'labelsFingerprint'].includes(k))
-    // Objects only when small and flat (drop counts, per-label counts, sources); evaluations and lists have their own sections.
-    .filter(([k, v]) => typeof v !== 'object' || ['dropped', 'perLabel', 'sources', 'overBudget'].includes(k))
-    .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(4) : v}`)
-    .join(' ');
+  return (
+    Object.entries(summary)
+      .filter(([k, v]) => v !== null && v !== undefined && !['modelPrefix', 'datasetKey', 'labelsFingerprint'].includes(k))
+      // Objects only when small and flat (drop counts, per-label counts, sources); evaluations and lists have their own sections.
+      .filter(([k, v]) => typeof v !== 'object' || ['dropped', 'perLabel', 'sources', 'overBudget'].includes(k))
+      .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(4) : v}`)
+      .join(' ')
+  );
 }
 
 /** Render the report page and count its charts. */
@@ -42,8 +44,7 @@ export async function renderRunReportHtml(d: RunReportData, generatedAt: Date = 
     return `<figure class="chart">${svg}</figure>`;
   };
   const parts: string[] = [];
-  const duration =
-    d.startedAt && d.finishedAt ? ` in ${((Date.parse(d.finishedAt) - Date.parse(d.startedAt)) / 1000).toFixed(1)} s` : '';
+  const duration = d.startedAt && d.finishedAt ? ` in ${((Date.parse(d.finishedAt) - Date.parse(d.startedAt)) / 1000).toFixed(1)} s` : '';
   parts.push(`<h1>${esc(d.kind)} <span class="label">${esc(d.label)}</span> <span class="status ${esc(d.status)}">${esc(d.status)}</span></h1>`);
   parts.push(
     `<p class="meta">workflow <code>${esc(d.workflowId)}</code>; started ${esc(d.startedAt ?? '?')}${d.finishedAt ? `, finished ${esc(d.finishedAt)}${esc(duration)}` : ''}; report written ${esc(generatedAt.toISOString())}</p>`,
@@ -55,7 +56,10 @@ export async function renderRunReportHtml(d: RunReportData, generatedAt: Date = 
   // Failures first: they are why people open a report.
   if (d.error || d.videoFailures.length) {
     parts.push('<h2>Failures</h2>');
-    if (d.error) parts.push(`<p class="error">The run ${d.status === 'cancelled' ? 'was cancelled' : 'failed'}${d.error.stage ? ` at <b>${esc(d.error.stage)}</b>` : ''}: <b>${esc(d.error.type ?? 'Error')}</b>: ${esc(d.error.message)}</p>`);
+    if (d.error)
+      parts.push(
+        `<p class="error">The run ${d.status === 'cancelled' ? 'was cancelled' : 'failed'}${d.error.stage ? ` at <b>${esc(d.error.stage)}</b>` : ''}: <b>${esc(d.error.type ?? 'Error')}</b>: ${esc(d.error.message)}</p>`,
+      );
     if (d.videoFailures.length) {
       parts.push('<p>Videos that failed (the run went on without them):</p><table><tr><th>video</th><th>type</th><th>reason</th></tr>');
       for (const f of d.videoFailures) parts.push(`<tr><td>${esc(f.videoId)}</td><td>${esc(f.type)}</td><td>${esc(f.message)}</td></tr>`);
@@ -64,21 +68,36 @@ export async function renderRunReportHtml(d: RunReportData, generatedAt: Date = 
   }
 
   parts.push('<h2>Steps</h2><table><tr><th>step</th><th>time</th><th>finished</th><th>summary</th></tr>');
-  for (const s of d.steps) parts.push(`<tr><td>${esc(s.step)}</td><td class="num">${esc(secs(s.durationMs))}</td><td>${esc(s.finishedAt ?? '')}</td><td class="summary">${esc(summaryText(s.summary))}</td></tr>`);
+  for (const s of d.steps)
+    parts.push(
+      `<tr><td>${esc(s.step)}</td><td class="num">${esc(secs(s.durationMs))}</td><td>${esc(s.finishedAt ?? '')}</td><td class="summary">${esc(summaryText(s.summary))}</td></tr>`,
+    );
   parts.push('</table>');
   if (!d.steps.length) parts.push('<p>No step has finished yet.</p>');
   else parts.push(await chart(stepTimingsSpec(d.steps.map((s) => ({ step: s.step, seconds: (s.durationMs ?? 0) / 1000 })))));
 
   if (d.search || d.dataset) {
     parts.push('<h2>Data</h2>');
-    if (d.search) parts.push(`<p>Videos searched: ${d.search.positives} of the label, ${d.search.negatives} negatives${d.search.scope ? ` (${esc(d.search.scope)})` : ''}.</p>`);
+    if (d.search)
+      parts.push(
+        `<p>Videos searched: ${d.search.positives} of the label, ${d.search.negatives} negatives${d.search.scope ? ` (${esc(d.search.scope)})` : ''}.</p>`,
+      );
     if (d.dataset) {
       const ds = d.dataset;
       parts.push(
-        `<p>Dataset <b>${esc(ds.name)} v${ds.version}</b>: ${ds.videos.train.length} training and ${ds.videos.validation.length} validation videos (split by video), ${ds.unlabeled} unlabelled near-duplicates for distillation${ds.sources ? `; label sources ${esc(Object.entries(ds.sources).map(([k, v]) => `${k} ${v}`).join(', '))}` : ''}.</p>`,
+        `<p>Dataset <b>${esc(ds.name)} v${ds.version}</b>: ${ds.videos.train.length} training and ${ds.videos.validation.length} validation videos (split by video), ${ds.unlabeled} unlabelled near-duplicates for distillation${
+          ds.sources
+            ? `; label sources ${esc(
+                Object.entries(ds.sources)
+                  .map(([k, v]) => `${k} ${v}`)
+                  .join(', '),
+              )}`
+            : ''
+        }.</p>`,
       );
       parts.push('<table><tr><th>label</th><th>train</th><th>validation</th></tr>');
-      for (const l of ds.labels) parts.push(`<tr><td>${esc(l)}</td><td class="num">${ds.counts.train[l] ?? 0}</td><td class="num">${ds.counts.validation[l] ?? 0}</td></tr>`);
+      for (const l of ds.labels)
+        parts.push(`<tr><td>${esc(l)}</td><td class="num">${ds.counts.train[l] ?? 0}</td><td class="num">${ds.counts.validation[l] ?? 0}</td></tr>`);
       parts.push('</table>');
       for (const w of ds.warnings) parts.push(`<p class="warning">warning: ${esc(w)}</p>`);
       parts.push(await chart(countsSpec(ds.counts)));
@@ -87,7 +106,9 @@ export async function renderRunReportHtml(d: RunReportData, generatedAt: Date = 
 
   let sheets = 0;
   if (d.contactSheets.length) {
-    parts.push('<h2>Contact sheets</h2><p>Representatives framed green (sent to labelling), blue (seen by an earlier run), grey (over the label budget); then the biggest near-duplicate clusters with their members.</p>');
+    parts.push(
+      '<h2>Contact sheets</h2><p>Representatives framed green (sent to labelling), blue (seen by an earlier run), grey (over the label budget); then the biggest near-duplicate clusters with their members.</p>',
+    );
     for (const c of d.contactSheets) {
       if (!c.bytes) {
         parts.push(`<p class="warning">contact sheet of ${esc(c.group)} missing: <code>${esc(c.key)}</code></p>`);
@@ -113,9 +134,13 @@ export async function renderRunReportHtml(d: RunReportData, generatedAt: Date = 
         const m = e[role];
         if (!m) continue;
         for (const [label, s] of Object.entries(m.frames.perLabel)) {
-          parts.push(`<tr><td>${role}</td><td>${esc(label)}</td><td class="num">${pct(s.precision)}</td><td class="num">${pct(s.recall)}</td><td class="num">${pct(s.f1)}</td><td class="num">${s.support}</td></tr>`);
+          parts.push(
+            `<tr><td>${role}</td><td>${esc(label)}</td><td class="num">${pct(s.precision)}</td><td class="num">${pct(s.recall)}</td><td class="num">${pct(s.f1)}</td><td class="num">${s.support}</td></tr>`,
+          );
         }
-        parts.push(`<tr class="total"><td>${role}</td><td>all</td><td colspan="4">frame accuracy ${pct(m.frames.accuracy)}, video accuracy ${pct(m.videos.accuracy)}, macro F1 ${pct(m.frames.macroF1)}</td></tr>`);
+        parts.push(
+          `<tr class="total"><td>${role}</td><td>all</td><td colspan="4">frame accuracy ${pct(m.frames.accuracy)}, video accuracy ${pct(m.videos.accuracy)}, macro F1 ${pct(m.frames.macroF1)}</td></tr>`,
+        );
       }
       parts.push('</table>');
       parts.push(await chart(precisionRecallSpec({ teacher: e.teacher, student: e.student })));

@@ -94,7 +94,10 @@ export function createTrainingActivities(deps: ActivityDeps) {
     const targets = new Float32Array(count * k);
     for (let start = 0; start < count; start += CUTMIX_BATCH) {
       const batch = pairs.slice(start, start + CUTMIX_BATCH);
-      const bytes = await fetchFrames(store, batch.flatMap(([a, b]) => [a.key, b.key]));
+      const bytes = await fetchFrames(
+        store,
+        batch.flatMap(([a, b]) => [a.key, b.key]),
+      );
       const seeds = batch.map((_, j) => deriveSeed(seed, 8, start + j));
       const images = batch.map((_, j) => [bytes[2 * j]!, bytes[2 * j + 1]!] as [Uint8Array, Uint8Array]);
       let off = 0;
@@ -122,14 +125,22 @@ export function createTrainingActivities(deps: ActivityDeps) {
    * curves' validation accuracy), from `rowsOf` (the teacher's packs, or the dataset's
    * embedding for the student's head).
    */
-  async function validationRows(ds: DatasetManifest, rowsOf: (frames: Array<{ key: string; vector: VectorRef }>) => Promise<Float32Array>): Promise<{ features: Float32Array; labels: Int32Array } | undefined> {
+  async function validationRows(
+    ds: DatasetManifest,
+    rowsOf: (frames: Array<{ key: string; vector: VectorRef }>) => Promise<Float32Array>,
+  ): Promise<{ features: Float32Array; labels: Int32Array } | undefined> {
     const val = ds.frames.filter((f) => f.split === 'validation');
     if (!val.length) return undefined;
     return { features: await rowsOf(val), labels: Int32Array.from(val.map((f) => ds.labels.indexOf(f.label))) };
   }
 
   /** The dataset's embedding rows (raw features: the embed step's unit rows times their norms) of frames. */
-  const embeddingRows = (ds: DatasetManifest) => (frames: Array<{ vector: VectorRef }>) => gatherFeatures(store, frames.map((f) => f.vector), ds.embedding.dim);
+  const embeddingRows = (ds: DatasetManifest) => (frames: Array<{ vector: VectorRef }>) =>
+    gatherFeatures(
+      store,
+      frames.map((f) => f.vector),
+      ds.embedding.dim,
+    );
 
   /** `artifact.json` of a run's model. */
   function artifact(
@@ -140,7 +151,12 @@ export function createTrainingActivities(deps: ActivityDeps) {
     extra: { backbones: BackboneSpec[]; fineTunedFrom: string | null; training: Record<string, number | boolean | string>; image?: boolean },
   ): ModelArtifact {
     const meta = readHeadMetadata(model);
-    const parts = { labels: ds.labels, head: { hidden: meta?.arch.hidden ?? 0, dropout: meta?.arch.dropout ?? 0 }, training: { ...(meta?.hyper ?? {}), ...extra.training }, workflowId };
+    const parts = {
+      labels: ds.labels,
+      head: { hidden: meta?.arch.hidden ?? 0, dropout: meta?.arch.dropout ?? 0 },
+      training: { ...(meta?.hyper ?? {}), ...extra.training },
+      workflowId,
+    };
     return role === 'student' || extra.image
       ? imageModelArtifact({ ...parts, role, backbone: extra.backbones[0]!, fineTunedFrom: extra.fineTunedFrom })
       : featureModelArtifact({ ...parts, backbones: extra.backbones });
@@ -151,17 +167,37 @@ export function createTrainingActivities(deps: ActivityDeps) {
    * whole backbone fine-tuned) on the frames' images, a head on features on its
    * backbones' features (the packs the train step left).
    */
-  async function teacherProbabilities(wf: string, ds: DatasetManifest, frames: Array<{ key: string; vector: VectorRef }>, onBatch?: (done: number) => void): Promise<{ probs: Float32Array; backbone: string }> {
+  async function teacherProbabilities(
+    wf: string,
+    ds: DatasetManifest,
+    frames: Array<{ key: string; vector: VectorRef }>,
+    onBatch?: (done: number) => void,
+  ): Promise<{ probs: Float32Array; backbone: string }> {
     const prefix = runModelPrefix(wf, 'train');
     const teacher = await requireModel(store, prefix, 'train');
     const art = await store.getJson<ModelArtifact>(`${prefix}/artifact.json`);
     if (art?.input.kind === 'image') {
       await initTensorflow(backend, deps.logger);
-      const probs = await predictImages(teacher, preparationOf(art.input), async (start, end) => fetchFrames(store, frames.slice(start, end).map((f) => f.key)), frames.length, onBatch);
+      const probs = await predictImages(
+        teacher,
+        preparationOf(art.input),
+        async (start, end) =>
+          fetchFrames(
+            store,
+            frames.slice(start, end).map((f) => f.key),
+          ),
+        frames.length,
+        onBatch,
+      );
       return { probs, backbone: `${art.backbone.name} fine-tuned from ${art.backbone.fineTunedFrom}` };
     }
     const rows = await readTeacherFeatures(store, wf, ds);
-    return { probs: await predict(teacher, await rows.rowsOf(frames), rows.dim), backbone: teacherParts(rows.features).map((p) => embeddingModelKey(p.model)).join('+') };
+    return {
+      probs: await predict(teacher, await rows.rowsOf(frames), rows.dim),
+      backbone: teacherParts(rows.features)
+        .map((p) => embeddingModelKey(p.model))
+        .join('+'),
+    };
   }
 
   /**
@@ -172,7 +208,12 @@ export function createTrainingActivities(deps: ActivityDeps) {
    * checkpointed to S3 every epoch and each fold's out-of-fold probabilities kept, so that
    * a retried attempt resumes; the teacher published as an image model.
    */
-  async function trainWholeTeacher(input: { workflowId: string; teacher: TeacherParams; seed: number }, ds: DatasetManifest, trainingBackend: string, hb: Heartbeat<Record<string, unknown>>): Promise<{ summary: TrainSummary; extra: { history: TrainResult['history'] } }> {
+  async function trainWholeTeacher(
+    input: { workflowId: string; teacher: TeacherParams; seed: number },
+    ds: DatasetManifest,
+    trainingBackend: string,
+    hb: Heartbeat<Record<string, unknown>>,
+  ): Promise<{ summary: TrainSummary; extra: { history: TrainResult['history'] } }> {
     const wf = input.workflowId;
     const ft = input.teacher.fineTune;
     const spec = BACKBONES[ft.backbone];
@@ -192,13 +233,25 @@ export function createTrainingActivities(deps: ActivityDeps) {
     try {
       let resumedAfterEpoch = 0;
       const fit = await fitWholeTeacher({
-        bb, pixels: pixels.slice(0, train.length), labels, numClasses: ds.labels.length, params: ft,
-        labelSmoothing: input.teacher.labelSmoothing, classBalanced: input.teacher.classBalanced, seed: input.seed, logger: deps.logger,
-        videoIds: train.map((f) => f.videoId), calibrationFolds: folds,
+        bb,
+        pixels: pixels.slice(0, train.length),
+        labels,
+        numClasses: ds.labels.length,
+        params: ft,
+        labelSmoothing: input.teacher.labelSmoothing,
+        classBalanced: input.teacher.classBalanced,
+        seed: input.seed,
+        logger: deps.logger,
+        videoIds: train.map((f) => f.videoId),
+        calibrationFolds: folds,
         unlabeled: unlabeled.length ? { pixels: pixels.slice(train.length), videoIds: unlabeled.map((u) => u.videoId) } : undefined,
         checkpoints: async (fold) => {
           hb.set({ phase: fold === null ? 'fine-tuning' : 'cross-fitting', fold, of: folds });
-          const c = await checkpointing(store, stepFileKey(wf, 'train', fold === null ? 'checkpoint-whole' : `checkpoint-whole-fold-${fold}`), fold === null ? 'fine-tuning' : `cross-fitting fold ${fold}`);
+          const c = await checkpointing(
+            store,
+            stepFileKey(wf, 'train', fold === null ? 'checkpoint-whole' : `checkpoint-whole-fold-${fold}`),
+            fold === null ? 'fine-tuning' : `cross-fitting fold ${fold}`,
+          );
           if (fold === null) resumedAfterEpoch = c.resume?.epoch ?? 0;
           return c;
         },
@@ -224,15 +277,30 @@ export function createTrainingActivities(deps: ActivityDeps) {
       await store.putJson(
         `${prefix}/artifact.json`,
         artifact('teacher', ds, fit.model, wf, {
-          backbones: [spec], fineTunedFrom: bb.fineTuneFrom, image: true,
+          backbones: [spec],
+          fineTunedFrom: bb.fineTuneFrom,
+          image: true,
           training: { trainingBackend, ...(fit.calibration ? { logitOffsets: fit.calibration.offsets.join(',') } : {}) },
         }),
       );
       const summary: TrainSummary = {
-        role: 'teacher', epochs: ft.epochs, finalLoss: fit.history.at(-1)?.loss ?? NaN, resumedAfterEpoch,
-        trainFrames: train.length, unlabeledFrames: 0, cutmixSamples: 0, modelPrefix: prefix, trainingBackend,
+        role: 'teacher',
+        epochs: ft.epochs,
+        finalLoss: fit.history.at(-1)?.loss ?? NaN,
+        resumedAfterEpoch,
+        trainFrames: train.length,
+        unlabeledFrames: 0,
+        cutmixSamples: 0,
+        modelPrefix: prefix,
+        trainingBackend,
         calibration: fit.calibration,
-        fineTune: { from: bb.fineTuneFrom, epochs: ft.epochs, firstLoss: fit.history[0]?.loss ?? NaN, finalLoss: fit.history.at(-1)?.loss ?? NaN, resumedAfterEpoch },
+        fineTune: {
+          from: bb.fineTuneFrom,
+          epochs: ft.epochs,
+          firstLoss: fit.history[0]?.loss ?? NaN,
+          finalLoss: fit.history.at(-1)?.loss ?? NaN,
+          resumedAfterEpoch,
+        },
       };
       return { summary, extra: { history: fit.history } };
     } finally {
@@ -276,14 +344,20 @@ export function createTrainingActivities(deps: ActivityDeps) {
           const wf = input.workflowId;
           const { dim, rowsOf } = await teacherLookup(store, teacherFeatures, ds);
           const features = await rowsOf(train);
-          const featuresKey = teacherParts(teacherFeatures).map((p) => embeddingModelKey(p.model)).join('+');
+          const featuresKey = teacherParts(teacherFeatures)
+            .map((p) => embeddingModelKey(p.model))
+            .join('+');
 
           // CutMix rows are computed once per run and cached beside the checkpoint.
           const m = Math.round(train.length * input.teacher.cutmixPerFrame);
           let extra: { features: Float32Array; targets: Float32Array; videos: Array<[string, string]> } | undefined;
           if (m > 0) {
             const cacheKey = stepFileKey(wf, 'train', `cutmix-${createHash('sha256').update(`${featuresKey}:${m}:${input.seed}`).digest('hex').slice(0, 16)}`);
-            const [f, t, v] = await Promise.all([store.get(`${cacheKey}.features.f32`), store.get(`${cacheKey}.targets.f32`), store.getJson<Array<[string, string]>>(`${cacheKey}.videos.json`)]);
+            const [f, t, v] = await Promise.all([
+              store.get(`${cacheKey}.features.f32`),
+              store.get(`${cacheKey}.targets.f32`),
+              store.getJson<Array<[string, string]>>(`${cacheKey}.videos.json`),
+            ]);
             if (f && t && v) extra = { features: toFloat32(f), targets: toFloat32(t), videos: v };
             else {
               const c = await cutmixSamples(ds, backbones, m, input.seed, (p) => hb.set(p));
@@ -299,9 +373,20 @@ export function createTrainingActivities(deps: ActivityDeps) {
           const { resume, onEpoch } = await checkpointing(store, checkpointPrefix(wf, 'train'), 'teacher');
           const folds = input.teacher.calibrationFolds;
           const fit = await fitTeacher({
-            features, dim, labels, videoIds: train.map((f) => f.videoId), numClasses: k, params: input.teacher, seed: input.seed,
-            extra, unlabeled: folds >= 2 ? { features: await rowsOf(unlabeled), videoIds: unlabeled.map((u) => u.videoId) } : undefined,
-            resume, onEpoch, validation: await validationRows(ds, rowsOf), backend, logger: deps.logger,
+            features,
+            dim,
+            labels,
+            videoIds: train.map((f) => f.videoId),
+            numClasses: k,
+            params: input.teacher,
+            seed: input.seed,
+            extra,
+            unlabeled: folds >= 2 ? { features: await rowsOf(unlabeled), videoIds: unlabeled.map((u) => u.videoId) } : undefined,
+            resume,
+            onEpoch,
+            validation: await validationRows(ds, rowsOf),
+            backend,
+            logger: deps.logger,
             // Each fold's out-of-fold probabilities are kept in S3: a retried attempt skips the folds done.
             foldCache: {
               get: async (fold) => {
@@ -315,15 +400,32 @@ export function createTrainingActivities(deps: ActivityDeps) {
           const { model, calibration } = fit;
           if (fit.outOfFold) {
             await store.put(stepFileKey(wf, 'train', 'out-of-fold.f32'), float32Bytes(fit.outOfFold));
-            await store.putJson(stepFileKey(wf, 'train', 'out-of-fold.json'), { keys: [...train.map((f) => f.key), ...unlabeled.map((u) => u.key)], numClasses: k, offsets: calibration?.offsets ?? [] });
+            await store.putJson(stepFileKey(wf, 'train', 'out-of-fold.json'), {
+              keys: [...train.map((f) => f.key), ...unlabeled.map((u) => u.key)],
+              numClasses: k,
+              offsets: calibration?.offsets ?? [],
+            });
           }
           const prefix = runModelPrefix(wf, 'train');
           await saveModel(store, prefix, model);
-          await store.putJson(`${prefix}/artifact.json`, artifact('teacher', ds, model, wf, { backbones, fineTunedFrom: null, training: { backbone: featuresKey, ...(calibration ? { logitOffsets: calibration.offsets.join(',') } : {}) } }));
+          await store.putJson(
+            `${prefix}/artifact.json`,
+            artifact('teacher', ds, model, wf, {
+              backbones,
+              fineTunedFrom: null,
+              training: { backbone: featuresKey, ...(calibration ? { logitOffsets: calibration.offsets.join(',') } : {}) },
+            }),
+          );
           const summary: TrainSummary = {
-            role: 'teacher', epochs: input.teacher.epochs, finalLoss: fit.history.at(-1)?.loss ?? NaN,
-            resumedAfterEpoch: resume?.epoch ?? 0, trainFrames: train.length, unlabeledFrames: 0,
-            cutmixSamples: extra ? extra.targets.length / k : 0, modelPrefix: prefix, trainingBackend,
+            role: 'teacher',
+            epochs: input.teacher.epochs,
+            finalLoss: fit.history.at(-1)?.loss ?? NaN,
+            resumedAfterEpoch: resume?.epoch ?? 0,
+            trainFrames: train.length,
+            unlabeledFrames: 0,
+            cutmixSamples: extra ? extra.targets.length / k : 0,
+            modelPrefix: prefix,
+            trainingBackend,
             features: { model: featuresKey, backend: packs.backend, computed: packs.computed, cached: packs.cached },
             calibration,
           };
@@ -359,10 +461,15 @@ export function createTrainingActivities(deps: ActivityDeps) {
           const { tf, backend: trainingBackend } = await initTensorflow(backend, deps.logger);
           const fineTune = input.student.fineTune === 'on' || (input.student.fineTune === 'auto' && hasConvolutionGradients(trainingBackend));
           if (input.student.fineTune === 'on' && !hasConvolutionGradients(trainingBackend)) {
-            throw new InvalidInputError(`student.fineTune is "on" but the training backend is ${trainingBackend}, which cannot train convolutions (install tfjs-node with infra/install.sh)`);
+            throw new InvalidInputError(
+              `student.fineTune is "on" but the training backend is ${trainingBackend}, which cannot train convolutions (install tfjs-node with infra/install.sh)`,
+            );
           }
           const spec = BACKBONES[ds.embedding.name as keyof typeof BACKBONES];
-          if (!spec) throw new InvalidInputError(`dataset ${ds.name} v${ds.version} was embedded with ${ds.embedding.name}, not one of today's backbones: rebuild it (a new run re-embeds its frames)`);
+          if (!spec)
+            throw new InvalidInputError(
+              `dataset ${ds.name} v${ds.version} was embedded with ${ds.embedding.name}, not one of today's backbones: rebuild it (a new run re-embeds its frames)`,
+            );
           const teacher = await requireModel(store, runModelPrefix(wf, 'train'), 'train');
           const train = ds.frames.filter((f) => f.split === 'train');
           const rows = [...train.map((f) => ({ key: f.key, vector: f.vector })), ...ds.unlabeled.map((u) => ({ key: u.key, vector: u.vector }))];
@@ -372,8 +479,13 @@ export function createTrainingActivities(deps: ActivityDeps) {
           const k = ds.labels.length;
           // The teacher's cross-fitted probabilities where it left them; its own prediction otherwise.
           hb.set({ phase: 'teacher targets', done: 0, of: rows.length });
-          const { probs: teacherProbs, backbone: teacherBackbone } = await teacherProbabilities(wf, ds, rows, (done) => hb.set({ phase: 'teacher targets', done, of: rows.length }));
-          const oof = input.student.teacherTargets === 'cross-fitted' ? await store.getJson<{ keys: string[]; numClasses: number }>(stepFileKey(wf, 'train', 'out-of-fold.json')) : undefined;
+          const { probs: teacherProbs, backbone: teacherBackbone } = await teacherProbabilities(wf, ds, rows, (done) =>
+            hb.set({ phase: 'teacher targets', done, of: rows.length }),
+          );
+          const oof =
+            input.student.teacherTargets === 'cross-fitted'
+              ? await store.getJson<{ keys: string[]; numClasses: number }>(stepFileKey(wf, 'train', 'out-of-fold.json'))
+              : undefined;
           let crossFitted = 0;
           if (oof && oof.numClasses === k) {
             const buf = await store.get(stepFileKey(wf, 'train', 'out-of-fold.f32'));
@@ -390,10 +502,21 @@ export function createTrainingActivities(deps: ActivityDeps) {
           }
           const epochs = Math.max(1, Math.round(input.teacher.epochs * input.student.epochsFactor));
           const common = {
-            numClasses: k, labels, teacher, teacherProbs, distillLoss: input.student.distillLoss,
-            temperature: input.student.temperature, hidden: input.student.hidden, dropout: input.student.dropout,
-            hardLabelWeight: input.student.hardLabelWeight, learningRate: input.teacher.learningRate * input.student.learningRateFactor,
-            batchSize: input.teacher.batchSize, classBalanced: input.teacher.classBalanced, seed: input.seed, backend, logger: deps.logger,
+            numClasses: k,
+            labels,
+            teacher,
+            teacherProbs,
+            distillLoss: input.student.distillLoss,
+            temperature: input.student.temperature,
+            hidden: input.student.hidden,
+            dropout: input.student.dropout,
+            hardLabelWeight: input.student.hardLabelWeight,
+            learningRate: input.teacher.learningRate * input.student.learningRateFactor,
+            batchSize: input.teacher.batchSize,
+            classBalanced: input.teacher.classBalanced,
+            seed: input.seed,
+            backend,
+            logger: deps.logger,
           };
 
           // Phase 1: the head on frozen features and its video-level calibration (kept at distill/head once done).
@@ -409,8 +532,16 @@ export function createTrainingActivities(deps: ActivityDeps) {
             resumedAfterEpoch = resume?.epoch ?? 0;
             const videoIds = [...train.map((f) => f.videoId), ...ds.unlabeled.map((u) => u.videoId)];
             const r = await fitStudent({
-              ...common, features, dim, epochs, resume, onEpoch, validation: await validationRows(ds, embeddingRows(ds)),
-              videoIds, calibrationFolds: input.student.calibrationFolds, onFold: (fold) => hb.set({ phase: 'student cross-fitting', fold }),
+              ...common,
+              features,
+              dim,
+              epochs,
+              resume,
+              onEpoch,
+              validation: await validationRows(ds, embeddingRows(ds)),
+              videoIds,
+              calibrationFolds: input.student.calibrationFolds,
+              onFold: (fold) => hb.set({ phase: 'student cross-fitting', fold }),
             });
             head = r.model;
             history = r.history;
@@ -436,7 +567,10 @@ export function createTrainingActivities(deps: ActivityDeps) {
                 const rowSize = bb.trunk.inputShape.reduce((a, b) => a * b, 1);
                 acts = new Float32Array(rows.length * rowSize);
                 for (let s = 0; s < rows.length; s += 32) {
-                  const bytes = await fetchFrames(store, rows.slice(s, s + 32).map((r) => r.key));
+                  const bytes = await fetchFrames(
+                    store,
+                    rows.slice(s, s + 32).map((r) => r.key),
+                  );
                   const pixels = await Promise.all(bytes.map((b) => decodeForBackbone(b, spec)));
                   acts.set(await trunkInputs(bb, pixels, 16), s * rowSize);
                   hb.set({ phase: 'backbone activations', done: s + pixels.length, of: rows.length });
@@ -447,7 +581,13 @@ export function createTrainingActivities(deps: ActivityDeps) {
               const { resume, onEpoch } = await checkpointing(store, stepFileKey(wf, 'distill', 'checkpoint-finetune'), 'fine-tuning');
               const r = await fineTuneStudent({ ...common, trunk: bb.trunk, trunkInputs: acts, head, epochs: input.student.fineTuneEpochs, resume, onEpoch });
               finalHead = r.model;
-              fine = { from: bb.fineTuneFrom, epochs: input.student.fineTuneEpochs, firstLoss: r.history[0]?.loss ?? NaN, finalLoss: r.history.at(-1)?.loss ?? NaN, resumedAfterEpoch: resume?.epoch ?? 0 };
+              fine = {
+                from: bb.fineTuneFrom,
+                epochs: input.student.fineTuneEpochs,
+                firstLoss: r.history[0]?.loss ?? NaN,
+                finalLoss: r.history.at(-1)?.loss ?? NaN,
+                resumedAfterEpoch: resume?.epoch ?? 0,
+              };
             }
             hb.set({ phase: 'saving' });
             const image = await imageModel(bb, finalHead, 'reelset_student');
@@ -462,16 +602,28 @@ export function createTrainingActivities(deps: ActivityDeps) {
                 backbones: [spec],
                 fineTunedFrom: fine ? bb.fineTuneFrom : null,
                 training: {
-                  distillLoss: input.student.distillLoss, headEpochs: epochs, fineTuneEpochs: fine ? fine.epochs : 0,
+                  distillLoss: input.student.distillLoss,
+                  headEpochs: epochs,
+                  fineTuneEpochs: fine ? fine.epochs : 0,
                   teacherBackbone,
-                  crossFittedTargets: crossFitted, trainingBackend,
+                  crossFittedTargets: crossFitted,
+                  trainingBackend,
                   ...(calibration ? { logitOffsets: calibration.offsets.join(',') } : {}),
                 },
               }),
             );
             const summary: TrainSummary = {
-              role: 'student', epochs, finalLoss: history.at(-1)?.loss ?? NaN, resumedAfterEpoch,
-              trainFrames: train.length, unlabeledFrames: ds.unlabeled.length, cutmixSamples: 0, modelPrefix: prefix, trainingBackend, fineTune: fine, calibration,
+              role: 'student',
+              epochs,
+              finalLoss: history.at(-1)?.loss ?? NaN,
+              resumedAfterEpoch,
+              trainFrames: train.length,
+              unlabeledFrames: ds.unlabeled.length,
+              cutmixSamples: 0,
+              modelPrefix: prefix,
+              trainingBackend,
+              fineTune: fine,
+              calibration,
             };
             return { summary, extra: { history } };
           } finally {
@@ -513,12 +665,37 @@ export function createTrainingActivities(deps: ActivityDeps) {
           const student = await requireModel(store, runModelPrefix(wf, 'distill'), 'distill');
           await initTensorflow(backend, deps.logger);
           const studentArtifact = await store.getJson<ModelArtifact>(`${runModelPrefix(wf, 'distill')}/artifact.json`);
-          if (!studentArtifact || studentArtifact.input.kind !== 'image') throw new MissingArtifactError(store.uri(`${runModelPrefix(wf, 'distill')}/artifact.json`), 'artifact.json of the student (written by the distill step)');
-          const probs = await predictImages(student, preparationOf(studentArtifact.input), async (start, end) => fetchFrames(store, val.slice(start, end).map((f) => f.key)), val.length, (done) => hb.set({ phase: 'student on images', done, of: val.length }));
+          if (!studentArtifact || studentArtifact.input.kind !== 'image')
+            throw new MissingArtifactError(
+              store.uri(`${runModelPrefix(wf, 'distill')}/artifact.json`),
+              'artifact.json of the student (written by the distill step)',
+            );
+          const probs = await predictImages(
+            student,
+            preparationOf(studentArtifact.input),
+            async (start, end) =>
+              fetchFrames(
+                store,
+                val.slice(start, end).map((f) => f.key),
+              ),
+            val.length,
+            (done) => hb.set({ phase: 'student on images', done, of: val.length }),
+          );
           const summary: EvaluateSummary = { ...base, teacher: teacherEval, student: score(probs) };
           if (studentArtifact.backbone.fineTunedFrom) {
             const head = await loadModel(store, stepFileKey(wf, 'distill', 'head'));
-            if (head) summary.studentBeforeFineTune = score(await predict(head, await gatherFeatures(store, val.map((f) => f.vector), ds.embedding.dim), ds.embedding.dim));
+            if (head)
+              summary.studentBeforeFineTune = score(
+                await predict(
+                  head,
+                  await gatherFeatures(
+                    store,
+                    val.map((f) => f.vector),
+                    ds.embedding.dim,
+                  ),
+                  ds.embedding.dim,
+                ),
+              );
           }
           const missing = ds.labels.filter((l) => !val.some((f) => f.label === l));
           if (missing.length) summary.note = `no validation frame for: ${missing.join(', ')}`;
@@ -529,5 +706,4 @@ export function createTrainingActivities(deps: ActivityDeps) {
       });
     },
   };
-
 }

@@ -49,7 +49,15 @@ export function imageModelArtifact(p: ArtifactParts & { backbone: BackboneSpec; 
   const b = p.backbone;
   return {
     ...shared(p, p.role ?? 'student'),
-    input: { kind: 'image', shape: [null, b.inputSize, b.inputSize, 3], preprocess: preprocessTag(b), size: b.inputSize, blurSigma: b.blurSigma, resize: b.resize, range: [0, 255] },
+    input: {
+      kind: 'image',
+      shape: [null, b.inputSize, b.inputSize, 3],
+      preprocess: preprocessTag(b),
+      size: b.inputSize,
+      blurSigma: b.blurSigma,
+      resize: b.resize,
+      range: [0, 255],
+    },
     extraOutputs: [{ kind: 'imagenet-logits', shape: [null, b.classes], layer: IMAGENET_LOGITS_LAYER }],
     backbone: backboneOf(b, p.fineTunedFrom),
   };
@@ -63,7 +71,12 @@ export function featureModelArtifact(p: ArtifactParts & { backbones: BackboneSpe
   const first = p.backbones[0]!;
   return {
     ...shared(p, 'teacher'),
-    input: { kind: 'features', shape: [null, p.backbones.reduce((n, b) => n + b.dim, 0)], backbone: featureBackbone(first), backbones: p.backbones.map(featureBackbone) },
+    input: {
+      kind: 'features',
+      shape: [null, p.backbones.reduce((n, b) => n + b.dim, 0)],
+      backbone: featureBackbone(first),
+      backbones: p.backbones.map(featureBackbone),
+    },
     backbone: backboneOf(first, null),
   };
 }

@@ -60,7 +60,7 @@ export function videoBalancedAccuracy(logp: Float32Array, k: number, videoOf: In
       if (z[j]! > m) m = z[j]!;
     }
     let s = 0;
-    for (let j = 0; j < k; j++) s += (z[j] = Math.exp(z[j]! - m));
+    for (let j = 0; j < k; j++) s += z[j] = Math.exp(z[j]! - m);
     const v = videoOf[i]!;
     for (let j = 0; j < k; j++) sums[v * k + j]! += z[j]! / s;
     counts[v]!++;
@@ -151,7 +151,7 @@ export function shiftProbabilities(probs: Float32Array, k: number, offsets: Arra
       if (z[j]! > m) m = z[j]!;
     }
     let s = 0;
-    for (let j = 0; j < k; j++) s += (z[j] = Math.exp(z[j]! - m));
+    for (let j = 0; j < k; j++) s += z[j] = Math.exp(z[j]! - m);
     for (let j = 0; j < k; j++) out[o + j] = z[j]! / s;
   }
   return out;

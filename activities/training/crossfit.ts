@@ -110,7 +110,12 @@ export async function crossFit<M>(input: CrossFitInput<M>): Promise<CrossFitResu
  *
  * @returns the calibration, and the out-of-fold probabilities with the offsets applied.
  */
-export function calibrateOnFolds(cf: CrossFitResult, videoIds: string[], labels: Int32Array, k: number): { calibration: VideoCalibration; shifted: Float32Array } {
+export function calibrateOnFolds(
+  cf: CrossFitResult,
+  videoIds: string[],
+  labels: Int32Array,
+  k: number,
+): { calibration: VideoCalibration; shifted: Float32Array } {
   const vclass = videoClasses(videoIds, labels);
   const videos = [...vclass.keys()].sort();
   const vIndex = new Map(videos.map((v, i) => [v, i]));

@@ -226,7 +226,11 @@ export async function teacherLookup(store: ObjectStore, tf: TeacherFeatures, ds:
  * The teacher features the train step left, and their lookup.
  * @throws MissingArtifactError when the train step has not run or predates teacher features.
  */
-export async function readTeacherFeatures(store: ObjectStore, workflowId: string, ds: DatasetManifest): Promise<{ features: TeacherFeatures; dim: number; rowsOf: TeacherRowsOf }> {
+export async function readTeacherFeatures(
+  store: ObjectStore,
+  workflowId: string,
+  ds: DatasetManifest,
+): Promise<{ features: TeacherFeatures; dim: number; rowsOf: TeacherRowsOf }> {
   const train = await readStepManifest<TrainStepManifest>(store, workflowId, 'train');
   if (!train.teacherFeatures) throw new MissingArtifactError(store.uri(train.summary.modelPrefix), 'teacher features (the train step predates them: rerun it)');
   return { features: train.teacherFeatures, ...(await teacherLookup(store, train.teacherFeatures, ds)) };

@@ -157,10 +157,7 @@ function matMulTrain(tf: Tf, a: TfModule.Tensor2D, b: TfModule.Tensor2D, needGra
       value: tf.matMul(ta, tb),
       gradFunc: (dy: TfModule.Tensor2D, saved: TfModule.Tensor[]) => {
         const [sa, sb] = saved as [TfModule.Tensor2D, TfModule.Tensor2D];
-        return [
-          needGradA ? tf.matMul(dy, tf.transpose(sb)) : tf.zerosLike(sa),
-          tf.matMul(tf.transpose(sa), dy),
-        ];
+        return [needGradA ? tf.matMul(dy, tf.transpose(sb)) : tf.zerosLike(sa), tf.matMul(tf.transpose(sa), dy)];
       },
     };
   }) as unknown as Parameters<Tf['customGrad']>[0]);
@@ -200,7 +197,8 @@ export async function withLogitOffsets(model: SerializedModel, offsets: number[]
       throw new ModelMismatchError('model has no logits layer to calibrate');
     }
     const [kernel, bias] = layer.getWeights();
-    if (!kernel || !bias || bias.shape[0] !== offsets.length) throw new ModelMismatchError(`logits layer has ${bias?.shape[0]} units, ${offsets.length} offsets given`);
+    if (!kernel || !bias || bias.shape[0] !== offsets.length)
+      throw new ModelMismatchError(`logits layer has ${bias?.shape[0]} units, ${offsets.length} offsets given`);
     const shifted = tf.tidy(() => tf.add(bias, tf.tensor1d(offsets)));
     layer.setWeights([kernel, shifted]);
     shifted.dispose();

@@ -20,7 +20,18 @@ import { InvalidInputError, ModelMismatchError, TrainingDivergedError, type Epoc
 import type { Logger } from '../../lib/logger';
 import { classBalancedSampler, deriveSeed, mulberry32, permutation } from '../../lib/rng';
 import type { Tf, TfBackendPreference } from '../../lib/tf';
-import { buildLayersModel, forward, initParams, paramShapes, readHeadMetadata, toVariable, type HeadArch, type HeadMetadata, type Params, type Trunk } from './head-model';
+import {
+  buildLayersModel,
+  forward,
+  initParams,
+  paramShapes,
+  readHeadMetadata,
+  toVariable,
+  type HeadArch,
+  type HeadMetadata,
+  type Params,
+  type Trunk,
+} from './head-model';
 import { deserializeModel, readOptimizerState, serializeModel, type SerializedModel } from './serialize';
 
 /**
@@ -176,7 +187,10 @@ async function optimizerState(optimizer: Optimizer, params: Params): Promise<{ n
     return [];
   }
   if (!adam) {
-    return [{ name: 'sgd/iterations', tensor: iterations.tensor }, ...params.names.map((name, i) => ({ name: `sgd/momentum/${name}`, tensor: slots[i]!.tensor }))];
+    return [
+      { name: 'sgd/iterations', tensor: iterations.tensor },
+      ...params.names.map((name, i) => ({ name: `sgd/momentum/${name}`, tensor: slots[i]!.tensor })),
+    ];
   }
   const internals = optimizer as unknown as AdamInternals;
   return [
@@ -227,14 +241,7 @@ function allParams(params: Params, trunk: Trunk | undefined): Params {
 }
 
 /** A checkpoint (or, with `optimizer` null, the final model) of the current parameters. */
-async function checkpoint(
-  tf: Tf,
-  spec: LoopSpec,
-  params: Params,
-  optimizer: Optimizer | null,
-  epoch: number,
-  history: EpochLoss[],
-): Promise<SerializedModel> {
+async function checkpoint(tf: Tf, spec: LoopSpec, params: Params, optimizer: Optimizer | null, epoch: number, history: EpochLoss[]): Promise<SerializedModel> {
   const model = buildLayersModel(tf, spec.arch, params, spec.trunk);
   const state = optimizer ? await optimizerState(optimizer, allParams(params, spec.trunk)) : undefined;
   try {
@@ -398,7 +405,8 @@ export async function runTraining(tf: Tf, spec: LoopSpec): Promise<TrainResult> 
       }
       const loss = (await lossSum.data())[0]! / stepsPerEpoch;
       lossSum.dispose();
-      if (!Number.isFinite(loss)) throw new TrainingDivergedError(`${spec.kind} training diverged: loss ${loss} at epoch ${epoch} (learning rate ${learningRate})`);
+      if (!Number.isFinite(loss))
+        throw new TrainingDivergedError(`${spec.kind} training diverged: loss ${loss} at epoch ${epoch} (learning rate ${learningRate})`);
       const valAccuracy = spec.validation && spec.validation.labels.length ? validationAccuracy(tf, spec, params) : undefined;
       history.push(valAccuracy === undefined ? { epoch, loss } : { epoch, loss, valAccuracy });
       spec.logger?.debug({ kind: spec.kind, epoch, loss }, 'epoch done');

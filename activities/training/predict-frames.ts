@@ -54,7 +54,12 @@ export function createPredictionActivities(deps: ActivityDeps) {
     async predictFrames(input: { workflowId: string; label: string }): Promise<PredictionsSummary> {
       const key = predictionsKey(input.workflowId);
       const existing = await store.getJson<PredictionsFile>(key);
-      if (existing) return { model: { name: existing.model.name, version: existing.model.version, role: existing.model.role }, frames: Object.keys(existing.frames).length, predictionsKey: key };
+      if (existing)
+        return {
+          model: { name: existing.model.name, version: existing.model.version, role: existing.model.role },
+          frames: Object.keys(existing.frames).length,
+          predictionsKey: key,
+        };
       const row = await repos.models.preAnnotator(pool, input.label);
       if (!row) return { model: null, frames: 0, predictionsKey: null, note: `no published model for "${input.label}" yet` };
       const [json, weights, art] = await Promise.all([
@@ -65,19 +70,32 @@ export function createPredictionActivities(deps: ActivityDeps) {
       const name = `model ${row.name} v${row.version} (${row.role})`;
       if (!json || !weights) return { model: null, frames: 0, predictionsKey: null, note: `${name} has missing files under ${row.artifact_prefix}/` };
       if (!art || art.input.kind !== 'image') {
-        return { model: null, frames: 0, predictionsKey: null, note: `${name} is not an image model (published before artifact.json?): retrain the label for pre-annotations` };
+        return {
+          model: null,
+          frames: 0,
+          predictionsKey: null,
+          note: `${name} is not an image model (published before artifact.json?): retrain the label for pre-annotations`,
+        };
       }
       const dedupe = await readStepManifest<DedupeStepManifest>(store, input.workflowId, 'dedupe');
       const rows = dedupe.clusters.filter((c) => c.toLabel || c.seenAs !== undefined).map((c) => c.representative);
       const ctx = Context.current();
       ctx.heartbeat({ done: 0, of: rows.length });
       const model: SerializedModel = { modelJson: json.toString('utf8'), weights };
-      const probs = await predictImages(model, preparationOf(art.input), (s, e) => fetchFrames(store, rows.slice(s, e)), rows.length, (done) => ctx.heartbeat({ done, of: rows.length }));
+      const probs = await predictImages(
+        model,
+        preparationOf(art.input),
+        (s, e) => fetchFrames(store, rows.slice(s, e)),
+        rows.length,
+        (done) => ctx.heartbeat({ done, of: rows.length }),
+      );
       const top = topAndMargin(probs, art.labels.length);
       const file: PredictionsFile = {
         model: { name: row.name, version: row.version, role: row.role, artifactPrefix: row.artifact_prefix },
         labels: art.labels,
-        frames: Object.fromEntries(rows.map((k, i) => [k, { label: art.labels[top[i]!.index]!, score: Number(top[i]!.score.toFixed(5)), margin: Number(top[i]!.margin.toFixed(5)) }])),
+        frames: Object.fromEntries(
+          rows.map((k, i) => [k, { label: art.labels[top[i]!.index]!, score: Number(top[i]!.score.toFixed(5)), margin: Number(top[i]!.margin.toFixed(5)) }]),
+        ),
       };
       await store.putJson(key, file);
       return { model: { name: row.name, version: row.version, role: row.role }, frames: rows.length, predictionsKey: key };

@@ -131,7 +131,10 @@ function studentLoss(t: Tf, h: ReturnType<typeof settle>) {
   return (logits: TfModule.Tensor2D, [p, hard, mask]: TfModule.Tensor[]): TfModule.Scalar => {
     const ce = () => maskedCrossEntropy(t, logits, hard!, mask!);
     if (h.distillLoss === 'none') return ce();
-    const d = h.distillLoss === 'kullback-leibler' ? kullbackLeiblerDistillation(t, logits, p!, h.temperature) : jensenShannonDistillation(t, logits, p!, h.temperature);
+    const d =
+      h.distillLoss === 'kullback-leibler'
+        ? kullbackLeiblerDistillation(t, logits, p!, h.temperature)
+        : jensenShannonDistillation(t, logits, p!, h.temperature);
     if (h.hardLabelWeight === 0) return d;
     return t.add(d, t.mul(ce(), h.hardLabelWeight)) as TfModule.Scalar;
   };
@@ -175,7 +178,8 @@ export async function distillStudent(opts: StudentOptions): Promise<TrainResult>
   const n = labels.length;
   checkRows(opts.features, dim, numClasses, n);
   labels.forEach((l, i) => {
-    if (!Number.isInteger(l) || l < -1 || l >= numClasses) throw new InvalidInputError(`label ${i} is ${l}, expected -1 or a class index in [0, ${numClasses})`);
+    if (!Number.isInteger(l) || l < -1 || l >= numClasses)
+      throw new InvalidInputError(`label ${i} is ${l}, expected -1 or a class index in [0, ${numClasses})`);
   });
   const h = settle(opts);
   checkHyper(h);
@@ -193,7 +197,15 @@ export async function distillStudent(opts: StudentOptions): Promise<TrainResult>
     batchSize: h.batchSize,
     learningRate: h.learningRate,
     seed: h.seed,
-    hyper: { learningRate: h.learningRate, epochs: h.epochs, batchSize: h.batchSize, temperature: h.temperature, hardLabelWeight: h.hardLabelWeight, classBalanced: h.classBalanced, seed: h.seed },
+    hyper: {
+      learningRate: h.learningRate,
+      epochs: h.epochs,
+      batchSize: h.batchSize,
+      temperature: h.temperature,
+      hardLabelWeight: h.hardLabelWeight,
+      classBalanced: h.classBalanced,
+      seed: h.seed,
+    },
     resume: opts.resume,
     onEpoch: opts.onEpoch,
     validation: opts.validation,
@@ -228,15 +240,25 @@ export interface FineTuneOptions extends Omit<StudentOptions, 'features' | 'dim'
 export async function fineTuneStudent(opts: FineTuneOptions): Promise<TrainResult> {
   const { tf, backend } = await initTensorflow(opts.backend ?? 'auto', opts.logger);
   if (!hasConvolutionGradients(backend)) {
-    throw new InvalidInputError(`the ${backend} backend cannot fine-tune convolutions (no Conv2DBackpropFilter); install tfjs-node (infra/install.sh) or set student.fineTune "off"`);
+    throw new InvalidInputError(
+      `the ${backend} backend cannot fine-tune convolutions (no Conv2DBackpropFilter); install tfjs-node (infra/install.sh) or set student.fineTune "off"`,
+    );
   }
   const { numClasses, labels, trunk } = opts;
   const n = labels.length;
   const rowSize = trunk.inputShape.reduce((a, b) => a * b, 1);
-  if (opts.trunkInputs.length !== n * rowSize) throw new InvalidInputError(`trunkInputs has ${opts.trunkInputs.length} values, expected ${n} rows x ${rowSize}`);
+  if (opts.trunkInputs.length !== n * rowSize)
+    throw new InvalidInputError(`trunkInputs has ${opts.trunkInputs.length} values, expected ${n} rows x ${rowSize}`);
   const headMeta = readHeadMetadata(opts.head);
   if (!headMeta) throw new InvalidInputError('fine-tuning needs a head trained by distillStudent (no reelset metadata)');
-  const h = settle({ ...opts, features: new Float32Array(0), dim: headMeta.arch.dim, hidden: headMeta.arch.hidden, dropout: headMeta.arch.dropout, epochs: opts.epochs });
+  const h = settle({
+    ...opts,
+    features: new Float32Array(0),
+    dim: headMeta.arch.dim,
+    hidden: headMeta.arch.hidden,
+    dropout: headMeta.arch.dropout,
+    epochs: opts.epochs,
+  });
   checkHyper(h);
   const targets = await studentTargets({ ...opts, features: new Float32Array(0), dim: headMeta.arch.dim }, h.temperature, h.distillLoss);
   const arch = headMeta.arch;
@@ -250,7 +272,16 @@ export async function fineTuneStudent(opts: FineTuneOptions): Promise<TrainResul
     batchSize: h.batchSize,
     learningRate: h.learningRate,
     seed: h.seed + 1,
-    hyper: { learningRate: h.learningRate, epochs: h.epochs, batchSize: h.batchSize, temperature: h.temperature, hardLabelWeight: h.hardLabelWeight, classBalanced: h.classBalanced, seed: h.seed, fineTune: true },
+    hyper: {
+      learningRate: h.learningRate,
+      epochs: h.epochs,
+      batchSize: h.batchSize,
+      temperature: h.temperature,
+      hardLabelWeight: h.hardLabelWeight,
+      classBalanced: h.classBalanced,
+      seed: h.seed,
+      fineTune: true,
+    },
     trunk,
     initialHead: opts.head,
     resume: opts.resume,

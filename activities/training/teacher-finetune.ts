@@ -35,7 +35,9 @@ const STREAM_CUTMIX = 11;
  */
 export function wholeBackboneTeacher(mode: TeacherFineTuneParams['mode'], rt: { backend: string; native?: { gpu: boolean } }): boolean {
   if (mode === 'on' && !hasConvolutionGradients(rt.backend)) {
-    throw new InvalidInputError(`teacher.fineTune.mode is "on" but the training backend is ${rt.backend}, which cannot train convolutions (install tfjs-node with infra/install.sh, or tfjs-node-gpu with infra/install-gpu.sh)`);
+    throw new InvalidInputError(
+      `teacher.fineTune.mode is "on" but the training backend is ${rt.backend}, which cannot train convolutions (install tfjs-node with infra/install.sh, or tfjs-node-gpu with infra/install-gpu.sh)`,
+    );
   }
   return mode === 'on' || (mode === 'auto' && rt.native?.gpu === true && hasConvolutionGradients(rt.backend));
 }
@@ -76,7 +78,9 @@ export async function fineTuneTeacher(o: FineTuneTeacherOptions): Promise<TrainR
   const { bb, pixels, labels, numClasses: k, params: p } = o;
   const tf: Tf = bb.tf;
   if (!hasConvolutionGradients(tf.getBackend())) {
-    throw new InvalidInputError(`the ${tf.getBackend()} backend cannot fine-tune convolutions (no Conv2DBackpropFilter); install tfjs-node (infra/install.sh) or tfjs-node-gpu, or set teacher.fineTune.mode "off"`);
+    throw new InvalidInputError(
+      `the ${tf.getBackend()} backend cannot fine-tune convolutions (no Conv2DBackpropFilter); install tfjs-node (infra/install.sh) or tfjs-node-gpu, or set teacher.fineTune.mode "off"`,
+    );
   }
   const [s, , c] = bb.trunk.inputShape as [number, number, number];
   const per = s * s * c;
@@ -104,8 +108,15 @@ export async function fineTuneTeacher(o: FineTuneTeacherOptions): Promise<TrainR
     optimizer: { kind: 'sgd', momentum: p.momentum, schedule: 'cosine' },
     seed: o.seed,
     hyper: {
-      learningRate: p.learningRate, epochs: p.epochs, batchSize: p.batchSize, momentum: p.momentum, cutmixProbability: p.cutmixProbability,
-      labelSmoothing: eps, classBalanced: o.classBalanced, seed: o.seed, wholeBackbone: true,
+      learningRate: p.learningRate,
+      epochs: p.epochs,
+      batchSize: p.batchSize,
+      momentum: p.momentum,
+      cutmixProbability: p.cutmixProbability,
+      labelSmoothing: eps,
+      classBalanced: o.classBalanced,
+      seed: o.seed,
+      wholeBackbone: true,
     },
     trunk: bb.trunk,
     resume: o.resume,
@@ -124,7 +135,11 @@ export async function fineTuneTeacher(o: FineTuneTeacherOptions): Promise<TrainR
         let img: Uint8Array = pixels[a]!;
         const j = partner ? idx[partner[i]!]! : a;
         if (partner && j !== a) {
-          const r = cutmix({ data: Buffer.from(pixels[a]!.buffer, pixels[a]!.byteOffset, per), width: s, height: s, channels: c }, { data: Buffer.from(pixels[j]!.buffer, pixels[j]!.byteOffset, per), width: s, height: s, channels: c }, rng);
+          const r = cutmix(
+            { data: Buffer.from(pixels[a]!.buffer, pixels[a]!.byteOffset, per), width: s, height: s, channels: c },
+            { data: Buffer.from(pixels[j]!.buffer, pixels[j]!.byteOffset, per), width: s, height: s, channels: c },
+            rng,
+          );
           img = r.data;
           lambda = r.lambda;
         }
@@ -211,19 +226,30 @@ export async function fitWholeTeacher(o: FitWholeTeacherOptions): Promise<FitWho
     const allLabels = new Int32Array(allPixels.length).fill(-1);
     allLabels.set(o.labels);
     const cf = await crossFit<Float32Array>({
-      videoIds, labels: allLabels, numClasses: k, folds: o.calibrationFolds, seed: o.seed,
+      videoIds,
+      labels: allLabels,
+      numClasses: k,
+      folds: o.calibrationFolds,
+      seed: o.seed,
       train: async (rows, fold) => {
         const cached = await o.foldCache?.get(fold);
         if (cached) return cached;
         o.onFold?.(fold);
         reset();
         const r = await fineTuneTeacher({
-          ...o, pixels: Array.from(rows, (i) => allPixels[i]!), labels: Int32Array.from(rows, (i) => allLabels[i]!),
-          seed: deriveSeed(o.seed, STREAM_CUTMIX, 1_000_000 + fold), ...(await o.checkpoints?.(fold)),
+          ...o,
+          pixels: Array.from(rows, (i) => allPixels[i]!),
+          labels: Int32Array.from(rows, (i) => allLabels[i]!),
+          seed: deriveSeed(o.seed, STREAM_CUTMIX, 1_000_000 + fold),
+          ...(await o.checkpoints?.(fold)),
         });
         const held = new Set(Array.from(rows, (i) => videoIds[i]!));
         const out = Array.from(allLabels.keys()).filter((i) => !held.has(videoIds[i]!));
-        const probs = await predictPixels(tf, r.model, out.map((i) => allPixels[i]!));
+        const probs = await predictPixels(
+          tf,
+          r.model,
+          out.map((i) => allPixels[i]!),
+        );
         const full = new Float32Array(allPixels.length * k).fill(NaN);
         out.forEach((row, j) => full.set(probs.subarray(j * k, (j + 1) * k), row * k));
         await o.foldCache?.put(fold, full);

@@ -130,7 +130,10 @@ export async function trainTeacher(opts: TeacherOptions): Promise<TrainResult> {
 }
 
 /** Options of {@link fitTeacher}: the labelled training rows, the unlabelled ones, the recipe. */
-export interface FitTeacherOptions extends Omit<TeacherOptions, 'extraSamples' | 'hidden' | 'epochs' | 'learningRate' | 'labelSmoothing' | 'dropout' | 'batchSize' | 'classBalanced'> {
+export interface FitTeacherOptions extends Omit<
+  TeacherOptions,
+  'extraSamples' | 'hidden' | 'epochs' | 'learningRate' | 'labelSmoothing' | 'dropout' | 'batchSize' | 'classBalanced'
+> {
   /** Video of each labelled row (`labels.length`). */
   videoIds: string[];
   /** The recipe (`TeacherParams`: head, schedule, CutMix share, cross-fitting folds). */
@@ -183,10 +186,18 @@ export async function fitTeacher(o: FitTeacherOptions): Promise<FitTeacherResult
       dim: o.dim,
       labels: rows ? Int32Array.from(rows, (r) => o.labels[r]!) : o.labels,
       numClasses: k,
-      hidden: p.hidden, epochs: p.epochs, learningRate: p.learningRate, labelSmoothing: p.labelSmoothing,
-      batchSize: p.batchSize, dropout: p.dropout, classBalanced: p.classBalanced,
-      seed: o.seed, backend: o.backend, logger: o.logger,
-      extraSamples: o.extra && extraRows.length ? { features: pick(o.extra.features, o.dim, extraRows), targets: pick(o.extra.targets, k, extraRows) } : undefined,
+      hidden: p.hidden,
+      epochs: p.epochs,
+      learningRate: p.learningRate,
+      labelSmoothing: p.labelSmoothing,
+      batchSize: p.batchSize,
+      dropout: p.dropout,
+      classBalanced: p.classBalanced,
+      seed: o.seed,
+      backend: o.backend,
+      logger: o.logger,
+      extraSamples:
+        o.extra && extraRows.length ? { features: pick(o.extra.features, o.dim, extraRows), targets: pick(o.extra.targets, k, extraRows) } : undefined,
     };
   };
   const result = await trainTeacher({ ...headOptions(null), resume: o.resume, onEpoch: o.onEpoch, validation: o.validation });
@@ -200,7 +211,11 @@ export async function fitTeacher(o: FitTeacherOptions): Promise<FitTeacherResult
   allLabels.set(o.labels);
   const videoIds = [...o.videoIds, ...(o.unlabeled?.videoIds ?? [])];
   const cf = await crossFit<Float32Array>({
-    videoIds, labels: allLabels, numClasses: k, folds: p.calibrationFolds, seed: o.seed ?? 0,
+    videoIds,
+    labels: allLabels,
+    numClasses: k,
+    folds: p.calibrationFolds,
+    seed: o.seed ?? 0,
     train: async (rows, fold) => {
       const cached = await o.foldCache?.get(fold);
       if (cached) return cached;
@@ -226,7 +241,15 @@ export async function fitTeacher(o: FitTeacherOptions): Promise<FitTeacherResult
  *
  * @param labels class of each row of `cf`, -1 for unlabelled rows.
  */
-export async function calibratedOnFolds(result: TrainResult, cf: CrossFitResult, folds: number, videoIds: string[], labels: Int32Array, k: number, logger?: Logger): Promise<FitTeacherResult> {
+export async function calibratedOnFolds(
+  result: TrainResult,
+  cf: CrossFitResult,
+  folds: number,
+  videoIds: string[],
+  labels: Int32Array,
+  k: number,
+  logger?: Logger,
+): Promise<FitTeacherResult> {
   if (cf.trainedFolds !== folds) {
     logger?.warn({ folds, trained: cf.trainedFolds }, 'cross-fitting: a fold lacked a class; no calibration, in-sample distillation targets');
     return { ...result, calibration: null, outOfFold: null };

@@ -62,7 +62,12 @@ function inboundOf(l: TfModule.layers.Layer): string[] {
  *
  * @returns the last layer's output.
  */
-function runGraph<T extends TfModule.Tensor | TfModule.SymbolicTensor>(layers: TfModule.layers.Layer[], cut: string, x: T, kwargs?: Record<string, unknown>): T {
+function runGraph<T extends TfModule.Tensor | TfModule.SymbolicTensor>(
+  layers: TfModule.layers.Layer[],
+  cut: string,
+  x: T,
+  kwargs?: Record<string, unknown>,
+): T {
   const out = new Map<string, T>([[cut, x]]);
   let last = x;
   for (const l of layers) {
@@ -185,7 +190,12 @@ export async function imageModel(bb: SplitBackbone, head: SerializedModel, name:
   try {
     if (net.layers.some((l) => l.name === bb.fineTuneFrom)) bb.trunk.restore(net);
     const names = arch.hidden > 0 ? ['hidden', 'logits'] : ['logits'];
-    const vars = names.flatMap((n) => net.getLayer(n).getWeights().map((t) => toVariable(tf, tf.tensor(t.dataSync() as Float32Array, t.shape), false)));
+    const vars = names.flatMap((n) =>
+      net
+        .getLayer(n)
+        .getWeights()
+        .map((t) => toVariable(tf, tf.tensor(t.dataSync() as Float32Array, t.shape), false)),
+    );
     params = { names: names.flatMap((n) => [`${n}/kernel`, `${n}/bias`]), vars };
   } finally {
     net.dispose();

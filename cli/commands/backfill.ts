@@ -50,12 +50,14 @@ export function backfillRequest(label: string, opts: BackfillOptions): { request
   const extra = parseJsonOption(opts.input, '--input');
   if (!extra || typeof extra !== 'object' || Array.isArray(extra)) throw new UsageError('--input must be a JSON object, e.g. \'{"pageSize": 50}\'');
   const selectors = (['since', 'videos', 'catalog', 'prefix', 'folder'] as const).filter((k) => opts[k] !== undefined);
-  if (selectors.length > 1) throw new UsageError(`give at most one of --since, --videos, --catalog, --prefix, --folder (got ${selectors.map((s) => `--${s}`).join(', ')})`);
+  if (selectors.length > 1)
+    throw new UsageError(`give at most one of --since, --videos, --catalog, --prefix, --folder (got ${selectors.map((s) => `--${s}`).join(', ')})`);
   let ingest: IngestSource | undefined;
   if (opts.prefix !== undefined) ingest = { kind: 'prefix', uri: opts.prefix };
   if (opts.folder !== undefined) ingest = { kind: 'folder', path: path.resolve(opts.folder) };
   if (opts.catalog !== undefined) ingest = { kind: 'catalog', path: path.resolve(opts.catalog) };
-  if (opts.mode !== undefined && !SamplingMode.safeParse(opts.mode).success) throw new UsageError(`--mode must be one of ${SamplingMode.options.join(', ')}, got ${JSON.stringify(opts.mode)}`);
+  if (opts.mode !== undefined && !SamplingMode.safeParse(opts.mode).success)
+    throw new UsageError(`--mode must be one of ${SamplingMode.options.join(', ')}, got ${JSON.stringify(opts.mode)}`);
   const base = extra as Record<string, unknown>;
   const request: BackfillRequest = {
     ...base,
@@ -83,14 +85,20 @@ export function formatBackfill(r: BackfillResult, where: { config: Pick<Config, 
   ];
   if (r.ingest) {
     const i = r.ingest;
-    lines.push(`  ingest   ${i.source}: ${i.listed} listed, ${i.inserted} new, ${i.updated} updated, ${i.unchanged} unchanged (${i.skippedUnchanged} not downloaded), ${i.uploaded} uploaded, ${i.failed} failed`);
+    lines.push(
+      `  ingest   ${i.source}: ${i.listed} listed, ${i.inserted} new, ${i.updated} updated, ${i.unchanged} unchanged (${i.skippedUnchanged} not downloaded), ${i.uploaded} uploaded, ${i.failed} failed`,
+    );
     for (const f of i.failures) lines.push(`    failed ${f.id} (${f.file}): ${f.reason}`);
   }
   if (r.select.missingCount || r.select.notOfLabelCount) {
-    lines.push(`  left out ${r.select.missingCount} not in the catalog (${r.select.missing.join(', ')}), ${r.select.notOfLabelCount} not of the label (${r.select.notOfLabel.join(', ')})`);
+    lines.push(
+      `  left out ${r.select.missingCount} not in the catalog (${r.select.missing.join(', ')}), ${r.select.notOfLabelCount} not of the label (${r.select.notOfLabel.join(', ')})`,
+    );
   }
   if (r.failures.length) {
-    lines.push(`  videos that failed (the backfill went on; ${r.failed > r.failures.length ? `first ${r.failures.length}, ` : ''}all in each page's extract manifest):`);
+    lines.push(
+      `  videos that failed (the backfill went on; ${r.failed > r.failures.length ? `first ${r.failures.length}, ` : ''}all in each page's extract manifest):`,
+    );
     for (const f of r.failures) lines.push(`    ${f.videoId}: ${f.type}: ${f.message}`);
   }
   lines.push(`where to look:`);
@@ -168,7 +176,15 @@ export async function watchBackfill(client: Client, workflowId: string, opts: { 
     if (out && bar && started) {
       const done = out.extracted + out.reused + out.failed;
       bar.setTotal(Math.max(out.total, 1));
-      bar.update(done, { phase: 'done   ', totalText: String(out.total), failed: out.failed, frames: out.frames + out.framesReused, rate: out.videosPerSecond.toFixed(2), running: 0, eta: '0s' });
+      bar.update(done, {
+        phase: 'done   ',
+        totalText: String(out.total),
+        failed: out.failed,
+        frames: out.frames + out.framesReused,
+        rate: out.videosPerSecond.toFixed(2),
+        running: 0,
+        eta: '0s',
+      });
     }
     return out;
   } finally {
@@ -222,7 +238,9 @@ export function registerBackfillCommand(program: Command): void {
         }
         const result = await watchBackfill(client, workflowId, { bar: !opts.json });
         if (!result) {
-          console.error(`\ndetached: the backfill goes on.\n  watch again: reelset backfill ${label} --id ${workflowId}\n  stop it:     reelset cancel ${workflowId}`);
+          console.error(
+            `\ndetached: the backfill goes on.\n  watch again: reelset backfill ${label} --id ${workflowId}\n  stop it:     reelset cancel ${workflowId}`,
+          );
           if (opts.json) printJson({ workflowId, attached, detached: true, url });
           return;
         }

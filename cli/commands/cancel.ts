@@ -38,13 +38,19 @@ async function recordStatus(config: Config, workflowId: string): Promise<string 
  *
  * @throws UsageError when no workflow has this id.
  */
-export async function cancelRun(client: Client, config: Config, workflowId: string, opts: { wait: boolean; timeoutS: number; reason?: string }): Promise<CancelReport> {
+export async function cancelRun(
+  client: Client,
+  config: Config,
+  workflowId: string,
+  opts: { wait: boolean; timeoutS: number; reason?: string },
+): Promise<CancelReport> {
   const handle = client.workflow.getHandle(workflowId);
   let before: string;
   try {
     before = (await handle.describe()).status.name;
   } catch (err) {
-    if (err instanceof WorkflowNotFoundError) throw new UsageError(`no workflow with id ${JSON.stringify(workflowId)} in namespace ${config.TEMPORAL_NAMESPACE}`);
+    if (err instanceof WorkflowNotFoundError)
+      throw new UsageError(`no workflow with id ${JSON.stringify(workflowId)} in namespace ${config.TEMPORAL_NAMESPACE}`);
     throw err;
   }
   if (before !== 'RUNNING') return { workflowId, before, after: before, requested: false, record: await recordStatus(config, workflowId) };
@@ -72,14 +78,17 @@ export async function cancelRun(client: Client, config: Config, workflowId: stri
 export function registerCancelCommand(program: Command): void {
   program
     .command('cancel')
-    .description('cancel a running backfill or run cleanly (children stopped, ffmpeg killed, temp files removed, recorded as cancelled) and wait until it stopped')
+    .description(
+      'cancel a running backfill or run cleanly (children stopped, ffmpeg killed, temp files removed, recorded as cancelled) and wait until it stopped',
+    )
     .argument('<workflowId>', 'the run, e.g. backfill-bicycle-...')
     .option('--no-wait', 'request cancellation and return at once')
     .option('--timeout <s>', 'wait at most this many seconds for the run to stop', '120')
     .option('--json', 'print what happened as JSON')
     .action(async (workflowId: string, opts: { wait: boolean; timeout: string; json?: boolean }) => {
       const timeoutS = Number(opts.timeout);
-      if (!Number.isFinite(timeoutS) || timeoutS <= 0) throw new UsageError(`--timeout must be a positive number of seconds, got ${JSON.stringify(opts.timeout)}`);
+      if (!Number.isFinite(timeoutS) || timeoutS <= 0)
+        throw new UsageError(`--timeout must be a positive number of seconds, got ${JSON.stringify(opts.timeout)}`);
       const config = loadConfig();
       const { client, close } = await temporalClient(config);
       try {
@@ -88,7 +97,9 @@ export function registerCancelCommand(program: Command): void {
         else if (!r.requested) {
           console.log(`${workflowId} is not running (status ${r.before}${r.record ? `, record ${r.record}` : ''}): nothing to cancel`);
         } else if (r.after === 'RUNNING') {
-          console.log(`cancellation of ${workflowId} requested${opts.wait ? `; still running after ${timeoutS} s (is a video worker up?)` : ''}\n  ${workflowUrl(config, workflowId)}`);
+          console.log(
+            `cancellation of ${workflowId} requested${opts.wait ? `; still running after ${timeoutS} s (is a video worker up?)` : ''}\n  ${workflowUrl(config, workflowId)}`,
+          );
         } else {
           console.log(`${workflowId}: ${r.after.toLowerCase()} after ${((r.waitedMs ?? 0) / 1000).toFixed(1)} s${r.record ? `; record: ${r.record}` : ''}`);
         }

@@ -75,34 +75,49 @@ export function framesOptions(o: Omit<FramesOptions, 'out' | 'json'>): ExtractOp
  * assumed, HDR tone-mapped, interlaced, non-square pixels, rotation, a late or negative
  * start, decoder complaints, fewer frames than planned, frames dropped.
  */
-export function suspicions(probe: VideoProbe, plan: SamplingPlan, r: { sampled: number; dropped: DropCounts; decodeErrorCount: number; decodeErrors: string[] }): string[] {
+export function suspicions(
+  probe: VideoProbe,
+  plan: SamplingPlan,
+  r: { sampled: number; dropped: DropCounts; decodeErrorCount: number; decodeErrors: string[] },
+): string[] {
   const w: string[] = [];
   const skipped = probe.stream.streams.filter((s) => s.skipped);
   if (skipped.length) w.push(`video streams skipped: ${skipped.map((s) => `${s.index} (${s.skipped})`).join(', ')}`);
-  if (probe.stream.streams.length - skipped.length > 1) w.push(`${probe.stream.streams.length - skipped.length} candidate video streams; chose ${probe.stream.index}`);
+  if (probe.stream.streams.length - skipped.length > 1)
+    w.push(`${probe.stream.streams.length - skipped.length} candidate video streams; chose ${probe.stream.index}`);
   if (probe.colour.assumed.length) w.push(`colour tags missing, assumed: ${probe.colour.assumed.map((k) => `${k} ${probe.colour[k]}`).join(', ')}`);
   if (probe.colour.dynamicRange !== 'sdr') {
     const h = probe.colour.hdr;
-    w.push(`HDR (${probe.colour.dynamicRange.toUpperCase()}): tone-mapped to SDR from a peak of ${Math.round((h?.toneMapPeak ?? 10) * 100)} nits (measured ${h?.measuredPeakNits ?? '-'}, metadata ${h?.metadataPeakNits ?? '-'})`);
+    w.push(
+      `HDR (${probe.colour.dynamicRange.toUpperCase()}): tone-mapped to SDR from a peak of ${Math.round((h?.toneMapPeak ?? 10) * 100)} nits (measured ${h?.measuredPeakNits ?? '-'}, metadata ${h?.metadataPeakNits ?? '-'})`,
+    );
   } else if (probe.colour.conversion === 'zscale') w.push(`wide-gamut primaries (${probe.colour.primaries}) converted to BT.709`);
   if (probe.colour.bitDepth > 8) w.push(`${probe.colour.bitDepth}-bit source reduced to 8 bits`);
-  if (probe.scan.interlaced) w.push(`interlaced (${probe.scan.fieldOrder}, ${probe.scan.source === 'idet' ? 'detected by idet: the stream does not say' : 'declared'}): deinterlaced`);
-  if (probe.sampleAspectRatio !== '1:1') w.push(`non-square pixels (SAR ${probe.sampleAspectRatio}): frames at the display aspect ${probe.displayWidth}x${probe.displayHeight}`);
+  if (probe.scan.interlaced)
+    w.push(`interlaced (${probe.scan.fieldOrder}, ${probe.scan.source === 'idet' ? 'detected by idet: the stream does not say' : 'declared'}): deinterlaced`);
+  if (probe.sampleAspectRatio !== '1:1')
+    w.push(`non-square pixels (SAR ${probe.sampleAspectRatio}): frames at the display aspect ${probe.displayWidth}x${probe.displayHeight}`);
   if (probe.rotation) w.push(`rotated ${probe.rotation} degrees by its display matrix: frames upright`);
   if (probe.startTimeS !== 0) w.push(`container starts at ${probe.startTimeS} s: timestamps count from there`);
   if (probe.streamStartS > 0.5) w.push(`the video starts ${probe.streamStartS} s into the file`);
   if (probe.frameRate === undefined) w.push('no usable frame rate in the file');
   if (r.decodeErrorCount) w.push(`${r.decodeErrorCount} decoder complaints, e.g. ${r.decodeErrors[0] ?? ''}`);
   const expected = plan.mode === 'fps' || plan.mode === 'count' ? Math.min(plan.maxFrames, Math.floor(probe.durationS * plan.rate! + 1e-9) + 1) : undefined;
-  if (expected !== undefined && r.sampled < expected - 1) w.push(`sampled ${r.sampled} frames where about ${expected} were planned: the video has fewer frames than its duration says`);
+  if (expected !== undefined && r.sampled < expected - 1)
+    w.push(`sampled ${r.sampled} frames where about ${expected} were planned: the video has fewer frames than its duration says`);
   const dropped = r.dropped.nearBlack + r.dropped.nearWhite + r.dropped.blurred;
-  if (dropped) w.push(`${dropped} of ${r.sampled} sampled frames dropped (near-black ${r.dropped.nearBlack}, near-white ${r.dropped.nearWhite}, blurred ${r.dropped.blurred})`);
+  if (dropped)
+    w.push(
+      `${dropped} of ${r.sampled} sampled frames dropped (near-black ${r.dropped.nearBlack}, near-white ${r.dropped.nearWhite}, blurred ${r.dropped.blurred})`,
+    );
   return w;
 }
 
 function describeProbeLines(probe: VideoProbe): string[] {
   const c = probe.colour;
-  const hdr = c.hdr ? `; peak ${Math.round(c.hdr.toneMapPeak * 100)} nits (measured ${c.hdr.measuredPeakNits ?? '-'}, metadata ${c.hdr.metadataPeakNits ?? '-'})` : '';
+  const hdr = c.hdr
+    ? `; peak ${Math.round(c.hdr.toneMapPeak * 100)} nits (measured ${c.hdr.measuredPeakNits ?? '-'}, metadata ${c.hdr.metadataPeakNits ?? '-'})`
+    : '';
   return [
     `stream:    ${probe.stream.reason}`,
     `video:     ${probe.codec} ${probe.width}x${probe.height}, display ${probe.displayWidth}x${probe.displayHeight} (SAR ${probe.sampleAspectRatio}, rotation ${probe.rotation}), ${probe.frameRate?.toFixed(3) ?? 'unknown'} frames/s, ${probe.durationS.toFixed(3)} s, starts at ${probe.startTimeS} s${probe.hasAudio ? ', with audio' : ''}`,
@@ -115,7 +130,9 @@ function describeProbeLines(probe: VideoProbe): string[] {
 export function registerFramesCommands(program: Command): void {
   program
     .command('frames')
-    .description('extract frames of a local video file into a folder, with no service (the code a worker runs); prints the probe, the frames and anything suspicious')
+    .description(
+      'extract frames of a local video file into a folder, with no service (the code a worker runs); prints the probe, the frames and anything suspicious',
+    )
     .argument('<video>', 'the video file')
     .requiredOption('--out <dir>', 'folder for the frames and manifest.json (created)')
     .option('--mode <mode>', 'fps, scene, keyframes or count (default fps)')
@@ -192,7 +209,14 @@ export function registerFramesCommands(program: Command): void {
         ),
       );
       if (droppedFrames.length) {
-        lines.push('', 'dropped:', ...droppedFrames.map((d) => `  ${String(d.index).padStart(4)}  ${d.timestampS.toFixed(3).padStart(10)}  ${d.reason} (luma p01 ${d.quality.p01}, p99 ${d.quality.p99}, mean ${d.quality.brightness.toFixed(1)}, sharpness ${d.quality.sharpness.toFixed(1)})`));
+        lines.push(
+          '',
+          'dropped:',
+          ...droppedFrames.map(
+            (d) =>
+              `  ${String(d.index).padStart(4)}  ${d.timestampS.toFixed(3).padStart(10)}  ${d.reason} (luma p01 ${d.quality.p01}, p99 ${d.quality.p99}, mean ${d.quality.brightness.toFixed(1)}, sharpness ${d.quality.sharpness.toFixed(1)})`,
+          ),
+        );
       }
       lines.push('', warnings.length ? 'suspicious:' : 'suspicious: nothing', ...warnings.map((w) => `  - ${w}`));
       if (result.decodeErrors.length > 1) lines.push('decoder complaints (first ones):', ...result.decodeErrors.map((e) => `  ${e}`));

@@ -4,13 +4,7 @@
  */
 import type { Command } from 'commander';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import {
-  finishLabelingSignal,
-  labelingChildWorkflowId,
-  labelingProgressQuery,
-  type LabelingProgress,
-  type LabelSummary,
-} from '../../contracts';
+import { finishLabelingSignal, labelingChildWorkflowId, labelingProgressQuery, type LabelingProgress, type LabelSummary } from '../../contracts';
 import { loadConfig } from '../../lib/config';
 import { LabelStudioClient } from '../../lib/label-studio';
 import { repos } from '../../lib/repositories';
@@ -44,7 +38,9 @@ export function formatLabelingStatus(s: LabelingStatus): string {
   lines.push(`  tasks: ${s.done}/${s.tasks} done, ${s.labelled} frames labelled by people`);
   if (s.agreement) {
     const k = s.agreement.kappa === null ? 'n/a' : s.agreement.kappa.toFixed(3);
-    lines.push(`  validation agreement: ${pct(s.agreement.agreement)} of ${s.agreement.pairs} double-labelled frames, Cohen's kappa ${k}, ${s.agreement.disagreements} disagreements`);
+    lines.push(
+      `  validation agreement: ${pct(s.agreement.agreement)} of ${s.agreement.pairs} double-labelled frames, Cohen's kappa ${k}, ${s.agreement.disagreements} disagreements`,
+    );
   }
   if (s.deadline) lines.push(`  deadline: ${s.deadline}${s.timeLeftS !== null ? ` (${hms(s.timeLeftS)} left)` : ''}, then ${s.onDeadline ?? 'proceed'}`);
   if (s.syncErrors) lines.push(`  Label Studio syncs failed: ${s.syncErrors} (the wait goes on; last sync ${s.lastSyncAt ?? 'never'})`);
@@ -53,9 +49,19 @@ export function formatLabelingStatus(s: LabelingStatus): string {
 
 function fromProgress(workflowId: string, p: LabelingProgress): LabelingStatus {
   return {
-    workflowId, status: p.state, projectUrl: p.projectUrl, tasks: p.tasks, done: p.done, labelled: p.labelled,
+    workflowId,
+    status: p.state,
+    projectUrl: p.projectUrl,
+    tasks: p.tasks,
+    done: p.done,
+    labelled: p.labelled,
     agreement: { pairs: p.validation.pairs, agreement: p.validation.agreement, kappa: p.validation.kappa, disagreements: p.validation.disagreements },
-    deadline: p.deadline, timeLeftS: p.timeLeftS, onDeadline: p.onDeadline, finishedBy: p.finishedBy, lastSyncAt: p.lastSyncAt, syncErrors: p.syncErrors,
+    deadline: p.deadline,
+    timeLeftS: p.timeLeftS,
+    onDeadline: p.onDeadline,
+    finishedBy: p.finishedBy,
+    lastSyncAt: p.lastSyncAt,
+    syncErrors: p.syncErrors,
   };
 }
 
@@ -89,9 +95,20 @@ export function registerLabelingCommands(program: Command): void {
           if (!row) throw new UsageError(`run ${workflowId} has no human labelling (never started, or it labels with weak labels)`);
           const s = row.summary;
           return {
-            workflowId, status: row.status, projectUrl: s?.projectUrl ?? row.url, tasks: row.tasks, done: s?.tasksDone ?? 0, labelled: s?.human ?? 0,
-            agreement: s && s.pairs !== undefined ? { pairs: s.pairs, agreement: s.agreement ?? null, kappa: s.kappa ?? null, disagreements: s.disagreements ?? 0 } : null,
-            deadline: row.deadline.toISOString(), timeLeftS: null, onDeadline: row.on_deadline, finishedBy: s?.finishedBy ?? s?.reason ?? null,
+            workflowId,
+            status: row.status,
+            projectUrl: s?.projectUrl ?? row.url,
+            tasks: row.tasks,
+            done: s?.tasksDone ?? 0,
+            labelled: s?.human ?? 0,
+            agreement:
+              s && s.pairs !== undefined
+                ? { pairs: s.pairs, agreement: s.agreement ?? null, kappa: s.kappa ?? null, disagreements: s.disagreements ?? 0 }
+                : null,
+            deadline: row.deadline.toISOString(),
+            timeLeftS: null,
+            onDeadline: row.on_deadline,
+            finishedBy: s?.finishedBy ?? s?.reason ?? null,
           };
         });
       }
@@ -105,7 +122,10 @@ export function registerLabelingCommands(program: Command): void {
     .action(async () => {
       const config = loadConfig();
       const ls = new LabelStudioClient(config.LABEL_STUDIO_URL, config.LABEL_STUDIO_API_TOKEN);
-      if (!(await ls.healthy())) throw new ServiceUnavailableError(`Label Studio not reachable at ${config.LABEL_STUDIO_URL}; start it with \`bash infra/services.sh start label-studio\``);
+      if (!(await ls.healthy()))
+        throw new ServiceUnavailableError(
+          `Label Studio not reachable at ${config.LABEL_STUDIO_URL}; start it with \`bash infra/services.sh start label-studio\``,
+        );
       console.log(await ls.inviteUrl());
     });
 

@@ -7,7 +7,16 @@ import type { Command } from 'commander';
 import { evalSetCandidates, evalSetHistory, getEvalSet, growEvalSet } from '../../activities/models/evalset';
 import { evaluateOnEvalSet } from '../../activities/models/evaluate';
 import { calibrateScope, ensureScope, type ScopeOutcome } from '../../activities/models/scope';
-import { gateDecision, listModels, productionVersion, promote, resolveModel, rollback, transitionsOf, type RegisteredModel } from '../../activities/models/registry';
+import {
+  gateDecision,
+  listModels,
+  productionVersion,
+  promote,
+  resolveModel,
+  rollback,
+  transitionsOf,
+  type RegisteredModel,
+} from '../../activities/models/registry';
 import { balancedAccuracy, balancedAccuracyInterval, outcomesFromConfusion, parseModelRef, type GateDecision, type ModelTransition } from '../../contracts';
 import { gateConfig, loadConfig } from '../../lib/config';
 import { createLogger } from '../../lib/logger';
@@ -51,7 +60,9 @@ function modelLine(m: RegisteredModel): string {
 function printGate(g: GateDecision): void {
   const iv = g.candidate.interval;
   const minimum = iv?.minimum ?? g.config.minLowerBound;
-  console.log(`gate: ${g.promote ? 'PASS' : 'HOLD'} (margin ${pct(g.config.margin)}, recall tolerance ${pct(g.config.recallTolerance)}, lower-bound minimum ${pct(minimum)})`);
+  console.log(
+    `gate: ${g.promote ? 'PASS' : 'HOLD'} (margin ${pct(g.config.margin)}, recall tolerance ${pct(g.config.recallTolerance)}, lower-bound minimum ${pct(minimum)})`,
+  );
   for (const r of g.rules) console.log(`  ${r.passed ? 'ok  ' : 'FAIL'} ${r.rule}: ${r.detail}`);
 }
 
@@ -99,10 +110,14 @@ export function registerModelCommands(program: Command): void {
         if (out.studentUri) console.log(`  student (image model): ${out.studentUri}`);
         const e = m.evaluation;
         if (e) {
-          console.log(`  evaluation set v${e.evalVersion}: ${e.metrics.frames.n} frames, ${e.metrics.videos.n} videos (${e.metrics.skippedFrames} frames of other classes left out)`);
+          console.log(
+            `  evaluation set v${e.evalVersion}: ${e.metrics.frames.n} frames, ${e.metrics.videos.n} videos (${e.metrics.skippedFrames} frames of other classes left out)`,
+          );
           for (const [l, x] of Object.entries(e.metrics.videos.perLabel)) {
             const f = e.metrics.frames.perLabel[l];
-            console.log(`    ${l.padEnd(12)} video recall ${pct(x.recall)} precision ${pct(x.precision)} | frame recall ${pct(f?.recall)} precision ${pct(f?.precision)}`);
+            console.log(
+              `    ${l.padEnd(12)} video recall ${pct(x.recall)} precision ${pct(x.precision)} | frame recall ${pct(f?.recall)} precision ${pct(f?.precision)}`,
+            );
           }
         }
         if (gate) printGate(gate);
@@ -122,7 +137,9 @@ export function registerModelCommands(program: Command): void {
         const logger = createLogger('warn', 'cli');
         const e = await evaluateOnEvalSet({ config, pool, store, logger }, { name: m.name, version: m.version });
         if (opts.json) return printJson(e);
-        console.log(`${m.name}@${m.version} on evaluation set v${e.evalVersion}: frames ${e.metrics.frames.n} acc ${pct(e.metrics.frames.accuracy)}; videos ${e.metrics.videos.n} balanced acc ${pct(balancedAccuracy(e.metrics.videos))}`);
+        console.log(
+          `${m.name}@${m.version} on evaluation set v${e.evalVersion}: frames ${e.metrics.frames.n} acc ${pct(e.metrics.frames.accuracy)}; videos ${e.metrics.videos.n} balanced acc ${pct(balancedAccuracy(e.metrics.videos))}`,
+        );
       }),
     );
 
@@ -138,16 +155,21 @@ export function registerModelCommands(program: Command): void {
       if (!(q > 0 && q < 0.5)) throw new UsageError(`--quantile ${opts.quantile}: a number in (0, 0.5)`);
       return withClients(async ({ config, pool, store }) => {
         const m = await resolveModel(pool, parseModelRef(ref));
-        const s = await calibrateScope({ config, pool, store, logger: createLogger('warn', 'cli') }, { name: m.name, version: m.version, quantile: q, force: opts.force ?? false });
+        const s = await calibrateScope(
+          { config, pool, store, logger: createLogger('warn', 'cli') },
+          { name: m.name, version: m.version, quantile: q, force: opts.force ?? false },
+        );
         if (opts.json) return printJson(s);
-        console.log(`${m.name}@${m.version}: out-of-scope threshold ${s.threshold.toFixed(4)} (quantile ${q} of ${s.calibrationFrames} in-scope frames, ${s.calibration}; ${s.references} references) -> ${store.uri(s.key)}`);
+        console.log(
+          `${m.name}@${m.version}: out-of-scope threshold ${s.threshold.toFixed(4)} (quantile ${q} of ${s.calibrationFrames} in-scope frames, ${s.calibration}; ${s.references} references) -> ${store.uri(s.key)}`,
+        );
       });
     });
 
   models
     .command('promote')
     .description(
-      "promote a candidate to production if the gate passes (its video balanced accuracy on the fixed set is clearly above chance, the lower end of a bootstrap interval; it beats production by the margin and loses no label recall beyond the tolerance); calibrates its out-of-scope gate (scope.json)",
+      'promote a candidate to production if the gate passes (its video balanced accuracy on the fixed set is clearly above chance, the lower end of a bootstrap interval; it beats production by the margin and loses no label recall beyond the tolerance); calibrates its out-of-scope gate (scope.json)',
     )
     .argument('<model>', 'label@version')
     .option('--reason <text>', 'why (recorded)')
@@ -176,7 +198,11 @@ export function registerModelCommands(program: Command): void {
         if (res.promoted && !scope) scope = await ensureScope(quiet, label, version);
         if (opts.json) printJson({ ...res, scope: res.promoted ? scope : null });
         else {
-          console.log(res.promoted ? `${label}@${version} is now in production` : `${label}@${version} held back; production stays ${expected === null ? 'none' : `v${expected}`}`);
+          console.log(
+            res.promoted
+              ? `${label}@${version} is now in production`
+              : `${label}@${version} held back; production stays ${expected === null ? 'none' : `v${expected}`}`,
+          );
           printGate(res.gate);
           if (res.promoted && scope) printScope(store, scope);
           printTransitions(res.transitions);
@@ -187,7 +213,9 @@ export function registerModelCommands(program: Command): void {
 
   models
     .command('rollback')
-    .description('archive the production version and put the previous production version (or --to) back; calibrates its out-of-scope gate (scope.json) if it has none')
+    .description(
+      'archive the production version and put the previous production version (or --to) back; calibrates its out-of-scope gate (scope.json) if it has none',
+    )
     .argument('<label>', 'the label')
     .option('--to <version>', 'the version to put in production (default: the one before)')
     .option('--reason <text>', 'why (recorded)')
@@ -239,7 +267,16 @@ export function registerModelCommands(program: Command): void {
       return withClients(async ({ config, pool, store }) => {
         const n = opts.framesPerVideo === undefined ? config.REELSET_EVAL_FRAMES_PER_VIDEO : Number(opts.framesPerVideo);
         if (!Number.isInteger(n) || n < 1) throw new UsageError(`--frames-per-video ${opts.framesPerVideo}: not a positive integer`);
-        const set = await growEvalSet(pool, store, { label, videoIds: opts.videos.split(',').map((s) => s.trim()).filter(Boolean), actor: who(opts.by), reason, framesPerVideo: n });
+        const set = await growEvalSet(pool, store, {
+          label,
+          videoIds: opts.videos
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean),
+          actor: who(opts.by),
+          reason,
+          framesPerVideo: n,
+        });
         if (opts.json) return printJson({ ...set, frames: set.frames.length });
         console.log(`evaluation set ${set.label} v${set.version}: ${set.frames.length} frames of ${set.videos.length} videos ${JSON.stringify(set.counts)}`);
       });
@@ -263,8 +300,11 @@ export function registerModelCommands(program: Command): void {
           return;
         }
         const sources = set.frames.reduce<Record<string, number>>((a, f) => ({ ...a, [f.labelSource]: (a[f.labelSource] ?? 0) + 1 }), {});
-        console.log(`evaluation set ${label} v${set.version}: ${set.frames.length} frames, ${set.videos.length} videos, classes ${JSON.stringify(set.counts)}, labels from ${JSON.stringify(sources)}`);
-        for (const h of history) console.log(`  v${h.version}  ${h.createdAt.slice(0, 19)}Z  ${h.frames} frames ${h.videos} videos  by ${h.actor}: ${h.reason}`);
+        console.log(
+          `evaluation set ${label} v${set.version}: ${set.frames.length} frames, ${set.videos.length} videos, classes ${JSON.stringify(set.counts)}, labels from ${JSON.stringify(sources)}`,
+        );
+        for (const h of history)
+          console.log(`  v${h.version}  ${h.createdAt.slice(0, 19)}Z  ${h.frames} frames ${h.videos} videos  by ${h.actor}: ${h.reason}`);
       }),
     );
 }

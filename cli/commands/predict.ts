@@ -22,7 +22,15 @@ import { resolveModel } from '../../activities/models/registry';
 import { BatchPredictInput, failureOf, formatIssues, parseModelRef, type BatchPredictRequest, type FrameRecord } from '../../contracts';
 import { batchPredictWorkflow } from '../../workflows/batch-predict';
 import { ExtractOptions } from '../../contracts/inputs';
-import { aggregateVideo, loadClassifier, readClassifierDir, readClassifierS3, type ClassifierFiles, type ImageClassifier, type VideoResult } from '../../lib/classifier';
+import {
+  aggregateVideo,
+  loadClassifier,
+  readClassifierDir,
+  readClassifierS3,
+  type ClassifierFiles,
+  type ImageClassifier,
+  type VideoResult,
+} from '../../lib/classifier';
 import { loadConfig, type Config } from '../../lib/config';
 import { sha256File } from '../../lib/hash';
 import type { ObjectStore } from '../../lib/s3';
@@ -79,7 +87,10 @@ export async function modelFromDir(dir: string, backend: Config['REELSET_TF_BACK
   return { classifier: await loadClassifier(files, backend), scope, gate: true, source: path.resolve(dir) };
 }
 
-async function registryFiles(config: Config, ref: string): Promise<{ files: ClassifierFiles; scope: ScopeFile | null; source: string; prefix: string; store: ObjectStore }> {
+async function registryFiles(
+  config: Config,
+  ref: string,
+): Promise<{ files: ClassifierFiles; scope: ScopeFile | null; source: string; prefix: string; store: ObjectStore }> {
   const { pool, store } = await dataClients(config, { instead: ', or predict from a model directory with --model-dir' });
   try {
     const m = await resolveModel(pool, parseModelRef(ref));
@@ -100,11 +111,22 @@ async function inputsOf(p: string): Promise<string[]> {
   const st = await fs.stat(p).catch(() => undefined);
   if (!st) throw new UsageError(`${p}: no such file or folder`);
   if (!st.isDirectory()) return [p];
-  const names = (await fs.readdir(p, { withFileTypes: true })).filter((d) => d.isFile() && !d.name.startsWith('.')).map((d) => d.name).sort();
+  const names = (await fs.readdir(p, { withFileTypes: true }))
+    .filter((d) => d.isFile() && !d.name.startsWith('.'))
+    .map((d) => d.name)
+    .sort();
   return names.map((n) => path.join(p, n));
 }
 
-async function framePredictions(model: PredictModel, images: Buffer[], probs: Float32Array, features: Float32Array, dim: number, timestamps: (number | null)[], imagenetLogits?: Float32Array): Promise<FramePrediction[]> {
+async function framePredictions(
+  model: PredictModel,
+  images: Buffer[],
+  probs: Float32Array,
+  features: Float32Array,
+  dim: number,
+  timestamps: (number | null)[],
+  imagenetLogits?: Float32Array,
+): Promise<FramePrediction[]> {
   const labels = model.classifier.labels;
   const k = labels.length;
   const gate = model.gate ? applyScope(model.scope, features, dim, await Promise.all(images.map((b) => lumaStd(b))), imagenetLogits) : null;
@@ -141,24 +163,69 @@ export async function predictPaths(model: PredictModel, paths: string[], opts: {
         const image = await fs.readFile(p);
         const r = await model.classifier.predict([image]);
         const frames = await framePredictions(model, [image], r.probs, r.features, r.featureDim, [null], r.imagenetLogits);
-        out.push({ path: p, kind, frames, result: aggregateVideo(r.probs, model.classifier.labels, frames.map((f) => f.inScope)) });
+        out.push({
+          path: p,
+          kind,
+          frames,
+          result: aggregateVideo(
+            r.probs,
+            model.classifier.labels,
+            frames.map((f) => f.inScope),
+          ),
+        });
         continue;
       }
       const file = path.resolve(p);
-      const probe = await probeVideo(file, { ffprobePath: opts.config.FFPROBE_PATH, ffmpegPath: opts.config.FFMPEG_PATH, timeoutMs: opts.config.FFPROBE_TIMEOUT_S * 1000 });
-      const got: Array<{ frame: FrameRecord; bytes: Buffer }> = [];
-      const r = await extractFrames(file, await sha256File(file), probe, extract, { has: () => false, put: async (frame, bytes) => void got.push({ frame, bytes }) }, {
+      const probe = await probeVideo(file, {
+        ffprobePath: opts.config.FFPROBE_PATH,
         ffmpegPath: opts.config.FFMPEG_PATH,
-        stallTimeoutMs: opts.config.FFMPEG_STALL_TIMEOUT_S * 1000,
+        timeoutMs: opts.config.FFPROBE_TIMEOUT_S * 1000,
       });
+      const got: Array<{ frame: FrameRecord; bytes: Buffer }> = [];
+      const r = await extractFrames(
+        file,
+        await sha256File(file),
+        probe,
+        extract,
+        { has: () => false, put: async (frame, bytes) => void got.push({ frame, bytes }) },
+        {
+          ffmpegPath: opts.config.FFMPEG_PATH,
+          stallTimeoutMs: opts.config.FFMPEG_STALL_TIMEOUT_S * 1000,
+        },
+      );
       got.sort((a, b) => a.frame.timestampS - b.frame.timestampS);
       if (got.length === 0) {
-        out.push({ path: p, kind, frames: [], result: null, dropped: { ...r.dropped }, error: { type: 'NoFrames', message: `no usable frame (dropped: ${JSON.stringify(r.dropped)})` } });
+        out.push({
+          path: p,
+          kind,
+          frames: [],
+          result: null,
+          dropped: { ...r.dropped },
+          error: { type: 'NoFrames', message: `no usable frame (dropped: ${JSON.stringify(r.dropped)})` },
+        });
         continue;
       }
       const pr = await model.classifier.predict(got.map((g) => g.bytes));
-      const frames = await framePredictions(model, got.map((g) => g.bytes), pr.probs, pr.features, pr.featureDim, got.map((g) => g.frame.timestampS), pr.imagenetLogits);
-      out.push({ path: p, kind, frames, result: aggregateVideo(pr.probs, model.classifier.labels, frames.map((f) => f.inScope)), dropped: { ...r.dropped } });
+      const frames = await framePredictions(
+        model,
+        got.map((g) => g.bytes),
+        pr.probs,
+        pr.features,
+        pr.featureDim,
+        got.map((g) => g.frame.timestampS),
+        pr.imagenetLogits,
+      );
+      out.push({
+        path: p,
+        kind,
+        frames,
+        result: aggregateVideo(
+          pr.probs,
+          model.classifier.labels,
+          frames.map((f) => f.inScope),
+        ),
+        dropped: { ...r.dropped },
+      });
     } catch (err) {
       out.push({ path: p, kind, frames: [], result: null, error: failureOf(err) });
     }
@@ -200,17 +267,27 @@ export function registerPredictCommands(program: Command): void {
         const results = await predictPaths(model, paths, { fps, maxFrames, config });
         const header = {
           model: { source: model.source, labels: model.classifier.labels, workflowId: model.classifier.artifact.workflowId },
-          aggregation: 'mean-probability: a video is the argmax of the mean of its in-scope frames\' probabilities; unknown when over half its frames are out of scope',
+          aggregation:
+            "mean-probability: a video is the argmax of the mean of its in-scope frames' probabilities; unknown when over half its frames are out of scope",
           scope: !model.gate
             ? null
             : {
                 minLumaStd: MIN_LUMA_STD,
-                nearestNeighbour: model.scope ? { threshold: model.scope.threshold, quantile: model.scope.quantile, calibration: model.scope.calibration, references: model.scope.references.frameKeys.length } : null,
+                nearestNeighbour: model.scope
+                  ? {
+                      threshold: model.scope.threshold,
+                      quantile: model.scope.quantile,
+                      calibration: model.scope.calibration,
+                      references: model.scope.references.frameKeys.length,
+                    }
+                  : null,
               },
         };
         if (opts.json) printJson({ ...header, inputs: results });
         else {
-          const gate = !model.gate ? 'off' : `luma std < ${MIN_LUMA_STD}${model.scope ? ` or similarity < ${model.scope.threshold.toFixed(3)}` : ' (no scope.json: no nearest-neighbour rule)'} is unknown`;
+          const gate = !model.gate
+            ? 'off'
+            : `luma std < ${MIN_LUMA_STD}${model.scope ? ` or similarity < ${model.scope.threshold.toFixed(3)}` : ' (no scope.json: no nearest-neighbour rule)'} is unknown`;
           console.log(`model ${model.source}: ${model.classifier.labels.join(', ')}; out-of-scope gate: ${gate}`);
           for (const r of results) {
             if (r.error) {
@@ -218,10 +295,17 @@ export function registerPredictCommands(program: Command): void {
               continue;
             }
             const v = r.result!;
-            const probs = Object.entries(v.probabilities).map(([l, p]) => `${l} ${pct(p)}`).join(', ');
+            const probs = Object.entries(v.probabilities)
+              .map(([l, p]) => `${l} ${pct(p)}`)
+              .join(', ');
             console.log(`${r.path}: ${v.label}  (${r.kind === 'video' ? `${v.frames} frames, ${v.unknownFrames} unknown, mean ` : ''}${probs})`);
             if (r.kind === 'video') {
-              for (const f of r.frames) console.log(`  ${f.timestampS!.toFixed(2).padStart(8)} s  ${f.label.padEnd(16)} ${Object.entries(f.probabilities).map(([l, p]) => `${l} ${pct(p)}`).join(', ')}${f.scopeScore !== null ? `  scope ${f.scopeScore.toFixed(3)}` : ''}`);
+              for (const f of r.frames)
+                console.log(
+                  `  ${f.timestampS!.toFixed(2).padStart(8)} s  ${f.label.padEnd(16)} ${Object.entries(f.probabilities)
+                    .map(([l, p]) => `${l} ${pct(p)}`)
+                    .join(', ')}${f.scopeScore !== null ? `  scope ${f.scopeScore.toFixed(3)}` : ''}`,
+                );
             }
           }
         }
@@ -245,7 +329,12 @@ export function registerPredictCommands(program: Command): void {
       const config = loadConfig();
       const request: BatchPredictRequest = {
         model: ref,
-        videoIds: opts.videos ? opts.videos.split(',').map((s) => s.trim()).filter(Boolean) : [],
+        videoIds: opts.videos
+          ? opts.videos
+              .split(',')
+              .map((s) => s.trim())
+              .filter(Boolean)
+          : [],
         ...(opts.catalogLabel ? { catalogLabel: opts.catalogLabel } : {}),
         maxVideos: Number(opts.maxVideos),
         gpuTaskQueue: config.REELSET_GPU_TASK_QUEUE,
@@ -263,7 +352,10 @@ export function registerPredictCommands(program: Command): void {
         }
         const r = await handle.result();
         if (opts.json) printJson(r);
-        else console.log(`${r.model.name}@${r.model.version}: ${r.videos} videos (${r.failed} failed) ${JSON.stringify(r.perLabel)}; ${r.frameLabels} model labels; ${r.predictionsKey}`);
+        else
+          console.log(
+            `${r.model.name}@${r.model.version}: ${r.videos} videos (${r.failed} failed) ${JSON.stringify(r.perLabel)}; ${r.frameLabels} model labels; ${r.predictionsKey}`,
+          );
       } finally {
         await close();
       }
@@ -296,7 +388,10 @@ export function registerPredictCommands(program: Command): void {
       const m = await exportStudent(files, opts.out, { toolsDir: config.REELSET_TOOLS_DIR, source });
       if (scope) await fs.writeFile(path.join(opts.out, 'scope.json'), JSON.stringify(scope));
       if (opts.json) printJson(m);
-      else console.log(`${source} -> ${path.resolve(opts.out)}: student.onnx ${(m.files.float32.bytes / 1e6).toFixed(1)} MB, student-fp16.onnx ${(m.files.float16Weights.bytes / 1e6).toFixed(1)} MB`);
+      else
+        console.log(
+          `${source} -> ${path.resolve(opts.out)}: student.onnx ${(m.files.float32.bytes / 1e6).toFixed(1)} MB, student-fp16.onnx ${(m.files.float16Weights.bytes / 1e6).toFixed(1)} MB`,
+        );
     });
 
   (models ?? program)

@@ -76,7 +76,9 @@ export function registerRunsList(runs: Command): void {
           return;
         }
         const w = Math.min(64, Math.max(...rows.map((r) => r.workflowId.length), 11));
-        console.log(`${'workflow id'.padEnd(w)}  ${'type'.padEnd(19)} ${'label'.padEnd(14)} ${'stage'.padEnd(10)} ${'status'.padEnd(10)} ${'started'.padEnd(20)} time`);
+        console.log(
+          `${'workflow id'.padEnd(w)}  ${'type'.padEnd(19)} ${'label'.padEnd(14)} ${'stage'.padEnd(10)} ${'status'.padEnd(10)} ${'started'.padEnd(20)} time`,
+        );
         for (const r of rows) {
           console.log(
             `${r.workflowId.padEnd(w)}  ${r.type.padEnd(19)} ${(r.label ?? '-').padEnd(14)} ${(r.stage ?? '-').padEnd(10)} ${r.status.padEnd(10)} ${r.startTime.slice(0, 19).replace('T', ' ').padEnd(20)} ${duration(r.durationS)}`,

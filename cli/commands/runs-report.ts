@@ -41,7 +41,9 @@ export async function openInBrowser(file: string): Promise<boolean> {
 export function registerRunsReport(runs: Command): void {
   runs
     .command('report')
-    .description('build the run report (steps, timings, counts, contact sheets, training curves, confusion matrices, failures), store it at s3://<bucket>/runs/<id>/report.html and open a local copy')
+    .description(
+      'build the run report (steps, timings, counts, contact sheets, training curves, confusion matrices, failures), store it at s3://<bucket>/runs/<id>/report.html and open a local copy',
+    )
     .argument('<workflowId>')
     .option('--out <file>', 'local copy (default: <REELSET_DATA_DIR>/reports/<id>.html)')
     .option('--no-open', 'do not open the local copy in a browser')
@@ -56,7 +58,9 @@ export function registerRunsReport(runs: Command): void {
         const opened = opts.open ? await openInBrowser(out) : false;
         if (opts.json) printJson({ ...summary, s3: store.uri(summary.reportKey), file: out, opened });
         else {
-          console.log(`report: ${store.uri(summary.reportKey)} (${(summary.bytes / 1024).toFixed(0)} KB, ${summary.steps} steps, ${summary.charts} charts, ${summary.contactSheets} contact sheets)`);
+          console.log(
+            `report: ${store.uri(summary.reportKey)} (${(summary.bytes / 1024).toFixed(0)} KB, ${summary.steps} steps, ${summary.charts} charts, ${summary.contactSheets} contact sheets)`,
+          );
           console.log(`local copy: ${out}${opened ? ' (opened)' : opts.open ? ' (no browser to open it here: open the file)' : ''}`);
         }
       });

@@ -63,7 +63,8 @@ export async function runView(client: Client, config: Config, workflowId: string
   try {
     desc = await handle.describe();
   } catch (err) {
-    if (err instanceof WorkflowNotFoundError) throw new UsageError(`no run with workflow id ${JSON.stringify(workflowId)} in namespace ${config.TEMPORAL_NAMESPACE}`);
+    if (err instanceof WorkflowNotFoundError)
+      throw new UsageError(`no run with workflow id ${JSON.stringify(workflowId)} in namespace ${config.TEMPORAL_NAMESPACE}`);
     throw err;
   }
   const status = desc.status.name.toLowerCase();
@@ -79,7 +80,9 @@ export async function runView(client: Client, config: Config, workflowId: string
     steps: [],
     pendingActivities: (desc.raw.pendingActivities ?? []).map((a) => ({
       activity: a.activityType?.name ?? '?',
-      state: String(a.state ?? '').replace('PENDING_ACTIVITY_STATE_', '').toLowerCase(),
+      state: String(a.state ?? '')
+        .replace('PENDING_ACTIVITY_STATE_', '')
+        .toLowerCase(),
       attempt: a.attempt ?? 1,
       ...(a.lastFailure?.message ? { lastFailure: a.lastFailure.message } : {}),
       ...(a.lastHeartbeatTime?.seconds ? { lastHeartbeat: new Date(Number(a.lastHeartbeatTime.seconds) * 1000).toISOString() } : {}),
@@ -121,12 +124,16 @@ export async function runView(client: Client, config: Config, workflowId: string
       .map((r) => ({ step: r.step, durationMs: r.duration_ms, finishedAt: r.finished_at?.toISOString() ?? null, summary: r.summary ?? {} }))
       .sort((a, b) => rank(a.step) - rank(b.step));
     const run = await repos.runs.get(pool, workflowId);
-    if ((run?.status === 'failed' || run?.status === 'cancelled') && !view.failure && run.result) view.failure = { type: String(run.result['type'] ?? 'Error'), message: String(run.result['error'] ?? '') };
+    if ((run?.status === 'failed' || run?.status === 'cancelled') && !view.failure && run.result)
+      view.failure = { type: String(run.result['type'] ?? 'Error'), message: String(run.result['error'] ?? '') };
     const ds = view.steps.find((s) => s.step === 'dataset')?.summary;
     if (ds?.['datasetKey']) view.artefacts.dataset = `s3://${config.S3_BUCKET}/${String(ds['datasetKey'])}`;
-    view.artefacts.models = (await repos.models.ofRun(pool, workflowId)).map((m) => `${m.role} ${m.name} v${m.version} (${m.stage}): s3://${config.S3_BUCKET}/${m.artifact_prefix}/`);
+    view.artefacts.models = (await repos.models.ofRun(pool, workflowId)).map(
+      (m) => `${m.role} ${m.name} v${m.version} (${m.stage}): s3://${config.S3_BUCKET}/${m.artifact_prefix}/`,
+    );
     const sheets = view.steps.find((s) => s.step === 'dedupe')?.summary['contactSheets'];
-    if (sheets && typeof sheets === 'object') view.artefacts.contactSheets = Object.values(sheets as Record<string, string>).map((k) => `s3://${config.S3_BUCKET}/${k}`);
+    if (sheets && typeof sheets === 'object')
+      view.artefacts.contactSheets = Object.values(sheets as Record<string, string>).map((k) => `s3://${config.S3_BUCKET}/${k}`);
   } catch (err) {
     view.notes.push(`Postgres at ${redactedDatabaseUrl(config)}: ${(err as Error).message}`);
   }
@@ -147,20 +154,29 @@ function printView(v: RunView): void {
   lines.push(`  status ${v.status}${v.stage ? `, stage ${v.stage}` : ''}; started ${v.startTime}${v.closeTime ? `, closed ${v.closeTime}` : ''}`);
   if (v.progress && 'stepsDone' in v.progress) {
     const p = v.progress;
-    lines.push(`  progress: ${p.stage}; done ${p.stepsDone.join(', ') || '-'}; videos ${p.videos.extracted + p.videos.failed}/${p.videos.total} (${p.videos.failed} failed, ${p.videos.running} running)`);
+    lines.push(
+      `  progress: ${p.stage}; done ${p.stepsDone.join(', ') || '-'}; videos ${p.videos.extracted + p.videos.failed}/${p.videos.total} (${p.videos.failed} failed, ${p.videos.running} running)`,
+    );
   } else if (v.progress) {
     const p = v.progress;
     lines.push(`  progress: ${p.done.length}/${p.total} labels done; running ${p.running.join(', ') || '-'}`);
   }
   if (v.failure) lines.push('', `failure: ${v.failure.type}: ${v.failure.message}`);
   for (const a of v.pendingActivities) {
-    lines.push(`  pending activity ${a.activity}: ${a.state}, attempt ${a.attempt}${a.lastHeartbeat ? `, last heartbeat ${a.lastHeartbeat}` : ''}${a.lastFailure ? `, last failure: ${a.lastFailure}` : ''}`);
+    lines.push(
+      `  pending activity ${a.activity}: ${a.state}, attempt ${a.attempt}${a.lastHeartbeat ? `, last heartbeat ${a.lastHeartbeat}` : ''}${a.lastFailure ? `, last failure: ${a.lastFailure}` : ''}`,
+    );
   }
   if (v.steps.length) {
     lines.push('', 'step       time      summary');
     for (const s of v.steps) {
       const summary = Object.entries(s.summary)
-        .filter(([k, val]) => !['videoIds', 'modelPrefix', 'datasetKey', 'contactSheets', 'models', 'evaluation', 'counts', 'labels', 'labelsFingerprint'].includes(k) && val !== null && typeof val !== 'object')
+        .filter(
+          ([k, val]) =>
+            !['videoIds', 'modelPrefix', 'datasetKey', 'contactSheets', 'models', 'evaluation', 'counts', 'labels', 'labelsFingerprint'].includes(k) &&
+            val !== null &&
+            typeof val !== 'object',
+        )
         .map(([k, val]) => `${k}=${typeof val === 'number' && !Number.isInteger(val) ? val.toFixed(4) : val}`)
         .join(' ');
       lines.push(`${s.step.padEnd(10)} ${s.durationMs === null ? '      ' : ((s.durationMs ?? 0) / 1000).toFixed(1).padStart(6)} s  ${summary}`);
@@ -191,7 +207,14 @@ function printView(v: RunView): void {
     for (const c of a.contactSheets) lines.push(`  contact sheet: ${c}`);
     if (a.report) lines.push(`  report: ${a.report}`);
   }
-  lines.push('', 'where to look:', `  Temporal UI: ${v.where.temporalUi}`, `  run manifests: ${v.where.manifests}`, `  worker logs: ${v.where.logs.join(', ')}`, `  report: ${v.where.report}`);
+  lines.push(
+    '',
+    'where to look:',
+    `  Temporal UI: ${v.where.temporalUi}`,
+    `  run manifests: ${v.where.manifests}`,
+    `  worker logs: ${v.where.logs.join(', ')}`,
+    `  report: ${v.where.report}`,
+  );
   for (const n of v.notes) lines.push(`  note: ${n}`);
   console.log(lines.join('\n'));
 }

@@ -68,7 +68,13 @@ export function registerRunCommands(program: Command): void {
         const poll = poller(client, 2000, async () => {
           const p = await handle.query(progressQuery);
           // While people label: where, how far, until when.
-          const l = p.stage === 'label' ? await client.workflow.getHandle(labelingChildWorkflowId(workflowId)).query(labelingProgressQuery).catch(() => undefined) : undefined;
+          const l =
+            p.stage === 'label'
+              ? await client.workflow
+                  .getHandle(labelingChildWorkflowId(workflowId))
+                  .query(labelingProgressQuery)
+                  .catch(() => undefined)
+              : undefined;
           const line = progressLine(p) + (l?.projectUrl ? `\n  people label at ${l.projectUrl}: ${l.done}/${l.tasks} done, deadline ${l.deadline}` : '');
           if (line !== last) console.error(line);
           last = line;

@@ -166,7 +166,13 @@ export async function applySchedules(client: Client, file: SchedulesFile, config
     const changed = scheduleDiff(s, d, config);
     if (changed.length) {
       const want = scheduleOptions(s, config);
-      await handle.update((prev) => ({ ...prev, spec: want.spec, action: want.action, policies: want.policies, state: { paused: prev.state.paused, note: prev.state.note } }));
+      await handle.update((prev) => ({
+        ...prev,
+        spec: want.spec,
+        action: want.action,
+        policies: want.policies,
+        state: { paused: prev.state.paused, note: prev.state.note },
+      }));
     }
     out.push({ id: s.id, action: changed.length ? 'updated' : 'unchanged', changed, paused: d.state.paused, ...(d.state.note ? { note: d.state.note } : {}) });
   }
@@ -253,7 +259,16 @@ export async function scheduleView(client: Client, s: ScheduleConfig, config: Pi
     d = await client.schedule.getHandle(s.id).describe();
   } catch (err) {
     if (!(err instanceof ScheduleNotFoundError)) throw err;
-    return { ...base, exists: false, paused: false, nextRuns: [], counts: { taken: 0, skippedOverlap: 0, missedCatchupWindow: 0 }, running: [], lastResults: [], driftFromFile: [] };
+    return {
+      ...base,
+      exists: false,
+      paused: false,
+      nextRuns: [],
+      counts: { taken: 0, skippedOverlap: 0, missedCatchupWindow: 0 },
+      running: [],
+      lastResults: [],
+      driftFromFile: [],
+    };
   }
   const lastResults: ScheduleRunView[] = [];
   for (const a of [...d.info.recentActions].reverse()) {
@@ -290,14 +305,17 @@ async function withSchedule<T>(id: string, client: Client, fn: (h: ScheduleHandl
   try {
     return await fn(client.schedule.getHandle(id));
   } catch (err) {
-    if (err instanceof ScheduleNotFoundError) throw new UsageError(`schedule ${JSON.stringify(id)} does not exist in Temporal: run \`reelset schedule apply\` first`);
+    if (err instanceof ScheduleNotFoundError)
+      throw new UsageError(`schedule ${JSON.stringify(id)} does not exist in Temporal: run \`reelset schedule apply\` first`);
     throw err;
   }
 }
 
 /** Register the schedule commands. */
 export function registerScheduleCommands(program: Command): void {
-  const schedule = program.command('schedule').description(`the retraining schedules declared in ${path.relative(process.cwd(), DEFAULT_SCHEDULES_FILE) || DEFAULT_SCHEDULES_FILE}`);
+  const schedule = program
+    .command('schedule')
+    .description(`the retraining schedules declared in ${path.relative(process.cwd(), DEFAULT_SCHEDULES_FILE) || DEFAULT_SCHEDULES_FILE}`);
   const fileOption = ['--file <file>', 'schedules file', DEFAULT_SCHEDULES_FILE] as const;
 
   schedule
@@ -314,7 +332,9 @@ export function registerScheduleCommands(program: Command): void {
         if (opts.json) printJson({ file: opts.file, schedules: done });
         else {
           for (const o of done) {
-            console.log(`${o.id}: ${o.action}${o.changed.length ? ` (${o.changed.join(', ')})` : ''}${o.paused ? `; PAUSED${o.note ? `: ${o.note}` : ''} (reelset schedule unpause --id ${o.id})` : ''}`);
+            console.log(
+              `${o.id}: ${o.action}${o.changed.length ? ` (${o.changed.join(', ')})` : ''}${o.paused ? `; PAUSED${o.note ? `: ${o.note}` : ''} (reelset schedule unpause --id ${o.id})` : ''}`,
+            );
           }
         }
       } finally {
@@ -341,15 +361,21 @@ export function registerScheduleCommands(program: Command): void {
           return;
         }
         for (const v of views) {
-          const lines = [`schedule ${v.id}${v.exists ? (v.paused ? `  PAUSED${v.note ? `: ${v.note}` : ''}` : '  active') : '  NOT CREATED (run `reelset schedule apply`)'}`];
+          const lines = [
+            `schedule ${v.id}${v.exists ? (v.paused ? `  PAUSED${v.note ? `: ${v.note}` : ''}` : '  active') : '  NOT CREATED (run `reelset schedule apply`)'}`,
+          ];
           lines.push(`  when: ${v.when.join('; ')} (${v.timeZone})`);
-          lines.push(`  overlap ${v.overlap}, catch-up window ${(v.catchupWindowMs / 3_600_000).toFixed(2).replace(/\.?0+$/, '')} h, pause on failure ${v.pauseOnFailure ? 'yes' : 'no'}`);
+          lines.push(
+            `  overlap ${v.overlap}, catch-up window ${(v.catchupWindowMs / 3_600_000).toFixed(2).replace(/\.?0+$/, '')} h, pause on failure ${v.pauseOnFailure ? 'yes' : 'no'}`,
+          );
           lines.push(`  action: ${v.action}`);
           if (v.driftFromFile.length) lines.push(`  differs from the file: ${v.driftFromFile.join(', ')} (run \`reelset schedule apply\`)`);
           if (v.exists) {
             lines.push(`  next runs:${v.nextRuns.length ? '' : ' none (paused)'}`);
             for (const n of v.nextRuns) lines.push(`    ${n}`);
-            lines.push(`  runs started ${v.counts.taken}, skipped as overlapping ${v.counts.skippedOverlap}, missed (past the catch-up window) ${v.counts.missedCatchupWindow}`);
+            lines.push(
+              `  runs started ${v.counts.taken}, skipped as overlapping ${v.counts.skippedOverlap}, missed (past the catch-up window) ${v.counts.missedCatchupWindow}`,
+            );
             for (const r of v.running) lines.push(`  running now: ${r}`);
             lines.push(`  last results:${v.lastResults.length ? '' : ' none yet'}`);
             for (const r of v.lastResults) lines.push(`    ${r.scheduledAt}  ${r.workflowId}  ${r.status}: ${r.summary}`);
@@ -377,7 +403,10 @@ export function registerScheduleCommands(program: Command): void {
       }
     });
 
-  for (const [name, pause] of [['pause', true], ['unpause', false]] as const) {
+  for (const [name, pause] of [
+    ['pause', true],
+    ['unpause', false],
+  ] as const) {
     schedule
       .command(name)
       .description(pause ? 'pause a schedule (no run starts until unpaused)' : 'unpause a schedule (after a failure paused it, or an operator did)')
@@ -388,7 +417,9 @@ export function registerScheduleCommands(program: Command): void {
         const s = one(readSchedulesFile(opts.file), opts.id);
         const { client, close } = await temporalClient();
         try {
-          await withSchedule(s.id, client, (h) => (pause ? h.pause(opts.note ?? 'paused with reelset schedule pause') : h.unpause(opts.note ?? 'unpaused with reelset schedule unpause')));
+          await withSchedule(s.id, client, (h) =>
+            pause ? h.pause(opts.note ?? 'paused with reelset schedule pause') : h.unpause(opts.note ?? 'unpaused with reelset schedule unpause'),
+          );
           console.log(`${s.id}: ${pause ? 'paused' : 'unpaused'}`);
         } finally {
           await close();

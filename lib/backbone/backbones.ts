@@ -314,12 +314,15 @@ export interface BackboneWeights {
 export function readBackboneWeights(spec: BackboneSpec, files: BackboneFiles): BackboneWeights {
   const index = JSON.parse(readFileSync(files.weightsIndex, 'utf8')) as BackboneWeightsIndex;
   if (index.pthSha256 !== spec.source.pthSha256) {
-    throw new InvalidInputError(`${files.weightsIndex}: checkpoint ${index.pthSha256?.slice(0, 12)}, pinned ${spec.source.pthSha256.slice(0, 12)}: reconvert with infra/convert-backbones.ts`);
+    throw new InvalidInputError(
+      `${files.weightsIndex}: checkpoint ${index.pthSha256?.slice(0, 12)}, pinned ${spec.source.pthSha256.slice(0, 12)}: reconvert with infra/convert-backbones.ts`,
+    );
   }
   const buf = readFileSync(files.weights);
   const data = new Float32Array(buf.byteLength / 4);
   new Uint8Array(data.buffer).set(buf);
   const needed = index.tensors.reduce((n, t) => Math.max(n, t.offset + t.shape.reduce((a, b) => a * b, 1)), 0);
-  if (data.length < needed) throw new InvalidInputError(`${files.weights}: ${data.length} floats, the index needs ${needed}: reconvert with infra/convert-backbones.ts`);
+  if (data.length < needed)
+    throw new InvalidInputError(`${files.weights}: ${data.length} floats, the index needs ${needed}: reconvert with infra/convert-backbones.ts`);
   return { spec, index, data, weightsSha256: index.pthSha256 };
 }

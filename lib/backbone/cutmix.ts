@@ -49,7 +49,10 @@ export function cutmix(a: RawImage, b: RawImage, rng: Rng): CutMixResult {
   if (!Number.isInteger(W) || !Number.isInteger(H) || W <= 0 || H <= 0 || !Number.isInteger(c) || c <= 0) {
     throw new InvalidInputError(`cutmix: bad image size ${W}x${H}x${c}`);
   }
-  for (const [name, img] of [['a', a], ['b', b]] as const) {
+  for (const [name, img] of [
+    ['a', a],
+    ['b', b],
+  ] as const) {
     if (img.data.length !== W * H * c) {
       throw new InvalidInputError(`cutmix: image ${name} has ${img.data.length} bytes, expected ${W * H * c}`);
     }

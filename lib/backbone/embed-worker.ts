@@ -9,7 +9,16 @@ import { InvalidInputError, type EmbeddingModelId } from '../../contracts';
 import { mulberry32 } from '../rng';
 import { tensorflowIfStarted } from '../tf';
 import { cutmix } from './cutmix';
-import { BACKBONES, decodePixels, inputFromPixels, loadFeatureExtractor, type BackboneName, type BackboneOptions, type BackboneSpec, type FeatureExtractor } from './model';
+import {
+  BACKBONES,
+  decodePixels,
+  inputFromPixels,
+  loadFeatureExtractor,
+  type BackboneName,
+  type BackboneOptions,
+  type BackboneSpec,
+  type FeatureExtractor,
+} from './model';
 
 /** What {@link init} answers. */
 export interface ThreadModelInfo {
@@ -113,7 +122,10 @@ export async function embedFrames(backbone: BackboneName, images: Uint8Array[], 
       }
     });
     if (todo.length) {
-      const f = await m.features(todo.map((i) => batch[i - start]!.pixels!), { batchSize: todo.length });
+      const f = await m.features(
+        todo.map((i) => batch[i - start]!.pixels!),
+        { batchSize: todo.length },
+      );
       todo.forEach((i, r) => {
         vectors.set(f.vectors.subarray(r * dim, (r + 1) * dim), i * dim);
         norms[i] = f.norms[r]!;
@@ -142,7 +154,12 @@ export async function embedFrames(backbone: BackboneName, images: Uint8Array[], 
  * @param seeds one 32-bit seed per sample (the same seed gives the same box).
  * @throws InvalidInputError naming the sample when an image cannot be decoded.
  */
-export async function cutmixFrames(backbone: BackboneName, pairs: Array<[Uint8Array, Uint8Array]>, seeds: number[], batchSize: number): Promise<ThreadCutmixResult> {
+export async function cutmixFrames(
+  backbone: BackboneName,
+  pairs: Array<[Uint8Array, Uint8Array]>,
+  seeds: number[],
+  batchSize: number,
+): Promise<ThreadCutmixResult> {
   const m = await model(backbone);
   const size = m.spec.inputSize;
   const lambdas = new Float32Array(pairs.length);
@@ -173,7 +190,11 @@ export async function cutmixFrames(backbone: BackboneName, pairs: Array<[Uint8Ar
  * @returns unit rows, norms and `images.length * 1000` logits.
  * @throws InvalidInputError naming the image when one cannot be decoded.
  */
-export async function logitsFrames(backbone: BackboneName, images: Uint8Array[], batchSize: number): Promise<{ vectors: Float32Array; norms: Float32Array; logits: Float32Array }> {
+export async function logitsFrames(
+  backbone: BackboneName,
+  images: Uint8Array[],
+  batchSize: number,
+): Promise<{ vectors: Float32Array; norms: Float32Array; logits: Float32Array }> {
   const m = await model(backbone);
   const pixels = await Promise.all(
     images.map((img, i) =>

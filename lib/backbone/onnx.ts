@@ -54,7 +54,9 @@ export async function openOnnxSession(found: Pick<BackboneFiles, 'onnx' | 'prove
   const file = found.onnx;
   const actual = await sha256File(file);
   if (actual !== found.provenance.onnxSha256) {
-    throw new Error(`${file}: sha256 ${actual.slice(0, 12)} differs from its provenance (${found.provenance.onnxSha256.slice(0, 12)}); reconvert with infra/convert-backbones.ts`);
+    throw new Error(
+      `${file}: sha256 ${actual.slice(0, 12)} differs from its provenance (${found.provenance.onnxSha256.slice(0, 12)}); reconvert with infra/convert-backbones.ts`,
+    );
   }
   const ort = require('onnxruntime-node') as typeof Ort;
   const base: Ort.InferenceSession.SessionOptions = {

@@ -65,7 +65,13 @@ export interface EmbedPacksOptions {
 /** Whether a pack is complete: its index lists the wanted frames with norms and its rows file has the right size. */
 async function packComplete(store: ObjectStore, entry: VideoVectors, wanted: number, dim: number): Promise<boolean> {
   const idx = await store.getJson<VectorIndex>(entry.indexKey);
-  return !!idx && idx.frameKeys.length === wanted && Array.isArray(idx.norms) && idx.norms.length === wanted && (await store.head(entry.vectorsKey)) === wanted * dim * 4;
+  return (
+    !!idx &&
+    idx.frameKeys.length === wanted &&
+    Array.isArray(idx.norms) &&
+    idx.norms.length === wanted &&
+    (await store.head(entry.vectorsKey)) === wanted * dim * 4
+  );
 }
 
 /**
@@ -76,7 +82,13 @@ async function packComplete(store: ObjectStore, entry: VideoVectors, wanted: num
  * @throws MissingArtifactError naming a frame listed but not in the bucket.
  * @throws InvalidInputError naming the image when one cannot be decoded.
  */
-export async function embedPacks(store: ObjectStore, thread: EmbeddingThread, backbone: BackboneName, requests: PackRequest[], opts: EmbedPacksOptions = {}): Promise<PacksResult> {
+export async function embedPacks(
+  store: ObjectStore,
+  thread: EmbeddingThread,
+  backbone: BackboneName,
+  requests: PackRequest[],
+  opts: EmbedPacksOptions = {},
+): Promise<PacksResult> {
   const batch = opts.batchSize ?? 16;
   const { id: model, backend } = await thread.model(backbone);
   const mkey = embeddingModelKey(model);

@@ -117,7 +117,8 @@ export function buildTfjsBackbone(tf: Tf, weights: BackboneWeights): TfjsBackbon
     const inp = x;
     const mid = b.inputFilters * b.expandRatio;
     let h = x;
-    if (b.expandRatio !== 1) h = relu6(bn(conv(h, `${p}_expand_conv`, `${t}._expand_conv`, b.inputFilters, mid, 1, 1), `${p}_expand_bn`, `${t}._bn0`, mid), `${p}_expand_relu`);
+    if (b.expandRatio !== 1)
+      h = relu6(bn(conv(h, `${p}_expand_conv`, `${t}._expand_conv`, b.inputFilters, mid, 1, 1), `${p}_expand_bn`, `${t}._bn0`, mid), `${p}_expand_relu`);
     h = relu6(bn(depthwise(h, `${p}_dw_conv`, `${t}._depthwise_conv`, mid, b.kernel, b.stride), `${p}_dw_bn`, `${t}._bn1`, mid), `${p}_dw_relu`);
     h = bn(conv(h, `${p}_project_conv`, `${t}._project_conv`, mid, b.outputFilters, 1, 1), `${p}_project_bn`, `${t}._bn2`, b.outputFilters);
     if (b.skip) {

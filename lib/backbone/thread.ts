@@ -63,7 +63,12 @@ export class EmbeddingThread {
    * @returns unit-length rows of the mixed images, their norms and each one's lambda.
    * @throws InvalidInputError naming the sample when an image cannot be decoded.
    */
-  async cutmix(pairs: Array<[Uint8Array, Uint8Array]>, seeds: number[], batchSize = 8, backbone: BackboneName = 'efficientnet_lite0'): Promise<ThreadCutmixResult> {
+  async cutmix(
+    pairs: Array<[Uint8Array, Uint8Array]>,
+    seeds: number[],
+    batchSize = 8,
+    backbone: BackboneName = 'efficientnet_lite0',
+  ): Promise<ThreadCutmixResult> {
     await this.model(backbone);
     return this.thread.call<ThreadCutmixResult>('cutmixFrames', [backbone, pairs, seeds, batchSize]);
   }
@@ -73,7 +78,11 @@ export class EmbeddingThread {
    * @returns unit rows, norms and `images.length * 1000` logits.
    * @throws InvalidInputError naming the image when one cannot be decoded.
    */
-  async logits(images: Uint8Array[], backbone: BackboneName = 'efficientnet_lite0', batchSize = 8): Promise<{ vectors: Float32Array; norms: Float32Array; logits: Float32Array }> {
+  async logits(
+    images: Uint8Array[],
+    backbone: BackboneName = 'efficientnet_lite0',
+    batchSize = 8,
+  ): Promise<{ vectors: Float32Array; norms: Float32Array; logits: Float32Array }> {
     await this.model(backbone);
     return this.thread.call('logitsFrames', [backbone, images, batchSize]);
   }
@@ -88,7 +97,14 @@ export class EmbeddingThread {
     return {
       id: info.id,
       backend: info.backend,
-      embed: async (images, options) => (await this.embed(images.map((b) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength)), options?.batchSize ?? 8, backbone)).vectors,
+      embed: async (images, options) =>
+        (
+          await this.embed(
+            images.map((b) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength)),
+            options?.batchSize ?? 8,
+            backbone,
+          )
+        ).vectors,
     };
   }
 

@@ -30,7 +30,11 @@ export async function allocateVersion(c: PoolClient, name: string, workflowId: s
   const next = await c.query<{ v: number }>('SELECT coalesce(max(version), 0) + 1 AS v FROM datasets WHERE name = $1', [name]);
   const v = next.rows[0]!.v;
   await c.query('INSERT INTO datasets (name, version, workflow_id, manifest_key, counts) VALUES ($1, $2, $3, $4, $5)', [
-    name, v, workflowId, datasetManifestKey(name, v), JSON.stringify(counts),
+    name,
+    v,
+    workflowId,
+    datasetManifestKey(name, v),
+    JSON.stringify(counts),
   ]);
   return v;
 }

@@ -24,7 +24,10 @@ export async function ofLabel(db: Queryable, label: string, modelKey: string, ex
 }
 
 /** Record a run's segment (a retried run overwrites its own). */
-export async function record(db: Queryable, s: { label: string; modelKey: string; workflowId: string; vectorsKey: string; indexKey: string; frames: number }): Promise<void> {
+export async function record(
+  db: Queryable,
+  s: { label: string; modelKey: string; workflowId: string; vectorsKey: string; indexKey: string; frames: number },
+): Promise<void> {
   await db.query(
     `INSERT INTO dedupe_segments (label, model_key, workflow_id, vectors_key, index_key, frames) VALUES ($1, $2, $3, $4, $5, $6)
      ON CONFLICT (label, model_key, workflow_id) DO UPDATE SET vectors_key = EXCLUDED.vectors_key, index_key = EXCLUDED.index_key, frames = EXCLUDED.frames`,

@@ -53,7 +53,9 @@ export async function frames(db: Queryable, label: string, version: number): Pro
 
 /** Every version's row, oldest first. */
 export async function history(db: Queryable, label: string): Promise<EvalSetHead[]> {
-  const r = await db.query<EvalSetHead>('SELECT version, frames, videos, counts, actor, reason, created_at FROM eval_sets WHERE label = $1 ORDER BY version', [label]);
+  const r = await db.query<EvalSetHead>('SELECT version, frames, videos, counts, actor, reason, created_at FROM eval_sets WHERE label = $1 ORDER BY version', [
+    label,
+  ]);
   return r.rows;
 }
 
@@ -72,7 +74,15 @@ export async function videos(db: Queryable, label: string): Promise<Set<string>>
  */
 export async function insertVersion(
   c: PoolClient,
-  v: { label: string; version: number; frames: readonly EvalSetFrame[]; addedVideos: readonly string[]; counts: Record<string, number>; actor: string; reason: string },
+  v: {
+    label: string;
+    version: number;
+    frames: readonly EvalSetFrame[];
+    addedVideos: readonly string[];
+    counts: Record<string, number>;
+    actor: string;
+    reason: string;
+  },
 ): Promise<void> {
   const videoCount = new Set(v.frames.map((f) => f.videoId)).size;
   await c.query('INSERT INTO eval_sets (label, version, frames, videos, counts, actor, reason) VALUES ($1,$2,$3,$4,$5,$6,$7)', [

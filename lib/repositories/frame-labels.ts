@@ -82,7 +82,11 @@ export async function upsertRunLabel(db: Queryable, workflowId: string, f: RunLa
  *
  * @returns the rows written.
  */
-export async function upsertModelLabels(db: Queryable, workflowId: string, rows: ReadonlyArray<{ frameKey: string; label: string; confidence: number }>): Promise<number> {
+export async function upsertModelLabels(
+  db: Queryable,
+  workflowId: string,
+  rows: ReadonlyArray<{ frameKey: string; label: string; confidence: number }>,
+): Promise<number> {
   const res = await db.query(
     `INSERT INTO frame_labels (frame_key, workflow_id, label, source, confidence)
      SELECT t.k, $2, t.l, 'model', t.c FROM unnest($1::text[], $3::text[], $4::real[]) AS t(k, l, c) JOIN frames f ON f.s3_key = t.k
@@ -97,7 +101,10 @@ export async function upsertModelLabels(db: Queryable, workflowId: string, rows:
  *
  * @param h.workflowId the run that first sent the frame's task.
  */
-export async function upsertHuman(db: Queryable, h: { frameKey: string; workflowId: string; label: string; annotator: string; annotationId: number }): Promise<void> {
+export async function upsertHuman(
+  db: Queryable,
+  h: { frameKey: string; workflowId: string; label: string; annotator: string; annotationId: number },
+): Promise<void> {
   await db.query(
     `INSERT INTO frame_labels (frame_key, workflow_id, label, source, confidence, annotator, annotation_id)
      VALUES ($1, $2, $3, 'human', 1, $4, $5)
@@ -126,7 +133,10 @@ export async function removeHumanOfAnnotations(db: Queryable, annotationIds: rea
  * @param q.family the label and its descendants (what "carries the label" means in the catalog).
  * @param q.keys null: every frame.
  */
-export async function ofLabelRuns(db: Queryable, q: { label: string; runIds: readonly string[]; family: readonly string[]; keys: readonly string[] | null }): Promise<LabelRunRow[]> {
+export async function ofLabelRuns(
+  db: Queryable,
+  q: { label: string; runIds: readonly string[]; family: readonly string[]; keys: readonly string[] | null },
+): Promise<LabelRunRow[]> {
   const res = await db.query<LabelRunRow>(
     `SELECT fl.frame_key, f.video_id, fl.workflow_id, fl.label, fl.source, fl.confidence, fl.annotator, fl.annotation_id,
             fl.created_at, fl.updated_at, fl.origin, fl.inherited_from, fl.inherited_key, fl.inherited_label,

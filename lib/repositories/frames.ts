@@ -21,16 +21,34 @@ export async function insertMany(db: Queryable, videoId: string, paramsHash: str
          AS r(k, i, t, w, h, b, s, sh, br)
      ON CONFLICT (s3_key) DO NOTHING`,
     [
-      fr.map((f) => f.key), videoId, paramsHash, fr.map((f) => f.index), fr.map((f) => f.timestampS),
-      fr.map((f) => f.width), fr.map((f) => f.height), fr.map((f) => f.bytes), fr.map((f) => f.sha256),
-      fr.map((f) => f.sharpness), fr.map((f) => f.brightness),
+      fr.map((f) => f.key),
+      videoId,
+      paramsHash,
+      fr.map((f) => f.index),
+      fr.map((f) => f.timestampS),
+      fr.map((f) => f.width),
+      fr.map((f) => f.height),
+      fr.map((f) => f.bytes),
+      fr.map((f) => f.sha256),
+      fr.map((f) => f.sharpness),
+      fr.map((f) => f.brightness),
     ],
   );
 }
 
 /** The frames of one extraction of a video sampled before index `beforeIndex`, by index (what a resumed extraction keeps). */
 export async function sampledBefore(db: Queryable, videoId: string, paramsHash: string, beforeIndex: number): Promise<FrameRecord[]> {
-  const res = await db.query<{ s3_key: string; frame_index: number; timestamp_s: number; width: number; height: number; bytes: number; sha256: string; sharpness: number; brightness: number }>(
+  const res = await db.query<{
+    s3_key: string;
+    frame_index: number;
+    timestamp_s: number;
+    width: number;
+    height: number;
+    bytes: number;
+    sha256: string;
+    sharpness: number;
+    brightness: number;
+  }>(
     `SELECT s3_key, frame_index, timestamp_s, width, height, bytes, sha256, sharpness, brightness
        FROM frames WHERE video_id = $1 AND params_hash = $2 AND frame_index < $3 ORDER BY frame_index`,
     [videoId, paramsHash, beforeIndex],

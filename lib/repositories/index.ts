@@ -28,6 +28,21 @@ import * as videos from './videos';
 export type { LabelVideo } from './label-videos';
 
 export const repos = {
-  labels, videos, videoLabels, frames, runs, labelVideos, datasets, datasetFingerprints, dedupeSegments, frameLabels,
-  labelingProjects, labelingRuns, labelingTasks, labelingAnnotations, models, modelEvaluations, evalSets,
+  labels,
+  videos,
+  videoLabels,
+  frames,
+  runs,
+  labelVideos,
+  datasets,
+  datasetFingerprints,
+  dedupeSegments,
+  frameLabels,
+  labelingProjects,
+  labelingRuns,
+  labelingTasks,
+  labelingAnnotations,
+  models,
+  modelEvaluations,
+  evalSets,
 };

@@ -48,7 +48,11 @@ export async function record(db: Queryable, label: string, workflowId: string, v
 
 /** Mark a (finished) run as read into `label_videos`, with how many videos it had; never again read. Idempotent. */
 export async function markScanned(db: Queryable, workflowId: string, label: string, videos: number): Promise<void> {
-  await db.query(`INSERT INTO label_runs_scanned (workflow_id, label, videos) VALUES ($1, $2, $3) ON CONFLICT (workflow_id) DO NOTHING`, [workflowId, label, videos]);
+  await db.query(`INSERT INTO label_runs_scanned (workflow_id, label, videos) VALUES ($1, $2, $3) ON CONFLICT (workflow_id) DO NOTHING`, [
+    workflowId,
+    label,
+    videos,
+  ]);
 }
 
 /** Ids of the videos the label's runs have used (extracted or found unusable). */

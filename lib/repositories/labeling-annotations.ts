@@ -49,7 +49,10 @@ export async function remove(db: Queryable, annotationIds: readonly number[]): P
 }
 
 /** The mirrored annotations of tasks (`*_id`: bigint, as strings). */
-export async function ofTasks(db: Queryable, taskIds: readonly number[]): Promise<Array<{ annotation_id: string; task_id: string; ls_updated_at: Date; label: string | null }>> {
+export async function ofTasks(
+  db: Queryable,
+  taskIds: readonly number[],
+): Promise<Array<{ annotation_id: string; task_id: string; ls_updated_at: Date; label: string | null }>> {
   const have = await db.query<{ annotation_id: string; task_id: string; ls_updated_at: Date; label: string | null }>(
     `SELECT annotation_id, task_id, ls_updated_at, label FROM labeling_annotations WHERE task_id = ANY($1::bigint[])`,
     [taskIds],
@@ -74,7 +77,11 @@ export async function peopleOnTask(db: Queryable, taskId: number): Promise<numbe
  * project (not cancelled, not empty). Empty when the labelling tables do not exist (a
  * database migrated before human labelling).
  */
-export async function peoplePerLabelInLabelProject(db: Queryable, label: string, frameKeys: readonly string[]): Promise<Array<{ frameKey: string; label: string; people: number }>> {
+export async function peoplePerLabelInLabelProject(
+  db: Queryable,
+  label: string,
+  frameKeys: readonly string[],
+): Promise<Array<{ frameKey: string; label: string; people: number }>> {
   const exists = await db.query<{ t: string | null }>(`SELECT to_regclass('labeling_annotations')::text AS t`);
   if (!exists.rows[0]?.t || frameKeys.length === 0) return [];
   const r = await db.query<{ frame_key: string; label: string; people: string }>(

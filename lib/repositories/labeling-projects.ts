@@ -14,7 +14,8 @@ export async function lockLabel(c: PoolClient, label: string): Promise<void> {
 
 /** The label's project id and choices; undefined when it has none. */
 export async function ofLabel(db: Queryable, label: string): Promise<{ projectId: number; choices: string[] } | undefined> {
-  const row = (await db.query<{ project_id: string; choices: string[] }>('SELECT project_id, choices FROM labeling_projects WHERE label = $1', [label])).rows[0];
+  const row = (await db.query<{ project_id: string; choices: string[] }>('SELECT project_id, choices FROM labeling_projects WHERE label = $1', [label]))
+    .rows[0];
   return row ? { projectId: Number(row.project_id), choices: row.choices } : undefined;
 }
 

@@ -34,12 +34,19 @@ export async function recordWaiting(
 
 /** Record that a run's wait is over with its label step's summary (JSON). */
 export async function recordFinished(db: Queryable, workflowId: string, summary: unknown): Promise<void> {
-  await db.query(`UPDATE labeling_runs SET status = 'finished', summary = $2, finished_at = now() WHERE workflow_id = $1`, [workflowId, JSON.stringify(summary)]);
+  await db.query(`UPDATE labeling_runs SET status = 'finished', summary = $2, finished_at = now() WHERE workflow_id = $1`, [
+    workflowId,
+    JSON.stringify(summary),
+  ]);
 }
 
 /** Record that a run's wait ended without a label step (`failed`, with `{reason}` as summary). */
 export async function recordClosed(db: Queryable, workflowId: string, status: 'failed', summary: unknown): Promise<void> {
-  await db.query(`UPDATE labeling_runs SET status = $2, summary = $3, finished_at = now() WHERE workflow_id = $1`, [workflowId, status, JSON.stringify(summary)]);
+  await db.query(`UPDATE labeling_runs SET status = $2, summary = $3, finished_at = now() WHERE workflow_id = $1`, [
+    workflowId,
+    status,
+    JSON.stringify(summary),
+  ]);
 }
 
 /** A run's wait with its project's URL; undefined when the run never waited for people. */

@@ -72,7 +72,12 @@ export async function known(db: Queryable, taskIds: readonly number[]): Promise<
      WHERE task_id = ANY($1::bigint[]) ORDER BY task_id, created_at, workflow_id`,
     [taskIds],
   );
-  return new Map(r.rows.map((x) => [Number(x.task_id), { taskId: Number(x.task_id), projectId: Number(x.project_id), frameKey: x.frame_key, ownerWorkflowId: x.workflow_id }]));
+  return new Map(
+    r.rows.map((x) => [
+      Number(x.task_id),
+      { taskId: Number(x.task_id), projectId: Number(x.project_id), frameKey: x.frame_key, ownerWorkflowId: x.workflow_id },
+    ]),
+  );
 }
 
 /** When the tasks' annotations were last mirrored (Label Studio's `updated_at` of the task then; null: never), by task id. */
@@ -86,10 +91,10 @@ export async function lastMirrored(db: Queryable, taskIds: readonly number[]): P
 
 /** Record that tasks were mirrored at their Label Studio `updated_at` (ISO 8601), every run's row of them. */
 export async function recordMirrored(db: Queryable, tasks: ReadonlyArray<{ id: number; updatedAt: string }>): Promise<void> {
-  await db.query(
-    `UPDATE labeling_tasks SET ls_updated_at = x.u FROM unnest($1::bigint[], $2::timestamptz[]) AS x(id, u) WHERE labeling_tasks.task_id = x.id`,
-    [tasks.map((t) => t.id), tasks.map((t) => t.updatedAt)],
-  );
+  await db.query(`UPDATE labeling_tasks SET ls_updated_at = x.u FROM unnest($1::bigint[], $2::timestamptz[]) AS x(id, u) WHERE labeling_tasks.task_id = x.id`, [
+    tasks.map((t) => t.id),
+    tasks.map((t) => t.updatedAt),
+  ]);
 }
 
 /** Every task of a run with each of its annotations (one row per annotation, one for a task with none), by task id. */
@@ -123,7 +128,14 @@ export async function waitingForPeopleByLabel(db: Queryable): Promise<Array<{ la
  * Record tasks of one video for a run in one statement (benches: split `train`, one person,
  * weak label `a`, confidence 1, uncertainty 0), the i-th task on the i-th frame key.
  */
-export async function recordSynthetic(db: Queryable, workflowId: string, projectId: number, videoId: string, taskIds: readonly number[], frameKeys: readonly string[]): Promise<void> {
+export async function recordSynthetic(
+  db: Queryable,
+  workflowId: string,
+  projectId: number,
+  videoId: string,
+  taskIds: readonly number[],
+  frameKeys: readonly string[],
+): Promise<void> {
   await db.query(
     `INSERT INTO labeling_tasks (task_id, workflow_id, project_id, frame_key, video_id, split, required, weak_label, weak_confidence, uncertainty)
      SELECT id, $2, $3, k, $5, 'train', 1, 'a', 1, 0 FROM unnest($1::bigint[], $4::text[]) AS t(id, k)`,

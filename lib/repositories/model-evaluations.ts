@@ -8,7 +8,13 @@ import type { EvalSetMetrics, ModelEvaluation } from '../../contracts';
 import type { Queryable } from '../db';
 
 /** One evaluation of a model on an evaluation-set version, or null. */
-export async function get(db: Queryable, name: string, version: number, evalVersion: number, role: 'teacher' | 'student' = 'student'): Promise<ModelEvaluation | null> {
+export async function get(
+  db: Queryable,
+  name: string,
+  version: number,
+  evalVersion: number,
+  role: 'teacher' | 'student' = 'student',
+): Promise<ModelEvaluation | null> {
   const r = await db.query<{ metrics: EvalSetMetrics; predictions_key: string; created_at: Date }>(
     'SELECT metrics, predictions_key, created_at FROM model_evaluations WHERE name = $1 AND version = $2 AND role = $3 AND eval_version = $4',
     [name, version, role, evalVersion],

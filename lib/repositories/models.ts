@@ -113,7 +113,10 @@ export async function preAnnotator(db: Queryable, label: string): Promise<Pick<M
 
 /** The stage of a version (its student's), locking the row until the transaction ends; undefined when there is no such version. */
 export async function stageForUpdate(c: PoolClient, name: string, version: number): Promise<ModelStage | undefined> {
-  const rows = await c.query<{ stage: ModelStage }>(`SELECT stage FROM models WHERE name = $1 AND version = $2 AND role = 'student' FOR UPDATE`, [name, version]);
+  const rows = await c.query<{ stage: ModelStage }>(`SELECT stage FROM models WHERE name = $1 AND version = $2 AND role = 'student' FOR UPDATE`, [
+    name,
+    version,
+  ]);
   return rows.rows[0]?.stage;
 }
 
@@ -148,12 +151,30 @@ export async function recordPublished(db: Queryable, name: string, version: numb
 
 /** Transitions of a label (or of one version), oldest first. */
 export async function transitions(db: Queryable, name: string, version?: number): Promise<ModelTransition[]> {
-  const r = await db.query<{ name: string; version: number; from_stage: ModelStage | null; to_stage: ModelStage; actor: string; reason: string; gate: GateDecision | null; created_at: Date }>(
+  const r = await db.query<{
+    name: string;
+    version: number;
+    from_stage: ModelStage | null;
+    to_stage: ModelStage;
+    actor: string;
+    reason: string;
+    gate: GateDecision | null;
+    created_at: Date;
+  }>(
     `SELECT name, version, from_stage, to_stage, actor, reason, gate, created_at FROM model_transitions
      WHERE name = $1 AND ($2::int IS NULL OR version = $2) ORDER BY id`,
     [name, version ?? null],
   );
-  return r.rows.map((t) => ({ name: t.name, version: t.version, from: t.from_stage, to: t.to_stage, actor: t.actor, reason: t.reason, gate: t.gate, at: t.created_at.toISOString() }));
+  return r.rows.map((t) => ({
+    name: t.name,
+    version: t.version,
+    from: t.from_stage,
+    to: t.to_stage,
+    actor: t.actor,
+    reason: t.reason,
+    gate: t.gate,
+    at: t.created_at.toISOString(),
+  }));
 }
 
 /**

@@ -84,7 +84,10 @@ export async function recordBatchPredict(db: Queryable, workflowId: string, labe
  * Record a finished step (`run_steps`): manifest key, summary (JSON) and duration; a step
  * recorded before (a retried attempt) is overwritten.
  */
-export async function recordStep(db: Queryable, s: { workflowId: string; step: string; manifestKey: string; summary: unknown; durationMs: number }): Promise<void> {
+export async function recordStep(
+  db: Queryable,
+  s: { workflowId: string; step: string; manifestKey: string; summary: unknown; durationMs: number },
+): Promise<void> {
   await db.query(
     `INSERT INTO run_steps (workflow_id, step, manifest_key, summary, duration_ms) VALUES ($1, $2, $3, $4, $5)
      ON CONFLICT (workflow_id, step) DO UPDATE SET manifest_key = EXCLUDED.manifest_key, summary = EXCLUDED.summary,
@@ -129,7 +132,11 @@ export async function labelsWithRuns(db: Queryable): Promise<string[]> {
 }
 
 /** The latest started new-category or retrain run among `workflowIds` other than `exceptId`, with its input; undefined when none. */
-export async function latestPipelineRun(db: Queryable, workflowIds: readonly string[], exceptId: string): Promise<{ workflow_id: string; input: unknown } | undefined> {
+export async function latestPipelineRun(
+  db: Queryable,
+  workflowIds: readonly string[],
+  exceptId: string,
+): Promise<{ workflow_id: string; input: unknown } | undefined> {
   const last = await db.query<{ workflow_id: string; input: unknown }>(
     `SELECT workflow_id, input FROM runs WHERE workflow_id = ANY($1::text[]) AND workflow_id <> $2 AND kind IN ('new-category', 'retrain')
       ORDER BY started_at DESC LIMIT 1`,
@@ -140,10 +147,10 @@ export async function latestPipelineRun(db: Queryable, workflowIds: readonly str
 
 /** Those of `workflowIds` that have a row: `first` first, then the latest started first. */
 export async function newestFirst(db: Queryable, workflowIds: readonly string[], first: string): Promise<string[]> {
-  const order = await db.query<{ workflow_id: string }>('SELECT workflow_id FROM runs WHERE workflow_id = ANY($1::text[]) ORDER BY (workflow_id = $2) DESC, started_at DESC', [
-    workflowIds,
-    first,
-  ]);
+  const order = await db.query<{ workflow_id: string }>(
+    'SELECT workflow_id FROM runs WHERE workflow_id = ANY($1::text[]) ORDER BY (workflow_id = $2) DESC, started_at DESC',
+    [workflowIds, first],
+  );
   return order.rows.map((r) => r.workflow_id);
 }
 

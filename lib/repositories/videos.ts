@@ -55,10 +55,7 @@ export async function upsert(db: Queryable, v: VideoUpsert): Promise<boolean> {
        IS DISTINCT FROM (EXCLUDED.sha256, EXCLUDED.s3_key, EXCLUDED.file_name, EXCLUDED.title, EXCLUDED.bytes,
             EXCLUDED.duration_s, EXCLUDED.width, EXCLUDED.height, EXCLUDED.codec, EXCLUDED.frame_rate,
             EXCLUDED.has_audio, EXCLUDED.source)`,
-    [
-      v.id, v.sha256, v.s3Key, v.fileName, v.title, v.bytes, v.durationS, v.width, v.height, v.codec,
-      v.frameRate, v.hasAudio, JSON.stringify(v.source ?? {}),
-    ],
+    [v.id, v.sha256, v.s3Key, v.fileName, v.title, v.bytes, v.durationS, v.width, v.height, v.codec, v.frameRate, v.hasAudio, JSON.stringify(v.source ?? {})],
   );
   return (res.rowCount ?? 0) > 0;
 }
@@ -77,7 +74,10 @@ export async function idWithContent(db: Queryable, sha256: string, exceptId: str
 
 /** What an extraction needs of a video: content hash, S3 key, file name and the cached probe (`probe` as stored; null: not probed yet). */
 export async function forExtraction<P>(db: Queryable, id: string): Promise<{ sha256: string; s3_key: string; file_name: string; probe: P | null } | undefined> {
-  const r = await db.query<{ sha256: string; s3_key: string; file_name: string; probe: P | null }>('SELECT sha256, s3_key, file_name, probe FROM videos WHERE id = $1', [id]);
+  const r = await db.query<{ sha256: string; s3_key: string; file_name: string; probe: P | null }>(
+    'SELECT sha256, s3_key, file_name, probe FROM videos WHERE id = $1',
+    [id],
+  );
   return r.rows[0];
 }
 

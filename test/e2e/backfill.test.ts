@@ -172,7 +172,17 @@ test('Ctrl-C detaches and the backfill goes on; reelset cancel stops it cleanly;
   const label = `bfc-${suffix}`;
   const dir = path.join(tmp, 'long');
   await stampedVideos(dir, 3, { seconds: 90, size: '640x360', rate: 25, bases: 1, prefix: `bfc${suffix}` });
-  const args = ['backfill', label, '--folder', dir, '--no-embed', '--concurrency', '2', '--input', '{"extract":{"fps":8,"maxFramesPerVideo":1000},"heartbeatTimeoutS":10}'];
+  const args = [
+    'backfill',
+    label,
+    '--folder',
+    dir,
+    '--no-embed',
+    '--concurrency',
+    '2',
+    '--input',
+    '{"extract":{"fps":8,"maxFramesPerVideo":1000},"heartbeatTimeoutS":10}',
+  ];
 
   const cli = startCli(args, env);
   await waitFor('ffmpeg extracting under the worker', async () => (await processesMentioning(workerTmp)).some((p) => /ffmpeg/.test(p.cmdline)));

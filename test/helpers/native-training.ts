@@ -27,7 +27,25 @@ const VIDEOS = path.resolve(__dirname, '../../samples/videos');
 /** `n` JPEG frames of a video, evenly spread over its first `span` seconds, short side 256. */
 function frames(video: string, n: number, span: number): Buffer[] {
   return Array.from({ length: n }, (_, i) =>
-    execFileSync('ffmpeg', ['-v', 'error', '-ss', String((span * i) / n), '-i', path.join(VIDEOS, video), '-frames:v', '1', '-vf', 'scale=-2:256', '-f', 'image2pipe', '-c:v', 'mjpeg', '-q:v', '4', '-']),
+    execFileSync('ffmpeg', [
+      '-v',
+      'error',
+      '-ss',
+      String((span * i) / n),
+      '-i',
+      path.join(VIDEOS, video),
+      '-frames:v',
+      '1',
+      '-vf',
+      'scale=-2:256',
+      '-f',
+      'image2pipe',
+      '-c:v',
+      'mjpeg',
+      '-q:v',
+      '4',
+      '-',
+    ]),
   );
 }
 
@@ -42,7 +60,11 @@ async function main(): Promise<void> {
   const lines: string[] = [];
   const logger = pino({ level: 'info' }, { write: (s: string) => void lines.push(s) });
   const rt = await initTensorflow(preference, logger);
-  const out: Record<string, unknown> = { backend: rt.backend, native: rt.native ?? null, log: lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => String(l['msg']).startsWith('TensorFlow.js backend')) };
+  const out: Record<string, unknown> = {
+    backend: rt.backend,
+    native: rt.native ?? null,
+    log: lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => String(l['msg']).startsWith('TensorFlow.js backend')),
+  };
   if (process.argv[3] === 'select-only') {
     process.stdout.write(`${JSON.stringify(out)}\n`);
     return;
@@ -63,13 +85,29 @@ async function main(): Promise<void> {
   const feats = tf.tidy(() => bb.trunk.apply(tf.tensor(acts, [images.length, ...bb.trunk.inputShape])).dataSync() as Float32Array);
   const dim = 1280;
   const teacher = await trainTeacher({ features: feats, dim, labels, numClasses: 3, hidden: 16, epochs: 8, batchSize: 6, seed: 3, backend: preference });
-  const common = { labels, numClasses: 3, teacher: teacher.model, teacherFeatures: { features: feats, dim }, hidden: 8, batchSize: 6, seed: 5, backend: preference } as const;
+  const common = {
+    labels,
+    numClasses: 3,
+    teacher: teacher.model,
+    teacherFeatures: { features: feats, dim },
+    hidden: 8,
+    batchSize: 6,
+    seed: 5,
+    backend: preference,
+  } as const;
   const head = await distillStudent({ ...common, features: feats, dim, epochs: 6 });
 
   const names = bb.trunk.names;
   const before = bb.trunk.vars.map((v) => v.dataSync().slice() as Float32Array);
   let ckpt: SerializedModel | undefined;
-  const full = await fineTuneStudent({ ...common, trunk: bb.trunk, trunkInputs: acts, head: head.model, epochs: 3, onEpoch: async (e, _l, w) => void (e === 1 ? (ckpt = await w()) : undefined) });
+  const full = await fineTuneStudent({
+    ...common,
+    trunk: bb.trunk,
+    trunkInputs: acts,
+    head: head.model,
+    epochs: 3,
+    onEpoch: async (e, _l, w) => void (e === 1 ? (ckpt = await w()) : undefined),
+  });
   const after = bb.trunk.vars.map((v) => v.dataSync().slice() as Float32Array);
   const changed = before.filter((b, i) => maxAbsDiff(b, after[i]!) > 0).length;
   // Resume from the epoch-1 checkpoint on a freshly loaded backbone: same final weights, bit for bit.
@@ -80,12 +118,20 @@ async function main(): Promise<void> {
   // The published image model gives the same probabilities as the trunk and head on the activations.
   const image = await imageModel(bb, full.model, 'reelset_student');
   const published = await serializeModel(image, { metadata: { reelset: readHeadMetadata(full.model) } });
-  const onImages = await predictImages(published, preparationOf({ size: 224, blurSigma: 0, resize: 'crop', range: [0, 255] }), async (s, e) => images.slice(s, e), images.length);
+  const onImages = await predictImages(
+    published,
+    preparationOf({ size: 224, blurSigma: 0, resize: 'crop', range: [0, 255] }),
+    async (s, e) => images.slice(s, e),
+    images.length,
+  );
   const topHead = await deserializeModel(full.model);
   const onActs = tf.tidy(() => (topHead.predict(tf.tensor(acts, [images.length, ...bb.trunk.inputShape])) as TfModule.Tensor).dataSync() as Float32Array);
   topHead.dispose();
   const headOnFrozen = await predict(head.model, feats, dim);
-  const json = JSON.parse(published.modelJson) as { weightsManifest: { paths: string[] }[]; modelTopology: { model_config?: { config: { layers: unknown[] } } } };
+  const json = JSON.parse(published.modelJson) as {
+    weightsManifest: { paths: string[] }[];
+    modelTopology: { model_config?: { config: { layers: unknown[] } } };
+  };
   Object.assign(out, {
     convGradients: hasConvolutionGradients(rt.backend),
     trunkInputShape: bb.trunk.inputShape,
@@ -132,7 +178,12 @@ async function wholeBackboneTeacher(tf: Tf, images: Buffer[], pixels: Buffer[], 
   const onPixels = await predictPixels(tf, full.model, pixels);
   const image = await imageModel(bb, full.model, 'reelset_teacher');
   const published = await serializeModel(image, { metadata: { reelset: readHeadMetadata(full.model) } });
-  const onImages = await predictImages(published, preparationOf({ size: 224, blurSigma: 0, resize: 'crop', range: [0, 255] }), async (s, e) => images.slice(s, e), images.length);
+  const onImages = await predictImages(
+    published,
+    preparationOf({ size: 224, blurSigma: 0, resize: 'crop', range: [0, 255] }),
+    async (s, e) => images.slice(s, e),
+    images.length,
+  );
   // Cross-fitting: two folds over two pseudo-videos per class (frames 0-2 and 3-5 of each video).
   const videoIds = Array.from(labels, (l, i) => `v${l}-${Math.floor((i % 6) / 3)}`);
   const fit = await fitWholeTeacher({ ...common, params: { ...params, epochs: 1 }, videoIds, calibrationFolds: 2 });

@@ -37,7 +37,12 @@ class ProgressReporter {
     const seconds = ((result.perfStats.end - result.perfStats.start) / 1000).toFixed(1);
     this.write(`${status} ${this.name(test)} ${seconds} s (${result.numPassingTests} passed, ${result.numFailingTests} failed)`);
     if (result.testExecError) this.write(`  error: ${String(result.testExecError.message).split('\n')[0]}`);
-    for (const t of failed) this.write(`  failed: ${t.fullName}: ${String(t.failureMessages[0] ?? '').split('\n')[0].slice(0, 300)}`);
+    for (const t of failed)
+      this.write(
+        `  failed: ${t.fullName}: ${String(t.failureMessages[0] ?? '')
+          .split('\n')[0]
+          .slice(0, 300)}`,
+      );
   }
 
   onRunComplete(_contexts, results) {

@@ -24,7 +24,17 @@ import { CancelledFailure } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { temporal } from '@temporalio/proto';
-import { DatasetError, SEARCH_ATTRIBUTES, NewCategoryInput, PromotionConflictError, RegistryError, VideoDecodeError, type BackfillPagePlan, type GateDecision, type RetrainPlan } from '../../contracts';
+import {
+  DatasetError,
+  SEARCH_ATTRIBUTES,
+  NewCategoryInput,
+  PromotionConflictError,
+  RegistryError,
+  VideoDecodeError,
+  type BackfillPagePlan,
+  type GateDecision,
+  type RetrainPlan,
+} from '../../contracts';
 import { chainHistories } from './history';
 import { temporalBinaries, WORKFLOWS_PATH } from './temporal';
 
@@ -59,7 +69,13 @@ const GATE: GateDecision = {
   evalVersion: 1,
   config: { margin: 0.02, recallTolerance: 0.05, minLowerBound: 0.6 },
 };
-const labelCounts = { tasks: 2, done: 2, labelled: 2, annotations: 3, validation: { tasks: 1, done: 1, pairs: 1, agreement: 1, kappa: null, disagreements: 0 } };
+const labelCounts = {
+  tasks: 2,
+  done: 2,
+  labelled: 2,
+  annotations: 3,
+  validation: { tasks: 1, done: 1, pairs: 1, agreement: 1, kappa: null, disagreements: 0 },
+};
 const frames = (videoId: string, n: number) => ({
   videoId,
   frames: n,
@@ -102,7 +118,8 @@ export function replayActivities() {
     startRun: async () => undefined,
     finishRun: async () => undefined,
     searchVideos: async () => step({ label: 'cup', positives: 5, negatives: 1, videoIds: ['v-a', 'v-bad', 'v-c', 'v-old', 'v-e', 'v-n'] }),
-    searchNewVideos: async (a: { label: string }) => step({ label: a.label, positives: 2, negatives: 1, videoIds: retrainPlan(a.label) instanceof Error ? [] : ['n1', 'n-bad', 'neg1'] }),
+    searchNewVideos: async (a: { label: string }) =>
+      step({ label: a.label, positives: 2, negatives: 1, videoIds: retrainPlan(a.label) instanceof Error ? [] : ['n1', 'n-bad', 'neg1'] }),
     extractVideo: async (a: { videoId: string }) => {
       if (wfId().includes('slow')) {
         const ctx = Context.current();
@@ -123,21 +140,60 @@ export function replayActivities() {
       return frames(a.videoId, a.videoId.endsWith('-empty') ? 0 : 3);
     },
     finishExtract: async (a: { failures: unknown[] }) =>
-      step({ videos: 6, succeeded: 6 - a.failures.length, failed: a.failures.length, frames: 15, dropped: { nearBlack: 0, nearWhite: 0, blurred: 0 }, decodeErrorCount: 0 }),
+      step({
+        videos: 6,
+        succeeded: 6 - a.failures.length,
+        failed: a.failures.length,
+        frames: 15,
+        dropped: { nearBlack: 0, nearWhite: 0, blurred: 0 },
+        decodeErrorCount: 0,
+      }),
     embedFrames: async () => step({ frames: 15, computed: 10, cached: 5, forwardPasses: 10, dim: 1280, model: 'm', backend: 'wasm' }),
     dedupeFrames: async () => step({ frames: 15, clusters: 6, duplicates: 9, threshold: 0.79, crossVideoClusters: 0 }),
     labelFrames: async () => step({ source: 'weak', frames: 6, perLabel: { cup: 3, other: 3 } }),
     prepareLabeling: async (a: { deadline: string }) => ({
-      projectId: 5, projectUrl: 'http://ls/projects/5/data', tasks: 2, created: 2, reused: 0, inherited: 0, validationTasks: 1, deadline: a.deadline, model: null,
+      projectId: 5,
+      projectUrl: 'http://ls/projects/5/data',
+      tasks: 2,
+      created: 2,
+      reused: 0,
+      inherited: 0,
+      validationTasks: 1,
+      deadline: a.deadline,
+      model: null,
     }),
     syncLabeling: async () => ({ ...labelCounts, syncedAt: '2026-01-01T00:00:00.000Z' }),
     finishLabeling: async (a: { finishedBy: string }) =>
-      step({ source: 'human', mode: 'human', frames: 2, perLabel: { cup: 1, other: 1 }, sent: 2, inherited: 0, human: 2, finishedBy: a.finishedBy, projectUrl: 'http://ls/projects/5/data' }),
+      step({
+        source: 'human',
+        mode: 'human',
+        frames: 2,
+        perLabel: { cup: 1, other: 1 },
+        sent: 2,
+        inherited: 0,
+        human: 2,
+        finishedBy: a.finishedBy,
+        projectUrl: 'http://ls/projects/5/data',
+      }),
     closeLabeling: async () => undefined,
     buildDataset: async () =>
-      step({ name: 'cup', version: 1, datasetKey: 'datasets/cup/v1/manifest.json', labels: ['cup', 'other'], counts: { train: { cup: 2 }, validation: { cup: 1 } }, unlabeled: 4, warnings: [] }),
+      step({
+        name: 'cup',
+        version: 1,
+        datasetKey: 'datasets/cup/v1/manifest.json',
+        labels: ['cup', 'other'],
+        counts: { train: { cup: 2 }, validation: { cup: 1 } },
+        unlabeled: 4,
+        warnings: [],
+      }),
     publishModels: async (a: { workflowId: string }) =>
-      step({ models: [{ role: 'teacher', name: 'cup', version: 2, artifactPrefix: `models/${a.workflowId}/teacher` }, { role: 'student', name: 'cup', version: 2, artifactPrefix: 'models/cup/v2/student' }], evaluation }),
+      step({
+        models: [
+          { role: 'teacher', name: 'cup', version: 2, artifactPrefix: `models/${a.workflowId}/teacher` },
+          { role: 'student', name: 'cup', version: 2, artifactPrefix: 'models/cup/v2/student' },
+        ],
+        evaluation,
+      }),
     writeRunReport: async (a: { workflowId: string }) => ({ reportKey: `runs/${a.workflowId}/report.html`, bytes: 1, charts: 0, contactSheets: 0, steps: 10 }),
     planRetrain: async (a: { label: string }) => {
       await wait(20);
@@ -147,21 +203,49 @@ export function replayActivities() {
     },
     listRetrainLabels: async (a: { labels: 'all' | string[] }) => (a.labels === 'all' ? ['a', 'b', 'c', 'd'] : a.labels),
     buildLabelDataset: async (a: { label: string }) =>
-      step({ name: a.label, version: 2, datasetKey: `datasets/${a.label}/v2/manifest.json`, labels: [a.label, 'other'], counts: { train: {}, validation: {} }, unlabeled: 0, warnings: [] }),
+      step({
+        name: a.label,
+        version: 2,
+        datasetKey: `datasets/${a.label}/v2/manifest.json`,
+        labels: [a.label, 'other'],
+        counts: { train: {}, validation: {} },
+        unlabeled: 0,
+        warnings: [],
+      }),
     promoteIfBetter: async (a: { workflowId: string; expectedProduction: number | null }) => {
       // The standalone retrain's first promotion loses a race: production moved meanwhile.
       if (a.workflowId === 'replay-retrain' && ++races === 1) throw new PromotionConflictError('production of "cup" changed while cup@2 was being compared');
-      return { decision: 'held-back', gate: { ...GATE, reason: `held back: video-margin: vs production v${a.expectedProduction}` }, production: a.expectedProduction };
+      return {
+        decision: 'held-back',
+        gate: { ...GATE, reason: `held back: video-margin: vs production v${a.expectedProduction}` },
+        production: a.expectedProduction,
+      };
     },
     selectBackfill: async (a: { pageSize: number }) => {
       const total = wfId().includes('slow') ? 20 : 60;
-      return step({ label: 'cup', total, pages: Math.ceil(total / a.pageSize), pageSize: a.pageSize, digest: 'd', missing: [], notOfLabel: [], missingCount: 0, notOfLabelCount: 0 });
+      return step({
+        label: 'cup',
+        total,
+        pages: Math.ceil(total / a.pageSize),
+        pageSize: a.pageSize,
+        digest: 'd',
+        missing: [],
+        notOfLabel: [],
+        missingCount: 0,
+        notOfLabelCount: 0,
+      });
     },
     planBackfillPage: async (a: { page: number }): Promise<BackfillPagePlan> => {
       const pageSize = 10;
       const ids = Array.from({ length: pageSize }, (_, k) => a.page * pageSize + k);
       const reused = ids.filter((i) => i % 7 === 0);
-      return { page: a.page, videos: ids.length, toExtract: ids.filter((i) => i % 7 !== 0).map((i) => `v${i}`), reused: reused.length, reusedFrames: 3 * reused.length };
+      return {
+        page: a.page,
+        videos: ids.length,
+        toExtract: ids.filter((i) => i % 7 !== 0).map((i) => `v${i}`),
+        reused: reused.length,
+        reusedFrames: 3 * reused.length,
+      };
     },
     planBatchPredict: async (a: { workflowId: string; model: string; videoIds: string[]; maxVideos: number }) => {
       if (a.model === 'nope') throw new RegistryError('no model "nope"');
@@ -174,7 +258,11 @@ export function replayActivities() {
     distillStudent: async () => step({ role: 'student', epochs: 4, finalLoss: 0.1 }),
     evaluateModels: async () => step(evaluation),
     evaluateForPromotion: async () => ({ evalVersion: 1, production: evaluations++ === 0 ? 1 : 3, gate: GATE }),
-    predictVideos: async (a: { workflowId: string; plan: { model: { name: string; version: number; stage: string } }; videos: Array<{ videoId: string; manifestKey: string | null }> }) => {
+    predictVideos: async (a: {
+      workflowId: string;
+      plan: { model: { name: string; version: number; stage: string } };
+      videos: Array<{ videoId: string; manifestKey: string | null }>;
+    }) => {
       if (a.workflowId.includes('predict-fails')) throw new RegistryError('student of cup@3 is missing');
       const ok = a.videos.filter((v) => v.manifestKey);
       return {
@@ -210,7 +298,8 @@ export const SCENARIOS: Scenario[] = [
   },
   {
     name: 'replay-retrain',
-    covers: 'retrain of one label: new videos (one failing child), weak labels, promotion gate whose first promotion loses a race (promotion-gate patch), run report',
+    covers:
+      'retrain of one label: new videos (one failing child), weak labels, promotion gate whose first promotion loses a race (promotion-gate patch), run report',
     workflowType: 'retrainWorkflow',
     args: [{ label: 'cup' }],
     ends: 'completed',
@@ -224,7 +313,8 @@ export const SCENARIOS: Scenario[] = [
   },
   {
     name: 'replay-backfill',
-    covers: 'backfill of 60 videos in pages of 10 (every 7th reused, v3 and v53 fail): the history bound makes it continue as new; the first run (continued as new) and the last (completed) are kept',
+    covers:
+      'backfill of 60 videos in pages of 10 (every 7th reused, v3 and v53 fail): the history bound makes it continue as new; the first run (continued as new) and the last (completed) are kept',
     workflowType: 'backfillWorkflow',
     args: [{ label: 'cup', pageSize: 10, maxHistoryEvents: 500, concurrency: 3, heartbeatTimeoutS: 10 }],
     ends: 'completed',
@@ -314,7 +404,13 @@ async function main(names: string[]): Promise<void> {
   const env = await timeSkippingEnvironment();
   try {
     const m = replayActivities();
-    const video = await Worker.create({ connection: env.nativeConnection, taskQueue: VIDEO_QUEUE, workflowsPath: WORKFLOWS_PATH, activities: m.video, maxConcurrentActivityTaskExecutions: 16 });
+    const video = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue: VIDEO_QUEUE,
+      workflowsPath: WORKFLOWS_PATH,
+      activities: m.video,
+      maxConcurrentActivityTaskExecutions: 16,
+    });
     const gpu = await Worker.create({ connection: env.nativeConnection, taskQueue: GPU_QUEUE, activities: m.gpu });
     await video.runUntil(
       gpu.runUntil(async () => {

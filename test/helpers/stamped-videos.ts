@@ -61,11 +61,33 @@ export async function stampedVideos(dir: string, n: number, opts: StampOptions =
   for (let b = firstBase; b < Math.min(firstBase + bases, sources.length); b++) {
     const file = path.join(dir, `.base-${b}.mp4`);
     const src = sources[b]!.replace('{size}', size).replace('{rate}', String(rate));
-    execFileSync('ffmpeg', [
-      '-nostdin', '-v', 'error', '-y', '-f', 'lavfi', '-i', src, '-t', String(seconds),
-      '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', '-g', String(rate),
-      '-metadata', `comment=${PLACEHOLDER}`, file,
-    ], { stdio: 'pipe' });
+    execFileSync(
+      'ffmpeg',
+      [
+        '-nostdin',
+        '-v',
+        'error',
+        '-y',
+        '-f',
+        'lavfi',
+        '-i',
+        src,
+        '-t',
+        String(seconds),
+        '-c:v',
+        'libx264',
+        '-preset',
+        'ultrafast',
+        '-pix_fmt',
+        'yuv420p',
+        '-g',
+        String(rate),
+        '-metadata',
+        `comment=${PLACEHOLDER}`,
+        file,
+      ],
+      { stdio: 'pipe' },
+    );
     const buf = await fs.readFile(file);
     await fs.rm(file);
     const at = buf.indexOf(PLACEHOLDER);

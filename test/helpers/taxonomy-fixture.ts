@@ -7,7 +7,12 @@
 import { Taxonomy, type TaxonomyNode } from '../../lib/taxonomy';
 
 /** A taxonomy node with defaults: no parent, no exclusions, no synonyms. */
-export const node = (name: string, parent: string | null = null, excludes: string[] = [], synonyms: string[] = []): TaxonomyNode => ({ name, parent, synonyms, excludes });
+export const node = (name: string, parent: string | null = null, excludes: string[] = [], synonyms: string[] = []): TaxonomyNode => ({
+  name,
+  parent,
+  synonyms,
+  excludes,
+});
 
 /** The shared fixture taxonomy (see the module comment). */
 export const testTaxonomy = new Taxonomy([

@@ -28,7 +28,12 @@ export interface TinyCatalog {
  *
  * @param dir a temporary folder for the video files.
  */
-export async function tinyCatalog(svc: Pick<Services, 'pool' | 'store'>, label: string, dir: string, counts = { positives: 3, negatives: 2 }): Promise<TinyCatalog> {
+export async function tinyCatalog(
+  svc: Pick<Services, 'pool' | 'store'>,
+  label: string,
+  dir: string,
+  counts = { positives: 3, negatives: 2 },
+): Promise<TinyCatalog> {
   const removers: Array<() => Promise<void>> = [];
   const neg = `${label}-neg`;
   await svc.pool.query('INSERT INTO labels (name) VALUES ($1), ($2) ON CONFLICT DO NOTHING', [label, neg]);

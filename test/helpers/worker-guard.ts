@@ -30,7 +30,9 @@ async function stopLeftoverWorkers(): Promise<void> {
   for (const w of created) if (w.getState() === 'STOPPED' || w.getState() === 'FAILED') created.delete(w);
   await Promise.all(
     left.map(async (w) => {
-      process.stderr.write(`worker-guard: a worker on task queue "${w.options.taskQueue}" was still running when its test server was torn down; shutting it down\n`);
+      process.stderr.write(
+        `worker-guard: a worker on task queue "${w.options.taskQueue}" was still running when its test server was torn down; shutting it down\n`,
+      );
       try {
         w.shutdown();
       } catch {

@@ -22,7 +22,13 @@ afterAll(async () => {
 });
 
 /** No service reachable: closed ports on loopback for Temporal, PostgreSQL and S3. */
-const noServices = { ...process.env, TEMPORAL_ADDRESS: '127.0.0.1:1', DATABASE_URL: 'postgres://x@127.0.0.1:1/x', S3_ENDPOINT: 'http://127.0.0.1:1', NODE_NO_WARNINGS: '1' };
+const noServices = {
+  ...process.env,
+  TEMPORAL_ADDRESS: '127.0.0.1:1',
+  DATABASE_URL: 'postgres://x@127.0.0.1:1/x',
+  S3_ENDPOINT: 'http://127.0.0.1:1',
+  NODE_NO_WARNINGS: '1',
+};
 
 function reelset(args: string[]): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'cli/bin.js'), ...args], { cwd: tmp, env: noServices, encoding: 'utf8', timeout: 100_000 });
@@ -36,9 +42,31 @@ function ff(args: string[]): void {
 test('frames of a local file with a picture stream first and an interlaced video: folder, manifest, JSON, with no service', async () => {
   const video = path.join(tmp, 'clip with still.mkv');
   ff([
-    '-f', 'lavfi', '-i', 'color=red:size=200x200:d=0.04',
-    '-f', 'lavfi', '-i', 'testsrc2=size=720x576:rate=50:d=3,scroll=horizontal=0.01,tinterlace=mode=interleave_top,setfield=tff',
-    '-map', '0:v', '-map', '1:v', '-c:v:0', 'mjpeg', '-c:v:1', 'libx264', '-preset', 'ultrafast', '-flags:v:1', '+ildct+ilme', '-top:v:1', '1', '-pix_fmt:v:1', 'yuv420p', video,
+    '-f',
+    'lavfi',
+    '-i',
+    'color=red:size=200x200:d=0.04',
+    '-f',
+    'lavfi',
+    '-i',
+    'testsrc2=size=720x576:rate=50:d=3,scroll=horizontal=0.01,tinterlace=mode=interleave_top,setfield=tff',
+    '-map',
+    '0:v',
+    '-map',
+    '1:v',
+    '-c:v:0',
+    'mjpeg',
+    '-c:v:1',
+    'libx264',
+    '-preset',
+    'ultrafast',
+    '-flags:v:1',
+    '+ildct+ilme',
+    '-top:v:1',
+    '1',
+    '-pix_fmt:v:1',
+    'yuv420p',
+    video,
   ]);
   const out = path.join(tmp, 'out');
   const r = reelset(['frames', video, '--out', out, '--mode', 'count', '--count', '5', '--json']);
@@ -65,7 +93,21 @@ test('frames of a local file with a picture stream first and an interlaced video
 test('the human output shows the chosen stream, colour facts, duration, the frames and what was dropped', async () => {
   const video = path.join(tmp, 'fade.mp4');
   // Black for one second, then the pattern: the frames at 0 and 0.76 s are dropped as near-black.
-  ff(['-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25:d=3,fade=in:st=1:d=0.04', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-colorspace', 'bt709', '-color_range', 'tv', video]);
+  ff([
+    '-f',
+    'lavfi',
+    '-i',
+    'testsrc2=size=320x240:rate=25:d=3,fade=in:st=1:d=0.04',
+    '-c:v',
+    'libx264',
+    '-pix_fmt',
+    'yuv420p',
+    '-colorspace',
+    'bt709',
+    '-color_range',
+    'tv',
+    video,
+  ]);
   const r = reelset(['frames', video, '--out', path.join(tmp, 'out2')]);
   expect(r.code).toBe(0);
   expect(r.stdout).toMatch(/^stream: +stream 0: the only video stream \(h264 320x240, 75 frames, 3\.00 s\)$/m);

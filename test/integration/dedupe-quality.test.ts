@@ -9,7 +9,15 @@ import { backboneOptionsFromConfig } from '../../lib/backbone/model';
 import { EmbeddingThread } from '../../lib/backbone/thread';
 import { nearDuplicateClusters } from '../../activities/dedupe/ann';
 import { NewCategoryInput } from '../../contracts/inputs';
-import { buildQualitySet, precisionRecall, recallByTransform, SAME_SCENE_VIDEOS, scorePairs, similarityFunctions, type QualityImage } from '../../bench/dedupe-quality';
+import {
+  buildQualitySet,
+  precisionRecall,
+  recallByTransform,
+  SAME_SCENE_VIDEOS,
+  scorePairs,
+  similarityFunctions,
+  type QualityImage,
+} from '../../bench/dedupe-quality';
 
 jest.setTimeout(300_000);
 
@@ -37,7 +45,9 @@ describe('near-duplicate quality on ../shared/data', () => {
     for (const t of [0.72, 0.75, 0.79, 0.82, 0.85, 0.88, 0.9, 0.93, 0.96]) {
       const e = precisionRecall(emb, t);
       const d = precisionRecall(dh, t);
-      lines.push(`${t.toFixed(2)}       ${(100 * e.precision).toFixed(1)}% / ${(100 * e.recall).toFixed(1)}%       ${(100 * d.precision).toFixed(1)}% / ${(100 * d.recall).toFixed(1)}%`);
+      lines.push(
+        `${t.toFixed(2)}       ${(100 * e.precision).toFixed(1)}% / ${(100 * e.recall).toFixed(1)}%       ${(100 * d.precision).toFixed(1)}% / ${(100 * d.recall).toFixed(1)}%`,
+      );
     }
     lines.push(`recall by transform at ${threshold}: embedding ${JSON.stringify(recallByTransform(images, sims.embedding, threshold))}`);
     process.stdout.write(lines.join('\n') + '\n');

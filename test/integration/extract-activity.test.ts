@@ -108,7 +108,9 @@ describe('extractVideo', () => {
     cleanups.push(v.remove);
     await svc.pool.query('UPDATE videos SET probe = NULL WHERE sha256 = $1', [v.sha256]);
     for (const when of ['fresh', 'cached']) {
-      const err = await new MockActivityEnvironment().run(activities().extractVideo, { videoId: id, options: ExtractOptions.parse({}) }).catch((e: unknown) => e);
+      const err = await new MockActivityEnvironment()
+        .run(activities().extractVideo, { videoId: id, options: ExtractOptions.parse({}) })
+        .catch((e: unknown) => e);
       expect({ when, ...failureOf(err) }).toMatchObject({ when, type: 'VideoDecodeError', message: expect.stringContaining(`"cut short.mp4 (video ${id})"`) });
     }
   });

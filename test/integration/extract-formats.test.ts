@@ -97,7 +97,27 @@ function grayStats(raw: Buffer, w: number, h: number): { mean: number; std: numb
 describe('which stream is the video', () => {
   it('a one-frame picture stream first (MJPEG still in Matroska): the probe, the end check and the extraction all use the video stream', async () => {
     const file = path.join(tmp, 'still-first.mkv');
-    ff(['-f', 'lavfi', '-i', 'color=red:size=300x300:d=0.04', '-f', 'lavfi', '-i', 'testsrc=size=320x240:rate=25:d=3', '-map', '0:v', '-map', '1:v', '-c:v:0', 'mjpeg', '-c:v:1', 'libx264', '-pix_fmt:v:1', 'yuv420p', file]);
+    ff([
+      '-f',
+      'lavfi',
+      '-i',
+      'color=red:size=300x300:d=0.04',
+      '-f',
+      'lavfi',
+      '-i',
+      'testsrc=size=320x240:rate=25:d=3',
+      '-map',
+      '0:v',
+      '-map',
+      '1:v',
+      '-c:v:0',
+      'mjpeg',
+      '-c:v:1',
+      'libx264',
+      '-pix_fmt:v:1',
+      'yuv420p',
+      file,
+    ]);
     expect(ffprobe(file, 'stream=index,codec_name')).toMatch(/^index=0\|codec_name=mjpeg\nindex=1\|codec_name=h264$/);
     const { probe, result, bytes } = await extract(file);
     expect(probe.stream.index).toBe(1);
@@ -115,7 +135,29 @@ describe('which stream is the video', () => {
 
   it('cover art as an attached picture (MP4) is never the video', async () => {
     const file = path.join(tmp, 'cover.mp4');
-    ff(['-f', 'lavfi', '-i', 'color=red:size=300x300:d=0.04', '-f', 'lavfi', '-i', 'testsrc=size=320x240:rate=25:d=3', '-map', '0:v', '-map', '1:v', '-c:v:0', 'mjpeg', '-c:v:1', 'libx264', '-pix_fmt:v:1', 'yuv420p', '-disposition:v:0', 'attached_pic', file]);
+    ff([
+      '-f',
+      'lavfi',
+      '-i',
+      'color=red:size=300x300:d=0.04',
+      '-f',
+      'lavfi',
+      '-i',
+      'testsrc=size=320x240:rate=25:d=3',
+      '-map',
+      '0:v',
+      '-map',
+      '1:v',
+      '-c:v:0',
+      'mjpeg',
+      '-c:v:1',
+      'libx264',
+      '-pix_fmt:v:1',
+      'yuv420p',
+      '-disposition:v:0',
+      'attached_pic',
+      file,
+    ]);
     const probe = await probeVideo(file);
     const cover = probe.stream.streams.find((s) => s.codec === 'mjpeg')!;
     expect(cover.skipped).toBe('attached picture (cover art)');
@@ -126,24 +168,81 @@ describe('which stream is the video', () => {
   it('a small preview track first: the stream with the most frames is the video; equal ones go to the larger picture', async () => {
     const file = path.join(tmp, 'preview-first.mkv');
     ff([
-      '-f', 'lavfi', '-i', 'testsrc=size=160x120:rate=5:d=3',
-      '-f', 'lavfi', '-i', 'testsrc2=size=352x288:rate=25:d=3',
-      '-map', '0:v', '-map', '1:v', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', file,
+      '-f',
+      'lavfi',
+      '-i',
+      'testsrc=size=160x120:rate=5:d=3',
+      '-f',
+      'lavfi',
+      '-i',
+      'testsrc2=size=352x288:rate=25:d=3',
+      '-map',
+      '0:v',
+      '-map',
+      '1:v',
+      '-c:v',
+      'libx264',
+      '-pix_fmt',
+      'yuv420p',
+      file,
     ]);
     const { probe, result } = await extract(file, { shortSide: 288 });
     expect(probe.stream.index).toBe(1);
     expect(probe.stream.reason).toMatch(/most frames, then longest, then largest of 2 video streams/);
-    expect(probe.stream.streams.map((s) => [s.index, s.width, s.height])).toEqual([[0, 160, 120], [1, 352, 288]]);
+    expect(probe.stream.streams.map((s) => [s.index, s.width, s.height])).toEqual([
+      [0, 160, 120],
+      [1, 352, 288],
+    ]);
     expect(result.frames.every((f) => f.width === 352 && f.height === 288)).toBe(true);
 
     const same = path.join(tmp, 'same-rate.mkv');
-    ff(['-f', 'lavfi', '-i', 'testsrc=size=160x120:rate=10:d=2', '-f', 'lavfi', '-i', 'testsrc=size=320x240:rate=10:d=2', '-map', '0:v', '-map', '1:v', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', same]);
+    ff([
+      '-f',
+      'lavfi',
+      '-i',
+      'testsrc=size=160x120:rate=10:d=2',
+      '-f',
+      'lavfi',
+      '-i',
+      'testsrc=size=320x240:rate=10:d=2',
+      '-map',
+      '0:v',
+      '-map',
+      '1:v',
+      '-c:v',
+      'libx264',
+      '-pix_fmt',
+      'yuv420p',
+      same,
+    ]);
     expect((await probeVideo(same)).stream.index).toBe(1);
   });
 
   it('audio with only cover art is a VideoDecodeError naming the file and why', async () => {
     const file = path.join(tmp, 'song.mp4');
-    ff(['-f', 'lavfi', '-i', 'sine=d=2', '-f', 'lavfi', '-i', 'color=blue:size=64x64:d=1', '-map', '0:a', '-map', '1:v', '-c:a', 'aac', '-c:v', 'mjpeg', '-frames:v', '1', '-disposition:v:0', 'attached_pic', file]);
+    ff([
+      '-f',
+      'lavfi',
+      '-i',
+      'sine=d=2',
+      '-f',
+      'lavfi',
+      '-i',
+      'color=blue:size=64x64:d=1',
+      '-map',
+      '0:a',
+      '-map',
+      '1:v',
+      '-c:a',
+      'aac',
+      '-c:v',
+      'mjpeg',
+      '-frames:v',
+      '1',
+      '-disposition:v:0',
+      'attached_pic',
+      file,
+    ]);
     const err = await rejectionOf(probeVideo(file), VideoDecodeError);
     expect(err.message).toContain(file);
     expect(err.reason).toBe('audio only: no video stream (stream 1: attached picture (cover art))');
@@ -174,7 +273,14 @@ describe('colour: 8-bit BT.709 SDR whatever the source', () => {
     const file = path.join(tmp, `${kind}.mkv`);
     ff(['-f', 'lavfi', '-i', src, '-vf', hdr(trc), ...x265, '-color_trc', trc, file]);
     const { probe, result, bytes } = await extract(file, { fps: 2 });
-    expect(probe.colour).toMatchObject({ dynamicRange: kind, transfer: trc, primaries: 'bt2020', matrix: 'bt2020nc', bitDepth: 10, conversion: 'zscale+tonemap' });
+    expect(probe.colour).toMatchObject({
+      dynamicRange: kind,
+      transfer: trc,
+      primaries: 'bt2020',
+      matrix: 'bt2020nc',
+      bitDepth: 10,
+      conversion: 'zscale+tonemap',
+    });
     expect(probe.colour.hdr!.measuredPeakNits).toBeGreaterThan(60);
     const ref = sdrReference();
     let mean = 0;
@@ -213,7 +319,16 @@ describe('colour: 8-bit BT.709 SDR whatever the source', () => {
   /** The pattern as RGB at 320x240: what every variant must decode to. */
   const referenceRgb = () => execFileSync('ffmpeg', ['-v', 'error', '-f', 'lavfi', '-i', src, '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-']);
   const toYuv = (m: string, r: 'tv' | 'pc', fmt: string) => `scale=out_color_matrix=${m}:out_range=${r},format=${fmt}`;
-  const tags = (space: string, range: 'tv' | 'pc') => ['-colorspace', space, '-color_primaries', space === 'bt709' ? 'bt709' : 'smpte170m', '-color_trc', space === 'bt709' ? 'bt709' : 'smpte170m', '-color_range', range];
+  const tags = (space: string, range: 'tv' | 'pc') => [
+    '-colorspace',
+    space,
+    '-color_primaries',
+    space === 'bt709' ? 'bt709' : 'smpte170m',
+    '-color_trc',
+    space === 'bt709' ? 'bt709' : 'smpte170m',
+    '-color_range',
+    range,
+  ];
 
   it.each<[string, string, string[], number]>([
     // Tolerances include the stored JPEG's own loss at quality 85 (about 3 levels on this pattern).
@@ -226,7 +341,20 @@ describe('colour: 8-bit BT.709 SDR whatever the source', () => {
     [
       'BT.2020 SDR 10-bit (primaries converted)',
       'bt2020.mkv',
-      ['-vf', 'format=gbrp,zscale=tin=709:pin=709:rin=full:t=2020_10:p=2020:m=2020_ncl:r=limited,format=yuv420p10le', '-c:v', 'ffv1', '-colorspace', 'bt2020nc', '-color_primaries', 'bt2020', '-color_trc', 'bt2020-10', '-color_range', 'tv'],
+      [
+        '-vf',
+        'format=gbrp,zscale=tin=709:pin=709:rin=full:t=2020_10:p=2020:m=2020_ncl:r=limited,format=yuv420p10le',
+        '-c:v',
+        'ffv1',
+        '-colorspace',
+        'bt2020nc',
+        '-color_primaries',
+        'bt2020',
+        '-color_trc',
+        'bt2020-10',
+        '-color_range',
+        'tv',
+      ],
       9,
     ],
   ])('%s decodes to the pattern’s RGB', async (_name, name, encode, tolerance) => {
@@ -243,7 +371,9 @@ describe('colour: 8-bit BT.709 SDR whatever the source', () => {
       bias[i % 3]! += (rgb[i]! - ref[i]!) / (ref.length / 3);
     }
     const mae = err / ref.length;
-    console.log(`${name}: ${probe.colour.conversion}, matrix ${probe.colour.matrix}, range ${probe.colour.range}, ${probe.colour.bitDepth} bits: mean abs error ${mae.toFixed(2)}, bias ${bias.map((b) => b.toFixed(1)).join('/')}`);
+    console.log(
+      `${name}: ${probe.colour.conversion}, matrix ${probe.colour.matrix}, range ${probe.colour.range}, ${probe.colour.bitDepth} bits: mean abs error ${mae.toFixed(2)}, bias ${bias.map((b) => b.toFixed(1)).join('/')}`,
+    );
     expect(mae).toBeLessThan(tolerance);
     for (const b of bias) expect(Math.abs(b)).toBeLessThan(5);
   });
@@ -285,7 +415,12 @@ describe('scan type: interlaced video is deinterlaced before sampling', () => {
   const grey = async (jpeg: Buffer) => (await sharp(jpeg).greyscale().raw().toBuffer({ resolveWithObject: true })).data;
 
   it.each<[string, string, string[], 'stream' | 'idet']>([
-    ['declared (H.264 field-coded, top field first)', 'tff.mp4', ['-c:v', 'libx264', '-preset', 'ultrafast', '-flags', '+ildct+ilme', '-top', '1', '-pix_fmt', 'yuv420p'], 'stream'],
+    [
+      'declared (H.264 field-coded, top field first)',
+      'tff.mp4',
+      ['-c:v', 'libx264', '-preset', 'ultrafast', '-flags', '+ildct+ilme', '-top', '1', '-pix_fmt', 'yuv420p'],
+      'stream',
+    ],
     ['undeclared (MPEG-4 in AVI, no field order): detected by idet', 'woven.avi', ['-c:v', 'mpeg4', '-q:v', '2', '-pix_fmt', 'yuv420p'], 'idet'],
   ])('%s: no comb artefacts left (measured), against the woven frames', async (_name, name, encode, source) => {
     const file = path.join(tmp, name);
@@ -315,7 +450,19 @@ describe('pixel shape', () => {
   it('an anamorphic 16:9 PAL source (720x576, SAR 64:45) gives 16:9 frames in which a square is square', async () => {
     const file = path.join(tmp, 'anamorphic.mp4');
     // A white square drawn in display space (1024x576), then squeezed into 720 coded columns.
-    ff(['-f', 'lavfi', '-i', 'color=black:size=1024x576:rate=25:d=2,drawbox=x=412:y=188:w=200:h=200:color=white:t=fill', '-vf', 'scale=720:576,setsar=64/45', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', file]);
+    ff([
+      '-f',
+      'lavfi',
+      '-i',
+      'color=black:size=1024x576:rate=25:d=2,drawbox=x=412:y=188:w=200:h=200:color=white:t=fill',
+      '-vf',
+      'scale=720:576,setsar=64/45',
+      '-c:v',
+      'libx264',
+      '-pix_fmt',
+      'yuv420p',
+      file,
+    ]);
     const { probe, result, bytes } = await extract(file);
     expect(probe.sampleAspectRatio).toBe('64:45');
     expect([probe.displayWidth, probe.displayHeight]).toEqual([1024, 576]);
@@ -343,7 +490,8 @@ describe('pixel shape', () => {
 describe('timestamps: one time base, unique keys', () => {
   const base = () => {
     const file = path.join(tmp, 'gop.mp4');
-    if (!existsSync(file)) ff(['-f', 'lavfi', '-i', 'testsrc=size=160x120:rate=10:d=6', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-g', '30', '-bf', '2', file]);
+    if (!existsSync(file))
+      ff(['-f', 'lavfi', '-i', 'testsrc=size=160x120:rate=10:d=6', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-g', '30', '-bf', '2', file]);
     return file;
   };
 
@@ -375,7 +523,21 @@ describe('timestamps: one time base, unique keys', () => {
   it('timestamps are exact far into a long video (showinfo prints pts_time with 6 significant digits: 0.1 s steps past 10,000 s)', async () => {
     const file = path.join(tmp, 'long-offset.mkv');
     // Frames 40 ms apart: five at 0..0.16 s, then twenty from 12,345.2 s.
-    ff(['-f', 'lavfi', '-i', "testsrc=size=64x48:rate=25:d=1,setpts='PTS+if(gte(N\\,5)\\,12345/TB\\,0)'", '-fps_mode', 'passthrough', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-g', '1', file]);
+    ff([
+      '-f',
+      'lavfi',
+      '-i',
+      "testsrc=size=64x48:rate=25:d=1,setpts='PTS+if(gte(N\\,5)\\,12345/TB\\,0)'",
+      '-fps_mode',
+      'passthrough',
+      '-c:v',
+      'libx264',
+      '-pix_fmt',
+      'yuv420p',
+      '-g',
+      '1',
+      file,
+    ]);
     const { ts, result } = await extract(file, { mode: 'fps', fps: 60, maxFramesPerVideo: 100_000 });
     const late = ts.filter((t) => t > 12_000);
     expect(late.length).toBeGreaterThanOrEqual(5);
@@ -392,7 +554,10 @@ describe('timestamps: one time base, unique keys', () => {
     const probe = fresh.probe;
     const sink: FrameSink = { has: () => false, put: async () => undefined };
     const resumed = await extractFrames(one, 'a'.repeat(64), probe, { ...keepAll, mode: 'keyframes' }, sink, {
-      resume: { progress: { sampled: 1, frames: 1, lastTimestampS: 0, dropped: { nearBlack: 0, nearWhite: 0, blurred: 0 }, decodeErrorCount: 0 }, frames: fresh.result.frames },
+      resume: {
+        progress: { sampled: 1, frames: 1, lastTimestampS: 0, dropped: { nearBlack: 0, nearWhite: 0, blurred: 0 }, decodeErrorCount: 0 },
+        frames: fresh.result.frames,
+      },
     });
     expect(resumed.frames.map((f) => f.key)).toEqual(fresh.result.frames.map((f) => f.key));
     expect(resumed.sampled).toBe(1);
@@ -402,7 +567,10 @@ describe('timestamps: one time base, unique keys', () => {
     expect(all.ts).toEqual([0, 3]);
     const gp = all.probe;
     const after = await extractFrames(gop, 'a'.repeat(64), gp, { ...keepAll, mode: 'keyframes' }, sink, {
-      resume: { progress: { sampled: 2, frames: 2, lastTimestampS: 3, dropped: { nearBlack: 0, nearWhite: 0, blurred: 0 }, decodeErrorCount: 0 }, frames: all.result.frames },
+      resume: {
+        progress: { sampled: 2, frames: 2, lastTimestampS: 3, dropped: { nearBlack: 0, nearWhite: 0, blurred: 0 }, decodeErrorCount: 0 },
+        frames: all.result.frames,
+      },
     });
     expect(after.sampled).toBe(2);
     expect(after.frames).toHaveLength(2);
@@ -452,7 +620,14 @@ describe('every child process is bounded', () => {
     const tag = `reelset-hung-ffmpeg-${process.pid}`;
     const t = Date.now();
     const err = await rejectionOf(
-      extractFrames(file, 'a'.repeat(64), probe, keepAll, { has: () => false, put: async () => undefined }, { ffmpegPath: await hungTool(tag), stallTimeoutMs: 1000 }),
+      extractFrames(
+        file,
+        'a'.repeat(64),
+        probe,
+        keepAll,
+        { has: () => false, put: async () => undefined },
+        { ffmpegPath: await hungTool(tag), stallTimeoutMs: 1000 },
+      ),
       TransientError,
     );
     expect(err.message).toMatch(/no progress for 1 s/);
@@ -466,7 +641,10 @@ describe('every child process is bounded', () => {
     const probe = await probeVideo(file);
     let puts = 0;
     const slow: FrameSink = { has: () => false, put: async () => void (puts++ === 0 && (await new Promise((r) => setTimeout(r, 2500)))) };
-    const r = await extractFrames(file, 'a'.repeat(64), probe, { ...keepAll, fps: 10, maxFramesPerVideo: 100 }, slow, { stallTimeoutMs: 800, uploadConcurrency: 1 });
+    const r = await extractFrames(file, 'a'.repeat(64), probe, { ...keepAll, fps: 10, maxFramesPerVideo: 100 }, slow, {
+      stallTimeoutMs: 800,
+      uploadConcurrency: 1,
+    });
     expect(r.frames).toHaveLength(40);
   });
 
@@ -475,7 +653,14 @@ describe('every child process is bounded', () => {
     ff(['-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=25:d=20', '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', file]);
     const probe = await probeVideo(file);
     // Scene mode with an unreachable threshold: one pick, then 20 s of video decoded with no output.
-    const r = await extractFrames(file, 'a'.repeat(64), probe, { ...keepAll, mode: 'scene', sceneThreshold: 1 }, { has: () => false, put: async () => undefined }, { stallTimeoutMs: 1500 });
+    const r = await extractFrames(
+      file,
+      'a'.repeat(64),
+      probe,
+      { ...keepAll, mode: 'scene', sceneThreshold: 1 },
+      { has: () => false, put: async () => undefined },
+      { stallTimeoutMs: 1500 },
+    );
     expect(r.sampled).toBe(1);
   });
 });

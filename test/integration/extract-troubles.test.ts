@@ -64,7 +64,16 @@ const decodeError = (p: Promise<unknown>) => rejectionOf(p, VideoDecodeError);
 describe('sampling modes', () => {
   it('fps on a variable-frame-rate video follows the real timestamps, no frame padded into a gap', async () => {
     // 10 fps with no frame between 2.0 s and 4.5 s.
-    const file = lavfi('vfr.mkv', 'testsrc=size=160x120:rate=10:d=6', ['-vf', "select='not(between(t,2,4.45))'", '-fps_mode', 'passthrough', '-c:v', 'libx264', '-pix_fmt', 'yuv420p']);
+    const file = lavfi('vfr.mkv', 'testsrc=size=160x120:rate=10:d=6', [
+      '-vf',
+      "select='not(between(t,2,4.45))'",
+      '-fps_mode',
+      'passthrough',
+      '-c:v',
+      'libx264',
+      '-pix_fmt',
+      'yuv420p',
+    ]);
     const { ts, result } = await extract(file, { fps: 1 });
     expect(ts).toEqual([0, 1, 4.5, 5]);
     // testsrc changes every frame: a repeated frame would repeat a hash.
@@ -74,10 +83,27 @@ describe('sampling modes', () => {
   it('scene keeps the first frame and one per shot change, at least minSceneGapS apart', async () => {
     const file = path.join(tmp, 'shots.mp4');
     ff([
-      '-f', 'lavfi', '-i', 'testsrc=size=160x120:rate=10:d=2',
-      '-f', 'lavfi', '-i', 'mandelbrot=size=160x120:rate=10,trim=duration=2',
-      '-f', 'lavfi', '-i', 'smptebars=size=160x120:rate=10:d=2',
-      '-filter_complex', '[0:v][1:v][2:v]concat=n=3:v=1[v]', '-map', '[v]', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', file,
+      '-f',
+      'lavfi',
+      '-i',
+      'testsrc=size=160x120:rate=10:d=2',
+      '-f',
+      'lavfi',
+      '-i',
+      'mandelbrot=size=160x120:rate=10,trim=duration=2',
+      '-f',
+      'lavfi',
+      '-i',
+      'smptebars=size=160x120:rate=10:d=2',
+      '-filter_complex',
+      '[0:v][1:v][2:v]concat=n=3:v=1[v]',
+      '-map',
+      '[v]',
+      '-c:v',
+      'libx264',
+      '-pix_fmt',
+      'yuv420p',
+      file,
     ]);
     const { ts } = await extract(file, { mode: 'scene', sceneThreshold: 0.3, minSceneGapS: 0.5 });
     expect(ts).toEqual([0, 2, 4]);
@@ -87,7 +113,18 @@ describe('sampling modes', () => {
   });
 
   it('keyframes takes only the keyframes (here every 2.5 s), spread by the cap', async () => {
-    const file = lavfi('gop.mp4', 'testsrc=size=160x120:rate=10:d=10', ['-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-g', '25', '-keyint_min', '25', '-sc_threshold', '0']);
+    const file = lavfi('gop.mp4', 'testsrc=size=160x120:rate=10:d=10', [
+      '-c:v',
+      'libx264',
+      '-pix_fmt',
+      'yuv420p',
+      '-g',
+      '25',
+      '-keyint_min',
+      '25',
+      '-sc_threshold',
+      '0',
+    ]);
     const { ts, result } = await extract(file, { mode: 'keyframes' });
     expect(ts).toEqual([0, 2.5, 5, 7.5]);
     expect(result.plan.keyframesOnly).toBe(true);
@@ -137,7 +174,9 @@ describe('frame rates that ffprobe gets wrong', () => {
     for (let k = 0; k < entries; k++) bytes.writeUInt32BE(0, stts + 16 + 8 * k);
     const file = path.join(tmp, 'zero-durations.mp4');
     await fs.writeFile(file, bytes);
-    const raw = execFileSync('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'stream=r_frame_rate', '-of', 'csv=p=0', file]).toString().trim();
+    const raw = execFileSync('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'stream=r_frame_rate', '-of', 'csv=p=0', file])
+      .toString()
+      .trim();
     expect(raw).toBe('1/0');
     const { probe, result } = await extract(file);
     expect(probe.frameRate === undefined || Number.isFinite(probe.frameRate)).toBe(true);
@@ -291,10 +330,31 @@ describe('resuming after committed progress', () => {
   ])('%s: an interrupted extraction resumed from its last commit gives the same frames as one clean run', async (mode, o) => {
     const file = path.join(tmp, `resume-${mode}.mp4`);
     ff([
-      '-f', 'lavfi', '-i', 'testsrc=size=160x120:rate=10:d=4',
-      '-f', 'lavfi', '-i', 'smptebars=size=160x120:rate=10:d=4',
-      '-f', 'lavfi', '-i', 'mandelbrot=size=160x120:rate=10,trim=duration=4',
-      '-filter_complex', '[0:v][1:v][2:v]concat=n=3:v=1[v]', '-map', '[v]', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-g', '15', '-sc_threshold', '0', file,
+      '-f',
+      'lavfi',
+      '-i',
+      'testsrc=size=160x120:rate=10:d=4',
+      '-f',
+      'lavfi',
+      '-i',
+      'smptebars=size=160x120:rate=10:d=4',
+      '-f',
+      'lavfi',
+      '-i',
+      'mandelbrot=size=160x120:rate=10,trim=duration=4',
+      '-filter_complex',
+      '[0:v][1:v][2:v]concat=n=3:v=1[v]',
+      '-map',
+      '[v]',
+      '-c:v',
+      'libx264',
+      '-pix_fmt',
+      'yuv420p',
+      '-g',
+      '15',
+      '-sc_threshold',
+      '0',
+      file,
     ]);
     const options = { ...keepAll, mode, ...o, maxFramesPerVideo: 100 };
     const probe = await probeVideo(file);

@@ -55,9 +55,7 @@ function entry(id: string): ResolvedEntry {
 
 describe('database schema', () => {
   it('the migrations are applied: every table exists', async () => {
-    const res = await pool.query<{ table_name: string }>(
-      `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()`,
-    );
+    const res = await pool.query<{ table_name: string }>(`SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()`);
     const tables = res.rows.map((r) => r.table_name);
     for (const t of ['labels', 'videos', 'video_labels', 'runs', 'run_steps', 'frames', 'frame_labels', 'datasets', 'models', 'pgmigrations'])
       expect(tables).toContain(t);
@@ -80,7 +78,8 @@ describe('upsertTaxonomy', () => {
   it('stores declared exclusions, replaces them when the file changes, and makes labels they name', async () => {
     const [a, b, c] = [`excl-a-${suffix}`, `excl-b-${suffix}`, `excl-c-${suffix}`];
     cleanupLabels.push(a, b, c);
-    const excludes = async (name: string) => (await pool.query<{ excludes: string[] }>('SELECT excludes FROM labels WHERE name = $1', [name])).rows[0]?.excludes;
+    const excludes = async (name: string) =>
+      (await pool.query<{ excludes: string[] }>('SELECT excludes FROM labels WHERE name = $1', [name])).rows[0]?.excludes;
     await upsertTaxonomy(pool, [{ name: a, parent: null, synonyms: [], excludes: [c, b] }]);
     expect(await excludes(a)).toEqual([b, c].sort());
     expect(await excludes(b)).toEqual([]); // made bare; the relation is symmetric when read (lib/taxonomy.ts)
@@ -118,10 +117,7 @@ describe('ingestCatalog', () => {
       );
       expect(row.rows[0]).toMatchObject({ sha256: e.sha256, s3_key: key, width: e.video!.width, height: e.video!.height });
       expect(Number(row.rows[0]!.bytes)).toBe(e.bytes);
-      const labels = await pool.query<{ label: string }>(
-        `SELECT label FROM video_labels WHERE video_id = $1 AND source = 'catalog' ORDER BY label`,
-        [e.id],
-      );
+      const labels = await pool.query<{ label: string }>(`SELECT label FROM video_labels WHERE video_id = $1 AND source = 'catalog' ORDER BY label`, [e.id]);
       expect(labels.rows.map((r) => r.label)).toEqual([...e.labels].sort());
     }
   });
@@ -164,8 +160,20 @@ describe('ingestCatalog', () => {
     // Unique content: a tiny generated clip with the run's suffix in its metadata.
     const file = path.join(tmp, `new-${suffix}.mp4`);
     execFileSync('ffmpeg', [
-      '-v', 'error', '-f', 'lavfi', '-i', 'testsrc=size=64x48:rate=5:d=1', '-c:v', 'libx264', '-pix_fmt', 'yuv420p',
-      '-metadata', `title=${suffix}`, '-y', file,
+      '-v',
+      'error',
+      '-f',
+      'lavfi',
+      '-i',
+      'testsrc=size=64x48:rate=5:d=1',
+      '-c:v',
+      'libx264',
+      '-pix_fmt',
+      'yuv420p',
+      '-metadata',
+      `title=${suffix}`,
+      '-y',
+      file,
     ]);
     const sha = await sha256File(file);
     const id = `test-new-${suffix}`;
@@ -237,30 +245,32 @@ describe('resolveLabel and searchCatalog', () => {
     expect(byId.get('cockatoo')?.matchedBy).toBe('descendant');
     // Nothing else in the shared catalog is an animal.
     const sharedIds = new Set(catalog.map((e) => e.id));
-    expect(positives.filter((h) => sharedIds.has(h.videoId)).map((h) => h.videoId).sort()).toEqual(['VID_20191220_170832', 'cockatoo']);
+    expect(
+      positives
+        .filter((h) => sharedIds.has(h.videoId))
+        .map((h) => h.videoId)
+        .sort(),
+    ).toEqual(['VID_20191220_170832', 'cockatoo']);
   });
 
-  it.each(['bicycle', 'animal', 'person', 'object', 'abstract'])(
-    "negatives for '%s' are labelled, never positives, never ancestor-labelled",
-    async (label) => {
-      const { resolved, hits } = await searchCatalog(pool, { label, maxPositiveVideos: 50, maxNegativeVideos: 50, seed: 3 });
-      const positives = new Set(hits.filter((h) => h.role === 'positive').map((h) => h.videoId));
-      const negatives = hits.filter((h) => h.role === 'negative');
-      expect(positives.size).toBeGreaterThan(0);
-      expect(negatives.length).toBeGreaterThan(0);
-      for (const n of negatives) {
-        expect(positives.has(n.videoId)).toBe(false);
-        expect(n.videoId).not.toBe('traitsui-test');
-        expect(n.labels.length).toBeGreaterThan(0);
-        for (const l of n.labels) {
-          expect(resolved.labels).not.toContain(l);
-          expect(resolved.ancestors).not.toContain(l);
-        }
+  it.each(['bicycle', 'animal', 'person', 'object', 'abstract'])("negatives for '%s' are labelled, never positives, never ancestor-labelled", async (label) => {
+    const { resolved, hits } = await searchCatalog(pool, { label, maxPositiveVideos: 50, maxNegativeVideos: 50, seed: 3 });
+    const positives = new Set(hits.filter((h) => h.role === 'positive').map((h) => h.videoId));
+    const negatives = hits.filter((h) => h.role === 'negative');
+    expect(positives.size).toBeGreaterThan(0);
+    expect(negatives.length).toBeGreaterThan(0);
+    for (const n of negatives) {
+      expect(positives.has(n.videoId)).toBe(false);
+      expect(n.videoId).not.toBe('traitsui-test');
+      expect(n.labels.length).toBeGreaterThan(0);
+      for (const l of n.labels) {
+        expect(resolved.labels).not.toContain(l);
+        expect(resolved.ancestors).not.toContain(l);
       }
-      expect(hits.map((h) => h.videoId)).not.toContain('traitsui-test');
-      expect(new Set(hits.map((h) => h.videoId)).size).toBe(hits.length);
-    },
-  );
+    }
+    expect(hits.map((h) => h.videoId)).not.toContain('traitsui-test');
+    expect(new Set(hits.map((h) => h.videoId)).size).toBe(hits.length);
+  });
 
   it("'abstract' never takes 'animation' videos as negatives (its ancestor)", async () => {
     const { hits } = await searchCatalog(pool, { label: 'abstract', maxPositiveVideos: 50, maxNegativeVideos: 50, seed: 1 });

@@ -26,7 +26,13 @@ const V = { p: video('vp'), t: video('vt'), c: video('vc'), g: video('vg') };
 const frame = (v: string, i: number) => `frames/${createHash('sha256').update(v).digest('hex')}/own/${i}.jpg`;
 const F = { p1: frame(V.p, 1), p2: frame(V.p, 2), t1: frame(V.t, 1), c1: frame(V.c, 1), g1: frame(V.g, 1) };
 
-async function label(frameKey: string, workflowId: string, l: string, source: 'weak' | 'model', extra: { origin?: string; from?: string; key?: string; as?: string } = {}) {
+async function label(
+  frameKey: string,
+  workflowId: string,
+  l: string,
+  source: 'weak' | 'model',
+  extra: { origin?: string; from?: string; key?: string; as?: string } = {},
+) {
   await svc.pool.query(
     `INSERT INTO frame_labels (frame_key, workflow_id, label, source, confidence, origin, inherited_from, inherited_key, inherited_label, created_at)
      VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, clock_timestamp())`,
@@ -41,17 +47,29 @@ beforeAll(async () => {
   await q(`INSERT INTO labels (name, parent) VALUES ($1, $2)`, [PC, P]);
   await q(`UPDATE labels SET excludes = $2 WHERE name = $1`, [G, [P]]);
   for (const v of Object.values(V)) {
-    await q(`INSERT INTO videos (id, sha256, s3_key, file_name, bytes) VALUES ($1, $2, $3, $4, 1)`, [v, createHash('sha256').update(v).digest('hex'), `videos/${v}`, `${v}.mp4`]);
+    await q(`INSERT INTO videos (id, sha256, s3_key, file_name, bytes) VALUES ($1, $2, $3, $4, 1)`, [
+      v,
+      createHash('sha256').update(v).digest('hex'),
+      `videos/${v}`,
+      `${v}.mp4`,
+    ]);
   }
   await q(`INSERT INTO video_labels (video_id, label) VALUES ($1, $2), ($3, $4), ($5, $6)`, [V.p, P, V.c, C, V.g, G]);
-  for (const [k, v] of [[F.p1, V.p], [F.p2, V.p], [F.t1, V.t], [F.c1, V.c], [F.g1, V.g]] as const) {
+  for (const [k, v] of [
+    [F.p1, V.p],
+    [F.p2, V.p],
+    [F.t1, V.t],
+    [F.c1, V.c],
+    [F.g1, V.g],
+  ] as const) {
     await q(
       `INSERT INTO frames (s3_key, video_id, params_hash, frame_index, timestamp_s, width, height, bytes, sha256, sharpness, brightness)
        VALUES ($1, $2, 'own', $3, 1, 4, 4, 1, 'x', 1, 128)`,
       [k, v, Number(k.slice(-5, -4))],
     );
   }
-  const runRow = (id: string, kind: string, l: string) => q(`INSERT INTO runs (workflow_id, kind, label, input, status) VALUES ($1, $2, $3, '{}', 'completed')`, [id, kind, l]);
+  const runRow = (id: string, kind: string, l: string) =>
+    q(`INSERT INTO runs (workflow_id, kind, label, input, status) VALUES ($1, $2, $3, '{}', 'completed')`, [id, kind, l]);
   await runRow(RUNS.p1, 'new-category', P);
   await runRow(RUNS.c1, 'new-category', C);
   await runRow(RUNS.g1, 'new-category', G);
@@ -63,9 +81,27 @@ beforeAll(async () => {
   await q(`INSERT INTO label_videos (label, video_id, workflow_id, role, outcome) VALUES ($1, $2, $3, 'positive', 'extracted')`, [P, V.t, RUNS.p1]);
 
   // P's first run: its own weak labels. Then C's and G's runs over the same frames (shared, content-addressed).
-  for (const [k, l] of [[F.p1, P], [F.p2, P], [F.t1, P], [F.c1, 'other'], [F.g1, 'other']]) await label(k!, RUNS.p1, l!, 'weak', { origin: 'own' });
-  for (const [k, l] of [[F.c1, C], [F.p1, 'other'], [F.p2, 'other'], [F.g1, 'other']]) await label(k!, RUNS.c1, l!, 'weak', { origin: 'own' });
-  for (const [k, l] of [[F.g1, G], [F.p1, 'other'], [F.c1, 'other']]) await label(k!, RUNS.g1, l!, 'weak', { origin: 'own' });
+  for (const [k, l] of [
+    [F.p1, P],
+    [F.p2, P],
+    [F.t1, P],
+    [F.c1, 'other'],
+    [F.g1, 'other'],
+  ])
+    await label(k!, RUNS.p1, l!, 'weak', { origin: 'own' });
+  for (const [k, l] of [
+    [F.c1, C],
+    [F.p1, 'other'],
+    [F.p2, 'other'],
+    [F.g1, 'other'],
+  ])
+    await label(k!, RUNS.c1, l!, 'weak', { origin: 'own' });
+  for (const [k, l] of [
+    [F.g1, G],
+    [F.p1, 'other'],
+    [F.c1, 'other'],
+  ])
+    await label(k!, RUNS.g1, l!, 'weak', { origin: 'own' });
   // P's second run, as the buggy label step wrote it (no provenance): the newest label of any run, copied.
   await label(F.p1, RUNS.p2, 'other', 'weak'); // G's "not G"
   await label(F.p2, RUNS.p2, 'other', 'weak'); // C's "not C"
@@ -119,9 +155,15 @@ test("the label's labelled frames hold only its own labels: what the bug copied 
   expect((await labelledFrames(svc.pool, P)).length).toBe(5);
 });
 
-test('G reads its own labels only: P\'s and C\'s `other` never become G\'s', async () => {
+test("G reads its own labels only: P's and C's `other` never become G's", async () => {
   const g = await labelledFrames(svc.pool, G);
-  expect(g.map((f) => [f.frameKey, f.label])).toEqual([[F.c1, 'other'], [F.g1, G], [F.p1, 'other']].sort((a, b) => (a[0]! < b[0]! ? -1 : 1)));
+  expect(g.map((f) => [f.frameKey, f.label])).toEqual(
+    [
+      [F.c1, 'other'],
+      [F.g1, G],
+      [F.p1, 'other'],
+    ].sort((a, b) => (a[0]! < b[0]! ? -1 : 1)),
+  );
 });
 
 test('what a seen cluster inherits: own labels only, the reading run left out', async () => {

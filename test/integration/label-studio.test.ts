@@ -23,7 +23,12 @@ const s = uniqueSuffix();
 const label = `it-${s}`;
 const child = `it-${s}-part`;
 const run = `it-labeling-${s}`;
-const videoSha = 'f'.repeat(56) + s.replace(/[^0-9a-f]/g, '').padEnd(8, '0').slice(0, 8);
+const videoSha =
+  'f'.repeat(56) +
+  s
+    .replace(/[^0-9a-f]/g, '')
+    .padEnd(8, '0')
+    .slice(0, 8);
 const frameKey = `frames/${videoSha}/0123456789abcdef/000001000.jpg`;
 let projectId = 0;
 let taskId = 0;
@@ -38,7 +43,11 @@ beforeAll(async () => {
   await svc.pool.query(`INSERT INTO labels (name) VALUES ($1) ON CONFLICT DO NOTHING`, [label]);
   await svc.pool.query(`INSERT INTO labels (name, parent, synonyms) VALUES ($1, $2, '{parts}') ON CONFLICT DO NOTHING`, [child, label]);
   await svc.pool.query(`INSERT INTO runs (workflow_id, kind, label, input) VALUES ($1, 'new-category', $2, '{}')`, [run, label]);
-  await svc.pool.query(`INSERT INTO videos (id, sha256, s3_key, file_name, bytes) VALUES ($1, $2, $3, 'x.mp4', 1)`, [`it-video-${s}`, videoSha, `videos/${videoSha}.mp4`]);
+  await svc.pool.query(`INSERT INTO videos (id, sha256, s3_key, file_name, bytes) VALUES ($1, $2, $3, 'x.mp4', 1)`, [
+    `it-video-${s}`,
+    videoSha,
+    `videos/${videoSha}.mp4`,
+  ]);
   await svc.pool.query(
     `INSERT INTO frames (s3_key, video_id, params_hash, frame_index, timestamp_s, width, height, bytes, sha256, sharpness, brightness)
      VALUES ($1, $2, '0123456789abcdef', 0, 1, 1, 1, $3, 'x', 1, 1)`,
@@ -88,7 +97,17 @@ test('the label project: taxonomy choices, S3 storage without presigning (no sec
 });
 
 test('a task shows its frame through Label Studio to a logged-in person only, with no S3 URL or credential', async () => {
-  const f: PlannedFrame = { key: frameKey, videoId: `it-video-${s}`, timestampS: 1, split: 'validation', required: 2, weakLabel: label, weakConfidence: 1, model: null, uncertainty: 0 };
+  const f: PlannedFrame = {
+    key: frameKey,
+    videoId: `it-video-${s}`,
+    timestampS: 1,
+    split: 'validation',
+    required: 2,
+    weakLabel: label,
+    weakConfidence: 1,
+    model: null,
+    uncertainty: 0,
+  };
   taskId = (await admin.importTasks(projectId, [taskOf(f, { workflowId: run, label, bucket: svc.config.S3_BUCKET, modelVersion: null })]))[0]!;
   await svc.pool.query(
     `INSERT INTO labeling_tasks (task_id, workflow_id, project_id, frame_key, video_id, split, required, weak_label, weak_confidence, uncertainty)
@@ -110,10 +129,12 @@ test('a task shows its frame through Label Studio to a logged-in person only, wi
 test('annotations mirror into Postgres by annotation id: created, changed, skipped, deleted (with an event and without)', async () => {
   const deps = { pool: svc.pool, config: svc.config };
   const rows = async () =>
-    (await svc.pool.query<{ annotation_id: string; label: string; annotator: string; source: string }>(
-      `SELECT annotation_id, label, annotator, source FROM frame_labels WHERE frame_key = $1 ORDER BY annotation_id`,
-      [frameKey],
-    )).rows;
+    (
+      await svc.pool.query<{ annotation_id: string; label: string; annotator: string; source: string }>(
+        `SELECT annotation_id, label, annotator, source FROM frame_labels WHERE frame_key = $1 ORDER BY annotation_id`,
+        [frameKey],
+      )
+    ).rows;
 
   const a = await person.client.createAnnotation(taskId, { result: choose(label) });
   expect(await applyLabelingEvent(deps, admin, { annotationIds: [a.id], deletedAnnotationIds: [] })).toEqual({ written: 1, removed: 0 });
@@ -150,7 +171,10 @@ test('annotations mirror into Postgres by annotation id: created, changed, skipp
 
   // A new annotation no event told about: the reconciliation writes it.
   const b = await person.client.createAnnotation(taskId, { result: choose('other') });
-  expect(await reconcileTasks(svc.pool, admin, known, new Map((await admin.listTasks(projectId)).tasks.map((t) => [t.id, t])))).toEqual({ written: 1, removed: 0 });
+  expect(await reconcileTasks(svc.pool, admin, known, new Map((await admin.listTasks(projectId)).tasks.map((t) => [t.id, t])))).toEqual({
+    written: 1,
+    removed: 0,
+  });
   expect(await rows()).toEqual([{ annotation_id: String(b.id), label: 'other', annotator: person.email, source: 'human' }]);
 
   // The cheap reconciliation: only tasks whose updated_at moved are fetched.

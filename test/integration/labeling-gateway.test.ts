@@ -25,21 +25,33 @@ let logs = '';
 const signals: Array<{ workflowId: string; event: LabelingEvent }> = [];
 let url = '';
 let gateway: ReturnType<typeof createGateway>;
-const videoSha = 'e'.repeat(56) + s.replace(/[^0-9a-f]/g, '').padEnd(8, '0').slice(0, 8);
+const videoSha =
+  'e'.repeat(56) +
+  s
+    .replace(/[^0-9a-f]/g, '')
+    .padEnd(8, '0')
+    .slice(0, 8);
 const frameKey = `frames/${videoSha}/0123456789abcdef/000000000.jpg`;
 
 beforeAll(async () => {
   svc = await requireServices();
   await requireLabelStudio();
-  for (const wf of [waiting, finished]) await svc.pool.query(`INSERT INTO runs (workflow_id, kind, label, input) VALUES ($1, 'new-category', 'cup', '{}')`, [wf]);
+  for (const wf of [waiting, finished])
+    await svc.pool.query(`INSERT INTO runs (workflow_id, kind, label, input) VALUES ($1, 'new-category', 'cup', '{}')`, [wf]);
   await svc.pool.query(`INSERT INTO videos (id, sha256, s3_key, file_name, bytes) VALUES ($1, $2, 'videos/x', 'x.mp4', 1)`, [`gw-video-${s}`, videoSha]);
   await svc.pool.query(
     `INSERT INTO frames (s3_key, video_id, params_hash, frame_index, timestamp_s, width, height, bytes, sha256, sharpness, brightness)
      VALUES ($1, $2, '0123456789abcdef', 0, 0, 1, 1, 1, 'x', 1, 1)`,
     [frameKey, `gw-video-${s}`],
   );
-  await svc.pool.query(`INSERT INTO labeling_runs (workflow_id, label, project_id, status, deadline, on_deadline) VALUES ($1, 'cup', $2, 'waiting', now() + interval '1 day', 'proceed')`, [waiting, project]);
-  await svc.pool.query(`INSERT INTO labeling_runs (workflow_id, label, project_id, status, deadline, on_deadline) VALUES ($1, 'cup', $2, 'finished', now(), 'proceed')`, [finished, otherProject]);
+  await svc.pool.query(
+    `INSERT INTO labeling_runs (workflow_id, label, project_id, status, deadline, on_deadline) VALUES ($1, 'cup', $2, 'waiting', now() + interval '1 day', 'proceed')`,
+    [waiting, project],
+  );
+  await svc.pool.query(
+    `INSERT INTO labeling_runs (workflow_id, label, project_id, status, deadline, on_deadline) VALUES ($1, 'cup', $2, 'finished', now(), 'proceed')`,
+    [finished, otherProject],
+  );
   await svc.pool.query(
     `INSERT INTO labeling_tasks (task_id, workflow_id, project_id, frame_key, video_id, split, required, weak_label, weak_confidence, uncertainty)
      VALUES ($1, $2, $3, $4, $5, 'train', 1, 'cup', 1, 0)`,
@@ -71,7 +83,11 @@ afterAll(async () => {
 
 async function post(body: string, secret: string | null = svc.config.LABEL_STUDIO_WEBHOOK_SECRET): Promise<number> {
   signals.length = 0;
-  const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json', ...(secret !== null ? { 'X-Reelset-Webhook-Secret': secret } : {}) }, body });
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', ...(secret !== null ? { 'X-Reelset-Webhook-Secret': secret } : {}) },
+    body,
+  });
   await res.text();
   await gateway.drain();
   return res.status;
@@ -94,18 +110,24 @@ test('a call without the secret, or with a wrong one, is refused and routes noth
 
 test('an annotation event signals the waiting run of its task with the annotation id', async () => {
   expect(await post(created(task + 1, task, project))).toBe(202);
-  expect(signals).toEqual([{ workflowId: `${waiting}/label`, event: { action: 'ANNOTATION_CREATED', annotationIds: [task + 1], deletedAnnotationIds: [], full: false } }]);
+  expect(signals).toEqual([
+    { workflowId: `${waiting}/label`, event: { action: 'ANNOTATION_CREATED', annotationIds: [task + 1], deletedAnnotationIds: [], full: false } },
+  ]);
 });
 
 test('a deletion event (annotation ids only) reaches the run whose mirrored annotation it names', async () => {
   expect(await post(JSON.stringify({ action: 'ANNOTATIONS_DELETED', annotations: [{ id: task + 7 }] }))).toBe(202);
-  expect(signals).toEqual([{ workflowId: `${waiting}/label`, event: { action: 'ANNOTATIONS_DELETED', annotationIds: [], deletedAnnotationIds: [task + 7], full: false } }]);
+  expect(signals).toEqual([
+    { workflowId: `${waiting}/label`, event: { action: 'ANNOTATIONS_DELETED', annotationIds: [], deletedAnnotationIds: [task + 7], full: false } },
+  ]);
 });
 
 test('events without payload, or unreadable, make the waiting runs reconcile fully', async () => {
   for (const body of [JSON.stringify({ action: 'ANNOTATION_UPDATED' }), '', 'not json at all']) {
     expect(await post(body)).toBe(202);
-    expect(signals.filter((x) => x.workflowId === `${waiting}/label`)).toEqual([{ workflowId: `${waiting}/label`, event: expect.objectContaining({ full: true }) }]);
+    expect(signals.filter((x) => x.workflowId === `${waiting}/label`)).toEqual([
+      { workflowId: `${waiting}/label`, event: expect.objectContaining({ full: true }) },
+    ]);
     expect(signals.some((x) => x.workflowId === `${finished}/label`)).toBe(false);
   }
 });

@@ -35,8 +35,14 @@ jest.setTimeout(600_000);
 const run = promisify(execFile);
 
 const LABEL = 'screen-recording';
-const TRAIN = { pos: ['gnome-mahjongg-video', 'five-glines-demo', 'gnomedev-message-board'], neg: ['blupi-play101', 'lebiniou-lebiniou-2021-06-10_12-19-19', 'visp-cube'] };
-const EVAL = { pos: ['gnome-hints-video', 'python-basic', 'gnomedev-progressbar'], neg: ['blupi-play103', 'lebiniou-lebiniou-2021-06-10_12-23-40', 'pyfeat-WolfgangLanger_Pexels'] };
+const TRAIN = {
+  pos: ['gnome-mahjongg-video', 'five-glines-demo', 'gnomedev-message-board'],
+  neg: ['blupi-play101', 'lebiniou-lebiniou-2021-06-10_12-19-19', 'visp-cube'],
+};
+const EVAL = {
+  pos: ['gnome-hints-video', 'python-basic', 'gnomedev-progressbar'],
+  neg: ['blupi-play103', 'lebiniou-lebiniou-2021-06-10_12-23-40', 'pyfeat-WolfgangLanger_Pexels'],
+};
 // The `above-chance` minimum at 0 here: on 6 held-out videos the prototype model's interval
 // reaches down to chance (5 of 6 right: 95% CI 50-100%), so the default 0.6 holds it back
 // (asserted below); the lifecycle tests need a model that passes.
@@ -101,7 +107,19 @@ beforeAll(async () => {
   await publishStudent(svc, LABEL, 1, dsVersion, WF, await buildStudent(labels, good, WF));
   await publishStudent(svc, LABEL, 2, dsVersion, WF, await buildStudent(labels, swapped, WF));
   // v3..v5: the same prototypes at another scale: the same argmax, so a tie with v1 at the video level.
-  for (const v of [3, 4, 5]) await publishStudent(svc, LABEL, v, dsVersion, WF, await buildStudent(labels, good.map((x) => x * (1 + v / 10)), WF));
+  for (const v of [3, 4, 5])
+    await publishStudent(
+      svc,
+      LABEL,
+      v,
+      dsVersion,
+      WF,
+      await buildStudent(
+        labels,
+        good.map((x) => x * (1 + v / 10)),
+        WF,
+      ),
+    );
 });
 
 afterAll(async () => {
@@ -116,10 +134,12 @@ describe('fixed evaluation set', () => {
     for (const v of [...TRAIN.pos, ...TRAIN.neg]) expect(ids).not.toContain(v);
     expect(c.find((x) => x.videoId === 'python-basic')!.catalogClass).toBe(LABEL);
     expect(c.find((x) => x.videoId === 'blupi-play103')!.catalogClass).toBe('other');
-    await expect(growEvalSet(svc.pool, svc.store, { label: LABEL, videoIds: ['python-basic', 'five-glines-demo'], actor: 'alice', reason: 'r', framesPerVideo: 4 })).rejects.toThrow(
-      /five-glines-demo" is in the training split of dataset screen-recording v1/,
-    );
-    await expect(growEvalSet(svc.pool, svc.store, { label: LABEL, videoIds: ['python-basic'], actor: 'alice', reason: ' ', framesPerVideo: 4 })).rejects.toThrow(/reason is required/);
+    await expect(
+      growEvalSet(svc.pool, svc.store, { label: LABEL, videoIds: ['python-basic', 'five-glines-demo'], actor: 'alice', reason: 'r', framesPerVideo: 4 }),
+    ).rejects.toThrow(/five-glines-demo" is in the training split of dataset screen-recording v1/);
+    await expect(
+      growEvalSet(svc.pool, svc.store, { label: LABEL, videoIds: ['python-basic'], actor: 'alice', reason: ' ', framesPerVideo: 4 }),
+    ).rejects.toThrow(/reason is required/);
     expect(await getEvalSet(svc.pool, LABEL)).toBeNull();
   });
 
@@ -130,7 +150,10 @@ describe('fixed evaluation set', () => {
     // the split frame `other` ("not their label") make no consensus here.
     const [agreed, split] = fixtureFrames.get(EVAL.neg[0]!)!;
     const project = async (label: string, id: number) => {
-      await svc.pool.query(`INSERT INTO labeling_projects (label, project_id, url, choices) VALUES ($1, $2, 'http://ls.invalid', $3) ON CONFLICT (label) DO NOTHING`, [label, id, [label, 'other']]);
+      await svc.pool.query(
+        `INSERT INTO labeling_projects (label, project_id, url, choices) VALUES ($1, $2, 'http://ls.invalid', $3) ON CONFLICT (label) DO NOTHING`,
+        [label, id, [label, 'other']],
+      );
       return (await svc.pool.query<{ project_id: string }>('SELECT project_id FROM labeling_projects WHERE label = $1', [label])).rows[0]!.project_id;
     };
     const own = await project(LABEL, 9_130_913);
@@ -146,20 +169,34 @@ describe('fixed evaluation set', () => {
     await ann(9_130_004, split!, 'bob@x', 'other');
     await ann(9_130_005, split!, 'cy@x', 'other', elsewhere);
     await ann(9_130_006, split!, 'dee@x', 'other', elsewhere);
-    const v1 = await growEvalSet(svc.pool, svc.store, { label: LABEL, videoIds: [EVAL.pos[0]!, EVAL.neg[0]!], actor: 'alice', reason: 'first held-out videos', framesPerVideo: 6 });
+    const v1 = await growEvalSet(svc.pool, svc.store, {
+      label: LABEL,
+      videoIds: [EVAL.pos[0]!, EVAL.neg[0]!],
+      actor: 'alice',
+      reason: 'first held-out videos',
+      framesPerVideo: 6,
+    });
     expect(v1.version).toBe(1);
     expect(v1.frames).toHaveLength(12);
     expect(v1.counts).toEqual({ [LABEL]: 7, other: 5 });
     expect(v1.frames.find((f) => f.frameKey === agreed)).toMatchObject({ class: LABEL, labelSource: 'consensus' });
     expect(v1.frames.find((f) => f.frameKey === split)).toMatchObject({ class: 'other', labelSource: 'catalog' });
     expect(v1.frames.filter((f) => f.labelSource === 'catalog')).toHaveLength(11);
-    const v2 = await growEvalSet(svc.pool, svc.store, { label: LABEL, videoIds: [...EVAL.pos.slice(1), ...EVAL.neg.slice(1)], actor: 'bob', reason: 'more videos', framesPerVideo: 6 });
+    const v2 = await growEvalSet(svc.pool, svc.store, {
+      label: LABEL,
+      videoIds: [...EVAL.pos.slice(1), ...EVAL.neg.slice(1)],
+      actor: 'bob',
+      reason: 'more videos',
+      framesPerVideo: 6,
+    });
     expect(v2.version).toBe(2);
     expect(v2.videos).toHaveLength(6);
     expect(v2.frames.map((f) => f.frameKey)).toEqual(expect.arrayContaining(v1.frames.map((f) => f.frameKey)));
     expect((await getEvalSet(svc.pool, LABEL, 1))!.frames).toHaveLength(12); // v1 is never rewritten
     expect(v2).toMatchObject({ actor: 'bob', reason: 'more videos' });
-    await expect(growEvalSet(svc.pool, svc.store, { label: LABEL, videoIds: [EVAL.pos[0]!], actor: 'bob', reason: 'again', framesPerVideo: 6 })).rejects.toThrow(/in the evaluation set already/);
+    await expect(
+      growEvalSet(svc.pool, svc.store, { label: LABEL, videoIds: [EVAL.pos[0]!], actor: 'bob', reason: 'again', framesPerVideo: 6 }),
+    ).rejects.toThrow(/in the evaluation set already/);
     // Held-out videos are no longer candidates.
     expect((await evalSetCandidates(svc.pool, svc.store, LABEL)).map((c) => c.videoId)).not.toContain(EVAL.pos[0]);
   });
@@ -194,7 +231,9 @@ describe('evaluation and the promotion gate', () => {
       ['eval-set', true],
       ['above-chance', false],
     ]);
-    expect(held.gate.reason).toMatch(/^held back: above-chance: video balanced accuracy \d+\.\d% \(95% CI \d+\.\d–\d+\.\d%, 2,000 bootstrap resamples over 6 videos\): lower bound \d+\.\d% below 60\.0% \(2 classes, chance 50\.0%\)$/);
+    expect(held.gate.reason).toMatch(
+      /^held back: above-chance: video balanced accuracy \d+\.\d% \(95% CI \d+\.\d–\d+\.\d%, 2,000 bootstrap resamples over 6 videos\): lower bound \d+\.\d% below 60\.0% \(2 classes, chance 50\.0%\)$/,
+    );
     expect(held.gate.candidate.interval).toMatchObject({ units: 6, classes: 2, minimum: 0.6, stratified: true, degenerate: 0 });
     expect(held.gate.candidate.interval!.lower!).toBeLessThan(0.6);
     console.log(`default gate on ${LABEL}@2: ${held.gate.reason}`);
@@ -224,7 +263,9 @@ describe('evaluation and the promotion gate', () => {
 
   it('under concurrent promotions exactly one wins; the others lose with PromotionConflictError', async () => {
     const open: GateConfig = { margin: 0, recallTolerance: 0.05, minLowerBound: 0 }; // ties pass, so every one of them could win alone
-    const tries = [3, 4, 5, 4, 5].map((version) => promote(svc.pool, { name: LABEL, version, actor: `racer-${version}`, reason: 'race', expectedProduction: 1, gate: open }));
+    const tries = [3, 4, 5, 4, 5].map((version) =>
+      promote(svc.pool, { name: LABEL, version, actor: `racer-${version}`, reason: 'race', expectedProduction: 1, gate: open }),
+    );
     const results = await Promise.allSettled(tries);
     const won = results.filter((r) => r.status === 'fulfilled' && r.value.promoted);
     const lost = results.filter((r) => r.status === 'rejected');
@@ -284,7 +325,10 @@ describe('reelset models / evalset (CLI)', () => {
     const rb = await cli('models', 'rollback', LABEL, '--to', '3', '--reason', 'pin v3', '--by', 'dave', '--json');
     expect(rb.code).toBe(0);
     expect(await productionVersion(svc.pool, LABEL)).toBe(3);
-    expect(JSON.parse(rb.out)).toMatchObject({ production: 3, scope: { ok: true, key: `models/${LABEL}/v3/student/scope.json`, calibration: 'leave-one-video-out' } });
+    expect(JSON.parse(rb.out)).toMatchObject({
+      production: 3,
+      scope: { ok: true, key: `models/${LABEL}/v3/student/scope.json`, calibration: 'leave-one-video-out' },
+    });
     expect(await svc.store.head(`models/${LABEL}/v3/student/scope.json`)).toBeGreaterThan(1000);
 
     const es = await cli('evalset', 'show', LABEL, '--json');
@@ -313,13 +357,21 @@ describe('reelset models promote calibrates the out-of-scope gate', () => {
     try {
       res = await cli('models', 'promote', `${LABEL}@${candidate.version}`, '--reason', 'same model, new scale', '--by', 'erin', '--json');
     } finally {
-      for (const [k, v] of [['REELSET_PROMOTION_MARGIN', saved.m], ['REELSET_PROMOTION_MIN_LOWER_BOUND', saved.b]] as const) {
+      for (const [k, v] of [
+        ['REELSET_PROMOTION_MARGIN', saved.m],
+        ['REELSET_PROMOTION_MIN_LOWER_BOUND', saved.b],
+      ] as const) {
         if (v === undefined) delete process.env[k];
         else process.env[k] = v;
       }
     }
     expect(res.code).toBe(0);
-    const out = JSON.parse(res.out) as { promoted: boolean; production: number; gate: { rules: { rule: string }[] }; scope: { ok: boolean; key: string; threshold: number } };
+    const out = JSON.parse(res.out) as {
+      promoted: boolean;
+      production: number;
+      gate: { rules: { rule: string }[] };
+      scope: { ok: boolean; key: string; threshold: number };
+    };
     expect(out).toMatchObject({ promoted: true, production: candidate.version, scope: { ok: true, key } });
     expect(out.gate.rules.map((r) => r.rule)).toEqual(['eval-set', 'above-chance', 'video-margin', 'label-recall']);
     expect(await productionVersion(svc.pool, LABEL)).toBe(candidate.version);
@@ -339,7 +391,12 @@ describe('predict and the out-of-scope gate', () => {
   let dir: string;
   let model: PredictModel;
   const config = loadConfig();
-  const corpusVideo = (id: string) => path.join(CORPUS, 'videos', fsSync.readdirSync(path.join(CORPUS, 'videos')).find((f) => f.startsWith(`${id}.`))!);
+  const corpusVideo = (id: string) =>
+    path.join(
+      CORPUS,
+      'videos',
+      fsSync.readdirSync(path.join(CORPUS, 'videos')).find((f) => f.startsWith(`${id}.`))!,
+    );
 
   beforeAll(async () => {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'reelset-predict-'));
@@ -380,11 +437,37 @@ describe('predict and the out-of-scope gate', () => {
   });
 
   it('answers unknown for lavfi test patterns, and measures its cost on the evaluation set', async () => {
-    const patterns = ['testsrc', 'testsrc2', 'smptebars', 'smptehdbars', 'pal100bars', 'rgbtestsrc', 'yuvtestsrc', 'mandelbrot', 'color=c=black', 'color=c=white', 'color=c=gray', 'cellauto', 'life', 'sierpinski', 'gradients'];
+    const patterns = [
+      'testsrc',
+      'testsrc2',
+      'smptebars',
+      'smptehdbars',
+      'pal100bars',
+      'rgbtestsrc',
+      'yuvtestsrc',
+      'mandelbrot',
+      'color=c=black',
+      'color=c=white',
+      'color=c=gray',
+      'cellauto',
+      'life',
+      'sierpinski',
+      'gradients',
+    ];
     const pdir = path.join(dir, 'patterns');
     await fs.mkdir(pdir);
     for (const p of patterns) {
-      await run('ffmpeg', ['-v', 'error', '-f', 'lavfi', '-i', `${p}${p.includes('=') ? ':' : '='}size=320x240`, '-frames:v', '1', path.join(pdir, `${p.replace(/[^a-z0-9]/g, '_')}.png`)]);
+      await run('ffmpeg', [
+        '-v',
+        'error',
+        '-f',
+        'lavfi',
+        '-i',
+        `${p}${p.includes('=') ? ':' : '='}size=320x240`,
+        '-frames:v',
+        '1',
+        path.join(pdir, `${p.replace(/[^a-z0-9]/g, '_')}.png`),
+      ]);
     }
     const res = await predictPaths(model, await fs.readdir(pdir).then((n) => n.map((x) => path.join(pdir, x))), { fps: 1, maxFrames: 1, config });
     expect(res.every((r) => !r.error)).toBe(true);
@@ -395,10 +478,19 @@ describe('predict and the out-of-scope gate', () => {
     const p = await model.classifier.predict(images);
     const gated = applyScope(model.scope!, p.features, p.featureDim, await Promise.all(images.map((b) => lumaStd(b))), p.imagenetLogits);
     const kept = gated.inScope;
-    console.log(`held-out in-scope scores: ${Array.from(gated.scores!).sort().map((x) => x.toFixed(2)).join(' ')}`);
+    console.log(
+      `held-out in-scope scores: ${Array.from(gated.scores!)
+        .sort()
+        .map((x) => x.toFixed(2))
+        .join(' ')}`,
+    );
     const cost = kept.filter((k) => !k).length / kept.length;
-    console.log(`out-of-scope gate: rejected ${res.filter((r) => r.frames[0]!.label === 'unknown').length}/${res.length} lavfi patterns (${(100 * rejected).toFixed(0)}%); in-scope evaluation-set frames rejected ${kept.filter((k) => !k).length}/${kept.length} (${(100 * cost).toFixed(1)}%)`);
-    console.log(`thresholds: nearest-neighbour ${model.scope!.threshold.toFixed(3)}, ImageNet log-sum-exp ${model.scope!.imagenet?.threshold.toFixed(2)}\n${res.map((r) => `${path.basename(r.path)} ${r.frames[0]!.label} ${r.frames[0]!.outOfScope ?? ''} ${r.frames[0]!.scopeScore!.toFixed(3)} ${r.frames[0]!.imagenetScore?.toFixed(2)}`).join('\n')}`);
+    console.log(
+      `out-of-scope gate: rejected ${res.filter((r) => r.frames[0]!.label === 'unknown').length}/${res.length} lavfi patterns (${(100 * rejected).toFixed(0)}%); in-scope evaluation-set frames rejected ${kept.filter((k) => !k).length}/${kept.length} (${(100 * cost).toFixed(1)}%)`,
+    );
+    console.log(
+      `thresholds: nearest-neighbour ${model.scope!.threshold.toFixed(3)}, ImageNet log-sum-exp ${model.scope!.imagenet?.threshold.toFixed(2)}\n${res.map((r) => `${path.basename(r.path)} ${r.frames[0]!.label} ${r.frames[0]!.outOfScope ?? ''} ${r.frames[0]!.scopeScore!.toFixed(3)} ${r.frames[0]!.imagenetScore?.toFixed(2)}`).join('\n')}`,
+    );
     // Flat frames (black, white, grey) are always rejected; structured patterns only when
     // they are far from every training frame (measured and printed; docs/benchmarks.md#out-of-scope-gate).
     for (const c of ['color_c_black.png', 'color_c_white.png', 'color_c_gray.png']) {
@@ -414,13 +506,20 @@ describe('ONNX export', () => {
     // In a child process: ONNX Runtime's tensors fail instanceof checks inside jest's vm realm.
     let stdout: string;
     try {
-      stdout = execFileSync(process.execPath, [require.resolve('tsx/cli'), path.join(__dirname, '../../bench/export.ts'), `${LABEL}@1`, '1'], { encoding: 'utf8', env: { ...process.env, NODE_NO_WARNINGS: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      stdout = execFileSync(process.execPath, [require.resolve('tsx/cli'), path.join(__dirname, '../../bench/export.ts'), `${LABEL}@1`, '1'], {
+        encoding: 'utf8',
+        env: { ...process.env, NODE_NO_WARNINGS: '1' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
     } catch (err) {
       const e = err as { stdout?: string; stderr?: string };
       throw new Error(`bench/export.ts failed:\n${e.stdout ?? ''}\n${e.stderr ?? ''}`);
     }
     console.log(stdout);
-    const r = JSON.parse(stdout.trim().split('\n').at(-1)!) as { frames: number; rows: Array<{ runtime: string; mb: number; maxProbDiff: number; argmaxAgreement: number; frameAccuracy: number }> };
+    const r = JSON.parse(stdout.trim().split('\n').at(-1)!) as {
+      frames: number;
+      rows: Array<{ runtime: string; mb: number; maxProbDiff: number; argmaxAgreement: number; frameAccuracy: number }>;
+    };
     expect(r.frames).toBe(36);
     const [tfjs, f32, f16] = r.rows;
     expect(f32!.maxProbDiff).toBeLessThan(1e-3);
@@ -441,8 +540,19 @@ describe('batch predict workflow', () => {
     const queues = { video: `bp-video-${suffix}`, gpu: `bp-gpu-${suffix}` };
     const connection = await NativeConnection.connect({ address: svc.config.TEMPORAL_ADDRESS });
     const client = new Client({ connection: await Connection.connect({ address: svc.config.TEMPORAL_ADDRESS }), namespace: svc.config.TEMPORAL_NAMESPACE });
-    const video = await Worker.create({ connection, namespace: svc.config.TEMPORAL_NAMESPACE, taskQueue: queues.video, workflowsPath: WORKFLOWS_PATH, activities: createVideoActivities(deps) });
-    const gpu = await Worker.create({ connection, namespace: svc.config.TEMPORAL_NAMESPACE, taskQueue: queues.gpu, activities: createTrainingActivities(deps) });
+    const video = await Worker.create({
+      connection,
+      namespace: svc.config.TEMPORAL_NAMESPACE,
+      taskQueue: queues.video,
+      workflowsPath: WORKFLOWS_PATH,
+      activities: createVideoActivities(deps),
+    });
+    const gpu = await Worker.create({
+      connection,
+      namespace: svc.config.TEMPORAL_NAMESPACE,
+      taskQueue: queues.gpu,
+      activities: createTrainingActivities(deps),
+    });
     const id = `bp-${suffix}`;
     try {
       const result = await video.runUntil(
@@ -450,7 +560,15 @@ describe('batch predict workflow', () => {
           client.workflow.execute(batchPredictWorkflow, {
             taskQueue: queues.video,
             workflowId: id,
-            args: [{ model: `${LABEL}@1`, videoIds: [TRAIN.pos[0]!, TRAIN.neg[0]!, 'no-such-video'], extract: { fps: 1, maxFramesPerVideo: 6 }, gpuTaskQueue: queues.gpu, heartbeatTimeoutS: 30 }],
+            args: [
+              {
+                model: `${LABEL}@1`,
+                videoIds: [TRAIN.pos[0]!, TRAIN.neg[0]!, 'no-such-video'],
+                extract: { fps: 1, maxFramesPerVideo: 6 },
+                gpuTaskQueue: queues.gpu,
+                heartbeatTimeoutS: 30,
+              },
+            ],
           }),
         ),
       );
@@ -460,7 +578,10 @@ describe('batch predict workflow', () => {
       const file = (await svc.store.getJson<{ videos: Array<{ videoId: string; label: string | null; error?: { type: string } }> }>(result.predictionsKey))!;
       expect(file.videos.find((v) => v.videoId === 'no-such-video')!.error!.type).toBe('CatalogError');
       expect(file.videos.find((v) => v.videoId === TRAIN.pos[0])!.label).toBe(LABEL);
-      const rows = await svc.pool.query<{ label: string; source: string; n: string }>(`SELECT label, source, count(*) AS n FROM frame_labels WHERE workflow_id = $1 GROUP BY 1, 2`, [id]);
+      const rows = await svc.pool.query<{ label: string; source: string; n: string }>(
+        `SELECT label, source, count(*) AS n FROM frame_labels WHERE workflow_id = $1 GROUP BY 1, 2`,
+        [id],
+      );
       expect(rows.rows.every((r) => r.source === 'model')).toBe(true);
       expect(rows.rows.reduce((a, r) => a + Number(r.n), 0)).toBe(result.frameLabels);
       expect(result.frameLabels).toBeGreaterThan(0);

@@ -52,7 +52,7 @@ describe('ObjectStore against the S3 server', () => {
     expect((await other.get('k'))?.toString()).toBe('v');
   });
 
-  it('put (one signed request without the SDK middleware) with the caller\'s payload hash stores what get and download read, for awkward keys too; a wrong payload hash is refused', async () => {
+  it("put (one signed request without the SDK middleware) with the caller's payload hash stores what get and download read, for awkward keys too; a wrong payload hash is refused", async () => {
     const bytes = Buffer.from(Array.from({ length: 5000 }, (_, i) => (i * 31) & 0xff));
     for (const key of [`${prefix}frames/000001000.jpg`, `${prefix}odd name (1) 'x'*!~ é.jpg`]) {
       await store.put(key, bytes, 'image/jpeg', sha256Hex(bytes));

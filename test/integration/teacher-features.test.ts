@@ -38,7 +38,23 @@ async function frames(): Promise<Array<{ key: string; bytes: Buffer; sha256: str
   const video = path.join(SHARED_VIDEOS, 'Megamind.avi');
   const out = [];
   for (const t of [1, 5, 9]) {
-    const bytes = execFileSync('ffmpeg', ['-v', 'error', '-ss', String(t), '-i', video, '-frames:v', '1', '-vf', 'scale=-2:256', '-f', 'image2', '-c:v', 'mjpeg', 'pipe:1']);
+    const bytes = execFileSync('ffmpeg', [
+      '-v',
+      'error',
+      '-ss',
+      String(t),
+      '-i',
+      video,
+      '-frames:v',
+      '1',
+      '-vf',
+      'scale=-2:256',
+      '-f',
+      'image2',
+      '-c:v',
+      'mjpeg',
+      'pipe:1',
+    ]);
     const key = `${prefix}frames/${t}.jpg`;
     await svc.store.put(key, bytes, 'image/jpeg');
     out.push({ key, bytes, sha256: sha(bytes) });
@@ -68,18 +84,34 @@ test('the student reads the embed step backbone; the teacher each configured bac
   expect(packs.model.name).toBe(embedBackbone);
   const pack = packs.videos[0]!;
   const ds: DatasetManifest = {
-    name: videoId, version: 1, workflowId: videoId, createdAt: new Date().toISOString(), labels: ['a', 'other'], taxonomy: {},
+    name: videoId,
+    version: 1,
+    workflowId: videoId,
+    createdAt: new Date().toISOString(),
+    labels: ['a', 'other'],
+    taxonomy: {},
     embedding: packs.model,
     frames: f.map((x, row) => ({ key: x.key, videoId, label: row === 0 ? 'a' : 'other', split: 'train' as const, vector: { key: pack.vectorsKey, row } })),
-    unlabeled: [], videos: { train: [videoId], validation: [] }, counts: { train: { a: 1, other: 2 }, validation: {} }, warnings: [],
+    unlabeled: [],
+    videos: { train: [videoId], validation: [] },
+    counts: { train: { a: 1, other: 2 }, validation: {} },
+    warnings: [],
   };
   // The student's input: the dataset's own embedding rows, of the embed backbone.
   const direct = async (b: BackboneName) => {
-    const r = await thread.embed(f.map((x) => new Uint8Array(x.bytes)), 8, b);
+    const r = await thread.embed(
+      f.map((x) => new Uint8Array(x.bytes)),
+      8,
+      b,
+    );
     const dim = r.vectors.length / f.length;
     return { dim, raw: r.vectors.map((v, i) => v * r.norms[Math.floor(i / dim)]!) };
   };
-  const student = await gatherFeatures(svc.store, ds.frames.map((x) => x.vector), ds.embedding.dim);
+  const student = await gatherFeatures(
+    svc.store,
+    ds.frames.map((x) => x.vector),
+    ds.embedding.dim,
+  );
   const embedDirect = await direct(embedBackbone);
   expect(student.length).toBe(3 * embedDirect.dim);
   expect(cosine(student, embedDirect.raw)).toBeGreaterThan(0.9999);

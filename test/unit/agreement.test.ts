@@ -1,6 +1,11 @@
 import { cohenKappa, firstPair, latestPerPerson, resolveVotes, type Vote } from '../../lib/agreement';
 
-const v = (annotator: string, label: string | null, t: number, id = t): Vote => ({ annotator, label, updatedAt: new Date(Date.UTC(2026, 0, 1, 0, 0, t)).toISOString(), annotationId: id });
+const v = (annotator: string, label: string | null, t: number, id = t): Vote => ({
+  annotator,
+  label,
+  updatedAt: new Date(Date.UTC(2026, 0, 1, 0, 0, t)).toISOString(),
+  annotationId: id,
+});
 
 describe('cohenKappa', () => {
   it('matches the textbook 2x2 example (po 0.7, pe 0.5 -> 0.4)', () => {
@@ -18,15 +23,38 @@ describe('cohenKappa', () => {
   });
 
   it('is 1 for perfect agreement over several categories, 0 at chance, undefined for one category or no pairs', () => {
-    expect(cohenKappa([['a', 'a'], ['b', 'b'], ['c', 'c']]).kappa).toBeCloseTo(1, 12);
+    expect(
+      cohenKappa([
+        ['a', 'a'],
+        ['b', 'b'],
+        ['c', 'c'],
+      ]).kappa,
+    ).toBeCloseTo(1, 12);
     // Each rater says a and b equally often, independently: po = pe = 0.5.
-    expect(cohenKappa([['a', 'a'], ['a', 'b'], ['b', 'a'], ['b', 'b']]).kappa).toBeCloseTo(0, 12);
-    expect(cohenKappa([['a', 'a'], ['a', 'a']])).toEqual({ pairs: 2, agreement: 1, kappa: null, disagreements: 0 });
+    expect(
+      cohenKappa([
+        ['a', 'a'],
+        ['a', 'b'],
+        ['b', 'a'],
+        ['b', 'b'],
+      ]).kappa,
+    ).toBeCloseTo(0, 12);
+    expect(
+      cohenKappa([
+        ['a', 'a'],
+        ['a', 'a'],
+      ]),
+    ).toEqual({ pairs: 2, agreement: 1, kappa: null, disagreements: 0 });
     expect(cohenKappa([])).toEqual({ pairs: 0, agreement: null, kappa: null, disagreements: 0 });
   });
 
   it('can be negative (systematic disagreement)', () => {
-    expect(cohenKappa([['a', 'b'], ['b', 'a']]).kappa).toBeCloseTo(-1, 12);
+    expect(
+      cohenKappa([
+        ['a', 'b'],
+        ['b', 'a'],
+      ]).kappa,
+    ).toBeCloseTo(-1, 12);
   });
 });
 

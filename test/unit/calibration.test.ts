@@ -55,7 +55,9 @@ describe('videoLogitOffsets', () => {
   it('with one class of videos, returns no offsets; refuses inconsistent input naming it', () => {
     const c = videoLogitOffsets(Float32Array.from([0.2, 0.8]), 2, Int32Array.from([0]), Int32Array.from([1]));
     expect(c.offsets).toEqual([0, 0]);
-    expect(() => videoLogitOffsets(Float32Array.from([0.2, 0.8, 0.5]), 2, Int32Array.from([0]), Int32Array.from([1]))).toThrow(/3 values, expected 1 frames x 2 classes/);
+    expect(() => videoLogitOffsets(Float32Array.from([0.2, 0.8, 0.5]), 2, Int32Array.from([0]), Int32Array.from([1]))).toThrow(
+      /3 values, expected 1 frames x 2 classes/,
+    );
     expect(() => videoLogitOffsets(Float32Array.from([0.2, 0.8]), 2, Int32Array.from([4]), Int32Array.from([1]))).toThrow(/frame 0 points at video 4/);
     expect(() => videoLogitOffsets(Float32Array.from([0.2, 0.8]), 2, Int32Array.from([0]), Int32Array.from([2]))).toThrow(/video 0 has class 2/);
   });
@@ -67,7 +69,14 @@ describe('crossFit by video', () => {
 
   it('stratifies folds by class and predicts every row with a model that never saw its video', async () => {
     const vclass = videoClasses(videoIds, labels);
-    expect([...vclass.entries()].sort()).toEqual([['a', 0], ['b', 0], ['c', 0], ['d', 1], ['e', 1], ['f', 1]]);
+    expect([...vclass.entries()].sort()).toEqual([
+      ['a', 0],
+      ['b', 0],
+      ['c', 0],
+      ['d', 1],
+      ['e', 1],
+      ['f', 1],
+    ]);
     const folds = videoFolds(vclass, 3, 7);
     for (let f = 0; f < 3; f++) {
       const inFold = [...folds.entries()].filter(([, x]) => x === f).map(([v]) => vclass.get(v));
@@ -76,7 +85,11 @@ describe('crossFit by video', () => {
     expect(videoFolds(vclass, 3, 7)).toEqual(folds); // deterministic
     const trainedOn: Array<Set<string>> = [];
     const cf = await crossFit({
-      videoIds, labels, numClasses: 2, folds: 3, seed: 7,
+      videoIds,
+      labels,
+      numClasses: 2,
+      folds: 3,
+      seed: 7,
       train: async (rows) => {
         for (const r of rows) expect(labels[r]).toBeGreaterThanOrEqual(0); // unlabelled rows are never trained on
         return new Set(Array.from(rows, (r) => videoIds[r]!));
@@ -89,13 +102,19 @@ describe('crossFit by video', () => {
     });
     expect(cf.trainedFolds).toBe(3);
     expect(Array.from(cf.probs).every((p) => p === 0.5)).toBe(true); // every row, unlabelled ones included
-    await expect(crossFit({ videoIds, labels, numClasses: 2, folds: 1, seed: 7, train: async () => 0, predict: async () => new Float32Array(0) })).rejects.toThrow(/folds must be in 2\.\.10/);
+    await expect(
+      crossFit({ videoIds, labels, numClasses: 2, folds: 1, seed: 7, train: async () => 0, predict: async () => new Float32Array(0) }),
+    ).rejects.toThrow(/folds must be in 2\.\.10/);
   });
 
   it('calibrates on the out-of-fold rows', async () => {
     // Out-of-fold probabilities like weak labels give: positives low, negatives lower.
     const cf = await crossFit({
-      videoIds, labels, numClasses: 2, folds: 3, seed: 7,
+      videoIds,
+      labels,
+      numClasses: 2,
+      folds: 3,
+      seed: 7,
       train: async () => null,
       predict: async (_m, rows) => Float32Array.from(Array.from(rows).flatMap((r) => (vclassOf(videoIds[r]!) === 0 ? [0.3, 0.7] : [0.1, 0.9]))),
     });

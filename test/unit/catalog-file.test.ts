@@ -6,7 +6,6 @@ import { SHARED_CATALOG } from '../helpers/services';
 import { catalogFromFolder, readCatalogFile, readTaxonomyFile } from '../../activities/catalog/catalog-file';
 import { rejectionOf } from '../helpers/errors';
 
-
 const TAXONOMY = path.resolve(__dirname, '../../infra/taxonomy.json');
 
 let tmp: string;

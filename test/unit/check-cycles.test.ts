@@ -14,5 +14,12 @@ test('finds each cycle once, type-only edges counted like the others; a chain or
     ['self.ts', ['self.ts']],
   ]);
   expect(cycles(g)).toEqual([['inputs.ts', 'labeling.ts', 'manifests.ts'], ['self.ts']]);
-  expect(cycles(new Map([['x.ts', ['y.ts']], ['y.ts', []]]))).toEqual([]);
+  expect(
+    cycles(
+      new Map([
+        ['x.ts', ['y.ts']],
+        ['y.ts', []],
+      ]),
+    ),
+  ).toEqual([]);
 });

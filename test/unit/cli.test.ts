@@ -60,7 +60,7 @@ describe('reelset CLI exit codes', () => {
     expect(JSON.parse(r.out).error.message).toContain('field "label"');
   });
 
-  it('the request keeps the label from the argument and this machine\'s GPU queue unless given', () => {
+  it("the request keeps the label from the argument and this machine's GPU queue unless given", () => {
     const { request, input } = newCategoryRequest('Coin', '{"maxNegativeVideos": 2, "label": "ignored"}', 'gpu-here');
     expect(request.label).toBe('Coin');
     expect(input.label).toBe('coin');

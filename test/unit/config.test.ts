@@ -58,15 +58,17 @@ describe('loadConfig', () => {
   });
 
   it('names every invalid variable at once', () => {
-    expect(() => loadConfig({ S3_MAX_SOCKETS: 'x', REELSET_TF_BACKEND: 'y' })).toThrow(
-      /S3_MAX_SOCKETS.*REELSET_TF_BACKEND|REELSET_TF_BACKEND.*S3_MAX_SOCKETS/,
-    );
+    expect(() => loadConfig({ S3_MAX_SOCKETS: 'x', REELSET_TF_BACKEND: 'y' })).toThrow(/S3_MAX_SOCKETS.*REELSET_TF_BACKEND|REELSET_TF_BACKEND.*S3_MAX_SOCKETS/);
   });
 });
 
 describe('infra/defaults.env and the Config schema', () => {
   it('list the same variables (every variable has a default and a type)', () => {
-    expect(readDefaults().map(([k]) => k).sort()).toEqual(Object.keys(Config.shape).sort());
+    expect(
+      readDefaults()
+        .map(([k]) => k)
+        .sort(),
+    ).toEqual(Object.keys(Config.shape).sort());
   });
 
   it('Label Studio defaults: its own port and URL, the gateway, the webhook URL pointing at the gateway', () => {
@@ -134,7 +136,11 @@ describe('redactConfig', () => {
 
 describe('one place for every default', () => {
   it('infra/defaults.env and the schema name the same variables', () => {
-    expect(readDefaults().map(([k]) => k).sort()).toEqual(Object.keys(Config.shape).sort());
+    expect(
+      readDefaults()
+        .map(([k]) => k)
+        .sort(),
+    ).toEqual(Object.keys(Config.shape).sort());
   });
 
   it('infra/env.sh and loadConfig resolve every variable to the same value', () => {
@@ -142,14 +148,19 @@ describe('one place for every default', () => {
     const cases: NodeJS.ProcessEnv[] = [{}, { PG_PORT: '1234', REELSET_DATA_DIR: '/tmp/elsewhere', S3_ENDPOINT: '' }];
     for (const extra of cases) {
       const out = execFileSync('bash', ['-c', 'source infra/env.sh && env -0'], { cwd: REELSET_ROOT, env: { ...clean, ...extra } }).toString('utf8');
-      const fromShell = Object.fromEntries(out.split('\0').filter(Boolean).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+      const fromShell = Object.fromEntries(
+        out
+          .split('\0')
+          .filter(Boolean)
+          .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+      );
       const fromCode = loadConfig(extra);
       // An empty default is left unset in the shell (a set-but-empty TLS variable turns TLS on in the Temporal CLI).
       for (const key of Object.keys(Config.shape)) expect([key, String(fromCode[key as keyof typeof fromCode] ?? '')]).toEqual([key, fromShell[key] ?? '']);
     }
   });
 
-  it('the data directory is the checkout\'s .data, whatever the working directory', () => {
+  it("the data directory is the checkout's .data, whatever the working directory", () => {
     expect(loadConfig({}).REELSET_DATA_DIR).toBe(path.join(REELSET_ROOT, '.data'));
     expect(loadConfig({ PG_PORT: '1234' }).DATABASE_URL).toBe('postgres://reelset@127.0.0.1:1234/reelset');
     expect(loadConfig({ S3_ENDPOINT: '' }).S3_ENDPOINT).toBe('');

@@ -59,9 +59,10 @@ describe('nearDuplicateClusters', () => {
     expect(clusterAgreement(exact.clusterOf, truth)).toBe(1);
     expect(clusterAgreement(ann.clusterOf, exact.clusterOf)).toBeGreaterThanOrEqual(0.99);
     // ann verifies every edge with the full vectors: it never joins rows exact keeps apart.
-    for (let i = 0; i < truth.length; i++) for (const j of [i + 1, i + 7]) {
-      if (j < truth.length && ann.clusterOf[i] === ann.clusterOf[j]) expect(exact.clusterOf[i]).toBe(exact.clusterOf[j]);
-    }
+    for (let i = 0; i < truth.length; i++)
+      for (const j of [i + 1, i + 7]) {
+        if (j < truth.length && ann.clusterOf[i] === ann.clusterOf[j]) expect(exact.clusterOf[i]).toBe(exact.clusterOf[j]);
+      }
     expect(ann.candidates).toBeLessThan((2500 * 2499) / 2 / 20);
   });
 

@@ -127,7 +127,11 @@ describe('embedding model (EfficientNet-Lite0 pooled features, ImageNet weights)
       expect(embeddingModelKey(ort.id)).not.toBe(embeddingModelKey(model.id));
       expect(ort.id.weightsSha256).toBe(model.id.weightsSha256);
       const imgs = [frames.cockatoo1, frames.cup, frames.tree];
-      const a = await thread.embed(imgs.map((b) => new Uint8Array(b)), 8, 'efficientnet_lite0');
+      const a = await thread.embed(
+        imgs.map((b) => new Uint8Array(b)),
+        8,
+        'efficientnet_lite0',
+      );
       const b = await model.features(await Promise.all(imgs.map((i) => decodeForBackbone(i))));
       for (let i = 0; i < 3; i++) {
         expect(cosineSimilarity(row(a.vectors, i, 1280), row(b.vectors, i, 1280))).toBeGreaterThan(0.9999);
@@ -178,7 +182,19 @@ describe('embedding thread (model off the event loop)', () => {
   beforeAll(async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'reelset-embt-'));
     images = await Promise.all(
-      [['cockatoo.mp4', 1], ['motion.mov', 1], ['tree.avi', 1], ['cockatoo.mp4', 2]].map(async ([v, t]) => new Uint8Array(await sharp(frame(dir, v as string, t as number)).jpeg().toBuffer())),
+      [
+        ['cockatoo.mp4', 1],
+        ['motion.mov', 1],
+        ['tree.avi', 1],
+        ['cockatoo.mp4', 2],
+      ].map(
+        async ([v, t]) =>
+          new Uint8Array(
+            await sharp(frame(dir, v as string, t as number))
+              .jpeg()
+              .toBuffer(),
+          ),
+      ),
     );
     fs.rmSync(dir, { recursive: true, force: true });
     thread = new EmbeddingThread({ ...OPTIONS, runtime: 'tfjs', tfBackend: 'wasm' });
@@ -211,7 +227,17 @@ describe('embedding thread (model off the event loop)', () => {
     const started = performance.now();
     const counts: number[] = [];
     for (let b = 0; b < 12; b++) {
-      const batch = await Promise.all(images.map(async (img, i) => new Uint8Array(await sharp(img).modulate({ brightness: 1 + (b * 4 + i) / 100 }).jpeg().toBuffer())));
+      const batch = await Promise.all(
+        images.map(
+          async (img, i) =>
+            new Uint8Array(
+              await sharp(img)
+                .modulate({ brightness: 1 + (b * 4 + i) / 100 })
+                .jpeg()
+                .toBuffer(),
+            ),
+        ),
+      );
       const r = await thread.embed(batch, 4);
       expect(r.computed).toBe(4);
       counts.push(await thread.numTensors());
@@ -221,6 +247,8 @@ describe('embedding thread (model off the event loop)', () => {
     expect(counts.every((c) => c === before)).toBe(true);
     // The timer fired about as often as it would on an idle loop (forward passes ran on the thread).
     expect(ticks).toBeGreaterThan((ms / 20) * 0.5);
-    process.stdout.write(`embedding thread: 48 frames in 12 batches, ${(ms / 48).toFixed(1)} ms/frame, tensors flat at ${before}, timer ticks ${ticks} of ~${Math.round(ms / 20)}\n`);
+    process.stdout.write(
+      `embedding thread: 48 frames in 12 batches, ${(ms / 48).toFixed(1)} ms/frame, tensors flat at ${before}, timer ticks ${ticks} of ~${Math.round(ms / 20)}\n`,
+    );
   });
 });

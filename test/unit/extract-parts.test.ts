@@ -21,8 +21,22 @@ const sha = 'a'.repeat(64);
 
 describe('buildExtractCommand', () => {
   const plan = planSampling({ durationS: 10, frameRate: 25 }, defaults);
-  const probe = { stream: { index: 1 }, colour: describeColour({ pix_fmt: 'yuv420p' }, 480), scan: { fieldOrder: 'progressive' as const, interlaced: false, source: 'stream' as const } };
-  const base = { file: '/v/-odd:name.mp4', probe, plan, size: { width: 342, height: 256 }, format: 'jpeg' as const, quality: 85, seekS: 0, afterS: null, frames: 10 };
+  const probe = {
+    stream: { index: 1 },
+    colour: describeColour({ pix_fmt: 'yuv420p' }, 480),
+    scan: { fieldOrder: 'progressive' as const, interlaced: false, source: 'stream' as const },
+  };
+  const base = {
+    file: '/v/-odd:name.mp4',
+    probe,
+    plan,
+    size: { width: 342, height: 256 },
+    format: 'jpeg' as const,
+    quality: 85,
+    seekS: 0,
+    afterS: null,
+    frames: 10,
+  };
 
   it('reads the file as a file: URL, writes images to pipe 1 and luma planes to pipe 3, each capped', () => {
     const args = buildExtractCommand(base);
@@ -57,7 +71,10 @@ describe('buildExtractCommand', () => {
   });
 
   it('tone-maps PQ through linear light with the probed peak', () => {
-    const colour = { ...describeColour({ pix_fmt: 'yuv420p10le', color_space: 'bt2020nc', color_transfer: 'smpte2084', color_primaries: 'bt2020', color_range: 'tv' }, 2160), hdr: { toneMapPeak: 1.5 } };
+    const colour = {
+      ...describeColour({ pix_fmt: 'yuv420p10le', color_space: 'bt2020nc', color_transfer: 'smpte2084', color_primaries: 'bt2020', color_range: 'tv' }, 2160),
+      hdr: { toneMapPeak: 1.5 },
+    };
     const g = extractFilterGraph({ ...base, probe: { ...probe, colour } });
     expect(g).toContain(
       'zscale=w=342:h=256:f=bicubic:min=2020_ncl:rin=limited:pin=2020:tin=smpte2084:t=linear:npl=100,format=gbrpf32le,zscale=p=709,tonemap=mobius:desat=0:peak=1.5,zscale=t=709:m=170m:r=full,format=yuvj420p',
@@ -75,7 +92,10 @@ describe('FfmpegLog', () => {
     log.push('[Parsed_showinfo_3 @ 0x55] config in time_base: 1/1000, frame_rate: 25/1\n');
     log.push('[Parsed_showinfo_3 @ 0x55] n:   0 pts:12345660 pts_time:12345.7 duration:     40 fmt:yuvj420p\n');
     log.push('[Parsed_showinfo_3 @ 0x55] n:   1 pts:12345700 pts_time:12345.7 duration:     40 fmt:yuvj420p\n');
-    expect(seen).toEqual([[0, 12345.66], [1, 12345.7]]);
+    expect(seen).toEqual([
+      [0, 12345.66],
+      [1, 12345.7],
+    ]);
     expect(log.timeBase).toEqual({ num: 1, den: 1000 });
   });
 
@@ -86,7 +106,11 @@ describe('FfmpegLog', () => {
     log.push(text.slice(0, 50));
     log.push(text.slice(50, 130));
     log.push(text.slice(130));
-    expect(seen).toEqual([[0, 0], [1, 1.04], [2, -0.5]]);
+    expect(seen).toEqual([
+      [0, 0],
+      [1, 1.04],
+      [2, -0.5],
+    ]);
     expect(log.decodeErrorCount).toBe(0);
   });
 
@@ -131,7 +155,11 @@ describe('FramePairer', () => {
 describe('judgeFrame', () => {
   const naming = { videoSha256: sha, paramsHash: 'b'.repeat(16), ext: 'jpg' as const, width: 4, height: 4 };
   it('drops near-black and near-white planes, keeps others with a content-addressed record', () => {
-    expect(judgeFrame(0, 1, Buffer.from('x'), Buffer.alloc(16, 3), naming, defaults)).toEqual({ timestampS: 1, reason: 'nearBlack', quality: { brightness: 3, sharpness: 0, p01: 3, p99: 3 } });
+    expect(judgeFrame(0, 1, Buffer.from('x'), Buffer.alloc(16, 3), naming, defaults)).toEqual({
+      timestampS: 1,
+      reason: 'nearBlack',
+      quality: { brightness: 3, sharpness: 0, p01: 3, p99: 3 },
+    });
     expect(judgeFrame(0, 1, Buffer.from('x'), Buffer.alloc(16, 250), naming, defaults)).toMatchObject({ timestampS: 1, reason: 'nearWhite' });
     const plane = Buffer.from([...Array(16).keys()].map((i) => (i % 2 ? 200 : 40)));
     expect(judgeFrame(0, 1, Buffer.from('x'), plane, naming, { ...defaults, minSharpness: 1e9 })).toMatchObject({ timestampS: 1, reason: 'blurred' });
@@ -208,7 +236,9 @@ describe('CommitTracker', () => {
     expect(t.prefix).toBe(3);
     expect(t.current.lastTimestampS).toBe(2);
     await t.flush();
-    expect(commits).toEqual([{ keys: ['k0', 'k1'], progress: { sampled: 3, frames: 2, lastTimestampS: 2, dropped: { nearBlack: 1, nearWhite: 0, blurred: 0 }, decodeErrorCount: 3 } }]);
+    expect(commits).toEqual([
+      { keys: ['k0', 'k1'], progress: { sampled: 3, frames: 2, lastTimestampS: 2, dropped: { nearBlack: 1, nearWhite: 0, blurred: 0 }, decodeErrorCount: 3 } },
+    ]);
     expect(t.committed.map((f) => f.key)).toEqual(['k0', 'k1']);
   });
 

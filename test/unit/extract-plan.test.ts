@@ -1,14 +1,6 @@
 import { ExtractOptions } from '../../contracts/inputs';
 import { VideoDecodeError } from '../../contracts';
-import {
-  extractionParamsHash,
-  lumaQuality,
-  planSamplingRate,
-  planSampling,
-  selectExpression,
-  mjpegQscale,
-  targetSize,
-} from '../../activities/frames/extract';
+import { extractionParamsHash, lumaQuality, planSamplingRate, planSampling, selectExpression, mjpegQscale, targetSize } from '../../activities/frames/extract';
 import { describeProbe, parseFrameRate, type ProbeJson } from '../../activities/frames/probe';
 import type { ProbeStream } from '../../activities/frames/stream-choice';
 
@@ -93,8 +85,7 @@ function solid(w: number, h: number, v: number): Buffer {
 
 function checkerboard(w: number, h: number, cell = 1): Buffer {
   const b = Buffer.alloc(w * h);
-  for (let y = 0; y < h; y++)
-    for (let x = 0; x < w; x++) b[y * w + x] = (Math.floor(x / cell) + Math.floor(y / cell)) % 2 ? 255 : 0;
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) b[y * w + x] = (Math.floor(x / cell) + Math.floor(y / cell)) % 2 ? 255 : 0;
   return b;
 }
 
@@ -260,10 +251,7 @@ describe('describeProbe', () => {
   });
 
   it('rotation -90 from side_data_list swaps the display dimensions', () => {
-    const p = describeProbe(
-      'phone.mp4',
-      probeData([h264({ side_data_list: [{ side_data_type: 'Display Matrix', rotation: -90 }] })]),
-    );
+    const p = describeProbe('phone.mp4', probeData([h264({ side_data_list: [{ side_data_type: 'Display Matrix', rotation: -90 }] })]));
     expect(p.rotation).toBe(-90);
     expect([p.width, p.height]).toEqual([1920, 1080]);
     expect([p.displayWidth, p.displayHeight]).toEqual([1080, 1920]);
@@ -313,10 +301,7 @@ describe('describeProbe', () => {
 
   it('frame rate falls back from avg_frame_rate to r_frame_rate to nb_frames / duration', () => {
     expect(describeProbe('a', probeData([h264({ avg_frame_rate: '0/0', r_frame_rate: '25/1' })])).frameRate).toBe(25);
-    expect(
-      describeProbe('a', probeData([h264({ avg_frame_rate: '0/0', r_frame_rate: '90000/1', nb_frames: '50' })], { duration: 2 }))
-        .frameRate,
-    ).toBe(25);
+    expect(describeProbe('a', probeData([h264({ avg_frame_rate: '0/0', r_frame_rate: '90000/1', nb_frames: '50' })], { duration: 2 })).frameRate).toBe(25);
     expect(describeProbe('a', probeData([h264({ avg_frame_rate: '0/0', r_frame_rate: '0/0' })])).frameRate).toBeUndefined();
   });
 });
@@ -326,7 +311,11 @@ describe('planSampling and selectExpression', () => {
   it('every mode respects the cap, spreading it over the duration', () => {
     expect(planSampling(probe, { ...defaults, mode: 'fps', fps: 5, maxFramesPerVideo: 50 })).toMatchObject({ kind: 'bucket', rate: 0.5, maxFrames: 50 });
     expect(planSampling(probe, { ...defaults, mode: 'count', count: 200, maxFramesPerVideo: 50 })).toMatchObject({ kind: 'bucket', rate: 0.5, maxFrames: 50 });
-    expect(planSampling(probe, { ...defaults, mode: 'scene', minSceneGapS: 0.5, maxFramesPerVideo: 50 })).toMatchObject({ kind: 'gap', gapS: 2, maxFrames: 50 });
+    expect(planSampling(probe, { ...defaults, mode: 'scene', minSceneGapS: 0.5, maxFramesPerVideo: 50 })).toMatchObject({
+      kind: 'gap',
+      gapS: 2,
+      maxFrames: 50,
+    });
     expect(planSampling(probe, { ...defaults, mode: 'keyframes', maxFramesPerVideo: 1000 })).toMatchObject({ kind: 'gap', gapS: 0.1, keyframesOnly: true });
   });
 

@@ -22,7 +22,15 @@ const video = (index: number, extra: Partial<ProbeStream> = {}): ProbeStream => 
 
 describe('chooseVideoStream', () => {
   it('skips cover art placed first and says why', () => {
-    const c = chooseVideoStream('a.mp4', [video(0, { codec_name: 'mjpeg', width: 300, height: 300, nb_frames: undefined, disposition: { attached_pic: 1 } }), video(1), { index: 2, codec_type: 'audio' }], 10);
+    const c = chooseVideoStream(
+      'a.mp4',
+      [
+        video(0, { codec_name: 'mjpeg', width: 300, height: 300, nb_frames: undefined, disposition: { attached_pic: 1 } }),
+        video(1),
+        { index: 2, codec_type: 'audio' },
+      ],
+      10,
+    );
     expect(c.index).toBe(1);
     expect(c.reason).toBe('stream 1: the only video stream (h264 1280x720, 250 frames, 10.00 s); skipped stream 0: attached picture (cover art)');
     expect(c.streams.map((s) => s.skipped)).toEqual(['attached picture (cover art)', undefined]);
@@ -61,28 +69,56 @@ describe('chooseVideoStream', () => {
 
 describe('colour facts', () => {
   it('bit depth from the pixel format', () => {
-    expect([bitDepthOf('yuv420p'), bitDepthOf('yuv420p10le'), bitDepthOf('yuv444p12be'), bitDepthOf('p010le'), bitDepthOf('gray10le'), bitDepthOf('rgb48le'), bitDepthOf('nv12'), bitDepthOf(undefined, '10')]).toEqual([8, 10, 12, 10, 10, 16, 8, 10]);
+    expect([
+      bitDepthOf('yuv420p'),
+      bitDepthOf('yuv420p10le'),
+      bitDepthOf('yuv444p12be'),
+      bitDepthOf('p010le'),
+      bitDepthOf('gray10le'),
+      bitDepthOf('rgb48le'),
+      bitDepthOf('nv12'),
+      bitDepthOf(undefined, '10'),
+    ]).toEqual([8, 10, 12, 10, 10, 16, 8, 10]);
   });
 
   it('untagged streams: range from the pixel format, matrix by height, BT.709 transfer and primaries, listed as assumed', () => {
-    expect(describeColour({ pix_fmt: 'yuv420p' }, 480)).toMatchObject({ range: 'limited', matrix: 'smpte170m', transfer: 'bt709', primaries: 'bt709', assumed: ['range', 'matrix', 'transfer', 'primaries'], conversion: 'swscale' });
+    expect(describeColour({ pix_fmt: 'yuv420p' }, 480)).toMatchObject({
+      range: 'limited',
+      matrix: 'smpte170m',
+      transfer: 'bt709',
+      primaries: 'bt709',
+      assumed: ['range', 'matrix', 'transfer', 'primaries'],
+      conversion: 'swscale',
+    });
     expect(describeColour({ pix_fmt: 'yuv420p' }, 1080).matrix).toBe('bt709');
     expect(describeColour({ pix_fmt: 'yuvj422p', color_space: 'bt470bg' }, 120)).toMatchObject({ range: 'full', matrix: 'bt470bg' });
     expect(describeColour({ pix_fmt: 'rgb24' }, 240)).toMatchObject({ range: 'full', matrix: 'rgb' });
-    expect(describeColour({ pix_fmt: 'yuv420p10le', color_space: 'bt2020nc', color_range: 'tv' }, 2160)).toMatchObject({ primaries: 'bt2020', conversion: 'zscale' });
+    expect(describeColour({ pix_fmt: 'yuv420p10le', color_space: 'bt2020nc', color_range: 'tv' }, 2160)).toMatchObject({
+      primaries: 'bt2020',
+      conversion: 'zscale',
+    });
   });
 
   it('PQ and HLG are tone-mapped; the filters take the source matrix and range explicitly', () => {
-    const pq = describeColour({ pix_fmt: 'yuv420p10le', color_space: 'bt2020nc', color_transfer: 'smpte2084', color_primaries: 'bt2020', color_range: 'tv' }, 2160);
+    const pq = describeColour(
+      { pix_fmt: 'yuv420p10le', color_space: 'bt2020nc', color_transfer: 'smpte2084', color_primaries: 'bt2020', color_range: 'tv' },
+      2160,
+    );
     expect(pq).toMatchObject({ dynamicRange: 'pq', conversion: 'zscale+tonemap', hdr: { toneMapPeak: 10 } });
     expect(describeColour({ color_transfer: 'arib-std-b67' }, 1080).dynamicRange).toBe('hlg');
     expect(colourFilters(describeColour({ pix_fmt: 'yuv420p', color_space: 'bt709', color_range: 'tv' }, 1080), 456, 256)).toBe(
       'scale=456:256:flags=bicubic:in_color_matrix=bt709:in_range=tv:out_color_matrix=bt601:out_range=pc,format=yuvj420p',
     );
-    expect(colourFilters(describeColour({ pix_fmt: 'rgb24' }, 240), 320, 240)).toBe('scale=320:240:flags=bicubic:out_color_matrix=bt601:out_range=pc,format=yuvj420p');
-    expect(colourFilters(describeColour({ pix_fmt: 'yuv420p10le', color_space: 'bt2020nc', color_primaries: 'bt2020', color_transfer: 'bt2020-10', color_range: 'tv' }, 720), 456, 256)).toBe(
-      'zscale=w=456:h=256:f=bicubic:min=2020_ncl:rin=limited:pin=2020:tin=2020_10:p=709:t=709:m=170m:r=full,format=yuvj420p',
+    expect(colourFilters(describeColour({ pix_fmt: 'rgb24' }, 240), 320, 240)).toBe(
+      'scale=320:240:flags=bicubic:out_color_matrix=bt601:out_range=pc,format=yuvj420p',
     );
+    expect(
+      colourFilters(
+        describeColour({ pix_fmt: 'yuv420p10le', color_space: 'bt2020nc', color_primaries: 'bt2020', color_transfer: 'bt2020-10', color_range: 'tv' }, 720),
+        456,
+        256,
+      ),
+    ).toBe('zscale=w=456:h=256:f=bicubic:min=2020_ncl:rin=limited:pin=2020:tin=2020_10:p=709:t=709:m=170m:r=full,format=yuvj420p');
   });
 
   it('HDR luminance: PQ reference points, HLG through a 1000-nit display; the tone-map peak', () => {
@@ -101,7 +137,12 @@ describe('colour facts', () => {
   });
 
   it('the metadata peak: MaxCLL, else the mastering display maximum', () => {
-    expect(peakFromSideData([{ side_data_type: 'Mastering display metadata', max_luminance: '10000000/10000' }, { side_data_type: 'Content light level metadata', max_content: 800 }])).toBe(800);
+    expect(
+      peakFromSideData([
+        { side_data_type: 'Mastering display metadata', max_luminance: '10000000/10000' },
+        { side_data_type: 'Content light level metadata', max_content: 800 },
+      ]),
+    ).toBe(800);
     expect(peakFromSideData([{ side_data_type: 'Mastering display metadata', max_luminance: '10000000/10000' }])).toBe(1000);
     expect(peakFromSideData([{ side_data_type: 'Content light level metadata', max_content: 0 }])).toBeUndefined();
     expect(peakFromSideData(undefined)).toBeUndefined();
@@ -128,7 +169,9 @@ describe('the scan', () => {
   });
 
   it('maps the chosen stream, seeks when asked, and measures only what is asked', () => {
-    expect(scanArgs('/v.avi', 2, 0, { idet: true, peak: false }).join(' ')).toBe('-nostdin -nostats -loglevel info -i file:/v.avi -filter_complex [0:2]idet[out] -map [out] -frames:v 120 -f null -');
+    expect(scanArgs('/v.avi', 2, 0, { idet: true, peak: false }).join(' ')).toBe(
+      '-nostdin -nostats -loglevel info -i file:/v.avi -filter_complex [0:2]idet[out] -map [out] -frames:v 120 -f null -',
+    );
     const both = scanArgs('/v.mkv', 0, 12, { idet: true, peak: true }).join(' ');
     expect(both).toContain('-ss 12 -i file:/v.mkv');
     expect(both).toContain("[0:0]idet,select='not(mod(n\\,4))',scale=w=iw/4:h=ih/4:flags=area,signalstats,metadata=print:key=lavfi.signalstats.YMAX[out]");
@@ -136,7 +179,19 @@ describe('the scan', () => {
   });
 
   it('applyScan: idet decides only for streams that declare nothing; the HDR peak is measured, capped by metadata', () => {
-    const data = { streams: [video(0, { pix_fmt: 'yuv420p10le', color_transfer: 'smpte2084', color_space: 'bt2020nc', color_primaries: 'bt2020', color_range: 'tv', field_order: 'progressive' })], format: { duration: '10' } };
+    const data = {
+      streams: [
+        video(0, {
+          pix_fmt: 'yuv420p10le',
+          color_transfer: 'smpte2084',
+          color_space: 'bt2020nc',
+          color_primaries: 'bt2020',
+          color_range: 'tv',
+          field_order: 'progressive',
+        }),
+      ],
+      format: { duration: '10' },
+    };
     const probe = describeProbe('a.mkv', data);
     const scanned = applyScan(probe, { idet: { tff: 50, bff: 0, progressive: 0, undetermined: 0 }, lumaMax: 64 + 0.5081 * 876 }, 1000);
     expect(scanned.scan).toEqual(probe.scan);
@@ -145,7 +200,12 @@ describe('the scan', () => {
     expect(scanned.colour.hdr!.toneMapPeak).toBeCloseTo(1, 1);
     const undeclared = describeProbe('b.avi', { streams: [video(0)], format: { duration: '10' } });
     expect(undeclared.scan.source).toBe('assumed');
-    expect(applyScan(undeclared, { idet: { tff: 50, bff: 0, progressive: 0, undetermined: 0 } }).scan).toEqual({ fieldOrder: 'tt', interlaced: true, source: 'idet', idet: { tff: 50, bff: 0, progressive: 0, undetermined: 0 } });
+    expect(applyScan(undeclared, { idet: { tff: 50, bff: 0, progressive: 0, undetermined: 0 } }).scan).toEqual({
+      fieldOrder: 'tt',
+      interlaced: true,
+      source: 'idet',
+      idet: { tff: 50, bff: 0, progressive: 0, undetermined: 0 },
+    });
   });
 
   it('start times: the container start recorded; the stream start on the file timeline', () => {

@@ -23,12 +23,23 @@ describe('NewCategoryInput', () => {
     expect(v.teacher.batchSize).toBe(32);
     expect(v.student.epochsFactor).toBe(2);
     expect(v.student.temperature).toBe(2);
-    expect(v.labeling).toEqual({ mode: 'human', deadlineHours: 72, onDeadline: 'proceed', reconcileIntervalS: 60, validationAnnotators: 2, continueAfterSyncs: 200 });
+    expect(v.labeling).toEqual({
+      mode: 'human',
+      deadlineHours: 72,
+      onDeadline: 'proceed',
+      reconcileIntervalS: 60,
+      validationAnnotators: 2,
+      continueAfterSyncs: 200,
+    });
   });
 
   it('labeling: weak or human, a deadline policy, bounded intervals', () => {
     expect(NewCategoryInput.parse({ label: 'dog', labeling: { mode: 'weak' } }).labeling.mode).toBe('weak');
-    expect(NewCategoryInput.parse({ label: 'dog', labeling: { deadlineHours: 0.5, onDeadline: 'fail' } }).labeling).toMatchObject({ mode: 'human', deadlineHours: 0.5, onDeadline: 'fail' });
+    expect(NewCategoryInput.parse({ label: 'dog', labeling: { deadlineHours: 0.5, onDeadline: 'fail' } }).labeling).toMatchObject({
+      mode: 'human',
+      deadlineHours: 0.5,
+      onDeadline: 'fail',
+    });
   });
 
   it('a partial nested object keeps the other nested defaults', () => {

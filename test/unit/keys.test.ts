@@ -58,7 +58,22 @@ describe('keySegment', () => {
   });
 
   it('never maps two different names to one segment', () => {
-    const names = ['a/b', 'a_b', 'a b', 'a\u0000b', 'café', 'caf_', 'cafe', '..', '_..', '__', 'x'.repeat(500), 'x'.repeat(501), `${'x'.repeat(130)}a`, `${'x'.repeat(130)}b`];
+    const names = [
+      'a/b',
+      'a_b',
+      'a b',
+      'a\u0000b',
+      'café',
+      'caf_',
+      'cafe',
+      '..',
+      '_..',
+      '__',
+      'x'.repeat(500),
+      'x'.repeat(501),
+      `${'x'.repeat(130)}a`,
+      `${'x'.repeat(130)}b`,
+    ];
     const segs = names.map(keySegment);
     expect(new Set(segs).size).toBe(names.length);
   });

@@ -7,12 +7,14 @@ const project = { id: 7, title: 'reelset: cup', token: 'secret-project-token' };
 describe('parseWebhook', () => {
   it('reads the annotation, task, project and run of a created or updated annotation', () => {
     for (const action of ['ANNOTATION_CREATED', 'ANNOTATION_UPDATED']) {
-      const e = parseWebhook(JSON.stringify({
-        action,
-        annotation: { id: 41, completed_by: 3, task: 12, result: [{ type: 'choices', value: { choices: ['cup'] } }] },
-        task: { id: 12, project: 7, data: { image: 's3://reelset/frames/a.jpg', frameKey: 'frames/a.jpg', runId: 'new-category-cup-1' } },
-        project,
-      }));
+      const e = parseWebhook(
+        JSON.stringify({
+          action,
+          annotation: { id: 41, completed_by: 3, task: 12, result: [{ type: 'choices', value: { choices: ['cup'] } }] },
+          task: { id: 12, project: 7, data: { image: 's3://reelset/frames/a.jpg', frameKey: 'frames/a.jpg', runId: 'new-category-cup-1' } },
+          project,
+        }),
+      );
       expect(e).toEqual({ action, annotationIds: [41], deletedAnnotationIds: [], taskIds: [12], projectId: 7, runId: 'new-category-cup-1', full: false });
       expect(JSON.stringify(e)).not.toContain('secret-project-token');
     }
@@ -20,7 +22,15 @@ describe('parseWebhook', () => {
 
   it('a deletion event carries annotation ids only', () => {
     const e = parseWebhook(JSON.stringify({ action: 'ANNOTATIONS_DELETED', annotation: null, annotations: [{ id: 41 }, { id: 42 }], task: null, project }));
-    expect(e).toEqual({ action: 'ANNOTATIONS_DELETED', annotationIds: [], deletedAnnotationIds: [41, 42], taskIds: [], projectId: 7, runId: null, full: false });
+    expect(e).toEqual({
+      action: 'ANNOTATIONS_DELETED',
+      annotationIds: [],
+      deletedAnnotationIds: [41, 42],
+      taskIds: [],
+      projectId: 7,
+      runId: null,
+      full: false,
+    });
   });
 
   it.each([

@@ -4,8 +4,16 @@ import { instructionsHtml, labelConfigXml } from '../../activities/labeling/proj
 import { topAndMargin } from '../../activities/training/predict-frames';
 
 const frame = (over: Partial<PlannedFrame>): PlannedFrame => ({
-  key: 'frames/aa/bb/000001000.jpg', videoId: 'v1', timestampS: 1, split: 'train', required: 1, weakLabel: 'cup',
-  weakConfidence: 1, model: null, uncertainty: 0, ...over,
+  key: 'frames/aa/bb/000001000.jpg',
+  videoId: 'v1',
+  timestampS: 1,
+  split: 'train',
+  required: 1,
+  weakLabel: 'cup',
+  weakConfidence: 1,
+  model: null,
+  uncertainty: 0,
+  ...over,
 });
 
 describe('label configuration and instructions', () => {
@@ -14,13 +22,22 @@ describe('label configuration and instructions', () => {
     expect(x).toContain('<Image name="image" value="$image"');
     expect(x).toContain('<Choices name="label" toName="image" choice="single-radio" showInline="true" required="true">');
     expect(x.match(/<Choice value="([^"]+)" hotkey="(\d)"\/>/g)).toEqual([
-      '<Choice value="person" hotkey="1"/>', '<Choice value="face" hotkey="2"/>', '<Choice value="hand" hotkey="3"/>', '<Choice value="other" hotkey="4"/>',
+      '<Choice value="person" hotkey="1"/>',
+      '<Choice value="face" hotkey="2"/>',
+      '<Choice value="hand" hotkey="3"/>',
+      '<Choice value="other" hotkey="4"/>',
     ]);
     expect(labelConfigXml(['a"<b>&', 'other'])).toContain('value="a&quot;&lt;b&gt;&amp;"');
   });
 
   it('instructions say what the label, its children and other mean', () => {
-    const h = instructionsHtml({ label: 'person', choices: ['person', 'face', 'other'], synonyms: ['people'], path: ['person'], children: [{ name: 'face', synonyms: ['faces'] }] });
+    const h = instructionsHtml({
+      label: 'person',
+      choices: ['person', 'face', 'other'],
+      synonyms: ['people'],
+      path: ['person'],
+      children: [{ name: 'face', synonyms: ['faces'] }],
+    });
     expect(h).toContain('<b>person</b> (also called people)');
     expect(h).toContain('<b>face</b> (faces): a kind of person');
     expect(h).toContain('<b>other</b>: no person in the frame');
@@ -41,11 +58,21 @@ describe('ordering and pre-annotations', () => {
 
   it('the task carries an s3 URI (no credential, no presigned URL), the frame, video, time and run, and both pre-annotations', () => {
     const t = taskOf(frame({ model: { label: 'other', score: 0.61, margin: 0.22 }, uncertainty: 0.78, split: 'validation' }), {
-      workflowId: 'new-category-cup-x', label: 'cup', bucket: 'reelset', modelVersion: 'cup-v3-teacher',
+      workflowId: 'new-category-cup-x',
+      label: 'cup',
+      bucket: 'reelset',
+      modelVersion: 'cup-v3-teacher',
     });
     expect(t.data).toMatchObject({
-      image: 's3://reelset/frames/aa/bb/000001000.jpg', frameKey: 'frames/aa/bb/000001000.jpg', videoId: 'v1', timestampS: 1,
-      runId: 'new-category-cup-x', split: 'validation', weakLabel: 'cup', modelLabel: 'other', modelScore: 0.61,
+      image: 's3://reelset/frames/aa/bb/000001000.jpg',
+      frameKey: 'frames/aa/bb/000001000.jpg',
+      videoId: 'v1',
+      timestampS: 1,
+      runId: 'new-category-cup-x',
+      split: 'validation',
+      weakLabel: 'cup',
+      modelLabel: 'other',
+      modelScore: 0.61,
     });
     expect(JSON.stringify(t)).not.toMatch(/X-Amz|Signature|secret|AccessKey/i);
     expect(t.predictions).toEqual([

@@ -27,7 +27,11 @@ const oldNode = ['/usr/bin/node', '/usr/local/bin/node'].find((p) => existsSync(
 
 (oldNode ? test : test.skip)(`the CLI started by an older node (${oldNode ?? 'none here'}) runs on Node 22: no NodeVersionSupportWarning`, () => {
   // `models list` builds the S3 client, which is where the AWS SDK warns.
-  const r = spawnSync(oldNode!, [path.join(ROOT, 'cli/bin.js'), 'models', 'list'], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, NODE_NO_WARNINGS: '' } });
+  const r = spawnSync(oldNode!, [path.join(ROOT, 'cli/bin.js'), 'models', 'list'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    env: { ...process.env, NODE_NO_WARNINGS: '' },
+  });
   expect(r.stderr).not.toContain('NodeVersionSupportWarning');
   expect(r.status).toBe(0);
 });

@@ -6,7 +6,17 @@
 import type { ScheduleDescription } from '@temporalio/client';
 import { Registry } from 'prom-client';
 import { overlapPolicy, readSchedulesFile, scheduleDiff, DEFAULT_SCHEDULES_FILE } from '../../cli/commands/schedule';
-import { calendarValues, NewCategoryInput, parseDuration, RetrainAllInput, RetrainInput, retrainInputOf, runsListQuery, ScheduleConfig, SchedulesFile } from '../../contracts';
+import {
+  calendarValues,
+  NewCategoryInput,
+  parseDuration,
+  RetrainAllInput,
+  RetrainInput,
+  retrainInputOf,
+  runsListQuery,
+  ScheduleConfig,
+  SchedulesFile,
+} from '../../contracts';
 import { labelsFingerprint } from '../../lib/labelled';
 import { observeActivityResult, pipelineMetrics } from '../../workers/metrics';
 
@@ -79,9 +89,30 @@ describe('scheduleDiff (what apply compares)', () => {
   const cfg = { REELSET_VIDEO_TASK_QUEUE: 'reelset-video' };
   const desc = (over: Record<string, unknown> = {}) =>
     ({
-      spec: { calendars: [{ second: [{ start: 0, end: 0, step: 1 }], minute: [{ start: 30, end: 30, step: 1 }], hour: [{ start: 2, end: 2, step: 1 }], dayOfMonth: [{ start: 1, end: 31, step: 1 }], month: [{ start: 'JANUARY', end: 'DECEMBER', step: 1 }], year: [], dayOfWeek: [{ start: 'SUNDAY', end: 'SATURDAY', step: 1 }] }], intervals: [], skip: [], timezone: 'UTC' },
+      spec: {
+        calendars: [
+          {
+            second: [{ start: 0, end: 0, step: 1 }],
+            minute: [{ start: 30, end: 30, step: 1 }],
+            hour: [{ start: 2, end: 2, step: 1 }],
+            dayOfMonth: [{ start: 1, end: 31, step: 1 }],
+            month: [{ start: 'JANUARY', end: 'DECEMBER', step: 1 }],
+            year: [],
+            dayOfWeek: [{ start: 'SUNDAY', end: 'SATURDAY', step: 1 }],
+          },
+        ],
+        intervals: [],
+        skip: [],
+        timezone: 'UTC',
+      },
       policies: { overlap: 'SKIP', catchupWindow: 4 * 3_600_000, pauseOnFailure: true },
-      action: { type: 'startWorkflow', workflowId: 'nightly', workflowType: 'retrainAllWorkflow', taskQueue: 'reelset-video', args: [{ labels: 'all', concurrency: 2, force: false, overrides: {} }] },
+      action: {
+        type: 'startWorkflow',
+        workflowId: 'nightly',
+        workflowType: 'retrainAllWorkflow',
+        taskQueue: 'reelset-video',
+        args: [{ labels: 'all', concurrency: 2, force: false, overrides: {} }],
+      },
       state: { paused: false },
       ...over,
     }) as unknown as ScheduleDescription;
@@ -89,7 +120,11 @@ describe('scheduleDiff (what apply compares)', () => {
     expect(scheduleDiff(s, desc(), cfg)).toEqual([]);
   });
   test('each kind of change is named', () => {
-    expect(scheduleDiff(s, desc({ policies: { overlap: 'BUFFER_ALL', catchupWindow: 31_536_000_000, pauseOnFailure: false } }), cfg)).toEqual(['overlap', 'catchupWindow', 'pauseOnFailure']);
+    expect(scheduleDiff(s, desc({ policies: { overlap: 'BUFFER_ALL', catchupWindow: 31_536_000_000, pauseOnFailure: false } }), cfg)).toEqual([
+      'overlap',
+      'catchupWindow',
+      'pauseOnFailure',
+    ]);
     expect(scheduleDiff(s, desc({ spec: { ...desc().spec, timezone: 'Europe/Paris', calendars: [] } }), cfg)).toEqual(['calendars', 'timeZone']);
     expect(scheduleDiff(s, desc(), { REELSET_VIDEO_TASK_QUEUE: 'other' })).toEqual(['taskQueue']);
     expect(scheduleDiff({ ...s, labels: ['cup'] }, desc(), cfg)).toEqual(['input (labels, concurrency, force, overrides)']);
@@ -100,7 +135,9 @@ describe('runs list query', () => {
   test('label and status filters, quoted', () => {
     expect(runsListQuery({})).toBe('ReelsetStage IS NOT NULL');
     expect(runsListQuery({ label: 'cup', status: 'failed' })).toBe('ReelsetStage IS NOT NULL AND ReelsetLabel = "cup" AND ExecutionStatus = "Failed"');
-    expect(runsListQuery({ label: 'a"b\\c', type: 'retrainWorkflow' })).toBe('ReelsetStage IS NOT NULL AND ReelsetLabel = "a\\"b\\\\c" AND WorkflowType = "retrainWorkflow"');
+    expect(runsListQuery({ label: 'a"b\\c', type: 'retrainWorkflow' })).toBe(
+      'ReelsetStage IS NOT NULL AND ReelsetLabel = "a\\"b\\\\c" AND WorkflowType = "retrainWorkflow"',
+    );
     expect(runsListQuery({ status: 'timed_out' })).toContain('"TimedOut"');
   });
 });
@@ -117,10 +154,13 @@ describe('retrain inputs', () => {
   });
 });
 
-describe('a retrain\'s pipeline input', () => {
-  const last = (labeling?: object) => ({ ...NewCategoryInput.parse({ label: 'cup', teacher: { epochs: 7 }, ...(labeling ? { labeling } : {}) }), label: 'cup' });
+describe("a retrain's pipeline input", () => {
+  const last = (labeling?: object) => ({
+    ...NewCategoryInput.parse({ label: 'cup', teacher: { epochs: 7 }, ...(labeling ? { labeling } : {}) }),
+    label: 'cup',
+  });
 
-  test('the last run\'s labelling mode, people included; an object override merges into the last run\'s', () => {
+  test("the last run's labelling mode, people included; an object override merges into the last run's", () => {
     const human = retrainInputOf(last({ mode: 'human', deadlineHours: 12 }), {}, 'cup');
     expect(human.data?.labeling).toMatchObject({ mode: 'human', deadlineHours: 12 });
     const weak = retrainInputOf(last({ mode: 'weak' }), { labeling: { deadlineHours: 24 } }, 'cup');
@@ -141,7 +181,10 @@ describe('a retrain\'s pipeline input', () => {
 
 describe('labelled frames fingerprint', () => {
   test('order does not matter; a label or a frame does', () => {
-    const a = [{ key: 'f/1', label: 'cup' }, { key: 'f/2', label: 'other' }];
+    const a = [
+      { key: 'f/1', label: 'cup' },
+      { key: 'f/2', label: 'other' },
+    ];
     expect(labelsFingerprint(a)).toBe(labelsFingerprint([...a].reverse()));
     expect(labelsFingerprint(a)).not.toBe(labelsFingerprint([a[0]!, { key: 'f/2', label: 'cup' }]));
     expect(labelsFingerprint(a)).not.toBe(labelsFingerprint([a[0]!]));
@@ -156,7 +199,12 @@ describe('metrics from activity results', () => {
     observeActivityResult(m, 'extractVideo', { frames: 12, reused: false }, 1);
     observeActivityResult(m, 'extractVideo', { frames: 5, reused: true }, 0.1);
     observeActivityResult(m, 'embedFrames', { computed: 40, cached: 10, reused: false, durationMs: 2000, manifestKey: 'runs/x/embed/manifest.json' }, 2);
-    observeActivityResult(m, 'dedupeFrames', { clusters: 7, frames: 50, duplicates: 43, reused: true, durationMs: 10, manifestKey: 'runs/x/dedupe/manifest.json' }, 0.01);
+    observeActivityResult(
+      m,
+      'dedupeFrames',
+      { clusters: 7, frames: 50, duplicates: 43, reused: true, durationMs: 10, manifestKey: 'runs/x/dedupe/manifest.json' },
+      0.01,
+    );
     const text = await registry.metrics();
     expect(text).toContain('reelset_frames_extracted_total 12');
     expect(text).toContain('reelset_frames_reused_total 5');

@@ -4,7 +4,9 @@ import { DEFAULT_RETRY, FAILURE_CLASSES, isNonRetryable, long, NON_RETRYABLE_ERR
 
 describe('retry policies', () => {
   it('the non-retryable list is every failure class whose retryable is false, once each', () => {
-    const expected = Object.values(FAILURE_CLASSES).filter((c) => !c.mayRetry).map((c) => c.name);
+    const expected = Object.values(FAILURE_CLASSES)
+      .filter((c) => !c.mayRetry)
+      .map((c) => c.name);
     expect([...NON_RETRYABLE_ERROR_TYPES].sort()).toEqual(expected.sort());
     expect(NON_RETRYABLE_ERROR_TYPES).toHaveLength(new Set(NON_RETRYABLE_ERROR_TYPES).size);
     expect(NON_RETRYABLE_ERROR_TYPES).toEqual(

@@ -27,7 +27,10 @@ describe('splitByVideo', () => {
   it('different seeds give different splits (for a label with many videos)', () => {
     const many = videos({ bicycle: 40 });
     const val = (seed: number) =>
-      [...splitByVideo(many, 0.25, seed).splitOf].filter(([, s]) => s === 'validation').map(([id]) => id).sort();
+      [...splitByVideo(many, 0.25, seed).splitOf]
+        .filter(([, s]) => s === 'validation')
+        .map(([id]) => id)
+        .sort();
     expect(val(1)).toHaveLength(10);
     expect(val(2)).toHaveLength(10);
     expect(val(1)).not.toEqual(val(2));

@@ -20,7 +20,7 @@ describe('taxonomy exclusions', () => {
     expect(taxonomy.excludes('game-cinematic', 'person')).toBe(true);
   });
 
-  it('descendants inherit their ancestors\' exclusions, on both sides', () => {
+  it("descendants inherit their ancestors' exclusions, on both sides", () => {
     expect(taxonomy.excludes('face', 'game-cinematic')).toBe(true);
     expect(taxonomy.excludes('person', 'cutscene')).toBe(true);
     expect(taxonomy.excludes('face', 'cutscene')).toBe(true);
@@ -49,7 +49,9 @@ describe('taxonomy exclusions', () => {
 
   it('a label may not exclude itself, an ancestor or a descendant', () => {
     expect(exclusionProblems([node('a', null, ['a']), node('b', 'a', ['a']), node('c', null, ['d']), node('d', 'c')])).toEqual([
-      'label "a" excludes itself', 'label "b" excludes its ancestor "a"', 'label "c" excludes its descendant "d"',
+      'label "a" excludes itself',
+      'label "b" excludes its ancestor "a"',
+      'label "c" excludes its descendant "d"',
     ]);
     expect(exclusionProblems([node('office', 'scene', ['street']), node('street', 'scene'), node('scene')])).toEqual([]);
   });

@@ -32,8 +32,10 @@ test('TLS, mTLS with a private CA (standard names), and an API key', () => {
   expect(tlsOf(tls).clientCertPair).toBeUndefined();
   const m = temporalConnectionOptions(
     loadConfig({
-      TEMPORAL_TLS_CLIENT_CERT_PATH: pem('c.pem', 'CERT'), TEMPORAL_TLS_CLIENT_KEY_PATH: pem('k.pem', 'KEY'),
-      TEMPORAL_TLS_SERVER_CA_CERT_PATH: pem('ca.pem', 'CA'), TEMPORAL_TLS_SERVER_NAME: 'frontend.internal',
+      TEMPORAL_TLS_CLIENT_CERT_PATH: pem('c.pem', 'CERT'),
+      TEMPORAL_TLS_CLIENT_KEY_PATH: pem('k.pem', 'KEY'),
+      TEMPORAL_TLS_SERVER_CA_CERT_PATH: pem('ca.pem', 'CA'),
+      TEMPORAL_TLS_SERVER_NAME: 'frontend.internal',
     }),
     noFile,
   );
@@ -48,15 +50,24 @@ test('TLS, mTLS with a private CA (standard names), and an API key', () => {
 });
 
 test('the earlier names still work; the standard name wins where both are set', () => {
-  const m = temporalConnectionOptions(loadConfig({ TEMPORAL_TLS_CERT: pem('c2.pem', 'OLDCERT'), TEMPORAL_TLS_KEY: pem('k2.pem', 'OLDKEY'), TEMPORAL_TLS_CA: pem('ca2.pem', 'OLDCA') }), noFile);
+  const m = temporalConnectionOptions(
+    loadConfig({ TEMPORAL_TLS_CERT: pem('c2.pem', 'OLDCERT'), TEMPORAL_TLS_KEY: pem('k2.pem', 'OLDKEY'), TEMPORAL_TLS_CA: pem('ca2.pem', 'OLDCA') }),
+    noFile,
+  );
   expect(Buffer.from(tlsOf(m).clientCertPair!.crt).toString()).toBe('OLDCERT');
   expect(Buffer.from(tlsOf(m).serverRootCACertificate!).toString()).toBe('OLDCA');
-  const both = temporalConnectionOptions(loadConfig({ TEMPORAL_TLS_CA: pem('ca3.pem', 'OLD'), TEMPORAL_TLS_SERVER_CA_CERT_PATH: pem('ca4.pem', 'NEW') }), noFile);
+  const both = temporalConnectionOptions(
+    loadConfig({ TEMPORAL_TLS_CA: pem('ca3.pem', 'OLD'), TEMPORAL_TLS_SERVER_CA_CERT_PATH: pem('ca4.pem', 'NEW') }),
+    noFile,
+  );
   expect(Buffer.from(tlsOf(both).serverRootCACertificate!).toString()).toBe('NEW');
 });
 
 test('a TOML profile (TEMPORAL_CONFIG_FILE, TEMPORAL_PROFILE) is read as the SDKs and the CLI read it; the environment wins', () => {
-  const file = pem('temporal.toml', '[profile.staging]\naddress = "staging.internal:7233"\nnamespace = "staging"\n[profile.staging.grpc_meta]\nx-team = "video"\n');
+  const file = pem(
+    'temporal.toml',
+    '[profile.staging]\naddress = "staging.internal:7233"\nnamespace = "staging"\n[profile.staging.grpc_meta]\nx-team = "video"\n',
+  );
   // TEMPORAL_ADDRESS is always set by reelset's configuration (its default is the local dev server), so it wins over the profile's.
   const o = temporalConnectionOptions(loadConfig({}), { TEMPORAL_CONFIG_FILE: file, TEMPORAL_PROFILE: 'staging' });
   expect(o.address).toBe('127.0.0.1:7233');
@@ -65,7 +76,11 @@ test('a TOML profile (TEMPORAL_CONFIG_FILE, TEMPORAL_PROFILE) is read as the SDK
 
 test('a certificate without its key, or a file that cannot be read, is a ConfigError naming the variable', () => {
   expect(() => temporalConnectionOptions(loadConfig({ TEMPORAL_TLS_CERT: pem('only.pem', 'C') }), noFile)).toThrow(ConfigError);
-  expect(() => temporalConnectionOptions(loadConfig({ TEMPORAL_TLS_CLIENT_CERT_PATH: pem('only2.pem', 'C') }), noFile)).toThrow(/TEMPORAL_TLS_CLIENT_CERT_PATH is set without its pair/);
+  expect(() => temporalConnectionOptions(loadConfig({ TEMPORAL_TLS_CLIENT_CERT_PATH: pem('only2.pem', 'C') }), noFile)).toThrow(
+    /TEMPORAL_TLS_CLIENT_CERT_PATH is set without its pair/,
+  );
   expect(() => temporalConnectionOptions(loadConfig({ TEMPORAL_TLS_CA: path.join(dir, 'missing.pem') }), noFile)).toThrow(/TEMPORAL_TLS_CA=.*missing\.pem/);
-  expect(() => temporalConnectionOptions(loadConfig({ TEMPORAL_TLS_SERVER_CA_CERT_PATH: path.join(dir, 'gone.pem') }), noFile)).toThrow(/TEMPORAL_TLS_SERVER_CA_CERT_PATH=.*gone\.pem/);
+  expect(() => temporalConnectionOptions(loadConfig({ TEMPORAL_TLS_SERVER_CA_CERT_PATH: path.join(dir, 'gone.pem') }), noFile)).toThrow(
+    /TEMPORAL_TLS_SERVER_CA_CERT_PATH=.*gone\.pem/,
+  );
 });

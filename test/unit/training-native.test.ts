@@ -31,7 +31,8 @@ function run(args: string[], env: Record<string, string> = {}): Record<string, u
 describe('training backend', () => {
   it('picks tfjs-node (TensorFlow from the PyPI wheel) automatically and logs it', () => {
     const r = run(['auto', 'select-only']);
-    if (r['backend'] !== 'tensorflow') throw new Error(`tfjs-node did not load (backend ${String(r['backend'])}): run infra/install.sh; log: ${JSON.stringify(r['log'])}`);
+    if (r['backend'] !== 'tensorflow')
+      throw new Error(`tfjs-node did not load (backend ${String(r['backend'])}): run infra/install.sh; log: ${JSON.stringify(r['log'])}`);
     expect(r['native']).toMatchObject({ package: '@tensorflow/tfjs-node', gpu: false });
     expect(String((r['native'] as { tensorflowVersion: string }).tensorflowVersion)).toMatch(/^2\.\d+\.\d+/);
     expect(String((r['log'] as { msg: string }).msg)).toContain('TensorFlow.js backend: tensorflow');
@@ -94,7 +95,15 @@ describe('teacher whole-backbone fine-tuning (tfjs-node, tiny configuration)', (
     const loss = r['wholeLoss'] as number[];
     expect(loss).toHaveLength(2);
     expect(loss.every(Number.isFinite)).toBe(true);
-    expect(r['wholeHyper']).toMatchObject({ learningRate: 0.01, momentum: 0.9, batchSize: 6, cutmixProbability: 1, labelSmoothing: 0.1, classBalanced: true, wholeBackbone: true });
+    expect(r['wholeHyper']).toMatchObject({
+      learningRate: 0.01,
+      momentum: 0.9,
+      batchSize: 6,
+      cutmixProbability: 1,
+      labelSmoothing: 0.1,
+      classBalanced: true,
+      wholeBackbone: true,
+    });
   });
 
   it('resumes from a checkpoint with bit-identical weights (momentum, cosine schedule and CutMix draws by step)', () => {
@@ -102,7 +111,10 @@ describe('teacher whole-backbone fine-tuning (tfjs-node, tiny configuration)', (
   });
 
   it('publishes an image model that gives the checkpoint model probabilities, with the ImageNet logits beside them', () => {
-    expect(r['wholePublishedOutputs']).toEqual([[null, 3], [null, 1000]]);
+    expect(r['wholePublishedOutputs']).toEqual([
+      [null, 3],
+      [null, 1000],
+    ]);
     expect(r['wholePublishedVsCheckpoint']).toBeLessThan(1e-5);
   });
 

@@ -219,9 +219,9 @@ describe('teacher', () => {
     }
     expect(p0 / m).toBeGreaterThan(0.3);
     expect(p1 / m).toBeGreaterThan(0.3);
-    await expect(
-      trainTeacher({ ...train, dim: DIM, numClasses: K, extraSamples: { features, targets: targets.subarray(1) } }),
-    ).rejects.toThrow(InvalidInputError);
+    await expect(trainTeacher({ ...train, dim: DIM, numClasses: K, extraSamples: { features, targets: targets.subarray(1) } })).rejects.toThrow(
+      InvalidInputError,
+    );
   });
 
   it('rejects unusable datasets and inputs with named errors', async () => {
@@ -229,9 +229,7 @@ describe('teacher', () => {
     await expect(trainTeacher(one)).rejects.toThrow(DatasetError);
     await expect(trainTeacher({ ...one, labels: new Int32Array(0), features: new Float32Array(0) })).rejects.toThrow(DatasetError);
     await expect(trainTeacher({ ...one, labels: Int32Array.from([0, 1, 2, 3]) })).rejects.toThrow(InvalidInputError);
-    await expect(trainTeacher({ ...one, labels: Int32Array.from([0, 1, 0, 1]), features: new Float32Array(5) })).rejects.toThrow(
-      InvalidInputError,
-    );
+    await expect(trainTeacher({ ...one, labels: Int32Array.from([0, 1, 0, 1]), features: new Float32Array(5) })).rejects.toThrow(InvalidInputError);
     const nan = new Float32Array(4 * DIM);
     nan[7] = NaN;
     await expect(trainTeacher({ ...one, labels: Int32Array.from([0, 1, 0, 1]), features: nan })).rejects.toThrow(/features\[7\]/);
@@ -290,9 +288,9 @@ describe('teacher', () => {
     expect(meta.hyper['learningRate']).toBeCloseTo(2e-4, 10);
     expect(meta.hyper['epochs']).toBe(4);
     expect(s.history).toHaveLength(4);
-    await expect(
-      distillStudent({ ...small, dim: DIM, numClasses: K, teacher: t.model, labels: small.labels.map(() => -2) }),
-    ).rejects.toThrow(InvalidInputError);
+    await expect(distillStudent({ ...small, dim: DIM, numClasses: K, teacher: t.model, labels: small.labels.map(() => -2) })).rejects.toThrow(
+      InvalidInputError,
+    );
   });
 });
 
@@ -301,7 +299,16 @@ describe('fine-tuning on wasm', () => {
     const t = await trainTeacher({ features: train.features, dim: DIM, labels: train.labels, numClasses: K, epochs: 1, seed: 1 });
     const trunk = { inputShape: [DIM], names: [], vars: [], build: (x: never) => x, apply: (x: never) => x, restore: () => undefined };
     await expect(
-      fineTuneStudent({ labels: train.labels, numClasses: K, teacher: t.model, teacherProbs: await predict(t.model, train.features, DIM), trunk, trunkInputs: train.features, head: t.model, epochs: 1 }),
+      fineTuneStudent({
+        labels: train.labels,
+        numClasses: K,
+        teacher: t.model,
+        teacherProbs: await predict(t.model, train.features, DIM),
+        trunk,
+        trunkInputs: train.features,
+        head: t.model,
+        epochs: 1,
+      }),
     ).rejects.toThrow(/wasm backend cannot fine-tune convolutions/);
   });
 });
@@ -351,11 +358,7 @@ describe('evaluate', () => {
     // v2: dog->dog, dog->cat            (video: true dog; mean probs favour dog)
     // v3: cat->dog                      (video: true cat, pred dog)
     const oneHotish = (k: number, conf = 0.8): number[] => [0, 1, 2].map((j) => (j === k ? conf : (1 - conf) / 2));
-    const rows = [
-      oneHotish(0), oneHotish(0), oneHotish(1, 0.5),
-      oneHotish(1, 0.9), oneHotish(0, 0.6),
-      oneHotish(1),
-    ];
+    const rows = [oneHotish(0), oneHotish(0), oneHotish(1, 0.5), oneHotish(1, 0.9), oneHotish(0, 0.6), oneHotish(1)];
     const probs = Float32Array.from(rows.flat());
     const labels = Int32Array.from([0, 0, 0, 1, 1, 0]);
     const res = evaluate({ probs, numClasses: 3, labels, labelNames: ['cat', 'dog', 'bird'], videoIds: ['v1', 'v1', 'v1', 'v2', 'v2', 'v3'] });
@@ -387,18 +390,26 @@ describe('evaluate', () => {
     const res = evaluate({ probs: new Float32Array(0), numClasses: 2, labels: new Int32Array(0), labelNames: ['a', 'b'], videoIds: [] });
     expect(res.frames.accuracy).toBeNull();
     expect(res.videos.n).toBe(0);
-    expect(() =>
-      evaluate({ probs: new Float32Array(3), numClasses: 2, labels: new Int32Array(2), labelNames: ['a', 'b'], videoIds: ['x', 'y'] }),
-    ).toThrow(InvalidInputError);
-    expect(() =>
-      evaluate({ probs: new Float32Array(4), numClasses: 2, labels: new Int32Array(2), labelNames: ['a', 'a'], videoIds: ['x', 'y'] }),
-    ).toThrow(InvalidInputError);
+    expect(() => evaluate({ probs: new Float32Array(3), numClasses: 2, labels: new Int32Array(2), labelNames: ['a', 'b'], videoIds: ['x', 'y'] })).toThrow(
+      InvalidInputError,
+    );
+    expect(() => evaluate({ probs: new Float32Array(4), numClasses: 2, labels: new Int32Array(2), labelNames: ['a', 'a'], videoIds: ['x', 'y'] })).toThrow(
+      InvalidInputError,
+    );
   });
 });
 
 describe('the teacher whole-backbone fine-tuning: when and how fast', () => {
   it('defaults to the practitioners setting on the GPU only', () => {
-    expect(TeacherParams.parse({}).fineTune).toEqual({ mode: 'auto', backbone: 'efficientnet_lite2', epochs: 30, batchSize: 256, learningRate: 0.01, momentum: 0.9, cutmixProbability: 0.5 });
+    expect(TeacherParams.parse({}).fineTune).toEqual({
+      mode: 'auto',
+      backbone: 'efficientnet_lite2',
+      epochs: 30,
+      batchSize: 256,
+      learningRate: 0.01,
+      momentum: 0.9,
+      cutmixProbability: 0.5,
+    });
     expect(wholeBackboneTeacher('auto', { backend: 'tensorflow', native: { gpu: true } })).toBe(true);
     expect(wholeBackboneTeacher('auto', { backend: 'tensorflow', native: { gpu: false } })).toBe(false);
     expect(wholeBackboneTeacher('auto', { backend: 'wasm' })).toBe(false);

@@ -35,10 +35,12 @@ type Call = { name: string; args: unknown; at: number };
  * has frames (reused), every 50th cannot be decoded.
  */
 function mocks(calls: Call[], total: number, pageSize: number, extract?: (videoId: string) => Promise<unknown>) {
-  const rec = <A, R>(name: string, out: (a: A) => R | Promise<R>) => async (a: A) => {
-    calls.push({ name, args: a, at: Date.now() });
-    return out(a);
-  };
+  const rec =
+    <A, R>(name: string, out: (a: A) => R | Promise<R>) =>
+    async (a: A) => {
+      calls.push({ name, args: a, at: Date.now() });
+      return out(a);
+    };
   const pages = Math.ceil(total / pageSize);
   const video: Partial<Record<keyof VideoActivities, unknown>> = {
     startRun: rec('startRun', () => undefined),
@@ -49,15 +51,36 @@ function mocks(calls: Call[], total: number, pageSize: number, extract?: (videoI
     planBackfillPage: rec('planBackfillPage', (a: { page: number }): BackfillPagePlan => {
       const ids = Array.from({ length: Math.min(pageSize, total - a.page * pageSize) }, (_, k) => a.page * pageSize + k);
       const reused = ids.filter((i) => i % 7 === 0);
-      return { page: a.page, videos: ids.length, toExtract: ids.filter((i) => i % 7 !== 0).map((i) => `v${i}`), reused: reused.length, reusedFrames: 3 * reused.length };
+      return {
+        page: a.page,
+        videos: ids.length,
+        toExtract: ids.filter((i) => i % 7 !== 0).map((i) => `v${i}`),
+        reused: reused.length,
+        reusedFrames: 3 * reused.length,
+      };
     }),
     extractVideo: rec('extractVideo', async (a: { videoId: string }) => {
       if (extract) await extract(a.videoId);
       if (Number(a.videoId.slice(1)) % 50 === 49) throw new VideoDecodeError(`${a.videoId}.mp4`, 'moov atom not found');
-      return { videoId: a.videoId, frames: 3, sampled: 3, dropped: { nearBlack: 0, nearWhite: 0, blurred: 0 }, decodeErrorCount: 0, manifestKey: 'k', reused: false };
+      return {
+        videoId: a.videoId,
+        frames: 3,
+        sampled: 3,
+        dropped: { nearBlack: 0, nearWhite: 0, blurred: 0 },
+        decodeErrorCount: 0,
+        manifestKey: 'k',
+        reused: false,
+      };
     }),
     finishExtract: rec('finishExtract', (a: { failures: unknown[] }) =>
-      step({ videos: pageSize, succeeded: pageSize - a.failures.length, failed: a.failures.length, frames: 1, dropped: { nearBlack: 0, nearWhite: 0, blurred: 0 }, decodeErrorCount: 0 }),
+      step({
+        videos: pageSize,
+        succeeded: pageSize - a.failures.length,
+        failed: a.failures.length,
+        frames: 1,
+        dropped: { nearBlack: 0, nearWhite: 0, blurred: 0 },
+        decodeErrorCount: 0,
+      }),
     ),
     embedFrames: rec('embedFrames', () => step({ frames: 30, computed: 20, cached: 10, forwardPasses: 20, dim: 1280, model: 'm', backend: 'wasm' })),
   };
@@ -89,7 +112,16 @@ test('300 videos in pages of 10: history stays under the bound through continue-
 
   const reused = Array.from({ length: total }, (_, i) => i).filter((i) => i % 7 === 0).length;
   const failed = Array.from({ length: total }, (_, i) => i).filter((i) => i % 7 !== 0 && i % 50 === 49).length;
-  expect(result).toMatchObject({ total, reused, failed, extracted: total - reused - failed, pages: 30, pagesDone: 30, frames: 3 * (total - reused - failed), framesReused: 3 * reused });
+  expect(result).toMatchObject({
+    total,
+    reused,
+    failed,
+    extracted: total - reused - failed,
+    pages: 30,
+    pagesDone: 30,
+    frames: 3 * (total - reused - failed),
+    framesReused: 3 * reused,
+  });
   expect(result.embedded).toBe(30 * 20);
   expect(result.failures.map((f) => f.type)).toEqual(Array(failed).fill('VideoDecodeError'));
   expect(progress).toMatchObject({ phase: 'done', done: total, running: 0 });
@@ -110,7 +142,11 @@ test('300 videos in pages of 10: history stays under the bound through continue-
   expect(children.some((id) => id === 'bf-bound/extract/v7')).toBe(false);
   // Each page planned once, gathered once with its own failures, and recorded done.
   const byName = (n: string) => calls.filter((c) => c.name === n);
-  expect(byName('planBackfillPage').map((c) => (c.args as { page: number }).page).sort((a, b) => a - b)).toEqual(Array.from({ length: 30 }, (_, p) => p));
+  expect(
+    byName('planBackfillPage')
+      .map((c) => (c.args as { page: number }).page)
+      .sort((a, b) => a - b),
+  ).toEqual(Array.from({ length: 30 }, (_, p) => p));
   expect(byName('finishExtract')).toHaveLength(30);
   expect(byName('finishExtract').reduce((s, c) => s + (c.args as { failures: unknown[] }).failures.length, 0)).toBe(failed);
   expect(byName('finishRun').map((c) => (c.args as { status: string }).status)).toEqual([...Array(30).fill('completed'), 'completed']);

@@ -30,10 +30,12 @@ type Call = { name: string; args: unknown };
 
 /** Mocked activities: `*-bad` videos cannot be decoded, `*-empty` have no usable frame. */
 function mocks(calls: Call[]) {
-  const rec = <A, R>(name: string, out: (a: A) => R) => async (a: A) => {
-    calls.push({ name, args: a });
-    return out(a);
-  };
+  const rec =
+    <A, R>(name: string, out: (a: A) => R) =>
+    async (a: A) => {
+      calls.push({ name, args: a });
+      return out(a);
+    };
   const video = {
     planBatchPredict: rec('planBatchPredict', (a: { videoIds: string[]; maxVideos: number }) => ({
       model: { name: 'cup', version: 3, stage: 'production', studentPrefix: 'models/cup/v3/student' },
@@ -42,7 +44,15 @@ function mocks(calls: Call[]) {
     extractVideo: rec('extractVideo', (a: { videoId: string }) => {
       if (a.videoId.endsWith('-bad')) throw new VideoDecodeError(`${a.videoId}.mp4`, 'moov atom not found');
       const frames = a.videoId.endsWith('-empty') ? 0 : 4;
-      return { videoId: a.videoId, frames, sampled: frames, dropped: { nearBlack: 0, nearWhite: 0, blurred: 0 }, decodeErrorCount: 0, manifestKey: `frames/${a.videoId}/manifest.json`, reused: false };
+      return {
+        videoId: a.videoId,
+        frames,
+        sampled: frames,
+        dropped: { nearBlack: 0, nearWhite: 0, blurred: 0 },
+        decodeErrorCount: 0,
+        manifestKey: `frames/${a.videoId}/manifest.json`,
+        reused: false,
+      };
     }),
     finishRun: rec('finishRun', () => undefined),
   };
@@ -62,7 +72,13 @@ function mocks(calls: Call[]) {
 
 async function withWorkers<T>(calls: Call[], fn: () => Promise<T>): Promise<T> {
   const m = mocks(calls);
-  const video = await Worker.create({ connection: env.nativeConnection, taskQueue: 'bp-video', workflowsPath: WORKFLOWS_PATH, activities: m.video, maxConcurrentActivityTaskExecutions: 32 });
+  const video = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue: 'bp-video',
+    workflowsPath: WORKFLOWS_PATH,
+    activities: m.video,
+    maxConcurrentActivityTaskExecutions: 32,
+  });
   const gpu = await Worker.create({ connection: env.nativeConnection, taskQueue: 'bp-gpu', activities: m.gpu });
   return video.runUntil(gpu.runUntil(fn()));
 }

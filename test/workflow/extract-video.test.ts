@@ -56,7 +56,15 @@ test('an undecodable video fails its child workflow once, with the file and the 
 
 test('a transient failure is retried with backoff until it succeeds', async () => {
   let calls = 0;
-  const summary = { videoId: 'v1', frames: 3, sampled: 3, dropped: { nearBlack: 0, nearWhite: 0, blurred: 0 }, decodeErrorCount: 0, manifestKey: 'k', reused: false };
+  const summary = {
+    videoId: 'v1',
+    frames: 3,
+    sampled: 3,
+    dropped: { nearBlack: 0, nearWhite: 0, blurred: 0 },
+    decodeErrorCount: 0,
+    manifestKey: 'k',
+    reused: false,
+  };
   const out = await runWith(async () => {
     calls++;
     if (calls < 3) throw new TransientError('S3 connection reset');

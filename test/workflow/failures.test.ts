@@ -70,7 +70,11 @@ test.each(table)('%s throws %s: the workflow sees that type with its retry decis
 });
 
 test.each(PLACES)('%s throws a failure that wraps another: the workflow reports the outer one, not its cause', async (place) => {
-  const seen = await env.client.workflow.execute(failureTableWorkflow, { taskQueue: 'failures', workflowId: `failures-${place}-wrapped`, args: [place, 'wrapped'] });
+  const seen = await env.client.workflow.execute(failureTableWorkflow, {
+    taskQueue: 'failures',
+    workflowId: `failures-${place}-wrapped`,
+    args: [place, 'wrapped'],
+  });
   expect(seen.type).toBe('VideoDecodeError');
   expect(seen.message).toBe('cannot decode video "clip.mp4 (video v1)": truncated');
 });
@@ -82,9 +86,7 @@ test('the table covers every non-retryable type and the retryable ones', () => {
 
 test.each(TYPES)('the CLI reports a run that failed with %s by its type, and exits 1', async (type) => {
   // A parent whose child failed: the CLI sees WorkflowFailedError -> ChildWorkflowFailure -> ActivityFailure -> ApplicationFailure.
-  const err = await env.client.workflow
-    .execute('throwingChild', { taskQueue: 'failures', workflowId: `cli-${type}`, args: [type] })
-    .catch((e: unknown) => e);
+  const err = await env.client.workflow.execute('throwingChild', { taskQueue: 'failures', workflowId: `cli-${type}`, args: [type] }).catch((e: unknown) => e);
   expect(err).toBeInstanceOf(WorkflowFailedError);
   const out: string[] = [];
   const write = jest.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => {

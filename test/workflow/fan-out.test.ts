@@ -30,7 +30,13 @@ const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Mocked activities: how long an item takes, which fail; counts of calls and of items running at once. */
 function mocks(opts: { ms?: (item: number) => number; fails?: (item: number) => boolean; untilCancelled?: boolean } = {}) {
-  const stats = { calls: new Map<number, number>(), now: 0, max: 0, cancelledAfter: [] as number[], ended: null as null | { started: number[]; failures: FanOutTestResult['failures'] } };
+  const stats = {
+    calls: new Map<number, number>(),
+    now: 0,
+    max: 0,
+    cancelledAfter: [] as number[],
+    ended: null as null | { started: number[]; failures: FanOutTestResult['failures'] },
+  };
   const activities = {
     async work({ item }: { item: number }) {
       stats.calls.set(item, (stats.calls.get(item) ?? 0) + 1);
@@ -82,7 +88,9 @@ async function withWorker<T>(activities: object, fn: () => Promise<T>): Promise<
 test('at most `concurrency` items run at once, and the next starts as soon as one finishes', async () => {
   // Item 0 is slow: a chunked fan-out would hold back items 3.. until it finished.
   const { activities, stats } = mocks({ ms: (i) => (i === 0 ? 6000 : 30) });
-  const r = await withWorker(activities, () => env.client.workflow.execute(fanOutTestWorkflow, { taskQueue: 'fan-out', workflowId: 'fo-bound', args: [{ items: 12, concurrency: 3 }] }));
+  const r = await withWorker(activities, () =>
+    env.client.workflow.execute(fanOutTestWorkflow, { taskQueue: 'fan-out', workflowId: 'fo-bound', args: [{ items: 12, concurrency: 3 }] }),
+  );
   expect(stats.max).toBe(3);
   expect([...r.done].sort((a, b) => a - b)).toEqual(Array.from({ length: 12 }, (_, i) => i));
   // Every other item finished before the slow first one.
@@ -92,7 +100,9 @@ test('at most `concurrency` items run at once, and the next starts as soon as on
 
 test('a failing item is reported and the others go on', async () => {
   const { activities, stats } = mocks({ fails: (i) => i % 4 === 1 });
-  const r = await withWorker(activities, () => env.client.workflow.execute(fanOutTestWorkflow, { taskQueue: 'fan-out', workflowId: 'fo-fail', args: [{ items: 12, concurrency: 2 }] }));
+  const r = await withWorker(activities, () =>
+    env.client.workflow.execute(fanOutTestWorkflow, { taskQueue: 'fan-out', workflowId: 'fo-fail', args: [{ items: 12, concurrency: 2 }] }),
+  );
   expect(r.failures).toEqual([1, 5, 9].map((item) => ({ item, type: 'VideoDecodeError' })));
   expect([...r.done].sort((a, b) => a - b)).toEqual([0, 2, 3, 4, 6, 7, 8, 10, 11]);
   expect([...stats.calls.values()].every((n) => n === 1)).toBe(true);
@@ -101,7 +111,11 @@ test('a failing item is reported and the others go on', async () => {
 test('continue-as-new over many items resumes at the cursor: every item once, every run under the bound', async () => {
   const maxEvents = 150;
   const { activities, stats } = mocks({ fails: (i) => i === 37 });
-  const handle = await env.client.workflow.start(fanOutTestWorkflow, { taskQueue: 'fan-out', workflowId: 'fo-can', args: [{ items: 80, concurrency: 4, maxEvents }] });
+  const handle = await env.client.workflow.start(fanOutTestWorkflow, {
+    taskQueue: 'fan-out',
+    workflowId: 'fo-can',
+    args: [{ items: 80, concurrency: 4, maxEvents }],
+  });
   const r = await withWorker(activities, () => handle.result());
   const runs = await chainHistories(env.client, 'fo-can', handle.firstExecutionRunId);
   expect(runs.length).toBeGreaterThan(2);

@@ -53,7 +53,17 @@ function mocks(counts: (n: number) => LabelingCounts | Error) {
     predictFrames: async () => ({ model: null, frames: 0, predictionsKey: null, note: 'no model' }),
     prepareLabeling: async (a: { deadline: string }) => {
       calls.prepare.push({ deadline: a.deadline, at: now() });
-      return { projectId: 5, projectUrl: 'http://ls/projects/5/data', tasks: 3, created: 3, reused: 0, inherited: 0, validationTasks: 1, deadline: a.deadline, model: null };
+      return {
+        projectId: 5,
+        projectUrl: 'http://ls/projects/5/data',
+        tasks: 3,
+        created: 3,
+        reused: 0,
+        inherited: 0,
+        validationTasks: 1,
+        deadline: a.deadline,
+        model: null,
+      };
     },
     syncLabeling: async (a: { annotationIds: number[]; deletedAnnotationIds: number[]; full: boolean }) => {
       calls.sync.push({ ...a, at: now() });
@@ -63,7 +73,18 @@ function mocks(counts: (n: number) => LabelingCounts | Error) {
     },
     finishLabeling: async (a: { finishedBy: string }) => {
       calls.finish.push({ finishedBy: a.finishedBy, at: now() });
-      return { source: 'human', mode: 'human', frames: 3, perLabel: { cup: 3 }, sent: 3, inherited: 0, finishedBy: a.finishedBy, manifestKey: 'runs/x/label/manifest.json', reused: false, durationMs: 1 };
+      return {
+        source: 'human',
+        mode: 'human',
+        frames: 3,
+        perLabel: { cup: 3 },
+        sent: 3,
+        inherited: 0,
+        finishedBy: a.finishedBy,
+        manifestKey: 'runs/x/label/manifest.json',
+        reused: false,
+        durationMs: 1,
+      };
     },
     closeLabeling: async (a: { status: string; reason: string }) => {
       calls.close.push(a);
@@ -73,14 +94,22 @@ function mocks(counts: (n: number) => LabelingCounts | Error) {
 }
 
 const progress = (done: number, tasks = 3): LabelingCounts => ({
-  tasks, done, labelled: done, annotations: done,
+  tasks,
+  done,
+  labelled: done,
+  annotations: done,
   validation: { tasks: 1, done: 0, pairs: 0, agreement: null, kappa: null, disagreements: 0 },
 });
 
 function input(over: Partial<LabelingInput['options']>, gpuTaskQueue: string): LabelingInput {
   return {
-    runWorkflowId: 'run-1', label: 'cup', options: LabelingOptions.parse({ reconcileIntervalS: 3600, ...over }),
-    validationFraction: 0.25, seed: 1, gpuTaskQueue, heartbeatTimeoutS: 30,
+    runWorkflowId: 'run-1',
+    label: 'cup',
+    options: LabelingOptions.parse({ reconcileIntervalS: 3600, ...over }),
+    validationFraction: 0.25,
+    seed: 1,
+    gpuTaskQueue,
+    heartbeatTimeoutS: 30,
   };
 }
 
@@ -142,7 +171,13 @@ test('at the deadline with policy fail, the run fails with a non-retryable Label
   const { calls, activities } = mocks(() => progress(2));
   const w = await worker(activities, 'q-fail');
   const err = await w
-    .runUntil(env.client.workflow.execute(labelingWorkflow, { taskQueue: 'q-fail', workflowId: 'lab-fail', args: [input({ deadlineHours: 2, onDeadline: 'fail' }, 'q-fail')] }))
+    .runUntil(
+      env.client.workflow.execute(labelingWorkflow, {
+        taskQueue: 'q-fail',
+        workflowId: 'lab-fail',
+        args: [input({ deadlineHours: 2, onDeadline: 'fail' }, 'q-fail')],
+      }),
+    )
     .catch((e: unknown) => e);
   expect(err).toBeInstanceOf(WorkflowFailedError);
   const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
@@ -158,7 +193,9 @@ test('every task done ends the wait at once', async () => {
   const { calls, activities } = mocks((n) => progress(n >= 2 ? 3 : 1));
   const w = await worker(activities, 'q-complete');
   const started = await env.currentTimeMs();
-  const result = await w.runUntil(env.client.workflow.execute(labelingWorkflow, { taskQueue: 'q-complete', workflowId: 'lab-complete', args: [input({}, 'q-complete')] }));
+  const result = await w.runUntil(
+    env.client.workflow.execute(labelingWorkflow, { taskQueue: 'q-complete', workflowId: 'lab-complete', args: [input({}, 'q-complete')] }),
+  );
   expect(result).toMatchObject({ finishedBy: 'complete' });
   expect(calls.sync).toHaveLength(2);
   expect(calls.finish[0]!.at - started).toBeLessThan(2 * HOUR);
@@ -167,7 +204,11 @@ test('every task done ends the wait at once', async () => {
 test('the finish signal ends the wait early; the progress query shows labelled / total and time left', async () => {
   const { calls, activities } = mocks(() => progress(1));
   const w = await worker(activities, 'q-early');
-  const handle = await env.client.workflow.start(labelingWorkflow, { taskQueue: 'q-early', workflowId: 'lab-early', args: [input({ deadlineHours: 10 }, 'q-early')] });
+  const handle = await env.client.workflow.start(labelingWorkflow, {
+    taskQueue: 'q-early',
+    workflowId: 'lab-early',
+    args: [input({ deadlineHours: 10 }, 'q-early')],
+  });
   const result = await w.runUntil(async () => {
     await syncs(calls, 1);
     const p1 = await handle.query(labelingProgressQuery);
@@ -194,7 +235,11 @@ test('the finish signal ends the wait early; the progress query shows labelled /
 test('signals arriving together are synced in one batch with their ids; deletions apart', async () => {
   const { calls, activities } = mocks(() => progress(0));
   const w = await worker(activities, 'q-batch');
-  const handle = await env.client.workflow.start(labelingWorkflow, { taskQueue: 'q-batch', workflowId: 'lab-batch', args: [input({ deadlineHours: 5 }, 'q-batch')] });
+  const handle = await env.client.workflow.start(labelingWorkflow, {
+    taskQueue: 'q-batch',
+    workflowId: 'lab-batch',
+    args: [input({ deadlineHours: 5 }, 'q-batch')],
+  });
   await w.runUntil(async () => {
     await syncs(calls, 1);
     await handle.signal(labelingEventSignal, { action: 'ANNOTATION_CREATED', annotationIds: [11], deletedAnnotationIds: [], full: false });
@@ -214,7 +259,9 @@ test('a long wait continues as new: history stays bounded, the deadline is kept,
   const { calls, activities } = mocks(() => progress(0));
   const w = await worker(activities, 'q-can');
   const handle = await env.client.workflow.start(labelingWorkflow, {
-    taskQueue: 'q-can', workflowId: 'lab-can', args: [input({ deadlineHours: 12, continueAfterSyncs: 4 }, 'q-can')],
+    taskQueue: 'q-can',
+    workflowId: 'lab-can',
+    args: [input({ deadlineHours: 12, continueAfterSyncs: 4 }, 'q-can')],
   });
   const result = await w.runUntil(handle.result());
   expect(result).toMatchObject({ finishedBy: 'deadline' });
@@ -234,9 +281,15 @@ test('a long wait continues as new: history stays bounded, the deadline is kept,
 });
 
 test('syncs that fail (Label Studio down) are counted and the wait goes on until it recovers', async () => {
-  const { calls, activities } = mocks((n) => (n >= 2 && n <= 7 ? new TransientError('Label Studio not reachable at http://ls (ECONNREFUSED)') : progress(n > 7 ? 3 : 1)));
+  const { calls, activities } = mocks((n) =>
+    n >= 2 && n <= 7 ? new TransientError('Label Studio not reachable at http://ls (ECONNREFUSED)') : progress(n > 7 ? 3 : 1),
+  );
   const w = await worker(activities, 'q-down');
-  const handle = await env.client.workflow.start(labelingWorkflow, { taskQueue: 'q-down', workflowId: 'lab-down', args: [input({ deadlineHours: 24 }, 'q-down')] });
+  const handle = await env.client.workflow.start(labelingWorkflow, {
+    taskQueue: 'q-down',
+    workflowId: 'lab-down',
+    args: [input({ deadlineHours: 24 }, 'q-down')],
+  });
   const { result, p } = await w.runUntil(async () => ({ result: await handle.result(), p: await handle.query(labelingProgressQuery) }));
   expect(result).toMatchObject({ finishedBy: 'complete' });
   // 6 failed attempts = 2 syncs of 3 attempts each; each failed sync asks for a full reconciliation next.

@@ -26,10 +26,12 @@ const step = <T extends object>(s: T) => ({ ...s, manifestKey: 'runs/x/step/mani
 
 /** Mock activities recording calls; `v-bad` fails to decode. */
 function mocks(calls: Array<{ name: string; args: unknown }>) {
-  const rec = <A, R>(name: string, out: (a: A) => R) => async (a: A) => {
-    calls.push({ name, args: a });
-    return out(a);
-  };
+  const rec =
+    <A, R>(name: string, out: (a: A) => R) =>
+    async (a: A) => {
+      calls.push({ name, args: a });
+      return out(a);
+    };
   const evaluation = { validationFrames: 2, validationVideos: 1, teacher: null, student: null };
   const video: Partial<Record<keyof VideoActivities, unknown>> = {
     startRun: rec('startRun', () => undefined),
@@ -37,7 +39,15 @@ function mocks(calls: Array<{ name: string; args: unknown }>) {
     searchVideos: rec('searchVideos', () => step({ label: 'cup', positives: 2, negatives: 1, videoIds: ['v-a', 'v-bad', 'v-n'] })),
     extractVideo: rec('extractVideo', (a: { videoId: string }) => {
       if (a.videoId === 'v-bad') throw new VideoDecodeError('bad.mp4', 'file is empty (0 bytes)');
-      return { videoId: a.videoId, frames: 5, sampled: 5, dropped: { nearBlack: 0, nearWhite: 0, blurred: 0 }, decodeErrorCount: 0, manifestKey: 'k', reused: false };
+      return {
+        videoId: a.videoId,
+        frames: 5,
+        sampled: 5,
+        dropped: { nearBlack: 0, nearWhite: 0, blurred: 0 },
+        decodeErrorCount: 0,
+        manifestKey: 'k',
+        reused: false,
+      };
     }),
     finishExtract: rec('finishExtract', (a: { failures: unknown[] }) =>
       step({ videos: 3, succeeded: 2, failed: a.failures.length, frames: 10, dropped: { nearBlack: 0, nearWhite: 0, blurred: 0 }, decodeErrorCount: 0 }),
@@ -46,10 +56,26 @@ function mocks(calls: Array<{ name: string; args: unknown }>) {
     dedupeFrames: rec('dedupeFrames', () => step({ frames: 10, clusters: 6, duplicates: 4, threshold: 0.92, crossVideoClusters: 0 })),
     labelFrames: rec('labelFrames', () => step({ source: 'weak', frames: 6, perLabel: { cup: 3, other: 3 } })),
     buildDataset: rec('buildDataset', () =>
-      step({ name: 'cup', version: 1, datasetKey: 'datasets/cup/v1/manifest.json', labels: ['cup', 'other'], counts: { train: { cup: 2 }, validation: { cup: 1 } }, unlabeled: 4, warnings: [] }),
+      step({
+        name: 'cup',
+        version: 1,
+        datasetKey: 'datasets/cup/v1/manifest.json',
+        labels: ['cup', 'other'],
+        counts: { train: { cup: 2 }, validation: { cup: 1 } },
+        unlabeled: 4,
+        warnings: [],
+      }),
     ),
-    publishModels: rec('publishModels', () => step({ models: [{ role: 'teacher', name: 'cup', version: 1, artifactPrefix: 'models/cup/v1/teacher' }], evaluation })),
-    writeRunReport: rec('writeRunReport', (a: { workflowId: string }) => ({ reportKey: `runs/${a.workflowId}/report.html`, bytes: 1, charts: 0, contactSheets: 0, steps: 10 })),
+    publishModels: rec('publishModels', () =>
+      step({ models: [{ role: 'teacher', name: 'cup', version: 1, artifactPrefix: 'models/cup/v1/teacher' }], evaluation }),
+    ),
+    writeRunReport: rec('writeRunReport', (a: { workflowId: string }) => ({
+      reportKey: `runs/${a.workflowId}/report.html`,
+      bytes: 1,
+      charts: 0,
+      contactSheets: 0,
+      steps: 10,
+    })),
   };
   const gpu: Record<keyof TrainingActivities, unknown> = {
     trainTeacher: rec('trainTeacher', () => step({ role: 'teacher', epochs: 2, finalLoss: 0.1 })),
@@ -112,11 +138,27 @@ test('a video that cannot be decoded is reported and the run goes on', async () 
   expect(result.failures).toEqual([{ videoId: 'v-bad', type: 'VideoDecodeError', message: expect.stringContaining('bad.mp4') }]);
   const order = calls.map((c) => c.name).filter((n) => n !== 'extractVideo');
   expect(order).toEqual([
-    'startRun', 'searchVideos', 'finishExtract', 'embedFrames', 'dedupeFrames', 'labelFrames',
-    'buildDataset', 'trainTeacher', 'distillStudent', 'evaluateModels', 'publishModels', 'finishRun', 'writeRunReport',
+    'startRun',
+    'searchVideos',
+    'finishExtract',
+    'embedFrames',
+    'dedupeFrames',
+    'labelFrames',
+    'buildDataset',
+    'trainTeacher',
+    'distillStudent',
+    'evaluateModels',
+    'publishModels',
+    'finishRun',
+    'writeRunReport',
   ]);
   // The failing video was tried once (non-retryable); the others extracted.
-  expect(calls.filter((c) => c.name === 'extractVideo').map((c) => (c.args as { videoId: string }).videoId).sort()).toEqual(['v-a', 'v-bad', 'v-n']);
+  expect(
+    calls
+      .filter((c) => c.name === 'extractVideo')
+      .map((c) => (c.args as { videoId: string }).videoId)
+      .sort(),
+  ).toEqual(['v-a', 'v-bad', 'v-n']);
   // finishExtract learns the failure; every payload stays small.
   expect((calls.find((c) => c.name === 'finishExtract')!.args as { failures: unknown[] }).failures).toHaveLength(1);
   // ... and when the step began, so the recorded step time covers the children (the run report's and the CLI's agree).
@@ -132,9 +174,7 @@ test('a video that cannot be decoded is reported and the run goes on', async () 
 
   // Child workflow ids derive from the parent's.
   const history = await handle.fetchHistory();
-  const childIds = (history.events ?? [])
-    .map((e) => e.startChildWorkflowExecutionInitiatedEventAttributes?.workflowId)
-    .filter(Boolean);
+  const childIds = (history.events ?? []).map((e) => e.startChildWorkflowExecutionInitiatedEventAttributes?.workflowId).filter(Boolean);
   expect(childIds.sort()).toEqual(['nc-ok/extract/v-a', 'nc-ok/extract/v-bad', 'nc-ok/extract/v-n']);
   expect((history.events ?? []).some((e) => e.childWorkflowExecutionFailedEventAttributes)).toBe(true);
 }, 90_000);

@@ -35,13 +35,19 @@ let bundle: WorkflowBundleWithSourceMap;
 
 beforeAll(async () => {
   // One bundle of today's workflow code for every replay (bundling takes seconds).
-  bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined } });
+  bundle = await bundleWorkflowCode({
+    workflowsPath: WORKFLOWS_PATH,
+    logger: { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined },
+  });
 });
 
 test('the fixtures cover every workflow that parses its input, continue-as-new, failing children and cancellation', () => {
   const all = FILES.map((f) => history(f));
-  expect(new Set(all.map(workflowType))).toEqual(new Set(['newCategoryWorkflow', 'retrainWorkflow', 'retrainAllWorkflow', 'backfillWorkflow', 'batchPredictWorkflow']));
-  const ends = (type: string) => all.some((h) => h.events[h.events.length - 1]?.eventType === temporal.api.enums.v1.EventType[type as keyof typeof temporal.api.enums.v1.EventType]);
+  expect(new Set(all.map(workflowType))).toEqual(
+    new Set(['newCategoryWorkflow', 'retrainWorkflow', 'retrainAllWorkflow', 'backfillWorkflow', 'batchPredictWorkflow']),
+  );
+  const ends = (type: string) =>
+    all.some((h) => h.events[h.events.length - 1]?.eventType === temporal.api.enums.v1.EventType[type as keyof typeof temporal.api.enums.v1.EventType]);
   expect(ends('EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW')).toBe(true);
   expect(ends('EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED')).toBe(true);
   expect(ends('EVENT_TYPE_WORKFLOW_EXECUTION_FAILED')).toBe(true);

@@ -38,7 +38,13 @@ const GATE: GateDecision = {
   evalVersion: 1,
   config: { margin: 0.02, recallTolerance: 0.05, minLowerBound: 0.6 },
 };
-const labelCounts = { tasks: 5, done: 5, labelled: 5, annotations: 6, validation: { tasks: 1, done: 1, pairs: 1, agreement: 1, kappa: null, disagreements: 0 } };
+const labelCounts = {
+  tasks: 5,
+  done: 5,
+  labelled: 5,
+  annotations: 6,
+  validation: { tasks: 1, done: 1, pairs: 1, agreement: 1, kappa: null, disagreements: 0 },
+};
 
 /** What the mocked plan says per label: new videos, changed labels, or nothing. */
 type Scenario = 'unchanged' | 'new-videos' | 'new-videos-human' | 'labels-only' | 'fails';
@@ -49,7 +55,12 @@ function plan(label: string, scenario: Scenario): RetrainPlan {
     label,
     changed,
     reasons: [scenario],
-    newVideos: { positives: scenario.startsWith('new-videos') ? 2 : 0, negatives: scenario.startsWith('new-videos') ? 1 : 0, positivesLeftForLater: 0, knownUnusable: 0 },
+    newVideos: {
+      positives: scenario.startsWith('new-videos') ? 2 : 0,
+      negatives: scenario.startsWith('new-videos') ? 1 : 0,
+      positivesLeftForLater: 0,
+      knownUnusable: 0,
+    },
     labels: { labelledFrames: 10, fingerprint: 'f', baseline: null },
     earlierRuns: 1,
     // The label's last run's labelling mode: weak, or people for `new-videos-human`.
@@ -60,10 +71,12 @@ function plan(label: string, scenario: Scenario): RetrainPlan {
 
 function mocks(calls: Call[], scenarioOf: (label: string) => Scenario, opts: { planDelayMs?: number; running?: { now: number; max: number } } = {}) {
   const race = { promotions: 0, evaluations: 0 };
-  const rec = <A, R>(name: string, out: (a: A) => R | Promise<R>) => async (a: A) => {
-    calls.push({ name, args: a, wf: Context.current().info.workflowExecution?.workflowId ?? '' });
-    return out(a);
-  };
+  const rec =
+    <A, R>(name: string, out: (a: A) => R | Promise<R>) =>
+    async (a: A) => {
+      calls.push({ name, args: a, wf: Context.current().info.workflowExecution?.workflowId ?? '' });
+      return out(a);
+    };
   const video: Partial<Record<keyof VideoActivities, unknown>> = {
     planRetrain: rec('planRetrain', async (a: { label: string }) => {
       if (opts.running) {
@@ -84,35 +97,91 @@ function mocks(calls: Call[], scenarioOf: (label: string) => Scenario, opts: { p
     searchNewVideos: rec('searchNewVideos', (a: { label: string }) =>
       step({ label: a.label, positives: 2, negatives: 1, videoIds: scenarioOf(a.label).startsWith('new-videos') ? ['n1', 'n2', 'neg1'] : [] }),
     ),
-    extractVideo: rec('extractVideo', (a: { videoId: string }) => ({ videoId: a.videoId, frames: 3, sampled: 3, dropped: { nearBlack: 0, nearWhite: 0, blurred: 0 }, decodeErrorCount: 0, manifestKey: 'k', reused: false })),
-    finishExtract: rec('finishExtract', () => step({ videos: 3, succeeded: 3, failed: 0, frames: 9, dropped: { nearBlack: 0, nearWhite: 0, blurred: 0 }, decodeErrorCount: 0 })),
+    extractVideo: rec('extractVideo', (a: { videoId: string }) => ({
+      videoId: a.videoId,
+      frames: 3,
+      sampled: 3,
+      dropped: { nearBlack: 0, nearWhite: 0, blurred: 0 },
+      decodeErrorCount: 0,
+      manifestKey: 'k',
+      reused: false,
+    })),
+    finishExtract: rec('finishExtract', () =>
+      step({ videos: 3, succeeded: 3, failed: 0, frames: 9, dropped: { nearBlack: 0, nearWhite: 0, blurred: 0 }, decodeErrorCount: 0 }),
+    ),
     embedFrames: rec('embedFrames', () => step({ frames: 9, computed: 9, cached: 0 })),
     dedupeFrames: rec('dedupeFrames', () => step({ frames: 9, clusters: 5 })),
     labelFrames: rec('labelFrames', () => step({ source: 'weak', frames: 5, sent: 5, inherited: 0 })),
     // The labelling child's (human mode): people label the 5 new representatives at once.
     prepareLabeling: rec('prepareLabeling', (a: { deadline: string }) => ({
-      projectId: 5, projectUrl: 'http://ls/projects/5/data', tasks: 5, created: 5, reused: 0, inherited: 0, validationTasks: 1, deadline: a.deadline, model: { name: 'cup', version: 1 },
+      projectId: 5,
+      projectUrl: 'http://ls/projects/5/data',
+      tasks: 5,
+      created: 5,
+      reused: 0,
+      inherited: 0,
+      validationTasks: 1,
+      deadline: a.deadline,
+      model: { name: 'cup', version: 1 },
     })),
     syncLabeling: rec('syncLabeling', () => ({ ...labelCounts, syncedAt: new Date().toISOString() })),
     finishLabeling: rec('finishLabeling', (a: { finishedBy: string }) =>
-      step({ source: 'human', mode: 'human', frames: 5, perLabel: { cup: 3, other: 2 }, sent: 5, inherited: 0, human: 5, finishedBy: a.finishedBy, projectUrl: 'http://ls/projects/5/data' }),
+      step({
+        source: 'human',
+        mode: 'human',
+        frames: 5,
+        perLabel: { cup: 3, other: 2 },
+        sent: 5,
+        inherited: 0,
+        human: 5,
+        finishedBy: a.finishedBy,
+        projectUrl: 'http://ls/projects/5/data',
+      }),
     ),
     closeLabeling: rec('closeLabeling', () => undefined),
     buildLabelDataset: rec('buildLabelDataset', (a: { label: string }) =>
-      step({ name: a.label, version: 2, datasetKey: `datasets/${a.label}/v2/manifest.json`, labels: [a.label, 'other'], counts: { train: {}, validation: {} }, unlabeled: 0, warnings: [] }),
+      step({
+        name: a.label,
+        version: 2,
+        datasetKey: `datasets/${a.label}/v2/manifest.json`,
+        labels: [a.label, 'other'],
+        counts: { train: {}, validation: {} },
+        unlabeled: 0,
+        warnings: [],
+      }),
     ),
     publishModels: rec('publishModels', (a: { workflowId: string }) =>
-      step({ models: [{ role: 'teacher', name: a.workflowId, version: 2, artifactPrefix: 'models/x/v2/teacher' }, { role: 'student', name: 'cup', version: 2, artifactPrefix: 'models/cup/v2/student' }], evaluation }),
+      step({
+        models: [
+          { role: 'teacher', name: a.workflowId, version: 2, artifactPrefix: 'models/x/v2/teacher' },
+          { role: 'student', name: 'cup', version: 2, artifactPrefix: 'models/cup/v2/student' },
+        ],
+        evaluation,
+      }),
     ),
     promoteIfBetter: rec('promoteIfBetter', (a: { workflowId: string; expectedProduction: number | null }) => {
       // rt-race's first promotion loses a race: production moved from v1 to v3 meanwhile.
       if (a.workflowId === 'rt-race' && ++race.promotions === 1) throw new PromotionConflictError('production of "cup" changed while cup@2 was being compared');
-      return { decision: 'held-back', gate: { ...GATE, reason: `held back: video-margin: vs production v${a.expectedProduction}` }, production: a.expectedProduction };
+      return {
+        decision: 'held-back',
+        gate: { ...GATE, reason: `held back: video-margin: vs production v${a.expectedProduction}` },
+        production: a.expectedProduction,
+      };
     }),
-    writeRunReport: rec('writeRunReport', (a: { workflowId: string }) => ({ reportKey: `runs/${a.workflowId}/report.html`, bytes: 1, charts: 0, contactSheets: 0, steps: 1 })),
+    writeRunReport: rec('writeRunReport', (a: { workflowId: string }) => ({
+      reportKey: `runs/${a.workflowId}/report.html`,
+      bytes: 1,
+      charts: 0,
+      contactSheets: 0,
+      steps: 1,
+    })),
   };
   const gpu: Record<keyof TrainingActivities, unknown> = {
-    predictFrames: rec('predictFrames', (a: { workflowId: string }) => ({ model: { name: 'cup', version: 1, role: 'teacher' }, frames: 5, predictionsKey: `runs/${a.workflowId}/label/predictions.json` })),
+    predictFrames: rec('predictFrames', (a: { workflowId: string }) => ({
+      model: { name: 'cup', version: 1, role: 'teacher' },
+      frames: 5,
+      predictionsKey: `runs/${a.workflowId}/label/predictions.json`,
+    })),
     trainTeacher: rec('trainTeacher', () => step({ role: 'teacher', epochs: 2, finalLoss: 0.1 })),
     distillStudent: rec('distillStudent', () => step({ role: 'student', epochs: 4, finalLoss: 0.1 })),
     evaluateModels: rec('evaluateModels', () => step(evaluation)),
@@ -133,7 +202,10 @@ async function withWorkers<T>(m: ReturnType<typeof mocks>, fn: () => Promise<T>)
 test('nothing changed: a no-op that runs one activity and says so', async () => {
   const calls: Call[] = [];
   const handle = await env.client.workflow.start(retrainWorkflow, { taskQueue: 'rt-video', workflowId: 'rt-noop', args: [{ label: 'cup' }] });
-  const r = await withWorkers(mocks(calls, () => 'unchanged'), () => handle.result());
+  const r = await withWorkers(
+    mocks(calls, () => 'unchanged'),
+    () => handle.result(),
+  );
   expect(r.outcome).toBe('unchanged');
   expect(r.reasons).toEqual(['unchanged']);
   expect(r.cost.activities).toBe(1);
@@ -148,18 +220,43 @@ test('nothing changed: a no-op that runs one activity and says so', async () => 
 
 test('new videos: only they are extracted, the label dataset is rebuilt, candidates are published', async () => {
   const calls: Call[] = [];
-  const r = await withWorkers(mocks(calls, () => 'new-videos'), () =>
-    env.client.workflow.execute(retrainWorkflow, { taskQueue: 'rt-video', workflowId: 'rt-new', args: [{ label: 'cup', overrides: { teacher: { epochs: 3 } } }] }),
+  const r = await withWorkers(
+    mocks(calls, () => 'new-videos'),
+    () =>
+      env.client.workflow.execute(retrainWorkflow, {
+        taskQueue: 'rt-video',
+        workflowId: 'rt-new',
+        args: [{ label: 'cup', overrides: { teacher: { epochs: 3 } } }],
+      }),
   );
   expect(r.outcome).toBe('retrained');
   const own = calls.filter((c) => c.wf === 'rt-new').map((c) => c.name);
   expect(own).toEqual([
-    'planRetrain', 'startRun', 'searchNewVideos', 'finishExtract', 'embedFrames', 'dedupeFrames', 'labelFrames',
-    'buildLabelDataset', 'trainTeacher', 'distillStudent', 'evaluateModels', 'publishModels', 'evaluateForPromotion', 'promoteIfBetter', 'finishRun', 'writeRunReport',
+    'planRetrain',
+    'startRun',
+    'searchNewVideos',
+    'finishExtract',
+    'embedFrames',
+    'dedupeFrames',
+    'labelFrames',
+    'buildLabelDataset',
+    'trainTeacher',
+    'distillStudent',
+    'evaluateModels',
+    'publishModels',
+    'evaluateForPromotion',
+    'promoteIfBetter',
+    'finishRun',
+    'writeRunReport',
   ]);
   // Every activity the workflow scheduled itself is counted (the extract children's are their own).
   expect(r.cost.activities).toBe(own.length);
-  expect(calls.filter((c) => c.name === 'extractVideo').map((c) => (c.args as { videoId: string }).videoId).sort()).toEqual(['n1', 'n2', 'neg1']);
+  expect(
+    calls
+      .filter((c) => c.name === 'extractVideo')
+      .map((c) => (c.args as { videoId: string }).videoId)
+      .sort(),
+  ).toEqual(['n1', 'n2', 'neg1']);
   expect(calls.filter((c) => c.name === 'extractVideo').every((c) => c.wf.startsWith('rt-new/extract/'))).toBe(true);
   expect(calls.find((c) => c.name === 'planRetrain')!.args).toMatchObject({ label: 'cup', force: false, overrides: { teacher: { epochs: 3 } } });
   expect(calls.find((c) => c.name === 'startRun')!.args).toMatchObject({ kind: 'retrain', label: 'cup' });
@@ -171,30 +268,55 @@ test('new videos: only they are extracted, the label dataset is rebuilt, candida
 
 test('automatic promotion: a promotion that lost a race is compared again against the new production model', async () => {
   const calls: Call[] = [];
-  const r = await withWorkers(mocks(calls, () => 'labels-only'), () => env.client.workflow.execute(retrainWorkflow, { taskQueue: 'rt-video', workflowId: 'rt-race', args: [{ label: 'cup' }] }));
+  const r = await withWorkers(
+    mocks(calls, () => 'labels-only'),
+    () => env.client.workflow.execute(retrainWorkflow, { taskQueue: 'rt-video', workflowId: 'rt-race', args: [{ label: 'cup' }] }),
+  );
   const own = calls.filter((c) => c.wf === 'rt-race').map((c) => c.name);
-  expect(own.filter((n) => n === 'evaluateForPromotion' || n === 'promoteIfBetter')).toEqual(['evaluateForPromotion', 'promoteIfBetter', 'evaluateForPromotion', 'promoteIfBetter']);
+  expect(own.filter((n) => n === 'evaluateForPromotion' || n === 'promoteIfBetter')).toEqual([
+    'evaluateForPromotion',
+    'promoteIfBetter',
+    'evaluateForPromotion',
+    'promoteIfBetter',
+  ]);
   expect(calls.filter((c) => c.name === 'promoteIfBetter').map((c) => (c.args as { expectedProduction: number }).expectedProduction)).toEqual([1, 3]);
   expect(r.promotion).toMatchObject({ decision: 'held-back', production: 3 });
 }, 60_000);
 
 test('a label people label: only the new frames go to them, through the same labelling child as new-category', async () => {
   const calls: Call[] = [];
-  const r = await withWorkers(mocks(calls, () => 'new-videos-human'), () =>
-    env.client.workflow.execute(retrainWorkflow, { taskQueue: 'rt-video', workflowId: 'rt-human', args: [{ label: 'cup' }] }),
+  const r = await withWorkers(
+    mocks(calls, () => 'new-videos-human'),
+    () => env.client.workflow.execute(retrainWorkflow, { taskQueue: 'rt-video', workflowId: 'rt-human', args: [{ label: 'cup' }] }),
   );
   expect(r.outcome).toBe('retrained');
   const own = calls.filter((c) => c.wf === 'rt-human').map((c) => c.name);
   expect(own).toEqual([
-    'planRetrain', 'startRun', 'searchNewVideos', 'finishExtract', 'embedFrames', 'dedupeFrames',
-    'buildLabelDataset', 'trainTeacher', 'distillStudent', 'evaluateModels', 'publishModels', 'evaluateForPromotion', 'promoteIfBetter', 'finishRun', 'writeRunReport',
+    'planRetrain',
+    'startRun',
+    'searchNewVideos',
+    'finishExtract',
+    'embedFrames',
+    'dedupeFrames',
+    'buildLabelDataset',
+    'trainTeacher',
+    'distillStudent',
+    'evaluateModels',
+    'publishModels',
+    'evaluateForPromotion',
+    'promoteIfBetter',
+    'finishRun',
+    'writeRunReport',
   ]);
   // The label step is the child `<retrain id>/label`: the published model pre-annotates,
   // the retrain's own (new, deduplicated) frames become tasks, the run waits until they are done.
   const child = calls.filter((c) => c.wf === 'rt-human/label');
   expect(child.map((c) => c.name)).toEqual(['predictFrames', 'prepareLabeling', 'syncLabeling', 'finishLabeling']);
   expect(child.find((c) => c.name === 'prepareLabeling')!.args).toMatchObject({
-    workflowId: 'rt-human', label: 'cup', options: { mode: 'human', deadlineHours: 72, onDeadline: 'proceed' }, predictionsKey: 'runs/rt-human/label/predictions.json',
+    workflowId: 'rt-human',
+    label: 'cup',
+    options: { mode: 'human', deadlineHours: 72, onDeadline: 'proceed' },
+    predictionsKey: 'runs/rt-human/label/predictions.json',
   });
   expect(calls.some((c) => c.name === 'labelFrames')).toBe(false);
   expect(r.run!.steps.label!.summary).toMatchObject({ mode: 'human', human: 5, finishedBy: 'complete', projectUrl: 'http://ls/projects/5/data' });
@@ -203,12 +325,24 @@ test('a label people label: only the new frames go to them, through the same lab
 
 test('labels changed, no new video: no extraction, the dataset and models are rebuilt', async () => {
   const calls: Call[] = [];
-  const r = await withWorkers(mocks(calls, () => 'labels-only'), () =>
-    env.client.workflow.execute(retrainWorkflow, { taskQueue: 'rt-video', workflowId: 'rt-labels', args: [{ label: 'cup' }] }),
+  const r = await withWorkers(
+    mocks(calls, () => 'labels-only'),
+    () => env.client.workflow.execute(retrainWorkflow, { taskQueue: 'rt-video', workflowId: 'rt-labels', args: [{ label: 'cup' }] }),
   );
   expect(r.outcome).toBe('retrained');
   expect(calls.map((c) => c.name)).toEqual([
-    'planRetrain', 'startRun', 'searchNewVideos', 'buildLabelDataset', 'trainTeacher', 'distillStudent', 'evaluateModels', 'publishModels', 'evaluateForPromotion', 'promoteIfBetter', 'finishRun', 'writeRunReport',
+    'planRetrain',
+    'startRun',
+    'searchNewVideos',
+    'buildLabelDataset',
+    'trainTeacher',
+    'distillStudent',
+    'evaluateModels',
+    'publishModels',
+    'evaluateForPromotion',
+    'promoteIfBetter',
+    'finishRun',
+    'writeRunReport',
   ]);
   expect(Object.keys(r.run!.steps)).toEqual(['search', 'dataset', 'train', 'distill', 'evaluate', 'publish']);
 }, 60_000);
@@ -227,7 +361,12 @@ test('fan-out: every label runs, at most `concurrency` at once; a failing label 
   expect(cause.message).toContain('b (DatasetError');
   const result = cause.details?.[0] as RetrainAllResult;
   expect(result.counts).toEqual({ retrained: 1, unchanged: 2, failed: 1 });
-  expect(result.labels.map((l) => [l.label, l.outcome]).sort()).toEqual([['a', 'unchanged'], ['b', 'failed'], ['c', 'retrained'], ['d', 'unchanged']]);
+  expect(result.labels.map((l) => [l.label, l.outcome]).sort()).toEqual([
+    ['a', 'unchanged'],
+    ['b', 'failed'],
+    ['c', 'retrained'],
+    ['d', 'unchanged'],
+  ]);
   expect(result.labels.find((l) => l.label === 'c')!.workflowId).toBe('rt-all/retrain/c');
   expect(running.max).toBe(2);
   // The failed label was tried once (DatasetError is not retried).
@@ -236,12 +375,19 @@ test('fan-out: every label runs, at most `concurrency` at once; a failing label 
 
 test('fan-out with every label unchanged completes; invalid input fails at once naming the field', async () => {
   const calls: Call[] = [];
-  const r = await withWorkers(mocks(calls, () => 'unchanged'), () =>
-    env.client.workflow.execute(retrainAllWorkflow, { taskQueue: 'rt-video', workflowId: 'rt-all-ok', args: [{ labels: ['x', 'y', 'x'] }] }),
+  const r = await withWorkers(
+    mocks(calls, () => 'unchanged'),
+    () => env.client.workflow.execute(retrainAllWorkflow, { taskQueue: 'rt-video', workflowId: 'rt-all-ok', args: [{ labels: ['x', 'y', 'x'] }] }),
   );
   expect(r.counts).toEqual({ retrained: 0, unchanged: 2, failed: 0 });
-  const err = await withWorkers(mocks([], () => 'unchanged'), () =>
-    env.client.workflow.execute(retrainWorkflow, { taskQueue: 'rt-video', workflowId: 'rt-bad', args: [{ label: 'cup', overrides: { teacher: { epochs: -1 } } } as never] }),
+  const err = await withWorkers(
+    mocks([], () => 'unchanged'),
+    () =>
+      env.client.workflow.execute(retrainWorkflow, {
+        taskQueue: 'rt-video',
+        workflowId: 'rt-bad',
+        args: [{ label: 'cup', overrides: { teacher: { epochs: -1 } } } as never],
+      }),
   ).catch((e: unknown) => e);
   const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
   expect(cause.type).toBe('InvalidInputError');

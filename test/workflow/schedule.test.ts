@@ -151,7 +151,13 @@ test('after downtime, the catch-up starts at most one run (skip); buffer_all wou
   // Three fire times, 2 s apart, all while the server is down; nothing after them today.
   const base = Math.ceil((Date.now() + 8000) / 1000) * 1000;
   const at = [0, 2000, 4000].map((d) => new Date(base + d));
-  const calendars = at.map((t) => ({ second: t.getUTCSeconds(), minute: t.getUTCMinutes(), hour: t.getUTCHours(), dayOfMonth: t.getUTCDate(), month: [t.toLocaleString('en-US', { month: 'long', timeZone: 'UTC' }).toUpperCase()] }));
+  const calendars = at.map((t) => ({
+    second: t.getUTCSeconds(),
+    minute: t.getUTCMinutes(),
+    hour: t.getUTCHours(),
+    dayOfMonth: t.getUTCDate(),
+    month: [t.toLocaleString('en-US', { month: 'long', timeZone: 'UTC' }).toUpperCase()],
+  }));
   const skip = variant({ id: 'sched-catchup-skip', calendars, timeZone: 'UTC' });
   const bufferAll = variant({ id: 'sched-catchup-buffer-all', calendars, timeZone: 'UTC', overlap: 'buffer_all' });
   await applySchedules(env!.client, fileOf(skip, bufferAll), config);
