@@ -1,6 +1,6 @@
 """Export a published reelset student (tfjs layers model.json + weights.bin) to ONNX.
 
-Called by `reelset models export` (cli/commands/export.ts), never by hand. Rebuilds the
+Called by `reelset models export` (cli/commands/models.ts, activities/models/export.ts), never by hand. Rebuilds the
 Keras model from the tfjs topology in TensorFlow's Keras, loads the float32 weights by
 name, converts it with tf2onnx, and writes two files:
 

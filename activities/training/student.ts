@@ -1,10 +1,11 @@
 /**
- * The student: a small head on MobileNetV2 features distilled from the teacher's
- * softened outputs (the teacher sees other, larger features: InceptionV3's) with a
+ * The student: a small head on its backbone's features (the embed step's,
+ * EfficientNet-Lite0) distilled from the teacher's softened outputs (the teacher sees
+ * other, larger features: Lite0, Lite1 and Lite2's concatenated, or images) with a
  * Jensen-Shannon loss on labelled and unlabelled frames, at a fraction of the teacher's
  * learning rate for more epochs (the recipe's defaults: `StudentParams` in
  * contracts/inputs.ts); then, where the backend has convolution gradients, the top of the
- * MobileNetV2 backbone fine-tuned together with the head ({@link fineTuneStudent}).
+ * backbone fine-tuned together with the head ({@link fineTuneStudent}).
  */
 import type * as TfModule from '@tensorflow/tfjs';
 import { InvalidInputError, ModelMismatchError, StudentParams, TeacherParams } from '../../contracts';
@@ -32,7 +33,7 @@ export interface StudentOptions extends CommonTrainOptions {
   /** The trained teacher (from `trainTeacher`): its metadata gives the default learning rate and epochs. */
   teacher?: SerializedModel;
   /**
-   * The teacher's inputs for the same rows (`n * teacherDim`, e.g. InceptionV3 features),
+   * The teacher's inputs for the same rows (`n * teacherDim`, e.g. the three backbones' features),
    * from which its probabilities are predicted. Without them (and without `teacherProbs`)
    * the teacher is run on `features` (a teacher on the student's own features).
    */

@@ -1,7 +1,8 @@
 /**
  * Frames embedded into packed, content-addressed vector files: what the embed step does
- * with MobileNetV2 for every extracted frame, and the train step with InceptionV3 for the
- * dataset's frames (the teacher's features). One pack per video and backbone:
+ * with its backbone (`REELSET_EMBED_BACKBONE`, EfficientNet-Lite0) for every extracted
+ * frame, and the train step with each of the teacher's backbones for the dataset's frames
+ * (the teacher's features). One pack per video and backbone:
  * `embeddings/<model key>/<video sha256>/<frames hash>.f32` (rows) and `.json` (a
  * {@link VectorIndex}), the frames hash being over the frames' content hashes, so the
  * same frames and model never compute twice and a changed frame or model gets a new key.

@@ -6,7 +6,7 @@
  * `progress` query. Needs the dev server's UI (`infra/services.sh start`) and
  * `/usr/bin/chromium` (`infra/install.sh`).
  *
- * The UI's quirks (checked, see ../shared/docs/TEMPORAL-UI-AND-SCHEDULES.md): the input
+ * The UI's quirks (checked by hand against this version of the UI; docs/operations.md): the input
  * cannot be prefilled from the URL; when the input editor loses focus it reflows and the
  * Start button moves, so a click that blurs it is lost without a request: click the
  * heading first, then Start, and fail when the POST never happens.
