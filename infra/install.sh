@@ -72,12 +72,13 @@ else
     x86_64) arch=x64 ;; aarch64) arch=arm64 ;;
     *) die "no Node.js 22 build pinned for $(uname -m): install Node.js 22 LTS and rerun" ;;
   esac
-  have npm || die "need npm to fetch Node.js $NODE_VERSION from the npm registry"
+  have npm && have node || die "need node and npm to fetch Node.js $NODE_VERSION from the npm registry"
   tmp=$(mktemp -d)
   log "npm pack node-linux-$arch@$NODE_VERSION (Node.js $NODE_VERSION from the npm registry)"
   (cd "$tmp" && npm pack --silent "node-linux-$arch@$NODE_VERSION" >/dev/null)
   tgz="$tmp/node-linux-$arch-$NODE_VERSION.tgz"
-  got="sha512-$(openssl dgst -sha512 -binary "$tgz" | base64 -w0)"
+  # npm's integrity format (sha512, base64), computed by the machine's node (no openssl needed).
+  got=$(node -e "process.stdout.write('sha512-' + require('crypto').createHash('sha512').update(require('fs').readFileSync(process.argv[1])).digest('base64'))" "$tgz")
   [ "$got" = "${NODE_SHA512[$arch]}" ] || die "node-linux-$arch@$NODE_VERSION: sha512 $got, pinned ${NODE_SHA512[$arch]}"
   rm -rf "$NODE_DIR.partial" && mkdir -p "$NODE_DIR.partial"
   tar xzf "$tgz" -C "$NODE_DIR.partial" --strip-components=1 package/bin package/include
