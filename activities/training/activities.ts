@@ -178,22 +178,25 @@ export function createTrainingActivities(deps: ActivityDeps) {
     const art = await store.getJson<ModelArtifact>(`${prefix}/artifact.json`);
     if (art?.input.kind === 'image') {
       await initTensorflow(backend, deps.logger);
-      const probs = await predictImages(
-        teacher,
-        preparationOf(art.input),
-        async (start, end) =>
-          fetchFrames(
-            store,
-            frames.slice(start, end).map((f) => f.key),
-          ),
-        frames.length,
-        onBatch,
-      );
+      const probs =
+        frames.length === 0
+          ? new Float32Array(0)
+          : await predictImages(
+              teacher,
+              preparationOf(art.input),
+              async (start, end) =>
+                fetchFrames(
+                  store,
+                  frames.slice(start, end).map((f) => f.key),
+                ),
+              frames.length,
+              onBatch,
+            );
       return { probs, backbone: `${art.backbone.name} fine-tuned from ${art.backbone.fineTunedFrom}` };
     }
     const rows = await readTeacherFeatures(store, wf, ds);
     return {
-      probs: await predict(teacher, await rows.rowsOf(frames), rows.dim),
+      probs: frames.length === 0 ? new Float32Array(0) : await predict(teacher, await rows.rowsOf(frames), rows.dim),
       backbone: teacherParts(rows.features)
         .map((p) => embeddingModelKey(p.model))
         .join('+'),
@@ -477,11 +480,8 @@ export function createTrainingActivities(deps: ActivityDeps) {
           const dim = ds.embedding.dim;
           const features = await embeddingRows(ds)(rows);
           const k = ds.labels.length;
-          // The teacher's cross-fitted probabilities where it left them; its own prediction otherwise.
-          hb.set({ phase: 'teacher targets', done: 0, of: rows.length });
-          const { probs: teacherProbs, backbone: teacherBackbone } = await teacherProbabilities(wf, ds, rows, (done) =>
-            hb.set({ phase: 'teacher targets', done, of: rows.length }),
-          );
+          // The teacher's cross-fitted probabilities where it left them; the teacher is run only on the other rows.
+          const teacherProbs = new Float32Array(rows.length * k).fill(NaN);
           const oof =
             input.student.teacherTargets === 'cross-fitted'
               ? await store.getJson<{ keys: string[]; numClasses: number }>(stepFileKey(wf, 'train', 'out-of-fold.json'))
@@ -500,6 +500,16 @@ export function createTrainingActivities(deps: ActivityDeps) {
               });
             }
           }
+          const rest = rows.flatMap((_, i) => (Number.isNaN(teacherProbs[i * k]!) ? [i] : []));
+          hb.set({ phase: 'teacher targets', done: 0, of: rest.length });
+          const own = await teacherProbabilities(
+            wf,
+            ds,
+            rest.map((i) => rows[i]!),
+            (done) => hb.set({ phase: 'teacher targets', done, of: rest.length }),
+          );
+          rest.forEach((row, j) => teacherProbs.set(own.probs.subarray(j * k, (j + 1) * k), row * k));
+          const teacherBackbone = own.backbone;
           const epochs = Math.max(1, Math.round(input.teacher.epochs * input.student.epochsFactor));
           const common = {
             numClasses: k,
