@@ -1,8 +1,11 @@
 // ESLint (flat config): typescript-eslint with the rules the Temporal samples use, and
 // the project's layering, checked on every `npm run lint` (CI runs it):
 //   contracts/  pure definitions: no Node built-ins, no lib/, activities/, workflows/
-//   lib/        the library layer: contracts only among the project's folders
-//   activities/<domain>/  contracts and lib only: never another domain's internals
+//   lib/        the library layer (clients, I/O helpers): contracts only among the project's folders
+//   domain/     shared domain code (backbones, classifiers, metrics, split, agreement, scope,
+//               taxonomy, catalog search): contracts and lib only
+//   activities/<domain>/  contracts, lib and domain only: never another activities domain
+//   cli/, bench/, workers/, infra/  a domain through its public surface (`activities/<domain>/index.ts`)
 //   workflows/  deterministic: no Node built-ins, no I/O clients, activities as types only
 // and no import cycle anywhere (import-x/no-cycle).
 import { builtinModules } from 'node:module';
@@ -57,13 +60,24 @@ export default tseslint.config(
             },
             {
               target: './lib',
-              from: ['./activities', './workflows', './workers', './cli', './bench', './test'],
+              from: ['./domain', './activities', './workflows', './workers', './cli', './bench', './test'],
               message: 'lib/ is the library layer: contracts only',
+            },
+            {
+              target: './domain',
+              from: ['./activities', './workflows', './workers', './cli', './bench', './test'],
+              message: 'domain/ is the shared domain code: contracts and lib only',
             },
             ...domains.map((d) => ({
               target: `./activities/${d}`,
               from: domains.filter((o) => o !== d).map((o) => `./activities/${o}`),
-              message: `activities/${d} imports only contracts/, lib/ and its own folder, never another domain`,
+              message: `activities/${d} imports only contracts/, lib/, domain/ and its own folder, never another domain`,
+            })),
+            ...domains.map((d) => ({
+              target: ['./cli', './bench', './workers', './infra'],
+              from: `./activities/${d}`,
+              except: ['./index.ts'],
+              message: `entry points use activities/${d} through its public surface (activities/${d}/index.ts), not its inner files`,
             })),
             { target: './activities', from: ['./workflows', './workers', './cli'], message: 'activities never import workflow, worker or CLI code' },
           ],

@@ -1,30 +1,29 @@
 /**
  * Activity factories, one per task queue. Workflows import the *types* below only.
  *
- * - {@link createVideoActivities}: the CPU video queue (catalog, frames, embeddings,
- *   dedupe, labelling, dataset, model registry, the retrain's plan and label dataset,
- *   run reports).
- * - {@link createTrainingActivities}: the GPU queue (teacher, student, evaluation).
+ * - {@link createVideoActivities}: the CPU video queue (run bookkeeping and the retrain's
+ *   plan, catalog, frames, embeddings, dedupe, labelling, dataset, model registry, run
+ *   reports).
+ * - {@link createTrainingActivities}: the GPU queue (teacher, student, evaluation, batch
+ *   predict's model step).
  *
- * Each domain folder imports only `contracts/` and `lib/`, never another domain.
+ * Each domain defines its activities in its `activities.ts` and offers its public surface
+ * in its `index.ts`; a domain imports only `contracts/`, `lib/` and `domain/`, never another
+ * domain.
  */
 import type { ActivityDeps } from '../lib/deps';
-import { createCatalogActivities } from './catalog/activities';
-import { createCatalogBackfillActivities } from './catalog/backfill';
-import { createRetrainActivities } from './catalog/retrain';
-import { createDatasetActivities } from './dataset/activities';
-import { createLabelDatasetActivities } from './dataset/label-dataset';
-import { createDedupeActivities } from './dedupe/activities';
-import { createEmbeddingActivities } from './embeddings/activities';
-import { createFrameActivities } from './frames/activities';
-import { createFrameBackfillActivities } from './frames/backfill';
-import { createLabelingActivities } from './labeling/activities';
-import { createModelActivities, createModelEvaluationActivities } from './models/activities';
-import { createBatchPredictActivities } from './models/batch';
-import { createTrainingActivities as createTrainingDomainActivities } from './training/activities';
-import { createReportActivities } from './reports/activities';
+import { createCatalogActivities } from './catalog';
+import { createDatasetActivities } from './dataset';
+import { createDedupeActivities } from './dedupe';
+import { createEmbeddingActivities } from './embeddings';
+import { createFrameActivities } from './frames';
+import { createLabelingActivities } from './labeling';
+import { createBatchPredictActivities, createModelActivities, createModelEvaluationActivities } from './models';
+import { createReportActivities } from './reports';
+import { createRunActivities } from './runs';
+import { createTrainingActivities as createTrainingDomainActivities } from './training';
 
-/** Every activity the training worker (GPU queue) serves: training, and the registry's evaluations on the fixed set. */
+/** Every activity the training worker (GPU queue) serves: training, the registry's evaluations on the fixed set, batch predict's model step. */
 export function createTrainingActivities(deps: ActivityDeps) {
   return {
     ...createTrainingDomainActivities(deps),
@@ -36,18 +35,15 @@ export function createTrainingActivities(deps: ActivityDeps) {
 /** Every activity the CPU video worker serves. */
 export function createVideoActivities(deps: ActivityDeps) {
   return {
+    ...createRunActivities(deps),
     ...createCatalogActivities(deps),
-    ...createCatalogBackfillActivities(deps),
     ...createFrameActivities(deps),
-    ...createFrameBackfillActivities(deps),
     ...createEmbeddingActivities(deps),
     ...createDedupeActivities(deps),
     ...createLabelingActivities(deps),
     ...createDatasetActivities(deps),
     ...createModelActivities(deps),
     planBatchPredict: createBatchPredictActivities(deps).planBatchPredict,
-    ...createRetrainActivities(deps),
-    ...createLabelDatasetActivities(deps),
     ...createReportActivities(deps),
   };
 }

@@ -32,23 +32,22 @@
  * earlier bench runs left (videos `bench-<8 hex>-<n>` / `benchbase-<8 hex>-<n>`, their
  * frames, and the runs of labels `bench-<8 hex>`), unless `--no-sweep`.
  */
-import { existsSync, promises as fs, readFileSync } from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { Command } from 'commander';
+import { existsSync, promises as fs, readFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { createVideoActivities } from '../activities';
-import { readCatalogFile } from '../activities/catalog/catalog-file';
-import { ingestCatalog } from '../activities/catalog/ingest';
-import { extractionParamsHash } from '../activities/frames/extract';
+import { ingestCatalog, readCatalogFile } from '../activities/catalog';
+import { extractionParamsHash } from '../activities/frames';
 import { backfillProgressQuery, ExtractOptions, framesManifestKey, type BackfillResult, type VideoExtractSummary } from '../contracts';
 import { createActivityDeps } from '../lib/deps';
 import { repos } from '../lib/repositories';
-import { backfillWorkflow } from '../workflows/backfill';
 import { chainFromLatest, childIds } from '../test/helpers/history';
 import { stampedVideos, writeCatalog } from '../test/helpers/stamped-videos';
+import { backfillWorkflow } from '../workflows/backfill';
 
 const ROOT = path.resolve(__dirname, '..');
 

@@ -6,9 +6,8 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import type { ResolvedEntry } from '../activities/catalog/catalog-file';
-import { extractFrames, extractionParamsHash } from '../activities/frames/extract';
-import { probeVideo } from '../activities/frames/probe';
+import type { ResolvedEntry } from '../activities/catalog';
+import { extractFrames, extractionParamsHash, probeVideo } from '../activities/frames';
 import { ExtractOptions } from '../contracts';
 
 /** One extracted frame: its video and its JPEG bytes. */

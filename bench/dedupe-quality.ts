@@ -14,12 +14,12 @@
  *   shot are genuinely near-duplicates, and no ground truth separates them.
  * precision = TP / (TP + FP) over these pairs, recall = TP / positives.
  */
-import { corpusPath } from '../infra/corpus';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import type { FeatureExtractor } from '../lib/backbone/model';
+import type { FeatureExtractor } from '../domain/backbone/model';
+import { corpusPath } from '../infra/corpus';
 
 /** The corpus directory: `../shared/data` from the project root, or its copy fetched by `infra/corpus.ts`. */
 export const CORPUS = corpusPath('shared');

@@ -16,12 +16,12 @@
  */
 import { execFileSync } from 'node:child_process';
 import * as os from 'node:os';
-import { nearDuplicateClusters, type NearDuplicateOptions } from '../activities/dedupe/ann';
-import { loadConfig } from '../lib/config';
-import { backboneOptionsFromConfig } from '../lib/backbone/model';
-import { EmbeddingThread } from '../lib/backbone/thread';
+import { nearDuplicateClusters, type NearDuplicateOptions } from '../activities/dedupe';
 import { embeddingModelKey } from '../contracts';
 import { NewCategoryInput } from '../contracts/inputs';
+import { backboneOptionsFromConfig } from '../domain/backbone/model';
+import { EmbeddingThread } from '../domain/backbone/thread';
+import { loadConfig } from '../lib/config';
 import { clusterAgreement, syntheticClusters } from '../test/helpers/synthetic';
 import { buildQualitySet, precisionRecall, recallByTransform, SAME_SCENE_VIDEOS, scorePairs, similarityFunctions, type QualityImage } from './dedupe-quality';
 

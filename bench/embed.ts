@@ -18,23 +18,23 @@
  * Usage: `npx tsx bench/embed.ts [--frames 192] [--batch 16] [--rounds 3] [--backbone efficientnet_lite0]`
  * (`npm run bench:embed -- [options]` installs, starts the services and migrates first).
  */
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { Command } from 'commander';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { MockActivityEnvironment } from '@temporalio/testing';
-import { Command } from 'commander';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
-import { createEmbeddingActivities } from '../activities/embeddings/activities';
+import { createEmbeddingActivities } from '../activities/embeddings';
 import { stepManifestKey, type ExtractStepManifest, type VideoFramesManifest } from '../contracts';
+import { requireBackboneFiles } from '../domain/backbone/backbones';
+import { backboneOptionsFromConfig, BACKBONES, decodePixels, inputFromPixels, type BackboneName } from '../domain/backbone/model';
+import { openOnnxSession } from '../domain/backbone/onnx';
+import { EmbeddingThread } from '../domain/backbone/thread';
 import { createActivityDeps } from '../lib/deps';
 import { repos } from '../lib/repositories';
-import { backboneOptionsFromConfig, BACKBONES, decodePixels, inputFromPixels, type BackboneName } from '../lib/backbone/model';
-import { requireBackboneFiles } from '../lib/backbone/backbones';
-import { openOnnxSession } from '../lib/backbone/onnx';
-import { EmbeddingThread } from '../lib/backbone/thread';
 
 const SHARED = path.resolve(__dirname, '../../shared/data/videos');
 const SAMPLES = path.resolve(__dirname, '../samples/videos');

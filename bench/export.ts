@@ -12,15 +12,13 @@
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { exportStudent } from '../activities/models/export';
-import { getEvalSet } from '../activities/models/evalset';
-import { resolveModel } from '../activities/models/registry';
+import { exportStudent, getEvalSet, resolveModel } from '../activities/models';
 import { balancedAccuracy, parseModelRef } from '../contracts';
-import { loadClassifier, readClassifierS3, type ImageClassifier } from '../lib/classifier';
+import { loadClassifier, readClassifierS3, type ImageClassifier } from '../domain/classifier';
+import { evaluate } from '../domain/metrics';
+import { loadOnnxClassifier } from '../domain/onnx-classifier';
 import { loadConfig } from '../lib/config';
 import { createPool } from '../lib/db';
-import { evaluate } from '../lib/metrics';
-import { loadOnnxClassifier } from '../lib/onnx-classifier';
 import { ObjectStore } from '../lib/s3';
 import { initTensorflow } from '../lib/tf';
 

@@ -20,22 +20,28 @@
  * order alternates; then where the activity's time went, with (c): the same extraction
  * pipeline with a sink that stores nothing (no S3, no Postgres).
  */
-import { corpusPath } from '../infra/corpus';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { Command } from 'commander';
 import { execFile } from 'node:child_process';
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { MockActivityEnvironment } from '@temporalio/testing';
-import { Command } from 'commander';
-import { catalogFromFolder, readCatalogFile, readTaxonomyFile, type ResolvedEntry } from '../activities/catalog/catalog-file';
-import { ingestCatalog, upsertTaxonomy } from '../activities/catalog/ingest';
-import { createFrameActivities } from '../activities/frames/activities';
-import { describeColour } from '../activities/frames/colour';
-import { encoderArgs, extractFrames, extractionParamsHash, frameFilters, planSampling, targetSize } from '../activities/frames/extract';
-import { probeVideo } from '../activities/frames/probe';
+import { catalogFromFolder, ingestCatalog, readCatalogFile, readTaxonomyFile, upsertTaxonomy, type ResolvedEntry } from '../activities/catalog';
+import {
+  createFrameActivities,
+  describeColour,
+  encoderArgs,
+  extractFrames,
+  extractionParamsHash,
+  frameFilters,
+  planSampling,
+  probeVideo,
+  targetSize,
+} from '../activities/frames';
 import type { VideoExtractSummary, VideoProbe } from '../contracts';
 import { ExtractOptions } from '../contracts/inputs';
+import { corpusPath } from '../infra/corpus';
 import { createActivityDeps, type ActivityDeps } from '../lib/deps';
 import { repos } from '../lib/repositories';
 

@@ -15,13 +15,11 @@
  * Usage: `npx tsx bench/gpu-check.ts` (after `source $REELSET_TOOLS_DIR/gpu.env`).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { distillStudent, fineTuneStudent, loadSplitBackbone, trainTeacher } from '../activities/training';
+import { backboneOptionsFromConfig, createFeatureExtractor, EFFICIENTNET_LITE0, EFFICIENTNET_LITE2 } from '../domain/backbone/model';
 import { loadConfig } from '../lib/config';
-import { backboneOptionsFromConfig, createFeatureExtractor, EFFICIENTNET_LITE0, EFFICIENTNET_LITE2 } from '../lib/backbone/model';
 import { mulberry32 } from '../lib/rng';
 import { initTensorflow, type TfBackendPreference } from '../lib/tf';
-import { distillStudent, fineTuneStudent } from '../activities/training/student';
-import { trainTeacher } from '../activities/training/teacher';
-import { loadSplitBackbone } from '../activities/training/trunk';
 
 type Row = Record<string, unknown>;
 

@@ -15,11 +15,11 @@
  * Usage: `npx tsx bench/labeling.ts [--tasks 1000] [--annotated 100] [--changes 10] [--repeat 3]`
  * (`npm run bench:labeling -- [options]` installs, starts the services and migrates first).
  */
-import { reconcileProjectTasks } from '../activities/labeling/mirror';
+import { reconcileProjectTasks } from '../activities/labeling';
 import { loadConfig } from '../lib/config';
 import { createPool } from '../lib/db';
-import { repos } from '../lib/repositories';
 import { LabelStudioClient, type LsResult } from '../lib/label-studio';
+import { repos } from '../lib/repositories';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);

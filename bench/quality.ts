@@ -44,22 +44,30 @@
  * (`npm run bench:quality -- [options]` installs, starts the services and migrates first;
  * the services are not used). Frames and features are cached under `$REELSET_DATA_DIR/bench/quality/`.
  */
+import type * as TfModule from '@tensorflow/tfjs';
+import { Command } from 'commander';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Command } from 'commander';
-import type * as TfModule from '@tensorflow/tfjs';
-import { readCatalogFile } from '../activities/catalog/catalog-file';
-import { corpusFrames, withAncestors, type Frame } from './corpus-frames';
-import { nearDuplicateClusters } from '../activities/dedupe/ann';
-import { withLogitOffsets } from '../activities/training/head-model';
-import { predict } from '../activities/training/predict';
-import { deserializeModel } from '../activities/training/serialize';
-import { fineTuneStudent, fitStudent, type DistillLoss } from '../activities/training/student';
-import { fitTeacher, trainTeacher } from '../activities/training/teacher';
-import { fineTuneTeacher, predictPixels, wholeBackboneTeacher } from '../activities/training/teacher-finetune';
-import { hasConvolutionGradients, loadSplitBackbone, trunkInputs } from '../activities/training/trunk';
+import { readCatalogFile } from '../activities/catalog';
+import { nearDuplicateClusters } from '../activities/dedupe';
+import {
+  deserializeModel,
+  fineTuneStudent,
+  fineTuneTeacher,
+  fitStudent,
+  fitTeacher,
+  hasConvolutionGradients,
+  loadSplitBackbone,
+  predict,
+  predictPixels,
+  trainTeacher,
+  trunkInputs,
+  wholeBackboneTeacher,
+  withLogitOffsets,
+  type DistillLoss,
+} from '../activities/training';
 import {
   BackboneName,
   balancedAccuracyOf,
@@ -71,13 +79,14 @@ import {
   TeacherParams,
   type BootstrapInterval,
 } from '../contracts';
+import { BACKBONE_NAMES, BACKBONES } from '../domain/backbone/backbones';
+import { backboneOptionsFromConfig, decodeForBackbone } from '../domain/backbone/model';
+import { EmbeddingThread } from '../domain/backbone/thread';
 import { corpusPath } from '../infra/corpus';
-import { BACKBONE_NAMES, BACKBONES } from '../lib/backbone/backbones';
-import { backboneOptionsFromConfig, decodeForBackbone } from '../lib/backbone/model';
-import { EmbeddingThread } from '../lib/backbone/thread';
 import { loadConfig } from '../lib/config';
 import { deriveSeed, mulberry32, randInt } from '../lib/rng';
 import { initTensorflow } from '../lib/tf';
+import { corpusFrames, withAncestors, type Frame } from './corpus-frames';
 
 const DEFAULTS = NewCategoryInput.parse({ label: 'x' });
 const TEACHER = TeacherParams.parse({});

@@ -1,6 +1,6 @@
 /**
  * Out-of-scope benchmark: how many of lavfi's structured test patterns the out-of-scope
- * gate (`lib/scope.ts`) rejects, against the share of in-scope frames it loses, on videos
+ * gate (`domain/scope.ts`) rejects, against the share of in-scope frames it loses, on videos
  * it never saw.
  *
  * In scope: the frames of both shared catalogs (69 videos, the pipeline's extraction,
@@ -23,19 +23,19 @@
  *
  * Usage: `npx tsx bench/scope.ts [--folds 5] [--quantile 0.05]` (`npm run bench:scope`).
  */
+import { Command } from 'commander';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Command } from 'commander';
-import { readCatalogFile } from '../activities/catalog/catalog-file';
-import { evenlySpaced } from '../activities/models/evalset';
+import { readCatalogFile } from '../activities/catalog';
+import { evenlySpaced } from '../activities/models';
 import { bootstrapInterval } from '../contracts';
+import { backboneOptionsFromConfig } from '../domain/backbone/model';
+import { EmbeddingThread } from '../domain/backbone/thread';
+import { applyScope, centred, encodeReferences, logSumExp, lumaStd, meanRow, nearestSimilarity, quantile, type ScopeFile } from '../domain/scope';
 import { corpusPath } from '../infra/corpus';
-import { backboneOptionsFromConfig } from '../lib/backbone/model';
-import { EmbeddingThread } from '../lib/backbone/thread';
 import { loadConfig } from '../lib/config';
-import { applyScope, centred, encodeReferences, logSumExp, lumaStd, meanRow, nearestSimilarity, quantile, type ScopeFile } from '../lib/scope';
 import { corpusFrames } from './corpus-frames';
 
 /** lavfi sources, as the model-lifecycle test makes them. */

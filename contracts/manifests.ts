@@ -455,7 +455,7 @@ export interface LabelledFrame {
   /**
    * Set on an `other` that is not the search's guess but evidence: `inheritedFrom` carries
    * the positive `label` of `runLabel` (by people or weak), and the taxonomy says that label
-   * excludes this one (`lib/taxonomy.ts`). Never set from another label's `other`.
+   * excludes this one (`domain/taxonomy.ts`). Never set from another label's `other`.
    */
   evidence?: { label: string; runLabel: string; source: 'human' | 'weak' };
   /** The frame's video's split, decided by the label step when people label (validation frames get two people). */

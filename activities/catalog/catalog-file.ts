@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { CatalogError } from '../../contracts';
-import { exclusionProblems } from '../../lib/taxonomy';
+import { exclusionProblems } from '../../domain/taxonomy';
 
 /** One entry of a catalog file (the format of `../shared/data/catalog.json`). */
 export const CatalogEntry = z.object({
@@ -35,7 +35,7 @@ export type CatalogEntry = z.infer<typeof CatalogEntry>;
 
 /**
  * A taxonomy entry: label, its parent, its synonyms, and the labels it excludes (a frame of
- * this label cannot show them; symmetric, inherited by descendants: see `lib/taxonomy.ts`).
+ * this label cannot show them; symmetric, inherited by descendants: see `domain/taxonomy.ts`).
  */
 export const TaxonomyEntry = z.object({
   name: z.string().trim().toLowerCase().min(1),

@@ -1,13 +1,13 @@
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { createReadStream, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { Pool } from 'pg';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { CatalogError, ReelsetError, videoKey } from '../../contracts';
 import { withTransaction } from '../../lib/db';
-import { repos } from '../../lib/repositories';
 import { sha256File } from '../../lib/hash';
 import type { Logger } from '../../lib/logger';
 import { ffprobeJson, type FfprobeJson } from '../../lib/media';
+import { repos } from '../../lib/repositories';
 import type { ObjectStore } from '../../lib/s3';
 import type { ResolvedEntry, TaxonomyEntry } from './catalog-file';
 

@@ -3,9 +3,9 @@
  * file. Listing, the ids given to S3 objects, and the digest of a source's listing that
  * the CLI puts in a backfill's identity (so new files under the prefix make a new run).
  */
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { CatalogError, keySegment, shortHash, stableJson, type IngestSource } from '../../contracts';
 import { sha256File } from '../../lib/hash';
 import type { ObjectStore } from '../../lib/s3';

@@ -1,4 +1,3 @@
-import { heartbeat } from '../../lib/heartbeat';
 import {
   contactSheetKey,
   embeddingModelKey,
@@ -11,10 +10,11 @@ import {
   type StepResult,
   type VideoFramesManifest,
 } from '../../contracts';
+import { exclusionEvidence, ownLabels } from '../../domain/labelled';
+import { loadTaxonomy } from '../../domain/taxonomy';
 import type { ActivityDeps } from '../../lib/deps';
-import { exclusionEvidence, ownLabels } from '../../lib/labelled';
+import { heartbeat } from '../../lib/heartbeat';
 import { readStepManifest, runStep } from '../../lib/runs';
-import { loadTaxonomy } from '../../lib/taxonomy';
 import { ModuleThread } from '../../lib/thread';
 import { loadRunVectors } from '../../lib/vectors';
 import { nearDuplicateClusters, type NearDuplicateOptions, type NearDuplicateResult } from './ann';
@@ -38,7 +38,7 @@ export function createDedupeActivities(deps: ActivityDeps) {
      * the manifest. Clusters already seen by an earlier run are marked `seenAs`; of the
      * new ones at most `labelBudget` per label, mutually distinct, go on to labelling.
      * A seen cluster lists first the earlier frames the label's own runs labelled (or that
-     * carry exclusion evidence, `lib/labelled.ts`), never ordered by another label's labels.
+     * carry exclusion evidence, `domain/labelled.ts`), never ordered by another label's labels.
      * Writes the run's segment of the label's index and a contact sheet per label.
      * Large runs cluster on a worker thread and heartbeat their progress.
      */

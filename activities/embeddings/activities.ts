@@ -1,4 +1,3 @@
-import { heartbeat } from '../../lib/heartbeat';
 import {
   embeddingModelKey,
   MissingArtifactError,
@@ -7,10 +6,11 @@ import {
   type StepResult,
   type VideoFramesManifest,
 } from '../../contracts';
-import { backboneOptionsFromConfig } from '../../lib/backbone/model';
-import { embedPacks, type PackRequest } from '../../lib/backbone/packs';
-import { getEmbeddingThread } from '../../lib/backbone/thread';
+import { backboneOptionsFromConfig } from '../../domain/backbone/model';
+import { embedPacks, type PackRequest } from '../../domain/backbone/packs';
+import { getEmbeddingThread } from '../../domain/backbone/thread';
 import type { ActivityDeps } from '../../lib/deps';
+import { heartbeat } from '../../lib/heartbeat';
 import { readStepManifest, runStep } from '../../lib/runs';
 
 /** Embedding activities (CPU video task queue). */

@@ -1,13 +1,14 @@
+import { Context } from '@temporalio/activity';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Context } from '@temporalio/activity';
 import {
   CatalogError,
   framesManifestKey,
   framesPrefix,
   MissingArtifactError,
   VideoDecodeError,
+  type BackfillPagePlan,
   type ExtractOptions,
   type ExtractStepManifest,
   type ExtractStepSummary,
@@ -23,6 +24,7 @@ import type { ActivityDeps } from '../../lib/deps';
 import { heartbeat } from '../../lib/heartbeat';
 import { repos } from '../../lib/repositories';
 import { readStepManifest, runStep } from '../../lib/runs';
+import { PLAN_CONCURRENCY } from './backfill';
 import { extractFrames, extractionParamsHash, framesManifest, type ExtractProgress, type ExtractResume } from './extract';
 import { PROBE_VERSION, probeVideo, type CachedProbe } from './probe';
 
@@ -270,6 +272,43 @@ export function createFrameActivities(deps: ActivityDeps) {
         },
         { startedAtMs: input.startedAtMs },
       );
+    },
+
+    /**
+     * Plan one page of a backfill: of the videos in the page's search manifest
+     * (`runs/<page run>/search/`), those whose frames manifest for these options
+     * (`frames/<sha256>/<params hash>/manifest.json`, written last by an extraction)
+     * exists are reused as they are; the others are returned, in page order, to be
+     * extracted. Read-only, so safe to retry.
+     *
+     * @param input.workflowId the page's run id.
+     * @throws MissingArtifactError (not retried) when the page has no search manifest.
+     */
+    async planBackfillPage(input: { workflowId: string; page: number; options: ExtractOptions }): Promise<BackfillPagePlan> {
+      const search = await readStepManifest<SearchManifest>(store, input.workflowId, 'search');
+      const paramsHash = extractionParamsHash(input.options);
+      const exists: boolean[] = new Array<boolean>(search.hits.length).fill(false);
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: Math.min(PLAN_CONCURRENCY, search.hits.length) }, async () => {
+          while (next < search.hits.length) {
+            const i = next++;
+            exists[i] = (await store.head(framesManifestKey(search.hits[i]!.sha256, paramsHash))) !== undefined;
+          }
+        }),
+      );
+      const reusedIds = search.hits.filter((_, i) => exists[i]).map((h) => h.videoId);
+      let reusedFrames = 0;
+      if (reusedIds.length) {
+        reusedFrames = await repos.frames.countOfExtraction(pool, reusedIds, paramsHash);
+      }
+      return {
+        page: input.page,
+        videos: search.hits.length,
+        toExtract: search.hits.filter((_, i) => !exists[i]).map((h) => h.videoId),
+        reused: reusedIds.length,
+        reusedFrames,
+      };
     },
   };
 }

@@ -23,7 +23,7 @@ import { defaultFfmpegTimeoutMs, emptyProgress, type ExtractHooks, type Extracti
 import { UploadPool } from './upload-pool';
 
 export { buildExtractCommand, deinterlaceFilter, encoderArgs, extractFilterGraph, frameFilters, mjpegQscale } from './command';
-export { EXTRACTOR_VERSION, extractionParamsHash, ffmpegNumber, planSampling, planSamplingRate, selectExpression, targetSize } from './plan';
+export { extractionParamsHash, EXTRACTOR_VERSION, ffmpegNumber, planSampling, planSamplingRate, selectExpression, targetSize } from './plan';
 export { dropReason, judgeFrame, lumaQuality, type FrameQuality } from './quality';
 export {
   defaultFfmpegTimeoutMs,

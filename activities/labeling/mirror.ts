@@ -10,7 +10,7 @@
  */
 import type { Pool } from 'pg';
 import type { Agreement, LabelingCounts } from '../../contracts';
-import { cohenKappa, firstPair, resolveVotes, type Resolution, type Vote } from '../../lib/agreement';
+import { cohenKappa, firstPair, resolveVotes, type Resolution, type Vote } from '../../domain/agreement';
 import { withTransaction, type Queryable } from '../../lib/db';
 import { annotatorIdOf, choiceOf, type LabelStudioClient, type LsAnnotation } from '../../lib/label-studio';
 import { repos } from '../../lib/repositories';

@@ -6,9 +6,9 @@ import type { Pool } from 'pg';
 import { NEGATIVE_LABEL } from '../../contracts';
 import type { Config } from '../../lib/config';
 import { withTransaction } from '../../lib/db';
-import { repos } from '../../lib/repositories';
 import type { LabelStudioClient } from '../../lib/label-studio';
 import type { Logger } from '../../lib/logger';
+import { repos } from '../../lib/repositories';
 
 /** Header Label Studio sends with every webhook call; the gateway checks it. */
 export const WEBHOOK_SECRET_HEADER = 'X-Reelset-Webhook-Secret';

@@ -2,11 +2,11 @@
  * Writing a run's weak labels with their provenance (`frame_labels.origin`,
  * `inherited_from`, `inherited_key`, `inherited_label`; migration
  * `1700000000170_label-exclusions.sql`), so that what a later run reads of them can be
- * checked exactly (`keepLabelRow` in `lib/labelled.ts`).
+ * checked exactly (`keepLabelRow` in `domain/labelled.ts`).
  */
 import type { LabelledFrame } from '../../contracts';
+import type { LabelOrigin } from '../../domain/labelled';
 import type { Queryable } from '../../lib/db';
-import type { LabelOrigin } from '../../lib/labelled';
 import { repos } from '../../lib/repositories';
 
 /** The provenance columns of a frame's row. */

@@ -1,10 +1,10 @@
 /**
  * The weak label step's decision, without I/O: what each representative of the dedupe
  * step gets in `weak` mode, given the label's own earlier labels and the exclusion
- * evidence of the taxonomy (both read by `lib/labelled.ts`).
+ * evidence of the taxonomy (both read by `domain/labelled.ts`).
  */
 import { NEGATIVE_LABEL, type DedupeCluster, type LabelledFrame, type SearchHit } from '../../contracts';
-import type { ExclusionEvidence, LabelledFrameRow } from '../../lib/labelled';
+import type { ExclusionEvidence, LabelledFrameRow } from '../../domain/labelled';
 
 /** The earlier frames of a cluster (`seenKeys`, or `seenAs` alone in manifests made before `seenKeys`). */
 export function earlierKeysOf(c: Pick<DedupeCluster, 'seenAs' | 'seenKeys'>): string[] {

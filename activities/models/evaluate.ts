@@ -5,9 +5,9 @@
  * as is.
  */
 import { evaluationKey, ModelMismatchError, RegistryError, type EvalSetMetrics, type ModelEvaluation } from '../../contracts';
-import { loadClassifier, readClassifierS3 } from '../../lib/classifier';
+import { loadClassifier, readClassifierS3 } from '../../domain/classifier';
+import { evaluate } from '../../domain/metrics';
 import type { ActivityDeps } from '../../lib/deps';
-import { evaluate } from '../../lib/metrics';
 import { getEvalSet } from './evalset';
 import { currentEvalVersion, getEvaluation, recordEvaluation, resolveModel } from './registry';
 

@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { ConfigError, type ModelArtifact } from '../../contracts';
-import type { ClassifierFiles } from '../../lib/classifier';
+import type { ClassifierFiles } from '../../domain/classifier';
 import { REELSET_ROOT } from '../../lib/config';
 import { sha256File } from '../../lib/hash';
 

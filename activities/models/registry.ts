@@ -12,7 +12,6 @@
  * production versions of a label impossible even for writers that skip this module.
  */
 import type { Pool, PoolClient } from 'pg';
-import { promotionGate } from './gate';
 import {
   PromotionConflictError,
   RegistryError,
@@ -25,6 +24,7 @@ import {
 } from '../../contracts';
 import { withTransaction, type Queryable } from '../../lib/db';
 import { repos } from '../../lib/repositories';
+import { promotionGate } from './gate';
 
 /** One published version of a label, as `reelset models list` shows it. */
 export interface RegisteredModel {

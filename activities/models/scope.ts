@@ -1,14 +1,14 @@
 /**
- * Calibration of a published student's out-of-scope gate (`lib/scope.ts`): reference
+ * Calibration of a published student's out-of-scope gate (`domain/scope.ts`): reference
  * features of its dataset's training frames and a threshold set on in-scope frames the
  * references do not hold; written as `scope.json` beside the model, so `reelset predict`
  * (from the registry or from a copied model directory) applies it with no service.
  */
 import { DatasetError, MissingArtifactError, RegistryError, type DatasetManifest } from '../../contracts';
-import { loadClassifier, readClassifierS3, type ImageClassifier } from '../../lib/classifier';
+import { loadClassifier, readClassifierS3, type ImageClassifier } from '../../domain/classifier';
+import { centred, encodeReferences, logSumExp, meanRow, nearestSimilarity, quantile, type ScopeFile } from '../../domain/scope';
 import type { ActivityDeps } from '../../lib/deps';
 import { repos } from '../../lib/repositories';
-import { centred, encodeReferences, logSumExp, meanRow, nearestSimilarity, quantile, type ScopeFile } from '../../lib/scope';
 import { evenlySpaced } from './evalset';
 import { resolveModel } from './registry';
 

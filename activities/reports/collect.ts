@@ -5,8 +5,8 @@
  */
 import {
   runPrefix,
-  STEPS,
   stepManifestKey,
+  STEPS,
   type DatasetManifest,
   type DatasetStepManifest,
   type DedupeStepManifest,

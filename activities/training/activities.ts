@@ -1,30 +1,36 @@
-import { createHash } from 'node:crypto';
 import { Context } from '@temporalio/activity';
+import { createHash } from 'node:crypto';
 import {
+  checkpointPrefix,
   DatasetError,
   embeddingModelKey,
   InvalidInputError,
   MissingArtifactError,
-  checkpointPrefix,
+  predictionsKey,
   runModelPrefix,
   stepFileKey,
   type DatasetManifest,
+  type DedupeStepManifest,
   type EvaluateSummary,
   type ModelArtifact,
+  type PredictionsFile,
+  type PredictionsSummary,
   type StepResult,
   type StudentParams,
-  type TeacherParams,
   type TeacherFeatures,
+  type TeacherParams,
   type TrainSummary,
   type VectorRef,
 } from '../../contracts';
-import { BACKBONES, type BackboneSpec } from '../../lib/backbone/backbones';
-import { backboneOptionsFromConfig, decodeForBackbone, preparationOf } from '../../lib/backbone/model';
-import { getEmbeddingThread } from '../../lib/backbone/thread';
+import { BACKBONES, type BackboneSpec } from '../../domain/backbone/backbones';
+import { backboneOptionsFromConfig, decodeForBackbone, preparationOf } from '../../domain/backbone/model';
+import { getEmbeddingThread } from '../../domain/backbone/thread';
+import { evaluate } from '../../domain/metrics';
 import type { ActivityDeps } from '../../lib/deps';
-import { deriveSeed, mulberry32, randInt } from '../../lib/rng';
 import { heartbeat, type Heartbeat } from '../../lib/heartbeat';
-import { runStep } from '../../lib/runs';
+import { repos } from '../../lib/repositories';
+import { deriveSeed, mulberry32, randInt } from '../../lib/rng';
+import { readStepManifest, runStep } from '../../lib/runs';
 import type { ObjectStore } from '../../lib/s3';
 import { initTensorflow } from '../../lib/tf';
 import { float32Bytes, gatherFeatures, toFloat32 } from '../../lib/vectors';
@@ -32,9 +38,8 @@ import { featureModelArtifact, imageModelArtifact } from './artifact';
 import { computeTeacherFeatures, fetchFrames, loadDataset, loadModel, readTeacherFeatures, requireModel, saveModel, teacherLookup, teacherParts } from './data';
 import { readHeadMetadata, withLogitOffsets } from './head-model';
 import type { OnEpoch, ResumeFrom, TrainResult } from './loop';
-import { evaluate } from '../../lib/metrics';
 import { predict, predictImages } from './predict';
-import { createPredictionActivities } from './predict-frames';
+import { topAndMargin } from './predict-frames';
 import { serializeModel, type SerializedModel } from './serialize';
 import { fineTuneStudent, fitStudent } from './student';
 import { fitTeacher } from './teacher';
@@ -64,7 +69,7 @@ const CUTMIX_BATCH = 8;
 
 /** Training activities: the GPU task queue (tfjs-node(-gpu) when installed, else wasm/cpu; backbones on ONNX Runtime), with the model pre-annotations of human labelling (`predict-frames.ts`). */
 export function createTrainingActivities(deps: ActivityDeps) {
-  const { store } = deps;
+  const { store, pool } = deps;
   const backend = deps.config.REELSET_TF_BACKEND;
   const thread = () => getEmbeddingThread(backboneOptionsFromConfig(deps.config), deps.logger);
 
@@ -312,7 +317,6 @@ export function createTrainingActivities(deps: ActivityDeps) {
   }
 
   return {
-    ...createPredictionActivities(deps),
     /**
      * Step 7, train: the teacher, a head on the pooled features of its backbones
      * (`teacher.backbones`, concatenated). First the features of every dataset frame
@@ -714,6 +718,66 @@ export function createTrainingActivities(deps: ActivityDeps) {
           hb.stop();
         }
       });
+    },
+
+    /**
+     * Predict the run's representatives (those the dedupe step sends on to labelling, and
+     * those seen before) with the label's published student (the production one, else the
+     * newest candidate) on their frames, and write `runs/<run>/label/predictions.json`: per
+     * frame key, the predicted label, its probability and the margin to the runner-up.
+     * Nothing is written (a `note` says why) when the label has no model yet, or when its
+     * model is not an image model (a model published before `artifact.json`). Models of
+     * either backbone format predict (their `artifact.json` says how to prepare frames).
+     * Idempotent: an existing file is returned.
+     */
+    async predictFrames(input: { workflowId: string; label: string }): Promise<PredictionsSummary> {
+      const key = predictionsKey(input.workflowId);
+      const existing = await store.getJson<PredictionsFile>(key);
+      if (existing)
+        return {
+          model: { name: existing.model.name, version: existing.model.version, role: existing.model.role },
+          frames: Object.keys(existing.frames).length,
+          predictionsKey: key,
+        };
+      const row = await repos.models.preAnnotator(pool, input.label);
+      if (!row) return { model: null, frames: 0, predictionsKey: null, note: `no published model for "${input.label}" yet` };
+      const [json, weights, art] = await Promise.all([
+        store.get(`${row.artifact_prefix}/model.json`),
+        store.get(`${row.artifact_prefix}/weights.bin`),
+        store.getJson<ModelArtifact>(`${row.artifact_prefix}/artifact.json`),
+      ]);
+      const name = `model ${row.name} v${row.version} (${row.role})`;
+      if (!json || !weights) return { model: null, frames: 0, predictionsKey: null, note: `${name} has missing files under ${row.artifact_prefix}/` };
+      if (!art || art.input.kind !== 'image') {
+        return {
+          model: null,
+          frames: 0,
+          predictionsKey: null,
+          note: `${name} is not an image model (published before artifact.json?): retrain the label for pre-annotations`,
+        };
+      }
+      const dedupe = await readStepManifest<DedupeStepManifest>(store, input.workflowId, 'dedupe');
+      const rows = dedupe.clusters.filter((c) => c.toLabel || c.seenAs !== undefined).map((c) => c.representative);
+      const ctx = Context.current();
+      ctx.heartbeat({ done: 0, of: rows.length });
+      const model: SerializedModel = { modelJson: json.toString('utf8'), weights };
+      const probs = await predictImages(
+        model,
+        preparationOf(art.input),
+        (s, e) => fetchFrames(store, rows.slice(s, e)),
+        rows.length,
+        (done) => ctx.heartbeat({ done, of: rows.length }),
+      );
+      const top = topAndMargin(probs, art.labels.length);
+      const file: PredictionsFile = {
+        model: { name: row.name, version: row.version, role: row.role, artifactPrefix: row.artifact_prefix },
+        labels: art.labels,
+        frames: Object.fromEntries(
+          rows.map((k, i) => [k, { label: art.labels[top[i]!.index]!, score: Number(top[i]!.score.toFixed(5)), margin: Number(top[i]!.margin.toFixed(5)) }]),
+        ),
+      };
+      await store.putJson(key, file);
+      return { model: { name: row.name, version: row.version, role: row.role }, frames: rows.length, predictionsKey: key };
     },
   };
 }

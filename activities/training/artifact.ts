@@ -4,8 +4,8 @@
  * backbone and how it was trained.
  */
 import { MODEL_ARTIFACT_FORMAT, type FeatureBackbone, type ModelArtifact } from '../../contracts';
-import { preprocessTag, type BackboneSpec } from '../../lib/backbone/backbones';
-import { IMAGENET_LOGITS_LAYER } from '../../lib/backbone/tfjs-backbone';
+import { preprocessTag, type BackboneSpec } from '../../domain/backbone/backbones';
+import { IMAGENET_LOGITS_LAYER } from '../../domain/backbone/tfjs-backbone';
 
 /** What both kinds of artifact share. */
 interface ArtifactParts {

@@ -12,7 +12,7 @@
  */
 import { createHash } from 'node:crypto';
 import { InvalidInputError } from '../../contracts';
-import { videoLogitOffsets, shiftProbabilities, type VideoCalibration } from './calibrate';
+import { shiftProbabilities, videoLogitOffsets, type VideoCalibration } from './calibrate';
 
 /** Assign videos to `k` folds, stratified by class: within a class, videos ordered by sha256(seed, id), then dealt round-robin. */
 export function videoFolds(videoClass: Map<string, number>, k: number, seed: number): Map<string, number> {

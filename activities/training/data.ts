@@ -14,10 +14,10 @@ import {
   type VectorIndex,
   type VectorRef,
 } from '../../contracts';
+import type { PackProgress, PackRequest } from '../../domain/backbone/packs';
+import { embedPacks } from '../../domain/backbone/packs';
+import type { EmbeddingThread } from '../../domain/backbone/thread';
 import type { ActivityDeps } from '../../lib/deps';
-import type { PackProgress, PackRequest } from '../../lib/backbone/packs';
-import { embedPacks } from '../../lib/backbone/packs';
-import type { EmbeddingThread } from '../../lib/backbone/thread';
 import { readStepManifest } from '../../lib/runs';
 import type { ObjectStore } from '../../lib/s3';
 import { gatherFeatures, indexKeyOf } from '../../lib/vectors';

@@ -1,8 +1,8 @@
 /** Inference of a serialised head on feature rows. */
 import type * as TfModule from '@tensorflow/tfjs';
 import { InvalidInputError, ModelMismatchError } from '../../contracts';
+import { decodeForBackbone, pixelsToFloats, type ImagePreparation } from '../../domain/backbone/model';
 import { initTensorflow } from '../../lib/tf';
-import { decodeForBackbone, pixelsToFloats, type ImagePreparation } from '../../lib/backbone/model';
 import { deserializeModel, type SerializedModel } from './serialize';
 
 /**

@@ -12,7 +12,7 @@
  */
 import type * as TfModule from '@tensorflow/tfjs';
 import { DatasetError, InvalidInputError, type TeacherFineTuneParams } from '../../contracts';
-import { cutmix } from '../../lib/backbone/cutmix';
+import { cutmix } from '../../domain/backbone/cutmix';
 import type { Logger } from '../../lib/logger';
 import { deriveSeed, mulberry32, permutation } from '../../lib/rng';
 import type { Tf } from '../../lib/tf';
@@ -20,8 +20,8 @@ import { crossFit } from './crossfit';
 import type { HeadArch } from './head-model';
 import { runTraining, type OnEpoch, type ResumeFrom, type TrainResult } from './loop';
 import { softTargetCrossEntropy } from './losses';
-import { calibratedOnFolds, type FitTeacherResult } from './teacher';
 import { deserializeModel } from './serialize';
+import { calibratedOnFolds, type FitTeacherResult } from './teacher';
 import { hasConvolutionGradients, type SplitBackbone } from './trunk';
 
 /** Seed stream of the per-step CutMix draws (see `lib/rng.ts` `deriveSeed`). */

@@ -5,10 +5,10 @@
  * video-level calibration and out-of-fold distillation targets.
  */
 import { DatasetError, InvalidInputError, TeacherParams } from '../../contracts';
+import type { Logger } from '../../lib/logger';
 import { initTensorflow } from '../../lib/tf';
 import { argmaxRow, checkFinite, checkHyper, checkRows } from './checks';
 import { calibrateOnFolds, crossFit, type CrossFitResult } from './crossfit';
-import type { Logger } from '../../lib/logger';
 import { withLogitOffsets, type HeadArch } from './head-model';
 import { runTraining, type CommonTrainOptions, type TrainResult } from './loop';
 import { softTargetCrossEntropy } from './losses';
@@ -32,7 +32,7 @@ export interface TeacherOptions extends CommonTrainOptions {
   /** Dropout rate after the hidden layer (Srivastava et al. 2014). */
   dropout?: number;
   /**
-   * Extra rows with soft targets (CutMix images, see `lib/backbone/cutmix.ts`): `features`
+   * Extra rows with soft targets (CutMix images, see `domain/backbone/cutmix.ts`): `features`
    * is `m * dim`, `targets` is `m * numClasses` (each row a distribution; used as given, no
    * smoothing). For class-balanced sampling an extra row counts towards the argmax of its target.
    */

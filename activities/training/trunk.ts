@@ -1,6 +1,6 @@
 /**
  * A backbone in TensorFlow.js (EfficientNet-Lite rebuilt from its converted weights, see
- * `lib/backbone/tfjs-backbone.ts`), split for fine-tuning into a frozen bottom (the input
+ * `domain/backbone/tfjs-backbone.ts`), split for fine-tuning into a frozen bottom (the input
  * to the output of the second-to-last block) and a trainable top (the last
  * inverted-residual block and the 1 x 1 head convolution to 1280 channels, with their
  * batch normalisations, then the pooling to `features`); and the published image model:
@@ -14,12 +14,12 @@
  */
 import type * as TfModule from '@tensorflow/tfjs';
 import { InvalidInputError, type BackboneName } from '../../contracts';
-import { readBackboneWeights, requireBackboneFiles, BACKBONES } from '../../lib/backbone/backbones';
-import { modelsDirsOf } from '../../lib/backbone/model';
-import { blockPrefix, buildTfjsBackbone, FEATURES_LAYER, IMAGENET_LOGITS_LAYER, NORMALISE_LAYER, type TfjsBackbone } from '../../lib/backbone/tfjs-backbone';
+import { BACKBONES, readBackboneWeights, requireBackboneFiles } from '../../domain/backbone/backbones';
+import { modelsDirsOf } from '../../domain/backbone/model';
+import { blockPrefix, buildTfjsBackbone, FEATURES_LAYER, IMAGENET_LOGITS_LAYER, NORMALISE_LAYER, type TfjsBackbone } from '../../domain/backbone/tfjs-backbone';
 import type { Tf } from '../../lib/tf';
-import { deserializeModel, type SerializedModel } from './serialize';
 import { headOn, readHeadMetadata, toVariable, type HeadArch, type Params, type Trunk } from './head-model';
+import { deserializeModel, type SerializedModel } from './serialize';
 
 /** Whether a tfjs backend can train convolutions (the trunk): the native TensorFlow backends can, wasm and cpu cannot here (wasm has no Conv2DBackpropFilter). */
 export function hasConvolutionGradients(backend: string): boolean {

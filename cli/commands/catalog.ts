@@ -1,9 +1,8 @@
 /** `reelset migrate` and `reelset ingest`: the catalog's database and videos. */
+import type { Command } from 'commander';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import type { Command } from 'commander';
-import { catalogFromFolder, readCatalogFile, readTaxonomyFile } from '../../activities/catalog/catalog-file';
-import { ingestCatalog, upsertTaxonomy } from '../../activities/catalog/ingest';
+import { catalogFromFolder, ingestCatalog, readCatalogFile, readTaxonomyFile, upsertTaxonomy } from '../../activities/catalog';
 import { loadConfig, REELSET_ROOT } from '../../lib/config';
 import { createLogger } from '../../lib/logger';
 import { migrate } from '../../lib/migrate';

@@ -5,13 +5,12 @@
  * colour facts, scan type, duration), the frames and anything dropped or suspicious are
  * printed.
  */
+import type { Command } from 'commander';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import type { Command } from 'commander';
+import { extractFrames, framesManifest, probeVideo, type FrameQuality } from '../../activities/frames';
 import { formatIssues, type DropCounts, type FrameRecord, type SamplingPlan, type VideoFramesManifest, type VideoProbe } from '../../contracts';
 import { ExtractOptions } from '../../contracts/inputs';
-import { extractFrames, framesManifest, type FrameQuality } from '../../activities/frames/extract';
-import { probeVideo } from '../../activities/frames/probe';
 import { loadConfig } from '../../lib/config';
 import { sha256File } from '../../lib/hash';
 import { parseJsonOption, printJson, UsageError } from '../common';

@@ -2,13 +2,17 @@
  * `reelset models list|show|evaluate|promote|rollback` and `reelset evalset
  * candidates|grow|show`: the model registry and the fixed evaluation sets.
  */
-import { userInfo } from 'node:os';
 import type { Command } from 'commander';
-import { evalSetCandidates, evalSetHistory, getEvalSet, growEvalSet } from '../../activities/models/evalset';
-import { evaluateOnEvalSet } from '../../activities/models/evaluate';
-import { calibrateScope, ensureScope, type ScopeOutcome } from '../../activities/models/scope';
+import { userInfo } from 'node:os';
 import {
+  calibrateScope,
+  ensureScope,
+  evalSetCandidates,
+  evalSetHistory,
+  evaluateOnEvalSet,
   gateDecision,
+  getEvalSet,
+  growEvalSet,
   listModels,
   productionVersion,
   promote,
@@ -16,7 +20,8 @@ import {
   rollback,
   transitionsOf,
   type RegisteredModel,
-} from '../../activities/models/registry';
+  type ScopeOutcome,
+} from '../../activities/models';
 import { balancedAccuracy, balancedAccuracyInterval, outcomesFromConfusion, parseModelRef, type GateDecision, type ModelTransition } from '../../contracts';
 import { gateConfig, loadConfig } from '../../lib/config';
 import { createLogger } from '../../lib/logger';

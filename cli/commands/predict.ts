@@ -3,8 +3,8 @@
  * a published student on local files. Images are classified as they are; videos are
  * sampled as the pipeline samples them (ffmpeg, `fps` mode, the quality filters), each
  * frame classified, and the video's result aggregated from its frames (the mean
- * probability, `lib/classifier.ts: aggregateVideo`). With the model's `scope.json`, frames
- * unlike anything it was trained on come back `unknown` (`lib/scope.ts`).
+ * probability, `domain/classifier.ts: aggregateVideo`). With the model's `scope.json`, frames
+ * unlike anything it was trained on come back `unknown` (`domain/scope.ts`).
  *
  * `--model-dir` needs no service at all (a copy of `models/<label>/v<N>/student/`, e.g. from
  * `reelset models pull`); `--model` reads the registry (PostgreSQL) and the bucket.
@@ -12,15 +12,12 @@
  * Also `reelset models pull <model> --out DIR`: copy a published student (and its
  * scope.json) to a local directory.
  */
+import type { Command } from 'commander';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import type { Command } from 'commander';
-import { extractFrames } from '../../activities/frames/extract';
-import { probeVideo } from '../../activities/frames/probe';
-import { exportStudent } from '../../activities/models/export';
-import { resolveModel } from '../../activities/models/registry';
+import { extractFrames, probeVideo } from '../../activities/frames';
+import { exportStudent, resolveModel } from '../../activities/models';
 import { BatchPredictInput, failureOf, formatIssues, parseModelRef, type BatchPredictRequest, type FrameRecord } from '../../contracts';
-import { batchPredictWorkflow } from '../../workflows/batch-predict';
 import { ExtractOptions } from '../../contracts/inputs';
 import {
   aggregateVideo,
@@ -30,11 +27,12 @@ import {
   type ClassifierFiles,
   type ImageClassifier,
   type VideoResult,
-} from '../../lib/classifier';
+} from '../../domain/classifier';
+import { applyScope, lumaStd, MIN_LUMA_STD, type OutOfScopeReason, type ScopeFile } from '../../domain/scope';
 import { loadConfig, type Config } from '../../lib/config';
 import { sha256File } from '../../lib/hash';
 import type { ObjectStore } from '../../lib/s3';
-import { applyScope, lumaStd, MIN_LUMA_STD, type OutOfScopeReason, type ScopeFile } from '../../lib/scope';
+import { batchPredictWorkflow } from '../../workflows/batch-predict';
 import { dataClients, EXIT, printJson, temporalClient, UsageError, workflowUrl } from '../common';
 
 /** File extensions read as images (anything else is probed as a video). */

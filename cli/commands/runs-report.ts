@@ -1,9 +1,9 @@
 /** `reelset runs report <id>`: build a run's HTML report, store it in S3 and open it locally. */
+import type { Command } from 'commander';
 import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import type { Command } from 'commander';
-import { buildRunReport } from '../../activities/reports/activities';
+import { buildRunReport } from '../../activities/reports';
 import { keySegment } from '../../contracts';
 import { loadConfig } from '../../lib/config';
 import { printJson, withDataClients } from '../common';

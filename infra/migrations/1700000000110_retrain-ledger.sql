@@ -37,7 +37,7 @@ CREATE TABLE dataset_fingerprints (
   FOREIGN KEY (name, version) REFERENCES datasets (name, version) ON DELETE CASCADE
 );
 
--- The label's labelled frames are gathered by run (lib/labelled.ts).
+-- The label's labelled frames are gathered by run (domain/labelled.ts).
 CREATE INDEX IF NOT EXISTS frame_labels_workflow ON frame_labels (workflow_id);
 
 -- Down Migration

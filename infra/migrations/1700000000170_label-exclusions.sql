@@ -4,7 +4,7 @@
 --
 -- 1. Exclusions in the taxonomy: `labels.excludes` lists the labels a frame of this label
 --    cannot show, as declared in infra/taxonomy.json (ingest writes it). The relation is
---    made symmetric and inherited by descendants when it is read (lib/taxonomy.ts): it is
+--    made symmetric and inherited by descendants when it is read (domain/taxonomy.ts): it is
 --    what lets a positive of one label be evidence of `other` for a label it excludes.
 ALTER TABLE labels ADD COLUMN excludes text[] NOT NULL DEFAULT '{}';
 
@@ -14,7 +14,7 @@ ALTER TABLE labels ADD COLUMN excludes text[] NOT NULL DEFAULT '{}';
 --    inherited_key the frame whose label was copied, inherited_label the label it had there)
 --    or 'evidence' (`other` because inherited_from, a run of a label this one excludes,
 --    gave inherited_key the positive label inherited_label). NULL: a row written before this
---    migration (its provenance is unknown: lib/labelled.ts says what the repair can tell of
+--    migration (its provenance is unknown: domain/labelled.ts says what the repair can tell of
 --    those) or a human label (always the label's own Label Studio project).
 ALTER TABLE frame_labels ADD COLUMN origin text CHECK (origin IN ('own', 'inherited', 'evidence'));
 ALTER TABLE frame_labels ADD COLUMN inherited_from text;

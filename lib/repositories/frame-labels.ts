@@ -126,7 +126,7 @@ export async function removeHumanOfAnnotations(db: Queryable, annotationIds: rea
 
 /**
  * Every row of the given runs (of frames among `keys`, or all), with what deciding whether a
- * label's read keeps it needs (`keepLabelRow` in `lib/labelled.ts`): the frame's video, whether
+ * label's read keeps it needs (`keepLabelRow` in `domain/labelled.ts`): the frame's video, whether
  * the video carries the label, the label of the run a copied row came from and whether that
  * row still exists. Ordered by frame key, newest row first, then run.
  *

@@ -33,7 +33,7 @@ import {
   type RetrainResult,
   type SearchManifest,
 } from '../../contracts';
-import { cohenKappa } from '../../lib/agreement';
+import { cohenKappa } from '../../domain/agreement';
 import type { LabelStudioClient } from '../../lib/label-studio';
 import { createLogger } from '../../lib/logger';
 import { choose, signUp, type Person } from '../helpers/label-studio';

@@ -17,7 +17,7 @@ import type { VideoFramesManifest } from '../../contracts';
 import { ExtractOptions, type NewCategoryRequest } from '../../contracts/inputs';
 import type { DatasetManifest, ModelArtifact, NewCategoryResult, TrainSummary } from '../../contracts';
 import { predictImages } from '../../activities/training/predict';
-import { preparationOf } from '../../lib/backbone/model';
+import { preparationOf } from '../../domain/backbone/model';
 import { initTensorflow } from '../../lib/tf';
 import { requireServices, SHARED_CATALOG, SHARED_VIDEOS, uniqueSuffix, type Services } from '../helpers/services';
 import { startWorker, type WorkerProcess } from '../helpers/workers';

@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import type * as TfModule from '@tensorflow/tfjs';
 import pino from 'pino';
-import { decodeForBackbone, EFFICIENTNET_LITE0, preparationOf } from '../../lib/backbone/model';
+import { decodeForBackbone, EFFICIENTNET_LITE0, preparationOf } from '../../domain/backbone/model';
 import { initTensorflow, type TfBackendPreference } from '../../lib/tf';
 import { readHeadMetadata } from '../../activities/training/head-model';
 import { predict, predictImages } from '../../activities/training/predict';

@@ -4,7 +4,7 @@
  * excludes `street` and `person` excludes `game-cinematic` (symmetric, inherited by
  * descendants); `people` and `toon` are synonyms.
  */
-import { Taxonomy, type TaxonomyNode } from '../../lib/taxonomy';
+import { Taxonomy, type TaxonomyNode } from '../../domain/taxonomy';
 
 /** A taxonomy node with defaults: no parent, no exclusions, no synonyms. */
 export const node = (name: string, parent: string | null = null, excludes: string[] = [], synonyms: string[] = []): TaxonomyNode => ({

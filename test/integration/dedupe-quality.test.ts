@@ -5,8 +5,8 @@
  * the default threshold; printed beside the dHash baseline. See bench/dedupe-quality.ts.
  */
 import { loadConfig } from '../../lib/config';
-import { backboneOptionsFromConfig } from '../../lib/backbone/model';
-import { EmbeddingThread } from '../../lib/backbone/thread';
+import { backboneOptionsFromConfig } from '../../domain/backbone/model';
+import { EmbeddingThread } from '../../domain/backbone/thread';
 import { nearDuplicateClusters } from '../../activities/dedupe/ann';
 import { NewCategoryInput } from '../../contracts/inputs';
 import {

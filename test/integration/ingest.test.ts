@@ -8,8 +8,8 @@ import { readCatalogFile, readTaxonomyFile, type ResolvedEntry } from '../../act
 import { ingestCatalog, upsertTaxonomy } from '../../activities/catalog/ingest';
 import { videoKey } from '../../contracts';
 import { sha256File } from '../../lib/hash';
-import { loadTaxonomy } from '../../lib/taxonomy';
-import { resolveLabel, searchCatalog } from '../../activities/catalog/search';
+import { loadTaxonomy } from '../../domain/taxonomy';
+import { resolveLabel, searchCatalog } from '../../domain/catalog-search';
 import type { ObjectStore } from '../../lib/s3';
 import { deleteKey, requireServices, SHARED_CATALOG, uniqueSuffix, type Services } from '../helpers/services';
 
@@ -82,7 +82,7 @@ describe('upsertTaxonomy', () => {
       (await pool.query<{ excludes: string[] }>('SELECT excludes FROM labels WHERE name = $1', [name])).rows[0]?.excludes;
     await upsertTaxonomy(pool, [{ name: a, parent: null, synonyms: [], excludes: [c, b] }]);
     expect(await excludes(a)).toEqual([b, c].sort());
-    expect(await excludes(b)).toEqual([]); // made bare; the relation is symmetric when read (lib/taxonomy.ts)
+    expect(await excludes(b)).toEqual([]); // made bare; the relation is symmetric when read (domain/taxonomy.ts)
     await upsertTaxonomy(pool, [{ name: a, parent: null, synonyms: [], excludes: [b] }]);
     expect(await excludes(a)).toEqual([b]);
     const t = await loadTaxonomy(pool);

@@ -7,7 +7,7 @@
  * finds only positives of labels the taxonomy says exclude the label.
  */
 import { createHash } from 'node:crypto';
-import { exclusionEvidence, labelledFrames, labelledFramesWithRepair, labelRunIds, ownLabels } from '../../lib/labelled';
+import { exclusionEvidence, labelledFrames, labelledFramesWithRepair, labelRunIds, ownLabels } from '../../domain/labelled';
 import { requireServices, uniqueSuffix, type Services } from '../helpers/services';
 
 jest.setTimeout(60_000);

@@ -10,9 +10,9 @@ import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import type { BackboneName, DatasetManifest } from '../../contracts';
 import { computeTeacherFeatures, teacherDim, teacherLookup, teacherParts } from '../../activities/training/data';
-import { backboneOptionsFromConfig } from '../../lib/backbone/model';
-import { embedPacks } from '../../lib/backbone/packs';
-import { EmbeddingThread } from '../../lib/backbone/thread';
+import { backboneOptionsFromConfig } from '../../domain/backbone/model';
+import { embedPacks } from '../../domain/backbone/packs';
+import { EmbeddingThread } from '../../domain/backbone/thread';
 import { gatherFeatures } from '../../lib/vectors';
 import { deletePrefix, requireServices, SHARED_VIDEOS, uniqueSuffix, type Services } from '../helpers/services';
 

@@ -1,4 +1,4 @@
-import { cohenKappa, firstPair, latestPerPerson, resolveVotes, type Vote } from '../../lib/agreement';
+import { cohenKappa, firstPair, latestPerPerson, resolveVotes, type Vote } from '../../domain/agreement';
 
 const v = (annotator: string, label: string | null, t: number, id = t): Vote => ({
   annotator,

@@ -14,10 +14,17 @@ import * as path from 'node:path';
 import { embeddingModelKey, MissingArtifactError } from '../../contracts';
 import { loadConfig } from '../../lib/config';
 import { sha256File } from '../../lib/hash';
-import { BACKBONE_NAMES, BACKBONES, findBackboneFiles, requireBackboneFiles, type BackboneProvenance, type BackboneSpec } from '../../lib/backbone/backbones';
-import { backboneOptionsFromConfig, cosineSimilarity } from '../../lib/backbone/model';
-import { openOnnxSession } from '../../lib/backbone/onnx';
-import { EmbeddingThread } from '../../lib/backbone/thread';
+import {
+  BACKBONE_NAMES,
+  BACKBONES,
+  findBackboneFiles,
+  requireBackboneFiles,
+  type BackboneProvenance,
+  type BackboneSpec,
+} from '../../domain/backbone/backbones';
+import { backboneOptionsFromConfig, cosineSimilarity } from '../../domain/backbone/model';
+import { openOnnxSession } from '../../domain/backbone/onnx';
+import { EmbeddingThread } from '../../domain/backbone/thread';
 
 jest.setTimeout(240_000);
 

@@ -5,7 +5,7 @@
  */
 import { shiftProbabilities, videoBalancedAccuracy, videoLogitOffsets } from '../../activities/training/calibrate';
 import { calibrateOnFolds, crossFit, videoClasses, videoFolds } from '../../activities/training/crossfit';
-import { pixelsToFloats, preparationOf } from '../../lib/backbone/model';
+import { pixelsToFloats, preparationOf } from '../../domain/backbone/model';
 
 /**
  * Weak labels' typical failure: positive videos (class 0) whose frames mostly do not show

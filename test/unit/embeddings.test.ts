@@ -14,8 +14,8 @@ import {
   decodeForBackbone,
   EFFICIENTNET_LITE0,
   type FeatureExtractor,
-} from '../../lib/backbone/model';
-import { EmbeddingThread } from '../../lib/backbone/thread';
+} from '../../domain/backbone/model';
+import { EmbeddingThread } from '../../domain/backbone/thread';
 
 const VIDEOS = SHARED_VIDEOS;
 const OPTIONS = backboneOptionsFromConfig(loadConfig());

@@ -7,8 +7,8 @@ import { hintOf, taskOf, type PlannedFrame } from '../../activities/labeling/pla
 import { provenanceOf } from '../../activities/labeling/provenance';
 import { decideWeakLabels, evidenceFor, evidenceKeysOf } from '../../activities/labeling/weak';
 import type { DedupeCluster, SearchHit } from '../../contracts';
-import { bestLabels, keepLabelRow, type ExclusionEvidence, type LabelledFrameRow, type LabelRuleContext, type StoredLabelRow } from '../../lib/labelled';
-import { Taxonomy } from '../../lib/taxonomy';
+import { bestLabels, keepLabelRow, type ExclusionEvidence, type LabelledFrameRow, type LabelRuleContext, type StoredLabelRow } from '../../domain/labelled';
+import { Taxonomy } from '../../domain/taxonomy';
 import { node, testTaxonomy } from '../helpers/taxonomy-fixture';
 
 const taxonomy = testTaxonomy;

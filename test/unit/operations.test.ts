@@ -17,7 +17,7 @@ import {
   ScheduleConfig,
   SchedulesFile,
 } from '../../contracts';
-import { labelsFingerprint } from '../../lib/labelled';
+import { labelsFingerprint } from '../../domain/labelled';
 import { observeActivityResult, pipelineMetrics } from '../../workers/metrics';
 
 describe('schedules file', () => {

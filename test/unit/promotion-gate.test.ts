@@ -3,8 +3,8 @@ import { evenlySpaced } from '../../activities/models/evalset';
 import { chanceMinimum, promotionGate } from '../../activities/models/gate';
 import { balancedAccuracy, InvalidInputError, parseModelRef, type EvalSetMetrics, type GateConfig, type LevelMetrics } from '../../contracts';
 import sharp from 'sharp';
-import { aggregateVideo } from '../../lib/classifier';
-import { applyScope, centred, logSumExp, lumaStd, meanRow, nearestSimilarity, quantile } from '../../lib/scope';
+import { aggregateVideo } from '../../domain/classifier';
+import { applyScope, centred, logSumExp, lumaStd, meanRow, nearestSimilarity, quantile } from '../../domain/scope';
 
 /**
  * A level's metrics from per-label recalls: `perClass` examples of each label with a recall
@@ -253,7 +253,7 @@ describe('evenlySpaced', () => {
   });
 });
 
-describe('out-of-scope scoring (lib/scope)', () => {
+describe('out-of-scope scoring (domain/scope)', () => {
   it('nearest similarity skips the query group (leave-one-video-out), and the type-7 quantile', () => {
     const refs = Float32Array.from([1, 0, 0, 1]);
     const q = Float32Array.from([1, 0]);

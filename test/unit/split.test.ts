@@ -1,4 +1,4 @@
-import { splitByVideo } from '../../lib/split';
+import { splitByVideo } from '../../domain/split';
 
 function videos(spec: Record<string, number>): Array<{ videoId: string; label: string }> {
   return Object.entries(spec).flatMap(([label, n]) => Array.from({ length: n }, (_, i) => ({ videoId: `${label}-${i}`, label })));

@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { readTaxonomyFile } from '../../activities/catalog/catalog-file';
 import { CatalogError } from '../../contracts';
-import { exclusionProblems } from '../../lib/taxonomy';
+import { exclusionProblems } from '../../domain/taxonomy';
 import { node, testTaxonomy } from '../helpers/taxonomy-fixture';
 import { rejectionOf } from '../helpers/errors';
 

@@ -7,9 +7,9 @@ import { trainTeacher } from '../../activities/training/teacher';
 import { wholeBackboneTeacher } from '../../activities/training/teacher-finetune';
 import { learningRateAt } from '../../activities/training/loop';
 import { TeacherParams } from '../../contracts/inputs';
-import { evaluate } from '../../lib/metrics';
+import { evaluate } from '../../domain/metrics';
 import { deserializeModel, serializeModel, type SerializedModel } from '../../activities/training/serialize';
-import { cutmix, cutmixTarget } from '../../lib/backbone/cutmix';
+import { cutmix, cutmixTarget } from '../../domain/backbone/cutmix';
 import { classBalancedSampler, deriveSeed, mulberry32, permutation, randNormal } from '../../lib/rng';
 
 jest.setTimeout(30_000);

@@ -12,9 +12,9 @@
  */
 import sharp from 'sharp';
 import { embeddingModelKey, InvalidInputError, type EmbeddingModelId } from '../../contracts';
-import type { Logger } from '../logger';
-import { withDefaults } from '../config';
-import { initTensorflow, type TfBackendPreference } from '../tf';
+import type { Logger } from '../../lib/logger';
+import { withDefaults } from '../../lib/config';
+import { initTensorflow, type TfBackendPreference } from '../../lib/tf';
 import { EFFICIENTNET_LITE0, preprocessTag, readBackboneWeights, requireBackboneFiles, type BackboneName, type BackboneSpec } from './backbones';
 import { openOnnxSession, type OrtProviderPreference } from './onnx';
 import { buildTfjsBackbone, tfjsFeaturesAndLogits } from './tfjs-backbone';

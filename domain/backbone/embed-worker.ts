@@ -6,8 +6,8 @@
  */
 import { createHash } from 'node:crypto';
 import { InvalidInputError, type EmbeddingModelId } from '../../contracts';
-import { mulberry32 } from '../rng';
-import { tensorflowIfStarted } from '../tf';
+import { mulberry32 } from '../../lib/rng';
+import { tensorflowIfStarted } from '../../lib/tf';
 import { cutmix } from './cutmix';
 import {
   BACKBONES,

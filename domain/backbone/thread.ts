@@ -2,8 +2,8 @@
  * The backbones on a worker thread: one thread per worker process, each backbone loaded
  * in it once, on first use.
  */
-import type { Logger } from '../logger';
-import { ModuleThread } from '../thread';
+import type { Logger } from '../../lib/logger';
+import { ModuleThread } from '../../lib/thread';
 import type { ThreadCutmixResult, ThreadEmbedResult, ThreadModelInfo } from './embed-worker';
 import { DEFAULT_BACKBONE_OPTIONS, type BackboneName, type BackboneOptions, type FeatureExtractor } from './model';
 
@@ -14,7 +14,7 @@ import { DEFAULT_BACKBONE_OPTIONS, type BackboneName, type BackboneOptions, type
  *
  * One instance per process ({@link getEmbeddingThread}); each backbone is loaded in the
  * thread on its first use with the options given here (runtime, provider, threads; see
- * `lib/backbone/model.ts`), and the choice is logged.
+ * `domain/backbone/model.ts`), and the choice is logged.
  */
 export class EmbeddingThread {
   private readonly thread = new ModuleThread(require.resolve('./embed-worker'));

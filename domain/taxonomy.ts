@@ -13,7 +13,7 @@
  * {@link Taxonomy} is pure (unit-tested); {@link loadTaxonomy} reads it from Postgres.
  */
 import type { Pool } from 'pg';
-import { repos } from './repositories';
+import { repos } from '../lib/repositories';
 
 /** One label of the taxonomy, as stored in `labels`. */
 export interface TaxonomyNode {

@@ -10,8 +10,8 @@ import type * as TfModule from '@tensorflow/tfjs';
 import { InvalidInputError, MissingArtifactError, ModelMismatchError, type ImageInput, type ModelArtifact } from '../contracts';
 import { decodeForBackbone, pixelsToFloats, preparationOf, type ImagePreparation } from './backbone/model';
 import { FEATURES_LAYER, IMAGENET_LOGITS_LAYER } from './backbone/tfjs-backbone';
-import type { ObjectStore } from './s3';
-import { initTensorflow, type TfBackendPreference } from './tf';
+import type { ObjectStore } from '../lib/s3';
+import { initTensorflow, type TfBackendPreference } from '../lib/tf';
 
 /** The files of a published image model. */
 export interface ClassifierFiles {

@@ -8,9 +8,9 @@
  * same frames and model never compute twice and a changed frame or model gets a new key.
  */
 import { embeddingModelKey, MissingArtifactError, vectorPackBase, type EmbeddingModelId, type VectorIndex, type VideoVectors } from '../../contracts';
-import { sha256Hex } from '../hash';
-import type { ObjectStore } from '../s3';
-import { float32Bytes } from '../vectors';
+import { sha256Hex } from '../../lib/hash';
+import type { ObjectStore } from '../../lib/s3';
+import { float32Bytes } from '../../lib/vectors';
 import type { BackboneName } from './model';
 import type { ThreadEmbedResult } from './embed-worker';
 import type { EmbeddingThread } from './thread';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
-import type { SearchHit } from '../../contracts';
-import { repos } from '../../lib/repositories';
+import type { SearchHit } from '../contracts';
+import { repos } from '../lib/repositories';
 
 /** The label resolved through the taxonomy. */
 export interface ResolvedLabel {

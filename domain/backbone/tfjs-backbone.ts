@@ -16,7 +16,7 @@
  */
 import type * as TfModule from '@tensorflow/tfjs';
 import { InvalidInputError } from '../../contracts';
-import type { Tf } from '../tf';
+import type { Tf } from '../../lib/tf';
 import type { BackboneArchitecture, BackboneWeights } from './backbones';
 
 /** Name of the pooled-features layer (`[n, 1280]`). */

@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import type * as Ort from 'onnxruntime-node';
-import { sha256File } from '../hash';
+import { sha256File } from '../../lib/hash';
 import type { BackboneFiles } from './backbones';
 
 /** Execution provider preference (`REELSET_ORT_PROVIDER`): `auto` is CUDA when its libraries load, else CPU. */

@@ -20,8 +20,8 @@ import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
 import { NEGATIVE_LABEL, type LabelSource } from '../contracts';
 import { resolveVotes, type Vote } from './agreement';
-import { repos } from './repositories';
-import type { LabelOrigin } from './repositories/frame-labels';
+import { repos } from '../lib/repositories';
+import type { LabelOrigin } from '../lib/repositories/frame-labels';
 import { loadTaxonomy, type Taxonomy } from './taxonomy';
 
 /** One labelled frame: its best label among the label's runs. */

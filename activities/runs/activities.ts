@@ -1,7 +1,8 @@
 /**
- * The retrain's view of the catalog: which of a label's videos no run of the label has
- * used yet, whether its labelled frames changed since the dataset its published model
- * was trained on, and the labels a nightly fan-out retrains.
+ * The runs domain: run bookkeeping (a run's row from start to end) and the retrain's
+ * plan, its view of the catalog: which of a label's videos no run of the label has used
+ * yet, whether its labelled frames changed since the dataset its published model was
+ * trained on, and the labels a nightly fan-out retrains.
  */
 import {
   catalogDigest,
@@ -17,11 +18,11 @@ import {
   type SearchSummary,
   type StepResult,
 } from '../../contracts';
+import { resolveLabel, searchCatalog } from '../../domain/catalog-search';
+import { labelledFrames, labelRunIds, labelsFingerprint } from '../../domain/labelled';
 import type { ActivityDeps } from '../../lib/deps';
-import { labelledFrames, labelRunIds, labelsFingerprint } from '../../lib/labelled';
 import { repos, type LabelVideo } from '../../lib/repositories';
 import { runStep } from '../../lib/runs';
-import { resolveLabel, searchCatalog } from './search';
 
 /** Caps of one retrain's new videos (the pipeline input's `maxPositiveVideos`, `maxNegativeVideos`). */
 interface Caps {
@@ -40,8 +41,8 @@ interface NewVideos {
   knownUnusable: number;
 }
 
-/** Retrain activities (CPU video task queue): the plan, the new-video search, the fan-out's labels. */
-export function createRetrainActivities(deps: ActivityDeps) {
+/** Runs activities (CPU video task queue): run rows, the retrain's plan, its new-video search, the fan-out's labels. */
+export function createRunActivities(deps: ActivityDeps) {
   const { pool, store } = deps;
 
   /**
@@ -109,6 +110,25 @@ export function createRetrainActivities(deps: ActivityDeps) {
   }
 
   return {
+    /**
+     * Record the start of a run in Postgres (idempotent on the workflow id; a run that
+     * failed or was cancelled and is started again goes back to `running`).
+     *
+     * @param input.parentId the run this one is part of (a backfill's page).
+     */
+    async startRun(input: { workflowId: string; kind: string; label: string; input: unknown; parentId?: string }): Promise<void> {
+      await repos.runs.recordStart(deps.pool, input);
+    },
+
+    /**
+     * Record the end of a run: its status and small result (idempotent). A run that
+     * ends failed or cancelled takes its parts still `running` (a backfill's pages) with it.
+     */
+    async finishRun(input: { workflowId: string; status: 'completed' | 'failed' | 'cancelled'; result: unknown }): Promise<void> {
+      await repos.runs.recordEnd(deps.pool, input.workflowId, input.status, input.result);
+      if (input.status !== 'completed') await repos.runs.endRunningParts(deps.pool, input.workflowId, input.status);
+    },
+
     /**
      * The retrain's first step: what arrived for the label since its last dataset, and
      * the pipeline parameters to use. Reads Postgres (and, once per earlier run or

@@ -5,7 +5,7 @@
  * fraction of A that remains.
  */
 import { InvalidInputError } from '../../contracts';
-import type { Rng } from '../rng';
+import type { Rng } from '../../lib/rng';
 
 /** A raw, interleaved, row-major (HWC) 8-bit image, e.g. sharp's `.raw()` output. */
 export interface RawImage {

@@ -1,0 +1,9 @@
+/**
+ * The frames domain's public surface: its activity factories (`activities.ts`) and what
+ * the entry points (CLI, benches, workers) call directly. Entry points import this file,
+ * never the domain's inner files (`npm run lint` checks it).
+ */
+export { createFrameActivities } from './activities';
+export { describeColour } from './colour';
+export { encoderArgs, extractFrames, extractionParamsHash, frameFilters, type FrameQuality, framesManifest, planSampling, targetSize } from './extract';
+export { probeVideo } from './probe';

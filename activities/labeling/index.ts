@@ -1,0 +1,9 @@
+/**
+ * The labeling domain's public surface: its activity factories (`activities.ts`) and what
+ * the entry points (CLI, benches, workers) call directly. Entry points import this file,
+ * never the domain's inner files (`npm run lint` checks it).
+ */
+export { createLabelingActivities } from './activities';
+export { applyLabelingEvent, labelStudioOf } from './human';
+export { reconcileProjectTasks } from './mirror';
+export { WEBHOOK_SECRET_HEADER } from './project';
