@@ -6,6 +6,7 @@
 import { defineQuery } from '@temporalio/workflow';
 import { z } from 'zod';
 import { ExtractOptions, NewCategoryInput } from './inputs';
+import { ExtractBatching } from './extraction';
 import type { VideoFailure } from './manifests';
 
 /**
@@ -81,8 +82,10 @@ export const BackfillInput = z
     extract: ExtractOptions.prefault({}),
     /** Also embed the frames (cached by content, as the embed step does). */
     embed: z.boolean().default(true),
-    /** Extract child workflows at once. */
+    /** Extractions at once: batches (`extractVideos` activities), or child workflows with batching off. */
     concurrency: z.number().int().positive().max(64).default(4),
+    /** How a page's videos are cut into activities: short videos several to an activity (`auto`), or one child workflow each (`off`). */
+    batching: ExtractBatching.prefault({}),
     /** Videos per page: a page is planned, extracted, gathered and embedded together (`runs/<page>/...`). */
     pageSize: z.number().int().min(1).max(500).default(100),
     /** A run stops taking pages and continues as new before its history reaches this many events (Temporal warns at 10,240). */
@@ -194,6 +197,8 @@ export interface BackfillPagePlan {
   videos: number;
   /** Videos without a frames manifest for these options, in page order. */
   toExtract: string[];
+  /** `toExtract` cut into extraction batches (`planExtractBatches`), when the request asked for batching. */
+  batches?: string[][];
   /** Videos whose frames manifest exists: nothing to do. */
   reused: number;
   /** Frames of those videos (rows in `frames`). */

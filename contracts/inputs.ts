@@ -6,10 +6,20 @@
  * Pure: imports nothing but zod, so it is safe in the workflow sandbox.
  */
 import { z } from 'zod';
-import { ExtractOptions } from './extraction';
+import { ExtractBatching, ExtractOptions } from './extraction';
 import { LabelingOptions } from './labeling';
 
-export { ExtractOptions, SamplingMode } from './extraction';
+export {
+  ExtractOptions,
+  SamplingMode,
+  ExtractBatching,
+  expectedFrames,
+  planExtractBatches,
+  type BatchableVideo,
+  type ExtractBatchItem,
+  type ExtractBatchResult,
+  type ExtractBatchVideoSummary,
+} from './extraction';
 
 /**
  * The image backbones: EfficientNet-Lite0, -Lite1, -Lite2 with ImageNet-1k weights from
@@ -141,9 +151,11 @@ export const NewCategoryInput = z.object({
   maxPositiveVideos: z.number().int().positive().max(10_000).default(50),
   /** Most videos of other labels to sample as negatives (deterministic sample). */
   maxNegativeVideos: z.number().int().nonnegative().max(10_000).default(8),
-  /** Child workflows (videos) extracting at once. */
+  /** Extractions at once: batches (`extractVideos` activities), or child workflows with batching off. */
   extractConcurrency: z.number().int().positive().max(64).default(4),
   extract: ExtractOptions.prefault({}),
+  /** How the extraction is cut into activities: short videos several to an activity (`auto`), or one child workflow each (`off`). */
+  extractBatching: ExtractBatching.prefault({}),
   /**
    * Cosine similarity at or above which two frames are near-duplicates: chosen by
    * `bench/dedupe.ts` for the embed step's backbone (EfficientNet-Lite0: 0.79, the lowest

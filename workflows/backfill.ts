@@ -6,6 +6,7 @@ import {
   executeChild,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -36,12 +37,14 @@ import {
   type BackfillSelectSummary,
   type BackfillState,
   type IngestSourceSummary,
-  type VideoExtractSummary,
+  type ExtractBatchItem,
   type VideoFailure,
 } from '../contracts';
+import { batchExtractor } from './extract-batch';
 import { extractVideoWorkflow } from './extract-video';
 import { FanOutPool, historyFull } from './fan-out';
 import { parseInput } from './parse-input';
+import { EXTRACT_BATCHES_PATCH } from './patches';
 
 /** One planned page: videos still extracting, its failures, whether its gathering has begun. */
 interface OpenPage {
@@ -52,10 +55,10 @@ interface OpenPage {
   cancelled: boolean;
 }
 
-/** One video to extract, and its page. */
+/** Videos to extract together (a batch; one video with batching off), and their page. */
 interface Job {
   page: OpenPage;
-  videoId: string;
+  videoIds: string[];
 }
 
 /** What the parts of one backfill run share: its input, activities, counts and the state it carries. */
@@ -73,8 +76,12 @@ interface BackfillRun {
   select?: BackfillSelectSummary;
   ingest?: IngestSourceSummary;
   phase: BackfillPhase;
-  /** The extract children running now, across pages. */
-  videos?: FanOutPool<Job, VideoExtractSummary>;
+  /** The extractions (batches, or children with batching off) running now, across pages. */
+  videos?: FanOutPool<Job, ExtractBatchItem[]>;
+  /** Videos of the running extractions. */
+  runningVideos: number;
+  /** Batches (`extractVideos` activities) rather than one child workflow per video. */
+  batched: boolean;
   /** Enter a phase: the progress query and the `ReelsetStage` (and `ReelsetLabel`) search attributes say so. */
   setPhase(p: BackfillPhase): void;
 }
@@ -156,6 +163,8 @@ function openRun(input: BackfillInput, state: BackfillState | undefined): Backfi
     select: state?.select,
     ingest: state?.ingest,
     phase: state ? 'extract' : 'start',
+    runningVideos: 0,
+    batched: false,
     setPhase(p) {
       run.phase = p;
       upsertSearchAttributes([
@@ -169,7 +178,7 @@ function openRun(input: BackfillInput, state: BackfillState | undefined): Backfi
     phase: run.phase,
     ...run.counts,
     done: run.counts.extracted + run.counts.reused + run.counts.failed,
-    running: run.videos?.running ?? 0,
+    running: run.runningVideos,
     startedAt: new Date(run.startedAtMs).toISOString(),
     elapsedS: (Date.now() - run.startedAtMs) / 1000,
     videosPerSecond: rate(run),
@@ -230,18 +239,24 @@ async function runPages(run: BackfillRun, cursor: number): Promise<number> {
   const open = new Map<number, OpenPage>();
   const gate = { planning: false, stopPlanning: false, fatal: undefined as unknown, gathering: Promise.resolve() };
   const gather = (p: OpenPage) => gatherPage(run, p, open, gate);
+  run.batched = input.batching.mode === 'auto' && patched(EXTRACT_BATCHES_PATCH);
   const videos = extractPool(run, gather);
   run.videos = videos;
 
   const plan = async (page: number) => {
     gate.planning = true;
     try {
-      const r = await run.short.planBackfillPage({ workflowId: backfillPageRunId(run.workflowId, page), page, options: input.extract });
+      const r = await run.short.planBackfillPage({
+        workflowId: backfillPageRunId(run.workflowId, page),
+        page,
+        options: input.extract,
+        ...(run.batched ? { batching: input.batching, lanes: input.concurrency } : {}),
+      });
       counts.reused += r.reused;
       counts.framesReused += r.reusedFrames;
       const p: OpenPage = { page, pending: r.toExtract.length, failures: [], finalizing: false, cancelled: false };
       open.set(page, p);
-      for (const videoId of r.toExtract) queue.push({ page: p, videoId });
+      for (const videoIds of r.batches ?? r.toExtract.map((id) => [id])) queue.push({ page: p, videoIds });
       gather(p);
     } catch (err) {
       gate.fatal ??= err;
@@ -276,41 +291,57 @@ async function runPages(run: BackfillRun, cursor: number): Promise<number> {
 }
 
 /**
- * The extract children of the run's pages, at most `concurrency` at once: counts, and
- * failures recorded on the page (and the first few in the run's); a page whose children
- * have all settled is gathered. A cancelled child marks its page cancelled (never gathered).
+ * The extractions of the run's pages, at most `concurrency` at once: a batch per
+ * `extractVideos` activity (`./extract-batch.ts`), or, with batching off (or replaying a
+ * history from before batches), one extract child workflow per video. Counts, and
+ * failures recorded on the page (and the first few in the run's); a page whose videos
+ * have all settled is gathered. A cancelled extraction marks its page cancelled (never
+ * gathered).
  */
-function extractPool(run: BackfillRun, gather: (p: OpenPage) => void): FanOutPool<Job, VideoExtractSummary> {
+function extractPool(run: BackfillRun, gather: (p: OpenPage) => void): FanOutPool<Job, ExtractBatchItem[]> {
   const { input, counts } = run;
-  return new FanOutPool<Job, VideoExtractSummary>({
+  const batch = batchExtractor({ options: input.extract, heartbeatTimeoutS: input.heartbeatTimeoutS });
+  const fail = (page: OpenPage, videoId: string, failure: { type: string; message: string }) => {
+    const failed: VideoFailure = { videoId, ...failure };
+    page.failures.push(failed);
+    if (run.failures.length < MAX_REPORTED_FAILURES) run.failures.push(failed);
+    counts.failed++;
+    log.warn('video failed; the backfill goes on without it', { ...failed });
+  };
+  return new FanOutPool<Job, ExtractBatchItem[]>({
     concurrency: input.concurrency,
-    start: ({ videoId }) =>
-      executeChild(extractVideoWorkflow, {
+    start: async ({ videoIds }) => {
+      run.runningVideos += videoIds.length;
+      if (run.batched) return batch(videoIds);
+      const videoId = videoIds[0]!;
+      const r = await executeChild(extractVideoWorkflow, {
         workflowId: extractChildWorkflowId(run.workflowId, videoId),
         args: [{ videoId, options: input.extract, heartbeatTimeoutS: input.heartbeatTimeoutS }],
-      }),
-    onSuccess: (_job, r) => {
-      if (r.reused) {
-        counts.reused++;
-        counts.framesReused += r.frames;
-      } else {
-        counts.extracted++;
-        counts.frames += r.frames;
+      });
+      return [{ videoId, ok: true, summary: { frames: r.frames, sampled: r.sampled, decodeErrorCount: r.decodeErrorCount, reused: r.reused } }];
+    },
+    onSuccess: ({ page }, items) => {
+      for (const item of items) {
+        if (!item.ok) fail(page, item.videoId, item.failure);
+        else if (item.summary.reused) {
+          counts.reused++;
+          counts.framesReused += item.summary.frames;
+        } else {
+          counts.extracted++;
+          counts.frames += item.summary.frames;
+        }
       }
     },
-    onFailure: ({ page, videoId }, err) => {
+    onFailure: ({ page, videoIds }, err) => {
       if (isCancellation(err)) {
         page.cancelled = true;
         return;
       }
-      const failed: VideoFailure = { videoId, ...failureOf(err) };
-      page.failures.push(failed);
-      if (run.failures.length < MAX_REPORTED_FAILURES) run.failures.push(failed);
-      counts.failed++;
-      log.warn('video failed; the backfill goes on without it', { ...failed });
+      for (const videoId of videoIds) fail(page, videoId, failureOf(err));
     },
-    onSettled: ({ page }) => {
-      page.pending--;
+    onSettled: ({ page, videoIds }) => {
+      run.runningVideos -= videoIds.length;
+      page.pending -= videoIds.length;
       gather(page);
     },
   });

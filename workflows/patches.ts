@@ -48,3 +48,13 @@ export const PROMOTION_GATE_PATCH = 'promotion-gate';
  * re-recorded.
  */
 export const BATCH_PREDICT_FAN_OUT_PATCH = 'batch-predict-fan-out';
+
+/**
+ * Extraction in batches (`extractVideos` activities planned by `planExtract` /
+ * `planBackfillPage`, `./extract-batch.ts`, 2026-12-08): short videos several to one
+ * activity; before, one `extractVideoWorkflow` child per video. Used by the extract step
+ * of new-category and the retrain (`./pipeline.ts`) and by the backfill. Removable when
+ * no run started before it is open and the fixtures recorded before it (`nc-replay-*`,
+ * `replay-backfill*`, `replay-retrain*`) are re-recorded.
+ */
+export const EXTRACT_BATCHES_PATCH = 'extract-batches';

@@ -17,6 +17,7 @@
 import { CancellationScope, executeChild, isCancellation, log, patched, proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type { TrainingActivities, VideoActivities } from '../activities';
 import {
+  ExtractBatching,
   extractChildWorkflowId,
   failureOf,
   LABEL_ATTRIBUTE,
@@ -26,6 +27,7 @@ import {
   SHORT,
   STAGE_ATTRIBUTE,
   type ContinueState,
+  type ExtractBatchItem,
   type ExtractStepSummary,
   type NewCategoryInput,
   type NewCategoryResult,
@@ -37,10 +39,11 @@ import {
   type VideoExtractSummary,
   type VideoFailure,
 } from '../contracts';
+import { batchExtractor } from './extract-batch';
 import { extractVideoWorkflow } from './extract-video';
 import { fanOut, FanOutPool } from './fan-out';
 import { labelingWorkflow } from './labeling';
-import { HUMAN_LABELING_PATCH, RUN_REPORT_PATCH } from './patches';
+import { EXTRACT_BATCHES_PATCH, HUMAN_LABELING_PATCH, RUN_REPORT_PATCH } from './patches';
 
 /** The run's progress and step reports, and the two calls that move them. */
 export interface RunTracker {
@@ -119,7 +122,7 @@ export interface ExtractStepOptions {
   workflowId: string;
   /** Videos to extract, in order. */
   videoIds: string[];
-  input: Pick<NewCategoryInput, 'extract' | 'extractConcurrency' | 'heartbeatTimeoutS'>;
+  input: Pick<NewCategoryInput, 'extract' | 'extractBatching' | 'extractConcurrency' | 'heartbeatTimeoutS'>;
   /** Where an earlier run of this chain stopped (continue-as-new). */
   state?: ContinueState;
   /** Continue the calling workflow as new with this extraction state (its own args). */
@@ -127,9 +130,11 @@ export interface ExtractStepOptions {
 }
 
 /**
- * Step 2: one `extractVideoWorkflow` child per video, at most `extractConcurrency` at
- * once, ids `<workflowId>/extract/<video>`; a video that fails is reported and the run
- * goes on. When Temporal suggests it (history growing), waits for running children and
+ * Step 2: the videos cut into batches (`planExtract`), one `extractVideos` activity per
+ * batch (`./extract-batch.ts`), at most `extractConcurrency` at once; with
+ * `extractBatching.mode` `off` (or replaying a history from before batches), one
+ * `extractVideoWorkflow` child per video, ids `<workflowId>/extract/<video>`. A video
+ * that fails is reported and the run goes on. When Temporal suggests it (history growing), waits for running children and
  * continues as new with the cursor. Then `finishExtract` writes the step's manifest.
  *
  * @returns the extract step's result and the videos that failed.
@@ -143,31 +148,74 @@ export async function extractStep(run: RunTracker, opts: ExtractStepOptions): Pr
   const failures: VideoFailure[] = [...(state?.failures ?? [])];
   const started = state?.startedAtMs ?? Date.now();
   let reusedVideos = state?.reusedVideos ?? 0;
-  const pool = new FanOutPool<string, VideoExtractSummary>({
-    concurrency: input.extractConcurrency,
-    start: (videoId) => {
-      progress.videos.running++;
-      return executeChild(extractVideoWorkflow, {
-        workflowId: extractChildWorkflowId(workflowId, videoId),
-        args: [{ videoId, options: input.extract, heartbeatTimeoutS: input.heartbeatTimeoutS }],
-      });
-    },
-    onSuccess: (videoId, r) => {
-      progress.videos.extracted++;
-      if (r.reused) reusedVideos++;
-      log.info('video extracted', { videoId, frames: r.frames, reused: r.reused });
-    },
-    onFailure: (videoId, err) => {
-      const failed: VideoFailure = { videoId, ...failureOf(err) };
-      failures.push(failed);
-      progress.videos.failed++;
-      log.warn('video failed; the run goes on without it', { ...failed });
-    },
-    onSettled: () => progress.videos.running--,
-  });
-  const out = await fanOut(pool, ids, { cursor: state?.cursor ?? 0 });
-  if (!out.done) {
-    await opts.continueAsNew({ cursor: out.cursor, failures, extracted: progress.videos.extracted, reusedVideos, startedAtMs: started });
+  const cursor = state?.cursor ?? 0;
+  // Batches (one activity for several short videos) unless the input says `off` or the history predates them.
+  // An input recorded before batching existed (a retrain's plan in an old history) has no `extractBatching`.
+  const batching = input.extractBatching ?? ExtractBatching.parse({});
+  if (batching.mode === 'auto' && patched(EXTRACT_BATCHES_PATCH)) {
+    // The cursor counts videos: a continued run plans batches of the videos it has left.
+    const batches = await cpu.planExtract({ videoIds: ids.slice(cursor), options: input.extract, batching, lanes: input.extractConcurrency });
+    const extract = batchExtractor({ options: input.extract, heartbeatTimeoutS: input.heartbeatTimeoutS, wrap: (p) => counted(p, run.counter) });
+    const pool = new FanOutPool<string[], ExtractBatchItem[]>({
+      concurrency: input.extractConcurrency,
+      start: (batch) => {
+        progress.videos.running += batch.length;
+        return extract(batch);
+      },
+      onSuccess: (_batch, items) => {
+        for (const item of items) {
+          if (item.ok) {
+            progress.videos.extracted++;
+            if (item.summary.reused) reusedVideos++;
+          } else {
+            failures.push({ videoId: item.videoId, ...item.failure });
+            progress.videos.failed++;
+            log.warn('video failed; the run goes on without it', { videoId: item.videoId, ...item.failure });
+          }
+        }
+        log.info('batch extracted', { videos: items.length, failed: items.filter((i) => !i.ok).length });
+      },
+      // Only a cancellation reaches here (batchExtractor reports every other failure per video).
+      onFailure: (batch, err) => {
+        for (const videoId of batch) failures.push({ videoId, ...failureOf(err) });
+        progress.videos.failed += batch.length;
+      },
+      onSettled: (batch) => {
+        progress.videos.running -= batch.length;
+      },
+    });
+    const out = await fanOut(pool, batches);
+    if (!out.done) {
+      const next = cursor + batches.slice(0, out.cursor).reduce((a, b) => a + b.length, 0);
+      await opts.continueAsNew({ cursor: next, failures, extracted: progress.videos.extracted, reusedVideos, startedAtMs: started });
+    }
+  } else {
+    const pool = new FanOutPool<string, VideoExtractSummary>({
+      concurrency: input.extractConcurrency,
+      start: (videoId) => {
+        progress.videos.running++;
+        return executeChild(extractVideoWorkflow, {
+          workflowId: extractChildWorkflowId(workflowId, videoId),
+          args: [{ videoId, options: input.extract, heartbeatTimeoutS: input.heartbeatTimeoutS }],
+        });
+      },
+      onSuccess: (videoId, r) => {
+        progress.videos.extracted++;
+        if (r.reused) reusedVideos++;
+        log.info('video extracted', { videoId, frames: r.frames, reused: r.reused });
+      },
+      onFailure: (videoId, err) => {
+        const failed: VideoFailure = { videoId, ...failureOf(err) };
+        failures.push(failed);
+        progress.videos.failed++;
+        log.warn('video failed; the run goes on without it', { ...failed });
+      },
+      onSettled: () => progress.videos.running--,
+    });
+    const out = await fanOut(pool, ids, { cursor });
+    if (!out.done) {
+      await opts.continueAsNew({ cursor: out.cursor, failures, extracted: progress.videos.extracted, reusedVideos, startedAtMs: started });
+    }
   }
   // The step's duration is recorded from its start here (run_steps, the report), not from finishExtract's own start.
   const extract = await cpu.finishExtract({ workflowId, options: input.extract, failures, startedAtMs: started });

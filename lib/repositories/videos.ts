@@ -122,6 +122,22 @@ export async function contentOf(db: Queryable, ids: readonly string[]): Promise<
 }
 
 /**
+ * Duration (seconds) and size (bytes) of those of `ids` in the catalog, in the order of
+ * `ids` (an id not in the catalog comes back with nulls): what extraction batching reads.
+ */
+export async function sizesOf(db: Queryable, ids: readonly string[]): Promise<Array<{ videoId: string; durationS: number | null; bytes: number | null }>> {
+  const r = await db.query<{ id: string; duration_s: number | null; bytes: string | null }>(
+    'SELECT id, duration_s, bytes FROM videos WHERE id = ANY($1::text[])',
+    [ids],
+  );
+  const by = new Map(r.rows.map((x) => [x.id, x]));
+  return ids.map((id) => {
+    const v = by.get(id);
+    return { videoId: id, durationS: v?.duration_s ?? null, bytes: v?.bytes != null ? Number(v.bytes) : null };
+  });
+}
+
+/**
  * Videos ingested from S3 objects, by object URI (`source.s3.uri`), with the ETag and size
  * (`bytes`, a string: bigint) they were ingested with.
  */

@@ -1,7 +1,9 @@
 /**
  * The extractVideo activity against real S3 and PostgreSQL: resuming from heartbeat
  * details, cancellation (ffmpeg gone within two seconds, temporary files removed) and
- * bounded memory and temporary disk on a synthetic two-hour video.
+ * bounded memory and temporary disk on a synthetic two-hour video. And extractVideos,
+ * the batch: one broken file fails alone, a retried attempt (a worker killed mid-batch)
+ * skips the videos it finished, cancellation mid-batch.
  */
 import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
@@ -11,8 +13,8 @@ import { promisify } from 'node:util';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { CancelledFailure } from '@temporalio/common';
 import pino from 'pino';
-import { createFrameActivities, type ExtractHeartbeat } from '../../activities/frames/activities';
-import { failureOf, type VideoExtractSummary, type VideoFramesManifest } from '../../contracts';
+import { createFrameActivities, type ExtractBatchHeartbeat, type ExtractHeartbeat } from '../../activities/frames/activities';
+import { failureOf, type ExtractBatchResult, type VideoExtractSummary, type VideoFramesManifest } from '../../contracts';
 import { ExtractOptions } from '../../contracts/inputs';
 import { requireServices, uniqueSuffix, type Services } from '../helpers/services';
 import { lavfiVideo, registerVideo } from '../helpers/videos';
@@ -175,5 +177,99 @@ describe('extractVideo', () => {
     expect(long.peakRssBytes - short.peakRssBytes).toBeLessThan(96 * MB);
     // Temporary disk: the downloaded video and nothing else.
     expect(long.maxTmpBytes).toBeLessThanOrEqual(long.videoBytes + MB);
+  });
+});
+
+describe('extractVideos (a batch)', () => {
+  const frameUploads = (put: jest.SpiedFunction<typeof svc.store.put>, sha256s: string[]) =>
+    put.mock.calls.filter(([k]) => sha256s.some((h) => k.startsWith(`frames/${h}/`)) && !k.endsWith('.json')).length;
+
+  it('one undecodable file fails alone; a retried attempt skips the finished videos and resumes the current one', async () => {
+    const a = await video('batch-a.mp4', 'testsrc=size=160x120:rate=10:d=4');
+    const b = await video('batch-b.mp4', 'testsrc2=size=160x120:rate=10:d=4');
+    const c = await video('batch-c.mp4', 'smptebars=size=160x120:rate=10:d=40');
+    const src = lavfiVideo(path.join(tmp, 'batch-whole.mp4'), 'testsrc=size=160x120:rate=10:d=3');
+    const brokenFile = path.join(tmp, 'batch broken.mp4');
+    await fs.writeFile(brokenFile, (await fs.readFile(src)).subarray(0, 2048));
+    const broken = `batch-broken-${suffix}`;
+    const bv = await registerVideo(svc, brokenFile, broken);
+    cleanups.push(bv.remove);
+    const options = ExtractOptions.parse({ fps: 2, maxFramesPerVideo: 1000, blackLevel: 0 });
+    const ids = [a.id, broken, b.id, c.id];
+    const acts = activities();
+    const put = jest.spyOn(svc.store, 'put');
+
+    // Attempt 1: "killed" (cancelled) once it is 20 frames into the third good video, c.
+    const first = new MockActivityEnvironment();
+    let last: ExtractBatchHeartbeat | undefined;
+    first.on('heartbeat', (d: ExtractBatchHeartbeat) => {
+      last = d;
+      if (d.current?.videoId === c.id && d.current.progress.progress.sampled >= 20) first.cancel('CANCELLED');
+    });
+    await expect(first.run(acts.extractVideos, { videoIds: ids, options })).rejects.toBeInstanceOf(CancelledFailure);
+    // The heartbeat holds the finished videos (the broken one as a failure) and c's committed progress.
+    expect(last!.done.map((i) => [i.videoId, i.ok])).toEqual([
+      [a.id, true],
+      [broken, false],
+      [b.id, true],
+    ]);
+    expect(last!.current!.videoId).toBe(c.id);
+    const before = frameUploads(put, [a.sha256, b.sha256, c.sha256]);
+    put.mockClear();
+
+    // Attempt 2, from the last heartbeat, as Temporal hands it over.
+    const second = new MockActivityEnvironment({ heartbeatDetails: last, attempt: 2 });
+    const result = (await second.run(acts.extractVideos, { videoIds: ids, options })) as ExtractBatchResult;
+    const after = frameUploads(put, [a.sha256, b.sha256, c.sha256]);
+    const reextracted = put.mock.calls.filter(([k]) => k.startsWith(`frames/${a.sha256}/`) || k.startsWith(`frames/${b.sha256}/`)).length;
+    put.mockRestore();
+
+    expect(result.resumed).toBe(3);
+    expect(result.videos.map((i) => i.videoId)).toEqual(ids);
+    expect(result.videos[1]).toMatchObject({ ok: false, failure: { type: 'VideoDecodeError', message: expect.stringContaining('batch broken.mp4') } });
+    for (const i of [0, 2, 3]) expect(result.videos[i]).toMatchObject({ ok: true, summary: { reused: false } });
+    const frames = result.videos.map((i) => (i.ok ? i.summary.frames : 0));
+    expect(frames).toEqual([8, 0, 8, 80]);
+    // Nothing of a or b touched again; every frame uploaded exactly once across the two attempts.
+    expect(reextracted).toBe(0);
+    expect(before + after).toBe(8 + 8 + 80);
+    // The same manifests and rows as video-by-video extraction makes: a later extractVideo reuses them.
+    const again = (await new MockActivityEnvironment().run(acts.extractVideo, { videoId: c.id, options })) as VideoExtractSummary;
+    expect(again).toMatchObject({ reused: true, frames: 80 });
+  });
+
+  it('cancellation mid-batch ends ffmpeg within two seconds, removes the temporary files, and starts no further video', async () => {
+    const first = await video('batch-cancel-1.mp4', 'testsrc=size=160x120:rate=10:d=2');
+    const long = await video('batch-cancel-2.mp4', 'testsrc2=size=960x540:rate=30:d=60');
+    const next = await video('batch-cancel-3.mp4', 'rgbtestsrc=size=160x120:rate=10:d=2');
+    const options = ExtractOptions.parse({ fps: 5, maxFramesPerVideo: 10_000 });
+    const ownTmp = await fs.mkdtemp(path.join(tmp, 'batch-cancel-tmp-'));
+    const saved = process.env.TMPDIR;
+    process.env.TMPDIR = ownTmp;
+    try {
+      const env = new MockActivityEnvironment();
+      let cancelledAt = 0;
+      let last: ExtractBatchHeartbeat | undefined;
+      env.on('heartbeat', (d: ExtractBatchHeartbeat) => {
+        last = d;
+        if (!cancelledAt && d.current?.videoId === long.id && d.current.progress.progress.sampled >= 5) {
+          cancelledAt = Date.now();
+          env.cancel('CANCELLED');
+        }
+      });
+      await expect(env.run(activities().extractVideos, { videoIds: [first.id, long.id, next.id], options })).rejects.toBeInstanceOf(CancelledFailure);
+      expect(cancelledAt).toBeGreaterThan(0);
+      for (;;) {
+        if ((await processesMentioning(ownTmp)).length === 0) break;
+        expect(Date.now() - cancelledAt).toBeLessThan(2000);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(await fs.readdir(ownTmp)).toEqual([]);
+      expect(last!.done.map((i) => i.videoId)).toEqual([first.id]);
+      const rows = await svc.pool.query('SELECT count(*)::int AS n FROM frames WHERE video_id = $1', [next.id]);
+      expect(rows.rows[0].n).toBe(0);
+    } finally {
+      process.env.TMPDIR = saved;
+    }
   });
 });

@@ -12,6 +12,7 @@ import type { ApplicationFailure } from '@temporalio/common';
 import { backfillProgressQuery, VideoDecodeError, type BackfillPagePlan, type BackfillRequest } from '../../contracts';
 import type { VideoActivities } from '../../activities';
 import { backfillWorkflow } from '../../workflows/backfill';
+import { batchExtraction } from '../helpers/batch-extraction';
 import { chainHistories, childIds } from '../helpers/history';
 import { localDevEnvironment, WORKFLOWS_PATH } from '../helpers/temporal';
 
@@ -48,16 +49,13 @@ function mocks(calls: Call[], total: number, pageSize: number, extract?: (videoI
     selectBackfill: rec('selectBackfill', () =>
       step({ label: 'cup', total, pages, pageSize, digest: 'd', missing: [], notOfLabel: [], missingCount: 0, notOfLabelCount: 0 }),
     ),
-    planBackfillPage: rec('planBackfillPage', (a: { page: number }): BackfillPagePlan => {
+    planBackfillPage: rec('planBackfillPage', (a: { page: number; batching?: unknown }): BackfillPagePlan => {
       const ids = Array.from({ length: Math.min(pageSize, total - a.page * pageSize) }, (_, k) => a.page * pageSize + k);
       const reused = ids.filter((i) => i % 7 === 0);
-      return {
-        page: a.page,
-        videos: ids.length,
-        toExtract: ids.filter((i) => i % 7 !== 0).map((i) => `v${i}`),
-        reused: reused.length,
-        reusedFrames: 3 * reused.length,
-      };
+      const toExtract = ids.filter((i) => i % 7 !== 0).map((i) => `v${i}`);
+      // With batching: batches of at most 4, in page order.
+      const batches = a.batching ? Array.from({ length: Math.ceil(toExtract.length / 4) }, (_, b) => toExtract.slice(4 * b, 4 * b + 4)) : undefined;
+      return { page: a.page, videos: ids.length, toExtract, ...(batches ? { batches } : {}), reused: reused.length, reusedFrames: 3 * reused.length };
     }),
     extractVideo: rec('extractVideo', async (a: { videoId: string }) => {
       if (extract) await extract(a.videoId);
@@ -84,6 +82,8 @@ function mocks(calls: Call[], total: number, pageSize: number, extract?: (videoI
     ),
     embedFrames: rec('embedFrames', () => step({ frames: 30, computed: 20, cached: 10, forwardPasses: 20, dim: 1280, model: 'm', backend: 'wasm' })),
   };
+  const batch = batchExtraction(video.extractVideo as never);
+  video.extractVideos = rec('extractVideos', batch.extractVideos);
   return video;
 }
 
@@ -98,67 +98,83 @@ async function withWorker<T>(activities: object, fn: () => Promise<T>): Promise<
   return worker.runUntil(fn());
 }
 
-test('300 videos in pages of 10: history stays under the bound through continue-as-new; every video once', async () => {
-  const total = 300;
-  const pageSize = 10;
-  const maxHistoryEvents = 400;
-  const calls: Call[] = [];
-  const request: BackfillRequest = { label: 'cup', pageSize, maxHistoryEvents, concurrency: 8, heartbeatTimeoutS: 10 };
-  const handle = await env.client.workflow.start(backfillWorkflow, { taskQueue: 'test-backfill', workflowId: 'bf-bound', args: [request] });
-  const { result, progress } = await withWorker(mocks(calls, total, pageSize), async () => {
-    const r = await handle.result();
-    return { result: r, progress: await handle.query(backfillProgressQuery) };
-  });
+test.each(['auto', 'off'] as const)(
+  '300 videos in pages of 10: history stays under the bound through continue-as-new; every video once (batching %s)',
+  async (mode) => {
+    const total = 300;
+    const pageSize = 10;
+    const maxHistoryEvents = 400;
+    const calls: Call[] = [];
+    const id = mode === 'off' ? 'bf-bound' : 'bf-bound-batched';
+    const request: BackfillRequest = { label: 'cup', pageSize, maxHistoryEvents, concurrency: 8, heartbeatTimeoutS: 10, batching: { mode } };
+    const handle = await env.client.workflow.start(backfillWorkflow, { taskQueue: 'test-backfill', workflowId: id, args: [request] });
+    const { result, progress } = await withWorker(mocks(calls, total, pageSize), async () => {
+      const r = await handle.result();
+      return { result: r, progress: await handle.query(backfillProgressQuery) };
+    });
 
-  const reused = Array.from({ length: total }, (_, i) => i).filter((i) => i % 7 === 0).length;
-  const failed = Array.from({ length: total }, (_, i) => i).filter((i) => i % 7 !== 0 && i % 50 === 49).length;
-  expect(result).toMatchObject({
-    total,
-    reused,
-    failed,
-    extracted: total - reused - failed,
-    pages: 30,
-    pagesDone: 30,
-    frames: 3 * (total - reused - failed),
-    framesReused: 3 * reused,
-  });
-  expect(result.embedded).toBe(30 * 20);
-  expect(result.failures.map((f) => f.type)).toEqual(Array(failed).fill('VideoDecodeError'));
-  expect(progress).toMatchObject({ phase: 'done', done: total, running: 0 });
+    const reused = Array.from({ length: total }, (_, i) => i).filter((i) => i % 7 === 0).length;
+    const failed = Array.from({ length: total }, (_, i) => i).filter((i) => i % 7 !== 0 && i % 50 === 49).length;
+    expect(result).toMatchObject({
+      total,
+      reused,
+      failed,
+      extracted: total - reused - failed,
+      pages: 30,
+      pagesDone: 30,
+      frames: 3 * (total - reused - failed),
+      framesReused: 3 * reused,
+    });
+    expect(result.embedded).toBe(30 * 20);
+    expect(result.failures.map((f) => f.type)).toEqual(Array(failed).fill('VideoDecodeError'));
+    expect(progress).toMatchObject({ phase: 'done', done: total, running: 0 });
 
-  // Every run's history stays under the bound, and there were several runs.
-  const runs = await chainHistories(env.client, 'bf-bound', handle.firstExecutionRunId);
-  console.log(`backfill of ${total} videos: ${runs.length} runs, history lengths ${runs.map((r) => r.length).join(', ')}`);
-  expect(runs.length).toBeGreaterThan(3);
-  expect(runs.length).toBe(result.runs);
-  for (const r of runs) expect(r.length).toBeLessThan(maxHistoryEvents);
-  expect(result.maxHistoryLength).toBeLessThan(maxHistoryEvents);
+    // Every run's history stays under the bound, and there were several runs.
+    const runs = await chainHistories(env.client, id, handle.firstExecutionRunId);
+    console.log(`backfill of ${total} videos: ${runs.length} runs, history lengths ${runs.map((r) => r.length).join(', ')}`);
+    expect(runs.length).toBeGreaterThan(3);
+    expect(runs.length).toBe(result.runs);
+    for (const r of runs) expect(r.length).toBeLessThan(maxHistoryEvents);
+    expect(result.maxHistoryLength).toBeLessThan(maxHistoryEvents);
 
-  // Each video needing frames got exactly one child, none for reused videos; ids derive from the backfill's.
-  const children = runs.flatMap((r) => childIds(r.events));
-  expect(new Set(children).size).toBe(children.length);
-  expect(children).toHaveLength(total - reused);
-  expect(children.every((id) => /^bf-bound\/extract\/v\d+$/.test(id))).toBe(true);
-  expect(children.some((id) => id === 'bf-bound/extract/v7')).toBe(false);
-  // Each page planned once, gathered once with its own failures, and recorded done.
-  const byName = (n: string) => calls.filter((c) => c.name === n);
-  expect(
-    byName('planBackfillPage')
-      .map((c) => (c.args as { page: number }).page)
-      .sort((a, b) => a - b),
-  ).toEqual(Array.from({ length: 30 }, (_, p) => p));
-  expect(byName('finishExtract')).toHaveLength(30);
-  expect(byName('finishExtract').reduce((s, c) => s + (c.args as { failures: unknown[] }).failures.length, 0)).toBe(failed);
-  expect(byName('finishRun').map((c) => (c.args as { status: string }).status)).toEqual([...Array(30).fill('completed'), 'completed']);
-  expect(byName('startRun')).toHaveLength(1);
-  expect(byName('selectBackfill')).toHaveLength(1);
-  // Page runs are named after the backfill.
-  expect((byName('finishExtract')[0]!.args as { workflowId: string }).workflowId).toMatch(/^bf-bound-p\d{5}$/);
-  // Payloads stay small.
-  for (const c of calls) expect(JSON.stringify(c.args ?? null).length).toBeLessThan(4_000);
-  const desc = await handle.describe();
-  expect(desc.searchAttributes).toMatchObject({ ReelsetLabel: ['cup'], ReelsetStage: ['done'] });
-});
+    const children = runs.flatMap((r) => childIds(r.events));
+    const extracted = calls.filter((c) => c.name === 'extractVideo').map((c) => (c.args as { videoId: string }).videoId);
+    // Each video needing frames was extracted exactly once, none of the reused videos.
+    expect(new Set(extracted).size).toBe(extracted.length);
+    expect(extracted).toHaveLength(total - reused);
+    expect(extracted).not.toContain('v7');
+    if (mode === 'off') {
+      // One child per video; ids derive from the backfill's.
+      expect(children).toHaveLength(total - reused);
+      expect(children.every((c) => /^bf-bound\/extract\/v\d+$/.test(c))).toBe(true);
+    } else {
+      // No child: batches of up to 4 videos, one activity each, in page order.
+      expect(children).toEqual([]);
+      const batches = calls.filter((c) => c.name === 'extractVideos').map((c) => (c.args as { videoIds: string[] }).videoIds);
+      expect(batches.every((b) => b.length >= 1 && b.length <= 4)).toBe(true);
+      expect(batches.flat().sort()).toEqual([...extracted].sort());
+      expect(batches.length).toBeLessThan(extracted.length / 2);
+    }
+    // Each page planned once, gathered once with its own failures, and recorded done.
+    const byName = (n: string) => calls.filter((c) => c.name === n);
+    expect(
+      byName('planBackfillPage')
+        .map((c) => (c.args as { page: number }).page)
+        .sort((a, b) => a - b),
+    ).toEqual(Array.from({ length: 30 }, (_, p) => p));
+    expect(byName('finishExtract')).toHaveLength(30);
+    expect(byName('finishExtract').reduce((s, c) => s + (c.args as { failures: unknown[] }).failures.length, 0)).toBe(failed);
+    expect(byName('finishRun').map((c) => (c.args as { status: string }).status)).toEqual([...Array(30).fill('completed'), 'completed']);
+    expect(byName('startRun')).toHaveLength(1);
+    expect(byName('selectBackfill')).toHaveLength(1);
+    // Page runs are named after the backfill.
+    expect((byName('finishExtract')[0]!.args as { workflowId: string }).workflowId).toMatch(new RegExp(`^${id}-p\\d{5}$`));
+    // Payloads stay small.
+    for (const c of calls) expect(JSON.stringify(c.args ?? null).length).toBeLessThan(4_000);
+    const desc = await handle.describe();
+    expect(desc.searchAttributes).toMatchObject({ ReelsetLabel: ['cup'], ReelsetStage: ['done'] });
+  },
+);
 
 test('invalid input fails at once, non-retryable, naming the field', async () => {
   const calls: Call[] = [];
@@ -177,36 +193,40 @@ test('invalid input fails at once, non-retryable, naming the field', async () =>
   expect(calls).toHaveLength(0);
 });
 
-test('cancelled: running children finish cancelling first, then the run is recorded cancelled', async () => {
-  const calls: Call[] = [];
-  const cancelledAt: number[] = [];
-  // Extractions that run until cancelled, heartbeating like the real one.
-  const slow = async () => {
-    const ctx = Context.current();
-    for (;;) {
-      ctx.heartbeat();
-      if (ctx.cancellationSignal.aborted) {
-        await new Promise((r) => setTimeout(r, 300)); // clean-up takes a moment
-        cancelledAt.push(Date.now());
-        throw ctx.cancellationSignal.reason;
+test.each(['auto', 'off'] as const)(
+  'cancelled: running extractions finish cancelling first, then the run is recorded cancelled (batching %s)',
+  async (mode) => {
+    const calls: Call[] = [];
+    const cancelledAt: number[] = [];
+    // Extractions that run until cancelled, heartbeating like the real one.
+    const slow = async () => {
+      const ctx = Context.current();
+      for (;;) {
+        ctx.heartbeat();
+        if (ctx.cancellationSignal.aborted) {
+          await new Promise((r) => setTimeout(r, 300)); // clean-up takes a moment
+          cancelledAt.push(Date.now());
+          throw ctx.cancellationSignal.reason;
+        }
+        await new Promise((r) => setTimeout(r, 50));
       }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
-  const handle = await env.client.workflow.start(backfillWorkflow, {
-    taskQueue: 'test-backfill',
-    workflowId: 'bf-cancel',
-    args: [{ label: 'cup', pageSize: 10, concurrency: 3, heartbeatTimeoutS: 2 }],
-  });
-  const err = await withWorker(mocks(calls, 20, 10, slow), async () => {
-    for (let i = 0; i < 200 && (await handle.query(backfillProgressQuery)).running < 3; i++) await new Promise((r) => setTimeout(r, 50));
-    await handle.cancel();
-    return handle.result().catch((e: unknown) => e);
-  });
-  expect(err).toBeInstanceOf(WorkflowFailedError);
-  expect((await handle.describe()).status.name).toBe('CANCELLED');
-  const finish = calls.filter((c) => c.name === 'finishRun');
-  expect(finish.map((c) => c.args)).toEqual([expect.objectContaining({ workflowId: 'bf-cancel', status: 'cancelled' })]);
-  expect(cancelledAt).toHaveLength(3);
-  for (const t of cancelledAt) expect(t).toBeLessThanOrEqual(finish[0]!.at);
-});
+    };
+    const handle = await env.client.workflow.start(backfillWorkflow, {
+      taskQueue: 'test-backfill',
+      workflowId: `bf-cancel-${mode}`,
+      args: [{ label: 'cup', pageSize: 10, concurrency: 3, heartbeatTimeoutS: 2, batching: { mode } }],
+    });
+    const err = await withWorker(mocks(calls, 20, 10, slow), async () => {
+      // Three extractions in flight (three children, or three batches each on its first video).
+      for (let i = 0; i < 200 && calls.filter((c) => c.name === 'extractVideo').length < 3; i++) await new Promise((r) => setTimeout(r, 50));
+      await handle.cancel();
+      return handle.result().catch((e: unknown) => e);
+    });
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    expect((await handle.describe()).status.name).toBe('CANCELLED');
+    const finish = calls.filter((c) => c.name === 'finishRun');
+    expect(finish.map((c) => c.args)).toEqual([expect.objectContaining({ workflowId: `bf-cancel-${mode}`, status: 'cancelled' })]);
+    expect(cancelledAt).toHaveLength(3);
+    for (const t of cancelledAt) expect(t).toBeLessThanOrEqual(finish[0]!.at);
+  },
+);

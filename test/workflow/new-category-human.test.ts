@@ -7,6 +7,7 @@ import { type TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { labelingChildWorkflowId } from '../../contracts';
 import { newCategoryWorkflow } from '../../workflows/new-category';
+import { batchExtraction } from '../helpers/batch-extraction';
 import { localDevEnvironment, WORKFLOWS_PATH } from '../helpers/temporal';
 
 let env: TestWorkflowEnvironment;
@@ -89,6 +90,7 @@ test('new-category in human mode runs the label step as the child <run>/label an
     publishModels: rec('publishModels', () => step({ models: [], evaluation })),
     writeRunReport: rec('writeRunReport', () => ({ reportKey: 'runs/nc-human-1/report.html', bytes: 1, charts: 0, contactSheets: 0, steps: 1 })),
   };
+  Object.assign(video, batchExtraction(video.extractVideo as never));
   const gpu = {
     predictFrames: rec('predictFrames', () => ({ model: null, frames: 0, predictionsKey: null })),
     trainTeacher: rec('trainTeacher', () => step({ role: 'teacher' })),

@@ -10,6 +10,7 @@ import type { ApplicationFailure } from '@temporalio/common';
 import { VideoDecodeError } from '../../contracts';
 import type { TrainingActivities, VideoActivities } from '../../activities';
 import { newCategoryWorkflow } from '../../workflows/new-category';
+import { batchExtraction } from '../helpers/batch-extraction';
 import { localDevEnvironment, WORKFLOWS_PATH } from '../helpers/temporal';
 
 let env: TestWorkflowEnvironment;
@@ -77,6 +78,7 @@ function mocks(calls: Array<{ name: string; args: unknown }>) {
       steps: 10,
     })),
   };
+  Object.assign(video, batchExtraction(video.extractVideo as never));
   const gpu: Record<keyof TrainingActivities, unknown> = {
     trainTeacher: rec('trainTeacher', () => step({ role: 'teacher', epochs: 2, finalLoss: 0.1 })),
     distillStudent: rec('distillStudent', () => step({ role: 'student', epochs: 4, finalLoss: 0.1 })),
@@ -121,60 +123,74 @@ test('invalid input fails at once, non-retryable, naming the field', async () =>
   expect(calls).toHaveLength(0);
 }, 60_000);
 
-test('a video that cannot be decoded is reported and the run goes on', async () => {
-  const calls: Array<{ name: string; args: unknown }> = [];
-  const handle = await env.client.workflow.start(newCategoryWorkflow, {
-    taskQueue: 'test-video',
-    workflowId: 'nc-ok',
-    args: [{ label: 'cup', gpuTaskQueue: 'test-gpu', labeling: { mode: 'weak' } }],
-  });
-  // Queries need a worker: ask while the workers still run.
-  const { result, progress } = await withWorkers(calls, async () => {
-    const r = await handle.result();
-    const p = await handle.query<{ stage: string; videos: { failed: number; extracted: number } }>('progress');
-    return { result: r, progress: p };
-  });
+test.each(['auto', 'off'] as const)(
+  'a video that cannot be decoded is reported and the run goes on (batching %s)',
+  async (mode) => {
+    const calls: Array<{ name: string; args: unknown }> = [];
+    const id = mode === 'off' ? 'nc-ok' : 'nc-ok-batched';
+    const handle = await env.client.workflow.start(newCategoryWorkflow, {
+      taskQueue: 'test-video',
+      workflowId: id,
+      args: [{ label: 'cup', gpuTaskQueue: 'test-gpu', labeling: { mode: 'weak' }, extractBatching: { mode } }],
+    });
+    // Queries need a worker: ask while the workers still run.
+    const { result, progress } = await withWorkers(calls, async () => {
+      const r = await handle.result();
+      const p = await handle.query<{ stage: string; videos: { failed: number; extracted: number } }>('progress');
+      return { result: r, progress: p };
+    });
 
-  expect(result.failures).toEqual([{ videoId: 'v-bad', type: 'VideoDecodeError', message: expect.stringContaining('bad.mp4') }]);
-  const order = calls.map((c) => c.name).filter((n) => n !== 'extractVideo');
-  expect(order).toEqual([
-    'startRun',
-    'searchVideos',
-    'finishExtract',
-    'embedFrames',
-    'dedupeFrames',
-    'labelFrames',
-    'buildDataset',
-    'trainTeacher',
-    'distillStudent',
-    'evaluateModels',
-    'publishModels',
-    'finishRun',
-    'writeRunReport',
-  ]);
-  // The failing video was tried once (non-retryable); the others extracted.
-  expect(
-    calls
-      .filter((c) => c.name === 'extractVideo')
-      .map((c) => (c.args as { videoId: string }).videoId)
-      .sort(),
-  ).toEqual(['v-a', 'v-bad', 'v-n']);
-  // finishExtract learns the failure; every payload stays small.
-  expect((calls.find((c) => c.name === 'finishExtract')!.args as { failures: unknown[] }).failures).toHaveLength(1);
-  // ... and when the step began, so the recorded step time covers the children (the run report's and the CLI's agree).
-  expect((calls.find((c) => c.name === 'finishExtract')!.args as { startedAtMs: number }).startedAtMs).toEqual(expect.any(Number));
-  for (const c of calls) expect(JSON.stringify(c.args ?? null).length).toBeLessThan(4_000);
-  expect(Object.keys(result.steps)).toEqual(['search', 'extract', 'embed', 'dedupe', 'label', 'dataset', 'train', 'distill', 'evaluate', 'publish']);
-  expect(result.dataset.datasetKey).toBe('datasets/cup/v1/manifest.json');
+    expect(result.failures).toEqual([{ videoId: 'v-bad', type: 'VideoDecodeError', message: expect.stringContaining('bad.mp4') }]);
+    const order = calls.map((c) => c.name).filter((n) => n !== 'extractVideo');
+    expect(order).toEqual([
+      'startRun',
+      'searchVideos',
+      'finishExtract',
+      'embedFrames',
+      'dedupeFrames',
+      'labelFrames',
+      'buildDataset',
+      'trainTeacher',
+      'distillStudent',
+      'evaluateModels',
+      'publishModels',
+      'finishRun',
+      'writeRunReport',
+    ]);
+    // The failing video was tried once (non-retryable); the others extracted.
+    expect(
+      calls
+        .filter((c) => c.name === 'extractVideo')
+        .map((c) => (c.args as { videoId: string }).videoId)
+        .sort(),
+    ).toEqual(['v-a', 'v-bad', 'v-n']);
+    // finishExtract learns the failure; every payload stays small.
+    expect((calls.find((c) => c.name === 'finishExtract')!.args as { failures: unknown[] }).failures).toHaveLength(1);
+    // ... and when the step began, so the recorded step time covers the children (the run report's and the CLI's agree).
+    expect((calls.find((c) => c.name === 'finishExtract')!.args as { startedAtMs: number }).startedAtMs).toEqual(expect.any(Number));
+    for (const c of calls) expect(JSON.stringify(c.args ?? null).length).toBeLessThan(4_000);
+    expect(Object.keys(result.steps)).toEqual(['search', 'extract', 'embed', 'dedupe', 'label', 'dataset', 'train', 'distill', 'evaluate', 'publish']);
+    expect(result.dataset.datasetKey).toBe('datasets/cup/v1/manifest.json');
 
-  expect(progress.stage).toBe('done');
-  expect(progress.videos).toMatchObject({ failed: 1, extracted: 2 });
-  const desc = await handle.describe();
-  expect(desc.searchAttributes).toMatchObject({ ReelsetLabel: ['cup'], ReelsetStage: ['done'] });
+    expect(progress.stage).toBe('done');
+    expect(progress.videos).toMatchObject({ failed: 1, extracted: 2 });
+    const desc = await handle.describe();
+    expect(desc.searchAttributes).toMatchObject({ ReelsetLabel: ['cup'], ReelsetStage: ['done'] });
 
-  // Child workflow ids derive from the parent's.
-  const history = await handle.fetchHistory();
-  const childIds = (history.events ?? []).map((e) => e.startChildWorkflowExecutionInitiatedEventAttributes?.workflowId).filter(Boolean);
-  expect(childIds.sort()).toEqual(['nc-ok/extract/v-a', 'nc-ok/extract/v-bad', 'nc-ok/extract/v-n']);
-  expect((history.events ?? []).some((e) => e.childWorkflowExecutionFailedEventAttributes)).toBe(true);
-}, 90_000);
+    const history = await handle.fetchHistory();
+    const childIds = (history.events ?? []).map((e) => e.startChildWorkflowExecutionInitiatedEventAttributes?.workflowId).filter(Boolean);
+    const activities = (history.events ?? []).map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name).filter(Boolean);
+    if (mode === 'off') {
+      // Child workflow ids derive from the parent's.
+      expect(childIds.sort()).toEqual(['nc-ok/extract/v-a', 'nc-ok/extract/v-bad', 'nc-ok/extract/v-n']);
+      expect((history.events ?? []).some((e) => e.childWorkflowExecutionFailedEventAttributes)).toBe(true);
+      expect(activities).not.toContain('extractVideos');
+    } else {
+      // Two batches (v-a + v-bad, v-n): two activities, no child workflow; the bad video failed alone inside its batch.
+      expect(childIds).toEqual([]);
+      expect(activities.filter((a) => a === 'planExtract')).toHaveLength(1);
+      expect(activities.filter((a) => a === 'extractVideos')).toHaveLength(2);
+    }
+  },
+  90_000,
+);

@@ -13,6 +13,7 @@ import { Worker } from '@temporalio/worker';
 import type { TrainingActivities, VideoActivities } from '../../activities';
 import { DatasetError, NewCategoryInput, PromotionConflictError, type GateDecision, type RetrainAllResult, type RetrainPlan } from '../../contracts';
 import { retrainAllWorkflow, retrainWorkflow } from '../../workflows/retrain';
+import { batchExtraction } from '../helpers/batch-extraction';
 import { localDevEnvironment, WORKFLOWS_PATH } from '../helpers/temporal';
 
 let env: TestWorkflowEnvironment;
@@ -190,6 +191,9 @@ function mocks(calls: Call[], scenarioOf: (label: string) => Scenario, opts: { p
     }),
     evaluateForPromotion: rec('evaluateForPromotion', () => ({ evalVersion: 1, production: race.evaluations++ === 0 ? 1 : 3, gate: GATE })),
   };
+  const batch = batchExtraction(video.extractVideo as never);
+  video.planExtract = rec('planExtract', batch.planExtract);
+  video.extractVideos = rec('extractVideos', batch.extractVideos);
   return { video, gpu };
 }
 
@@ -230,11 +234,15 @@ test('new videos: only they are extracted, the label dataset is rebuilt, candida
       }),
   );
   expect(r.outcome).toBe('retrained');
-  const own = calls.filter((c) => c.wf === 'rt-new').map((c) => c.name);
+  // (The extractVideo calls are the batches' insides, not activities of their own.)
+  const own = calls.filter((c) => c.wf === 'rt-new' && c.name !== 'extractVideo').map((c) => c.name);
   expect(own).toEqual([
     'planRetrain',
     'startRun',
     'searchNewVideos',
+    'planExtract',
+    'extractVideos',
+    'extractVideos',
     'finishExtract',
     'embedFrames',
     'dedupeFrames',
@@ -249,7 +257,7 @@ test('new videos: only they are extracted, the label dataset is rebuilt, candida
     'finishRun',
     'writeRunReport',
   ]);
-  // Every activity the workflow scheduled itself is counted (the extract children's are their own).
+  // Every activity the workflow scheduled itself is counted, the extraction batches included.
   expect(r.cost.activities).toBe(own.length);
   expect(
     calls
@@ -257,7 +265,8 @@ test('new videos: only they are extracted, the label dataset is rebuilt, candida
       .map((c) => (c.args as { videoId: string }).videoId)
       .sort(),
   ).toEqual(['n1', 'n2', 'neg1']);
-  expect(calls.filter((c) => c.name === 'extractVideo').every((c) => c.wf.startsWith('rt-new/extract/'))).toBe(true);
+  // In two batches (n1 + n2, neg1), activities of the run itself.
+  expect(calls.filter((c) => c.name === 'extractVideos').map((c) => (c.args as { videoIds: string[] }).videoIds)).toEqual([['n1', 'n2'], ['neg1']]);
   expect(calls.find((c) => c.name === 'planRetrain')!.args).toMatchObject({ label: 'cup', force: false, overrides: { teacher: { epochs: 3 } } });
   expect(calls.find((c) => c.name === 'startRun')!.args).toMatchObject({ kind: 'retrain', label: 'cup' });
   expect(r.promotion).toMatchObject({ decision: 'held-back', note: 'held back: video-margin: vs production v1', production: 1 });
@@ -290,11 +299,14 @@ test('a label people label: only the new frames go to them, through the same lab
     () => env.client.workflow.execute(retrainWorkflow, { taskQueue: 'rt-video', workflowId: 'rt-human', args: [{ label: 'cup' }] }),
   );
   expect(r.outcome).toBe('retrained');
-  const own = calls.filter((c) => c.wf === 'rt-human').map((c) => c.name);
+  const own = calls.filter((c) => c.wf === 'rt-human' && c.name !== 'extractVideo').map((c) => c.name);
   expect(own).toEqual([
     'planRetrain',
     'startRun',
     'searchNewVideos',
+    'planExtract',
+    'extractVideos',
+    'extractVideos',
     'finishExtract',
     'embedFrames',
     'dedupeFrames',
