@@ -164,7 +164,7 @@ async function main(): Promise<void> {
     });
     // In the backfill's catalog too: a two-hour video (an activity of its own) and a broken file (its
     // catalog entry says 1 s, so it is batched with the clips; it fails alone, the batch goes on).
-    const longFile = lavfiVideo(path.join(tmp, 'v/two-hours.mp4'), `testsrc=size=${args.size}:rate=1:d=7200`);
+    lavfiVideo(path.join(tmp, 'v/two-hours.mp4'), `testsrc=size=${args.size}:rate=1:d=7200`);
     const brokenFile = path.join(tmp, 'v/broken.mp4');
     await fs.writeFile(brokenFile, (await fs.readFile(files[0]!)).subarray(0, 1024));
     const extraCatalog = path.join(tmp, 'v/extra.json');

@@ -10,10 +10,12 @@ import { ExtractBatching } from './extraction';
 import type { VideoFailure } from './manifests';
 
 /**
- * Upper bound of the parent's history events per extracted video: the child's initiated,
- * started and closed events, plus at most two workflow tasks (scheduled, started,
- * completed) woken by them. Measured runs use 4 to 6; the bound decides when a run
- * stops taking new pages and continues as new.
+ * Upper bound of the parent's history events per extraction (a batch's `extractVideos`
+ * activity, or with batching off one video's child): its scheduled (initiated), started
+ * and closed events, plus at most two workflow tasks (scheduled, started, completed)
+ * woken by them. Measured runs use 4 to 6; the bound decides when a run stops taking new
+ * pages and continues as new. It is counted per video (a page is budgeted as `pageSize`
+ * extractions), which batches only undercut.
  */
 export const BACKFILL_EVENTS_PER_VIDEO = 9;
 

@@ -29,10 +29,10 @@ export function stableJson(value: unknown): string {
 }
 
 /** Fields of a new-category input that say how to run it, not what it makes: not part of its identity. */
-export const NEW_CATEGORY_HOW_FIELDS = ['extractConcurrency', 'heartbeatTimeoutS', 'gpuTaskQueue', 'catalogGeneration'] as const;
+export const NEW_CATEGORY_HOW_FIELDS = ['extractConcurrency', 'extractBatching', 'heartbeatTimeoutS', 'gpuTaskQueue', 'catalogGeneration'] as const;
 
 /** Fields of a backfill input that say how to run it: not part of its identity. */
-export const BACKFILL_HOW_FIELDS = ['concurrency', 'pageSize', 'maxHistoryEvents', 'heartbeatTimeoutS', 'generation'] as const;
+export const BACKFILL_HOW_FIELDS = ['concurrency', 'batching', 'pageSize', 'maxHistoryEvents', 'heartbeatTimeoutS', 'generation'] as const;
 
 function omit(o: object, keys: readonly string[]): Record<string, unknown> {
   return Object.fromEntries(Object.entries(o).filter(([k]) => !keys.includes(k)));

@@ -101,18 +101,20 @@ function summaryOf<S extends object>(r: S & { manifestKey?: string; reused?: boo
  * (`selectBackfill`), cutting them into pages that are runs of their own
  * (`<id>-p00001`, ...). Then pages flow through a bounded pipeline: a page is planned
  * (`planBackfillPage`: videos whose frames already exist are reused, nothing started for
- * them), its other videos run as the existing extract child workflow (`<id>/extract/<video>`),
- * at most `concurrency` at once across pages, and once they are all done the page is
+ * them; the others cut into batches), its batches run as `extractVideos` activities
+ * (`./extract-batch.ts`; with `batching.mode` `off`, or replaying a history from before
+ * batches, one extract child workflow `<id>/extract/<video>` per video), at most
+ * `concurrency` at once across pages, and once they are all done the page is
  * gathered (`finishExtract`) and embedded (`embedFrames`, cached by content) while the
  * next page extracts. At most two pages are open at a time.
  *
  * History stays bounded: a run stops taking pages when its history plus what the open
- * work can still add ({@link BACKFILL_EVENTS_PER_VIDEO} per video, {@link BACKFILL_EVENTS_PER_PAGE}
+ * work can still add ({@link BACKFILL_EVENTS_PER_VIDEO} per extraction, {@link BACKFILL_EVENTS_PER_PAGE}
  * per page) would reach `maxHistoryEvents` (or when the server suggests it), lets the
  * open pages finish, and continues as new with a page cursor and counts (never video
  * lists). A video that fails is reported and the backfill goes on.
  *
- * Cancelled (`reelset cancel`, the UI): the extract children are cancelled and awaited
+ * Cancelled (`reelset cancel`, the UI): the extractions are cancelled and awaited
  * (their ffmpeg is killed and temporary files removed by the activity), then the run and
  * its open pages are recorded as `cancelled` in Postgres. Progress:
  * {@link backfillProgressQuery}; search attributes `ReelsetLabel` and `ReelsetStage` (the phase).
@@ -224,7 +226,7 @@ async function selectVideos(run: BackfillRun): Promise<void> {
 /**
  * The page pipeline, from page `cursor` on: a page is planned (`planBackfillPage`; one
  * plan at a time, at most two pages open, the next planned once fewer than `concurrency`
- * videos wait), its videos run as extract children through one pool of `concurrency`
+ * videos wait), its batches (or videos) run through one pool of `concurrency` extractions
  * across pages, and a page whose videos have all settled is gathered ({@link gatherPage},
  * one page after another). Stops taking pages when the history bound is reached
  * ({@link historyFull} with what the open work can still add) and lets the open pages

@@ -33,6 +33,7 @@ export interface BackfillOptions {
   mode?: string;
   concurrency?: string;
   embed: boolean;
+  batching: boolean;
   input: string;
   id?: string;
   detach?: boolean;
@@ -41,7 +42,7 @@ export interface BackfillOptions {
 
 /**
  * The backfill request of a command line: `--input` JSON (other fields), then the
- * selector, `--mode`, `--concurrency` and `--no-embed` over it; validated with the
+ * selector, `--mode`, `--concurrency`, `--no-embed` and `--no-batching` over it; validated with the
  * workflow's own schema before anything starts.
  *
  * @throws UsageError naming the option or field that is wrong.
@@ -68,6 +69,7 @@ export function backfillRequest(label: string, opts: BackfillOptions): { request
     ...(opts.mode !== undefined ? { extract: { ...(base['extract'] as object | undefined), mode: opts.mode as SamplingMode } } : {}),
     ...(opts.concurrency !== undefined ? { concurrency: Number(opts.concurrency) } : {}),
     ...(opts.embed === false ? { embed: false } : {}),
+    ...(opts.batching === false ? { batching: { ...(base['batching'] as object | undefined), mode: 'off' } } : {}),
   } as BackfillRequest;
   const parsed = BackfillInput.safeParse(request);
   if (!parsed.success) throw new UsageError(`invalid backfill input: ${formatIssues(parsed.error)}`);
@@ -206,8 +208,9 @@ export function registerBackfillCommand(program: Command): void {
     .option('--prefix <s3uri>', 'ingest every video under s3://bucket/prefix first (labelled <label>), then backfill them')
     .option('--folder <dir>', 'ingest every video of a folder first (read by the workers; labelled <label>), then backfill them')
     .option('--mode <mode>', `frame sampling: ${SamplingMode.options.join(', ')} (default fps)`)
-    .option('--concurrency <n>', 'extract child workflows at once (default 4)')
+    .option('--concurrency <n>', 'extractions at once (default 4)')
     .option('--no-embed', 'extract only; do not embed the frames')
+    .option('--no-batching', 'one extract child workflow per video (default: short videos several to one activity, docs/backfill.md#batches)')
     .option('--input <json>', 'other input fields as JSON, e.g. \'{"pageSize": 50, "extract": {"fps": 2}}\'', '{}')
     .option('--id <workflowId>', 'attach to (or start under) this workflow id instead of the one derived from the request and the catalog')
     .option('--detach', 'start (or find) the backfill and return at once')

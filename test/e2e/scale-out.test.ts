@@ -1,9 +1,10 @@
 /**
  * Scale out: two video worker processes with different identities poll the same task
- * queue of the same Temporal server (as two machines would); a backfill's extraction
- * children, and the extract activities inside them, are spread over both. Which worker
- * ran what is read back from the children's histories (`identity` of the workflow and
- * activity task started events).
+ * queue of the same Temporal server (as two machines would); a backfill's extractions are
+ * spread over both: with batching off, its children and the extract activities inside
+ * them (read back from the children's histories: `identity` of the workflow and activity
+ * task started events); with batching, its `extractVideos` activities (read back from the
+ * backfill's own history).
  */
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
@@ -39,16 +40,16 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const w of workers) await w.kill();
-  if (svc) await removeVideosLike(svc, `so${suffix}-%`).catch(() => undefined);
+  if (svc) for (const m of ['off', 'auto']) await removeVideosLike(svc, `so${m}${suffix}-%`).catch(() => undefined);
   await connection?.close();
   await svc?.close();
   if (tmp) await fs.rm(tmp, { recursive: true, force: true });
 });
 
-test('two video workers with different identities share the extraction children of one backfill', async () => {
-  const label = `so-${suffix}`;
+test.each(['off', 'auto'] as const)('two video workers with different identities share the extractions of one backfill (batching %s)', async (mode) => {
+  const label = `so-${mode}-${suffix}`;
   const dir = path.join(tmp, 'videos');
-  await stampedVideos(dir, 24, { seconds: 1, size: '128x72', rate: 10, prefix: `so${suffix}` });
+  await stampedVideos(dir, 24, { seconds: 1, size: '128x72', rate: 10, prefix: `so${mode}${suffix}` });
   const report = await ingestCatalog(
     { ...svc, logger: createLogger('silent', 'test'), ffprobePath: svc.config.FFPROBE_PATH },
     await catalogFromFolder(dir, [label]),
@@ -58,16 +59,33 @@ test('two video workers with different identities share the extraction children 
   // Each worker runs at most 3 activities at once, and the backfill runs 6 children at once:
   // neither worker can take all of them.
   const identities = [`video-a-${suffix}`, `video-b-${suffix}`];
-  for (const identity of identities) {
-    workers.push(await startWorker('video', { REELSET_VIDEO_TASK_QUEUE: queue, REELSET_WORKER_IDENTITY: identity, REELSET_MAX_CONCURRENT_ACTIVITIES: '3' }));
-  }
-  const workflowId = `scale-out-${suffix}`;
+  if (workers.length === 0)
+    for (const identity of identities) {
+      workers.push(await startWorker('video', { REELSET_VIDEO_TASK_QUEUE: queue, REELSET_WORKER_IDENTITY: identity, REELSET_MAX_CONCURRENT_ACTIVITIES: '3' }));
+    }
+  const workflowId = `scale-out-${mode}-${suffix}`;
   const result: BackfillResult = await client.workflow.execute(backfillWorkflow, {
     taskQueue: queue,
     workflowId,
-    args: [{ label, embed: false, concurrency: 6, pageSize: 12 }],
+    args: [{ label, embed: false, concurrency: 6, pageSize: 12, batching: { mode } }],
   });
   expect(result).toMatchObject({ total: 24, extracted: 24, failed: 0 });
+  if (mode === 'auto') {
+    // Batches (two videos each: 12 a page over 6 lanes): the backfill's own extractVideos activities, on both workers.
+    const by: Record<string, number> = {};
+    for (const run of await chainFromLatest(client, workflowId)) {
+      const typeOf = new Map(run.events.map((e) => [String(e.eventId), e.activityTaskScheduledEventAttributes?.activityType?.name]));
+      for (const e of run.events) {
+        const a = e.activityTaskStartedEventAttributes;
+        if (a?.identity && typeOf.get(String(a.scheduledEventId)) === 'extractVideos') by[a.identity] = (by[a.identity] ?? 0) + 1;
+      }
+    }
+    console.log(`extraction batches per worker: ${JSON.stringify(by)}`);
+    expect(Object.keys(by).sort()).toEqual(identities);
+    expect(Object.values(by).reduce((a, b) => a + b, 0)).toBe(12);
+    expect((await chainFromLatest(client, workflowId)).flatMap((r) => childIds(r.events))).toEqual([]);
+    return;
+  }
 
   const children = (await chainFromLatest(client, workflowId)).flatMap((r) => childIds(r.events));
   expect(children).toHaveLength(24);

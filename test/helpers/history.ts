@@ -32,6 +32,11 @@ export function childIds(events: temporal.api.history.v1.IHistoryEvent[]): strin
   return events.map((e) => e.startChildWorkflowExecutionInitiatedEventAttributes?.workflowId).filter((id): id is string => !!id);
 }
 
+/** The activity types a history scheduled, in order (one entry per `ActivityTaskScheduled` event). */
+export function scheduledActivities(events: temporal.api.history.v1.IHistoryEvent[]): string[] {
+  return events.map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name).filter((n): n is string => !!n);
+}
+
 /**
  * Every run of a workflow's chain, first to last, starting from its latest run and
  * following each run's `continuedExecutionRunId` back (for runs started by someone else,

@@ -35,6 +35,7 @@ import {
   type GateDecision,
   type RetrainPlan,
 } from '../../contracts';
+import { batchExtraction } from './batch-extraction';
 import { chainHistories } from './history';
 import { temporalBinaries, WORKFLOWS_PATH } from './temporal';
 
@@ -235,17 +236,13 @@ export function replayActivities() {
         notOfLabelCount: 0,
       });
     },
-    planBackfillPage: async (a: { page: number }): Promise<BackfillPagePlan> => {
+    planBackfillPage: async (a: { page: number; batching?: unknown }): Promise<BackfillPagePlan> => {
       const pageSize = 10;
       const ids = Array.from({ length: pageSize }, (_, k) => a.page * pageSize + k);
       const reused = ids.filter((i) => i % 7 === 0);
-      return {
-        page: a.page,
-        videos: ids.length,
-        toExtract: ids.filter((i) => i % 7 !== 0).map((i) => `v${i}`),
-        reused: reused.length,
-        reusedFrames: 3 * reused.length,
-      };
+      const toExtract = ids.filter((i) => i % 7 !== 0).map((i) => `v${i}`);
+      const batches = a.batching ? [toExtract.slice(0, 3), toExtract.slice(3, 6), toExtract.slice(6)].filter((b) => b.length) : undefined;
+      return { page: a.page, videos: ids.length, toExtract, ...(batches ? { batches } : {}), reused: reused.length, reusedFrames: 3 * reused.length };
     },
     planBatchPredict: async (a: { workflowId: string; model: string; videoIds: string[]; maxVideos: number }) => {
       if (a.model === 'nope') throw new RegistryError('no model "nope"');
@@ -276,6 +273,8 @@ export function replayActivities() {
       };
     },
   };
+  // Batches (the extract-batches patch): two videos a batch, each video through the mock above.
+  Object.assign(video, batchExtraction(video.extractVideo as never, 2));
   return { video, gpu };
 }
 
@@ -287,6 +286,13 @@ export const SCENARIOS: Scenario[] = [
     covers: 'new-category, weak labels: 6 videos 2 at a time, one cannot be decoded (a failing child), one reused; completed with its report',
     workflowType: 'newCategoryWorkflow',
     args: [{ label: 'cup', gpuTaskQueue: GPU_QUEUE, extractConcurrency: 2, labeling: { mode: 'weak' } }],
+    ends: 'completed',
+  },
+  {
+    name: 'replay-new-category-batched',
+    covers: 'new-category with extraction in batches (extract-batches patch): planExtract, extractVideos of two videos, one cannot be decoded',
+    workflowType: 'newCategoryWorkflow',
+    args: [{ label: 'cup', gpuTaskQueue: GPU_QUEUE, extractConcurrency: 2, labeling: { mode: 'weak' }, extractBatching: { mode: 'auto' } }],
     ends: 'completed',
   },
   {
@@ -317,6 +323,14 @@ export const SCENARIOS: Scenario[] = [
       'backfill of 60 videos in pages of 10 (every 7th reused, v3 and v53 fail): the history bound makes it continue as new; the first run (continued as new) and the last (completed) are kept',
     workflowType: 'backfillWorkflow',
     args: [{ label: 'cup', pageSize: 10, maxHistoryEvents: 500, concurrency: 3, heartbeatTimeoutS: 10 }],
+    ends: 'completed',
+    keepRuns: [0, -1],
+  },
+  {
+    name: 'replay-backfill-batched',
+    covers: 'backfill of 60 videos in pages of 10 with extraction in batches (extract-batches patch): three batches a page, v3 and v53 fail inside theirs',
+    workflowType: 'backfillWorkflow',
+    args: [{ label: 'cup', pageSize: 10, maxHistoryEvents: 300, concurrency: 3, heartbeatTimeoutS: 10, batching: { mode: 'auto' } }],
     ends: 'completed',
     keepRuns: [0, -1],
   },

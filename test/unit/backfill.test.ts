@@ -25,7 +25,13 @@ describe('catalogDigest', () => {
 describe('new-category run identity', () => {
   const base = NewCategoryInput.parse({ label: 'coin' });
   it('stays for the same work run differently (concurrency, heartbeats, queue)', () => {
-    const same = NewCategoryInput.parse({ label: 'coin', extractConcurrency: 16, heartbeatTimeoutS: 5, gpuTaskQueue: 'gpu-2' });
+    const same = NewCategoryInput.parse({
+      label: 'coin',
+      extractConcurrency: 16,
+      extractBatching: { mode: 'off' },
+      heartbeatTimeoutS: 5,
+      gpuTaskQueue: 'gpu-2',
+    });
     expect(newCategoryWorkflowId(same)).toBe(newCategoryWorkflowId(base));
   });
   it('changes with what the run makes', () => {
@@ -46,7 +52,7 @@ describe('backfill run identity', () => {
   const parse = (x: object) => BackfillInput.parse({ label: 'bicycle', ...x });
   it('is the same for the same work, whatever the concurrency, page size or id order', () => {
     const a = parse({ videoIds: ['b', 'a'], concurrency: 2, pageSize: 10 });
-    const b = parse({ videoIds: ['a', 'b'], concurrency: 8, maxHistoryEvents: 5000 });
+    const b = parse({ videoIds: ['a', 'b'], concurrency: 8, maxHistoryEvents: 5000, batching: { mode: 'off' } });
     expect(backfillWorkflowId(a)).toBe(backfillWorkflowId(b));
     expect(backfillWorkflowId(a)).toMatch(/^backfill-bicycle-[0-9a-z]{11}$/);
   });
@@ -112,7 +118,7 @@ describe('BackfillInput', () => {
 });
 
 describe('reelset backfill arguments', () => {
-  const opts = (o: Partial<BackfillOptions>): BackfillOptions => ({ embed: true, input: '{}', ...o });
+  const opts = (o: Partial<BackfillOptions>): BackfillOptions => ({ embed: true, batching: true, input: '{}', ...o });
   it('turns options into the workflow input', () => {
     const { input } = backfillRequest(
       'cup',
@@ -125,6 +131,11 @@ describe('reelset backfill arguments', () => {
       embed: false,
       pageSize: 50,
       extract: { mode: 'scene', fps: 2 },
+      batching: { mode: 'auto', maxVideos: 25 },
+    });
+    expect(backfillRequest('cup', opts({ batching: false, input: '{"batching":{"maxVideos":10}}' })).input.batching).toMatchObject({
+      mode: 'off',
+      maxVideos: 10,
     });
     expect(backfillRequest('cup', opts({ folder: 'rel/dir' })).input.ingest).toEqual({ kind: 'folder', path: expect.stringMatching(/^\/.*\/rel\/dir$/) });
     expect(backfillRequest('cup', opts({ videos: ['a', 'b'] })).input.videoIds).toEqual(['a', 'b']);
