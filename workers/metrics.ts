@@ -21,6 +21,7 @@ import type { Pool } from 'pg';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Logger } from '../lib/logger';
 import { repos } from '../lib/repositories';
+import type { ExtractBatchItem } from '../contracts';
 
 /** A worker's metrics: the interceptor to pass to `Worker.create` and the HTTP endpoint. */
 export interface WorkerMetrics {
@@ -138,6 +139,18 @@ export function observeActivityResult(m: PipelineMetrics, activity: string, resu
       m.videos.inc({ outcome: 'ok' });
       if (r['reused'] === true) m.framesReused.inc(num('frames'));
       else m.framesExtracted.inc(num('frames'));
+      break;
+    case 'extractVideos':
+      // A batch: each video counts as extractVideo's result would, a failed one as failed.
+      for (const item of Array.isArray(r['videos']) ? (r['videos'] as ExtractBatchItem[]) : []) {
+        if (!item.ok) {
+          m.videos.inc({ outcome: 'failed' });
+          continue;
+        }
+        m.videos.inc({ outcome: 'ok' });
+        if (item.summary.reused) m.framesReused.inc(item.summary.frames);
+        else m.framesExtracted.inc(item.summary.frames);
+      }
       break;
     case 'embedFrames':
       if (r['reused'] === true) break;

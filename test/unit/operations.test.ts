@@ -213,6 +213,24 @@ describe('metrics from activity results', () => {
     expect(text).toContain('reelset_dedupe_clusters_total 0'); // a reused step did no work
     expect(text).toContain('reelset_step_duration_seconds_count{step="embed"} 1');
     expect(text).not.toContain('step="dedupe"');
+    // A batch counts per video: its frames, and its failed video as a failed extraction.
+    observeActivityResult(
+      m,
+      'extractVideos',
+      {
+        videos: [
+          { videoId: 'a', ok: true, summary: { frames: 3, sampled: 3, decodeErrorCount: 0, reused: false } },
+          { videoId: 'b', ok: false, failure: { type: 'VideoDecodeError', message: 'x' } },
+          { videoId: 'c', ok: true, summary: { frames: 2, sampled: 2, decodeErrorCount: 0, reused: true } },
+        ],
+        resumed: 0,
+      },
+      1,
+    );
+    const after = await registry.metrics();
+    expect(after).toContain('reelset_frames_extracted_total 15');
+    expect(after).toContain('reelset_frames_reused_total 7');
+    expect(after).toContain('reelset_videos_extracted_total{outcome="failed"} 1');
   });
 
   test('frames sent to labelling: weak label steps and the tasks of human ones', async () => {
