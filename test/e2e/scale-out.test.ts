@@ -30,6 +30,8 @@ let tmp: string;
 const workers: WorkerProcess[] = [];
 const suffix = uniqueSuffix();
 const queue = `e2e-scale-${suffix}`;
+/** File prefixes of the clips each test made (their catalog rows are removed at the end). */
+const prefixes: string[] = [];
 
 beforeAll(async () => {
   svc = await requireServices();
@@ -40,16 +42,19 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const w of workers) await w.kill();
-  if (svc) for (const m of ['off', 'auto']) await removeVideosLike(svc, `so${m}${suffix}-%`).catch(() => undefined);
+  if (svc) for (const p of prefixes) await removeVideosLike(svc, `${p}-%`).catch(() => undefined);
   await connection?.close();
   await svc?.close();
   if (tmp) await fs.rm(tmp, { recursive: true, force: true });
 });
 
 test.each(['off', 'auto'] as const)('two video workers with different identities share the extractions of one backfill (batching %s)', async (mode) => {
-  const label = `so-${mode}-${suffix}`;
-  const dir = path.join(tmp, 'videos');
-  await stampedVideos(dir, 24, { seconds: 1, size: '128x72', rate: 10, prefix: `so${mode}${suffix}` });
+  // Its own clips, folder and label (the folder is ingested whole; the search also matches title words).
+  const own = uniqueSuffix();
+  const label = `so-${own}`;
+  prefixes.push(`so${own}`);
+  const dir = path.join(tmp, `videos-${mode}`);
+  await stampedVideos(dir, 24, { seconds: 1, size: '128x72', rate: 10, prefix: `so${own}` });
   const report = await ingestCatalog(
     { ...svc, logger: createLogger('silent', 'test'), ffprobePath: svc.config.FFPROBE_PATH },
     await catalogFromFolder(dir, [label]),
