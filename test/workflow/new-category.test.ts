@@ -194,3 +194,24 @@ test.each(['auto', 'off'] as const)(
   },
   90_000,
 );
+
+test('a run continued as new mid-extraction plans batches of the videos it has left only (the cursor counts videos)', async () => {
+  const calls: Array<{ name: string; args: unknown }> = [];
+  const handle = await env.client.workflow.start(newCategoryWorkflow, {
+    taskQueue: 'test-video',
+    workflowId: 'nc-continued-batched',
+    // As a run continued by continue-as-new: v-a done before, its failures carried.
+    args: [
+      { label: 'cup', gpuTaskQueue: 'test-gpu', labeling: { mode: 'weak' } },
+      { cursor: 1, failures: [], extracted: 1, reusedVideos: 0, startedAtMs: Date.now() },
+    ],
+  });
+  const { result, progress } = await withWorkers(calls, async () => {
+    const r = await handle.result();
+    return { result: r, progress: await handle.query<{ videos: { failed: number; extracted: number } }>('progress') };
+  });
+  const extracted = calls.filter((c) => c.name === 'extractVideo').map((c) => (c.args as { videoId: string }).videoId);
+  expect(extracted).toEqual(['v-bad', 'v-n']);
+  expect(result.failures.map((f) => f.videoId)).toEqual(['v-bad']);
+  expect(progress.videos).toMatchObject({ extracted: 2, failed: 1 });
+}, 90_000);
